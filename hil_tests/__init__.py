@@ -1,0 +1,1 @@
+"""Conformance suite for a needle-driver device behind any port (the simulator by default)."""

@@ -1,0 +1,1 @@
+"""The software device: rig + firmware simulated on a virtual clock."""
