@@ -1,0 +1,345 @@
+"""The simulated rig: advance stage, rotation axis, needle in a lesion, load cell, encoder.
+
+The firmware calls ``Rig.step`` every control tick (1 kHz) with where its step
+counts put the axes; the rig moves the needle (or loses steps), computes the
+needle–tissue force (physics.py) and updates the sensor readings. The step is
+written for speed (~2 µs): state in flat attributes, hot values in locals, no
+numpy per tick, noise drawn in blocks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim_device.lesions import Lesion
+from sim_device.physics import Barrier, compile_profile
+from sim_device.sensors import NOISE_BLOCK, NoiseBlocks
+
+FAULTS = ("loadcell_stuck", "loadcell_disconnected", "encoder_lost", "motor_stall")
+
+_NO_FACE_MM = 1e12  # face of "no barrier ahead"
+
+
+@dataclass(frozen=True)
+class RigParams:
+    """Mechanics and sensors. Sources / estimates: docs/simulator.md, "Rig parameters"."""
+
+    travel_limit_mm: float = 150.0  # hard stop at the far end (and 0 = home switch, hard stop)
+    um_per_microstep: float = 0.625  # 1.8° stepper, 1/16 microstep, 2 mm lead
+    encoder_resolution_um: float = 1.0
+    thrust_limit_n: float = 30.0  # above this the advance stepper loses steps
+    max_speed_mm_s: float = 5.0  # advance speed the stage is rated for (firmware enforces)
+    max_rate_rpm: float = 120.0  # rotation rate the axis is rated for (firmware enforces)
+    force_limit_n: float = 40.0  # hard force limit (firmware enforces); below load cell range
+    boot_depth_mm: float = 3.0  # where the carriage sits at power-up (unhomed)
+    home_switch_hysteresis_mm: float = 0.02  # switch opens again only above this depth
+    motor_jump_mm: float = 0.5  # a motor count change bigger than this in one step = re-reference
+    load_cell_full_scale_n: float = 50.0  # readings clip at ±this; disconnected reads +this
+    load_cell_offset_n: float = 0.05
+    load_cell_noise_rms_n: float = 0.02  # at noise_scale 1
+    load_cell_lsb_n: float = 0.001
+    load_cell_bandwidth_hz: float = 200.0  # first-order low-pass of the signal
+    friction_rotation_ref_rpm: float = 20.0  # friction × 1 / (1 + rate / this)
+    tip_rotation_ref_rpm: float = 60.0  # cutting force × 1 / (1 + rate / this)
+    tip_speed_ref_mm_s: float = 0.5  # cutting force × 2 v / (v + this)
+    friction_speed_eps_mm_s: float = 0.02  # Karnopp-style smooth sign: v / (|v| + this)
+    speed_filter_s: float = 0.02  # time constant of the tip speed estimate
+    rate_filter_s: float = 0.05  # time constant of the |rotation rate| estimate
+    force_rise_s: float = 0.005  # friction + cutting force builds with this time constant
+    force_relax_s: float = 0.15  # ... and relaxes (viscoelastic) with this one
+    crack_load_ref_n: float = 10.0  # damage += revolutions × F_elastic / this
+    crack_variation: float = 0.1  # relative spread (1 σ) of each chunk's crack threshold
+
+
+class Rig:
+    """Advance stage + rotation axis + needle in a lesion + sensors. See module doc."""
+
+    def __init__(
+        self,
+        lesion: Lesion,
+        *,
+        seed: int,
+        params: RigParams = RigParams(),
+        noise_scale: float = 1.0,
+    ) -> None:
+        self.lesion = lesion
+        self.params = params
+        self.noise_scale = noise_scale
+        # Separate streams: the physics draws do not depend on noise_scale or block size.
+        physics_rng = np.random.default_rng([seed, 1])
+        noise_rng = np.random.default_rng([seed, 2])
+        profile = compile_profile(
+            lesion.segments, params.crack_variation, physics_rng.standard_normal(10_000).tolist()
+        )
+        self._starts = profile.start_mm
+        self._ends = profile.end_mm
+        self._fric_n_per_mm = profile.friction_n_per_mm
+        self._fric_before_n = profile.friction_before_n
+        self._tip_n = profile.tip_force_n
+        self._barriers = profile.barriers
+        self._barrier_index = 0
+        self._seg = 0
+        self._noise_source = NoiseBlocks(noise_rng, params.load_cell_noise_rms_n * noise_scale)
+        self._noise = self._noise_source.refill()
+        self._noise_i = 0
+
+        # truth
+        self.needle_depth_mm = params.boot_depth_mm
+        self.true_force_n = 0.0
+        self.cracks = 0
+        self.punctures = 0
+        self.motor_depth_mm = params.boot_depth_mm  # last motor position given
+        self.angle_deg = 0.0  # last rotation position given
+        self._tip_mm = params.boot_depth_mm
+        self._speed_mm_s = 0.0  # filtered tip speed
+        self._rate_rpm = 0.0  # filtered |rotation rate|
+        self._f_dyn_n = 0.0  # friction + cutting
+        self._f_el_n = 0.0  # elastic (barrier)
+        self._load_barrier()
+
+        # sensors
+        self._lc_filtered_n = 0.0
+        self._lc_live = True
+        self._enc_live = True
+        self._motor_dead = False
+        self.faults: set[str] = set()
+        res_mm = params.encoder_resolution_um / 1000.0
+        self._enc_res_mm = res_mm
+        self._enc_inv_res = 1.0 / res_mm
+        self._lsb_n = params.load_cell_lsb_n
+        self._inv_lsb = 1.0 / params.load_cell_lsb_n
+        self.encoder_depth_mm = round(self.needle_depth_mm * self._enc_inv_res) * res_mm
+        self.load_cell_force_n = 0.0
+        self.home_switch = self.needle_depth_mm <= 0.0
+        self._read_load_cell(0.0)
+
+        self._dt_s = -1.0
+        self._set_dt(0.001)
+
+    # -- setup helpers (not per tick) -------------------------------------------------
+
+    def _set_dt(self, dt_s: float) -> None:
+        if dt_s <= 0.0:
+            raise ValueError(f"dt_s must be > 0, got {dt_s}")
+        p = self.params
+        self._dt_s = dt_s
+        self._inv_dt = 1.0 / dt_s
+        self._a_speed = 1.0 - math.exp(-dt_s / p.speed_filter_s)
+        self._a_rate = 1.0 - math.exp(-dt_s / p.rate_filter_s)
+        self._a_rise = 1.0 - math.exp(-dt_s / p.force_rise_s)
+        self._a_relax = 1.0 - math.exp(-dt_s / p.force_relax_s)
+        self._a_lc = 1.0 - math.exp(-2.0 * math.pi * p.load_cell_bandwidth_hz * dt_s)
+        self._rpm_per_deg = 1.0 / (6.0 * dt_s)  # |Δangle| in one step → rpm
+
+    def _load_barrier(self) -> None:
+        """Cache the constants of the barrier ahead of the tip (or none)."""
+        barriers = self._barriers
+        if self._barrier_index < len(barriers):
+            b = barriers[self._barrier_index]
+            self._face_mm = b.face_mm
+            self._k_n_per_mm = b.stiffness_n_per_mm
+            self._threshold_n = self._threshold(b)
+        else:
+            self._face_mm = _NO_FACE_MM
+            self._k_n_per_mm = 0.0
+            self._threshold_n = math.inf
+
+    @staticmethod
+    def _threshold(b: Barrier) -> float:
+        excess = b.crack_force_n - b.min_crack_force_n
+        base = b.min_crack_force_n + excess * math.exp(-b.damage * b.inv_fatigue_rev)
+        return base * b.chunk_factors[min(b.chunk_index, len(b.chunk_factors) - 1)]
+
+    def _crack(self, needle_mm: float) -> float:
+        """Break chunks while the stored force exceeds the threshold; return the elastic force."""
+        while True:
+            b = self._barriers[self._barrier_index]
+            b.chunk_index += 1
+            b.face_mm = min(b.face_mm + b.chunk_mm, b.end_mm)
+            b.damage *= b.damage_carry
+            if b.inv_fatigue_rev == 0.0:
+                self.punctures += 1
+            else:
+                self.cracks += 1
+            if b.face_mm >= b.end_mm - 1e-9:
+                self._barrier_index += 1
+            self._load_barrier()
+            compression_mm = needle_mm - self._face_mm
+            if compression_mm <= 0.0:
+                return 0.0
+            f_el = self._k_n_per_mm * compression_mm
+            if f_el < self._threshold_n:
+                return f_el
+
+    def _read_load_cell(self, force_n: float) -> None:
+        p = self.params
+        j = self._noise_i
+        if j >= NOISE_BLOCK:
+            self._noise = self._noise_source.refill()
+            j = 0
+        self._noise_i = j + 1
+        x = round((force_n + p.load_cell_offset_n + self._noise[j]) * self._inv_lsb) * self._lsb_n
+        fs = p.load_cell_full_scale_n
+        self.load_cell_force_n = fs if x > fs else (-fs if x < -fs else x)
+
+    # -- the control tick -----------------------------------------------------------
+
+    def step(self, dt_s: float, motor_depth_mm: float, angle_deg: float) -> None:
+        """Advance the physics by dt_s with the axes where the firmware's step counts put them.
+
+        ``motor_depth_mm``: absolute advance position from the step count (0 = home
+        switch). The needle follows it unless the force needed exceeds the
+        stepper's thrust (steps lost: the needle stays, the encoder stops) or a
+        hard stop (0 / travel limit) is in the way. A jump larger than
+        ``motor_jump_mm`` in one step is taken as the firmware redefining its
+        count (e.g. zeroing at the home switch), not as motion.
+        """
+        if dt_s != self._dt_s:
+            self._set_dt(dt_s)
+        needle = self.needle_depth_mm
+        face = self._face_mm
+        d_motor = motor_depth_mm - self.motor_depth_mm
+        self.motor_depth_mm = motor_depth_mm
+        if d_motor != 0.0:
+            jump = self.params.motor_jump_mm
+            if d_motor > jump or d_motor < -jump or self._motor_dead:
+                pass  # re-reference, or a dead motor: the needle does not move
+            elif d_motor > 0.0:
+                new = needle + d_motor
+                if (
+                    new > face
+                    and self._f_dyn_n + self._k_n_per_mm * (new - face) > self.params.thrust_limit_n
+                ):
+                    new = needle  # thrust exceeded: these steps are lost
+                travel = self.params.travel_limit_mm
+                needle = travel if new > travel else new
+            else:
+                new = needle + d_motor
+                needle = new if new > 0.0 else 0.0
+            self.needle_depth_mm = needle
+
+        d_angle = angle_deg - self.angle_deg
+        self.angle_deg = angle_deg
+        if d_angle < 0.0:
+            d_angle = -d_angle
+
+        # tip kinematics (the tip stops at a barrier face while the shaft compresses)
+        tip = needle if needle < face else face
+        speed = self._speed_mm_s
+        speed += self._a_speed * ((tip - self._tip_mm) * self._inv_dt - speed)
+        self._speed_mm_s = speed
+        self._tip_mm = tip
+        rate = self._rate_rpm
+        rate += self._a_rate * (d_angle * self._rpm_per_deg - rate)
+        self._rate_rpm = rate
+
+        # segment under the tip
+        i = self._seg
+        starts = self._starts
+        if tip >= self._ends[i]:
+            ends = self._ends
+            while tip >= ends[i]:
+                i += 1
+            self._seg = i
+        elif tip < starts[i]:
+            while tip < starts[i]:
+                i -= 1
+            self._seg = i
+
+        # friction + cutting, through the rise / relaxation filter
+        p = self.params
+        friction = (self._fric_before_n[i] + (tip - starts[i]) * self._fric_n_per_mm[i]) / (
+            1.0 + rate / p.friction_rotation_ref_rpm
+        )
+        target = friction * speed / ((speed if speed > 0.0 else -speed) + p.friction_speed_eps_mm_s)
+        if speed > 0.0 and needle < face:
+            target += (
+                self._tip_n[i]
+                * 2.0
+                * speed
+                / ((speed + p.tip_speed_ref_mm_s) * (1.0 + rate / p.tip_rotation_ref_rpm))
+            )
+        f_dyn = self._f_dyn_n
+        if (target if target > 0.0 else -target) > (f_dyn if f_dyn > 0.0 else -f_dyn):
+            f_dyn += self._a_rise * (target - f_dyn)
+        else:
+            f_dyn += self._a_relax * (target - f_dyn)
+        self._f_dyn_n = f_dyn
+
+        # elastic force of the barrier ahead; loaded rotation wears its crack threshold down
+        if needle > face:
+            f_el = self._k_n_per_mm * (needle - face)
+            if d_angle > 0.0:
+                b = self._barriers[self._barrier_index]
+                if b.inv_fatigue_rev != 0.0:
+                    b.damage += d_angle * f_el / (360.0 * p.crack_load_ref_n)
+                    self._threshold_n = self._threshold(b)
+            if f_el >= self._threshold_n:
+                f_el = self._crack(needle)
+        else:
+            f_el = 0.0
+        self._f_el_n = f_el
+        force = f_dyn + f_el
+        self.true_force_n = force
+
+        # sensors
+        if self._lc_live:
+            lc = self._lc_filtered_n
+            lc += self._a_lc * (force - lc)
+            self._lc_filtered_n = lc
+            j = self._noise_i
+            if j >= NOISE_BLOCK:
+                self._noise = self._noise_source.refill()
+                j = 0
+            self._noise_i = j + 1
+            x = round((lc + p.load_cell_offset_n + self._noise[j]) * self._inv_lsb) * self._lsb_n
+            fs = p.load_cell_full_scale_n
+            self.load_cell_force_n = fs if x > fs else (-fs if x < -fs else x)
+        if self._enc_live:
+            self.encoder_depth_mm = round(needle * self._enc_inv_res) * self._enc_res_mm
+        if needle <= 0.0:
+            self.home_switch = True
+        elif needle > p.home_switch_hysteresis_mm:
+            self.home_switch = False
+
+    # -- outside the tick -----------------------------------------------------------
+
+    def rebase_motor(self, motor_depth_mm: float) -> None:
+        """The firmware redefined its step count (e.g. zeroed at the switch): no motion."""
+        self.motor_depth_mm = motor_depth_mm
+
+    @property
+    def lost_mm(self) -> float:
+        """Motor position minus needle position (lost steps, if the count was never rebased)."""
+        return self.motor_depth_mm - self.needle_depth_mm
+
+    @property
+    def elastic_force_n(self) -> float:
+        return self._f_el_n
+
+    @property
+    def rotation_rate_rpm(self) -> float:
+        """Filtered |rotation rate| the physics uses."""
+        return self._rate_rpm
+
+    @property
+    def tip_depth_mm(self) -> float:
+        return self._tip_mm
+
+    def inject(self, fault: str) -> None:
+        """Inject a rig fault; it lasts for the life of the rig."""
+        if fault == "loadcell_stuck":
+            self._lc_live = False  # the reading freezes at its last value
+        elif fault == "loadcell_disconnected":
+            self._lc_live = False  # an open bridge drives the ADC to its rail
+            self.load_cell_force_n = self.params.load_cell_full_scale_n
+        elif fault == "encoder_lost":
+            self._enc_live = False  # the reading freezes at its last value
+        elif fault == "motor_stall":
+            self._motor_dead = True  # the motor no longer turns; the count goes on
+        else:
+            raise ValueError(f"unknown rig fault {fault!r} (known: {', '.join(FAULTS)})")
+        self.faults.add(fault)
