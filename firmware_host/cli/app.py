@@ -1,0 +1,268 @@
+"""needlectl's argument parser, dispatch and the single error boundary."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from firmware_host.cli.exits import EXIT_CODES_HELP, CliError, Exit, classify
+from firmware_host.cli.output import Output
+
+DEFAULT_PORT = "sim://"
+PORT_ENV = "NEEDLECTL_PORT"
+
+DESCRIPTION = """\
+needlectl: drive the needle driver rig (or its simulator) from the bench.
+
+The port is --port URL, else $NEEDLECTL_PORT, else sim:// (the simulator): nothing
+on the desk moves unless you name a real port, e.g. --port /dev/needle-driver.
+Ports: a device path, socket://HOST:PORT, usb://1209:4e44[/SERIAL], sim://?lesion=NAME&seed=N.
+The default sim:// starts a FRESH in-process simulator for every command, so state
+(homed, position, faults) does not carry from one command to the next. For a device
+that keeps its state, serve one in another terminal:
+  needlectl sim serve --pty                  # prints the pty path to use as --port
+Motion on a device that is not simulated asks for confirmation unless --yes."""
+
+
+def _float_in(lo: float, hi: float, name: str) -> Callable[[str], float]:
+    """An argparse type: a number within [lo, hi] (the CLI's own sanity range;
+    the device's limits are checked again by the library and the device)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not (lo <= value <= hi):  # also rejects nan
+            raise argparse.ArgumentTypeError(f"{name} must be within {lo:g}..{hi:g}, got {text}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
+def _int_in(lo: int, hi: int, name: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
+        if not (lo <= value <= hi):
+            raise argparse.ArgumentTypeError(f"{name} must be within {lo}..{hi}, got {text}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (what was wrong, where to look)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(Exit.USAGE, f"needlectl: {message} — see `{self.prog} --help`\n")
+
+
+def _globals_parent(suppress: bool) -> _Parser:
+    """Global options, accepted before or after the command. After the command
+    their defaults are suppressed so they never undo what came before."""
+    p = _Parser(add_help=False)
+    d = {"default": argparse.SUPPRESS} if suppress else {}
+    p.add_argument(
+        "--port",
+        metavar="URL",
+        help=f"device URL (default: ${PORT_ENV}, else {DEFAULT_PORT})",
+        **d,  # type: ignore[arg-type]
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (JSON lines for streams)",
+        **d,  # type: ignore[arg-type]
+    )
+    p.add_argument(
+        "--yes",
+        "-y",
+        action="store_true",
+        help="do not ask before moving a real rig",
+        **d,  # type: ignore[arg-type]
+    )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show tracebacks and library logs",
+        **d,  # type: ignore[arg-type]
+    )
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    g = _globals_parent(suppress=True)
+    parser = _Parser(
+        prog="needlectl",
+        description=DESCRIPTION,
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_globals_parent(suppress=False)],
+    )
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
+
+    def add(name: str, help_: str, handler: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name,
+            help=help_,
+            description=help_,
+            parents=[g],
+            epilog=EXIT_CODES_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("ports", "serial ports and USB devices that look like a rig", "offline:cmd_ports")
+    p.add_argument("--all", action="store_true", help="list every serial port, rig or not")
+    add("info", "identity: firmware, protocol version, schema hash, limits", "device:cmd_info")
+    add(
+        "status",
+        "state, homed, depth_mm, angle_deg, force_n, latched faults, link statistics",
+        "device:cmd_status",
+    )
+    add("events", "the device's numbered event log (JSON lines with --json)", "device:cmd_events")
+    p = add("home", "home the advance axis (motion)", "device:cmd_home")
+    p.add_argument(
+        "--speed-mm-s", type=_float_in(0.01, 50, "--speed-mm-s"), default=2.0, help="(2.0)"
+    )
+    p.add_argument(
+        "--timeout-s", type=_float_in(1, 3600, "--timeout-s"), default=120.0, help="(120)"
+    )
+    add("stop", "stop all motion (controlled deceleration)", "device:cmd_stop")
+    add("estop", "emergency stop: latched until `needlectl clear`", "device:cmd_estop")
+    add("clear", "clear latched faults and e-stop (after fixing the cause)", "device:cmd_clear")
+    p = add(
+        "jog", "small manual move: advance and/or rotate, then wait until idle", "device:cmd_jog"
+    )
+    p.add_argument(
+        "--advance-mm",
+        type=_float_in(-200, 200, "--advance-mm"),
+        default=0.0,
+        help="relative advance in mm (negative retracts)",
+    )
+    p.add_argument(
+        "--rotate-deg",
+        type=_float_in(-36000, 36000, "--rotate-deg"),
+        default=0.0,
+        help="relative rotation in degrees",
+    )
+    p.add_argument(
+        "--speed-mm-s",
+        type=_float_in(0.001, 50, "--speed-mm-s"),
+        default=0.5,
+        help="advance speed (0.5)",
+    )
+    p.add_argument(
+        "--rate-rpm",
+        type=_float_in(0.1, 600, "--rate-rpm"),
+        default=30.0,
+        help="rotation rate (30)",
+    )
+    p.add_argument(
+        "--timeout-s", type=_float_in(1, 3600, "--timeout-s"), default=120.0, help="(120)"
+    )
+    p = add(
+        "run",
+        "the PIERCE procedure with live progress; outcome at the end (homes first if needed)",
+        "runcmd:cmd_run",
+    )
+    p.add_argument(
+        "profile", metavar="PROFILE", help="built-in profile name (e.g. pierce) or TOML file"
+    )
+    p.add_argument("--record", metavar="DIR", help="record the run into DIR (a new run folder)")
+    p.add_argument(
+        "--target-mm",
+        type=_float_in(0.1, 500, "--target-mm"),
+        help="target depth, overriding the profile's",
+    )
+    p = add("plot", "picture of a recorded run (PNG)", "runcmd:cmd_plot")
+    p.add_argument("run_dir", metavar="DIR", help="a run folder written by `run --record`")
+    p.add_argument("-o", "--output", metavar="FILE.png", help="(default: DIR/plot.png)")
+    p = add(
+        "decode",
+        "decode a raw byte capture, one message a line (JSON lines with --json)",
+        "offline:cmd_decode",
+    )
+    p.add_argument("file", metavar="FILE", help="raw bytes as captured from the wire ('-': stdin)")
+
+    p = add("sim", "the simulator: serve it, list its lesions", "offline:cmd_sim_help")
+    simsub = p.add_subparsers(dest="sim_command", metavar="SIM_COMMAND", required=True)
+    sp = simsub.add_parser(
+        "serve",
+        help="serve a simulated rig in real time on a pty or TCP (until Ctrl-C)",
+        description="serve a simulated rig in real time on a pty or TCP (until Ctrl-C); "
+        "it prints the port to pass as --port",
+        parents=[g],
+    )
+    sp.set_defaults(handler="offline:cmd_sim_serve")
+    where = sp.add_mutually_exclusive_group()
+    where.add_argument("--pty", action="store_true", help="serve on a new pty (default)")
+    where.add_argument("--tcp", metavar="HOST:PORT", help="serve on TCP (socket://HOST:PORT)")
+    sp.add_argument("--lesion", metavar="NAME|FILE", help="lesion from the library or a TOML file")
+    sp.add_argument("--seed", type=_int_in(0, 2**32 - 1, "--seed"), help="random seed")
+    sp.add_argument("--stats", metavar="FILE", help="write the device's statistics here on exit")
+    sp = simsub.add_parser("lesions", help="the lesion library", parents=[g])
+    sp.set_defaults(handler="offline:cmd_sim_lesions")
+
+    p = add("codegen", "generate code from the protocol schema", "offline:cmd_codegen_help")
+    cgsub = p.add_subparsers(dest="lang", metavar="LANG", required=True)
+    cp = cgsub.add_parser("c", help="the firmware's C header", parents=[g])
+    cp.set_defaults(handler="offline:cmd_codegen_c")
+    cp.add_argument("-o", "--output", metavar="FILE.h", required=True, help="('-': stdout)")
+    return parser
+
+
+def resolve_port(ns: argparse.Namespace) -> str:
+    port = getattr(ns, "port", None) or os.environ.get(PORT_ENV) or DEFAULT_PORT
+    return str(port)
+
+
+def _handler(spec: str) -> Callable[[argparse.Namespace, Output], int]:
+    module, func = spec.split(":")
+    mod = importlib.import_module(f"firmware_host.cli.{module}")
+    fn: Callable[[argparse.Namespace, Output], int] = getattr(mod, func)
+    return fn
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        ns = parser.parse_args(args)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
+        return int(exc.code) if isinstance(exc.code, int) else Exit.USAGE
+    ns.port = resolve_port(ns)
+    verbose = bool(getattr(ns, "verbose", False))
+    out = Output(json_mode=bool(getattr(ns, "json", False)))
+    if verbose:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+    try:
+        return int(_handler(ns.handler)(ns, out))
+    except BaseException as exc:  # the one error boundary
+        if isinstance(exc, SystemExit):
+            raise
+        code, message = classify(exc, ns.port)
+        if verbose:
+            traceback.print_exc()
+        sys.stderr.write(f"needlectl: {message}\n")
+        sys.stderr.flush()
+        return int(code)
+
+
+__all__ = ["CliError", "main"]

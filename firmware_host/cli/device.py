@@ -1,0 +1,264 @@
+"""Commands that talk to a device: info, status, events, home, stop, estop, clear, jog."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from firmware_host.cli.exits import CliError, Exit
+from firmware_host.cli.interrupt import StopRequest, stop_on_signals
+from firmware_host.cli.output import Output, jsonable, note
+
+POLL_S = 0.05  # how often needlectl's own loops look at the device and the signals
+MOVING_STATES = ("HOMING", "MOVING")
+
+
+@contextmanager
+def connect(ns: argparse.Namespace) -> Iterator[Any]:
+    """A NeedleDriver on the chosen port (closing it sends STOP, best effort)."""
+    from firmware_host.client import NeedleDriver
+
+    with NeedleDriver.open(ns.port) as nd:
+        yield nd
+
+
+def name_of(value: Any) -> str:
+    return str(getattr(value, "name", value))
+
+
+def is_moving(status: Any) -> bool:
+    return name_of(status.state) in MOVING_STATES
+
+
+def confirm_motion(nd: Any, ns: argparse.Namespace, what: str) -> None:
+    """Real hardware moves only when the operator says so (--yes, or 'y' on a terminal)."""
+    if bool(getattr(nd.identity, "simulated", False)) or getattr(ns, "yes", False):
+        return
+    serial = getattr(nd.identity, "serial_number", "") or getattr(nd.identity, "serial", "")
+    rig = f"rig {serial} on {ns.port}" if serial else f"rig on {ns.port}"
+    if not sys.stdin.isatty():
+        raise CliError(
+            f"refusing to move the real {rig} ({what}) without confirmation: "
+            "add --yes, or run from a terminal"
+        )
+    sys.stderr.write(f"needlectl: about to move the real {rig}: {what}. Proceed? [y/N] ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline().strip().lower()
+    if answer not in ("y", "yes"):
+        raise CliError("cancelled by the operator: nothing moved")
+
+
+def stop_rig(nd: Any, why: str) -> str:
+    """STOP, and ESTOP if STOP cannot be delivered. Returns what was done."""
+    try:
+        nd.stop()
+        return f"STOP sent ({why})"
+    except Exception as first:
+        try:
+            nd.estop()
+            return f"ESTOP sent ({why}; STOP failed: {first})"
+        except Exception as second:
+            return (
+                f"could not stop the rig ({first}; {second}); its watchdog stops it"
+                " when needlectl goes silent"
+            )
+
+
+def wait_until_idle(
+    nd: Any,
+    stop: StopRequest,
+    timeout_s: float,
+    on_status: Callable[[Any], None] | None = None,
+) -> Any:
+    """Poll until no axis moves; a signal stops the rig and raises Interrupted."""
+    deadline_s = nd.clock.monotonic() + timeout_s
+    while True:
+        if stop.requested:
+            note(stop_rig(nd, "operator signal"))
+            stop.check()
+        status = nd.status()
+        if on_status is not None:
+            on_status(status)
+        if not is_moving(status):
+            return status
+        if nd.clock.monotonic() >= deadline_s:
+            note(stop_rig(nd, "timeout"))
+            raise CliError(
+                f"motion not finished after {timeout_s:g} s: stopped — raise --timeout-s"
+                " or check the rig",
+                Exit.LINK,
+            )
+        nd.wait_s(POLL_S)
+
+
+# ---------------------------------------------------------------- queries
+
+
+def _status_dict(nd: Any, status: Any) -> dict[str, Any]:
+    d: dict[str, Any] = dict(jsonable(status))
+    d["state"] = name_of(status.state)
+    d["latched_faults"] = _fault_list(status.latched_faults)
+    link = getattr(nd, "link", None)
+    stats = getattr(link, "stats", None)
+    if stats is not None:
+        snap = stats.snapshot() if callable(getattr(stats, "snapshot", None)) else stats
+        d["link"] = jsonable(snap)
+    d["port"] = nd_port(nd)
+    return d
+
+
+def nd_port(nd: Any) -> str:
+    return str(getattr(nd, "url", "") or getattr(getattr(nd, "link", None), "name", ""))
+
+
+def _fault_list(faults: Any) -> list[str]:
+    if isinstance(faults, list | tuple | set | frozenset):
+        return sorted(name_of(f) for f in faults)
+    from protocol import FaultFlags
+
+    value = int(faults or 0)
+    return [f.name or "" for f in FaultFlags if value & f]
+
+
+def status_line(status: Any) -> str:
+    faults = _fault_list(status.latched_faults)
+    homed = "homed" if status.homed else "NOT homed"
+    return (
+        f"{name_of(status.state)}, {homed}, depth {status.depth_mm:.3f} mm,"
+        f" angle {status.angle_deg:.1f} deg, force {status.force_n:.2f} N,"
+        f" latched faults: {', '.join(faults) if faults else 'none'}"
+    )
+
+
+def cmd_status(ns: argparse.Namespace, out: Output) -> int:
+    with connect(ns) as nd:
+        status = nd.status()
+        d = _status_dict(nd, status)
+        if out.json_mode:
+            out.emit(d)
+            return Exit.OK
+        out.line(status_line(status))
+        limits = d.get("limits")
+        if isinstance(limits, dict):
+            out.line("limits: " + ", ".join(f"{k} {v}" for k, v in limits.items()))
+        link = d.get("link")
+        if isinstance(link, dict):
+            keys = [k for k in link if not isinstance(link[k], list | dict)]
+            out.line("link: " + ", ".join(f"{k} {_fmt(link[k])}" for k in keys))
+    return Exit.OK
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def cmd_info(ns: argparse.Namespace, out: Output) -> int:
+    from protocol import PROTOCOL_VERSION, SCHEMA_HASH
+
+    with connect(ns) as nd:
+        ident = dict(jsonable(nd.identity))
+        ident["host_protocol_version"] = PROTOCOL_VERSION
+        ident["host_schema_hash"] = f"{SCHEMA_HASH:#010x}"
+        if isinstance(ident.get("schema_hash"), int):
+            ident["schema_hash"] = f"{ident['schema_hash']:#010x}"
+        ident["port"] = ns.port
+        if out.json_mode:
+            out.emit(ident)
+            return Exit.OK
+        for key, value in ident.items():
+            out.line(f"{key:<24} {_fmt(value)}")
+    return Exit.OK
+
+
+def cmd_events(ns: argparse.Namespace, out: Output) -> int:
+    with connect(ns) as nd:
+        events = nd.events()
+        for ev in events:
+            d = dict(jsonable(ev))
+            if out.json_mode:
+                out.emit(d)
+            else:
+                out.line("  ".join(f"{k}={_fmt(v)}" for k, v in d.items()))
+        if not events:
+            out.line("no events")
+    return Exit.OK
+
+
+# ---------------------------------------------------------------- motion
+
+
+def _report(out: Output, nd: Any, what: str, status: Any | None = None) -> int:
+    status = status if status is not None else nd.status()
+    d = _status_dict(nd, status)
+    d["done"] = what
+    out.result(d, f"{what}: {status_line(status)}")
+    return Exit.OK
+
+
+def cmd_stop(ns: argparse.Namespace, out: Output) -> int:
+    with connect(ns) as nd:
+        nd.stop()
+        return _report(out, nd, "stopped")
+
+
+def cmd_estop(ns: argparse.Namespace, out: Output) -> int:
+    with connect(ns) as nd:
+        nd.estop()
+        return _report(out, nd, "e-stopped (latched: `needlectl clear` to release)")
+
+
+def cmd_clear(ns: argparse.Namespace, out: Output) -> int:
+    with connect(ns) as nd:
+        nd.clear_fault()
+        return _report(out, nd, "faults cleared")
+
+
+def home(nd: Any, ns: argparse.Namespace, out: Output, stop: StopRequest) -> Any:
+    """Home with a spinner; a signal stops the rig. Returns the status after."""
+    from rich.status import Status as Spinner
+
+    spinner = Spinner("homing…", console=out.console) if out.interactive else None
+    if spinner is not None:
+        spinner.start()
+    try:
+        with stop.blocking():
+            nd.home(speed_mm_s=ns.speed_mm_s, timeout_s=ns.timeout_s)
+    except BaseException:
+        note(stop_rig(nd, "homing interrupted"))
+        raise
+    finally:
+        if spinner is not None:
+            spinner.stop()
+    return nd.status()
+
+
+def cmd_home(ns: argparse.Namespace, out: Output) -> int:
+    with stop_on_signals() as stop, connect(ns) as nd:
+        confirm_motion(nd, ns, "home the advance axis")
+        status = home(nd, ns, out, stop)
+        return _report(out, nd, "homed", status)
+
+
+def cmd_jog(ns: argparse.Namespace, out: Output) -> int:
+    if ns.advance_mm == 0 and ns.rotate_deg == 0:
+        raise CliError("jog: nothing to do — give --advance-mm and/or --rotate-deg")
+    with stop_on_signals() as stop, connect(ns) as nd:
+        what = []
+        if ns.advance_mm:
+            what.append(f"advance {ns.advance_mm:+g} mm at {ns.speed_mm_s:g} mm/s")
+        if ns.rotate_deg:
+            what.append(f"rotate {ns.rotate_deg:+g} deg at {ns.rate_rpm:g} rpm")
+        confirm_motion(nd, ns, " and ".join(what))
+        try:
+            if ns.advance_mm:
+                nd.advance_mm(ns.advance_mm, speed_mm_s=ns.speed_mm_s)
+            if ns.rotate_deg:
+                nd.rotate_deg(ns.rotate_deg, rate_rpm=ns.rate_rpm)
+        except BaseException:
+            note(stop_rig(nd, "jog refused or interrupted"))
+            raise
+        status = wait_until_idle(nd, stop, ns.timeout_s)
+        return _report(out, nd, "jogged", status)
