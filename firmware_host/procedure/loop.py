@@ -1,0 +1,531 @@
+"""The PIERCE control loop: rotate slowly, advance under a force ceiling, hold, peck, stop.
+
+One pass of the loop every ``control_period_s`` of the driver's clock (on sim://
+the wait itself runs the device, so a ten-minute run takes seconds):
+
+    SETUP ─► SPIN_UP ─► ADVANCE ◄──────────────┐
+                          │ force ≥ ceiling    │ force < resume × ceiling
+                          ▼                    │ (it relaxed, or a crack dropped it)
+                         HOLD ─────────────────┘
+                          │ hold > max_hold_s (or no progress for 2 × max_hold_s)
+                          ▼
+                         PECK (back off) ─► DWELL (rotate) ─► ADVANCE
+                          │ max_pecks pecks in a row without progress, or max_duration_s
+                          ▼
+                       STALLED          ADVANCE at target ─► CROSSED (stay or withdraw)
+
+Whatever ends the run — crossed, stalled, the abort event, Ctrl-C, a device
+fault, a lost link — the loop's last act on a live link is to stop the rig and
+wait until nothing moves. Safety never rests on this loop alone: before any
+motion it sets the device's own soft depth limit, force limit and stall cut-off,
+which the device enforces whatever the host does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from firmware_host.errors import DeviceFault, LinkLost, NeedleDriverError, Timeout
+from firmware_host.procedure.outcome import (
+    Outcome,
+    Phase,
+    ProcedureEvent,
+    Progress,
+    Result,
+)
+from firmware_host.procedure.profile import Profile, ProfileError, load_profile
+from firmware_host.procedure.signals import DropDetector, ForceFilter
+from protocol import DeviceState, EventCode
+
+_PROGRESS_PERIOD_S = 0.2
+_AT_TARGET_TOL_MM = 0.005  # one encoder count or so
+_STOP_TIMEOUT_S = 10.0
+
+
+class ProcedureError(ValueError):
+    """The run was refused before any motion (target beyond the device's limits...)."""
+
+
+class _Ended(Exception):
+    """Internal: unwinds the loop with a result."""
+
+    def __init__(self, result: Result, reason: str) -> None:
+        super().__init__(reason)
+        self.result = result
+        self.reason = reason
+
+
+_BAD_STATES = {
+    int(DeviceState.STALLED): (Result.STALLED, "the device's stall cut-off stopped the advance"),
+    int(DeviceState.LIMIT): (Result.FAULT, "the device's soft depth limit stopped the advance"),
+    int(DeviceState.FAULT): (Result.FAULT, "the device latched a fault"),
+    int(DeviceState.ESTOPPED): (Result.FAULT, "the device is e-stopped"),
+    int(DeviceState.UNHOMED): (Result.FAULT, "the device lost its homing"),
+}
+
+
+class _Run:
+    """One run's state; ``run_procedure`` is its public face."""
+
+    def __init__(
+        self,
+        driver: Any,
+        profile: Profile,
+        target_depth_mm: float,
+        recorder: Any,
+        on_progress: Callable[[Progress], None] | None,
+        abort: threading.Event | None,
+    ) -> None:
+        self.nd = driver
+        self.p = profile
+        self.target_mm = target_depth_mm
+        self.recorder = recorder
+        self.on_progress = on_progress
+        self.abort = abort
+        self.clock = driver.clock
+        self.t0: float = float(self.clock.monotonic())
+        self.t_motion0: float | None = None
+        self.phase = Phase.SETUP
+        self.phase_t = self.t0
+        self.filter = ForceFilter(profile.advance.force_filter_s)
+        self.drops = DropDetector(profile.hold.crack_drop_n)
+        self.force_n = 0.0  # filtered
+        self.depth_mm = 0.0
+        self.commanded_mm = 0.0
+        self.state = int(DeviceState.READY)
+        self.peak_force_n = 0.0
+        self.events: list[ProcedureEvent] = []
+        self.holds = 0
+        self.pecks = 0
+        self.stalls = 0
+        self.cracks = 0
+        self.hold_time_s = 0.0
+        self.hold_start: float | None = None
+        self.pecks_no_progress = 0
+        self.last_peck_depth_mm: float | None = None
+        self.best_depth_mm = 0.0
+        self.progress_t = self.t0  # when depth last gained progress_mm
+        self.progress_ref_mm = 0.0
+        self.last_progress_report = -1e9
+        self.soft_limit_mm = 0.0
+        self._pending: list[Any] = []
+        self._unsubscribe: Callable[[], None] | None = None
+        self.device_event_base = 0
+
+    # ------------------------------------------------------------ helpers
+
+    def now(self) -> float:
+        return float(self.clock.monotonic())
+
+    def t(self) -> float:
+        return self.now() - self.t0
+
+    def note(self, kind: str, **fields: Any) -> None:
+        fields = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in fields.items()}
+        self.events.append(ProcedureEvent(round(self.t(), 4), kind, fields))
+        if self.recorder is not None and hasattr(self.recorder, "note"):
+            self.recorder.note(kind, **fields)
+
+    def set_phase(self, phase: Phase) -> None:
+        if phase is not self.phase:
+            self.phase = phase
+            self.phase_t = self.now()
+            self.report(force=True)
+
+    def report(self, force: bool = False) -> None:
+        if self.on_progress is None:
+            return
+        now = self.now()
+        if not force and now - self.last_progress_report < _PROGRESS_PERIOD_S:
+            return
+        self.last_progress_report = now
+        self.on_progress(
+            Progress(
+                phase=self.phase,
+                depth_mm=self.depth_mm,
+                target_depth_mm=self.target_mm,
+                force_n=self.force_n,
+                force_ceiling_n=self.p.advance.force_ceiling_n,
+                elapsed_s=now - self.t0,
+                holds=self.holds,
+                pecks=self.pecks,
+            )
+        )
+
+    def check_abort(self) -> None:
+        if self.abort is not None and self.abort.is_set():
+            raise _Ended(Result.ABORTED, "aborted by the operator")
+
+    # ------------------------------------------------------------ sensing
+
+    def _on_samples(self, samples: Any) -> None:
+        self._pending.append(samples)
+
+    def sense(self) -> None:
+        """Fold the telemetry that arrived since the last pass into the loop's state."""
+        if not self._pending:
+            return
+        batches, self._pending = self._pending, []
+        arr = np.concatenate(batches) if len(batches) > 1 else batches[0]
+        if len(arr) == 0:
+            return
+        force = arr["force_n"]
+        self.peak_force_n = max(self.peak_force_n, float(force.max()))
+        f = self.filter.update(force.tolist())
+        self.force_n = f if f is not None else 0.0
+        self.depth_mm = float(arr["depth_mm"][-1])
+        self.commanded_mm = float(arr["commanded_depth_mm"][-1])
+        states = arr["state"]
+        bad = [int(s) for s in states if int(s) in _BAD_STATES]
+        self.state = bad[0] if bad else int(states[-1])
+
+    def check_device(self) -> None:
+        if self.state in _BAD_STATES:
+            result, reason = _BAD_STATES[self.state]
+            if self.state == int(DeviceState.STALLED):
+                self.stalls += 1
+                self.note("stall", source="device", depth_mm=self.depth_mm)
+            raise _Ended(result, reason)
+
+    def tick(self) -> None:
+        """Let one control period pass (the driver's wait keeps the link alive and, on
+        sim://, runs the device), then sense and check."""
+        self.check_abort()
+        self.nd.wait_s(self.p.advance.control_period_s)
+        self.sense()
+        self.check_device()
+        self.check_abort()
+        if self.t_motion0 is not None:
+            elapsed = self.now() - self.t_motion0
+            if elapsed > self.p.stall.max_duration_s:
+                self.stalls += 1
+                self.note("stall", source="host", why="max_duration_s", depth_mm=self.depth_mm)
+                raise _Ended(
+                    Result.STALLED,
+                    f"not crossed within max_duration_s = {self.p.stall.max_duration_s:g} s",
+                )
+        self.report()
+
+    # ------------------------------------------------------------ motion
+
+    def start_rotation(self) -> None:
+        r = self.p.rotation
+        if r.mode == "oscillate":
+            self.nd.oscillate_deg(r.oscillate_amplitude_deg, r.rate_rpm)
+        else:
+            self.nd.rotate_rpm(r.rate_rpm)
+
+    def advance_to_target(self) -> None:
+        self.nd.move_to_mm(self.target_mm, self.p.advance.speed_mm_s)
+
+    def pause_advance(self) -> None:
+        # An absolute move to where the encoder is: the advance decelerates to rest
+        # while the rotation axis is left alone (STOP would halt both).
+        self.nd.move_to_mm(max(self.depth_mm, self.commanded_mm), self.p.advance.speed_mm_s)
+
+    def stop_rig(self) -> None:
+        self.nd.stop()
+        self.nd.wait_idle(_STOP_TIMEOUT_S)
+
+    # ------------------------------------------------------------ phases
+
+    def setup(self) -> None:
+        nd = self.nd
+        st = nd.status()
+        if st.latched_faults:
+            raise _Ended(
+                Result.FAULT,
+                f"the device has latched faults ({st.latched_faults:#x}): clear them first",
+            )
+        if self.p.home_first or not st.homed:
+            self.note("home")
+            nd.home()
+        lim = self.p.limits
+        nd.set_limits(
+            soft_depth_limit_mm=self.soft_limit_mm,
+            force_limit_n=lim.force_limit_n,
+            stall_force_n=lim.stall_force_n,
+            stall_time_s=lim.stall_time_s,
+        )
+        nd.set_telemetry(rate_hz=1000, batch_samples=10)
+        self._unsubscribe = nd.telemetry.subscribe(self._on_samples)
+        st = nd.status()
+        self.depth_mm = st.depth_mm
+        self.best_depth_mm = st.depth_mm
+        self.progress_ref_mm = st.depth_mm
+        self.note(
+            "limits",
+            soft_depth_limit_mm=self.soft_limit_mm,
+            force_limit_n=lim.force_limit_n,
+            stall_force_n=lim.stall_force_n,
+            stall_time_s=lim.stall_time_s,
+        )
+
+    def run(self) -> None:
+        self.setup()
+        self.t_motion0 = self.now()
+        self.progress_t = self.now()
+        self.set_phase(Phase.SPIN_UP)
+        self.start_rotation()
+        self.note("rotate", mode=self.p.rotation.mode, rate_rpm=self.p.rotation.rate_rpm)
+        spin_end = self.now() + self.p.rotation.spin_up_s
+        while self.now() < spin_end:
+            self.tick()
+        self.set_phase(Phase.ADVANCE)
+        self.advance_to_target()
+        while True:
+            self.tick()
+            self.track_progress()
+            if self.phase is Phase.ADVANCE:
+                if self.depth_mm >= self.target_mm - _AT_TARGET_TOL_MM:
+                    self.note("target_reached", depth_mm=self.depth_mm)
+                    return
+                if self.force_n >= self.p.advance.force_ceiling_n:
+                    self.begin_hold()
+                elif self.no_progress_too_long():
+                    self.peck("no_progress")
+            elif self.phase is Phase.HOLD:
+                self.in_hold()
+
+    def track_progress(self) -> None:
+        if self.depth_mm > self.best_depth_mm:
+            self.best_depth_mm = self.depth_mm
+        if self.best_depth_mm >= self.progress_ref_mm + self.p.stall.progress_mm:
+            self.progress_ref_mm = self.best_depth_mm
+            self.progress_t = self.now()
+
+    def no_progress_too_long(self) -> bool:
+        return bool(self.now() - self.progress_t > 2.0 * self.p.hold.max_hold_s)
+
+    def begin_hold(self) -> None:
+        self.pause_advance()
+        self.holds += 1
+        self.hold_start = self.now()
+        self.drops.reset()
+        self.note("hold_start", depth_mm=self.depth_mm, force_n=self.force_n)
+        self.set_phase(Phase.HOLD)
+
+    def end_hold(self, why: str) -> float:
+        assert self.hold_start is not None
+        held = self.now() - self.hold_start
+        self.hold_time_s += held
+        self.hold_start = None
+        self.note("hold_end", why=why, held_s=held, depth_mm=self.depth_mm, force_n=self.force_n)
+        return held
+
+    def in_hold(self) -> None:
+        assert self.hold_start is not None
+        drop = self.drops.update(self.now(), self.force_n)
+        if drop is not None:
+            self.cracks += 1
+            self.note("crack", drop_n=drop, depth_mm=self.depth_mm, force_n=self.force_n)
+        if self.force_n < self.p.advance.resume_fraction * self.p.advance.force_ceiling_n:
+            self.end_hold("crack" if drop is not None else "relaxed")
+            self.set_phase(Phase.ADVANCE)
+            self.advance_to_target()
+        elif self.now() - self.hold_start > self.p.hold.max_hold_s:
+            self.end_hold("timeout")
+            self.peck("hold_timeout")
+        elif self.no_progress_too_long():
+            self.end_hold("no_progress")
+            self.peck("no_progress")
+
+    def peck(self, why: str) -> None:
+        """Back off, rotate a while, then re-advance — or declare the stall."""
+        depth = self.depth_mm
+        if self.last_peck_depth_mm is not None and (
+            depth < self.last_peck_depth_mm + self.p.stall.progress_mm
+        ):
+            self.pecks_no_progress += 1
+        else:
+            self.pecks_no_progress = 0
+        self.last_peck_depth_mm = max(depth, self.last_peck_depth_mm or depth)
+        if self.pecks_no_progress >= self.p.stall.max_pecks:
+            self.stalls += 1
+            self.note(
+                "stall",
+                source="host",
+                why=f"{self.pecks_no_progress} pecks without progress",
+                depth_mm=depth,
+                force_n=self.force_n,
+            )
+            raise _Ended(
+                Result.STALLED,
+                f"no progress after {self.pecks_no_progress} pecks at {depth:.2f} mm",
+            )
+        self.pecks += 1
+        self.note("peck", why=why, depth_mm=depth, force_n=self.force_n, n=self.pecks)
+        self.set_phase(Phase.PECK)
+        back_to = max(0.0, self.depth_mm - self.p.peck.back_off_mm)
+        self.nd.move_to_mm(back_to, self.p.peck.speed_mm_s)
+        deadline = self.now() + 3.0 * self.p.peck.back_off_mm / self.p.peck.speed_mm_s + 2.0
+        while self.depth_mm > back_to + 0.01 and self.now() < deadline:
+            self.tick()
+        self.set_phase(Phase.DWELL)
+        dwell_end = self.now() + self.p.peck.dwell_s
+        while self.now() < dwell_end:
+            self.tick()
+        self.progress_t = self.now()
+        self.set_phase(Phase.ADVANCE)
+        self.advance_to_target()
+
+    def finish_crossed(self) -> None:
+        if self.p.target.on_crossed == "withdraw":
+            self.set_phase(Phase.WITHDRAW)
+            self.note("withdraw", from_mm=self.depth_mm)
+            self.nd.set_limits(
+                soft_depth_limit_mm=self.soft_limit_mm,
+                force_limit_n=self.p.limits.force_limit_n,
+                stall_force_n=self.p.limits.stall_force_n,
+                stall_time_s=self.p.limits.stall_time_s,
+            )
+            self.nd.move_to_mm(0.0, self.p.target.withdraw_speed_mm_s)
+            deadline = self.now() + 2.0 * self.target_mm / self.p.target.withdraw_speed_mm_s + 5
+            while self.depth_mm > 0.01 and self.now() < deadline:
+                self.tick()
+
+    def finish(self) -> None:
+        """Bring the rig to rest, best effort, whatever happened."""
+        self.set_phase(Phase.STOPPING)
+        try:
+            self.stop_rig()
+            self.note("stopped", depth_mm=self.depth_mm)
+        except NeedleDriverError as exc:
+            # A dead link: the device's watchdog stops the motion by itself.
+            self.note("stop_failed", error=str(exc))
+        finally:
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+        try:
+            self.sense()
+            st = self.nd.status()
+            self.depth_mm = st.depth_mm
+        except NeedleDriverError:
+            pass
+
+
+def run_procedure(
+    driver: Any,
+    profile: Profile | str | None = None,
+    *,
+    target_depth_mm: float | None = None,
+    recorder: Any = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    abort: threading.Event | None = None,
+) -> Outcome:
+    """Run the PIERCE procedure on an open ``NeedleDriver`` and return its outcome.
+
+    ``profile``: a Profile, a built-in name or a .toml path (default ``pierce``).
+    ``target_depth_mm`` overrides the profile's target. ``recorder`` (optional)
+    gets ``note(kind, **fields)`` for every phase event. ``on_progress`` is called
+    a few times a second of procedure time. Setting ``abort`` stops the rig and
+    ends the run ``aborted`` (so does KeyboardInterrupt).
+
+    Raises ProcedureError/ProfileError only before any motion; everything after
+    the first motion ends in an Outcome with the rig stopped.
+    """
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    target = target_depth_mm if target_depth_mm is not None else prof.target.depth_mm
+    if target is None:
+        raise ProfileError(
+            f"profile {prof.name}: no target depth: give one (--target-mm) or set [target] depth_mm"
+        )
+    _check_against_device(driver, prof, target)
+    run = _Run(driver, prof, float(target), recorder, on_progress, abort)
+    run.soft_limit_mm = min(
+        target + prof.target.overshoot_limit_mm, driver.identity.travel_limit_mm
+    )
+    result, reason = Result.CROSSED, "reached the target depth"
+    try:
+        try:
+            run.run()
+            run.finish_crossed()
+        except KeyboardInterrupt:
+            raise _Ended(Result.ABORTED, "interrupted (Ctrl-C)") from None
+        except LinkLost as exc:
+            raise _Ended(Result.FAULT, f"link lost: {exc}") from None
+        except Timeout as exc:
+            raise _Ended(Result.FAULT, f"device not answering: {exc}") from None
+        except DeviceFault as exc:
+            raise _Ended(Result.FAULT, f"device fault: {exc}") from None
+        except NeedleDriverError as exc:
+            raise _Ended(Result.FAULT, str(exc)) from None
+    except _Ended as end:
+        result, reason = end.result, end.reason
+        if run.hold_start is not None:
+            run.end_hold(result.value)
+    run.note("end", outcome=result.value, reason=reason)
+    try:
+        run.finish()
+    except KeyboardInterrupt:
+        # A second Ctrl-C while stopping: stop again, harder, and go.
+        with contextlib.suppress(NeedleDriverError):
+            driver.estop()
+    for code_event in _device_events(driver):
+        run.events.append(code_event)
+    run.set_phase(Phase.DONE)
+    start = run.t_motion0 if run.t_motion0 is not None else run.t0
+    return Outcome(
+        result=result,
+        reason=reason,
+        target_depth_mm=run.target_mm,
+        final_depth_mm=round(run.depth_mm, 4),
+        duration_s=round(run.now() - start, 4),
+        peak_force_n=round(run.peak_force_n, 4),
+        hold_time_s=round(run.hold_time_s, 4),
+        holds=run.holds,
+        pecks=run.pecks,
+        stalls=run.stalls,
+        cracks=run.cracks,
+        events=tuple(run.events),
+        soft_depth_limit_mm=run.soft_limit_mm,
+        force_limit_n=prof.limits.force_limit_n,
+    )
+
+
+def _device_events(driver: Any) -> list[ProcedureEvent]:
+    out: list[ProcedureEvent] = []
+    try:
+        events = driver.events()
+    except NeedleDriverError:
+        return out
+    for e in events:
+        code = getattr(e, "code", None)
+        name = EventCode(code).name if isinstance(code, int) else str(code)
+        out.append(
+            ProcedureEvent(-1.0, "device_event", {"number": getattr(e, "number", 0), "code": name})
+        )
+    return out
+
+
+def _check_against_device(driver: Any, p: Profile, target_mm: float) -> None:
+    ident = driver.identity
+    problems = []
+    if target_mm <= 0:
+        problems.append(f"target depth {target_mm:g} mm must be > 0")
+    if target_mm + p.target.overshoot_limit_mm > ident.travel_limit_mm:
+        problems.append(
+            f"target depth {target_mm:g} mm + overshoot {p.target.overshoot_limit_mm:g} mm "
+            f"is beyond the device's travel {ident.travel_limit_mm:g} mm"
+        )
+    if p.limits.force_limit_n > ident.force_limit_n:
+        problems.append(
+            f"force_limit_n {p.limits.force_limit_n:g} N is above the device's hard limit "
+            f"{ident.force_limit_n:g} N"
+        )
+    if p.advance.speed_mm_s > ident.max_speed_mm_s:
+        problems.append(
+            f"advance speed {p.advance.speed_mm_s:g} mm/s is above the device's "
+            f"{ident.max_speed_mm_s:g} mm/s"
+        )
+    if p.rotation.rate_rpm > ident.max_rate_rpm:
+        problems.append(
+            f"rotation {p.rotation.rate_rpm:g} rpm is above the device's {ident.max_rate_rpm:g} rpm"
+        )
+    if problems:
+        raise ProcedureError(f"profile {p.name}: " + "; ".join(problems))

@@ -1,0 +1,360 @@
+"""PIERCE procedure profiles: TOML files, validated into frozen dataclasses.
+
+A profile is what the clinician's hands know: how fast to turn, how fast to push,
+how hard to push before waiting, how long to wait before backing off, when to
+give up, and what limits the device must enforce on its own. Every field is
+declared once below with its unit, range and meaning; the validator, the error
+messages and docs/procedure.md's table all come from that declaration.
+
+Errors are one line (``ProfileError``, a ``ValueError``) naming the file, the
+key and what is wrong: unknown key (with the nearest known one), wrong type,
+out of range, or inconsistent with another key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PROFILE = "pierce"
+
+
+class ProfileError(ValueError):
+    """A profile could not be found, parsed or validated (one line: where and why)."""
+
+
+def _num(lo: float, hi: float, doc: str, unit: str = "") -> dict[str, Any]:
+    return {"lo": lo, "hi": hi, "doc": doc, "unit": unit}
+
+
+def _choice(choices: tuple[str, ...], doc: str) -> dict[str, Any]:
+    return {"choices": choices, "doc": doc}
+
+
+@dataclass(frozen=True)
+class Rotation:
+    mode: str = field(
+        default="continuous",
+        metadata=_choice(("continuous", "oscillate"), "turn one way, or back and forth"),
+    )
+    rate_rpm: float = field(
+        default=30.0, metadata=_num(1.0, 120.0, "rotation rate (slow: tens of rpm)", "rpm")
+    )
+    oscillate_amplitude_deg: float = field(
+        default=180.0,
+        metadata=_num(10.0, 720.0, "oscillate: amplitude either side of the start", "deg"),
+    )
+    spin_up_s: float = field(
+        default=0.5,
+        metadata=_num(0.0, 10.0, "rotate this long before the first advance", "s"),
+    )
+
+
+@dataclass(frozen=True)
+class Advance:
+    speed_mm_s: float = field(
+        default=0.5, metadata=_num(0.02, 5.0, "advance speed while the force allows", "mm/s")
+    )
+    force_ceiling_n: float = field(
+        default=8.0,
+        metadata=_num(0.5, 40.0, "filtered force at which the advance pauses (hold)", "N"),
+    )
+    resume_fraction: float = field(
+        default=0.8,
+        metadata=_num(0.3, 0.98, "a hold ends when the force falls below this × the ceiling", ""),
+    )
+    force_filter_s: float = field(
+        default=0.03,
+        metadata=_num(0.001, 1.0, "time constant of the load-cell low-pass filter (noise)", "s"),
+    )
+    control_period_s: float = field(
+        default=0.01, metadata=_num(0.002, 0.2, "control loop period", "s")
+    )
+
+
+@dataclass(frozen=True)
+class Target:
+    depth_mm: float | None = field(
+        default=None,
+        metadata=_num(
+            0.5,
+            300.0,
+            "target depth (lesion end + margin); the run's --target-mm overrides it",
+            "mm",
+        ),
+    )
+    overshoot_limit_mm: float = field(
+        default=2.0,
+        metadata=_num(0.1, 20.0, "device soft depth limit = target + this", "mm"),
+    )
+    on_crossed: str = field(
+        default="stay",
+        metadata=_choice(("stay", "withdraw"), "at target: stay there, or withdraw to home"),
+    )
+    withdraw_speed_mm_s: float = field(
+        default=2.0, metadata=_num(0.1, 10.0, "withdraw speed after crossing", "mm/s")
+    )
+
+
+@dataclass(frozen=True)
+class Hold:
+    max_hold_s: float = field(
+        default=20.0,
+        metadata=_num(0.5, 600.0, "a hold longer than this ends in a peck", "s"),
+    )
+    crack_drop_n: float = field(
+        default=1.0,
+        metadata=_num(
+            0.1, 20.0, "a filtered force drop this large within 50 ms is noted as a crack", "N"
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Peck:
+    back_off_mm: float = field(
+        default=0.5, metadata=_num(0.05, 10.0, "retract this far, then re-advance", "mm")
+    )
+    speed_mm_s: float = field(
+        default=1.0, metadata=_num(0.05, 10.0, "speed of the back-off", "mm/s")
+    )
+    dwell_s: float = field(
+        default=1.0,
+        metadata=_num(0.0, 60.0, "rotate this long while backed off", "s"),
+    )
+
+
+@dataclass(frozen=True)
+class Stall:
+    max_pecks: int = field(
+        default=4,
+        metadata=_num(1, 100, "pecks in a row without progress before the run stops stalled"),
+    )
+    progress_mm: float = field(
+        default=0.3,
+        metadata=_num(0.01, 10.0, "depth gained since the last peck that counts as progress", "mm"),
+    )
+    max_duration_s: float = field(
+        default=900.0,
+        metadata=_num(10.0, 7200.0, "the run stops stalled after this long in all", "s"),
+    )
+
+
+@dataclass(frozen=True)
+class Limits:
+    force_limit_n: float = field(
+        default=15.0,
+        metadata=_num(1.0, 50.0, "device force limit: above it the device stops and latches", "N"),
+    )
+    stall_force_n: float = field(
+        default=12.0,
+        metadata=_num(0.5, 50.0, "device stall threshold (force held at or above)", "N"),
+    )
+    stall_time_s: float = field(
+        default=3.0,
+        metadata=_num(0.01, 10.0, "device stall time at the stall threshold", "s"),
+    )
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated PIERCE profile (see docs/procedure.md for every field)."""
+
+    name: str = DEFAULT_PROFILE
+    description: str = ""
+    home_first: bool = True
+    rotation: Rotation = field(default_factory=Rotation)
+    advance: Advance = field(default_factory=Advance)
+    target: Target = field(default_factory=Target)
+    hold: Hold = field(default_factory=Hold)
+    peck: Peck = field(default_factory=Peck)
+    stall: Stall = field(default_factory=Stall)
+    limits: Limits = field(default_factory=Limits)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for run metadata); None values left out, as TOML has no null."""
+        return _drop_none(dataclasses.asdict(self))
+
+
+SECTIONS: dict[str, type[Any]] = {
+    "rotation": Rotation,
+    "advance": Advance,
+    "target": Target,
+    "hold": Hold,
+    "peck": Peck,
+    "stall": Stall,
+    "limits": Limits,
+}
+_TOP_LEVEL: dict[str, type] = {"name": str, "description": str, "home_first": bool}
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (_drop_none(v) if isinstance(v, dict) else v) for k, v in d.items() if v is not None}
+
+
+def builtin_names() -> list[str]:
+    """Names of the profiles shipped in firmware_host/profiles/."""
+    folder = resources.files("firmware_host") / "profiles"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_profile(name_or_path: str | Path | None = None) -> Profile:
+    """A built-in profile by name (default ``pierce``) or a TOML file by path."""
+    spec = DEFAULT_PROFILE if name_or_path is None else str(name_or_path)
+    path = Path(spec)
+    if path.suffix == ".toml" or path.exists() or "/" in spec:
+        if not path.is_file():
+            raise ProfileError(f"profile file {spec} not found")
+        source = str(path)
+        text = path.read_text(encoding="utf-8")
+        default_name = path.stem
+    else:
+        names = builtin_names()
+        if spec not in names:
+            raise ProfileError(
+                f"no built-in profile {spec!r} (built-in: {', '.join(names)}; "
+                "or give a path to a .toml file)"
+            )
+        source = f"built-in profile {spec}"
+        text = (resources.files("firmware_host") / "profiles" / f"{spec}.toml").read_text(
+            encoding="utf-8"
+        )
+        default_name = spec
+    return parse_profile(text, source=source, default_name=default_name)
+
+
+def parse_profile(text: str, *, source: str = "profile", default_name: str = "") -> Profile:
+    """Parse and validate a profile's TOML text (``source`` names it in errors)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{source}: not valid TOML: {exc}") from None
+    return profile_from_dict(data, source=source, default_name=default_name)
+
+
+def profile_from_dict(
+    data: dict[str, Any], *, source: str = "profile", default_name: str = ""
+) -> Profile:
+    top: dict[str, Any] = {}
+    sections: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise ProfileError(f"{source}: [{key}] must be a table, not {_tname(value)}")
+            sections[key] = _section(source, key, SECTIONS[key], value)
+        elif key in _TOP_LEVEL:
+            want = _TOP_LEVEL[key]
+            if not isinstance(value, want):
+                raise ProfileError(f"{source}: {key} must be {want.__name__}, not {_tname(value)}")
+            top[key] = value
+        else:
+            raise ProfileError(
+                f"{source}: unknown key {key!r}{_hint(key, [*_TOP_LEVEL, *SECTIONS])}"
+            )
+    if "name" not in top and default_name:
+        top["name"] = default_name
+    profile = Profile(**top, **sections)
+    _check_consistent(source, profile)
+    return profile
+
+
+def _section(source: str, section: str, cls: type[Any], values: dict[str, Any]) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        where = f"{source}: [{section}] {key}"
+        if key not in fields:
+            raise ProfileError(f"{source}: unknown key [{section}] {key}{_hint(key, fields)}")
+        meta = fields[key].metadata
+        if "choices" in meta:
+            if not isinstance(value, str) or value not in meta["choices"]:
+                raise ProfileError(
+                    f"{where} = {value!r}: must be one of {', '.join(meta['choices'])}"
+                )
+        else:
+            integral = fields[key].type in ("int", int)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                kind = "an integer" if integral else "a number"
+                raise ProfileError(f"{where} must be {kind}, not {_tname(value)}")
+            if integral and not isinstance(value, int):
+                raise ProfileError(f"{where} must be an integer, not {value!r}")
+            lo, hi, unit = meta["lo"], meta["hi"], meta["unit"]
+            if not lo <= value <= hi:
+                u = f" {unit}" if unit else ""
+                raise ProfileError(f"{where} = {value}{u} is out of range {lo}..{hi}{u}")
+            value = value if integral else float(value)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _check_consistent(source: str, p: Profile) -> None:
+    """Rules between fields: the ceiling must sit below the device's own cut-offs with
+    room for load-cell noise and overshoot, or the device would stop a healthy run."""
+    ceiling = p.advance.force_ceiling_n
+    if ceiling >= p.limits.stall_force_n:
+        raise ProfileError(
+            f"{source}: [advance] force_ceiling_n = {ceiling} N must be below "
+            f"[limits] stall_force_n = {p.limits.stall_force_n} N"
+        )
+    if p.limits.stall_force_n >= p.limits.force_limit_n:
+        raise ProfileError(
+            f"{source}: [limits] stall_force_n = {p.limits.stall_force_n} N must be below "
+            f"[limits] force_limit_n = {p.limits.force_limit_n} N"
+        )
+    if ceiling > 0.8 * p.limits.force_limit_n:
+        raise ProfileError(
+            f"{source}: [advance] force_ceiling_n = {ceiling} N leaves no margin under "
+            f"[limits] force_limit_n = {p.limits.force_limit_n} N (at most 80 %)"
+        )
+    if p.peck.back_off_mm >= 0.9 * (p.target.depth_mm or float("inf")):
+        raise ProfileError(
+            f"{source}: [peck] back_off_mm = {p.peck.back_off_mm} mm is too long for "
+            f"[target] depth_mm = {p.target.depth_mm} mm"
+        )
+    if p.hold.max_hold_s >= p.stall.max_duration_s:
+        raise ProfileError(
+            f"{source}: [hold] max_hold_s = {p.hold.max_hold_s} s must be shorter than "
+            f"[stall] max_duration_s = {p.stall.max_duration_s} s"
+        )
+    if p.advance.force_filter_s > 0.25 * p.limits.stall_time_s:
+        raise ProfileError(
+            f"{source}: [advance] force_filter_s = {p.advance.force_filter_s} s is too slow "
+            f"for [limits] stall_time_s = {p.limits.stall_time_s} s (at most a quarter)"
+        )
+
+
+def _hint(key: str, known: Any) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _tname(value: Any) -> str:
+    return {
+        "str": "a string",
+        "bool": "a boolean",
+        "dict": "a table",
+        "list": "an array",
+        "int": "an integer",
+        "float": "a number",
+    }.get(type(value).__name__, type(value).__name__)
+
+
+def field_table() -> list[tuple[str, str, str, str, str]]:
+    """(key, default, range or choices, unit, meaning) for every section field (docs)."""
+    rows = []
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            meta = f.metadata
+            default = f.default if f.default is not dataclasses.MISSING else ""
+            rng = (
+                " | ".join(meta["choices"]) if "choices" in meta else f"{meta['lo']}..{meta['hi']}"
+            )
+            rows.append(
+                (f"[{section}] {f.name}", repr(default), rng, meta.get("unit", ""), meta["doc"])
+            )
+    return rows
