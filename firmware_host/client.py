@@ -1,0 +1,552 @@
+"""NeedleDriver: the device client (docs/architecture.md §6).
+
+Quantities carry their unit in their name (mm, mm/s, N, s, rpm, degrees); the wire's
+fixed-point integers stay inside. Every command is checked against the device's hard
+limits and the limits this client set before it is sent (LimitError); the device
+checks again. Closing sends STOP; the device's watchdog stops it anyway if the host
+goes silent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, cast
+
+from firmware_host import units
+from firmware_host.errors import (
+    DeviceFault,
+    LimitError,
+    LinkLost,
+    Nak,
+    NeedleDriverError,
+    SchemaMismatch,
+    Timeout,
+)
+from firmware_host.link import Link, LinkConfig, LinkStats
+from firmware_host.telemetry import TelemetryBuffer, rows_from_samples
+from firmware_host.timesync import TimeSync
+from firmware_host.transports import Clock, Transport, open_transport
+from protocol import (
+    PROTOCOL_VERSION,
+    SCHEMA_HASH,
+    Ack,
+    Capabilities,
+    ClearFault,
+    DeviceState,
+    EStop,
+    Event,
+    EventCode,
+    EventLog,
+    FaultFlags,
+    Frame,
+    GetEvents,
+    GetStatus,
+    Hello,
+    Home,
+    Identity,
+    Move,
+    MoveMode,
+    Rotate,
+    RotateMode,
+    SampleFlags,
+    SetLimits,
+    SetTelemetry,
+    Status,
+    Stop,
+    Telemetry,
+    event_array,
+    sample_array,
+)
+from protocol import Nak as NakMsg
+from protocol.schema import Message
+
+_POLL_S = 0.01  # status polling period while waiting for motion to end
+_MOVING_STATES = (DeviceState.HOMING, DeviceState.MOVING)
+_STOPPED_BY_FAULT = (DeviceState.FAULT, DeviceState.ESTOPPED, DeviceState.STALLED)
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    protocol_version: int
+    schema_hash: int
+    firmware: str  # "1.2.3"
+    serial_number: str
+    simulated: bool
+    capabilities: Capabilities
+    travel_limit_mm: float  # hard limits
+    force_limit_n: float
+    max_speed_mm_s: float
+    max_rate_rpm: float
+    watchdog_s: float
+    session_armed: bool  # the device will run motion in this session
+    schema_matches: bool  # device's schema hash == ours
+
+    @classmethod
+    def from_message(cls, msg: Identity) -> DeviceIdentity:
+        return cls(
+            protocol_version=msg.protocol_version,
+            schema_hash=msg.schema_hash,
+            firmware=f"{msg.firmware_major}.{msg.firmware_minor}.{msg.firmware_patch}",
+            serial_number=msg.serial_number,
+            simulated=bool(msg.simulated),
+            capabilities=Capabilities(msg.capabilities),
+            travel_limit_mm=units.um_to_mm(msg.travel_limit_um),
+            force_limit_n=units.mn_to_n(msg.force_limit_mn),
+            max_speed_mm_s=units.um_s_to_mm_s(msg.max_speed_um_s),
+            max_rate_rpm=units.mrpm_to_rpm(msg.max_rate_mrpm),
+            watchdog_s=units.ms_to_s(msg.watchdog_ms),
+            session_armed=bool(msg.session_armed),
+            schema_matches=msg.schema_hash == SCHEMA_HASH
+            and msg.protocol_version == PROTOCOL_VERSION,
+        )
+
+
+@dataclass(frozen=True)
+class DeviceLimits:
+    soft_depth_limit_mm: float
+    force_limit_n: float
+    stall_force_n: float
+    stall_time_s: float
+
+
+@dataclass(frozen=True)
+class DeviceCounters:
+    samples_sent: int
+    frames_ok: int
+    frames_bad: int
+    commands_executed: int
+    replies_replayed: int
+    watchdog_trips: int
+    last_event_number: int
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    state: DeviceState
+    flags: SampleFlags
+    homed: bool
+    device_time_s: float
+    depth_mm: float
+    commanded_depth_mm: float
+    angle_deg: float
+    force_n: float
+    latched_faults: FaultFlags
+    limits: DeviceLimits
+    telemetry_rate_hz: int
+    counters: DeviceCounters
+
+    @property
+    def moving(self) -> bool:
+        return self.state in _MOVING_STATES or bool(
+            self.flags & (SampleFlags.ADVANCING | SampleFlags.ROTATING)
+        )
+
+    @classmethod
+    def from_message(cls, msg: Status) -> DeviceStatus:
+        return cls(
+            state=DeviceState(msg.state),
+            flags=SampleFlags(msg.flags),
+            homed=bool(msg.flags & SampleFlags.HOMED),
+            device_time_s=units.us_to_s(msg.device_time_us),
+            depth_mm=units.um_to_mm(msg.depth_um),
+            commanded_depth_mm=units.um_to_mm(msg.commanded_depth_um),
+            angle_deg=units.cdeg_to_deg(msg.angle_cdeg),
+            force_n=units.mn_to_n(msg.force_mn),
+            latched_faults=FaultFlags(msg.latched_faults),
+            limits=DeviceLimits(
+                soft_depth_limit_mm=units.um_to_mm(msg.soft_depth_limit_um),
+                force_limit_n=units.mn_to_n(msg.force_limit_mn),
+                stall_force_n=units.mn_to_n(msg.stall_force_mn),
+                stall_time_s=units.ms_to_s(msg.stall_time_ms),
+            ),
+            telemetry_rate_hz=msg.telemetry_rate_hz,
+            counters=DeviceCounters(
+                samples_sent=msg.samples_sent,
+                frames_ok=msg.frames_ok,
+                frames_bad=msg.frames_bad,
+                commands_executed=msg.commands_executed,
+                replies_replayed=msg.replies_replayed,
+                watchdog_trips=msg.watchdog_trips,
+                last_event_number=msg.last_event_number,
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class DeviceEvent:
+    number: int
+    device_time_s: float
+    host_time_s: float
+    code: EventCode | int
+    value: int
+
+    @property
+    def name(self) -> str:
+        return self.code.name if isinstance(self.code, EventCode) else f"CODE_{self.code}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "device_time_s": self.device_time_s,
+            "host_time_s": self.host_time_s,
+            "code": self.name,
+            "value": self.value,
+        }
+
+
+def _event_code(code: int) -> EventCode | int:
+    try:
+        return EventCode(code)
+    except ValueError:
+        return code
+
+
+EventListener = Callable[[DeviceEvent], None]
+
+
+class NeedleDriver:
+    """A connected rig (or simulator). Open with ``NeedleDriver.open(url)``; use as a
+    context manager so that the rig is stopped when the block ends."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        link_config: LinkConfig | None = None,
+        telemetry_capacity: int = 1 << 18,
+        schema_hash: int = SCHEMA_HASH,
+    ) -> None:
+        self.link = Link(transport, link_config)
+        self.clock: Clock = self.link.clock
+        self.telemetry = TelemetryBuffer(telemetry_capacity)
+        self.timesync = TimeSync()
+        self._events: dict[int, DeviceEvent] = {}
+        self._events_lock = threading.Lock()
+        self._last_event_number = 0
+        self._event_listeners: list[EventListener] = []
+        self._own_limits: DeviceLimits | None = None
+        self._closed = False
+        self.link.add_listener(self._on_frame)
+        try:
+            frame = self.link.request(Hello(PROTOCOL_VERSION, schema_hash))
+            if not isinstance(frame.message, Identity):
+                raise NeedleDriverError(f"{transport.name}: HELLO answered by {frame.message!r}")
+            self.identity = DeviceIdentity.from_message(frame.message)
+            self._schema_hash = schema_hash
+        except BaseException:
+            self.link.close()
+            raise
+
+    @classmethod
+    def open(cls, url: str, *, usb_backend: Any = None, **kwargs: Any) -> NeedleDriver:
+        """Open the port named by url (see docs/architecture.md §4) and shake hands."""
+        return cls(open_transport(url, usb_backend=usb_backend), **kwargs)
+
+    # ---------------------------------------------------------------- context manager
+
+    def __enter__(self) -> NeedleDriver:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the rig (best effort), then close the link."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.link.lost is None:
+            with contextlib.suppress(NeedleDriverError, OSError):
+                self.link.request(Stop(), max_retries=2)
+        self.link.close()
+
+    # ---------------------------------------------------------------- properties
+
+    @property
+    def url(self) -> str:
+        return self.link.name
+
+    @property
+    def stats(self) -> LinkStats:
+        return self.link.stats
+
+    @property
+    def schema_mismatch(self) -> bool:
+        return not self.identity.schema_matches or self._schema_hash != SCHEMA_HASH
+
+    # ---------------------------------------------------------------- queries
+
+    def status(self) -> DeviceStatus:
+        msg = self._request(GetStatus(), Status)
+        assert isinstance(msg, Status)
+        self.timesync.observe(msg.device_time_us, self.clock.monotonic())
+        return DeviceStatus.from_message(msg)
+
+    def events(self) -> list[DeviceEvent]:
+        """The device's numbered event log, oldest first; gaps fetched with GET_EVENTS."""
+        last = self._request(GetStatus(), Status)
+        assert isinstance(last, Status)
+        self._fetch_events_up_to(last.last_event_number)
+        with self._events_lock:
+            return [self._events[n] for n in sorted(self._events)]
+
+    def _fetch_events_up_to(self, last_number: int) -> None:
+        number = 1
+        while number <= last_number:
+            with self._events_lock:
+                while number <= last_number and number in self._events:
+                    number += 1
+            if number > last_number:
+                return
+            msg = self._request(GetEvents(number, 12), EventLog)
+            assert isinstance(msg, EventLog)
+            records = event_array(msg)
+            if len(records) == 0:
+                number += 1  # the device no longer holds it (it keeps the newest 256)
+                continue
+            for rec in records:
+                self._add_event(
+                    int(rec["number"]),
+                    int(rec["time_us"]),
+                    int(rec["code"]),
+                    int(rec["value"]),
+                    notify=False,
+                )
+            number = max(number + 1, int(records["number"][-1]) + 1)
+
+    def add_event_listener(self, listener: EventListener) -> Callable[[], None]:
+        """listener(DeviceEvent) for each event as it arrives (gaps arrive when fetched)."""
+        self._event_listeners.append(listener)
+        return lambda: self._event_listeners.remove(listener)
+
+    # ---------------------------------------------------------------- setup
+
+    def set_limits(
+        self,
+        soft_depth_limit_mm: float | None = None,
+        force_limit_n: float | None = None,
+        stall_force_n: float | None = None,
+        stall_time_s: float | None = None,
+    ) -> DeviceLimits:
+        """Tighten the device's limits (None: keep the current value). Returns those in force."""
+        current = self.status().limits
+        ident = self.identity
+        new = DeviceLimits(
+            soft_depth_limit_mm=current.soft_depth_limit_mm
+            if soft_depth_limit_mm is None
+            else soft_depth_limit_mm,
+            force_limit_n=current.force_limit_n if force_limit_n is None else force_limit_n,
+            stall_force_n=current.stall_force_n if stall_force_n is None else stall_force_n,
+            stall_time_s=current.stall_time_s if stall_time_s is None else stall_time_s,
+        )
+        _check_range("soft_depth_limit_mm", new.soft_depth_limit_mm, 0.0, ident.travel_limit_mm)
+        _check_range("force_limit_n", new.force_limit_n, 0.0, ident.force_limit_n)
+        _check_range("stall_force_n", new.stall_force_n, 0.0, ident.force_limit_n)
+        _check_range("stall_time_s", new.stall_time_s, 0.001, 10.0)
+        self._command(
+            SetLimits(
+                units.mm_to_um(new.soft_depth_limit_mm),
+                units.n_to_mn(new.force_limit_n),
+                units.n_to_mn(new.stall_force_n),
+                units.s_to_ms(new.stall_time_s),
+            )
+        )
+        self._own_limits = new
+        return new
+
+    def set_telemetry(self, rate_hz: int = 1000, batch_samples: int = 10) -> None:
+        _check_range("rate_hz", rate_hz, 0, 1000)
+        _check_range("batch_samples", batch_samples, 1, 10)
+        self._command(SetTelemetry(int(rate_hz), int(batch_samples)))
+
+    # ---------------------------------------------------------------- motion
+
+    def home(self, speed_mm_s: float = 2.0, timeout_s: float = 120.0) -> DeviceStatus:
+        """Home the advance axis; blocks until homed (DeviceFault if a fault stops it)."""
+        self._check_speed(speed_mm_s)
+        self._motion(Home(units.mm_s_to_um_s(speed_mm_s)))
+        status = self.wait_idle(timeout_s, raise_on_fault=True)
+        if not status.homed:
+            raise DeviceFault(f"{self.url}: homing ended without the axis homed", 0)
+        return status
+
+    def move_to_mm(self, depth_mm: float, speed_mm_s: float) -> None:
+        """Advance/retract to an absolute depth. Returns once the device accepted it."""
+        self._check_depth("depth_mm", depth_mm)
+        self._check_speed(speed_mm_s)
+        self._motion(
+            Move(MoveMode.ABSOLUTE, units.mm_to_um(depth_mm), units.mm_s_to_um_s(speed_mm_s))
+        )
+
+    def advance_mm(self, distance_mm: float, speed_mm_s: float) -> None:
+        """Advance by distance_mm from the commanded depth (negative retracts)."""
+        travel = self.identity.travel_limit_mm
+        _check_range("distance_mm", distance_mm, -travel, travel)
+        self._check_speed(speed_mm_s)
+        self._motion(
+            Move(MoveMode.RELATIVE, units.mm_to_um(distance_mm), units.mm_s_to_um_s(speed_mm_s))
+        )
+
+    def rotate_rpm(self, rate_rpm: float) -> None:
+        """Turn continuously at rate_rpm (sign = direction); 0 stops the rotation."""
+        self._check_rate(rate_rpm)
+        if rate_rpm == 0:
+            self._motion(Rotate(RotateMode.STOP, 0, 0))
+        else:
+            self._motion(Rotate(RotateMode.CONTINUOUS, units.rpm_to_mrpm(rate_rpm), 0))
+
+    def rotate_deg(self, angle_deg: float, rate_rpm: float) -> None:
+        """Turn by angle_deg (sign = direction) at |rate_rpm|, then stop."""
+        self._check_rate(rate_rpm)
+        self._motion(
+            Rotate(
+                RotateMode.BY_ANGLE, units.rpm_to_mrpm(abs(rate_rpm)), units.deg_to_cdeg(angle_deg)
+            )
+        )
+
+    def oscillate_deg(self, amplitude_deg: float, rate_rpm: float) -> None:
+        """Turn back and forth ±amplitude_deg around the current angle at |rate_rpm|."""
+        self._check_rate(rate_rpm)
+        _check_range("amplitude_deg", amplitude_deg, 0.0, 21_474_836.0)
+        self._motion(
+            Rotate(
+                RotateMode.OSCILLATE,
+                units.rpm_to_mrpm(abs(rate_rpm)),
+                units.deg_to_cdeg(amplitude_deg),
+            )
+        )
+
+    def stop(self) -> None:
+        """Controlled stop of both axes (no fault latched)."""
+        self._command(Stop())
+
+    def estop(self) -> None:
+        """Emergency stop: both axes halt within one control tick; latches until clear_fault()."""
+        self._command(EStop())
+
+    def clear_fault(self) -> None:
+        self._command(ClearFault())
+
+    # ---------------------------------------------------------------- waiting
+
+    def wait_idle(self, timeout_s: float, *, raise_on_fault: bool = False) -> DeviceStatus:
+        """Poll until no axis moves; returns the final status (Timeout if it keeps moving)."""
+        deadline = self.clock.monotonic() + timeout_s
+        while True:
+            status = self.status()
+            if not status.moving:
+                if raise_on_fault and (status.state in _STOPPED_BY_FAULT or status.latched_faults):
+                    raise DeviceFault(
+                        f"{self.url}: stopped in state {status.state.name}",
+                        int(status.latched_faults),
+                    )
+                return status
+            if self.clock.monotonic() >= deadline:
+                raise Timeout(f"{self.url}: still moving after {timeout_s:g} s")
+            self.link.wait_s(_POLL_S)
+
+    def wait_s(self, seconds: float) -> None:
+        """Let time pass with the link kept alive (virtual time on sim://)."""
+        self.link.wait_s(seconds)
+
+    def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
+        """Run the link until predicate() (checked after each batch of frames) or timeout."""
+        return self.link.wait_until(predicate, timeout_s)
+
+    # ---------------------------------------------------------------- internals
+
+    def _request(self, msg: Message, expect: type[Any]) -> Message:
+        reply: Message = self.link.request(msg).message
+        if isinstance(reply, NakMsg):
+            raise Nak(type(msg).__name__, reply.reason, reply.detail)
+        if not isinstance(reply, expect):
+            raise NeedleDriverError(f"{self.url}: {type(msg).__name__} answered by {reply!r}")
+        return cast(Message, reply)
+
+    def _command(self, msg: Message) -> None:
+        self._request(msg, Ack)
+
+    def _motion(self, msg: Message) -> None:
+        if self.schema_mismatch:
+            raise SchemaMismatch(
+                f"{self.url}: device schema {self.identity.schema_hash:#010x} differs from "
+                f"ours {SCHEMA_HASH:#010x}; motion refused (queries work) — update the "
+                "firmware or this library"
+            )
+        self._command(msg)
+
+    def _check_depth(self, name: str, depth_mm: float) -> None:
+        upper = self.identity.travel_limit_mm
+        if self._own_limits is not None:
+            upper = min(upper, self._own_limits.soft_depth_limit_mm)
+        _check_range(name, depth_mm, 0.0, upper)
+
+    def _check_speed(self, speed_mm_s: float) -> None:
+        _check_range("speed_mm_s", speed_mm_s, 0.001, self.identity.max_speed_mm_s)
+
+    def _check_rate(self, rate_rpm: float) -> None:
+        top = self.identity.max_rate_rpm
+        _check_range("rate_rpm", rate_rpm, -top, top)
+
+    def _on_frame(self, frame: Frame) -> None:
+        msg = frame.message
+        if isinstance(msg, Telemetry):
+            samples = sample_array(msg)
+            if len(samples) == 0:
+                return
+            now = self.clock.monotonic()
+            ts = self.timesync
+            dev_us = ts.unwrap_array_us(samples["time_us"])
+            ts.observe(int(dev_us[-1]), now)
+            rows = rows_from_samples(
+                samples, msg.first_sample_number, dev_us, ts.to_host_array_s(dev_us)
+            )
+            self.telemetry.push(rows)
+        elif isinstance(msg, Event):
+            self.timesync.observe(msg.time_us, self.clock.monotonic())
+            self._add_event(msg.number, msg.time_us, msg.code, msg.value, notify=True)
+
+    def _add_event(self, number: int, time_us: int, code: int, value: int, *, notify: bool) -> None:
+        with self._events_lock:
+            if number in self._events:
+                return
+            if number < self._last_event_number and number == 1:
+                self._events.clear()  # the device rebooted: numbering restarts
+            event = DeviceEvent(
+                number,
+                units.us_to_s(time_us),
+                self.timesync.to_host_s(time_us),
+                _event_code(code),
+                value,
+            )
+            self._events[number] = event
+            self._last_event_number = max(self._last_event_number, number)
+        for listener in list(self._event_listeners):
+            with contextlib.suppress(Exception):
+                listener(event)
+        del notify
+
+
+def _check_range(name: str, value: float, lo: float, hi: float) -> None:
+    if not (lo <= value <= hi):  # also refuses NaN
+        raise LimitError(f"{name}={value:g} is outside [{lo:g}, {hi:g}]; not sent")
+
+
+__all__ = [
+    "DeviceCounters",
+    "DeviceEvent",
+    "DeviceIdentity",
+    "DeviceLimits",
+    "DeviceStatus",
+    "LinkLost",
+    "NeedleDriver",
+]

@@ -1,0 +1,520 @@
+"""The link: one transport, frames in and out, replies matched to commands, retransmission,
+heartbeats, liveness and statistics (docs/architecture.md §2, §4).
+
+Two ways of running, one code path for the protocol:
+
+* Real ports: a background reader thread decodes everything continuously (telemetry and
+  events never wait for a command) and sends the heartbeats. A caller waiting for a
+  reply does *not* get it through the thread: it announces itself, the reader stands
+  aside, and the caller reads the port itself under the I/O lock. The reply path has no
+  thread hand-off (a queue hand-off alone costs ≈ 50 µs on a pty; platform notes).
+* Virtual ports (``sim://``): no thread at all. Every wait pumps the port, which runs the
+  device on its virtual clock; heartbeats go out from the pump by virtual time.
+
+Exactly once: a command keeps its seq across retransmissions (flagged RETRANSMIT); the
+device answers a repeat from its reply cache without executing it again.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import select
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from firmware_host.errors import LinkLost, Timeout
+from firmware_host.transports.base import Transport
+from protocol import (
+    DEVICE_HEARTBEAT_MS,
+    HOST_HEARTBEAT_MS,
+    REPLY_TO,
+    SAMPLE_DTYPE,
+    Ack,
+    EncodeError,
+    Event,
+    EventLog,
+    Frame,
+    HeaderFlags,
+    Heartbeat,
+    Identity,
+    Status,
+    StreamDecoder,
+    Telemetry,
+    encode,
+)
+from protocol import Nak as NakMsg
+from protocol.schema import MSG_ID, Message
+
+log = logging.getLogger(__name__)
+
+_READ_BYTES = 65536
+_REPLY_TYPES = (Ack, NakMsg, Identity, Status, EventLog)
+_RTT_WINDOW = 1000  # round trips kept for the p99
+_SAMPLE_MOD = 1 << 32
+_SAMPLE_BYTES = int(SAMPLE_DTYPE.itemsize)
+
+
+@dataclass
+class LinkConfig:
+    """Retransmission and liveness parameters (seconds of the link's clock)."""
+
+    initial_rto_s: float = 0.1  # before any round trip was measured
+    min_rto_s: float = 0.02  # the device answers on its next 1 ms control tick
+    max_rto_s: float = 0.5
+    max_retries: int = 8  # then Timeout (outcome of that command: not executed or unknown)
+    heartbeat_s: float = HOST_HEARTBEAT_MS / 1000.0
+    # The device sends something at least every 100 ms; 5 missed = the link is gone.
+    silence_timeout_s: float = 5 * DEVICE_HEARTBEAT_MS / 1000.0
+    reader_slice_s: float = 0.05  # longest a reader/pump blocks before rechecking timers
+
+
+@dataclass
+class LinkStats:
+    bytes_out: int = 0
+    bytes_in: int = 0
+    frames_out: int = 0
+    frames_in: int = 0
+    crc_failures: int = 0
+    frames_bad: int = 0  # every dropped incoming frame (CRC, malformed, oversize, unknown id)
+    retransmits: int = 0
+    timeouts: int = 0  # commands given up after max_retries
+    replies_stray: int = 0  # replies to no waiting command (late, duplicated, replayed twice)
+    heartbeats_out: int = 0
+    telemetry_samples: int = 0
+    telemetry_samples_lost: int = 0  # exact, from the device's sample counter
+    rtt_smoothed_s: float | None = None
+    rtt_var_s: float = 0.0
+    rtt_samples_s: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=_RTT_WINDOW), repr=False
+    )
+
+    @property
+    def rtt_p99_s(self) -> float | None:
+        if not self.rtt_samples_s:
+            return None
+        ordered = sorted(self.rtt_samples_s)
+        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "rtt_samples_s"}
+        out["rtt_p99_s"] = self.rtt_p99_s
+        return out
+
+
+@dataclass(frozen=True)
+class LoggedFrame:
+    host_time_s: float
+    direction: str  # "out" or "in"
+    seq: int
+    flags: int
+    message: Message
+
+    def __str__(self) -> str:
+        flags = HeaderFlags(self.flags & 0x3)
+        flag_text = f" {flags.name}" if self.flags else ""
+        return (
+            f"{self.host_time_s:12.6f} {self.direction:3} seq={self.seq:5}{flag_text} "
+            f"{type(self.message).__name__}{tuple(self.message)!r}"
+        )
+
+
+class _Pending:
+    __slots__ = ("event", "frame", "msg_id", "retransmitted", "sent_at_s", "seq")
+
+    def __init__(self, seq: int, msg_id: int) -> None:
+        self.seq = seq
+        self.msg_id = msg_id
+        self.event = threading.Event()
+        self.frame: Frame | None = None
+        self.sent_at_s = 0.0
+        self.retransmitted = False
+
+
+FrameListener = Callable[[Frame], None]
+
+
+class Link:
+    """Owns one transport. Use ``request`` for commands, ``add_listener`` for the rest."""
+
+    def __init__(self, transport: Transport, config: LinkConfig | None = None) -> None:
+        self.transport = transport
+        self.clock = transport.clock
+        self.virtual = transport.virtual
+        self.config = config or LinkConfig()
+        self.stats = LinkStats()
+        self.frame_log: collections.deque[LoggedFrame] = collections.deque(maxlen=100)
+        self._decoder = StreamDecoder()
+        self._io_lock = threading.Lock()  # whoever reads the port and feeds the decoder
+        self._write_lock = threading.Lock()
+        self._state_lock = threading.Lock()  # pending table, seq counter, caller count
+        self._changed = threading.Condition(threading.Lock())  # notified on every frame in
+        self._pending: dict[int, _Pending] = {}
+        self._next_seq = 0
+        self._listeners: list[FrameListener] = []
+        self._callers = 0
+        self._no_callers = threading.Event()
+        self._no_callers.set()
+        self._lost: LinkLost | None = None
+        self._closing = threading.Event()
+        self._last_rx_s: float | None = None  # None until the device first speaks
+        self._next_heartbeat_s = self.clock.monotonic()
+        self.heartbeats_enabled = True  # tests may switch them off to trip the watchdog
+        self._expected_sample: int | None = None
+        self._reader: threading.Thread | None = None
+        self._fd = transport.fileno()
+        if not self.virtual:
+            self._reader = threading.Thread(
+                target=self._reader_main, name=f"link-reader {transport.name}", daemon=True
+            )
+            self._reader.start()
+
+    # ------------------------------------------------------------ public API
+
+    @property
+    def name(self) -> str:
+        return self.transport.name
+
+    @property
+    def lost(self) -> LinkLost | None:
+        return self._lost
+
+    def add_listener(self, listener: FrameListener) -> None:
+        """Called with every unsolicited frame (telemetry, events, heartbeats), on the
+        thread that decoded it (the reader, or a caller reading for itself)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: FrameListener) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    def request(self, msg: Message, *, max_retries: int | None = None) -> Frame:
+        """Send a command and return its reply frame (ACK, NAK, IDENTITY, STATUS, EVENT_LOG).
+
+        Retransmits with the same seq until a reply comes, then gives up with Timeout.
+        Raises LinkLost if the port dies or the device falls silent. NAK is returned, not
+        raised: the caller knows what a refusal means for it.
+        """
+        self._raise_if_lost()
+        retries = self.config.max_retries if max_retries is None else max_retries
+        msg_id = MSG_ID[type(msg)]
+        with self._state_lock:
+            seq = self._alloc_seq()
+            pending = _Pending(seq, msg_id)
+            self._pending[seq] = pending
+            self._callers += 1
+            self._no_callers.clear()
+        try:
+            wire = encode(msg, seq)
+            wire_again = encode(msg, seq, int(HeaderFlags.RETRANSMIT))
+            attempt = 0
+            rto_s = self._rto_s()
+            while True:
+                pending.sent_at_s = self.clock.monotonic()
+                self._write_frame(wire if attempt == 0 else wire_again, msg, seq, attempt > 0)
+                if self._wait_reply(pending, pending.sent_at_s + rto_s):
+                    assert pending.frame is not None
+                    return pending.frame
+                attempt += 1
+                if attempt > retries:
+                    self.stats.timeouts += 1
+                    raise Timeout(
+                        f"{self.name}: no reply to {type(msg).__name__} (seq {seq}) after "
+                        f"{attempt} tries; it was not executed, or its reply was lost every time"
+                    )
+                pending.retransmitted = True
+                self.stats.retransmits += 1
+                rto_s = min(rto_s * 2.0, self.config.max_rto_s)
+        finally:
+            with self._state_lock:
+                self._pending.pop(seq, None)
+                self._callers -= 1
+                if self._callers == 0:
+                    self._no_callers.set()
+
+    def send(self, msg: Message, seq: int = 0) -> None:
+        """Send a frame that expects no reply (HEARTBEAT; tests)."""
+        self._raise_if_lost()
+        self._write_frame(encode(msg, seq), msg, seq, False)
+
+    def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
+        """Let the link run (frames in, heartbeats out) until predicate() or timeout.
+        The predicate is checked after every batch of frames. True if it came true."""
+        deadline = self.clock.monotonic() + timeout_s
+        if self.virtual:
+            while True:
+                if predicate():
+                    return True
+                now = self.clock.monotonic()
+                if now >= deadline:
+                    return False
+                self._pump(deadline - now)
+        with self._changed:
+            while True:
+                if predicate():
+                    return True
+                self._raise_if_lost()
+                remaining = deadline - self.clock.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(min(remaining, self.config.reader_slice_s))
+
+    def wait_s(self, seconds: float) -> None:
+        """Let time pass with the link kept alive (virtual time on sim://)."""
+        self.wait_until(lambda: self._lost is not None, seconds)
+        self._raise_if_lost()
+
+    def pump(self, timeout_s: float = 0.0) -> None:
+        """Virtual ports: run the port up to timeout_s. Real ports: nothing (the reader runs)."""
+        if self.virtual:
+            self._pump(timeout_s)
+
+    def dump(self) -> str:
+        """The last frames each way, one a line, for a report when something goes wrong."""
+        return "\n".join(str(f) for f in list(self.frame_log))
+
+    def close(self) -> None:
+        self._closing.set()
+        if self._reader is not None and self._reader is not threading.current_thread():
+            self._reader.join(timeout=1.0)
+        self.transport.close()
+        if self._lost is None:
+            self._lost = LinkLost(f"{self.name}: link closed")
+            self._set_lost(self._lost)
+
+    # ------------------------------------------------------------ internals
+
+    def _alloc_seq(self) -> int:
+        # 1..65535, skipping 0 (unsequenced heartbeats) and any seq still awaiting a reply
+        while True:
+            self._next_seq = self._next_seq % 0xFFFF + 1
+            if self._next_seq not in self._pending:
+                return self._next_seq
+
+    def _rto_s(self) -> float:
+        cfg = self.config
+        srtt = self.stats.rtt_smoothed_s
+        if srtt is None:
+            return cfg.initial_rto_s
+        return min(max(srtt + 4.0 * self.stats.rtt_var_s, cfg.min_rto_s), cfg.max_rto_s)
+
+    def _raise_if_lost(self) -> None:
+        if self._lost is not None:
+            raise LinkLost(str(self._lost))
+
+    def _set_lost(self, exc: LinkLost) -> None:
+        if self._lost is None:
+            self._lost = exc
+            log.warning("%s", exc)
+        with self._state_lock:
+            for p in self._pending.values():
+                p.event.set()
+        with self._changed:
+            self._changed.notify_all()
+
+    def _write_frame(self, wire: bytes, msg: Message, seq: int, retransmit: bool) -> None:
+        with self._write_lock:
+            try:
+                self.transport.write(wire)
+            except LinkLost as exc:
+                self._set_lost(exc)
+                raise
+        stats = self.stats
+        stats.bytes_out += len(wire)
+        stats.frames_out += 1
+        self.frame_log.append(
+            LoggedFrame(
+                self.clock.monotonic(),
+                "out",
+                seq,
+                int(HeaderFlags.RETRANSMIT) if retransmit else 0,
+                msg,
+            )
+        )
+
+    def _wait_reply(self, pending: _Pending, deadline_s: float) -> bool:
+        """Read for ourselves until our reply is in or deadline_s passes."""
+        clock = self.clock
+        while True:
+            if pending.frame is not None:
+                return True
+            self._raise_if_lost()
+            remaining = deadline_s - clock.monotonic()
+            if remaining <= 0:
+                return False
+            if self.virtual:
+                self._pump(remaining)
+                continue
+            # Another caller (or the reader, briefly) may hold the port: it will decode our
+            # reply and set our event; otherwise we read the port ourselves.
+            if not self._io_lock.acquire(timeout=remaining):
+                continue
+            try:
+                if pending.frame is not None:
+                    return True
+                data = self.transport.read(_READ_BYTES, min(remaining, self.config.reader_slice_s))
+                if data:
+                    self._feed(data)
+            except LinkLost as exc:
+                self._set_lost(exc)
+                raise
+            finally:
+                self._io_lock.release()
+
+    def _pump(self, timeout_s: float) -> None:
+        """Virtual transports: heartbeats by virtual time, then read (running the device)."""
+        now = self.clock.monotonic()
+        self._tick_timers(now)
+        self._raise_if_lost()
+        if self.heartbeats_enabled:
+            timeout_s = min(timeout_s, self._next_heartbeat_s - now)
+        # at least one control tick, so that a tiny remainder still moves virtual time
+        slice_s = max(timeout_s, 0.001)
+        try:
+            data = self.transport.read(_READ_BYTES, slice_s)
+        except LinkLost as exc:
+            self._set_lost(exc)
+            raise
+        if data:
+            self._feed(data)
+        self._tick_timers(self.clock.monotonic())
+
+    def _tick_timers(self, now: float) -> None:
+        """Send the heartbeat when due; declare the link lost when the device is silent."""
+        if self.heartbeats_enabled and now >= self._next_heartbeat_s:
+            self._next_heartbeat_s = now + self.config.heartbeat_s
+            try:
+                beat = Heartbeat(int(now * 1000) & 0xFFFFFFFF)
+                self._write_frame(encode(beat), beat, 0, False)
+                self.stats.heartbeats_out += 1
+            except LinkLost:
+                return
+        last = self._last_rx_s
+        if last is not None and now - last > self.config.silence_timeout_s and not self._lost:
+            self._set_lost(
+                LinkLost(
+                    f"{self.name}: device silent for {now - last:.2f} s "
+                    "(unplugged, powered off or crashed?)"
+                )
+            )
+
+    def _feed(self, data: bytes) -> None:
+        """Decode bytes and dispatch the frames. Called with the I/O lock held (or virtual)."""
+        stats = self.stats
+        stats.bytes_in += len(data)
+        frames = self._decoder.feed(data)
+        dstats = self._decoder.stats
+        stats.crc_failures = dstats.crc_failures
+        stats.frames_bad = dstats.frames_bad
+        if not frames:
+            return
+        now = self.clock.monotonic()
+        self._last_rx_s = now
+        log_append = self.frame_log.append
+        for frame in frames:
+            stats.frames_in += 1
+            msg = frame.message
+            log_append(LoggedFrame(now, "in", frame.seq, frame.flags, msg))
+            if isinstance(msg, _REPLY_TYPES):
+                self._complete(frame, now)
+                continue
+            if isinstance(msg, Telemetry) and not self._count_samples(msg):
+                continue  # a duplicated batch
+            for listener in self._listeners:
+                try:
+                    listener(frame)
+                except Exception:
+                    log.exception("telemetry/event listener failed")
+        if not self.virtual:
+            with self._changed:
+                self._changed.notify_all()
+
+    def _complete(self, frame: Frame, now: float) -> None:
+        with self._state_lock:
+            pending = self._pending.get(frame.seq)
+            if pending is None or pending.frame is not None or not _answers(frame, pending.msg_id):
+                self.stats.replies_stray += 1
+                return
+            pending.frame = frame
+        # Karn: a reply to a retransmitted command cannot tell which copy it answers
+        if not pending.retransmitted:
+            self._observe_rtt(now - pending.sent_at_s)
+        pending.event.set()
+
+    def _observe_rtt(self, rtt_s: float) -> None:
+        stats = self.stats
+        stats.rtt_samples_s.append(rtt_s)
+        if stats.rtt_smoothed_s is None:
+            stats.rtt_smoothed_s = rtt_s
+            stats.rtt_var_s = rtt_s / 2.0
+        else:
+            err = rtt_s - stats.rtt_smoothed_s
+            stats.rtt_smoothed_s += err / 8.0
+            stats.rtt_var_s += (abs(err) - stats.rtt_var_s) / 4.0
+
+    def _count_samples(self, msg: Telemetry) -> bool:
+        """Exact lost-sample accounting from the device's sample counter (mod 2^32).
+        False for a batch already seen (a duplicate)."""
+        count = len(msg.samples) // _SAMPLE_BYTES
+        first = msg.first_sample_number
+        expected = self._expected_sample
+        if expected is not None:
+            ahead = (first - expected) % _SAMPLE_MOD
+            if ahead >= _SAMPLE_MOD // 2:
+                return False  # older than what we have: a duplicate
+            self.stats.telemetry_samples_lost += ahead
+        self._expected_sample = (first + count) % _SAMPLE_MOD
+        self.stats.telemetry_samples += count
+        return True
+
+    def _reader_main(self) -> None:
+        """Real ports: read continuously while no caller is reading; send heartbeats."""
+        cfg = self.config
+        fd = self._fd
+        clock = self.clock
+        while not self._closing.is_set():
+            now = clock.monotonic()
+            self._tick_timers(now)
+            if self._lost is not None:
+                return
+            wait_s = max(0.0, min(cfg.reader_slice_s, self._next_heartbeat_s - now))
+            if not self.heartbeats_enabled:
+                wait_s = cfg.reader_slice_s
+            # Stand aside while a caller reads the port for itself.
+            if not self._no_callers.wait(wait_s):
+                continue
+            try:
+                if fd is not None:
+                    ready, _, _ = select.select([fd], [], [], wait_s)
+                    if not ready or not self._io_lock.acquire(blocking=False):
+                        continue
+                elif not self._io_lock.acquire(timeout=wait_s):
+                    continue
+                try:
+                    # decode under the same lock hold: bytes must reach the decoder in order
+                    data = self.transport.read(_READ_BYTES, 0.0 if fd is not None else 0.005)
+                    if data:
+                        self._feed(data)
+                finally:
+                    self._io_lock.release()
+            except (LinkLost, OSError, ValueError) as exc:
+                if not self._closing.is_set():
+                    self._set_lost(exc if isinstance(exc, LinkLost) else LinkLost(str(exc)))
+                return
+
+
+def _answers(frame: Frame, command_id: int) -> bool:
+    """Does this reply belong to a command with this message id?"""
+    msg = frame.message
+    if isinstance(msg, Ack | NakMsg):
+        return msg.command_id == command_id
+    expected = _REPLY_BY_ID.get(command_id)
+    return expected is not None and isinstance(msg, expected)
+
+
+_REPLY_BY_ID: dict[int, type[Any]] = {MSG_ID[c]: r for c, r in REPLY_TO.items()}
+
+__all__ = ["EncodeError", "Event", "Link", "LinkConfig", "LinkStats", "LoggedFrame"]

@@ -1,0 +1,160 @@
+"""Serial ports through pyserial's serial_for_url: device paths, ptys, socket://,
+loop:// and the simulator's sim://.
+
+Where the port has a file descriptor (device paths, ptys, socket://) reads and
+writes go straight to it with select/os.read/os.write: a pyserial call costs
+≈12 µs and its read(n) waits for all n bytes, while we want "whatever is there,
+now". Other ports (loop://, sim://) go through pyserial's read/write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import select
+from typing import Any
+from urllib.parse import urlsplit
+
+import serial
+
+from firmware_host.errors import LinkLost, PortError
+from firmware_host.transports.base import MONOTONIC, Clock, Transport
+
+UDEV_HINT = "see 'First connection' in docs/operator.md for the udev rule"
+
+
+class SerialTransport(Transport):
+    def __init__(self, url: str, port: Any) -> None:
+        self.name = url
+        self.port = port
+        # sim:// carries the device's virtual clock and runs the device when read.
+        self.virtual = bool(getattr(port, "virtual", False))
+        self.clock: Clock = port.clock if self.virtual else MONOTONIC
+        self._fd: int | None = None
+        if not self.virtual:
+            try:
+                fd = port.fileno()
+                self._fd = fd if isinstance(fd, int) and fd >= 0 else None
+            except (AttributeError, NotImplementedError, OSError, serial.SerialException):
+                self._fd = None
+        self._timeout_s: float | None = -1.0  # what port.timeout is set to (avoid re-setting)
+        self._closed = False
+
+    def fileno(self) -> int | None:
+        return self._fd
+
+    def _set_timeout(self, timeout_s: float | None) -> None:
+        if timeout_s != self._timeout_s:
+            self.port.timeout = timeout_s
+            self._timeout_s = timeout_s
+
+    def read(self, max_bytes: int, timeout_s: float) -> bytes:
+        if self._closed:
+            raise LinkLost(f"{self.name}: port is closed")
+        fd = self._fd
+        try:
+            if fd is not None:
+                if timeout_s > 0 or not _readable_now(fd):
+                    ready, _, _ = select.select([fd], [], [], max(timeout_s, 0.0))
+                    if not ready:
+                        return b""
+                data = os.read(fd, max_bytes)
+                if not data:
+                    raise LinkLost(f"{self.name}: the other end closed the port")
+                return data
+            port = self.port
+            waiting = port.in_waiting
+            if waiting:
+                self._set_timeout(0)
+                return bytes(port.read(min(waiting, max_bytes)))
+            if self.virtual:
+                # sim://: read() runs the device until it sends or the timeout passes
+                self._set_timeout(max(timeout_s, 0.0))
+                return bytes(port.read(max_bytes))
+            self._set_timeout(max(timeout_s, 0.0))
+            first = bytes(port.read(1))
+            if not first:
+                return b""
+            more = port.in_waiting
+            if more:
+                self._set_timeout(0)
+                first += bytes(port.read(min(more, max_bytes - 1)))
+            return first
+        except OSError as exc:
+            raise LinkLost(f"{self.name}: {exc.strerror or exc}") from None
+        except serial.SerialException as exc:
+            raise LinkLost(f"{self.name}: {exc}") from None
+
+    def write(self, data: bytes) -> None:
+        if self._closed:
+            raise LinkLost(f"{self.name}: port is closed")
+        try:
+            fd = self._fd
+            if fd is not None:
+                view = memoryview(data)
+                while view:
+                    try:
+                        n = os.write(fd, view)
+                    except BlockingIOError:
+                        select.select([], [fd], [], 1.0)
+                        continue
+                    view = view[n:]
+            else:
+                self.port.write(data)
+        except OSError as exc:
+            raise LinkLost(f"{self.name}: {exc.strerror or exc}") from None
+        except serial.SerialException as exc:
+            raise LinkLost(f"{self.name}: {exc}") from None
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(OSError, serial.SerialException):
+            self.port.close()
+
+
+def _readable_now(fd: int) -> bool:
+    ready, _, _ = select.select([fd], [], [], 0)
+    return bool(ready)
+
+
+def open_serial(url: str) -> SerialTransport:
+    """Open a pyserial port (exclusively) or raise PortError with one clear line."""
+    scheme = urlsplit(url).scheme if "://" in url else ""
+    if scheme == "sim":
+        import sim_device  # noqa: F401  (registers the sim:// handler with pyserial)
+    try:
+        port = serial.serial_for_url(url, exclusive=True, timeout=0)
+    except serial.SerialException as exc:
+        raise PortError(_explain(url, exc)) from None
+    except (OSError, ValueError) as exc:
+        raise PortError(f"{url}: {exc}") from None
+    return SerialTransport(url, port)
+
+
+def _explain(url: str, exc: serial.SerialException) -> str:
+    code = exc.errno if isinstance(exc.errno, int) else _errno_in(str(exc))
+    if code == errno.ENOENT:
+        return f"{url}: no such port (is the rig plugged in? 'needlectl ports' lists them)"
+    if code in (errno.EACCES, errno.EPERM):
+        return f"{url}: permission denied ({UDEV_HINT})"
+    if code in (errno.EWOULDBLOCK, errno.EBUSY):
+        return f"{url}: port is busy (another program has it open; close it first)"
+    if code == errno.ECONNREFUSED:
+        return f"{url}: connection refused (is the device/simulator serving there?)"
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{url}: {text}"
+
+
+def _errno_in(text: str) -> int | None:
+    for code, marker in (
+        (errno.ENOENT, "No such file"),
+        (errno.EACCES, "Permission denied"),
+        (errno.EWOULDBLOCK, "Resource temporarily unavailable"),
+        (errno.ECONNREFUSED, "Connection refused"),
+    ):
+        if marker in text:
+            return code
+    return None
