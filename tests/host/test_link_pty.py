@@ -1,0 +1,191 @@
+"""The link over a real pty against a scripted peer that misbehaves on purpose:
+retransmission with the same seq, giving up, heartbeats, silence, unsolicited frames
+while idle, and two threads sending at once."""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from firmware_host.errors import LinkLost, Timeout
+from firmware_host.link import Link, LinkConfig
+from firmware_host.transports import open_transport
+from protocol import (
+    Ack,
+    Event,
+    Frame,
+    GetStatus,
+    HeaderFlags,
+    Heartbeat,
+    Stop,
+    Telemetry,
+    TelemetrySample,
+    pack_samples,
+)
+from protocol.schema import MSG_ID
+
+from .helpers import Pty, ScriptedPeer
+
+
+def _ack(peer: ScriptedPeer, frame: Frame) -> None:
+    if frame.seq:
+        peer.send(Ack(MSG_ID[type(frame.message)]), frame.seq)
+
+
+@pytest.fixture
+def pty() -> Iterator[Pty]:
+    p = Pty()
+    yield p
+    p.close()
+
+
+def _link(pty: Pty, **cfg: float) -> Link:
+    return Link(open_transport(pty.path), LinkConfig(**cfg))  # type: ignore[arg-type]
+
+
+def test_retransmits_with_same_seq_and_flag(pty: Pty) -> None:
+    copies: list[Frame] = []
+
+    def answer_second_copy(peer: ScriptedPeer, frame: Frame) -> None:
+        if isinstance(frame.message, Stop):
+            copies.append(frame)
+            if len(copies) == 2:
+                _ack(peer, frame)
+
+    peer = ScriptedPeer(pty.master, answer_second_copy)
+    link = _link(pty, initial_rto_s=0.05)
+    try:
+        reply = link.request(Stop())
+        assert isinstance(reply.message, Ack)
+        assert [c.seq for c in copies] == [copies[0].seq] * 2
+        assert copies[0].flags == 0
+        assert copies[1].flags & HeaderFlags.RETRANSMIT
+        assert link.stats.retransmits == 1
+        assert reply.seq == copies[0].seq
+    finally:
+        link.close()
+        peer.stop()
+
+
+def test_gives_up_with_timeout_after_bound(pty: Pty) -> None:
+    peer = ScriptedPeer(pty.master, lambda p, f: None)  # never answers
+    link = _link(pty, initial_rto_s=0.02, max_rto_s=0.04, max_retries=3)
+    try:
+        with pytest.raises(Timeout) as info:
+            link.request(Stop())
+        assert isinstance(info.value, TimeoutError)
+        stops = [f for f in peer.received if isinstance(f.message, Stop)]
+        assert len(stops) == 4  # first try + 3 retries, all the same seq
+        assert len({f.seq for f in stops}) == 1
+        assert link.stats.timeouts == 1
+    finally:
+        link.close()
+        peer.stop()
+
+
+def test_heartbeats_every_50_ms_while_open(pty: Pty) -> None:
+    times: list[float] = []
+
+    def stamp(peer: ScriptedPeer, frame: Frame) -> None:
+        if isinstance(frame.message, Heartbeat):
+            times.append(time.monotonic())
+
+    peer = ScriptedPeer(pty.master, stamp)
+    link = _link(pty)
+    try:
+        assert peer.wait_for(lambda fs: sum(isinstance(f.message, Heartbeat) for f in fs) >= 8)
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert 0.04 <= statistics.median(gaps) <= 0.07
+        assert all(f.seq == 0 for f in peer.received if isinstance(f.message, Heartbeat))
+    finally:
+        link.close()
+        peer.stop()
+
+
+def test_silent_device_is_link_lost(pty: Pty) -> None:
+    peer = ScriptedPeer(pty.master, lambda p, f: None)
+    link = _link(pty, silence_timeout_s=0.2)
+    try:
+        peer.send(Heartbeat(1))  # the device spoke once, then went silent
+        assert link.wait_until(lambda: link.lost is not None, 3.0)
+        assert "silent" in str(link.lost)
+        with pytest.raises(LinkLost):
+            link.request(Stop())
+    finally:
+        link.close()
+        peer.stop()
+
+
+def test_telemetry_and_events_arrive_without_any_command(pty: Pty) -> None:
+    peer = ScriptedPeer(pty.master, lambda p, f: None)
+    link = _link(pty)
+    got: list[Frame] = []
+    done = threading.Event()
+
+    def listener(frame: Frame) -> None:
+        got.append(frame)
+        if isinstance(frame.message, Event):
+            done.set()
+
+    link.add_listener(listener)
+    try:
+        samples = pack_samples([TelemetrySample(i, i, i, 0, 0, 2, 0) for i in range(10)])
+        peer.send(Telemetry(0, samples))
+        peer.send(Telemetry(15, samples))  # 5 samples lost in between
+        peer.send(Event(1, 1000, 10, 0))
+        assert done.wait(5.0)
+        assert [type(f.message) for f in got] == [Telemetry, Telemetry, Event]
+        assert link.stats.telemetry_samples == 20
+        assert link.stats.telemetry_samples_lost == 5
+    finally:
+        link.close()
+        peer.stop()
+
+
+def test_duplicate_reply_is_stray_not_confused(pty: Pty) -> None:
+    def ack_twice(peer: ScriptedPeer, frame: Frame) -> None:
+        if frame.seq:
+            _ack(peer, frame)
+            _ack(peer, frame)
+
+    peer = ScriptedPeer(pty.master, ack_twice)
+    link = _link(pty)
+    try:
+        link.request(Stop())
+        link.request(Stop())
+        assert link.wait_until(lambda: link.stats.replies_stray >= 2, 5.0)
+    finally:
+        link.close()
+        peer.stop()
+
+
+def test_two_threads_get_their_own_replies(pty: Pty) -> None:
+    peer = ScriptedPeer(pty.master, _ack)
+    link = _link(pty)
+    errors: list[BaseException] = []
+
+    def worker(msg: Stop | GetStatus) -> None:
+        try:
+            for _ in range(200):
+                reply = link.request(msg)
+                assert isinstance(reply.message, Ack)
+                assert reply.message.command_id == MSG_ID[type(msg)]
+        except BaseException as exc:  # collected, re-raised in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(m,)) for m in (Stop(), GetStatus())]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert not errors
+        assert link.stats.frames_out >= 400
+    finally:
+        link.close()
+        peer.stop()
