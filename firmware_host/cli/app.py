@@ -248,10 +248,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns.port = resolve_port(ns)
     verbose = bool(getattr(ns, "verbose", False))
     out = Output(json_mode=bool(getattr(ns, "json", False)))
-    if verbose:
-        import logging
+    import logging
 
-        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+    # The library logs what it sees (a closed link, a retransmit); needlectl reports
+    # what matters itself, in one line, so those logs show only with -v.
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.CRITICAL,
+        format="needlectl: %(name)s: %(message)s",
+    )
     try:
         return int(_handler(ns.handler)(ns, out))
     except BaseException as exc:  # the one error boundary

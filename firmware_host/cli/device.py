@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from firmware_host.cli.exits import CliError, Exit
+from firmware_host.cli.exits import CliError, Exit, Interrupted
 from firmware_host.cli.interrupt import StopRequest, stop_on_signals
-from firmware_host.cli.output import Output, jsonable, note
+from firmware_host.cli.output import Output, jsonable
 
-POLL_S = 0.05  # how often needlectl's own loops look at the device and the signals
-MOVING_STATES = ("HOMING", "MOVING")
+POLL_S = 0.05
+_SAFETY_STATES = (
+    "STALLED",
+    "LIMIT",
+    "FAULT",
+    "ESTOPPED",
+)  # how often needlectl's own loops look at the device and the signals
 
 
 @contextmanager
@@ -30,7 +36,7 @@ def name_of(value: Any) -> str:
 
 
 def is_moving(status: Any) -> bool:
-    return name_of(status.state) in MOVING_STATES
+    return bool(status.moving)
 
 
 def confirm_motion(nd: Any, ns: argparse.Namespace, what: str) -> None:
@@ -77,17 +83,17 @@ def wait_until_idle(
     deadline_s = nd.clock.monotonic() + timeout_s
     while True:
         if stop.requested:
-            note(stop_rig(nd, "operator signal"))
-            stop.check()
+            done = stop_rig(nd, "operator signal")
+            raise Interrupted(stop.signum or signal.SIGINT, f"{stop.signal_name}: {done}")
         status = nd.status()
         if on_status is not None:
             on_status(status)
         if not is_moving(status):
             return status
         if nd.clock.monotonic() >= deadline_s:
-            note(stop_rig(nd, "timeout"))
+            done = stop_rig(nd, "timeout")
             raise CliError(
-                f"motion not finished after {timeout_s:g} s: stopped — raise --timeout-s"
+                f"motion not finished after {timeout_s:g} s: {done} — raise --timeout-s"
                 " or check the rig",
                 Exit.LINK,
             )
@@ -101,17 +107,10 @@ def _status_dict(nd: Any, status: Any) -> dict[str, Any]:
     d: dict[str, Any] = dict(jsonable(status))
     d["state"] = name_of(status.state)
     d["latched_faults"] = _fault_list(status.latched_faults)
-    link = getattr(nd, "link", None)
-    stats = getattr(link, "stats", None)
-    if stats is not None:
-        snap = stats.snapshot() if callable(getattr(stats, "snapshot", None)) else stats
-        d["link"] = jsonable(snap)
-    d["port"] = nd_port(nd)
+    d["moving"] = bool(status.moving)
+    d["link"] = jsonable(nd.stats.as_dict())
+    d["port"] = str(nd.url)
     return d
-
-
-def nd_port(nd: Any) -> str:
-    return str(getattr(nd, "url", "") or getattr(getattr(nd, "link", None), "name", ""))
 
 
 def _fault_list(faults: Any) -> list[str]:
@@ -148,6 +147,7 @@ def cmd_status(ns: argparse.Namespace, out: Output) -> int:
         if isinstance(link, dict):
             keys = [k for k in link if not isinstance(link[k], list | dict)]
             out.line("link: " + ", ".join(f"{k} {_fmt(link[k])}" for k in keys))
+        out.line(f"port: {nd.url}")
     return Exit.OK
 
 
@@ -177,7 +177,7 @@ def cmd_events(ns: argparse.Namespace, out: Output) -> int:
     with connect(ns) as nd:
         events = nd.events()
         for ev in events:
-            d = dict(jsonable(ev))
+            d = dict(jsonable(ev.as_dict()))
             if out.json_mode:
                 out.emit(d)
             else:
@@ -190,11 +190,23 @@ def cmd_events(ns: argparse.Namespace, out: Output) -> int:
 # ---------------------------------------------------------------- motion
 
 
-def _report(out: Output, nd: Any, what: str, status: Any | None = None) -> int:
+def _report(
+    out: Output, nd: Any, what: str, status: Any | None = None, motion: bool = False
+) -> int:
+    """Print the state after a command; a motion that ended in a latched fault is a
+    safety stop (exit 5) even though the command itself was accepted."""
     status = status if status is not None else nd.status()
     d = _status_dict(nd, status)
     d["done"] = what
     out.result(d, f"{what}: {status_line(status)}")
+    if motion and (status.latched_faults or name_of(status.state) in _SAFETY_STATES):
+        faults = ", ".join(_fault_list(status.latched_faults)) or name_of(status.state)
+        raise CliError(
+            f"safety stop: the motion ended in {name_of(status.state)} ({faults}) at"
+            f" {status.depth_mm:.3f} mm — see `needlectl events`, fix the cause, then"
+            " `needlectl clear` and `needlectl home`",
+            Exit.SAFETY_STOP,
+        )
     return Exit.OK
 
 
@@ -226,8 +238,11 @@ def home(nd: Any, ns: argparse.Namespace, out: Output, stop: StopRequest) -> Any
     try:
         with stop.blocking():
             nd.home(speed_mm_s=ns.speed_mm_s, timeout_s=ns.timeout_s)
+    except Interrupted as exc:
+        done = stop_rig(nd, "homing interrupted")
+        raise Interrupted(exc.signum, f"{stop.signal_name} while homing: {done}") from None
     except BaseException:
-        note(stop_rig(nd, "homing interrupted"))
+        stop_rig(nd, "homing failed")  # nothing may keep moving; the error says the rest
         raise
     finally:
         if spinner is not None:
@@ -239,7 +254,7 @@ def cmd_home(ns: argparse.Namespace, out: Output) -> int:
     with stop_on_signals() as stop, connect(ns) as nd:
         confirm_motion(nd, ns, "home the advance axis")
         status = home(nd, ns, out, stop)
-        return _report(out, nd, "homed", status)
+        return _report(out, nd, "homed", status, motion=True)
 
 
 def cmd_jog(ns: argparse.Namespace, out: Output) -> int:
@@ -257,8 +272,11 @@ def cmd_jog(ns: argparse.Namespace, out: Output) -> int:
                 nd.advance_mm(ns.advance_mm, speed_mm_s=ns.speed_mm_s)
             if ns.rotate_deg:
                 nd.rotate_deg(ns.rotate_deg, rate_rpm=ns.rate_rpm)
+        except Interrupted as exc:
+            done = stop_rig(nd, "jog interrupted")
+            raise Interrupted(exc.signum, f"{stop.signal_name} during jog: {done}") from None
         except BaseException:
-            note(stop_rig(nd, "jog refused or interrupted"))
+            stop_rig(nd, "jog refused")  # e.g. the rotation NAKed after the advance began
             raise
         status = wait_until_idle(nd, stop, ns.timeout_s)
-        return _report(out, nd, "jogged", status)
+        return _report(out, nd, "jogged", status, motion=True)

@@ -46,8 +46,9 @@ class CliError(Exception):
         self.code = code
 
 
-class Interrupted(Exception):
-    """SIGINT/SIGTERM arrived during work; the rig has been stopped."""
+class Interrupted(KeyboardInterrupt):
+    """SIGINT/SIGTERM arrived during work; the rig has been stopped. A KeyboardInterrupt,
+    so library code that stops the rig on Ctrl-C (the procedure) does so on SIGTERM too."""
 
     def __init__(self, signum: int, what: str = "") -> None:
         super().__init__(what)
@@ -77,8 +78,25 @@ def _first_line(exc: BaseException) -> str:
     return " ".join(text.split())  # one line, whatever the message held
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        out.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return out
+
+
 def classify(exc: BaseException, port: str | None = None) -> tuple[Exit, str]:
     """(exit code, one-line message naming what was wrong and what to do)."""
+    # A simulator URL naming a bad lesion reaches us as a PortError caused by a
+    # LesionError (or the simulator's option error): that is bad input, not a link.
+    for cause in _chain(exc)[1:]:
+        cause_names = _class_names(cause)
+        if "LesionError" in cause_names or "DeviceOptionError" in cause_names:
+            return classify(cause, port)
     names = _class_names(exc)
     msg = _first_line(exc)
     sim_hint = ""
@@ -126,6 +144,8 @@ def classify(exc: BaseException, port: str | None = None) -> tuple[Exit, str]:
         return Exit.LINK, f"port {port or ''}: {msg} — check `needlectl ports` and the cable"
     if "LesionError" in names:
         return Exit.USAGE, f"bad lesion: {msg} — see `needlectl sim lesions` for the library"
+    if "DeviceOptionError" in names:
+        return Exit.USAGE, f"bad simulator option: {msg} — see docs/operator.md, 'Simulator'"
     if "ProfileError" in names:
         return Exit.USAGE, f"bad profile: {msg} — see docs/operator.md, 'Running a profile'"
     if isinstance(exc, FileNotFoundError):

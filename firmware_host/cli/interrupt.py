@@ -27,6 +27,10 @@ class StopRequest:
         self.raise_now = False  # set while a blocking call runs
 
     @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum is not None else "signal"
+
+    @property
     def requested(self) -> bool:
         return self.event.is_set()
 

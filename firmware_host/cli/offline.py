@@ -162,12 +162,16 @@ def cmd_sim_lesions(ns: argparse.Namespace, out: Output) -> int:
         out.emit({"lesions": rows})
         return Exit.OK
     width = max((len(r["name"]) for r in rows), default=4)
-    out.line(f"{'name':<{width}}  {'start_mm':>8}  {'length_mm':>9}  {'tags':<24}  description")
+    tags_width = max((len(",".join(r["tags"])) for r in rows), default=4)
+    out.line(
+        f"{'name':<{width}}  {'start_mm':>8}  {'length_mm':>9}  {'tags':<{tags_width}}"
+        "  description"
+    )
     for r in rows:
         tags = ",".join(r["tags"])
         out.line(
-            f"{r['name']:<{width}}  {r['start_mm']:8.1f}  {r['length_mm']:9.1f}  {tags:<24}"
-            f"  {r['description']}"
+            f"{r['name']:<{width}}  {r['start_mm']:8.1f}  {r['length_mm']:9.1f}"
+            f"  {tags:<{tags_width}}  {r['description']}"
         )
     out.line(f"{len(rows)} lesions; use one with --port 'sim://?lesion=NAME' or sim serve --lesion")
     return Exit.OK

@@ -1,0 +1,201 @@
+"""`run PROFILE`: the PIERCE procedure with live progress; `plot DIR`: its picture."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from firmware_host.cli.device import confirm_motion, connect, stop_rig
+from firmware_host.cli.exits import CliError, Exit
+from firmware_host.cli.interrupt import stop_on_signals
+from firmware_host.cli.output import Output, jsonable
+
+# A run that ended in a fault because the link failed is a link problem (exit 3),
+# any other fault is a safety stop (exit 5).
+_LINK_REASONS = ("link lost", "device not answering")
+
+
+@contextlib.contextmanager
+def _progress(
+    out: Output, target_text: str, record_dir: Path | None
+) -> Iterator[Callable[[Any], None] | None]:
+    """rich progress on a terminal: depth against target, force against ceiling, phase."""
+    if not out.interactive:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    recording = f"  recording → {record_dir}" if record_dir is not None else ""
+    bar = Progress(
+        TextColumn("[bold]{task.fields[phase]:<9}"),
+        BarColumn(),
+        TextColumn("{task.fields[depth]}"),
+        TextColumn("{task.fields[force]}"),
+        TextColumn("{task.fields[extra]}"),
+        TimeElapsedColumn(),
+        console=out.console,
+        transient=False,
+    )
+    task = bar.add_task(
+        "run", total=1.0, phase="setup", depth=target_text, force="", extra=recording
+    )
+
+    def update(p: Any) -> None:
+        total = max(float(p.target_depth_mm), 1e-9)
+        bar.update(
+            task,
+            completed=min(max(float(p.depth_mm) / total, 0.0), 1.0),
+            phase=str(getattr(p.phase, "value", p.phase)),
+            depth=f"depth {p.depth_mm:6.2f}/{p.target_depth_mm:.2f} mm",
+            force=f"force {p.force_n:5.2f}/{p.force_ceiling_n:.2f} N",
+            extra=f"holds {p.holds} pecks {p.pecks}{recording}",
+        )
+
+    with bar:
+        yield update
+
+
+def _check_record_dir(record: str | None) -> Path | None:
+    """A run folder is one run: refuse a folder that already holds files."""
+    if record is None:
+        return None
+    path = Path(record)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise CliError(f"{path} already exists and is not empty — give a new folder to --record")
+    return path
+
+
+SIM_TARGET_MARGIN_MM = 2.0
+
+
+def sim_target_mm(port: str) -> float | None:
+    """On the in-process simulator the lesion is known: aim past its far end.
+    (A real rig, or a served simulator, needs --target-mm or a profile target.)"""
+    if not port.startswith("sim://"):
+        return None
+    from urllib.parse import parse_qs, urlsplit
+
+    from sim_device.lesions import load_lesion
+
+    query = parse_qs(urlsplit(port).query)
+    name = query.get("lesion", ["soft-stenosis"])[0]
+    return round(float(load_lesion(name).end_mm) + SIM_TARGET_MARGIN_MM, 3)
+
+
+def cmd_run(ns: argparse.Namespace, out: Output) -> int:
+    from firmware_host.procedure import Result, load_profile, run_procedure
+
+    profile = load_profile(ns.profile)  # a bad profile fails here, before any connection
+    target_mm = ns.target_mm if ns.target_mm is not None else profile.target.depth_mm
+    if target_mm is None:
+        target_mm = sim_target_mm(ns.port)
+    if target_mm is None:
+        raise CliError(
+            f"profile {profile.name} has no target depth: give --target-mm X (the lesion's"
+            " end plus a margin)"
+        )
+    record_dir = _check_record_dir(ns.record)
+    with stop_on_signals() as stop, connect(ns) as nd:
+        confirm_motion(nd, ns, f"PIERCE procedure '{profile.name}' to {target_mm:g} mm")
+        recorder = None
+        if record_dir is not None:
+            from firmware_host.recorder import Recorder
+
+            recorder = Recorder(
+                record_dir,
+                nd,
+                profile=profile.to_dict(),
+                port=ns.port,
+                extra_meta={"target_depth_mm": target_mm, "command": "needlectl run"},
+            )
+        outcome: Any = None
+        try:
+            with _progress(out, f"target {target_mm:g} mm", record_dir) as on_progress:
+                outcome = run_procedure(
+                    nd,
+                    profile,
+                    target_depth_mm=target_mm,
+                    recorder=recorder,
+                    on_progress=on_progress,
+                    abort=stop.event,
+                )
+        except BaseException:
+            # The procedure stops the rig on every outcome; this is for errors it lets
+            # through (before motion, or a bug): stop anyway; the record stays readable.
+            stop_rig(nd, "run ended by an error")
+            raise
+        finally:
+            if recorder is not None:
+                if stop.signum is not None:
+                    recorder.note("operator_signal", signal=stop.signal_name, action="rig stopped")
+                summary = outcome.to_dict() if outcome is not None else {"outcome": "error"}
+                recorder.close(**summary)
+        signum = stop.signum
+    result = outcome.to_dict()
+    result["profile"] = profile.name
+    result["port"] = ns.port
+    if record_dir is not None:
+        result["record_dir"] = str(record_dir)
+    if signum is not None:
+        result["signal"] = signal.Signals(signum).name
+    code = _exit_code(outcome, Result, signum)
+    if out.json_mode:
+        out.emit(jsonable(result))
+    else:
+        out.line(
+            f"{outcome.result.value.upper()}: {outcome.reason}; depth {outcome.final_depth_mm:.2f}"
+            f" of {outcome.target_depth_mm:.2f} mm in {outcome.duration_s:.1f} s, peak force"
+            f" {outcome.peak_force_n:.2f} N, {outcome.holds} holds ({outcome.hold_time_s:.1f} s),"
+            f" {outcome.pecks} pecks, {outcome.cracks} cracks, {outcome.stalls} stalls"
+        )
+        if record_dir is not None:
+            out.line(f"recorded in {record_dir}; picture: needlectl plot {record_dir}")
+    if code != Exit.OK:
+        raise CliError(_failure_line(outcome, signum), code)
+    return Exit.OK
+
+
+def _exit_code(outcome: Any, result_type: Any, signum: int | None) -> Exit:
+    if outcome.result is result_type.CROSSED:
+        return Exit.OK
+    if outcome.result is result_type.ABORTED:
+        return Exit.SIGTERM if signum == signal.SIGTERM else Exit.SIGINT
+    if outcome.result is result_type.STALLED:
+        return Exit.NOT_CROSSED
+    if any(outcome.reason.startswith(r) for r in _LINK_REASONS):
+        return Exit.LINK
+    return Exit.SAFETY_STOP
+
+
+def _failure_line(outcome: Any, signum: int | None) -> str:
+    what = outcome.result.value
+    if signum is not None:
+        return (
+            f"run {what} by {signal.Signals(signum).name}: the rig was stopped at"
+            f" {outcome.final_depth_mm:.2f} mm — check `needlectl status` before the next run"
+        )
+    if what == "stalled":
+        return (
+            f"not crossed: {outcome.reason} at {outcome.final_depth_mm:.2f} mm — the rig is"
+            " stopped; see the plot, then retract (`needlectl jog --advance-mm -N`)"
+        )
+    return (
+        f"run ended in a fault: {outcome.reason} — see `needlectl events`, fix the cause,"
+        " then `needlectl clear` and `needlectl home`"
+    )
+
+
+def cmd_plot(ns: argparse.Namespace, out: Output) -> int:
+    from firmware_host.plot import plot_run
+
+    run_dir = Path(ns.run_dir)
+    if not run_dir.is_dir():
+        raise CliError(f"{run_dir} is not a run folder — give the DIR written by `run --record`")
+    png = Path(ns.output) if ns.output else run_dir / "plot.png"
+    plot_run(run_dir, png)
+    out.result({"plot": str(png), "run_dir": str(run_dir)}, f"wrote {png}")
+    return Exit.OK

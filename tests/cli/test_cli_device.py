@@ -1,0 +1,143 @@
+"""Device commands through the console script against the in-process simulator (sim://),
+and every kind of bad port or bad input giving its one-line error and exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from protocol import SCHEMA_HASH
+
+if TYPE_CHECKING:
+    from conftest import Cli
+
+
+def _json(proc: subprocess.CompletedProcess[str]) -> dict:  # type: ignore[type-arg]
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "", proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1, proc.stdout
+    return json.loads(lines[0])  # type: ignore[no-any-return]
+
+
+def test_info_json_is_the_simulators_identity(cli: Cli) -> None:
+    d = _json(cli.run("--json", "info"))
+    assert d["simulated"] is True
+    assert d["schema_hash"] == d["host_schema_hash"] == f"{SCHEMA_HASH:#010x}"
+    assert d["travel_limit_mm"] > 0 and d["force_limit_n"] > 0 and d["port"] == "sim://"
+
+
+def test_status_json_has_the_documented_keys_with_units(cli: Cli) -> None:
+    d = _json(cli.run("status", "--json"))
+    for key in ("state", "homed", "depth_mm", "angle_deg", "force_n", "latched_faults", "link"):
+        assert key in d, key
+    assert d["state"] == "UNHOMED" and d["homed"] is False and d["latched_faults"] == []
+    assert d["link"]["frames_in"] >= 2 and d["link"]["crc_failures"] == 0
+
+
+def test_status_human_is_short_and_names_the_port(cli: Cli) -> None:
+    proc = cli.run("status", env={"NEEDLECTL_PORT": "sim://?lesion=fibrous-cto&seed=4"})
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert proc.stdout.startswith("UNHOMED, NOT homed, depth 0.000 mm")
+    assert "port: sim://?lesion=fibrous-cto&seed=4" in proc.stdout
+
+
+def test_home_estop_clear_stop_each_report_the_state_after(cli: Cli) -> None:
+    d = _json(cli.run("--json", "home"))
+    assert (
+        d["homed"] is True and d["state"] == "READY" and d["depth_mm"] == pytest.approx(0, abs=0.01)
+    )
+    d = _json(cli.run("--json", "estop"))
+    assert d["state"] == "ESTOPPED" and d["latched_faults"] == ["ESTOP"]
+    assert _json(cli.run("--json", "clear"))["latched_faults"] == []
+    assert _json(cli.run("--json", "stop"))["moving"] is False
+
+
+def test_events_are_json_lines_numbered_from_boot(cli: Cli) -> None:
+    proc = cli.run("--json", "events")
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert events[0]["number"] == 1 and events[0]["code"] == "BOOT"
+    assert [e["number"] for e in events] == list(range(1, len(events) + 1))
+
+
+def test_jog_on_a_fresh_simulator_is_refused_with_a_hint(cli: Cli) -> None:
+    line = cli.one_line_error(cli.run("jog", "--advance-mm", "1"), 4)
+    assert "NOT_HOMED" in line and "needlectl home" in line and "sim serve --pty" in line
+    line = cli.one_line_error(cli.run("jog"), 2)
+    assert "nothing to do" in line
+
+
+def test_bad_ports_and_bad_lesions(cli: Cli, tmp_path: Path) -> None:
+    line = cli.one_line_error(cli.run("--port", str(tmp_path / "ttyNOPE"), "status"), 3)
+    assert "ttyNOPE" in line
+    line = cli.one_line_error(cli.run("--port", "socket://127.0.0.1:1", "info"), 3)
+    assert "127.0.0.1:1" in line
+    line = cli.one_line_error(cli.run("--port", "sim://?lesion=no-such-lesion", "status"), 2)
+    assert "no-such-lesion" in line and "sim lesions" in line
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[[segment]]\ntissue = "granite"\nlength_mm = 3\n')
+    line = cli.one_line_error(cli.run("--port", f"sim://?lesion={bad}", "status"), 2)
+    assert "granite" in line
+    bad.write_text("this is [not toml\n")
+    cli.one_line_error(cli.run("--port", f"sim://?lesion={bad}", "status"), 2)
+
+
+@pytest.fixture
+def held_pty() -> Iterator[str]:
+    """A pty whose slave another process holds open exclusively (as a second
+    needlectl or a terminal program would)."""
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import serial, sys; s = serial.Serial(sys.argv[1], exclusive=True);"
+            " print('held', flush=True); sys.stdin.read()",
+            path,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield path
+    finally:
+        holder.kill()
+        holder.wait()
+        os.close(slave)
+        os.close(master)
+
+
+def test_busy_port_is_a_one_line_link_error(cli: Cli, held_pty: str) -> None:
+    line = cli.one_line_error(cli.run("--port", held_pty, "status"), 3)
+    assert held_pty in line and "busy" in line.lower()
+
+
+def test_bad_profiles_fail_before_connecting(cli: Cli, tmp_path: Path) -> None:
+    line = cli.one_line_error(cli.run("run", "no-such-profile"), 2)
+    assert "no-such-profile" in line and "pierce" in line
+    prof = tmp_path / "p.toml"
+    prof.write_text("[advance]\nspeed_mm_s = 900.0\n")
+    line = cli.one_line_error(cli.run("run", str(prof), "--target-mm", "30"), 2)
+    assert "speed_mm_s" in line
+    prof.write_text("[advance]\nsped_mm_s = 0.5\n")
+    assert "sped_mm_s" in cli.one_line_error(cli.run("run", str(prof)), 2)
+    # a busy port must not matter: the profile is checked first
+    line = cli.one_line_error(cli.run("--port", "/dev/nonexistent", "run", str(prof)), 2)
+
+
+def test_verbose_shows_the_traceback(cli: Cli) -> None:
+    proc = cli.run("-v", "--port", "sim://?lesion=no-such-lesion", "status")
+    assert proc.returncode == 2
+    assert "Traceback" in proc.stderr
+    assert proc.stderr.rstrip().splitlines()[-1].startswith("needlectl: bad lesion")
