@@ -338,8 +338,20 @@ class NeedleDriver:
         stall_time_s: float | None = None,
     ) -> DeviceLimits:
         """Tighten the device's limits (None: keep the current value). Returns those in force."""
-        current = self.status().limits
         ident = self.identity
+        given = {
+            "soft_depth_limit_mm": (soft_depth_limit_mm, 0.0, ident.travel_limit_mm),
+            "force_limit_n": (force_limit_n, 0.0, ident.force_limit_n),
+            "stall_force_n": (stall_force_n, 0.0, ident.force_limit_n),
+            "stall_time_s": (stall_time_s, 0.001, 10.0),
+        }
+        for name, (value, lo, hi) in given.items():
+            if value is not None:
+                _check_range(name, value, lo, hi)  # before anything is sent
+        if None in (soft_depth_limit_mm, force_limit_n, stall_force_n, stall_time_s):
+            current = self.status().limits
+        else:
+            current = DeviceLimits(0.0, 0.0, 0.0, 0.0)
         new = DeviceLimits(
             soft_depth_limit_mm=current.soft_depth_limit_mm
             if soft_depth_limit_mm is None
@@ -348,10 +360,6 @@ class NeedleDriver:
             stall_force_n=current.stall_force_n if stall_force_n is None else stall_force_n,
             stall_time_s=current.stall_time_s if stall_time_s is None else stall_time_s,
         )
-        _check_range("soft_depth_limit_mm", new.soft_depth_limit_mm, 0.0, ident.travel_limit_mm)
-        _check_range("force_limit_n", new.force_limit_n, 0.0, ident.force_limit_n)
-        _check_range("stall_force_n", new.stall_force_n, 0.0, ident.force_limit_n)
-        _check_range("stall_time_s", new.stall_time_s, 0.001, 10.0)
         self._command(
             SetLimits(
                 units.mm_to_um(new.soft_depth_limit_mm),
