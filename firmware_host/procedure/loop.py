@@ -97,6 +97,7 @@ class _Run:
         self.force_n = 0.0  # filtered
         self.depth_mm = 0.0
         self.commanded_mm = 0.0
+        self.commanded_speed_mm_s = 0.0
         self.state = int(DeviceState.READY)
         self.peak_force_n = 0.0
         self.events: list[ProcedureEvent] = []
@@ -104,6 +105,8 @@ class _Run:
         self.pecks = 0
         self.stalls = 0
         self.cracks = 0
+        self.crack_now = False
+        self.first_event_number = 0
         self.hold_time_s = 0.0
         self.hold_start: float | None = None
         self.pecks_no_progress = 0
@@ -220,13 +223,32 @@ class _Run:
         else:
             self.nd.rotate_rpm(r.rate_rpm)
 
+    def advance_speed_mm_s(self) -> float:
+        """Approach speed while the force is low; the slow speed once it builds. Back to
+        the approach speed only when the force has fallen to half the switch point, so
+        noise around it does not toggle the command."""
+        a = self.p.advance
+        switch_n = a.approach_below_fraction * a.force_ceiling_n
+        if self.commanded_speed_mm_s == a.approach_speed_mm_s:
+            fast = self.force_n < switch_n
+        else:
+            fast = self.force_n < 0.5 * switch_n
+        return a.approach_speed_mm_s if fast else a.speed_mm_s
+
     def advance_to_target(self) -> None:
-        self.nd.move_to_mm(self.target_mm, self.p.advance.speed_mm_s)
+        speed = self.advance_speed_mm_s()
+        self.nd.move_to_mm(self.target_mm, speed)
+        self.commanded_speed_mm_s = speed
+
+    def adjust_speed(self) -> None:
+        if self.advance_speed_mm_s() != self.commanded_speed_mm_s:
+            self.advance_to_target()
 
     def pause_advance(self) -> None:
-        # An absolute move to where the encoder is: the advance decelerates to rest
-        # while the rotation axis is left alone (STOP would halt both).
+        # An absolute move to where the motor is now: the advance brakes and settles
+        # there while the rotation axis is left alone (STOP would halt both).
         self.nd.move_to_mm(max(self.depth_mm, self.commanded_mm), self.p.advance.speed_mm_s)
+        self.commanded_speed_mm_s = 0.0
 
     def stop_rig(self) -> None:
         self.nd.stop()
@@ -237,6 +259,7 @@ class _Run:
     def setup(self) -> None:
         nd = self.nd
         st = nd.status()
+        self.first_event_number = int(st.counters.last_event_number)
         if st.latched_faults:
             raise _Ended(
                 Result.FAULT,
@@ -281,6 +304,7 @@ class _Run:
         while True:
             self.tick()
             self.track_progress()
+            self.crack_now = self.watch_cracks()
             if self.phase is Phase.ADVANCE:
                 if self.depth_mm >= self.target_mm - _AT_TARGET_TOL_MM:
                     self.note("target_reached", depth_mm=self.depth_mm)
@@ -289,6 +313,8 @@ class _Run:
                     self.begin_hold()
                 elif self.no_progress_too_long():
                     self.peck("no_progress")
+                else:
+                    self.adjust_speed()
             elif self.phase is Phase.HOLD:
                 self.in_hold()
 
@@ -306,7 +332,6 @@ class _Run:
         self.pause_advance()
         self.holds += 1
         self.hold_start = self.now()
-        self.drops.reset()
         self.note("hold_start", depth_mm=self.depth_mm, force_n=self.force_n)
         self.set_phase(Phase.HOLD)
 
@@ -318,14 +343,20 @@ class _Run:
         self.note("hold_end", why=why, held_s=held, depth_mm=self.depth_mm, force_n=self.force_n)
         return held
 
+    def watch_cracks(self) -> bool:
+        """Note a sudden fall of the filtered force (calcium cracking, a cap giving way)."""
+        drop = self.drops.update(self.now(), self.force_n)
+        if drop is None:
+            return False
+        self.cracks += 1
+        self.note("crack", drop_n=drop, depth_mm=self.depth_mm, force_n=self.force_n)
+        return True
+
     def in_hold(self) -> None:
         assert self.hold_start is not None
-        drop = self.drops.update(self.now(), self.force_n)
-        if drop is not None:
-            self.cracks += 1
-            self.note("crack", drop_n=drop, depth_mm=self.depth_mm, force_n=self.force_n)
+        drop = self.crack_now
         if self.force_n < self.p.advance.resume_fraction * self.p.advance.force_ceiling_n:
-            self.end_hold("crack" if drop is not None else "relaxed")
+            self.end_hold("crack" if drop else "relaxed")
             self.set_phase(Phase.ADVANCE)
             self.advance_to_target()
         elif self.now() - self.hold_start > self.p.hold.max_hold_s:
@@ -466,8 +497,7 @@ def run_procedure(
         # A second Ctrl-C while stopping: stop again, harder, and go.
         with contextlib.suppress(NeedleDriverError):
             driver.estop()
-    for code_event in _device_events(driver):
-        run.events.append(code_event)
+    run.events.extend(_device_events(driver, run.first_event_number, run.t0))
     run.set_phase(Phase.DONE)
     start = run.t_motion0 if run.t_motion0 is not None else run.t0
     return Outcome(
@@ -488,17 +518,24 @@ def run_procedure(
     )
 
 
-def _device_events(driver: Any) -> list[ProcedureEvent]:
+def _device_events(driver: Any, after_number: int, t0: float) -> list[ProcedureEvent]:
+    """The device's own log since the run began (limits, stalls, faults), on run time."""
     out: list[ProcedureEvent] = []
     try:
         events = driver.events()
     except NeedleDriverError:
         return out
     for e in events:
-        code = getattr(e, "code", None)
-        name = EventCode(code).name if isinstance(code, int) else str(code)
+        if e.number <= after_number:
+            continue
+        code = int(e.code)
+        name = EventCode(code).name if code in EventCode._value2member_map_ else str(code)
         out.append(
-            ProcedureEvent(-1.0, "device_event", {"number": getattr(e, "number", 0), "code": name})
+            ProcedureEvent(
+                round(float(e.host_time_s) - t0, 4),
+                "device_event",
+                {"number": int(e.number), "code": name, "value": int(e.value)},
+            )
         )
     return out
 

@@ -60,6 +60,21 @@ class Advance:
     speed_mm_s: float = field(
         default=0.5, metadata=_num(0.02, 5.0, "advance speed while the force allows", "mm/s")
     )
+    approach_speed_mm_s: float = field(
+        default=2.0,
+        metadata=_num(
+            0.02, 10.0, "advance speed while the force is low (lumen, soft tissue)", "mm/s"
+        ),
+    )
+    approach_below_fraction: float = field(
+        default=0.25,
+        metadata=_num(
+            0.0,
+            0.9,
+            "approach speed only while the force is below this × the ceiling (0: never)",
+            "",
+        ),
+    )
     force_ceiling_n: float = field(
         default=8.0,
         metadata=_num(0.5, 40.0, "filtered force at which the advance pauses (hold)", "N"),
@@ -315,6 +330,17 @@ def _check_consistent(source: str, p: Profile) -> None:
         raise ProfileError(
             f"{source}: [peck] back_off_mm = {p.peck.back_off_mm} mm is too long for "
             f"[target] depth_mm = {p.target.depth_mm} mm"
+        )
+    if p.advance.approach_speed_mm_s < p.advance.speed_mm_s:
+        raise ProfileError(
+            f"{source}: [advance] approach_speed_mm_s = {p.advance.approach_speed_mm_s} mm/s "
+            f"must not be below [advance] speed_mm_s = {p.advance.speed_mm_s} mm/s"
+        )
+    if p.advance.approach_below_fraction >= p.advance.resume_fraction:
+        raise ProfileError(
+            f"{source}: [advance] approach_below_fraction = "
+            f"{p.advance.approach_below_fraction} must be below [advance] resume_fraction = "
+            f"{p.advance.resume_fraction}"
         )
     if p.hold.max_hold_s >= p.stall.max_duration_s:
         raise ProfileError(

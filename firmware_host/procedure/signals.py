@@ -32,14 +32,22 @@ class ForceFilter:
 class DropDetector:
     """Sees a fall of at least ``drop_n`` in a signal within ``window_s``."""
 
-    def __init__(self, drop_n: float, window_s: float = 0.05) -> None:
+    def __init__(self, drop_n: float, window_s: float = 0.05, refractory_s: float = 0.2) -> None:
         self.drop_n = drop_n
         self.window_s = window_s
+        # One crack drops the filtered force over a few filter time constants: after a
+        # drop is reported, the rest of that fall is not reported again.
+        self.refractory_s = refractory_s
+        self._quiet_until = -1e18
         self._history: deque[tuple[float, float]] = deque()
 
     def update(self, t_s: float, value: float) -> float | None:
         """Feed one (time, value); returns the size of the drop when one is seen."""
         h = self._history
+        if t_s < self._quiet_until:
+            h.clear()
+            h.append((t_s, value))
+            return None
         h.append((t_s, value))
         while h and h[0][0] < t_s - self.window_s:
             h.popleft()
@@ -48,8 +56,10 @@ class DropDetector:
             # Start afresh so one crack is reported once.
             h.clear()
             h.append((t_s, value))
+            self._quiet_until = t_s + self.refractory_s
             return peak - value
         return None
 
     def reset(self) -> None:
         self._history.clear()
+        self._quiet_until = -1e18
