@@ -53,8 +53,10 @@ log = logging.getLogger(__name__)
 
 _READ_BYTES = 65536
 _REPLY_TYPES = (Ack, NakMsg, Identity, Status, EventLog)
+_CALLER_GRACE_S = 0.002  # the reader stays aside this long after a caller leaves
 _RTT_WINDOW = 1000  # round trips kept for the p99
 _SAMPLE_MOD = 1 << 32
+_RETRANSMIT = int(HeaderFlags.RETRANSMIT)
 _SAMPLE_BYTES = int(SAMPLE_DTYPE.itemsize)
 
 
@@ -123,12 +125,13 @@ class LoggedFrame:
 
 
 class _Pending:
-    __slots__ = ("event", "frame", "msg_id", "retransmitted", "sent_at_s", "seq")
+    # No Event: a waiting caller either reads the port itself or is blocked on the I/O
+    # lock, which whoever holds it releases after every read (and so after our reply).
+    __slots__ = ("frame", "msg_id", "retransmitted", "sent_at_s", "seq")
 
     def __init__(self, seq: int, msg_id: int) -> None:
         self.seq = seq
         self.msg_id = msg_id
-        self.event = threading.Event()
         self.frame: Frame | None = None
         self.sent_at_s = 0.0
         self.retransmitted = False
@@ -146,18 +149,21 @@ class Link:
         self.virtual = transport.virtual
         self.config = config or LinkConfig()
         self.stats = LinkStats()
-        self.frame_log: collections.deque[LoggedFrame] = collections.deque(maxlen=100)
+        # (host_time_s, "in"/"out", seq, flags, message): tuples, cheap on the hot path
+        self.frame_log: collections.deque[tuple[float, str, int, int, Message]] = collections.deque(
+            maxlen=100
+        )
         self._decoder = StreamDecoder()
         self._io_lock = threading.Lock()  # whoever reads the port and feeds the decoder
         self._write_lock = threading.Lock()
         self._state_lock = threading.Lock()  # pending table, seq counter, caller count
         self._changed = threading.Condition(threading.Lock())  # notified on every frame in
+        self._waiters = 0  # threads in wait_until (real ports)
         self._pending: dict[int, _Pending] = {}
         self._next_seq = 0
         self._listeners: list[FrameListener] = []
         self._callers = 0
-        self._no_callers = threading.Event()
-        self._no_callers.set()
+        self._caller_left_s = -1.0
         self._lost: LinkLost | None = None
         self._closing = threading.Event()
         self._last_rx_s: float | None = None  # None until the device first speaks
@@ -206,15 +212,13 @@ class Link:
             pending = _Pending(seq, msg_id)
             self._pending[seq] = pending
             self._callers += 1
-            self._no_callers.clear()
         try:
             wire = encode(msg, seq)
-            wire_again = encode(msg, seq, int(HeaderFlags.RETRANSMIT))
             attempt = 0
             rto_s = self._rto_s()
             while True:
                 pending.sent_at_s = self.clock.monotonic()
-                self._write_frame(wire if attempt == 0 else wire_again, msg, seq, attempt > 0)
+                self._write_frame(wire, msg, seq, attempt > 0)
                 if self._wait_reply(pending, pending.sent_at_s + rto_s):
                     assert pending.frame is not None
                     return pending.frame
@@ -226,14 +230,14 @@ class Link:
                         f"{attempt} tries; it was not executed, or its reply was lost every time"
                     )
                 pending.retransmitted = True
+                wire = encode(msg, seq, int(HeaderFlags.RETRANSMIT))
                 self.stats.retransmits += 1
                 rto_s = min(rto_s * 2.0, self.config.max_rto_s)
         finally:
             with self._state_lock:
                 self._pending.pop(seq, None)
                 self._callers -= 1
-                if self._callers == 0:
-                    self._no_callers.set()
+                self._caller_left_s = self.clock.monotonic()
 
     def send(self, msg: Message, seq: int = 0) -> None:
         """Send a frame that expects no reply (HEARTBEAT; tests)."""
@@ -253,14 +257,18 @@ class Link:
                     return False
                 self._pump(deadline - now)
         with self._changed:
-            while True:
-                if predicate():
-                    return True
-                self._raise_if_lost()
-                remaining = deadline - self.clock.monotonic()
-                if remaining <= 0:
-                    return False
-                self._changed.wait(min(remaining, self.config.reader_slice_s))
+            self._waiters += 1
+            try:
+                while True:
+                    if predicate():
+                        return True
+                    self._raise_if_lost()
+                    remaining = deadline - self.clock.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._changed.wait(min(remaining, self.config.reader_slice_s))
+            finally:
+                self._waiters -= 1
 
     def wait_s(self, seconds: float) -> None:
         """Let time pass with the link kept alive (virtual time on sim://)."""
@@ -274,7 +282,7 @@ class Link:
 
     def dump(self) -> str:
         """The last frames each way, one a line, for a report when something goes wrong."""
-        return "\n".join(str(f) for f in list(self.frame_log))
+        return "\n".join(str(LoggedFrame(*f)) for f in list(self.frame_log))
 
     def close(self) -> None:
         self._closing.set()
@@ -309,9 +317,6 @@ class Link:
         if self._lost is None:
             self._lost = exc
             log.warning("%s", exc)
-        with self._state_lock:
-            for p in self._pending.values():
-                p.event.set()
         with self._changed:
             self._changed.notify_all()
 
@@ -326,13 +331,7 @@ class Link:
         stats.bytes_out += len(wire)
         stats.frames_out += 1
         self.frame_log.append(
-            LoggedFrame(
-                self.clock.monotonic(),
-                "out",
-                seq,
-                int(HeaderFlags.RETRANSMIT) if retransmit else 0,
-                msg,
-            )
+            (self.clock.monotonic(), "out", seq, _RETRANSMIT if retransmit else 0, msg)
         )
 
     def _wait_reply(self, pending: _Pending, deadline_s: float) -> bool:
@@ -349,7 +348,7 @@ class Link:
                 self._pump(remaining)
                 continue
             # Another caller (or the reader, briefly) may hold the port: it will decode our
-            # reply and set our event; otherwise we read the port ourselves.
+            # reply, then release the lock; otherwise we read the port ourselves.
             if not self._io_lock.acquire(timeout=remaining):
                 continue
             try:
@@ -417,7 +416,7 @@ class Link:
         for frame in frames:
             stats.frames_in += 1
             msg = frame.message
-            log_append(LoggedFrame(now, "in", frame.seq, frame.flags, msg))
+            log_append((now, "in", frame.seq, frame.flags, msg))
             if isinstance(msg, _REPLY_TYPES):
                 self._complete(frame, now)
                 continue
@@ -428,7 +427,7 @@ class Link:
                     listener(frame)
                 except Exception:
                     log.exception("telemetry/event listener failed")
-        if not self.virtual:
+        if self._waiters:
             with self._changed:
                 self._changed.notify_all()
 
@@ -442,7 +441,6 @@ class Link:
         # Karn: a reply to a retransmitted command cannot tell which copy it answers
         if not pending.retransmitted:
             self._observe_rtt(now - pending.sent_at_s)
-        pending.event.set()
 
     def _observe_rtt(self, rtt_s: float) -> None:
         stats = self.stats
@@ -480,12 +478,14 @@ class Link:
             self._tick_timers(now)
             if self._lost is not None:
                 return
+            if self._callers or now - self._caller_left_s < _CALLER_GRACE_S:
+                # Callers are busy: they read the port themselves. Polling (not being
+                # woken at each caller's exit) keeps the reader off the reply path.
+                self._closing.wait(_CALLER_GRACE_S)
+                continue
             wait_s = max(0.0, min(cfg.reader_slice_s, self._next_heartbeat_s - now))
             if not self.heartbeats_enabled:
                 wait_s = cfg.reader_slice_s
-            # Stand aside while a caller reads the port for itself.
-            if not self._no_callers.wait(wait_s):
-                continue
             try:
                 if fd is not None:
                     ready, _, _ = select.select([fd], [], [], wait_s)
