@@ -62,7 +62,7 @@ def stop_rig(nd: Any, why: str) -> str:
     try:
         nd.stop()
         return f"STOP sent ({why})"
-    except Exception as first:
+    except BaseException as first:  # a failed STOP, or a second Ctrl-C while stopping
         try:
             nd.estop()
             return f"ESTOP sent ({why}; STOP failed: {first})"

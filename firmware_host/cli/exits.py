@@ -146,6 +146,8 @@ def classify(exc: BaseException, port: str | None = None) -> tuple[Exit, str]:
         return Exit.USAGE, f"bad lesion: {msg} — see `needlectl sim lesions` for the library"
     if "DeviceOptionError" in names:
         return Exit.USAGE, f"bad simulator option: {msg} — see docs/operator.md, 'Simulator'"
+    if "ProcedureError" in names:
+        return Exit.USAGE, f"{msg} — check --target-mm and the profile against `needlectl info`"
     if "ProfileError" in names:
         return Exit.USAGE, f"bad profile: {msg} — see docs/operator.md, 'Running a profile'"
     if isinstance(exc, FileNotFoundError):

@@ -164,8 +164,7 @@ def cmd_sim_lesions(ns: argparse.Namespace, out: Output) -> int:
     width = max((len(r["name"]) for r in rows), default=4)
     tags_width = max((len(",".join(r["tags"])) for r in rows), default=4)
     out.line(
-        f"{'name':<{width}}  {'start_mm':>8}  {'length_mm':>9}  {'tags':<{tags_width}}"
-        "  description"
+        f"{'name':<{width}}  {'start_mm':>8}  {'length_mm':>9}  {'tags':<{tags_width}}  description"
     )
     for r in rows:
         tags = ",".join(r["tags"])

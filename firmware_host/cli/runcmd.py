@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,13 +20,36 @@ from firmware_host.cli.output import Output, jsonable
 _LINK_REASONS = ("link lost", "device not answering")
 
 
+log = logging.getLogger("needlectl.run")
+
+
+class _PhaseLog:
+    """Logs each phase change (shown with -v; tests watch stderr for it)."""
+
+    def __init__(self) -> None:
+        self.phase: str | None = None
+
+    def __call__(self, p: Any) -> None:
+        phase = str(getattr(p.phase, "value", p.phase))
+        if phase != self.phase:
+            self.phase = phase
+            log.info(
+                "phase %s at depth %.3f mm, force %.2f N, %.1f s",
+                phase,
+                p.depth_mm,
+                p.force_n,
+                p.elapsed_s,
+            )
+
+
 @contextlib.contextmanager
 def _progress(
     out: Output, target_text: str, record_dir: Path | None
 ) -> Iterator[Callable[[Any], None] | None]:
     """rich progress on a terminal: depth against target, force against ceiling, phase."""
+    phase_log = _PhaseLog()
     if not out.interactive:
-        yield None
+        yield phase_log
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -45,6 +69,7 @@ def _progress(
     )
 
     def update(p: Any) -> None:
+        phase_log(p)
         total = max(float(p.target_depth_mm), 1e-9)
         bar.update(
             task,
@@ -180,8 +205,8 @@ def _failure_line(outcome: Any, signum: int | None) -> str:
         )
     if what == "stalled":
         return (
-            f"not crossed: {outcome.reason} at {outcome.final_depth_mm:.2f} mm — the rig is"
-            " stopped; see the plot, then retract (`needlectl jog --advance-mm -N`)"
+            f"not crossed: {outcome.reason} (depth {outcome.final_depth_mm:.2f} mm) — the rig"
+            " is stopped; see the plot, then retract (`needlectl jog --advance-mm -N`)"
         )
     return (
         f"run ended in a fault: {outcome.reason} — see `needlectl events`, fix the cause,"
