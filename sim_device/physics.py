@@ -153,7 +153,11 @@ def compile_profile(
                 )
             else:
                 n_chunks = max(1, int(length_mm / p["chunk_mm"] + 0.999999))
-                factors = [max(0.5, 1.0 + chunk_variation * next(draws)) for _ in range(n_chunks)]
+                # clipped to ±2 σ so that no chunk is a lottery ticket
+                factors = [
+                    1.0 + chunk_variation * max(-2.0, min(2.0, next(draws)))
+                    for _ in range(n_chunks)
+                ]
                 barrier = Barrier(
                     start_mm=seg.start_mm,
                     end_mm=seg.end_mm,

@@ -168,6 +168,8 @@ class Rig:
                 self._barrier_index += 1
             self._load_barrier()
             compression_mm = needle_mm - self._face_mm
+            # the tip lurches through the broken chunk with the shaft: not a tip speed
+            self._tip_mm = needle_mm if compression_mm <= 0.0 else self._face_mm
             if compression_mm <= 0.0:
                 return 0.0
             f_el = self._k_n_per_mm * compression_mm

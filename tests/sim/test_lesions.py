@@ -1,0 +1,159 @@
+"""Lesion library and lesion file validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sim_device.lesions import LesionError, cohort, library, load_lesion
+from sim_device.physics import TISSUE_DEFAULTS
+
+ARCHETYPES = [
+    "soft-stenosis",
+    "fibrous-cto",
+    "dense-calcified-cto",
+    "eccentric-calcium",
+    "pedal-arch-calcification",
+    "uncrossable",
+]
+
+GOOD = """\
+name = "operator-lesion"
+description = "written by hand"
+start_mm = 12.0
+tags = ["cto", "tibial"]
+
+[[segment]]
+tissue = "cap"
+length_mm = 1.0
+
+[[segment]]
+tissue = "calcium"
+length_mm = 5.0
+crack_force_n = 30.0
+
+[[segment]]
+tissue = "fibrous"
+start_mm = 20.0
+end_mm = 26.0
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "lesion.toml"
+    path.write_text(text)
+    return path
+
+
+def test_library_has_the_archetypes_and_every_file_loads() -> None:
+    lib = library()
+    for name in ARCHETYPES:
+        assert lib[name].name == name
+        assert lib[name].cohort is None
+    for lesion in lib.values():
+        assert lesion.segments and lesion.length_mm > 0
+        assert lesion.start_mm == lesion.segments[0].start_mm
+
+
+def test_cohort_2021_composition() -> None:
+    members = cohort("cohort-2021")
+    assert len(members) == 18
+    assert sum("cto" in m.tags for m in members) == 15
+    assert sum("stenosis" in m.tags for m in members) == 3
+    assert all(("cto" in m.tags) != ("stenosis" in m.tags) for m in members)
+    assert any("tibial" in m.tags for m in members)
+    assert any("pedal" in m.tags for m in members)
+    assert all(("tibial" in m.tags) != ("pedal" in m.tags) for m in members)
+    # the article: 8 bidirectional, 10 retrograde approaches
+    assert sum("bidirectional" in m.tags for m in members) == 8
+    assert sum("retrograde" in m.tags for m in members) == 10
+    for m in members:
+        assert 10.0 <= m.length_mm <= 60.0, m.name
+        calcium = [s for s in m.segments if s.tissue == "calcium"]
+        # severely calcified: a good share of the length, and a plain push cannot crack it
+        assert sum(s.length_mm for s in calcium) >= 0.3 * m.length_mm, m.name
+        assert max(s.params["crack_force_n"] for s in calcium) > 25.0, m.name
+        # crossable under a ~8-12 N ceiling once rotation has worn it down
+        assert all(s.params["min_crack_force_n"] <= 6.0 for s in calcium), m.name
+        assert m.end_mm < 140.0
+
+
+def test_unknown_cohort() -> None:
+    with pytest.raises(LesionError, match="unknown cohort 'nope'"):
+        cohort("nope")
+
+
+def test_load_by_name_and_by_path(tmp_path: Path) -> None:
+    assert load_lesion("fibrous-cto").name == "fibrous-cto"
+    lesion = load_lesion(str(write(tmp_path, GOOD)))
+    assert lesion.name == "operator-lesion"
+    assert lesion.start_mm == 12.0 and lesion.end_mm == 26.0 and lesion.length_mm == 14.0
+    assert [s.tissue for s in lesion.segments] == ["cap", "calcium", "fibrous"]
+    assert lesion.segments[1].start_mm == 13.0 and lesion.segments[1].end_mm == 18.0
+    calcium = lesion.segments[1].params
+    assert calcium["crack_force_n"] == 30.0
+    assert calcium["chunk_mm"] == TISSUE_DEFAULTS["calcium"]["chunk_mm"]  # default filled in
+    assert lesion.tags == {"cto", "tibial"} and lesion.is_cto
+
+
+def test_unknown_name() -> None:
+    with pytest.raises(LesionError, match="unknown lesion 'nope'") as err:
+        load_lesion("nope")
+    assert "soft-stenosis" in str(err.value)
+    with pytest.raises(LesionError, match="no such lesion file"):
+        load_lesion("/nonexistent/x.toml")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (('tissue = "cap"', 'tissue = "bone"'), r"segment 1: unknown tissue type 'bone'"),
+        (("length_mm = 5.0", "length_mm = -5.0"), r"segment 2: length_mm must be > 0, got -5"),
+        (('tissue = "cap"\n', ""), r"segment 1: missing field 'tissue'"),
+        (('name = "operator-lesion"\n', ""), r"missing field 'name'"),
+        (("start_mm = 20.0", "start_mm = 16.0"), r"segment 3: overlaps segment 2"),
+        (
+            ("crack_force_n = 30.0", "crack_forse_n = 30.0"),
+            r"segment 2: unknown key 'crack_forse_n'",
+        ),
+        (('tags = ["cto", "tibial"]', 'tag = ["cto"]'), r"unknown key 'tag'"),
+        (("crack_force_n = 30.0", 'crack_force_n = "high"'), r"crack_force_n must be a number"),
+        (("crack_force_n = 30.0", "crack_force_n = 3.0"), r"min_crack_force_n \(5\) must be <="),
+        (("end_mm = 26.0", "end_mm = 19.0"), r"segment 3: end_mm \(19\) must be > start_mm"),
+        (("start_mm = 12.0\n", ""), r"segment 1: missing field 'start_mm'"),
+        (("length_mm = 1.0", "width_mm = 1.0"), r"segment 1: unknown key 'width_mm'"),
+        (("tags = [", "tags = ["), None),  # control: unchanged text loads
+        (('name = "operator-lesion"', "name = operator"), r"not valid TOML"),
+        (("length_mm = 1.0", "length_mm = 1.0\nend_mm = 2.0"), r"give length_mm or end_mm"),
+        (("crack_force_n = 30.0", "crack_force_n = 30.0\nchunk_mm = 0"), r"chunk_mm must be > 0"),
+        (("crack_force_n = 30.0", "crack_force_n = true"), r"crack_force_n must be a number"),
+    ],
+)
+def test_validation_errors_are_one_clear_line(
+    tmp_path: Path, change: tuple[str, str], message: str | None
+) -> None:
+    old, new = change
+    assert old in GOOD
+    path = write(tmp_path, GOOD.replace(old, new, 1))
+    if message is None:
+        assert load_lesion(str(path)).name == "operator-lesion"
+        return
+    with pytest.raises(LesionError, match=message) as err:
+        load_lesion(str(path))
+    text = str(err.value)
+    assert "\n" not in text
+    assert text.startswith(str(path))
+
+
+def test_no_segments(tmp_path: Path) -> None:
+    path = write(tmp_path, 'name = "x"\nstart_mm = 1.0\n')
+    with pytest.raises(LesionError, match="missing field 'segment'"):
+        load_lesion(str(path))
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    path = tmp_path / "dir.toml"
+    path.mkdir()
+    with pytest.raises(LesionError, match="no such lesion file"):
+        load_lesion(str(path))
