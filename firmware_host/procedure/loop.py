@@ -192,7 +192,7 @@ class _Run:
             result, reason = _BAD_STATES[self.state]
             if self.state == int(DeviceState.STALLED):
                 self.stalls += 1
-                self.note("stall", source="device", depth_mm=self.depth_mm)
+                self.note("stall", by="device", depth_mm=self.depth_mm)
             raise _Ended(result, reason)
 
     def tick(self) -> None:
@@ -207,7 +207,7 @@ class _Run:
             elapsed = self.now() - self.t_motion0
             if elapsed > self.p.stall.max_duration_s:
                 self.stalls += 1
-                self.note("stall", source="host", why="max_duration_s", depth_mm=self.depth_mm)
+                self.note("stall", by="host", why="max_duration_s", depth_mm=self.depth_mm)
                 raise _Ended(
                     Result.STALLED,
                     f"not crossed within max_duration_s = {self.p.stall.max_duration_s:g} s",
@@ -380,7 +380,7 @@ class _Run:
             self.stalls += 1
             self.note(
                 "stall",
-                source="host",
+                by="host",
                 why=f"{self.pecks_no_progress} pecks without progress",
                 depth_mm=depth,
                 force_n=self.force_n,
