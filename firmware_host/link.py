@@ -372,13 +372,15 @@ class Link:
             timeout_s = min(timeout_s, self._next_heartbeat_s - now)
         # at least one control tick, so that a tiny remainder still moves virtual time
         slice_s = max(timeout_s, 0.001)
-        try:
-            data = self.transport.read(_READ_BYTES, slice_s)
-        except LinkLost as exc:
-            self._set_lost(exc)
-            raise
-        if data:
-            self._feed(data)
+        # Two threads may wait at once (a procedure and a Ctrl-C path): one pumps at a time.
+        with self._io_lock:
+            try:
+                data = self.transport.read(_READ_BYTES, slice_s)
+            except LinkLost as exc:
+                self._set_lost(exc)
+                raise
+            if data:
+                self._feed(data)
         self._tick_timers(self.clock.monotonic())
 
     def _tick_timers(self, now: float) -> None:
