@@ -1,0 +1,198 @@
+"""A whole simulated device: rig + firmware + clock + link faults, built from options.
+
+The same options come from a ``sim://`` URL's query (in-process, virtual time)
+and from ``python -m sim_device serve`` (real time). Everything random is seeded
+from ``seed``, so the same options give the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sim_device.clock import VirtualClock
+from sim_device.firmware import DEFECTS, TICK_US, Firmware, HardLimits
+from sim_device.linkfaults import LinkFaultConfig, LinkFaults
+
+RIG_FAULTS = ("loadcell_stuck", "loadcell_disconnected", "encoder_lost", "motor_stall")
+
+
+class DeviceOptionError(ValueError):
+    """A bad simulator option (URL parameter or serve flag): one clear line."""
+
+
+@dataclass(frozen=True)
+class DeviceOptions:
+    lesion: str = "soft-stenosis"
+    seed: int = 0
+    noise: float = 1.0
+    link: LinkFaultConfig = field(default_factory=LinkFaultConfig)
+    fault: str | None = None
+    fault_at_s: float = 0.0
+    defect: str | None = None
+    watchdog_ms: int = 200
+    serial_number: str = "SIM-0001"
+
+    @classmethod
+    def from_mapping(cls, params: Mapping[str, str]) -> DeviceOptions:
+        """Options from URL query parameters (strings). Unknown names are an error."""
+        known = {
+            "lesion",
+            "seed",
+            "noise",
+            "corrupt",
+            "drop",
+            "duplicate",
+            "cut_at_s",
+            "cut_for_s",
+            "fault",
+            "fault_at_s",
+            "defect",
+            "watchdog_ms",
+            "serial",
+        }
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise DeviceOptionError(
+                f"unknown sim option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+
+        def number(name: str, default: float) -> float:
+            text = params.get(name)
+            if text is None or text == "":
+                return default
+            try:
+                value = float(text)
+            except ValueError:
+                raise DeviceOptionError(f"sim option {name}={text!r} is not a number") from None
+            if not math.isfinite(value):
+                raise DeviceOptionError(f"sim option {name}={text!r} must be finite")
+            return value
+
+        def integer(name: str, default: int) -> int:
+            text = params.get(name)
+            if text is None or text == "":
+                return default
+            try:
+                return int(text, 0)
+            except ValueError:
+                raise DeviceOptionError(f"sim option {name}={text!r} is not an integer") from None
+
+        fault = params.get("fault") or None
+        if fault is not None and fault not in RIG_FAULTS:
+            raise DeviceOptionError(f"unknown rig fault {fault!r}; known: {', '.join(RIG_FAULTS)}")
+        defect = params.get("defect") or None
+        if defect is not None and defect not in DEFECTS:
+            raise DeviceOptionError(
+                f"unknown firmware defect {defect!r}; known: {', '.join(sorted(DEFECTS))}"
+            )
+        cut_at = params.get("cut_at_s")
+        try:
+            link = LinkFaultConfig(
+                corrupt=number("corrupt", 0.0),
+                drop=number("drop", 0.0),
+                duplicate=number("duplicate", 0.0),
+                cut_at_s=None if not cut_at else number("cut_at_s", 0.0),
+                cut_for_s=number("cut_for_s", 0.0),
+            )
+        except ValueError as exc:
+            raise DeviceOptionError(f"sim link faults: {exc}") from None
+        watchdog_ms = integer("watchdog_ms", 200)
+        if not 1 <= watchdog_ms <= 65535:
+            raise DeviceOptionError(f"sim option watchdog_ms={watchdog_ms} must be 1..65535")
+        noise = number("noise", 1.0)
+        if noise < 0:
+            raise DeviceOptionError(f"sim option noise={noise} must be ≥ 0")
+        serial = params.get("serial") or "SIM-0001"
+        if len(serial) > 16 or not serial.isascii():
+            raise DeviceOptionError(f"sim option serial={serial!r}: at most 16 ASCII characters")
+        return cls(
+            lesion=params.get("lesion") or "soft-stenosis",
+            seed=integer("seed", 0),
+            noise=noise,
+            link=link,
+            fault=fault,
+            fault_at_s=number("fault_at_s", 0.0),
+            defect=defect,
+            watchdog_ms=watchdog_ms,
+            serial_number=serial,
+        )
+
+
+class Device:
+    """Firmware + rig on one clock, with the link (and its faults) between it and the host."""
+
+    def __init__(self, options: DeviceOptions, rig: Any | None = None) -> None:
+        self.options = options
+        if rig is None:
+            rig = _make_rig(options)
+        self.rig = rig
+        self.clock = VirtualClock()
+        self.firmware = Firmware(
+            rig,
+            clock=self.clock,
+            hard=HardLimits.from_params(getattr(rig, "params", None)),
+            watchdog_ms=options.watchdog_ms,
+            defect=options.defect,
+            serial_number=options.serial_number,
+            loadcell_stuck_check=options.noise > 0,
+        )
+        self.link = LinkFaults(options.link, options.seed)
+        self._faulty_link = options.link.active
+        if options.fault is not None:
+            fault = options.fault
+            at_us = round(options.fault_at_s * 1_000_000)
+            self.firmware.at(at_us, lambda: rig.inject(fault))
+
+    def host_write(self, data: bytes) -> None:
+        """Bytes from the host to the device (through the link faults)."""
+        if self._faulty_link:
+            data = self.link.to_device.apply(data, self.clock.monotonic())
+        if data:
+            self.firmware.receive(data)
+
+    def host_take(self) -> bytes:
+        """Everything the device has sent since the last call (through the link faults)."""
+        fw = self.firmware
+        if not fw.tx:
+            return b""
+        data = fw.take_output()
+        if self._faulty_link:
+            data = self.link.to_host.apply(data, self.clock.monotonic())
+        return data
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.firmware.stats())
+        if self._faulty_link:
+            out["link_faults"] = self.link.stats()
+        return out
+
+    @property
+    def tick_us(self) -> int:
+        return TICK_US
+
+
+def _make_rig(options: DeviceOptions) -> Any:
+    # heavy imports (numpy, the lesion library) only when a device is really built
+    from sim_device.lesions import LesionError, load_lesion
+    from sim_device.rig import Rig
+
+    try:
+        lesion = load_lesion(options.lesion)
+    except LesionError as exc:
+        raise DeviceOptionError(str(exc)) from None
+    return Rig(lesion, seed=options.seed, noise_scale=options.noise)
+
+
+def parse_query(query: str) -> dict[str, str]:
+    """``a=1&b=x`` → {"a": "1", "b": "x"}; a repeated name is an error."""
+    from urllib.parse import parse_qsl
+
+    out: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name in out:
+            raise DeviceOptionError(f"sim option {name} given twice")
+        out[name] = value
+    return out

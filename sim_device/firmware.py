@@ -1,0 +1,925 @@
+"""The simulated firmware: protocol v1, state machine, motion, safety, telemetry, events.
+
+One ``tick()`` is one 1 ms control period: parse the bytes received since the last
+tick, execute commands, advance the motion profiles, step the rig, read its sensors,
+run the safety checks (limits, force, stall, watchdog), produce telemetry and
+heartbeats. Bytes for the host accumulate in ``tx``; whoever carries them (the
+``sim://`` port, the pty/TCP server, the USB backend) takes them from there.
+
+The firmware knows nothing about time except its clock's ``now_us``, which each
+tick advances by 1000, so the same inputs give the same bytes.
+
+Planted defects (``defect=``) exist for the HIL suite: each breaks one behaviour
+and nothing else (see DEFECTS).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from protocol import (
+    DEFAULT_WATCHDOG_MS,
+    DEVICE_HEARTBEAT_MS,
+    PROTOCOL_VERSION,
+    SCHEMA_HASH,
+    Ack,
+    Capabilities,
+    ClearFault,
+    DeviceState,
+    EStop,
+    Event,
+    EventCode,
+    EventLog,
+    FaultFlags,
+    GetEvents,
+    GetStatus,
+    HeaderFlags,
+    Heartbeat,
+    Hello,
+    Home,
+    Identity,
+    Move,
+    MoveMode,
+    Nak,
+    NakReason,
+    Rotate,
+    RotateMode,
+    SampleFlags,
+    SetLimits,
+    SetTelemetry,
+    Status,
+    Stop,
+    StreamDecoder,
+    Telemetry,
+    encode,
+)
+from protocol.schema import MSG_ID, Direction, Message
+from sim_device.clock import VirtualClock
+from sim_device.event_log import EventLog as DeviceEventLog
+from sim_device.motion import Axis
+from sim_device.reply_cache import ReplyCache
+
+FIRMWARE_VERSION = (0, 3, 0)
+TICK_US = 1000
+TICK_S = TICK_US / 1_000_000
+
+DEFECTS: dict[str, str] = {
+    "no_repeat_detection": "a repeated command is executed again instead of replayed",
+    "watchdog_disabled": "host silence never stops motion",
+    "limit_off_by_one_step": "the soft depth limit lets the advance go one microstep beyond it",
+    "stall_cutoff_disabled": "a stalled advance is never cut off",
+    "telemetry_counter_stuck": "TELEMETRY.first_sample_number never advances",
+    "nak_reason_swapped": "NOT_HOMED and BEYOND_LIMIT are reported as each other",
+}
+
+# Estimates (see docs/simulator.md): a small lead-screw stage and a geared rotation stepper.
+ADVANCE_ACCEL_UM_S2 = 20_000.0
+ROTATE_ACCEL_DEG_S2 = 3_600.0
+# Following error (motor count ahead of the encoder) that means steps were lost: a few
+# encoder counts, so the cut-off fires within ~10 ms at crossing speeds of ≥ 0.5 mm/s.
+STALL_FOLLOWING_ERROR_UM = 5.0
+DEFAULT_STALL_TIME_MS = 5
+# Homing gives up (TRAVEL_LIMIT fault) after this much travel beyond the hard travel.
+HOMING_MARGIN_UM = 20_000.0
+LOADCELL_STUCK_TICKS = 200
+FORCE_INVALID_MN = -0x8000_0000  # load cell reading unavailable (disconnected)
+
+_SAMPLE = struct.Struct("<IiiiiBB")
+_I32_MIN = -0x8000_0000
+_I32_MAX = 0x7FFF_FFFF
+_DEVICE_TO_HOST_IDS = frozenset(
+    MSG_ID[m] for m in MSG_ID if getattr(m, "DIRECTION", None) is Direction.DEVICE_TO_HOST
+)
+
+
+class RigLike(Protocol):
+    """What the firmware needs from the rig (sim_device.rig.Rig implements it)."""
+
+    encoder_depth_mm: float
+    load_cell_force_n: float
+    home_switch: bool
+    needle_depth_mm: float
+
+    def step(self, dt_s: float, motor_depth_mm: float, angle_deg: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class HardLimits:
+    """The device's own limits (IDENTITY), from the rig's parameters."""
+
+    travel_um: int = 150_000
+    force_mn: int = 40_000
+    max_speed_um_s: int = 20_000
+    max_rate_mrpm: int = 120_000
+    thrust_mn: int = 30_000
+    um_per_microstep: float = 0.625
+
+    @classmethod
+    def from_params(cls, params: Any) -> HardLimits:
+        """Read a RigParams-like object (missing fields keep these defaults)."""
+        d = cls()
+
+        def get(name: str, default: float) -> float:
+            value = getattr(params, name, None)
+            return default if value is None else float(value)
+
+        return cls(
+            travel_um=round(get("travel_limit_mm", d.travel_um / 1000) * 1000),
+            force_mn=round(get("force_limit_n", d.force_mn / 1000) * 1000),
+            max_speed_um_s=round(get("max_speed_mm_s", d.max_speed_um_s / 1000) * 1000),
+            max_rate_mrpm=round(get("max_rate_rpm", d.max_rate_mrpm / 1000) * 1000),
+            thrust_mn=round(get("thrust_limit_n", d.thrust_mn / 1000) * 1000),
+            um_per_microstep=get("um_per_microstep", d.um_per_microstep),
+        )
+
+
+def _clip_i32(value: float) -> int:
+    if value != value:  # NaN
+        return _I32_MIN
+    iv = round(value)
+    return _I32_MIN if iv < _I32_MIN else _I32_MAX if iv > _I32_MAX else iv
+
+
+class Firmware:
+    """The device's firmware, bound to one rig and one clock."""
+
+    def __init__(
+        self,
+        rig: RigLike,
+        *,
+        clock: VirtualClock | None = None,
+        hard: HardLimits | None = None,
+        watchdog_ms: int = DEFAULT_WATCHDOG_MS,
+        defect: str | None = None,
+        serial_number: str = "SIM-0001",
+        loadcell_stuck_check: bool = True,
+    ) -> None:
+        if defect is not None and defect not in DEFECTS:
+            raise ValueError(f"unknown defect {defect!r}; known: {', '.join(sorted(DEFECTS))}")
+        if not 1 <= watchdog_ms <= 0xFFFF:
+            raise ValueError(f"watchdog_ms={watchdog_ms} must be 1..65535")
+        self.rig = rig
+        self.clock = clock if clock is not None else VirtualClock()
+        self.hard = (
+            hard if hard is not None else HardLimits.from_params(getattr(rig, "params", None))
+        )
+        self.defect = defect
+        self.serial_number = serial_number
+        self.watchdog_us = watchdog_ms * 1000
+        self.tx = bytearray()
+        self._rx = bytearray()
+        self._decoder = StreamDecoder()
+        self._cache = ReplyCache()
+        self.events = DeviceEventLog()
+        self._um_per_step = self.hard.um_per_microstep
+        # A reading at the ADC's rail means an open bridge (disconnected load cell); a
+        # noisy reading that repeats exactly for LOADCELL_STUCK_TICKS ticks means a stuck one
+        # (only checked when the sensor is expected to be noisy).
+        params = getattr(rig, "params", None)
+        self._lc_rail_n = float(getattr(params, "load_cell_full_scale_n", 50.0))
+        self._lc_stuck_check = loadcell_stuck_check
+        self._lc_same_ticks = 0
+        self._force_n = 0.0
+
+        # The motor's own coordinate starts at 0 at boot; the rig wants absolute depth, so
+        # the physical coupling (where the carriage happened to be at power-up) is read
+        # once from the rig. The firmware's logic never uses it.
+        self._motor_origin_mm = float(rig.needle_depth_mm)
+        self._enc_zero_mm = float(rig.encoder_depth_mm)
+        self.adv = Axis(ADVANCE_ACCEL_UM_S2)
+        self.rot = Axis(ROTATE_ACCEL_DEG_S2)
+        self._osc_center_deg = 0.0
+        self._osc_amp_deg = 0.0
+
+        # session, state
+        self.session_open = False
+        self.armed = False
+        self.schema_ok = False
+        self.homed = False
+        self.homing = False
+        self._homing_start_um = 0.0
+        self.at_limit = False
+        self.latched = 0
+        self.state = int(DeviceState.UNHOMED)
+        self._flags_base = 0
+
+        # limits in force
+        self.soft_depth_limit_um = self.hard.travel_um
+        self.force_limit_mn = self.hard.force_mn
+        self.stall_force_mn = int(self.hard.thrust_mn * 0.9)
+        self.stall_time_ms = DEFAULT_STALL_TIME_MS
+        self._set_limit_steps()
+
+        # telemetry
+        self.telemetry_rate_hz = 0
+        self.batch_samples = 10
+        self._sample_acc = 0
+        self._batch = bytearray()
+        self._batch_count = 0
+        self._batch_first = 0
+        self.samples_sent = 0
+
+        # sensors as last read (µm / mN, relative to the firmware's zero)
+        self.depth_um = 0
+        self.force_mn = 0
+        self._stall_ticks = 0
+        self._follow_motor0_um = 0.0
+        self._follow_enc0_um = 0.0
+
+        # timing
+        self._last_host_us = 0
+        self._last_tx_us = 0
+        self._wd_tripped = False
+        self._timers: list[tuple[int, int, Any]] = []
+        self._timer_serial = 0
+
+        # statistics
+        self.commands_executed = 0
+        self.commands_naked = 0
+        self.replies_replayed = 0
+        self.watchdog_trips = 0
+        self.stall_stop_us: int | None = None  # truth for tests: when the cut-off fired
+
+        self._read_sensors()
+        self._update_state()
+        self._emit_event(EventCode.BOOT, 0)
+
+    # ------------------------------------------------------------ host side I/O
+
+    def receive(self, data: bytes | bytearray | memoryview) -> None:
+        """Bytes from the host; parsed at the start of the next tick."""
+        self._rx += data
+
+    def take_output(self, max_bytes: int | None = None) -> bytes:
+        """Remove and return bytes the device has sent (all, or up to max_bytes)."""
+        tx = self.tx
+        if max_bytes is None or max_bytes >= len(tx):
+            out = bytes(tx)
+            tx.clear()
+            return out
+        out = bytes(tx[:max_bytes])
+        del tx[:max_bytes]
+        return out
+
+    def at(self, time_us: int, action: Any) -> None:
+        """Run ``action()`` at the first tick at or after device time ``time_us``."""
+        self._timer_serial += 1
+        self._timers.append((time_us, self._timer_serial, action))
+        self._timers.sort(key=lambda t: (t[0], t[1]))
+
+    # ------------------------------------------------------------ running
+
+    def run_ticks(self, n: int) -> None:
+        """Run ``n`` control ticks, skipping through idle stretches in one rig step."""
+        end_us = self.clock.now_us + n * TICK_US
+        while self.clock.now_us < end_us:
+            self._idle_skip(end_us)
+            if self.clock.now_us < end_us:
+                self.tick()
+
+    def run_until_output(self, max_ticks: int | None) -> int:
+        """Run until the device has sent something, or ``max_ticks`` ticks (None: no bound).
+        Returns the ticks run."""
+        clock = self.clock
+        start_us = clock.now_us
+        end_us = None if max_ticks is None else start_us + max_ticks * TICK_US
+        tx = self.tx
+        while not tx:
+            if end_us is not None and clock.now_us >= end_us:
+                break
+            self._idle_skip(end_us)
+            if end_us is not None and clock.now_us >= end_us:
+                break
+            self.tick()
+        return (clock.now_us - start_us) // TICK_US
+
+    def _idle_skip(self, end_us: int | None) -> None:
+        """Jump over ticks in which nothing can happen: no input, nothing moving, no
+        telemetry. The rig is stepped once over the whole stretch; the next real tick
+        comes at the earliest deadline (heartbeat, watchdog, timer, end)."""
+        if self._rx or self.adv.active or self.rot.active or self.homing or self.telemetry_rate_hz:
+            return
+        now = self.clock.now_us
+        deadline = self._last_tx_us + DEVICE_HEARTBEAT_MS * 1000
+        if self.session_open and not self._wd_tripped and self.defect != "watchdog_disabled":
+            deadline = min(deadline, self._last_host_us + self.watchdog_us)
+        if self._timers:
+            deadline = min(deadline, self._timers[0][0])
+        if end_us is not None:
+            deadline = min(deadline, end_us)
+        # land on the tick just before the deadline; that tick's normal run handles it
+        skip = (deadline - now) // TICK_US - 1
+        if skip <= 1:
+            return
+        self.rig.step(skip * TICK_S, self._motor_abs_mm(), self.rot.pos)
+        self.clock.now_us = now + skip * TICK_US
+        self._read_sensors()
+
+    def tick(self) -> None:
+        """One 1 ms control period."""
+        clock = self.clock
+        now = clock.now_us + TICK_US
+        clock.now_us = now
+        if self._timers and self._timers[0][0] <= now:
+            while self._timers and self._timers[0][0] <= now:
+                self._timers.pop(0)[2]()
+        if self._rx:
+            self._parse_input(now)
+
+        adv = self.adv
+        rot = self.rot
+        adv_was_active = adv.active
+        rot_was_active = rot.active
+        if adv_was_active:
+            arrived = adv.step(TICK_S)
+            if adv.pos > self._limit_pos_um and adv.vel >= 0.0 and self.homed:
+                self._hit_limit(now)
+            elif arrived and not self.homing:
+                self._emit_event(EventCode.TARGET_REACHED, _clip_i32(adv.pos))
+        if rot_was_active:
+            reached = rot.step(TICK_S)
+            if reached and self._osc_amp_deg:
+                # oscillation: turn around at each end
+                c = self._osc_center_deg
+                a = self._osc_amp_deg
+                rot.move_to(c - a if rot.target > c else c + a, rot.vmax)
+
+        self.rig.step(TICK_S, self._motor_abs_mm(), rot.pos)
+        self._read_sensors()
+        self._safety(now)
+
+        if adv_was_active != adv.active or rot_was_active != rot.active:
+            self._update_state()
+        if self.telemetry_rate_hz:
+            self._telemetry(now)
+        if now - self._last_tx_us >= DEVICE_HEARTBEAT_MS * 1000:
+            self._send(Heartbeat((now // 1000) & 0xFFFF_FFFF))
+
+    # ------------------------------------------------------------ sensors and safety
+
+    def _motor_abs_mm(self) -> float:
+        step = self._um_per_step
+        return self._motor_origin_mm + math.floor(self.adv.pos / step + 0.5) * step / 1000.0
+
+    def _read_sensors(self) -> None:
+        rig = self.rig
+        enc_mm = rig.encoder_depth_mm
+        self.depth_um = _clip_i32((enc_mm - self._enc_zero_mm) * 1000.0)
+        force_n = rig.load_cell_force_n
+        if force_n == self._force_n:
+            self._lc_same_ticks += 1
+        else:
+            self._lc_same_ticks = 0
+        self._force_n = force_n
+        if force_n >= self._lc_rail_n or -force_n >= self._lc_rail_n:
+            self.force_mn = FORCE_INVALID_MN
+        else:
+            self.force_mn = _clip_i32(force_n * 1000.0)
+
+    def _safety(self, now: int) -> None:
+        adv = self.adv
+        force_mn = self.force_mn
+        if self._lc_same_ticks >= LOADCELL_STUCK_TICKS and self._lc_stuck_check:
+            force_mn = self.force_mn = FORCE_INVALID_MN
+        if force_mn == _I32_MIN:
+            if not self.latched & FaultFlags.LOAD_CELL:
+                self._latch(FaultFlags.LOAD_CELL, EventCode.FAULT, int(FaultFlags.LOAD_CELL))
+                self._stop_advance()
+        elif (force_mn > self.force_limit_mn or -force_mn > self.force_limit_mn) and not (
+            self.latched & FaultFlags.FORCE_LIMIT
+        ):
+            self._stop_advance()
+            self._latch(FaultFlags.FORCE_LIMIT, EventCode.FORCE_OVER_LIMIT, force_mn)
+        if self.depth_um == _I32_MIN and not self.latched & FaultFlags.ENCODER:
+            self._stop_advance()
+            self.homed = False
+            self._latch(FaultFlags.ENCODER, EventCode.FAULT, int(FaultFlags.ENCODER))
+
+        if adv.active:
+            if self.homing:
+                if self.rig.home_switch:
+                    self._home_found()
+                elif self._homing_start_um - adv.pos > self.hard.travel_um + HOMING_MARGIN_UM:
+                    self._stop_advance()
+                    self._latch(
+                        FaultFlags.TRAVEL_LIMIT, EventCode.FAULT, int(FaultFlags.TRAVEL_LIMIT)
+                    )
+            if adv.active and self.defect != "stall_cutoff_disabled":
+                self._stall_check(now)
+        elif self._stall_ticks:
+            self._stall_ticks = 0
+
+        if (
+            self.session_open
+            and not self._wd_tripped
+            and now - self._last_host_us >= self.watchdog_us
+            and self.defect != "watchdog_disabled"
+        ):
+            self._watchdog_trip(now)
+
+    def _stall_check(self, now: int) -> None:
+        adv = self.adv
+        # force held at the stall threshold while advancing
+        if adv.vel > 0.0 and self.force_mn >= self.stall_force_mn:
+            self._stall_ticks += 1
+            if self._stall_ticks >= self.stall_time_ms:
+                self._stall(now)
+                return
+        else:
+            self._stall_ticks = 0
+        # advance commanded, encoder not following (steps lost)
+        motor_moved = adv.pos - self._follow_motor0_um
+        enc_moved = self.depth_um - self._follow_enc0_um
+        error = motor_moved - enc_moved if motor_moved >= 0 else enc_moved - motor_moved
+        if error > STALL_FOLLOWING_ERROR_UM:
+            self._stall(now)
+
+    def _stall(self, now: int) -> None:
+        self._stop_advance()
+        self.homing = False
+        self.homed = False  # steps were lost: the position is no longer known
+        self.stall_stop_us = now
+        self._latch(FaultFlags.STALL, EventCode.STALL, self.depth_um)
+
+    def _stop_advance(self) -> None:
+        if self.adv.active:
+            self.adv.halt()
+            self._update_state()
+        self._stall_ticks = 0
+
+    def _hit_limit(self, now: int) -> None:
+        self.adv.pos = self._limit_pos_um
+        self.adv.halt()
+        self.at_limit = True
+        self._emit_event(EventCode.LIMIT_REACHED, _clip_i32(self._limit_pos_um))
+        self._update_state()
+
+    def _home_found(self) -> None:
+        adv = self.adv
+        adv.halt()
+        # zero both coordinates here: the motor's count and the encoder's reading
+        self._motor_origin_mm = self._motor_abs_mm()
+        self._enc_zero_mm = float(self.rig.encoder_depth_mm)
+        adv.pos = 0.0
+        adv.target = 0.0
+        self.depth_um = 0
+        self.homing = False
+        self.homed = True
+        self.at_limit = False
+        self._emit_event(EventCode.HOMED, 0)
+        self._update_state()
+
+    def _watchdog_trip(self, now: int) -> None:
+        self._wd_tripped = True
+        self.watchdog_trips += 1
+        self.adv.halt()
+        self.rot.halt()
+        self._osc_amp_deg = 0.0
+        if self.homing:
+            self.homing = False
+        self._stall_ticks = 0
+        self._latch(
+            FaultFlags.WATCHDOG, EventCode.WATCHDOG_TRIP, (now - self._last_host_us) // 1000
+        )
+
+    def _latch(self, fault: FaultFlags, code: EventCode, value: int) -> None:
+        self.latched |= int(fault)
+        self._emit_event(code, value)
+        self._update_state()
+
+    def _set_limit_steps(self) -> None:
+        steps = math.floor(self.soft_depth_limit_um / self._um_per_step + 1e-9)
+        if self.defect == "limit_off_by_one_step":
+            steps += 1
+        self._limit_steps = steps
+        self._limit_pos_um = steps * self._um_per_step
+
+    # ------------------------------------------------------------ state
+
+    def _update_state(self) -> None:
+        latched = self.latched
+        moving = self.adv.active or self.rot.active
+        if latched & FaultFlags.ESTOP:
+            state = DeviceState.ESTOPPED
+        elif latched & FaultFlags.STALL:
+            state = DeviceState.STALLED
+        elif latched:
+            state = DeviceState.FAULT
+        elif self.homing:
+            state = DeviceState.HOMING
+        elif not self.homed:
+            state = DeviceState.UNHOMED
+        elif self.at_limit and not self.adv.active:
+            state = DeviceState.LIMIT
+        elif moving:
+            state = DeviceState.MOVING
+        else:
+            state = DeviceState.READY
+        self.state = int(state)
+        flags = 0
+        if self.homed:
+            flags |= SampleFlags.HOMED
+        if self.at_limit:
+            flags |= SampleFlags.AT_LIMIT
+        if latched & FaultFlags.STALL:
+            flags |= SampleFlags.STALL
+        if latched & ~(FaultFlags.STALL | FaultFlags.ESTOP):
+            flags |= SampleFlags.FAULT
+        if latched & FaultFlags.ESTOP:
+            flags |= SampleFlags.ESTOP
+        if self.armed:
+            flags |= SampleFlags.ARMED
+        self._flags_base = int(flags)
+
+    def flags(self) -> int:
+        flags = self._flags_base
+        if self.adv.active:
+            flags |= SampleFlags.ADVANCING
+        if self.rot.active:
+            flags |= SampleFlags.ROTATING
+        return int(flags)
+
+    # ------------------------------------------------------------ output
+
+    def _send(self, msg: Message, seq: int = 0, flags: int = 0) -> None:
+        self.tx += encode(msg, seq, flags)
+        self._last_tx_us = self.clock.now_us
+
+    def _emit_event(self, code: EventCode, value: int) -> None:
+        rec = self.events.add(self.clock.now_us, int(code), _clip_i32(value))
+        self._send(Event(rec.number, rec.time_us, rec.code, rec.value))
+
+    def _telemetry(self, now: int) -> None:
+        acc = self._sample_acc + self.telemetry_rate_hz
+        if acc < 1000:
+            self._sample_acc = acc
+            return
+        self._sample_acc = acc - 1000
+        if not self._batch_count:
+            self._batch_first = self.samples_sent
+        self._batch += _SAMPLE.pack(
+            now & 0xFFFF_FFFF,
+            self.depth_um,
+            _clip_i32(self.adv.pos),
+            _clip_i32(self.rot.pos * 100.0),
+            self.force_mn,
+            self.state,
+            self.flags(),
+        )
+        self._batch_count += 1
+        self.samples_sent += 1
+        if self._batch_count >= self.batch_samples:
+            self._flush_batch()
+
+    def _flush_batch(self) -> None:
+        if not self._batch_count:
+            return
+        first = self._batch_first
+        if self.defect == "telemetry_counter_stuck":
+            first = 0
+        self._send(Telemetry(first & 0xFFFF_FFFF, bytes(self._batch)))
+        self._batch.clear()
+        self._batch_count = 0
+
+    # ------------------------------------------------------------ commands
+
+    def _parse_input(self, now: int) -> None:
+        data = bytes(self._rx)
+        self._rx.clear()
+        for frame in self._decoder.feed(data):
+            msg = frame.message
+            msg_id = MSG_ID[type(msg)]
+            self._last_host_us = now
+            self._wd_tripped = False
+            if type(msg) is Heartbeat:
+                continue
+            seq = frame.seq
+            if seq == 0 or msg_id in _DEVICE_TO_HOST_IDS:
+                reason = NakReason.BAD_ARGUMENT if seq == 0 else NakReason.UNKNOWN_MESSAGE
+                reply: Message = Nak(msg_id, int(reason), 0)
+                self.commands_naked += 1
+                if seq:
+                    self._cache.store(seq, msg_id, reply)
+                self._send(reply, seq)
+                continue
+            if self.defect != "no_repeat_detection":
+                cached = self._cache.lookup(seq, msg_id)
+                if cached is not None:
+                    self.replies_replayed += 1
+                    self._send(cached, seq, int(HeaderFlags.REPLAYED))
+                    continue
+            reply = self._execute(msg, msg_id)
+            if type(msg) is Hello:
+                self._cache.clear()
+            self._cache.store(seq, msg_id, reply)
+            self._send(reply, seq)
+
+    def _nak(self, msg_id: int, reason: NakReason, detail: int = 0) -> Nak:
+        if self.defect == "nak_reason_swapped":
+            if reason is NakReason.NOT_HOMED:
+                reason = NakReason.BEYOND_LIMIT
+            elif reason is NakReason.BEYOND_LIMIT:
+                reason = NakReason.NOT_HOMED
+        self.commands_naked += 1
+        return Nak(msg_id, int(reason), _clip_i32(detail))
+
+    def _ack(self, msg_id: int) -> Ack:
+        self.commands_executed += 1
+        return Ack(msg_id)
+
+    def _execute(self, msg: Message, msg_id: int) -> Message:
+        kind = type(msg)
+        if kind is Hello:
+            assert isinstance(msg, Hello)
+            return self._hello(msg)
+        if kind is GetStatus:
+            self.commands_executed += 1
+            return self.status()
+        if kind is GetEvents:
+            assert isinstance(msg, GetEvents)
+            if not 1 <= msg.max_count <= 12:
+                return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.max_count)
+            self.commands_executed += 1
+            return EventLog(
+                self.events.last_number, self.events.packed_since(msg.from_number, msg.max_count)
+            )
+        if kind is Stop:
+            self._stop()
+            return self._ack(msg_id)
+        if kind is EStop:
+            self._estop()
+            return self._ack(msg_id)
+        if kind is ClearFault:
+            self._clear_fault()
+            return self._ack(msg_id)
+        if kind is SetLimits:
+            assert isinstance(msg, SetLimits)
+            return self._set_limits(msg, msg_id)
+        if kind is SetTelemetry:
+            assert isinstance(msg, SetTelemetry)
+            if not (0 <= msg.rate_hz <= 1000 and 1 <= msg.batch_samples <= 10):
+                return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.rate_hz)
+            self._flush_batch()
+            self.telemetry_rate_hz = msg.rate_hz
+            self.batch_samples = msg.batch_samples
+            self._sample_acc = 1000 - msg.rate_hz  # first sample on the next tick
+            return self._ack(msg_id)
+        # motion: Home, Move, Rotate
+        refusal = self._motion_refusal(msg_id)
+        if refusal is not None:
+            return refusal
+        if kind is Home:
+            assert isinstance(msg, Home)
+            return self._home(msg, msg_id)
+        if kind is Move:
+            assert isinstance(msg, Move)
+            return self._move(msg, msg_id)
+        assert isinstance(msg, Rotate)
+        return self._rotate(msg, msg_id)
+
+    def _motion_refusal(self, msg_id: int) -> Nak | None:
+        if not self.session_open:
+            return self._nak(msg_id, NakReason.NOT_ARMED)
+        if not self.schema_ok:
+            return self._nak(msg_id, NakReason.SCHEMA_MISMATCH)
+        return None
+
+    def _state_refusal(self, msg_id: int) -> Nak | None:
+        if self.latched & FaultFlags.ESTOP:
+            return self._nak(msg_id, NakReason.ESTOPPED)
+        if self.latched:
+            return self._nak(msg_id, NakReason.LATCHED_FAULT, self.latched)
+        if self.homing:
+            return self._nak(msg_id, NakReason.BUSY)
+        return None
+
+    def _hello(self, msg: Hello) -> Identity:
+        self.session_open = True
+        self.schema_ok = msg.protocol_version == PROTOCOL_VERSION and msg.schema_hash == SCHEMA_HASH
+        self.armed = self.schema_ok
+        self._wd_tripped = False
+        self._update_state()
+        self.commands_executed += 1
+        return self.identity()
+
+    def identity(self) -> Identity:
+        hard = self.hard
+        major, minor, patch = FIRMWARE_VERSION
+        caps = (
+            Capabilities.ROTATION
+            | Capabilities.OSCILLATION
+            | Capabilities.LOAD_CELL
+            | Capabilities.ENCODER
+            | Capabilities.USB_BULK
+            | Capabilities.FAULT_INJECTION
+        )
+        return Identity(
+            PROTOCOL_VERSION,
+            SCHEMA_HASH,
+            major,
+            minor,
+            patch,
+            self.serial_number,
+            1,
+            int(caps),
+            hard.travel_um,
+            hard.force_mn,
+            hard.max_speed_um_s,
+            hard.max_rate_mrpm,
+            self.watchdog_us // 1000,
+            1 if self.armed else 0,
+        )
+
+    def status(self) -> Status:
+        return Status(
+            self.state,
+            self.flags(),
+            self.latched,
+            self.clock.now_us,
+            self.depth_um,
+            _clip_i32(self.adv.pos),
+            _clip_i32(self.rot.pos * 100.0),
+            self.force_mn,
+            self.soft_depth_limit_um,
+            self.force_limit_mn,
+            self.stall_force_mn,
+            self.stall_time_ms,
+            self.telemetry_rate_hz,
+            self.events.last_number,
+            self.samples_sent & 0xFFFF_FFFF,
+            self._decoder.stats.frames_ok & 0xFFFF_FFFF,
+            self._decoder.stats.frames_bad & 0xFFFF_FFFF,
+            self.commands_executed & 0xFFFF_FFFF,
+            self.replies_replayed & 0xFFFF_FFFF,
+            self.watchdog_trips & 0xFFFF_FFFF,
+        )
+
+    def _stop(self) -> None:
+        if self.homing:
+            self.homing = False
+            self.adv.halt()
+        self._osc_amp_deg = 0.0
+        if self.adv.active:
+            self.adv.decelerate()
+        if self.rot.active:
+            self.rot.decelerate()
+        self.at_limit = False
+        self._update_state()
+
+    def _estop(self) -> None:
+        # within this tick: both axes halt where they are
+        self.adv.halt()
+        self.rot.halt()
+        self._osc_amp_deg = 0.0
+        self.homing = False
+        self._stall_ticks = 0
+        if not self.latched & FaultFlags.ESTOP:
+            self.homed = False  # the stepper may have slipped: re-home
+            self._latch(FaultFlags.ESTOP, EventCode.ESTOP, 0)
+        else:
+            self._update_state()
+
+    def _clear_fault(self) -> None:
+        cleared = self.latched
+        self.latched = 0
+        self.at_limit = False
+        if cleared:
+            self._emit_event(EventCode.FAULT_CLEARED, cleared)
+        self._update_state()
+
+    def _set_limits(self, msg: SetLimits, msg_id: int) -> Message:
+        hard = self.hard
+        if not 1 <= msg.stall_time_ms <= 10_000:
+            return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.stall_time_ms)
+        if msg.soft_depth_limit_um < 0:
+            return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.soft_depth_limit_um)
+        if msg.force_limit_mn <= 0:
+            return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.force_limit_mn)
+        if msg.stall_force_mn <= 0:
+            return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.stall_force_mn)
+        if msg.soft_depth_limit_um > hard.travel_um:
+            return self._nak(msg_id, NakReason.BEYOND_LIMIT, hard.travel_um)
+        if msg.force_limit_mn > hard.force_mn:
+            return self._nak(msg_id, NakReason.BEYOND_LIMIT, hard.force_mn)
+        if msg.stall_force_mn > hard.force_mn:
+            return self._nak(msg_id, NakReason.BEYOND_LIMIT, hard.force_mn)
+        self.soft_depth_limit_um = msg.soft_depth_limit_um
+        self.force_limit_mn = msg.force_limit_mn
+        self.stall_force_mn = msg.stall_force_mn
+        self.stall_time_ms = msg.stall_time_ms
+        # a move in progress beyond the new limit is stopped there by the tick's check
+        self._set_limit_steps()
+        return self._ack(msg_id)
+
+    def _home(self, msg: Home, msg_id: int) -> Message:
+        if not 1 <= msg.speed_um_s <= 20_000:
+            return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.speed_um_s)
+        refusal = self._state_refusal(msg_id)
+        if refusal is not None:
+            return refusal
+        if self.adv.active:
+            return self._nak(msg_id, NakReason.BUSY)
+        if msg.speed_um_s > self.hard.max_speed_um_s:
+            return self._nak(msg_id, NakReason.BEYOND_LIMIT, self.hard.max_speed_um_s)
+        self.homed = False
+        self.at_limit = False
+        if self.rig.home_switch:
+            self.homing = True
+            self._home_found()
+            return self._ack(msg_id)
+        self.homing = True
+        self._homing_start_um = self.adv.pos
+        self._begin_follow()
+        self.adv.run_at(-float(msg.speed_um_s))
+        self._update_state()
+        return self._ack(msg_id)
+
+    def _begin_follow(self) -> None:
+        self._follow_motor0_um = self.adv.pos
+        self._follow_enc0_um = float(self.depth_um)
+        self._stall_ticks = 0
+
+    def _move(self, msg: Move, msg_id: int) -> Message:
+        if msg.mode not in (MoveMode.ABSOLUTE, MoveMode.RELATIVE) or not (
+            1 <= msg.speed_um_s <= 20_000
+        ):
+            return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.speed_um_s)
+        refusal = self._state_refusal(msg_id)
+        if refusal is not None:
+            return refusal
+        if not self.homed:
+            return self._nak(msg_id, NakReason.NOT_HOMED)
+        if msg.speed_um_s > self.hard.max_speed_um_s:
+            return self._nak(msg_id, NakReason.BEYOND_LIMIT, self.hard.max_speed_um_s)
+        adv = self.adv
+        base = adv.target if (adv.active and not adv.velocity_mode) else adv.pos
+        target_um = float(msg.target_um) + (base if msg.mode == MoveMode.RELATIVE else 0.0)
+        target_steps = math.floor(target_um / self._um_per_step + 1e-9)
+        if target_um < 0.0:
+            return self._nak(msg_id, NakReason.BEYOND_LIMIT, 0)
+        if target_steps > self._limit_steps:
+            return self._nak(msg_id, NakReason.BEYOND_LIMIT, self.soft_depth_limit_um)
+        was_active = adv.active
+        if not was_active:
+            self._begin_follow()
+        adv.move_to(target_steps * self._um_per_step, float(msg.speed_um_s))
+        self.at_limit = False
+        self._update_state()
+        if not adv.active:
+            self._emit_event(EventCode.TARGET_REACHED, _clip_i32(adv.pos))
+        return self._ack(msg_id)
+
+    def _rotate(self, msg: Rotate, msg_id: int) -> Message:
+        mode = msg.mode
+        if mode not in (0, 1, 2, 3) or not -600_000 <= msg.rate_mrpm <= 600_000:
+            return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.rate_mrpm)
+        rot = self.rot
+        if mode == RotateMode.STOP:
+            # stopping is always allowed
+            self._osc_amp_deg = 0.0
+            if rot.active:
+                rot.decelerate()
+            self._update_state()
+            return self._ack(msg_id)
+        refusal = self._state_refusal(msg_id)
+        if refusal is not None:
+            return refusal
+        if abs(msg.rate_mrpm) > self.hard.max_rate_mrpm:
+            return self._nak(msg_id, NakReason.BEYOND_LIMIT, self.hard.max_rate_mrpm)
+        rate_deg_s = msg.rate_mrpm / 1000.0 * 6.0  # rpm → deg/s
+        if mode == RotateMode.CONTINUOUS:
+            self._osc_amp_deg = 0.0
+            rot.run_at(rate_deg_s)
+        else:
+            if msg.rate_mrpm == 0 or (mode == RotateMode.OSCILLATE and msg.angle_cdeg <= 0):
+                return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.angle_cdeg)
+            angle_deg = msg.angle_cdeg / 100.0
+            if mode == RotateMode.BY_ANGLE:
+                self._osc_amp_deg = 0.0
+                rot.move_to(rot.pos + angle_deg, rate_deg_s)
+            else:
+                self._osc_center_deg = rot.pos
+                self._osc_amp_deg = angle_deg
+                rot.move_to(rot.pos + angle_deg, rate_deg_s)
+        self._update_state()
+        return self._ack(msg_id)
+
+    # ------------------------------------------------------------ statistics
+
+    def stats(self) -> dict[str, int]:
+        """What the device saw (STATUS carries the same counters)."""
+        dec = self._decoder.stats
+        return {
+            "device_time_us": self.clock.now_us,
+            "frames_ok": dec.frames_ok,
+            "frames_bad": dec.frames_bad,
+            "commands_executed": self.commands_executed,
+            "commands_naked": self.commands_naked,
+            "replies_replayed": self.replies_replayed,
+            "watchdog_trips": self.watchdog_trips,
+            "samples_sent": self.samples_sent,
+            "events": self.events.last_number,
+        }

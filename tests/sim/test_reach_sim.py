@@ -1,0 +1,88 @@
+"""sim:// as pyserial sees it: registration from a fresh interpreter, options, determinism."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import serial
+
+import sim_device  # noqa: F401
+from protocol import SetTelemetry, encode
+from protocol.schema import Home, Move, Rotate
+from sim_device.minihost import MiniHost
+
+
+def test_sim_url_resolves_from_a_fresh_interpreter() -> None:
+    code = (
+        "import serial, sim_device\n"
+        "p = serial.serial_for_url('sim://?lesion=soft-stenosis&seed=3', timeout=0.2)\n"
+        "print(type(p).__module__, p.virtual, len(p.read(100)) > 0)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.split() == ["sim_device.protocol_sim", "True", "True"]
+
+
+def test_importing_the_package_does_not_load_the_simulator() -> None:
+    code = (
+        "import sys, sim_device\n"
+        "print(any(m in sys.modules for m in ('numpy', 'sim_device.rig', 'sim_device.firmware')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("lesion=no-such-lesion", "unknown lesion"),
+        ("seed=abc", "seed"),
+        ("colour=red", "unknown sim option"),
+        ("defect=nope", "unknown firmware defect"),
+        ("fault=nope", "unknown rig fault"),
+        ("drop=2", "probability"),
+    ],
+)
+def test_bad_options_give_one_clear_line(query: str, words: str) -> None:
+    with pytest.raises(serial.SerialException) as info:
+        serial.serial_for_url(f"sim://?{query}")
+    message = str(info.value)
+    assert words in message and "\n" not in message
+
+
+def _session_bytes(url: str) -> bytes:
+    port = serial.serial_for_url(url, timeout=0.05)
+    host = MiniHost(port)
+    captured = bytearray()
+    original = port.read
+
+    def read(size: int = 1) -> bytes:
+        data: bytes = original(size)
+        captured.extend(data)
+        return data
+
+    port.read = read
+    host.hello()
+    host.command(SetTelemetry(1000, 10))
+    host.command(Home(3000))
+    host.pump(2.0)
+    host.command(Rotate(1, 30_000, 0))
+    host.command(Move(0, 8000, 2000))
+    host.pump(3.0)
+    port.write(encode(SetTelemetry(0, 1), 999))
+    host.pump(0.2)
+    return bytes(captured)
+
+
+def test_same_url_and_seed_give_the_same_bytes_bit_for_bit() -> None:
+    url = "sim://?lesion=dense-calcified-cto&seed=7&corrupt=0.0005&drop=0.0005&duplicate=0.0005"
+    a = _session_bytes(url)
+    b = _session_bytes(url)
+    assert len(a) > 50_000 and a == b
+    c = _session_bytes(url.replace("seed=7", "seed=8"))
+    assert c != a
