@@ -51,22 +51,18 @@ def _progress(
     if not out.interactive:
         yield phase_log
         return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TextColumn
 
-    recording = f"  recording → {record_dir}" if record_dir is not None else ""
+    if record_dir is not None:
+        out.console.print(f"recording → {record_dir}")
     bar = Progress(
-        TextColumn("[bold]{task.fields[phase]:<9}"),
-        BarColumn(),
-        TextColumn("{task.fields[depth]}"),
-        TextColumn("{task.fields[force]}"),
-        TextColumn("{task.fields[extra]}"),
-        TimeElapsedColumn(),
+        TextColumn("[bold]{task.fields[phase]:<8}"),
+        BarColumn(bar_width=16),
+        TextColumn("{task.fields[depth]}  {task.fields[force]}  {task.fields[extra]}"),
         console=out.console,
         transient=False,
     )
-    task = bar.add_task(
-        "run", total=1.0, phase="setup", depth=target_text, force="", extra=recording
-    )
+    task = bar.add_task("run", total=1.0, phase="setup", depth=target_text, force="", extra="")
 
     def update(p: Any) -> None:
         phase_log(p)
@@ -75,9 +71,9 @@ def _progress(
             task,
             completed=min(max(float(p.depth_mm) / total, 0.0), 1.0),
             phase=str(getattr(p.phase, "value", p.phase)),
-            depth=f"depth {p.depth_mm:6.2f}/{p.target_depth_mm:.2f} mm",
-            force=f"force {p.force_n:5.2f}/{p.force_ceiling_n:.2f} N",
-            extra=f"holds {p.holds} pecks {p.pecks}{recording}",
+            depth=f"{p.depth_mm:6.2f}/{p.target_depth_mm:.2f} mm",
+            force=f"{p.force_n:5.2f}/{p.force_ceiling_n:.1f} N",
+            extra=f"holds {p.holds} pecks {p.pecks}  t {p.elapsed_s:5.1f} s",
         )
 
     with bar:

@@ -1,0 +1,98 @@
+"""`run` and `plot` through the console script on the in-process simulator (virtual
+time: a minute-long procedure takes seconds), and `make demo`'s module."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from firmware_host.recorder import read_events
+
+if TYPE_CHECKING:
+    from conftest import Cli
+
+SOFT = "sim://?lesion=soft-stenosis&seed=2"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_json_crossed_records_a_plottable_folder(cli: Cli, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = cli.run("--json", "--port", SOFT, "run", "pierce", "--record", str(run_dir))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    d = json.loads(proc.stdout)
+    assert d["outcome"] == "crossed"
+    for key in ("depth_mm", "duration_s", "peak_force_n", "events", "target_depth_mm"):
+        assert key in d, key
+    assert abs(d["depth_mm"] - d["target_depth_mm"]) < 0.1
+    assert d["record_dir"] == str(run_dir)
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["summary"]["outcome"] == "crossed" and meta["rows"] > 1000
+    kinds = [e["kind"] for e in read_events(run_dir / "events.jsonl")]
+    assert kinds[0] == "home" and "end" in kinds
+    proc = cli.run("plot", str(run_dir))
+    assert proc.returncode == 0, proc.stderr
+    assert (run_dir / "plot.png").read_bytes()[:8] == PNG_MAGIC
+    # the same folder again is refused: a run folder holds one run
+    line = cli.one_line_error(cli.run("--port", SOFT, "run", "pierce", "--record", str(run_dir)), 2)
+    assert "not empty" in line
+
+
+def test_run_that_does_not_cross_exits_6_with_the_outcome(cli: Cli) -> None:
+    proc = cli.run("--json", "--port", "sim://?lesion=uncrossable&seed=1", "run", "pierce")
+    line = cli.one_line_error(proc, 6)
+    assert "not crossed" in line
+    d = json.loads(proc.stdout)
+    assert d["outcome"] == "stalled" and d["pecks"] >= 1 and d["depth_mm"] < d["target_depth_mm"]
+
+
+def test_run_refuses_impossible_targets_before_moving(cli: Cli) -> None:
+    line = cli.one_line_error(cli.run("run", "pierce", "--target-mm", "149"), 2)
+    assert "travel" in line
+    cli.one_line_error(cli.run("run", "pierce", "--target-mm", "-5"), 2)
+    cli.one_line_error(cli.run("plot", "/nonexistent/run"), 2)
+
+
+def test_sigterm_mid_run_stops_and_leaves_a_complete_record(cli: Cli, tmp_path: Path) -> None:
+    """SIGTERM once the advance has begun (watched on -v's phase log): the procedure
+    stops the rig, the record says so, the exit code is 143."""
+    run_dir = tmp_path / "run"
+    port = "sim://?lesion=dense-calcified-cto&seed=1"
+    proc = subprocess.Popen(
+        [str(cli.path), "-v", "--port", port, "run", "pierce", "--record", str(run_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "needlectl.run: phase advance" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.rstrip().splitlines()[-1].startswith("needlectl: run aborted by SIGTERM")
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["summary"]["outcome"] == "aborted"
+    events = read_events(run_dir / "events.jsonl")
+    kinds = [e["kind"] for e in events]
+    assert "operator_signal" in kinds and kinds.index("end") < kinds.index("operator_signal")
+    assert cli.run("plot", str(run_dir)).returncode == 0
+
+
+def test_demo_module_runs_records_and_plots(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "firmware_host.demo", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert (run_dir / "plot.png").read_bytes()[:8] == PNG_MAGIC
+    assert "CROSSED" in proc.stdout and str(run_dir / "plot.png") in proc.stdout
