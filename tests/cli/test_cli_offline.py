@@ -22,7 +22,7 @@ from protocol import (
 )
 
 if TYPE_CHECKING:
-    from tests.cli.conftest import Cli
+    from conftest import Cli
 
 
 def test_help_lists_every_command_and_the_exit_codes(cli: Cli) -> None:
