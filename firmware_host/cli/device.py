@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -12,6 +13,8 @@ from typing import Any
 from firmware_host.cli.exits import CliError, Exit, Interrupted
 from firmware_host.cli.interrupt import StopRequest, stop_on_signals
 from firmware_host.cli.output import Output, jsonable
+
+log = logging.getLogger("needlectl")
 
 POLL_S = 0.05
 _SAFETY_STATES = (
@@ -235,6 +238,7 @@ def home(nd: Any, ns: argparse.Namespace, out: Output, stop: StopRequest) -> Any
     spinner = Spinner("homing…", console=out.console) if out.interactive else None
     if spinner is not None:
         spinner.start()
+    log.info("homing at %.3f mm/s on %s", ns.speed_mm_s, ns.port)
     try:
         with stop.blocking():
             nd.home(speed_mm_s=ns.speed_mm_s, timeout_s=ns.timeout_s)
@@ -267,6 +271,7 @@ def cmd_jog(ns: argparse.Namespace, out: Output) -> int:
         if ns.rotate_deg:
             what.append(f"rotate {ns.rotate_deg:+g} deg at {ns.rate_rpm:g} rpm")
         confirm_motion(nd, ns, " and ".join(what))
+        log.info("jog: %s on %s", " and ".join(what), ns.port)
         try:
             if ns.advance_mm:
                 nd.advance_mm(ns.advance_mm, speed_mm_s=ns.speed_mm_s)

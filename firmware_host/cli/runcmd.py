@@ -45,7 +45,7 @@ class _PhaseLog:
 @contextlib.contextmanager
 def _progress(
     out: Output, target_text: str, record_dir: Path | None
-) -> Iterator[Callable[[Any], None] | None]:
+) -> Iterator[Callable[[Any], None]]:
     """rich progress on a terminal: depth against target, force against ceiling, phase."""
     phase_log = _PhaseLog()
     if not out.interactive:
@@ -135,7 +135,18 @@ def cmd_run(ns: argparse.Namespace, out: Output) -> int:
             )
         outcome: Any = None
         try:
-            with _progress(out, f"target {target_mm:g} mm", record_dir) as on_progress:
+            with _progress(out, f"target {target_mm:g} mm", record_dir) as show:
+
+                def on_progress(p: Any) -> None:
+                    # Setup (homing, limits) is made of blocking calls: there a signal
+                    # interrupts at once (the procedure turns that into a stopped,
+                    # aborted run). Once the control loop runs, the signal only sets
+                    # the abort event, which the loop checks every control period.
+                    stop.raise_now = str(getattr(p.phase, "value", p.phase)) == "setup"
+                    show(p)
+
+                stop.raise_now = True
+                log.info("run: profile %s, target %.3f mm on %s", profile.name, target_mm, ns.port)
                 outcome = run_procedure(
                     nd,
                     profile,
@@ -144,6 +155,7 @@ def cmd_run(ns: argparse.Namespace, out: Output) -> int:
                     on_progress=on_progress,
                     abort=stop.event,
                 )
+                stop.raise_now = False
         except BaseException:
             # The procedure stops the rig on every outcome; this is for errors it lets
             # through (before motion, or a bug): stop anyway; the record stays readable.
