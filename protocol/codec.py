@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from cobs import cobs
 
-from protocol.fields import Array, EnumOf, FieldSpec, Int, Str, record_dtype
+from protocol.fields import Array, FieldSpec, Int, Str, record_dtype
 from protocol.schema import (
     CRC_BYTES,
     CRC_RESIDUE,
@@ -65,10 +65,57 @@ class DecoderStats:
 
 
 # ---------------------------------------------------------------- per-message codecs
+#
+# Each message gets two precompiled closures, built once at import: an encoder
+# (check, pack, CRC, COBS) and a payload decoder. The hot paths then cost one dict
+# lookup and one call, with every constant bound as a local (see benchmarks/codec.py).
+
+_cobs_encode = cobs.encode
+_cobs_decode = cobs.decode
+_CobsError = cobs.DecodeError
+_crc32 = zlib.crc32
+_crc_pack = struct.Struct("<I").pack
+_MIN_RAW_BYTES = HEADER_BYTES + CRC_BYTES
+_BYTES_TYPES = (bytes, bytearray)
+_Encoder = Callable[[Any, int, int], bytes]
+# encode()'s recipe for a message: (header+fields packer, id, check, record bytes, max records)
+_Plan = tuple[
+    Callable[..., bytes], int, Callable[[Any], bool] | None, int, int
+]  # (message, seq, flags) -> header + payload
+_Decoder = Callable[[bytes], Any]  # raw frame (CRC checked) -> message, or None
+
+
+def _allowed_values(spec: FieldSpec) -> frozenset[int] | _IntRange | None:
+    """What a constrained integer field accepts, as a container (None: the type's range)."""
+    if spec.enum is not None:
+        members = [int(m.value) for m in spec.enum.enum_type]
+        if not spec.enum.is_flags:
+            return frozenset(members)
+        mask = 0
+        for v in members:
+            mask |= v
+        assert mask < 1 << 16, "flags too wide to list"
+        return frozenset(v for v in range(mask + 1) if v & ~mask == 0)
+    if spec.range is not None:
+        return _IntRange(spec.range.lo, spec.range.hi)
+    return None
+
+
+class _IntRange:
+    """``v in _IntRange(lo, hi)``: an int within [lo, hi]. (``range`` would scan itself
+    element by element for a float.)"""
+
+    __slots__ = ("hi", "lo")
+
+    def __init__(self, lo: int, hi: int) -> None:
+        self.lo, self.hi = lo, hi
+
+    def __contains__(self, v: object) -> bool:
+        return isinstance(v, int) and self.lo <= v <= self.hi
 
 
 class _MessageCodec:
-    """Precompiled packer/unpacker of one message type."""
+    """How one message type is packed and unpacked (built once per type)."""
 
     def __init__(self, cls: type[Message]) -> None:
         self.cls = cls
@@ -78,156 +125,254 @@ class _MessageCodec:
         self.array_spec: FieldSpec | None = next(
             (s for s in specs if isinstance(s.wire, Array)), None
         )
-        scalar_specs = [s for s in specs if not isinstance(s.wire, Array)]
-        fmt = HEADER_FORMAT
-        for s in scalar_specs:
+        scalars = ""
+        for s in specs:
             if isinstance(s.wire, Int):
-                fmt += s.wire.struct_code
+                scalars += s.wire.struct_code
             elif isinstance(s.wire, Str):
-                fmt += f"{s.wire.size_bytes}s"
-        self.struct = struct.Struct(fmt)
-        self.payload_struct = struct.Struct("<" + fmt[len(HEADER_FORMAT) :])
-        self.fixed_bytes = self.payload_struct.size + (1 if self.array_spec else 0)
+                scalars += f"{s.wire.size_bytes}s"
+        count = "B" if self.array_spec is not None else ""  # the record count
+        self.struct = struct.Struct(HEADER_FORMAT + scalars + count)  # all but the records
+        self.payload_struct = struct.Struct("<" + scalars)  # the fields before any count
+        self.fixed_bytes = self.payload_struct.size + len(count)
         self.str_indexes = tuple(i for i, s in enumerate(specs) if isinstance(s.wire, Str))
         # Fields whose allowed values are narrower than their integer type's.
-        self.checks: tuple[tuple[int, int, int, Callable[[int], bool] | None], ...] = tuple(
-            (i, s.lo, s.hi, _enum_check(s.enum))
-            for i, s in enumerate(specs)
-            if isinstance(s.wire, Int) and (s.range is not None or s.enum is not None)
-        )
+        checked = [(i, s, _allowed_values(s)) for i, s in enumerate(specs)]
+        self.checks = tuple((i, allowed) for i, _, allowed in checked if allowed is not None)
         self.record_bytes = 0
         self.max_count = 0
         if self.array_spec is not None:
             assert isinstance(self.array_spec.wire, Array)
             self.record_bytes = int(record_dtype(self.array_spec.wire.record).itemsize)
             self.max_count = self.array_spec.wire.max_count
-        self.simple = self.array_spec is None and not self.str_indexes
 
     # -- encode
-    def pack(self, msg: Message, seq: int, flags: int) -> bytes:
-        if type(msg) is not self.cls:
-            raise EncodeError(f"{msg!r} is not a {self.cls.__name__}")
-        for i, lo, hi, enum_ok in self.checks:
-            v = msg[i]
-            if not (isinstance(v, int) and lo <= v <= hi) or (enum_ok and not enum_ok(v)):
-                raise EncodeError(
-                    f"{self.cls.__name__}.{self.specs[i].name}={v!r} is outside its allowed "
-                    f"range [{lo}, {hi}]" + (" or not a valid value" if enum_ok else "")
-                )
-        try:
-            if self.simple:
-                return self.struct.pack(PROTOCOL_VERSION, self.msg_id, flags, seq, *msg)
+    def plan(self) -> _Plan | None:
+        """What encode() needs to pack this message inline (None: it has strings, so it
+        goes through the slower body encoder)."""
+        if self.str_indexes:
+            return None
+        return (
+            self.struct.pack,
+            self.msg_id,
+            self._make_check(),
+            self.record_bytes,
+            self.max_count,
+        )
+
+    def make_body_encoder(self) -> _Encoder:
+        """A closure packing header + payload; raises EncodeError on any invalid value."""
+        check = self._make_check()
+
+        def fail(msg: Any, seq: int, flags: int) -> EncodeError:
+            return EncodeError(self.explain(msg, seq, flags))
+
+        if self.str_indexes:
+            return self._make_general_encoder(check, fail)
+        plan = self.plan()
+        assert plan is not None
+        pack, msg_id, _, record_bytes, max_count = plan
+
+        def body(msg: Any, seq: int, flags: int) -> bytes:
+            try:
+                if check is None or check(msg):
+                    if not record_bytes:
+                        data: bytes = pack(PROTOCOL_VERSION, msg_id, flags, seq, *msg)
+                        return data
+                    records = msg[-1]
+                    if type(records) in _BYTES_TYPES:
+                        count, extra = divmod(len(records), record_bytes)
+                        if not extra and count <= max_count:
+                            head: bytes = pack(
+                                PROTOCOL_VERSION, msg_id, flags, seq, *msg[:-1], count
+                            )
+                            return head + bytes(records)
+            except (struct.error, TypeError):
+                pass
+            raise fail(msg, seq, flags)
+
+        return body
+
+    def _make_general_encoder(
+        self, check: Callable[[Any], bool] | None, fail: Callable[[Any, int, int], EncodeError]
+    ) -> _Encoder:
+        """For messages with strings (IDENTITY): not on any hot path."""
+        pack = self.struct.pack
+        version, msg_id, cls = PROTOCOL_VERSION, self.msg_id, self.cls
+        str_specs = tuple((i, self.specs[i]) for i in self.str_indexes)
+        assert self.array_spec is None, "strings and arrays in one message: not supported"
+
+        def encode_with_strings(msg: Any, seq: int, flags: int) -> bytes:
             values: list[Any] = list(msg)
-            for i in self.str_indexes:
-                values[i] = _encode_str(self.specs[i], values[i])
-            if self.array_spec is None:
-                return self.struct.pack(PROTOCOL_VERSION, self.msg_id, flags, seq, *values)
-            records: bytes = values.pop()
-            count = self._count(records)
-            head: bytes = self.struct.pack(PROTOCOL_VERSION, self.msg_id, flags, seq, *values)
-            return head + bytes((count,)) + records
-        except struct.error as exc:
-            raise EncodeError(self._explain(msg, seq, flags, exc)) from None
+            for i, spec in str_specs:
+                values[i] = _encode_str(cls, spec, values[i])
+            try:
+                if check is None or check(msg):
+                    data: bytes = pack(version, msg_id, flags, seq, *values)
+                    return data
+            except (struct.error, TypeError):
+                pass
+            raise fail(msg, seq, flags)
 
-    def _count(self, records: Any) -> int:
-        name = f"{self.cls.__name__}.{self.array_spec.name if self.array_spec else ''}"
-        if not isinstance(records, bytes | bytearray):
-            raise EncodeError(f"{name} must be packed records (bytes); see protocol.pack_samples")
-        count, extra = divmod(len(records), self.record_bytes)
-        if extra or count > self.max_count:
-            raise EncodeError(
-                f"{name}: {len(records)} bytes is not 0..{self.max_count} records "
-                f"of {self.record_bytes} bytes"
-            )
-        return count
+        return encode_with_strings
 
-    def _explain(self, msg: Message, seq: int, flags: int, exc: struct.error) -> str:
+    def _make_check(self) -> Callable[[Any], bool] | None:
+        """A predicate: every constrained field holds an allowed value (None: no constraints).
+
+        It is one expression, e.g. ``lambda m: m[0] in a0 and m[2] in a2``, compiled once
+        from the schema: a single call per encode instead of a loop over the fields.
+        Unhashable values raise TypeError, which the encoders report as invalid."""
+        if not self.checks:
+            return None
+        namespace = {f"a{i}": allowed for i, allowed in self.checks}
+        expr = " and ".join(f"m[{i}] in a{i}" for i, _ in self.checks)
+        check: Callable[[Any], bool] = eval(f"lambda m: {expr}", namespace)
+        return check
+
+    def explain(self, msg: Any, seq: int, flags: int) -> str:
+        """One line saying which value cannot be encoded (called only on failure)."""
+        name = self.cls.__name__
         if not (type(seq) is int and 0 <= seq <= 0xFFFF):
             return f"seq={seq!r} is outside [0, 65535]"
         if not (type(flags) is int and 0 <= flags <= 0xFF):
             return f"flags={flags!r} is outside [0, 255]"
-        for s, v in zip(self.specs, msg, strict=True):
-            if isinstance(s.wire, Int) and not (type(v) is int and s.wire.lo <= v <= s.wire.hi):
+        allowed = dict(self.checks)
+        for i, (s, v) in enumerate(zip(self.specs, msg, strict=True)):
+            field = f"{name}.{s.name}={v!r}"
+            if isinstance(s.wire, Int):
+                if not (type(v) is int or isinstance(v, int)):
+                    return f"{field} must be an int"
+                if not s.wire.lo <= v <= s.wire.hi:
+                    return f"{field} does not fit {s.wire.name} [{s.wire.lo}, {s.wire.hi}]"
+                if i in allowed and v not in allowed[i]:
+                    what = f"a {s.enum.enum_type.__name__} value" if s.enum else ""
+                    return f"{field} is outside its allowed range [{s.lo}, {s.hi}]" + (
+                        f" or not {what}" if what else ""
+                    )
+            elif isinstance(s.wire, Array):
+                if not isinstance(v, bytes | bytearray):
+                    return f"{name}.{s.name} must be packed records (bytes); see pack_samples"
                 return (
-                    f"{self.cls.__name__}.{s.name}={v!r} does not fit {s.wire.name} "
-                    f"[{s.wire.lo}, {s.wire.hi}]"
+                    f"{name}.{s.name}: {len(v)} bytes is not 0..{self.max_count} records "
+                    f"of {self.record_bytes} bytes"
                 )
-        return f"{self.cls.__name__}: {exc}"
+        return f"{name}: cannot encode {msg!r}"
 
     # -- decode
-    def unpack(self, raw: bytes, payload_len: int) -> Message | None:
-        """Decode the payload of a frame whose CRC was checked. None if its length is wrong."""
-        if self.simple:
-            if payload_len != self.fixed_bytes:
+    def make_decoder(self) -> _Decoder:
+        """A closure: raw frame whose CRC was checked -> message, or None if its length is wrong."""
+        unpack_from = self.payload_struct.unpack_from
+        new = tuple.__new__
+        cls = self.cls
+        frame_bytes = HEADER_BYTES + self.fixed_bytes + CRC_BYTES
+        str_indexes = self.str_indexes
+        if self.array_spec is None and not str_indexes:
+
+            def decode_plain(raw: bytes) -> Any:
+                if len(raw) != frame_bytes:
+                    return None
+                return new(cls, unpack_from(raw, HEADER_BYTES))
+
+            return decode_plain
+
+        if self.array_spec is not None:
+            # Records stay packed bytes: decoding them costs one slice.
+            assert not str_indexes, "strings and arrays in one message: not supported"
+            record_bytes, max_count = self.record_bytes, self.max_count
+            count_at = HEADER_BYTES + self.fixed_bytes - 1
+            records_at = HEADER_BYTES + self.fixed_bytes
+
+            def decode_records(raw: bytes) -> Any:
+                n = len(raw)
+                if n < frame_bytes:
+                    return None
+                count = raw[count_at]
+                if count > max_count or n != frame_bytes + count * record_bytes:
+                    return None
+                return new(cls, (*unpack_from(raw, HEADER_BYTES), raw[records_at:-CRC_BYTES]))
+
+            return decode_records
+
+        def decode_strings(raw: bytes) -> Any:
+            if len(raw) != frame_bytes:
                 return None
-            return tuple.__new__(self.cls, self.payload_struct.unpack_from(raw, HEADER_BYTES))
-        if self.array_spec is None:
-            if payload_len != self.fixed_bytes:
-                return None
-            values: list[Any] = list(self.payload_struct.unpack_from(raw, HEADER_BYTES))
-        else:
-            if payload_len < self.fixed_bytes:
-                return None
-            count = raw[HEADER_BYTES + self.fixed_bytes - 1]
-            size = self.fixed_bytes + count * self.record_bytes
-            if count > self.max_count or payload_len != size:
-                return None
-            values = list(self.payload_struct.unpack_from(raw, HEADER_BYTES))
-            start = HEADER_BYTES + self.fixed_bytes
-            values.append(raw[start : start + count * self.record_bytes])
-        for i in self.str_indexes:
-            values[i] = values[i].rstrip(b"\x00").decode("ascii", "replace")
-        return tuple.__new__(self.cls, values)
+            values = list(unpack_from(raw, HEADER_BYTES))
+            for i in str_indexes:
+                values[i] = values[i].rstrip(b"\x00").decode("ascii", "replace")
+            return new(cls, values)
+
+        return decode_strings
 
 
-def _enum_check(enum_of: EnumOf | None) -> Callable[[int], bool] | None:
-    if enum_of is None:
-        return None
-    if enum_of.is_flags:
-        mask = 0
-        for member in enum_of.enum_type:
-            mask |= int(member.value)
-        return lambda v: (v & ~mask) == 0
-    allowed = frozenset(int(m.value) for m in enum_of.enum_type)
-    return allowed.__contains__
-
-
-def _encode_str(spec: FieldSpec, value: Any) -> bytes:
+def _encode_str(cls: type[Any], spec: FieldSpec, value: Any) -> bytes:
     assert isinstance(spec.wire, Str)
+    field = f"{cls.__name__}.{spec.name}={value!r}"
     if not isinstance(value, str):
-        raise EncodeError(f"{spec.name}={value!r} must be a str")
+        raise EncodeError(f"{field} must be a str")
     try:
         data = value.encode("ascii")
     except UnicodeEncodeError:
-        raise EncodeError(f"{spec.name}={value!r} must be ASCII") from None
+        raise EncodeError(f"{field} must be ASCII") from None
     if len(data) > spec.wire.size_bytes:
-        raise EncodeError(f"{spec.name}={value!r} is longer than {spec.wire.size_bytes} bytes")
+        raise EncodeError(f"{field} is longer than {spec.wire.size_bytes} bytes")
     return data
 
 
 _CODECS: dict[type[Message], _MessageCodec] = {m: _MessageCodec(m) for m in MESSAGES}
-_BY_ID: dict[int, _MessageCodec] = {c.msg_id: c for c in _CODECS.values()}
+_BODY_ENCODERS: dict[type[Message], _Encoder] = {
+    m: c.make_body_encoder() for m, c in _CODECS.items()
+}
+_PLANS: dict[type[Message], _Plan] = {
+    m: plan for m, c in _CODECS.items() if (plan := c.plan()) is not None
+}
+_DECODERS: dict[int, _Decoder] = {c.msg_id: c.make_decoder() for c in _CODECS.values()}
 
 # ---------------------------------------------------------------- public API
 
 
+def _not_a_message(msg: Any) -> EncodeError:
+    return EncodeError(f"{type(msg).__name__} is not a protocol message")
+
+
 def encode_body(msg: Message, seq: int = 0, flags: int = 0) -> bytes:
-    """Header + payload, unframed (what the CRC covers)."""
-    codec = _CODECS.get(type(msg))
-    if codec is None:
-        raise EncodeError(f"{type(msg).__name__} is not a protocol message")
-    return codec.pack(msg, seq, flags)
+    """Header + payload, unframed (what the CRC covers). Raises EncodeError."""
+    encoder = _BODY_ENCODERS.get(type(msg))
+    if encoder is None:
+        raise _not_a_message(msg)
+    return encoder(msg, seq, flags)
 
 
 def frame_body(body: bytes) -> bytes:
     """Add the CRC, COBS-encode, append the 0x00 delimiter."""
-    framed: bytes = cobs.encode(body + zlib.crc32(body).to_bytes(CRC_BYTES, "little"))
+    framed: bytes = _cobs_encode(body + _crc_pack(_crc32(body)))
     return framed + b"\x00"
 
 
 def encode(msg: Message, seq: int = 0, flags: int = 0) -> bytes:
     """One message as a complete frame, delimiter included. Raises EncodeError."""
-    return frame_body(encode_body(msg, seq, flags))
+    # The hot path of every sender: one dict lookup, then pack, CRC and COBS inline.
+    # It does what _MessageCodec.make_body_encoder's closure does, without the call.
+    plan = _PLANS.get(type(msg))
+    if plan is None:  # a message with strings (IDENTITY), or not a message at all
+        return frame_body(encode_body(msg, seq, flags))
+    pack, msg_id, check, record_bytes, max_count = plan
+    fields: Any = msg  # a NamedTuple of this plan's message
+    try:
+        if check is None or check(fields):
+            if not record_bytes:
+                body: bytes = pack(PROTOCOL_VERSION, msg_id, flags, seq, *fields)
+                framed: bytes = _cobs_encode(body + _crc_pack(_crc32(body)))
+                return framed + b"\x00"
+            records = fields[-1]
+            if type(records) in _BYTES_TYPES:
+                count, extra = divmod(len(records), record_bytes)
+                if not extra and count <= max_count:
+                    body = pack(PROTOCOL_VERSION, msg_id, flags, seq, *fields[:-1], count) + records
+                    framed = _cobs_encode(body + _crc_pack(_crc32(body)))
+                    return framed + b"\x00"
+    except (struct.error, TypeError):
+        pass
+    raise EncodeError(_CODECS[type(msg)].explain(msg, seq, flags))
 
 
 class StreamDecoder:
@@ -239,86 +384,80 @@ class StreamDecoder:
 
     def __init__(self) -> None:
         self.stats = DecoderStats()
-        self._pending = bytearray()
+        self._pending = b""  # bytes after the last delimiter seen (an incomplete frame)
         self._skipping = False  # discarding an oversize frame up to its delimiter
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
         stats = self.stats
-        stats.bytes_in += len(data)
+        n_in = len(data) if type(data) is not memoryview else data.nbytes
+        stats.bytes_in += n_in
         out: list[Frame] = []
-        if not data:
+        if not n_in:
             return out
-        pending = self._pending
-        pending += data
-        if b"\x00" not in data:
-            if len(pending) > MAX_ENCODED_FRAME_BYTES:
-                self._drop_oversize(len(pending))
-                pending.clear()
+        buf = self._pending + data if self._pending else bytes(data)
+        if b"\x00" not in buf:
+            self._keep(buf)
             return out
-        chunks = pending.split(b"\x00")
-        rest = chunks.pop()
+        chunks = buf.split(b"\x00")
+        self._keep(chunks.pop())
+        if self._skipping:  # the first chunk ends the oversize frame being dropped
+            self._skipping = False
+            stats.bytes_skipped += len(chunks[0]) + 1
+            chunks[0] = b""
+        append = out.append
+        decoders = _DECODERS
+        new = tuple.__new__
         for chunk in chunks:
-            if self._skipping:
-                self._skipping = False
-                stats.bytes_skipped += len(chunk) + 1
-                continue
+            # The hot path: COBS, CRC, id, payload. Any failure leaves the loop body
+            # through _drop, which counts it in exactly one counter.
             if not chunk:
                 continue  # an empty frame: a sender flushing, not an error
-            frame = self._decode_chunk(chunk)
-            if frame is not None:
-                out.append(frame)
-        pending.clear()
-        if len(rest) > MAX_ENCODED_FRAME_BYTES:
-            self._drop_oversize(len(rest))
-        else:
-            pending += rest
+            if len(chunk) > MAX_ENCODED_FRAME_BYTES:
+                self._drop(chunk, "oversize")
+                continue
+            try:
+                raw = _cobs_decode(chunk)
+            except _CobsError:
+                self._drop(chunk, "malformed")
+                continue
+            if len(raw) < _MIN_RAW_BYTES:
+                self._drop(chunk, "malformed")
+                continue
+            if _crc32(raw) != CRC_RESIDUE:
+                self._drop(chunk, "crc_failures")
+                continue
+            decoder = decoders.get(raw[1])
+            if decoder is None:
+                self._drop(chunk, "unknown_id")
+                continue
+            msg = decoder(raw) if raw[0] == PROTOCOL_VERSION else None
+            if msg is None:
+                self._drop(chunk, "malformed")
+                continue
+            append(new(Frame, (raw[3] | raw[4] << 8, raw[2], msg)))
+        stats.frames_ok += len(out)
         return out
 
-    def _drop_oversize(self, n: int) -> None:
-        if not self._skipping:
-            self.stats.oversize += 1
-            self._skipping = True
-        self.stats.bytes_skipped += n
-
-    def _decode_chunk(self, chunk: bytes | bytearray) -> Frame | None:
+    def _keep(self, rest: bytes) -> None:
+        """Hold the bytes after the last delimiter, unless they already make a frame too long."""
+        if len(rest) <= MAX_ENCODED_FRAME_BYTES:
+            self._pending = rest
+            return
         stats = self.stats
-        if len(chunk) > MAX_ENCODED_FRAME_BYTES:
+        if not self._skipping:
             stats.oversize += 1
-            stats.bytes_skipped += len(chunk) + 1
-            return None
-        try:
-            raw = cobs.decode(chunk)
-        except cobs.DecodeError:
-            stats.malformed += 1
-            stats.bytes_skipped += len(chunk) + 1
-            return None
-        n = len(raw)
-        if n < HEADER_BYTES + CRC_BYTES:
-            stats.malformed += 1
-            stats.bytes_skipped += len(chunk) + 1
-            return None
-        if zlib.crc32(raw) != CRC_RESIDUE:
-            stats.crc_failures += 1
-            stats.bytes_skipped += len(chunk) + 1
-            return None
-        codec = _BY_ID.get(raw[1])
-        if codec is None:
-            stats.unknown_id += 1
-            stats.bytes_skipped += len(chunk) + 1
-            return None
-        msg = (
-            codec.unpack(raw, n - CRC_BYTES - HEADER_BYTES) if raw[0] == PROTOCOL_VERSION else None
-        )
-        if msg is None:
-            stats.malformed += 1
-            stats.bytes_skipped += len(chunk) + 1
-            return None
-        stats.frames_ok += 1
-        return Frame(raw[3] | (raw[4] << 8), raw[2], msg)
+            self._skipping = True
+        stats.bytes_skipped += len(rest)
+        self._pending = b""
+
+    def _drop(self, chunk: bytes, counter: str) -> None:
+        stats = self.stats
+        setattr(stats, counter, getattr(stats, counter) + 1)
+        stats.bytes_skipped += len(chunk) + 1
 
     def reset(self) -> None:
         """Forget any partial frame (e.g. after reopening a port)."""
-        self._pending.clear()
+        self._pending = b""
         self._skipping = False
 
 
