@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from math import exp
 
 import numpy as np
 
 from sim_device.lesions import Lesion
-from sim_device.physics import Barrier, compile_profile
+from sim_device.physics import compile_profile
 from sim_device.sensors import NOISE_BLOCK, NoiseBlocks
 
 FAULTS = ("loadcell_stuck", "loadcell_disconnected", "encoder_lost", "motor_stall")
@@ -110,6 +111,10 @@ class Rig:
         self._enc_res_mm = res_mm
         self._enc_inv_res = 1.0 / res_mm
         self._lsb_n = params.load_cell_lsb_n
+        self._lc_offset_n = params.load_cell_offset_n
+        self._lc_full_scale_n = params.load_cell_full_scale_n
+        self._switch_open_mm = params.home_switch_hysteresis_mm
+        self._damage_per_deg_n = 1.0 / (360.0 * params.crack_load_ref_n)
         self._inv_lsb = 1.0 / params.load_cell_lsb_n
         self.encoder_depth_mm = round(self.needle_depth_mm * self._enc_inv_res) * res_mm
         self.load_cell_force_n = 0.0
@@ -126,13 +131,22 @@ class Rig:
             raise ValueError(f"dt_s must be > 0, got {dt_s}")
         p = self.params
         self._dt_s = dt_s
-        self._inv_dt = 1.0 / dt_s
-        self._a_speed = 1.0 - math.exp(-dt_s / p.speed_filter_s)
-        self._a_rate = 1.0 - math.exp(-dt_s / p.rate_filter_s)
-        self._a_rise = 1.0 - math.exp(-dt_s / p.force_rise_s)
-        self._a_relax = 1.0 - math.exp(-dt_s / p.force_relax_s)
         self._a_lc = 1.0 - math.exp(-2.0 * math.pi * p.load_cell_bandwidth_hz * dt_s)
-        self._rpm_per_deg = 1.0 / (6.0 * dt_s)  # |Δangle| in one step → rpm
+        self._c = (
+            1.0 / dt_s,
+            1.0 - math.exp(-dt_s / p.speed_filter_s),
+            1.0 - math.exp(-dt_s / p.rate_filter_s),
+            1.0 - math.exp(-dt_s / p.force_rise_s),
+            1.0 - math.exp(-dt_s / p.force_relax_s),
+            1.0 / (6.0 * dt_s),  # |Δangle| in one step → rpm
+            1.0 / p.friction_rotation_ref_rpm,
+            1.0 / p.tip_rotation_ref_rpm,
+            p.tip_speed_ref_mm_s,
+            p.friction_speed_eps_mm_s,
+            p.motor_jump_mm,
+            p.thrust_limit_n,
+            p.travel_limit_mm,
+        )
 
     def _load_barrier(self) -> None:
         """Cache the constants of the barrier ahead of the tip (or none)."""
@@ -141,22 +155,26 @@ class Rig:
             b = barriers[self._barrier_index]
             self._face_mm = b.face_mm
             self._k_n_per_mm = b.stiffness_n_per_mm
-            self._threshold_n = self._threshold(b)
+            self._damage = b.damage
+            self._min_crack_n = b.min_crack_force_n
+            self._excess_crack_n = b.crack_force_n - b.min_crack_force_n
+            self._inv_fatigue_rev = b.inv_fatigue_rev
+            self._chunk_factor = b.chunk_factors[min(b.chunk_index, len(b.chunk_factors) - 1)]
+            self._threshold_n = (
+                self._min_crack_n + self._excess_crack_n * exp(-b.damage * b.inv_fatigue_rev)
+            ) * self._chunk_factor
         else:
             self._face_mm = _NO_FACE_MM
             self._k_n_per_mm = 0.0
+            self._damage = 0.0
+            self._inv_fatigue_rev = 0.0
             self._threshold_n = math.inf
-
-    @staticmethod
-    def _threshold(b: Barrier) -> float:
-        excess = b.crack_force_n - b.min_crack_force_n
-        base = b.min_crack_force_n + excess * math.exp(-b.damage * b.inv_fatigue_rev)
-        return base * b.chunk_factors[min(b.chunk_index, len(b.chunk_factors) - 1)]
 
     def _crack(self, needle_mm: float) -> float:
         """Break chunks while the stored force exceeds the threshold; return the elastic force."""
         while True:
             b = self._barriers[self._barrier_index]
+            b.damage = self._damage
             b.chunk_index += 1
             b.face_mm = min(b.face_mm + b.chunk_mm, b.end_mm)
             b.damage *= b.damage_carry
@@ -201,27 +219,37 @@ class Rig:
         """
         if dt_s != self._dt_s:
             self._set_dt(dt_s)
+        # every constant in one unpack: cheaper than an attribute load each
+        (
+            inv_dt,
+            a_speed,
+            a_rate,
+            a_rise,
+            a_relax,
+            rpm_per_deg,
+            inv_fric_rpm,
+            inv_tip_rpm,
+            tip_vref,
+            eps,
+            jump,
+            thrust,
+            travel,
+        ) = self._c
         needle = self.needle_depth_mm
         face = self._face_mm
         d_motor = motor_depth_mm - self.motor_depth_mm
         self.motor_depth_mm = motor_depth_mm
-        if d_motor != 0.0:
-            jump = self.params.motor_jump_mm
-            if d_motor > jump or d_motor < -jump or self._motor_dead:
-                pass  # re-reference, or a dead motor: the needle does not move
-            elif d_motor > 0.0:
-                new = needle + d_motor
-                if (
-                    new > face
-                    and self._f_dyn_n + self._k_n_per_mm * (new - face) > self.params.thrust_limit_n
-                ):
+        if d_motor != 0.0 and -jump <= d_motor <= jump and not self._motor_dead:
+            new = needle + d_motor
+            if d_motor > 0.0:
+                if new > face and self._f_dyn_n + self._k_n_per_mm * (new - face) > thrust:
                     new = needle  # thrust exceeded: these steps are lost
-                travel = self.params.travel_limit_mm
-                needle = travel if new > travel else new
-            else:
-                new = needle + d_motor
-                needle = new if new > 0.0 else 0.0
-            self.needle_depth_mm = needle
+                elif new > travel:
+                    new = travel
+            elif new < 0.0:
+                new = 0.0
+            needle = new
+            self.needle_depth_mm = new
 
         d_angle = angle_deg - self.angle_deg
         self.angle_deg = angle_deg
@@ -231,11 +259,11 @@ class Rig:
         # tip kinematics (the tip stops at a barrier face while the shaft compresses)
         tip = needle if needle < face else face
         speed = self._speed_mm_s
-        speed += self._a_speed * ((tip - self._tip_mm) * self._inv_dt - speed)
+        speed += a_speed * ((tip - self._tip_mm) * inv_dt - speed)
         self._speed_mm_s = speed
         self._tip_mm = tip
         rate = self._rate_rpm
-        rate += self._a_rate * (d_angle * self._rpm_per_deg - rate)
+        rate += a_rate * (d_angle * rpm_per_deg - rate)
         self._rate_rpm = rate
 
         # segment under the tip
@@ -252,39 +280,40 @@ class Rig:
             self._seg = i
 
         # friction + cutting, through the rise / relaxation filter
-        p = self.params
         friction = (self._fric_before_n[i] + (tip - starts[i]) * self._fric_n_per_mm[i]) / (
-            1.0 + rate / p.friction_rotation_ref_rpm
+            1.0 + rate * inv_fric_rpm
         )
-        target = friction * speed / ((speed if speed > 0.0 else -speed) + p.friction_speed_eps_mm_s)
-        if speed > 0.0 and needle < face:
-            target += (
-                self._tip_n[i]
-                * 2.0
-                * speed
-                / ((speed + p.tip_speed_ref_mm_s) * (1.0 + rate / p.tip_rotation_ref_rpm))
-            )
+        if speed > 0.0:
+            target = friction * speed / (speed + eps)
+            if needle < face:
+                target += (
+                    self._tip_n[i] * 2.0 * speed / ((speed + tip_vref) * (1.0 + rate * inv_tip_rpm))
+                )
+        else:
+            target = friction * speed / (eps - speed)
         f_dyn = self._f_dyn_n
         if (target if target > 0.0 else -target) > (f_dyn if f_dyn > 0.0 else -f_dyn):
-            f_dyn += self._a_rise * (target - f_dyn)
+            f_dyn += a_rise * (target - f_dyn)
         else:
-            f_dyn += self._a_relax * (target - f_dyn)
+            f_dyn += a_relax * (target - f_dyn)
         self._f_dyn_n = f_dyn
 
         # elastic force of the barrier ahead; loaded rotation wears its crack threshold down
         if needle > face:
             f_el = self._k_n_per_mm * (needle - face)
-            if d_angle > 0.0:
-                b = self._barriers[self._barrier_index]
-                if b.inv_fatigue_rev != 0.0:
-                    b.damage += d_angle * f_el / (360.0 * p.crack_load_ref_n)
-                    self._threshold_n = self._threshold(b)
+            if d_angle > 0.0 and self._inv_fatigue_rev != 0.0:
+                damage = self._damage + d_angle * f_el * self._damage_per_deg_n
+                self._damage = damage
+                self._threshold_n = (
+                    self._min_crack_n + self._excess_crack_n * exp(-damage * self._inv_fatigue_rev)
+                ) * self._chunk_factor
             if f_el >= self._threshold_n:
                 f_el = self._crack(needle)
+            force = f_dyn + f_el
         else:
             f_el = 0.0
+            force = f_dyn
         self._f_el_n = f_el
-        force = f_dyn + f_el
         self.true_force_n = force
 
         # sensors
@@ -297,14 +326,14 @@ class Rig:
                 self._noise = self._noise_source.refill()
                 j = 0
             self._noise_i = j + 1
-            x = round((lc + p.load_cell_offset_n + self._noise[j]) * self._inv_lsb) * self._lsb_n
-            fs = p.load_cell_full_scale_n
+            x = round((lc + self._lc_offset_n + self._noise[j]) * self._inv_lsb) * self._lsb_n
+            fs = self._lc_full_scale_n
             self.load_cell_force_n = fs if x > fs else (-fs if x < -fs else x)
         if self._enc_live:
             self.encoder_depth_mm = round(needle * self._enc_inv_res) * self._enc_res_mm
         if needle <= 0.0:
             self.home_switch = True
-        elif needle > p.home_switch_hysteresis_mm:
+        elif needle > self._switch_open_mm:
             self.home_switch = False
 
     # -- outside the tick -----------------------------------------------------------

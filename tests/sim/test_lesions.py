@@ -157,3 +157,11 @@ def test_unreadable_file(tmp_path: Path) -> None:
     path.mkdir()
     with pytest.raises(LesionError, match="no such lesion file"):
         load_lesion(str(path))
+
+
+def test_the_example_in_docs_simulator_md_loads(tmp_path: Path) -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "simulator.md").read_text()
+    example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    lesion = load_lesion(str(write(tmp_path, example)))
+    assert [s.tissue for s in lesion.segments] == ["cap", "fibrous", "calcium", "soft"]
+    assert lesion.segments[3].start_mm - lesion.segments[2].end_mm == 3.0  # as the comment says
