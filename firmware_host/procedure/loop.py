@@ -515,6 +515,7 @@ def run_procedure(
         events=tuple(run.events),
         soft_depth_limit_mm=run.soft_limit_mm,
         force_limit_n=prof.limits.force_limit_n,
+        clock_start_s=run.t0,
     )
 
 

@@ -65,6 +65,7 @@ class Outcome:
     events: tuple[ProcedureEvent, ...] = ()
     soft_depth_limit_mm: float = 0.0
     force_limit_n: float = 0.0
+    clock_start_s: float = 0.0  # the driver clock when the run began: event t_s counts from here
 
     @property
     def crossed(self) -> bool:

@@ -1,0 +1,380 @@
+"""The PIERCE procedure through the simulated cohort-2021 and the archetypes.
+
+    .venv/bin/python benchmarks/cohort.py [--json] [--figure cohort.png] [--quick] [--jobs N]
+
+Every lesion of cohort-2021 (18) and every archetype (6) is run with the default
+profile, in-process on the virtual clock (sim://), under seven conditions: the
+base seed, the load cell noise doubled, and five other seeds. Each run's safety
+is judged from the telemetry the device sent and the simulator's truth — never
+from the procedure's own outcome:
+
+* force above the set limit: a load-cell sample above the force limit the
+  procedure set, or a FORCE_OVER_LIMIT event;
+* depth beyond the soft limit: an encoder sample, or the needle's true depth,
+  past the soft depth limit in force;
+* motion after a stop: the needle or the rotation moves once the run has
+  returned (2 s of device time watched with the link kept alive), or the
+  encoder moves after the procedure's final "stopped" note.
+
+The article (Takei et al., Diagn Interv Radiol 2021): needle passage 18/18, no
+procedure-related adverse events. Goal: 18/18 crossed, ``uncrossable`` ends
+stalled with the rig stopped, zero safety violations, in every condition.
+
+Cost: wall time against simulated time per run (it must stay linear: the
+procedure's work per simulated second must not grow with lesion length), and
+against a baseline measured in the same run: the bare simulator (no host, no
+procedure) run for the same simulated time.
+
+JSON keys: ``crossed`` (cohort lesions crossed, base condition), ``total`` (18),
+``safety_violations`` (all runs, all conditions), ``goal_met``, ``rows``, plus
+``conditions`` and ``cost``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+ARTICLE = {"needle_passage": "18/18", "adverse_events": 0}
+MARGIN_MM = 3.0
+BASE_SEED = 1
+OTHER_SEEDS = (2, 3, 4, 5, 6)
+WATCH_AFTER_S = 2.0
+
+
+@dataclass(frozen=True)
+class Task:
+    lesion: str
+    kind: str  # cohort | archetype
+    condition: str
+    seed: int
+    noise: float
+    keep_trace: bool = False
+
+
+def conditions(quick: bool) -> list[tuple[str, int, float]]:
+    out = [(f"seed {BASE_SEED}", BASE_SEED, 1.0), (f"seed {BASE_SEED} noise x2", BASE_SEED, 2.0)]
+    if not quick:
+        out += [(f"seed {s}", s, 1.0) for s in OTHER_SEEDS]
+    return out
+
+
+def expected(lesion: str) -> str:
+    return "stalled" if lesion == "uncrossable" else "crossed"
+
+
+def run_one(task: Task) -> dict[str, Any]:
+    from firmware_host.client import NeedleDriver
+    from firmware_host.procedure import run_procedure
+    from firmware_host.telemetry import TELEMETRY_DTYPE
+    from sim_device.lesions import load_lesion
+
+    lesion = load_lesion(task.lesion)
+    target = round(lesion.end_mm + MARGIN_MM, 3)
+    batches: list[Any] = []
+    url = f"sim://?lesion={task.lesion}&seed={task.seed}&noise={task.noise:g}"
+    wall0 = time.perf_counter()
+    with NeedleDriver.open(url) as nd:
+        unsubscribe = nd.telemetry.subscribe(batches.append)
+        fw = nd.link.transport.port.device  # type: ignore[attr-defined]
+        out = run_procedure(nd, None, target_depth_mm=target)
+        wall_s = time.perf_counter() - wall0
+        end_t = nd.clock.monotonic()
+        # Watch the rig after the run, link alive: nothing may move.
+        depth0, angle0 = fw.rig.needle_depth_mm, fw.rig.angle_deg
+        nd.wait_s(WATCH_AFTER_S)
+        moved_after = (
+            fw.rig.needle_depth_mm != depth0
+            or fw.rig.angle_deg != angle0
+            or fw.adv.active
+            or fw.rot.active
+        )
+        limits = nd.status().limits
+        events = nd.events()
+        unsubscribe()
+    rows = np.concatenate(batches) if batches else np.empty(0, dtype=TELEMETRY_DTYPE)
+    t0 = float(rows["host_time_s"][0]) if len(rows) else 0.0
+    during = rows[rows["host_time_s"] <= end_t]
+    force_over = int(np.count_nonzero(rows["force_n"] > limits.force_limit_n))
+    force_over += sum(1 for e in events if getattr(e.code, "name", "") == "FORCE_OVER_LIMIT")
+    depth_over = int(np.count_nonzero(rows["depth_mm"] > limits.soft_depth_limit_mm + 1e-9))
+    if fw.rig.needle_depth_mm > limits.soft_depth_limit_mm + 1e-3:
+        depth_over += 1
+    stopped_t = next((e.t_s for e in out.events if e.kind == "stopped"), None)
+    moved_in_tail = False
+    if stopped_t is not None:
+        tail = rows[rows["host_time_s"] >= out.clock_start_s + stopped_t]
+        moved_in_tail = bool(len(tail) and np.ptp(tail["depth_mm"]) > 0.0)
+    motion_after = int(moved_after) + int(moved_in_tail)
+    row: dict[str, Any] = {
+        "lesion": task.lesion,
+        "kind": task.kind,
+        "condition": task.condition,
+        "length_mm": round(lesion.length_mm, 1),
+        "target_mm": target,
+        "expected": expected(task.lesion),
+        "outcome": out.result.value,
+        "depth_mm": round(out.final_depth_mm, 3),
+        "time_s": round(out.duration_s, 1),
+        "peak_force_n": round(out.peak_force_n, 2),
+        "holds": out.holds,
+        "hold_time_s": round(out.hold_time_s, 1),
+        "pecks": out.pecks,
+        "cracks": out.cracks,
+        "stalls": out.stalls,
+        "force_over_limit": force_over,
+        "depth_over_limit": depth_over,
+        "motion_after_stop": motion_after,
+        "violations": force_over + depth_over + motion_after,
+        "true_cracks": int(fw.rig.cracks),
+        "sim_s": round(end_t - t0, 3),
+        "wall_s": round(wall_s, 3),
+    }
+    if task.keep_trace:
+        step = max(1, len(during) // 4000)
+        row["_trace"] = {
+            "t_s": (during["host_time_s"][::step] - t0).tolist(),
+            "force_n": during["force_n"][::step].tolist(),
+            "depth_mm": during["depth_mm"][::step].tolist(),
+            "notes": [
+                {"t_s": e.t_s + (out.clock_start_s - t0), "kind": e.kind, **e.fields}
+                for e in out.events
+                if e.kind != "device_event"
+            ],
+            "target": target,
+            "soft": limits.soft_depth_limit_mm,
+            "force_limit": limits.force_limit_n,
+        }
+    return row
+
+
+def bare_sim_wall_per_sim_s(seconds: float = 60.0) -> float:
+    """Baseline: wall seconds per simulated second of the simulator alone (no host)."""
+    import serial
+
+    import sim_device  # noqa: F401  (registers sim://)
+
+    port = serial.serial_for_url("sim://?lesion=dense-calcified-cto&seed=1")
+    t = time.perf_counter()
+    port.advance_s(seconds)
+    wall = time.perf_counter() - t
+    port.close()
+    return wall / seconds
+
+
+def build_tasks(quick: bool, figure: bool) -> list[Task]:
+    from sim_device.lesions import cohort, library
+
+    cohort_names = [les.name for les in cohort("cohort-2021")]
+    archetypes = sorted(n for n, les in library().items() if les.cohort is None)
+    tasks = []
+    for i, (cond, seed, noise) in enumerate(conditions(quick)):
+        for name in cohort_names:
+            tasks.append(Task(name, "cohort", cond, seed, noise, keep_trace=figure and i == 0))
+        for name in archetypes:
+            tasks.append(Task(name, "archetype", cond, seed, noise))
+    return tasks
+
+
+def summarise(rows: list[dict[str, Any]], conds: list[str]) -> dict[str, Any]:
+    by_cond = {}
+    for c in conds:
+        rs = [r for r in rows if r["condition"] == c]
+        coh = [r for r in rs if r["kind"] == "cohort"]
+        unc = [r for r in rs if r["lesion"] == "uncrossable"]
+        by_cond[c] = {
+            "crossed": sum(r["outcome"] == "crossed" for r in coh),
+            "total": len(coh),
+            "archetypes_as_expected": sum(
+                r["outcome"] == r["expected"] for r in rs if r["kind"] == "archetype"
+            ),
+            "archetypes": sum(r["kind"] == "archetype" for r in rs),
+            "uncrossable": unc[0]["outcome"] if unc else None,
+            "safety_violations": sum(r["violations"] for r in rs),
+        }
+    return by_cond
+
+
+def cost(rows: list[dict[str, Any]], baseline: float) -> dict[str, Any]:
+    sim = np.array([r["sim_s"] for r in rows])
+    wall = np.array([r["wall_s"] for r in rows])
+    length = np.array([r["length_mm"] for r in rows])
+    per = wall / sim
+    # Linear in simulated time: wall ≈ a·sim (+ b). Report the fit and how the cost per
+    # simulated second varies with lesion length (slope ≈ 0 means linear).
+    a, b = np.polyfit(sim, wall, 1)
+    pred = a * sim + b
+    r2 = 1.0 - float(np.sum((wall - pred) ** 2) / max(np.sum((wall - wall.mean()) ** 2), 1e-12))
+    slope_per_mm = float(np.polyfit(length, per, 1)[0])
+    return {
+        "wall_per_sim_s_median": float(np.median(per)),
+        "wall_per_sim_s_min": float(per.min()),
+        "wall_per_sim_s_max": float(per.max()),
+        "realtime_factor_median": float(1.0 / np.median(per)),
+        "bare_sim_wall_per_sim_s": baseline,
+        "procedure_cost_ratio_vs_bare_sim": float(np.median(per) / baseline),
+        "fit_wall_s_per_sim_s": float(a),
+        "fit_intercept_s": float(b),
+        "fit_r2": r2,
+        "per_sim_s_change_per_mm": slope_per_mm,
+    }
+
+
+def print_table(rows: list[dict[str, Any]], by_cond: dict[str, Any], cst: dict[str, Any]) -> None:
+    base = next(iter(by_cond))
+    cols = [
+        ("lesion", 26),
+        ("outcome", 8),
+        ("depth_mm", 8),
+        ("target_mm", 9),
+        ("time_s", 7),
+        ("peak_force_n", 12),
+        ("holds", 5),
+        ("pecks", 5),
+        ("cracks", 6),
+        ("violations", 10),
+    ]
+    print(f"PIERCE procedure, default profile — condition '{base}'")
+    print(" ".join(f"{name:>{w}}" for name, w in cols))
+    for r in rows:
+        if r["condition"] != base:
+            continue
+        print(" ".join(f"{r[name]!s:>{w}}" for name, w in cols))
+    print()
+    print(
+        f"{'condition':<22} {'crossed':>9} {'archetypes ok':>14} {'uncrossable':>12} "
+        f"{'violations':>10}   article"
+    )
+    for c, s in by_cond.items():
+        print(
+            f"{c:<22} {s['crossed']:>4}/{s['total']:<4} {s['archetypes_as_expected']:>8}/"
+            f"{s['archetypes']:<5} {s['uncrossable']!s:>12} {s['safety_violations']:>10}   "
+            f"needle passage {ARTICLE['needle_passage']}, adverse events "
+            f"{ARTICLE['adverse_events']}"
+        )
+    print()
+    print("cost (wall time against simulated time, all runs):")
+    print(
+        f"  median {cst['wall_per_sim_s_median'] * 1000:.2f} ms wall per simulated s "
+        f"(real-time factor {cst['realtime_factor_median']:.0f}x); range "
+        f"{cst['wall_per_sim_s_min'] * 1000:.2f}–{cst['wall_per_sim_s_max'] * 1000:.2f} ms"
+    )
+    print(
+        f"  bare simulator {cst['bare_sim_wall_per_sim_s'] * 1000:.2f} ms per simulated s → "
+        f"procedure + host cost ratio {cst['procedure_cost_ratio_vs_bare_sim']:.2f}x"
+    )
+    print(
+        f"  wall = {cst['fit_wall_s_per_sim_s'] * 1000:.2f} ms × sim_s + "
+        f"{cst['fit_intercept_s']:.3f} s (R² {cst['fit_r2']:.3f}); cost per simulated s "
+        f"changes {cst['per_sim_s_change_per_mm'] * 1e6:+.1f} µs per mm of lesion"
+    )
+    print("  by lesion length (base condition):")
+    for r in sorted((r for r in rows if r["condition"] == base), key=lambda r: r["length_mm"]):
+        print(
+            f"    {r['length_mm']:5.1f} mm  sim {r['sim_s']:7.1f} s  wall {r['wall_s']:6.2f} s  "
+            f"{r['wall_s'] / r['sim_s'] * 1000:6.2f} ms/sim-s"
+        )
+
+
+def write_figure(rows: list[dict[str, Any]], path: str) -> str:
+    from firmware_host.plot import Trace, plot_cohort
+
+    traces = []
+    for r in rows:
+        tr = r.get("_trace")
+        if tr is None:
+            continue
+        traces.append(
+            Trace(
+                np.asarray(tr["t_s"]),
+                np.asarray(tr["force_n"]),
+                np.asarray(tr["depth_mm"]),
+                notes=tr["notes"],
+                title=r["lesion"],
+                target_depth_mm=tr["target"],
+                soft_depth_limit_mm=tr["soft"],
+                force_limit_n=tr["force_limit"],
+                force_ceiling_n=None,
+                outcome=r["outcome"],
+            )
+        )
+    traces.sort(key=lambda t: t.title)
+    return str(plot_cohort(traces, path, columns=3))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--figure", metavar="PNG", help="write one figure of the 18 cohort runs")
+    ap.add_argument("--quick", action="store_true", help="base seed and noise x2 only")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ns = ap.parse_args(argv)
+
+    tasks = build_tasks(ns.quick, ns.figure is not None)
+    # Longest lesions first so the pool's tail is short.
+    from sim_device.lesions import load_lesion
+
+    order = sorted(tasks, key=lambda t: -load_lesion(t.lesion).end_mm)
+    t0 = time.perf_counter()
+    if ns.jobs > 1:
+        ctx = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
+        with ctx.Pool(ns.jobs) as pool:
+            baseline_job = pool.apply_async(bare_sim_wall_per_sim_s)
+            rows = list(pool.imap_unordered(run_one, order, chunksize=1))
+            baseline = baseline_job.get()
+    else:
+        baseline = bare_sim_wall_per_sim_s()
+        rows = [run_one(t) for t in order]
+    matrix_wall_s = time.perf_counter() - t0
+    key = {(t.lesion, t.condition): i for i, t in enumerate(tasks)}
+    rows.sort(key=lambda r: key[(r["lesion"], r["condition"])])
+    conds = [c for c, _, _ in conditions(ns.quick)]
+    by_cond = summarise(rows, conds)
+    cst = cost(rows, baseline)
+    figure = write_figure(rows, ns.figure) if ns.figure else None
+    for r in rows:
+        r.pop("_trace", None)
+    base = by_cond[conds[0]]
+    violations = sum(r["violations"] for r in rows)
+    goal_met = violations == 0 and all(
+        s["crossed"] == s["total"] == 18
+        and s["uncrossable"] == "stalled"
+        and s["archetypes_as_expected"] == s["archetypes"]
+        for s in by_cond.values()
+    )
+    result = {
+        "crossed": base["crossed"],
+        "total": base["total"],
+        "safety_violations": violations,
+        "goal_met": goal_met,
+        "article": ARTICLE,
+        "conditions": by_cond,
+        "cost": cst,
+        "runs": len(rows),
+        "matrix_wall_s": round(matrix_wall_s, 1),
+        "jobs": ns.jobs,
+        "figure": figure,
+        "rows": rows,
+    }
+    if ns.json:
+        print(json.dumps(result))
+    else:
+        print_table(rows, by_cond, cst)
+        print()
+        print(
+            f"{len(rows)} runs in {matrix_wall_s:.1f} s wall on {ns.jobs} processes; "
+            f"goal {'MET' if goal_met else 'NOT met'}" + (f"; figure: {figure}" if figure else "")
+        )
+    return 0 if goal_met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""The PIERCE procedure against the simulator (sim://, virtual clock): every outcome, and
+the rig at rest afterwards — checked through the device's own truth, not the outcome."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from firmware_host.client import NeedleDriver
+from firmware_host.procedure import (
+    Outcome,
+    Phase,
+    ProcedureError,
+    Progress,
+    Result,
+    load_profile,
+    run_procedure,
+)
+from firmware_host.procedure.profile import Profile
+from sim_device.lesions import load_lesion
+
+MARGIN_MM = 3.0
+
+
+@contextmanager
+def rig(lesion: str, seed: int = 1, extra: str = "") -> Iterator[NeedleDriver]:
+    with NeedleDriver.open(f"sim://?lesion={lesion}&seed={seed}{extra}") as nd:
+        yield nd
+
+
+def firmware(nd: NeedleDriver) -> Any:
+    return nd.link.transport.port.device  # type: ignore[attr-defined]
+
+
+def target_for(lesion: str) -> float:
+    return load_lesion(lesion).end_mm + MARGIN_MM
+
+
+def assert_rig_at_rest(nd: NeedleDriver, seconds: float = 1.0) -> None:
+    """Nothing moves now, nor over the next seconds of device time (truth from the rig)."""
+    fw = firmware(nd)
+    port = nd.link.transport.port  # type: ignore[attr-defined]
+    depth0, angle0 = fw.rig.needle_depth_mm, fw.rig.angle_deg
+    assert not fw.adv.active and not fw.rot.active
+    port.advance_s(seconds)
+    assert fw.rig.needle_depth_mm == depth0
+    assert fw.rig.angle_deg == angle0
+
+
+def quick_stall_profile() -> Profile:
+    # Short holds so a stall is declared in seconds of device time, not minutes.
+    p = load_profile("pierce")
+    return dataclasses.replace(
+        p,
+        hold=dataclasses.replace(p.hold, max_hold_s=3.0),
+        stall=dataclasses.replace(p.stall, max_pecks=2),
+    )
+
+
+def test_soft_stenosis_is_crossed_and_the_needle_stays_at_target() -> None:
+    target = target_for("soft-stenosis")
+    with rig("soft-stenosis") as nd:
+        out = run_procedure(nd, "pierce", target_depth_mm=target)
+        assert out.result is Result.CROSSED, out.reason
+        assert out.final_depth_mm == pytest.approx(target, abs=0.02)
+        assert abs(firmware(nd).rig.needle_depth_mm - target) < 0.02
+        assert out.peak_force_n < out.force_limit_n
+        assert_rig_at_rest(nd)
+
+
+def test_dense_calcium_needs_holds_and_cracks_and_is_crossed() -> None:
+    target = target_for("dense-calcified-cto")
+    progress: list[Progress] = []
+    with rig("dense-calcified-cto") as nd:
+        out = run_procedure(nd, None, target_depth_mm=target, on_progress=progress.append)
+        assert out.result is Result.CROSSED, out.reason
+        assert out.holds >= 3 and out.cracks >= 3
+        assert out.hold_time_s > 0
+        assert out.peak_force_n < load_profile("pierce").limits.stall_force_n
+        fw = firmware(nd)
+        assert fw.rig.cracks >= 3  # the calcium really cracked (truth)
+        assert fw.latched == 0
+        assert_rig_at_rest(nd)
+    phases = {p.phase for p in progress}
+    assert {Phase.ADVANCE, Phase.HOLD, Phase.DONE} <= phases
+    assert all(p.target_depth_mm == target for p in progress)
+    times = [p.elapsed_s for p in progress]
+    assert times == sorted(times)
+    kinds = [e.kind for e in out.events]
+    assert kinds.count("hold_start") == out.holds == kinds.count("hold_end")
+
+
+def test_uncrossable_ends_stalled_with_the_rig_stopped() -> None:
+    target = target_for("uncrossable")
+    with rig("uncrossable") as nd:
+        out = run_procedure(nd, quick_stall_profile(), target_depth_mm=target)
+        assert out.result is Result.STALLED, out.reason
+        assert out.pecks == 2 and out.stalls == 1
+        assert "no progress after 2 pecks" in out.reason
+        fw = firmware(nd)
+        assert fw.rig.needle_depth_mm < load_lesion("uncrossable").segments[2].start_mm + 1.0
+        assert out.peak_force_n < out.force_limit_n
+        assert_rig_at_rest(nd)
+    assert [e.kind for e in out.events if e.kind in ("peck", "stall")] == [
+        "peck",
+        "peck",
+        "stall",
+    ]
+
+
+def test_abort_mid_hold_stops_the_rig_first() -> None:
+    abort = threading.Event()
+    seen: list[Progress] = []
+
+    def on_progress(p: Progress) -> None:
+        seen.append(p)
+        if p.phase is Phase.HOLD:
+            abort.set()
+
+    with rig("dense-calcified-cto") as nd:
+        out = run_procedure(
+            nd,
+            "pierce",
+            target_depth_mm=target_for("dense-calcified-cto"),
+            on_progress=on_progress,
+            abort=abort,
+        )
+        assert out.result is Result.ABORTED
+        assert out.holds == 1
+        kinds = [e.kind for e in out.events]
+        assert kinds.index("hold_start") < kinds.index("end") < kinds.index("stopped")
+        assert_rig_at_rest(nd)
+        # The abort took effect within a control period or two of the hold starting.
+        hold_t = next(e.t_s for e in out.events if e.kind == "hold_start")
+        end_t = next(e.t_s for e in out.events if e.kind == "end")
+        assert end_t - hold_t < 0.05
+
+
+def test_ctrl_c_from_the_progress_callback_aborts_and_stops() -> None:
+    def on_progress(p: Progress) -> None:
+        if p.phase is Phase.ADVANCE and p.depth_mm > 5.0:
+            raise KeyboardInterrupt
+
+    with rig("soft-stenosis") as nd:
+        out = run_procedure(nd, "pierce", target_depth_mm=20.0, on_progress=on_progress)
+        assert out.result is Result.ABORTED and "Ctrl-C" in out.reason
+        assert_rig_at_rest(nd)
+
+
+def test_link_lost_mid_advance_ends_in_fault_with_the_rig_stopped() -> None:
+    # The link goes silent 15 s in (homing takes ~1.5 s, the needle is advancing).
+    target = target_for("fibrous-cto")
+    with rig("fibrous-cto", extra="&cut_at_s=15&cut_for_s=30") as nd:
+        out = run_procedure(nd, "pierce", target_depth_mm=target)
+        assert out.result is Result.FAULT
+        assert "link" in out.reason or "answer" in out.reason
+        fw = firmware(nd)
+        assert fw.watchdog_trips == 1  # the device stopped itself: nobody could tell it
+        assert 5.0 < fw.rig.needle_depth_mm < target - 5.0
+        assert out.final_depth_mm < target - 5.0
+        assert_rig_at_rest(nd)
+        assert any(e.kind in ("stop_failed", "stopped") for e in out.events)
+
+
+def test_a_device_stall_ends_the_run_stalled() -> None:
+    # The advance motor dies mid-run: the device's following-error cut-off stops it.
+    with rig("soft-stenosis", extra="&fault=motor_stall&fault_at_s=10") as nd:
+        out = run_procedure(nd, "pierce", target_depth_mm=target_for("soft-stenosis"))
+        assert out.result is Result.STALLED
+        assert "device" in out.reason
+        assert out.stalls == 1
+        assert_rig_at_rest(nd)
+
+
+def test_withdraw_profile_brings_the_needle_home_after_crossing() -> None:
+    with rig("soft-stenosis") as nd:
+        out = run_procedure(nd, "pierce-withdraw", target_depth_mm=target_for("soft-stenosis"))
+        assert out.result is Result.CROSSED
+        assert out.final_depth_mm == pytest.approx(0.0, abs=0.02)
+        assert any(e.kind == "target_reached" for e in out.events)
+        assert_rig_at_rest(nd)
+
+
+def test_oscillating_profile_crosses_calcium() -> None:
+    with rig("eccentric-calcium") as nd:
+        out = run_procedure(nd, "pierce-oscillate", target_depth_mm=target_for("eccentric-calcium"))
+        assert out.result is Result.CROSSED, out.reason
+        assert out.holds >= 1
+        assert_rig_at_rest(nd)
+
+
+def test_noisy_load_cell_does_not_cause_a_false_stall() -> None:
+    # Load cell noise doubled: same lesion, still crossed, no peck.
+    with rig("dense-calcified-cto", seed=4, extra="&noise=2") as nd:
+        out = run_procedure(nd, "pierce", target_depth_mm=target_for("dense-calcified-cto"))
+        assert out.result is Result.CROSSED, out.reason
+        assert out.stalls == 0
+
+
+def test_target_beyond_the_device_is_refused_before_any_motion() -> None:
+    with rig("soft-stenosis") as nd:
+        with pytest.raises(ProcedureError, match="beyond the device's travel 150 mm"):
+            run_procedure(nd, "pierce", target_depth_mm=149.0)
+        with pytest.raises(ValueError, match="no target depth"):
+            run_procedure(nd, "pierce")
+        assert not firmware(nd).homed  # nothing moved, not even homing
+
+
+def outcome_figures(out: Outcome) -> dict[str, Any]:
+    return out.to_dict()
+
+
+def test_same_seed_same_outcome_and_figures() -> None:
+    target = target_for("eccentric-calcium")
+    results = []
+    for seed in (7, 7, 8):
+        with rig("eccentric-calcium", seed=seed, extra="&noise=2") as nd:
+            results.append(outcome_figures(run_procedure(nd, "pierce", target_depth_mm=target)))
+    assert results[0] == results[1]
+    assert results[0]["outcome"] == "crossed"
+    assert results[2] != results[0]  # a different seed is a different run
