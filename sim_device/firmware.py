@@ -87,7 +87,11 @@ HOMING_MARGIN_UM = 20_000.0
 LOADCELL_STUCK_TICKS = 200
 FORCE_INVALID_MN = -0x8000_0000  # load cell reading unavailable (disconnected)
 
-_SAMPLE = struct.Struct("<IiiiiBB")
+_SAMPLE_FORMAT = "IiiiiBB"  # TelemetrySample, packed
+_BATCH_STRUCTS = [struct.Struct("<" + _SAMPLE_FORMAT * n) for n in range(11)]
+_ADVANCING = int(SampleFlags.ADVANCING)
+_ROTATING = int(SampleFlags.ROTATING)
+_floor = math.floor
 _I32_MIN = -0x8000_0000
 _I32_MAX = 0x7FFF_FFFF
 _DEVICE_TO_HOST_IDS = frozenset(
@@ -167,6 +171,8 @@ class Firmware:
             hard if hard is not None else HardLimits.from_params(getattr(rig, "params", None))
         )
         self.defect = defect
+        self._stall_enabled = defect != "stall_cutoff_disabled"
+        self._watchdog_enabled = defect != "watchdog_disabled"
         self.serial_number = serial_number
         self.watchdog_us = watchdog_ms * 1000
         self.tx = bytearray()
@@ -217,7 +223,7 @@ class Firmware:
         self.telemetry_rate_hz = 0
         self.batch_samples = 10
         self._sample_acc = 0
-        self._batch = bytearray()
+        self._batch_values: list[int] = []
         self._batch_count = 0
         self._batch_first = 0
         self.samples_sent = 0
@@ -274,11 +280,16 @@ class Firmware:
 
     def run_ticks(self, n: int) -> None:
         """Run ``n`` control ticks, skipping through idle stretches in one rig step."""
-        end_us = self.clock.now_us + n * TICK_US
-        while self.clock.now_us < end_us:
-            self._idle_skip(end_us)
-            if self.clock.now_us < end_us:
-                self.tick()
+        clock = self.clock
+        end_us = clock.now_us + n * TICK_US
+        adv = self.adv
+        tick = self.tick
+        while clock.now_us < end_us:
+            if not adv.active:
+                self._idle_skip(end_us)
+                if clock.now_us >= end_us:
+                    break
+            tick()
 
     def run_until_output(self, max_ticks: int | None) -> int:
         """Run until the device has sent something, or ``max_ticks`` ticks (None: no bound).
@@ -295,6 +306,24 @@ class Firmware:
                 break
             self.tick()
         return (clock.now_us - start_us) // TICK_US
+
+    def poll_input(self) -> None:
+        """Parse and answer the bytes received so far now, between ticks (served in real
+        time: a firmware's UART handler does not wait for the control tick)."""
+        if self._rx:
+            self._parse_input(self.clock.now_us)
+
+    def next_deadline_us(self) -> int:
+        """Device time of the next tick that can change anything (the next tick, unless idle)."""
+        now = self.clock.now_us
+        if self._rx or self.adv.active or self.rot.active or self.homing or self.telemetry_rate_hz:
+            return now + TICK_US
+        deadline = self._last_tx_us + DEVICE_HEARTBEAT_MS * 1000
+        if self.session_open and not self._wd_tripped and self._watchdog_enabled:
+            deadline = min(deadline, self._last_host_us + self.watchdog_us)
+        if self._timers:
+            deadline = min(deadline, self._timers[0][0])
+        return max(deadline - TICK_US, now + TICK_US)
 
     def _idle_skip(self, end_us: int | None) -> None:
         """Jump over ticks in which nothing can happen: no input, nothing moving, no
@@ -319,13 +348,13 @@ class Firmware:
         self._read_sensors()
 
     def tick(self) -> None:
-        """One 1 ms control period."""
+        """One 1 ms control period. The hot path: everything common is inlined, every
+        rare case (a fault, an event, a command) leaves it through a method call."""
         clock = self.clock
         now = clock.now_us + TICK_US
         clock.now_us = now
         if self._timers and self._timers[0][0] <= now:
-            while self._timers and self._timers[0][0] <= now:
-                self._timers.pop(0)[2]()
+            self._run_timers(now)
         if self._rx:
             self._parse_input(now)
 
@@ -339,24 +368,99 @@ class Firmware:
                 self._hit_limit(now)
             elif arrived and not self.homing:
                 self._emit_event(EventCode.TARGET_REACHED, _clip_i32(adv.pos))
-        if rot_was_active:
-            reached = rot.step(TICK_S)
-            if reached and self._osc_amp_deg:
-                # oscillation: turn around at each end
-                c = self._osc_center_deg
-                a = self._osc_amp_deg
-                rot.move_to(c - a if rot.target > c else c + a, rot.vmax)
+        if rot_was_active and rot.step(TICK_S) and self._osc_amp_deg:
+            # oscillation: turn around at each end
+            c = self._osc_center_deg
+            a = self._osc_amp_deg
+            rot.move_to(c - a if rot.target > c else c + a, rot.vmax)
 
-        self.rig.step(TICK_S, self._motor_abs_mm(), rot.pos)
-        self._read_sensors()
-        self._safety(now)
+        step_um = self._um_per_step
+        rig = self.rig
+        rig.step(
+            TICK_S,
+            self._motor_origin_mm + _floor(adv.pos / step_um + 0.5) * step_um * 0.001,
+            rot.pos,
+        )
+
+        # sensors
+        enc_mm = rig.encoder_depth_mm
+        depth_um = self.depth_um = (
+            round((enc_mm - self._enc_zero_mm) * 1000.0) if enc_mm == enc_mm else _I32_MIN
+        )
+        force_n = rig.load_cell_force_n
+        if force_n == self._force_n:
+            self._lc_same_ticks += 1
+        else:
+            self._lc_same_ticks = 0
+            self._force_n = force_n
+        rail = self._lc_rail_n
+        if -rail < force_n < rail:
+            force_mn = self.force_mn = round(force_n * 1000.0)
+        else:
+            force_mn = self.force_mn = FORCE_INVALID_MN  # at the rail, or NaN
+
+        # safety: one cheap test each; the details are off the hot path
+        limit = self.force_limit_mn
+        if (
+            force_mn > limit
+            or force_mn < -limit
+            or depth_um == _I32_MIN
+            or self._lc_same_ticks >= LOADCELL_STUCK_TICKS
+        ):
+            self._sensor_safety(now)
+        if adv.active:
+            if self.homing:
+                self._homing_check()
+            if adv.active and self._stall_enabled:
+                self._stall_check(now)
+        elif self._stall_ticks:
+            self._stall_ticks = 0
+        if (
+            now - self._last_host_us >= self.watchdog_us
+            and self.session_open
+            and not self._wd_tripped
+            and self._watchdog_enabled
+        ):
+            self._watchdog_trip(now)
 
         if adv_was_active != adv.active or rot_was_active != rot.active:
             self._update_state()
-        if self.telemetry_rate_hz:
-            self._telemetry(now)
+
+        rate = self.telemetry_rate_hz
+        if rate:
+            acc = self._sample_acc + rate
+            if acc >= 1000:
+                self._sample_acc = acc - 1000
+                n = self._batch_count
+                if not n:
+                    self._batch_first = self.samples_sent
+                flags = self._flags_base
+                if adv.active:
+                    flags |= _ADVANCING
+                if rot.active:
+                    flags |= _ROTATING
+                self._batch_values += (
+                    now & 0xFFFF_FFFF,
+                    self.depth_um,
+                    round(adv.pos),
+                    round(rot.pos * 100.0),
+                    self.force_mn,
+                    self.state,
+                    flags,
+                )
+                self.samples_sent += 1
+                n += 1
+                self._batch_count = n
+                if n >= self.batch_samples:
+                    self._flush_batch()
+            else:
+                self._sample_acc = acc
         if now - self._last_tx_us >= DEVICE_HEARTBEAT_MS * 1000:
             self._send(Heartbeat((now // 1000) & 0xFFFF_FFFF))
+
+    def _run_timers(self, now: int) -> None:
+        while self._timers and self._timers[0][0] <= now:
+            self._timers.pop(0)[2]()
 
     # ------------------------------------------------------------ sensors and safety
 
@@ -379,15 +483,15 @@ class Firmware:
         else:
             self.force_mn = _clip_i32(force_n * 1000.0)
 
-    def _safety(self, now: int) -> None:
-        adv = self.adv
+    def _sensor_safety(self, now: int) -> None:
+        """A force over the limit, or a sensor reading that cannot be trusted."""
         force_mn = self.force_mn
         if self._lc_same_ticks >= LOADCELL_STUCK_TICKS and self._lc_stuck_check:
             force_mn = self.force_mn = FORCE_INVALID_MN
-        if force_mn == _I32_MIN:
+        if force_mn == FORCE_INVALID_MN:
             if not self.latched & FaultFlags.LOAD_CELL:
-                self._latch(FaultFlags.LOAD_CELL, EventCode.FAULT, int(FaultFlags.LOAD_CELL))
                 self._stop_advance()
+                self._latch(FaultFlags.LOAD_CELL, EventCode.FAULT, int(FaultFlags.LOAD_CELL))
         elif (force_mn > self.force_limit_mn or -force_mn > self.force_limit_mn) and not (
             self.latched & FaultFlags.FORCE_LIMIT
         ):
@@ -398,27 +502,13 @@ class Firmware:
             self.homed = False
             self._latch(FaultFlags.ENCODER, EventCode.FAULT, int(FaultFlags.ENCODER))
 
-        if adv.active:
-            if self.homing:
-                if self.rig.home_switch:
-                    self._home_found()
-                elif self._homing_start_um - adv.pos > self.hard.travel_um + HOMING_MARGIN_UM:
-                    self._stop_advance()
-                    self._latch(
-                        FaultFlags.TRAVEL_LIMIT, EventCode.FAULT, int(FaultFlags.TRAVEL_LIMIT)
-                    )
-            if adv.active and self.defect != "stall_cutoff_disabled":
-                self._stall_check(now)
-        elif self._stall_ticks:
-            self._stall_ticks = 0
-
-        if (
-            self.session_open
-            and not self._wd_tripped
-            and now - self._last_host_us >= self.watchdog_us
-            and self.defect != "watchdog_disabled"
-        ):
-            self._watchdog_trip(now)
+    def _homing_check(self) -> None:
+        if self.rig.home_switch:
+            self._home_found()
+        elif self._homing_start_um - self.adv.pos > self.hard.travel_um + HOMING_MARGIN_UM:
+            self._stop_advance()
+            self.homing = False
+            self._latch(FaultFlags.TRAVEL_LIMIT, EventCode.FAULT, int(FaultFlags.TRAVEL_LIMIT))
 
     def _stall_check(self, now: int) -> None:
         adv = self.adv
@@ -537,10 +627,10 @@ class Firmware:
     def flags(self) -> int:
         flags = self._flags_base
         if self.adv.active:
-            flags |= SampleFlags.ADVANCING
+            flags |= _ADVANCING
         if self.rot.active:
-            flags |= SampleFlags.ROTATING
-        return int(flags)
+            flags |= _ROTATING
+        return flags
 
     # ------------------------------------------------------------ output
 
@@ -552,36 +642,22 @@ class Firmware:
         rec = self.events.add(self.clock.now_us, int(code), _clip_i32(value))
         self._send(Event(rec.number, rec.time_us, rec.code, rec.value))
 
-    def _telemetry(self, now: int) -> None:
-        acc = self._sample_acc + self.telemetry_rate_hz
-        if acc < 1000:
-            self._sample_acc = acc
-            return
-        self._sample_acc = acc - 1000
-        if not self._batch_count:
-            self._batch_first = self.samples_sent
-        self._batch += _SAMPLE.pack(
-            now & 0xFFFF_FFFF,
-            self.depth_um,
-            _clip_i32(self.adv.pos),
-            _clip_i32(self.rot.pos * 100.0),
-            self.force_mn,
-            self.state,
-            self.flags(),
-        )
-        self._batch_count += 1
-        self.samples_sent += 1
-        if self._batch_count >= self.batch_samples:
-            self._flush_batch()
-
     def _flush_batch(self) -> None:
-        if not self._batch_count:
+        n = self._batch_count
+        if not n:
             return
         first = self._batch_first
         if self.defect == "telemetry_counter_stuck":
             first = 0
-        self._send(Telemetry(first & 0xFFFF_FFFF, bytes(self._batch)))
-        self._batch.clear()
+        values = self._batch_values
+        try:
+            packed = _BATCH_STRUCTS[n].pack(*values)
+        except struct.error:  # a value beyond i32 (e.g. after days of rotation): clip
+            packed = _BATCH_STRUCTS[n].pack(
+                *(v if i % 7 >= 5 else _clip_i32(v) for i, v in enumerate(values))
+            )
+        self._send(Telemetry(first & 0xFFFF_FFFF, packed))
+        values.clear()
         self._batch_count = 0
 
     # ------------------------------------------------------------ commands

@@ -35,9 +35,8 @@ class MiniHost:
     def __init__(self, port: Any, *, heartbeat: bool = True) -> None:
         self.port = port
         self.decoder = StreamDecoder()
-        self.clock: Callable[[], float] = (
-            port.clock.monotonic if getattr(port, "virtual", False) else time.monotonic
-        )
+        self.virtual = bool(getattr(port, "virtual", False))
+        self.clock: Callable[[], float] = port.clock.monotonic if self.virtual else time.monotonic
         self.seq = 0
         self.heartbeat = heartbeat
         self.telemetry: list[Frame] = []
@@ -64,8 +63,16 @@ class MiniHost:
             self._last_hb_s = now_s
 
     def _read(self, timeout_s: float) -> list[Frame]:
-        self.port.timeout = max(timeout_s, 0.0)
-        data = self.port.read(65536)
+        port = self.port
+        port.timeout = max(timeout_s, 0.0)
+        if self.virtual:
+            data = port.read(65536)  # returns whatever the device sent first
+        else:
+            data = port.read(1)  # a real port's read waits for all it was asked for
+            if data:
+                waiting = port.in_waiting
+                if waiting:
+                    data += port.read(waiting)
         frames = self.decoder.feed(data) if data else []
         for f in frames:
             kind = type(f.message)

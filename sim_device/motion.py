@@ -53,10 +53,15 @@ class Axis:
 
     def step(self, dt_s: float) -> bool:
         """Advance one tick. Returns True when a position move reached its target."""
-        a_dt = self.accel * dt_s
         vel = self.vel
         if self.velocity_mode:
             tv = self.target_vel
+            if vel == tv:  # cruising (the common case): no ramp arithmetic
+                self.pos += vel * dt_s
+                if vel == 0.0:
+                    self.active = False
+                return False
+            a_dt = self.accel * dt_s
             if vel < tv:
                 vel = min(vel + a_dt, tv)
             elif vel > tv:
@@ -66,6 +71,7 @@ class Axis:
             if vel == 0.0 and tv == 0.0:
                 self.active = False
             return False
+        a_dt = self.accel * dt_s
         pos = self.pos
         d = self.target - pos
         if d == 0.0 and vel == 0.0:
