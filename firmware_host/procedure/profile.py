@@ -378,7 +378,7 @@ def field_table() -> list[tuple[str, str, str, str, str]]:
             meta = f.metadata
             default = f.default if f.default is not dataclasses.MISSING else ""
             rng = (
-                " | ".join(meta["choices"]) if "choices" in meta else f"{meta['lo']}..{meta['hi']}"
+                " / ".join(meta["choices"]) if "choices" in meta else f"{meta['lo']}..{meta['hi']}"
             )
             rows.append(
                 (f"[{section}] {f.name}", repr(default), rng, meta.get("unit", ""), meta["doc"])

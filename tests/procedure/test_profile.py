@@ -108,3 +108,11 @@ def test_to_dict_round_trips_through_toml_shape() -> None:
     from firmware_host.procedure.profile import profile_from_dict
 
     assert profile_from_dict(d) == p
+
+
+def test_docs_table_lists_every_field_with_its_default_and_range() -> None:
+    from firmware_host.procedure.profile import field_table
+
+    doc = (Path(__file__).parents[2] / "docs" / "procedure.md").read_text(encoding="utf-8")
+    for key, default, rng, unit, meaning in field_table():
+        assert f"| `{key}` | {default} | {rng} | {unit} | {meaning} |" in doc, key
