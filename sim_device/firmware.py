@@ -563,13 +563,15 @@ class Firmware:
         self._update_state()
 
     def _watchdog_trip(self, now: int) -> None:
+        """The host has been silent for the watchdog period while a session is open: stop
+        all motion and latch WATCHDOG (only CLEAR_FAULT lifts it), moving or not, so the
+        next host learns that its predecessor went away."""
         self._wd_tripped = True
         self.watchdog_trips += 1
         self.adv.halt()
         self.rot.halt()
         self._osc_amp_deg = 0.0
-        if self.homing:
-            self.homing = False
+        self.homing = False
         self._stall_ticks = 0
         self._latch(
             FaultFlags.WATCHDOG, EventCode.WATCHDOG_TRIP, (now - self._last_host_us) // 1000
@@ -681,7 +683,10 @@ class Firmware:
                     self._cache.store(seq, msg_id, reply)
                 self._send(reply, seq)
                 continue
-            if self.defect != "no_repeat_detection":
+            # HELLO is never replayed: a new host process starts its seqs at 1 again, and
+            # must not be answered from the previous session's cache (it is harmless to
+            # run twice: it only opens the session and empties the cache).
+            if self.defect != "no_repeat_detection" and type(msg) is not Hello:
                 cached = self._cache.lookup(seq, msg_id)
                 if cached is not None:
                     self.replies_replayed += 1

@@ -24,6 +24,7 @@ from protocol import (
     GetStatus,
     HeaderFlags,
     Heartbeat,
+    Hello,
     Home,
     Identity,
     Move,
@@ -293,3 +294,18 @@ def test_heartbeat_from_host_gets_no_reply(host: MiniHost) -> None:
     host.port.write(encode(Heartbeat(1)))
     host.pump(0.05)
     assert host.others == []
+
+
+def test_a_new_session_reusing_seqs_is_not_answered_from_the_old_cache(host: MiniHost) -> None:
+    homed(host)
+    old_status = host.command(GetStatus(), seq=2).message
+    host.command(Move(MoveMode.RELATIVE, 1000, 2000), seq=3)
+    host.pump(1.0)
+    # a new host process: seqs start at 1 again
+    ident = host.command(Hello(1, SCHEMA_HASH), seq=1)
+    assert not ident.flags & HeaderFlags.REPLAYED
+    fresh = host.command(GetStatus(), seq=2)
+    assert not fresh.flags & HeaderFlags.REPLAYED
+    assert isinstance(fresh.message, Status) and isinstance(old_status, Status)
+    assert fresh.message.device_time_us > old_status.device_time_us
+    assert fresh.message.commanded_depth_um == 1000
