@@ -83,6 +83,9 @@ _Plan = tuple[
     Callable[..., bytes], int, Callable[[Any], bool] | None, int, int
 ]  # (message, seq, flags) -> header + payload
 _Decoder = Callable[[bytes], Any]  # raw frame (CRC checked) -> message, or None
+# feed()'s recipe for a message id: (class, fields unpacker, frame bytes without records,
+# bytes per record (0: no records), max records, decoder for messages with strings or None)
+_Recipe = tuple[type, Callable[[bytes, int], tuple[Any, ...]], int, int, int, _Decoder | None]
 
 
 def _allowed_values(spec: FieldSpec) -> frozenset[int] | _IntRange | None:
@@ -259,6 +262,13 @@ class _MessageCodec:
         return f"{name}: cannot encode {msg!r}"
 
     # -- decode
+    def recipe(self) -> _Recipe:
+        """What StreamDecoder.feed needs to decode this message inline."""
+        fallback = self.make_decoder() if self.str_indexes else None
+        frame_bytes = HEADER_BYTES + self.fixed_bytes + CRC_BYTES
+        unpack_from = self.payload_struct.unpack_from
+        return (self.cls, unpack_from, frame_bytes, self.record_bytes, self.max_count, fallback)
+
     def make_decoder(self) -> _Decoder:
         """A closure: raw frame whose CRC was checked -> message, or None if its length is wrong."""
         unpack_from = self.payload_struct.unpack_from
@@ -326,6 +336,7 @@ _PLANS: dict[type[Message], _Plan] = {
     m: plan for m, c in _CODECS.items() if (plan := c.plan()) is not None
 }
 _DECODERS: dict[int, _Decoder] = {c.msg_id: c.make_decoder() for c in _CODECS.values()}
+_RECIPES: dict[int, _Recipe] = {c.msg_id: c.recipe() for c in _CODECS.values()}
 
 # ---------------------------------------------------------------- public API
 
@@ -405,34 +416,44 @@ class StreamDecoder:
             stats.bytes_skipped += len(chunks[0]) + 1
             chunks[0] = b""
         append = out.append
-        decoders = _DECODERS
+        recipes = _RECIPES
         new = tuple.__new__
         for chunk in chunks:
-            # The hot path: COBS, CRC, id, payload. Any failure leaves the loop body
-            # through _drop, which counts it in exactly one counter.
-            if not chunk:
-                continue  # an empty frame: a sender flushing, not an error
-            if len(chunk) > MAX_ENCODED_FRAME_BYTES:
-                self._drop(chunk, "oversize")
-                continue
+            # The hot path, inlined: COBS, CRC, id, payload length, fields. Every failure
+            # goes through _reject, which counts it in exactly one counter.
             try:
                 raw = _cobs_decode(chunk)
             except _CobsError:
-                self._drop(chunk, "malformed")
+                self._reject(chunk, "malformed")
                 continue
-            if len(raw) < _MIN_RAW_BYTES:
-                self._drop(chunk, "malformed")
+            n = len(raw)
+            if n < _MIN_RAW_BYTES:
+                self._reject(chunk, "malformed")  # (an empty chunk is no frame: not counted)
                 continue
             if _crc32(raw) != CRC_RESIDUE:
-                self._drop(chunk, "crc_failures")
+                self._reject(chunk, "crc_failures")
                 continue
-            decoder = decoders.get(raw[1])
-            if decoder is None:
-                self._drop(chunk, "unknown_id")
+            recipe = recipes.get(raw[1])
+            if recipe is None:
+                self._reject(chunk, "unknown_id")
                 continue
-            msg = decoder(raw) if raw[0] == PROTOCOL_VERSION else None
-            if msg is None:
-                self._drop(chunk, "malformed")
+            cls, unpack_from, size, record_bytes, max_count, fallback = recipe
+            if raw[0] != PROTOCOL_VERSION:
+                self._reject(chunk, "malformed")
+                continue
+            if record_bytes:  # a u8 count, then that many records, kept as packed bytes
+                count = raw[size - CRC_BYTES - 1] if n >= size else max_count + 1
+                if count > max_count or n != size + count * record_bytes:
+                    self._reject(chunk, "malformed")
+                    continue
+                records = raw[size - CRC_BYTES : n - CRC_BYTES]
+                msg: Any = new(cls, (*unpack_from(raw, HEADER_BYTES), records))
+            elif n == size:
+                msg = (
+                    new(cls, unpack_from(raw, HEADER_BYTES)) if fallback is None else fallback(raw)
+                )
+            else:
+                self._reject(chunk, "malformed")
                 continue
             append(new(Frame, (raw[3] | raw[4] << 8, raw[2], msg)))
         stats.frames_ok += len(out)
@@ -450,7 +471,12 @@ class StreamDecoder:
         stats.bytes_skipped += len(rest)
         self._pending = b""
 
-    def _drop(self, chunk: bytes, counter: str) -> None:
+    def _reject(self, chunk: bytes, counter: str) -> None:
+        """Count a dropped chunk: as oversize if it is too long, whatever else is wrong."""
+        if not chunk:
+            return  # an empty frame: a sender flushing, not an error
+        if len(chunk) > MAX_ENCODED_FRAME_BYTES:
+            counter = "oversize"
         stats = self.stats
         setattr(stats, counter, getattr(stats, counter) + 1)
         stats.bytes_skipped += len(chunk) + 1
