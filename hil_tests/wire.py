@@ -1,0 +1,334 @@
+"""The suite's own view of the wire: frames in and out of one port, and everything received.
+
+A conformance suite must control exactly what goes on the wire — send a frame with a
+chosen seq twice, send a field the host library would refuse, stop the heartbeat — so it
+does not go through the host library's link. It uses the protocol codec on a pyserial
+port (anything ``serial.serial_for_url`` opens: a device path, ``socket://``, ``sim://``).
+
+Two ways to run, one API:
+
+* virtual (``sim://`` in-process, ``port.virtual``): no thread. Every wait pumps the port,
+  whose ``read`` runs the device forward in virtual time; heartbeats go out from the pump.
+* real: a reader thread decodes everything continuously, a heartbeat thread keeps the link
+  alive; waits block on a condition variable the reader notifies.
+
+Everything received is kept: replies by seq, telemetry samples (numbered, device time
+unwrapped to 64 bit), events in arrival order, so a test can judge afterwards from the
+device's own record (device time), which holds on the simulator and on hardware alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from protocol import (
+    HEADER_FORMAT,
+    HOST_HEARTBEAT_MS,
+    PROTOCOL_VERSION,
+    SAMPLE_DTYPE,
+    Event,
+    EventLog,
+    Frame,
+    HeaderFlags,
+    Heartbeat,
+    StreamDecoder,
+    Telemetry,
+    encode,
+    frame_body,
+    sample_array,
+)
+from protocol.schema import Message
+
+HEARTBEAT_PERIOD_S = HOST_HEARTBEAT_MS / 1000.0
+# Telemetry samples as the suite keeps them: the wire record plus its number and 64-bit time.
+KEPT_SAMPLE_DTYPE = np.dtype(
+    [(name, SAMPLE_DTYPE.fields[name][0]) for name in SAMPLE_DTYPE.names]
+    + [("number", "<u8"), ("t_us", "<u8")]
+)
+_U32 = 1 << 32
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+
+
+class _MachineClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+class LinkClosed(ConnectionError):
+    """The port went away (the far end closed, the cable was pulled)."""
+
+
+@dataclass
+class TelemetryLog:
+    """Every telemetry sample received, with the counter's story told honestly."""
+
+    batches: list[Any] = field(default_factory=list)  # KEPT_SAMPLE_DTYPE arrays
+    count: int = 0
+    lost: int = 0  # samples skipped by the counter (first_sample_number ahead of expected)
+    repeated: int = 0  # samples whose number was not ahead of the previous (counter stuck)
+    next_number: int | None = None
+    _last_raw_us: int | None = None
+    _wrap_us: int = 0
+
+    def add(self, msg: Telemetry) -> None:
+        raw = sample_array(msg)
+        n = len(raw)
+        if n == 0:
+            return
+        kept = np.empty(n, dtype=KEPT_SAMPLE_DTYPE)
+        for name in SAMPLE_DTYPE.names:
+            kept[name] = raw[name]
+        first = int(msg.first_sample_number)
+        kept["number"] = first + np.arange(n, dtype=np.uint64)
+        # Sample time is u32 µs (wraps every 71.6 min): unwrap against the previous sample.
+        t = raw["time_us"].astype(np.int64)
+        steps = np.diff(
+            np.concatenate(([self._last_raw_us if self._last_raw_us is not None else int(t[0])], t))
+        )
+        wraps = np.cumsum(steps < -(_U32 // 2)) * _U32
+        kept["t_us"] = (t + self._wrap_us + wraps).astype(np.uint64)
+        self._wrap_us += int(wraps[-1])
+        self._last_raw_us = int(t[-1])
+        if self.next_number is not None:
+            if first > self.next_number:
+                self.lost += first - self.next_number
+            elif first < self.next_number:
+                self.repeated += min(n, self.next_number - first)
+        self.next_number = max(self.next_number or 0, first + n)
+        self.batches.append(kept)
+        self.count += n
+
+    def mark(self) -> int:
+        """A position in the log; ``since(mark)`` gives the samples received after it."""
+        return len(self.batches)
+
+    def since(self, mark: int = 0) -> Any:
+        batches = self.batches[mark:]
+        if not batches:
+            return np.empty(0, dtype=KEPT_SAMPLE_DTYPE)
+        return np.concatenate(batches)
+
+
+@dataclass
+class Received:
+    """Everything the device sent, as the suite keeps it."""
+
+    replies: dict[int, list[Frame]] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    dropped_events: list[Event] = field(default_factory=list)  # withheld on purpose (gap tests)
+    telemetry: TelemetryLog = field(default_factory=TelemetryLog)
+    heartbeats: int = 0
+    last: deque[Frame] = field(default_factory=lambda: deque(maxlen=200))
+
+
+class SerialPort(Protocol):
+    """What the wire needs from a pyserial port (real, socket:// or sim://)."""
+
+    timeout: float | None
+
+    def read(self, size: int = 1) -> bytes: ...
+    def write(self, data: bytes) -> int | None: ...
+    def close(self) -> None: ...
+    @property
+    def in_waiting(self) -> int: ...
+
+
+class Wire:
+    """Frames to and from one device; see the module docstring."""
+
+    def __init__(self, port: SerialPort, name: str) -> None:
+        self.port = port
+        self.name = name
+        self.virtual: bool = bool(getattr(port, "virtual", False))
+        self.clock: Clock = port.clock if self.virtual else _MachineClock()  # type: ignore[attr-defined]
+        self.received = Received()
+        self.decoder = StreamDecoder()
+        self.heartbeats_enabled = True
+        self.drop_event_numbers: set[int] = set()
+        self._next_seq = 0
+        self._last_heartbeat_s = -1.0
+        self._cond = threading.Condition()
+        self._write_lock = threading.Lock()
+        self._closed = threading.Event()
+        self._error: BaseException | None = None
+        self._threads: list[threading.Thread] = []
+        if not self.virtual:
+            self._threads = [
+                threading.Thread(target=self._reader, name=f"hil-reader {name}", daemon=True),
+                threading.Thread(target=self._heartbeat, name=f"hil-heartbeat {name}", daemon=True),
+            ]
+            for t in self._threads:
+                t.start()
+
+    # ------------------------------------------------------------------ sending
+
+    def next_seq(self) -> int:
+        self._next_seq = self._next_seq % 0xFFFF + 1  # 1..65535, never 0 (heartbeats)
+        return self._next_seq
+
+    def write(self, data: bytes) -> None:
+        if self._error is not None:
+            raise LinkClosed(f"{self.name}: {self._error}")
+        with self._write_lock:
+            try:
+                self.port.write(data)
+            except Exception as exc:  # pyserial raises SerialException (an OSError) or OSError
+                raise LinkClosed(f"{self.name}: {exc}") from exc
+
+    def send(self, msg: Message, seq: int | None = None, flags: int = 0) -> int:
+        """Send one message; returns its seq (a fresh one unless given)."""
+        if seq is None:
+            seq = 0 if isinstance(msg, Heartbeat) else self.next_seq()
+        self.write(encode(msg, seq=seq, flags=flags))
+        return seq
+
+    def send_raw(self, msg_id: int, payload: bytes, seq: int | None = None, flags: int = 0) -> int:
+        """Send a hand-built frame (an unknown id, a field out of range): CRC and COBS are
+        correct, the content is whatever the test wants."""
+        if seq is None:
+            seq = self.next_seq()
+        body = struct.pack(HEADER_FORMAT, PROTOCOL_VERSION, msg_id, flags, seq) + payload
+        self.write(frame_body(body))
+        return seq
+
+    def resend(self, msg: Message, seq: int) -> None:
+        """The same command again with the same seq, marked as a retransmission."""
+        self.send(msg, seq=seq, flags=HeaderFlags.RETRANSMIT)
+
+    # ------------------------------------------------------------------ receiving
+
+    def _take(self, frames: list[Frame]) -> None:
+        rec = self.received
+        with self._cond:
+            for fr in frames:
+                rec.last.append(fr)
+                msg = fr.message
+                if isinstance(msg, Telemetry):
+                    rec.telemetry.add(msg)
+                elif isinstance(msg, Event):
+                    if msg.number in self.drop_event_numbers:
+                        self.drop_event_numbers.discard(msg.number)
+                        rec.dropped_events.append(msg)
+                    else:
+                        rec.events.append(msg)
+                elif isinstance(msg, Heartbeat):
+                    rec.heartbeats += 1
+                else:
+                    rec.replies.setdefault(fr.seq, []).append(fr)
+            self._cond.notify_all()
+
+    def _read_chunk(self, timeout_s: float) -> bytes:
+        # pyserial's read(n) waits for all n bytes: read one (with the timeout), then the rest.
+        self.port.timeout = max(timeout_s, 0.0)
+        first = self.port.read(1)
+        if not first:
+            return b""
+        n = self.port.in_waiting
+        return first + self.port.read(n) if n else first
+
+    def _reader(self) -> None:
+        while not self._closed.is_set():
+            try:
+                data = self._read_chunk(0.02)
+            except Exception as exc:
+                if not self._closed.is_set():
+                    self._error = exc
+                with self._cond:
+                    self._cond.notify_all()
+                return
+            if data:
+                self._take(self.decoder.feed(data))
+
+    def _heartbeat(self) -> None:
+        start = time.monotonic()
+        while not self._closed.wait(HEARTBEAT_PERIOD_S):
+            if self.heartbeats_enabled and self._error is None:
+                up_ms = int((time.monotonic() - start) * 1000) & 0xFFFFFFFF
+                try:
+                    self.send(Heartbeat(uptime_ms=up_ms))
+                except LinkClosed:
+                    return
+
+    def _pump(self, until_s: float) -> None:
+        """Virtual mode: run the device (by reading) until ``until_s`` on its clock, or until
+        something arrives; heartbeats go out on time."""
+        now = self.clock.monotonic()
+        next_hb = self._last_heartbeat_s + HEARTBEAT_PERIOD_S
+        if self.heartbeats_enabled and now >= next_hb - 1e-9:
+            self.send(Heartbeat(uptime_ms=int(now * 1000) & 0xFFFFFFFF))
+            self._last_heartbeat_s = now
+            next_hb = now + HEARTBEAT_PERIOD_S
+        step = until_s - now
+        if self.heartbeats_enabled:
+            step = min(step, next_hb - now)
+        # never a zero timeout: that would not let the device run (float rounding)
+        data = self._read_chunk(max(step, 1e-6))
+        if data:
+            self._take(self.decoder.feed(data))
+
+    def wait_for(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
+        """Wait until ``predicate()`` holds (checked whenever frames arrive) or the timeout
+        passes on the link's clock (virtual time on the simulator). Returns the predicate."""
+        deadline = self.clock.monotonic() + timeout_s
+        if self.virtual:
+            while True:
+                if predicate():
+                    return True
+                if self.clock.monotonic() >= deadline:
+                    return False
+                self._pump(deadline)
+        with self._cond:
+            while True:
+                if predicate():
+                    return True
+                if self._error is not None:
+                    raise LinkClosed(f"{self.name}: {self._error}")
+                left = deadline - self.clock.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+
+    def wait_s(self, seconds: float) -> None:
+        """Let time pass (virtual time on the simulator), receiving and heartbeating."""
+        self.wait_for(lambda: False, seconds)
+
+    def reply(self, seq: int, timeout_s: float) -> Frame | None:
+        """The first reply with this seq (already received, or arriving within the timeout)."""
+        got = self.wait_for(lambda: bool(self.received.replies.get(seq)), timeout_s)
+        return self.received.replies[seq][0] if got else None
+
+    def drain(self) -> None:
+        """Take in whatever is already waiting, without letting time pass."""
+        if self.virtual:
+            data = self._read_chunk(0.0)
+            if data:
+                self._take(self.decoder.feed(data))
+
+    def close(self) -> None:
+        self._closed.set()
+        for t in self._threads:
+            t.join(timeout=1.0)
+        with contextlib.suppress(Exception):  # closing a port that is already gone
+            self.port.close()
+
+
+def events_of(log: EventLog) -> list[Event]:
+    """An EVENT_LOG's records as Event messages (same fields)."""
+    from protocol import event_array
+
+    return [
+        Event(int(r["number"]), int(r["time_us"]), int(r["code"]), int(r["value"]))
+        for r in event_array(log)
+    ]
