@@ -33,6 +33,7 @@ LIBRARY_DIR = Path(__file__).with_name("lesions")
 
 _TOP_KEYS = frozenset({"name", "description", "start_mm", "tags", "cohort", "segment"})
 _SEGMENT_KEYS = frozenset({"tissue", "length_mm", "start_mm", "end_mm"})
+MIN_CHUNK_MM = 0.05  # finer chunks would only multiply the per-chunk state
 
 
 class LesionError(ValueError):
@@ -136,6 +137,10 @@ def _parse_segment(
         for key in ("chunk_mm", "fatigue_rev", "stiffness_n_per_mm", "min_crack_force_n"):
             if params[key] <= 0:
                 raise LesionError(f"{where}: {key} must be > 0, got {params[key]:g}")
+        if params["chunk_mm"] < MIN_CHUNK_MM:
+            raise LesionError(
+                f"{where}: chunk_mm must be >= {MIN_CHUNK_MM:g}, got {params['chunk_mm']:g}"
+            )
         if params["damage_carry"] > 1:
             raise LesionError(f"{where}: damage_carry must be in [0, 1]")
     if tissue == "cap":

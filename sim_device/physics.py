@@ -24,7 +24,7 @@ per-segment constants (Python lists) so the rig's 1 kHz step needs no lookups.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -110,12 +110,14 @@ class Profile:
 
 
 def compile_profile(
-    segments: Sequence[SegmentLike], chunk_variation: float, normal: Sequence[float]
+    segments: Sequence[SegmentLike],
+    chunk_variation: float,
+    normal: Callable[[int], Sequence[float]],
 ) -> Profile:
     """Flatten segments (sorted, non-overlapping) into a Profile.
 
-    ``normal`` supplies standard-normal draws for the per-chunk threshold
-    variation (consumed in order, so a seed gives the same lesion).
+    ``normal(n)`` returns n standard-normal draws for the per-chunk threshold
+    variation (called in segment order, so a seed gives the same lesion).
     """
     big = 1e9
     starts: list[float] = []
@@ -124,7 +126,6 @@ def compile_profile(
     tip: list[float] = []
     barriers: list[Barrier] = []
     cursor = -big
-    draws = iter(normal)
     for seg in segments:
         if seg.start_mm > cursor:
             starts.append(cursor)
@@ -154,10 +155,7 @@ def compile_profile(
             else:
                 n_chunks = max(1, int(length_mm / p["chunk_mm"] + 0.999999))
                 # clipped to ±2 σ so that no chunk is a lottery ticket
-                factors = [
-                    1.0 + chunk_variation * max(-2.0, min(2.0, next(draws)))
-                    for _ in range(n_chunks)
-                ]
+                factors = [1.0 + chunk_variation * max(-2.0, min(2.0, z)) for z in normal(n_chunks)]
                 barrier = Barrier(
                     start_mm=seg.start_mm,
                     end_mm=seg.end_mm,

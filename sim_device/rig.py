@@ -73,7 +73,9 @@ class Rig:
         physics_rng = np.random.default_rng([seed, 1])
         noise_rng = np.random.default_rng([seed, 2])
         profile = compile_profile(
-            lesion.segments, params.crack_variation, physics_rng.standard_normal(10_000).tolist()
+            lesion.segments,
+            params.crack_variation,
+            lambda n: physics_rng.standard_normal(n).tolist(),
         )
         self._starts = profile.start_mm
         self._ends = profile.end_mm

@@ -128,6 +128,10 @@ def test_unknown_name() -> None:
         (("length_mm = 1.0", "length_mm = 1.0\nend_mm = 2.0"), r"give length_mm or end_mm"),
         (("crack_force_n = 30.0", "crack_force_n = 30.0\nchunk_mm = 0"), r"chunk_mm must be > 0"),
         (("crack_force_n = 30.0", "crack_force_n = true"), r"crack_force_n must be a number"),
+        (
+            ("crack_force_n = 30.0", "crack_force_n = 30.0\nchunk_mm = 0.001"),
+            r"chunk_mm must be >= 0.05",
+        ),
     ],
 )
 def test_validation_errors_are_one_clear_line(

@@ -240,7 +240,7 @@ def test_profile_friction_reference_matches_segments() -> None:
         {"tissue": "soft", "length_mm": 5.0, "friction_n_per_mm": 0.1},
         {"tissue": "fibrous", "start_mm": 20.0, "length_mm": 5.0, "friction_n_per_mm": 0.2},
     )
-    profile = compile_profile(lesion.segments, 0.0, [])
+    profile = compile_profile(lesion.segments, 0.0, lambda n: [0.0] * n)
     assert friction_at_n(profile, 5.0) == 0.0
     assert friction_at_n(profile, 12.0) == pytest.approx(0.2)
     assert friction_at_n(profile, 18.0) == pytest.approx(0.5)  # the gap adds nothing
