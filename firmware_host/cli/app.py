@@ -204,8 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp = simsub.add_parser(
         "serve",
         help="serve a simulated rig in real time on a pty or TCP (until Ctrl-C)",
-        description="serve a simulated rig in real time on a pty or TCP (until Ctrl-C); "
-        "it prints the port to pass as --port",
+        description="Serve a simulated rig in real time on a pty or TCP until Ctrl-C. The "
+        "first line printed is the port: a pty path to pass as --port, or HOST:PORT to "
+        "pass as --port socket://HOST:PORT. State persists between needlectl commands.",
+        epilog="The simulator's other options (--noise, --fault, --fault-at-s, --corrupt, "
+        "--drop, --duplicate, --cut-at-s, --cut-for-s, --watchdog-ms, --serial, --defect) "
+        "are passed through: see `python -m sim_device serve --help`.",
         parents=[g],
     )
     sp.set_defaults(handler="offline:cmd_sim_serve")
@@ -242,7 +246,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        ns = parser.parse_args(args)
+        ns, extras = parser.parse_known_args(args)
+        if extras:
+            # `sim serve` hands the simulator's other options (--noise, --fault, link
+            # faults...) through to the simulator's own parser; nothing else takes extras.
+            if getattr(ns, "handler", "") != "offline:cmd_sim_serve":
+                parser.error(f"unrecognized arguments: {' '.join(extras)}")
+            ns.serve_extra = extras
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
         return int(exc.code) if isinstance(exc.code, int) else Exit.USAGE
     ns.port = resolve_port(ns)

@@ -148,6 +148,7 @@ def cmd_sim_serve(ns: argparse.Namespace, out: Output) -> int:
         argv += ["--stats", ns.stats]
     if out.json_mode:
         argv += ["--json"]
+    argv += list(getattr(ns, "serve_extra", []))
     return int(serve_main(argv))
 
 

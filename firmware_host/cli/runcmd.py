@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from firmware_host.cli.device import confirm_motion, connect, stop_rig
+from firmware_host.cli.device import clear_stale_watchdog, confirm_motion, connect, stop_rig
 from firmware_host.cli.exits import CliError, Exit
 from firmware_host.cli.interrupt import stop_on_signals
 from firmware_host.cli.output import Output, jsonable
@@ -122,6 +122,7 @@ def cmd_run(ns: argparse.Namespace, out: Output) -> int:
     record_dir = _check_record_dir(ns.record)
     with stop_on_signals() as stop, connect(ns) as nd:
         confirm_motion(nd, ns, f"PIERCE procedure '{profile.name}' to {target_mm:g} mm")
+        clear_stale_watchdog(nd)
         recorder = None
         if record_dir is not None:
             from firmware_host.recorder import Recorder

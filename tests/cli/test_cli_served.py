@@ -1,0 +1,142 @@
+"""needlectl against a simulator served in another process, in real time, on a pty
+(`needlectl sim serve --pty`): state persists between commands, as on a rig, and
+Ctrl-C mid-run leaves the device stopped — checked through the device itself."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from firmware_host.recorder import read_events
+
+if TYPE_CHECKING:
+    from conftest import Cli
+
+
+@pytest.fixture
+def served(cli: Cli) -> Iterator[str]:
+    """A simulated rig served on a pty by `needlectl sim serve --pty`; yields its path."""
+    proc = subprocess.Popen(
+        [str(cli.path), "sim", "serve", "--pty", "--lesion", "dense-calcified-cto", "--seed", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = proc.stdout.readline().strip()  # the server's first line is its port
+        assert port.startswith("/dev/"), (port, proc.stderr.read() if proc.stderr else "")
+        yield port
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        assert proc.returncode == 0
+
+
+def _json(cli: Cli, port: str, *args: str) -> dict[str, Any]:
+    proc = cli.run("--port", port, "--json", *args)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+
+def test_a_served_device_keeps_its_state_between_commands(cli: Cli, served: str) -> None:
+    port = served
+    assert _json(cli, port, "status")["state"] == "UNHOMED"
+    # Each needlectl leaves; the device's watchdog latches WATCHDOG; the next motion
+    # command clears that (alone) and goes on: here to the honest refusal.
+    assert _json(cli, port, "status")["latched_faults"] == ["WATCHDOG"]
+    line = cli.one_line_error(cli.run("--port", port, "jog", "--advance-mm", "1"), 4)
+    assert "NOT_HOMED" in line and "sim serve" not in line  # that hint is for sim:// only
+    assert _json(cli, port, "home")["homed"] is True
+    d = _json(
+        cli,
+        port,
+        "jog",
+        "--advance-mm",
+        "2",
+        "--speed-mm-s",
+        "2",
+        "--rotate-deg",
+        "90",
+        "--rate-rpm",
+        "60",
+    )
+    assert d["depth_mm"] == pytest.approx(2.0, abs=0.02) and d["moving"] is False
+    assert d["angle_deg"] == pytest.approx(90.0, abs=1.0)
+    s = _json(cli, port, "status")
+    assert s["depth_mm"] == pytest.approx(2.0, abs=0.02) and s["homed"] is True  # kept
+    assert "ESTOP" in _json(cli, port, "estop")["latched_faults"]
+    line = cli.one_line_error(cli.run("--port", port, "jog", "--advance-mm", "1"), 4)
+    assert "ESTOPPED" in line and "needlectl clear" in line  # not cleared behind your back
+    assert _json(cli, port, "clear")["latched_faults"] == []
+    assert "ESTOP" not in _json(cli, port, "status")["latched_faults"]
+    proc = cli.run("--port", port, "--json", "events")
+    codes = [json.loads(x)["code"] for x in proc.stdout.splitlines()]
+    assert codes[0] == "BOOT" and "HOMED" in codes and "ESTOP" in codes
+    assert "WATCHDOG_TRIP" in codes and codes[-1] in ("FAULT_CLEARED", "WATCHDOG_TRIP")
+
+
+def test_sigint_mid_run_stops_the_device_and_completes_the_record(
+    cli: Cli, served: str, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [
+            str(cli.path),
+            "-v",
+            "--port",
+            served,
+            "run",
+            "pierce",
+            "--target-mm",
+            "48",
+            "--record",
+            str(run_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "needlectl.run: phase advance" in line:
+            break
+    else:
+        pytest.fail(f"the run never reached its advance phase: {proc.communicate()}")
+    # The needle is being driven forward now. A second needlectl meanwhile is told the
+    # port is busy (ports are opened exclusively), and changes nothing.
+    line = cli.one_line_error(cli.run("--port", served, "stop"), 3)
+    assert served in line and "busy" in line.lower()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert err.rstrip().splitlines()[-1].startswith("needlectl: run aborted by SIGINT")
+    # The device, asked afresh: at rest, short of the target, nothing commanded, no
+    # stall, force or e-stop fault (WATCHDOG is latched whenever a host leaves).
+    s = _json(cli, served, "status")
+    assert s["moving"] is False and 0 < s["depth_mm"] < 48
+    assert s["commanded_depth_mm"] == pytest.approx(s["depth_mm"], abs=0.05)
+    assert set(s["latched_faults"]) <= {"WATCHDOG"}
+    # needlectl stopped it itself while it still held the link (not the watchdog after
+    # it left): "stopped" is written only once the device ACKed STOP and then reported
+    # itself at rest.
+    events = read_events(run_dir / "events.jsonl")
+    kinds = [e["kind"] for e in events]
+    assert "stopped" in kinds and "stop_failed" not in kinds
+    assert kinds.index("stopped") < kinds.index("operator_signal")
+    assert _json(cli, served, "status")["depth_mm"] == pytest.approx(s["depth_mm"], abs=0.01)
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["summary"]["outcome"] == "aborted" and "end_time_utc" in meta
+    assert "end" in kinds
+    assert cli.run("plot", str(run_dir)).returncode == 0
+    assert (run_dir / "plot.png").stat().st_size > 10_000
