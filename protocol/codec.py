@@ -336,7 +336,10 @@ _PLANS: dict[type[Message], _Plan] = {
     m: plan for m, c in _CODECS.items() if (plan := c.plan()) is not None
 }
 _DECODERS: dict[int, _Decoder] = {c.msg_id: c.make_decoder() for c in _CODECS.values()}
-_RECIPES: dict[int, _Recipe] = {c.msg_id: c.recipe() for c in _CODECS.values()}
+# Indexed by message id (a list: indexing it is cheaper than a dict lookup).
+_RECIPES: list[_Recipe | None] = [None] * 256
+for _codec in _CODECS.values():
+    _RECIPES[_codec.msg_id] = _codec.recipe()
 
 # ---------------------------------------------------------------- public API
 
@@ -426,14 +429,13 @@ class StreamDecoder:
             except _CobsError:
                 self._reject(chunk, "malformed")
                 continue
-            n = len(raw)
-            if n < _MIN_RAW_BYTES:
-                self._reject(chunk, "malformed")  # (an empty chunk is no frame: not counted)
-                continue
             if _crc32(raw) != CRC_RESIDUE:
-                self._reject(chunk, "crc_failures")
+                # (An empty chunk is no frame and is not counted; no 0- or 1-byte input has
+                # the residue as its CRC, so past this test raw[0] and raw[1] exist.)
+                short = len(raw) < _MIN_RAW_BYTES
+                self._reject(chunk, "malformed" if short else "crc_failures")
                 continue
-            recipe = recipes.get(raw[1])
+            recipe = recipes[raw[1]]
             if recipe is None:
                 self._reject(chunk, "unknown_id")
                 continue
@@ -441,6 +443,7 @@ class StreamDecoder:
             if raw[0] != PROTOCOL_VERSION:
                 self._reject(chunk, "malformed")
                 continue
+            n = len(raw)  # any length below HEADER_BYTES + CRC_BYTES fails the tests below
             if record_bytes:  # a u8 count, then that many records, kept as packed bytes
                 count = raw[size - CRC_BYTES - 1] if n >= size else max_count + 1
                 if count > max_count or n != size + count * record_bytes:
