@@ -169,3 +169,10 @@ def test_the_example_in_docs_simulator_md_loads(tmp_path: Path) -> None:
     lesion = load_lesion(str(write(tmp_path, example)))
     assert [s.tissue for s in lesion.segments] == ["cap", "fibrous", "calcium", "soft"]
     assert lesion.segments[3].start_mm - lesion.segments[2].end_mm == 3.0  # as the comment says
+
+
+def test_lesions_pickle_for_worker_processes() -> None:
+    import pickle
+
+    lesion = load_lesion("dense-calcified-cto")
+    assert pickle.loads(pickle.dumps(lesion)) == lesion
