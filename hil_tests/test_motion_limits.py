@@ -1,0 +1,150 @@
+"""Homing and travel limits: no position beyond a limit, ever, in telemetry.
+
+Limits are set on whole millimetres, so they fall on a microstep boundary for any usual
+drive (0.3125, 0.625, 1.25 µm …): a device one microstep beyond shows it in µm.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hil_tests.conftest import HilSession
+from hil_tests.dut import Dut, Limits
+from protocol import (
+    DeviceState,
+    EventCode,
+    Move,
+    MoveMode,
+    NakReason,
+    SampleFlags,
+)
+
+
+def _limits(s: HilSession, soft_um: int) -> Limits:
+    d = s.default_limits()
+    return Limits(soft_um, d.force_limit_mn, d.stall_force_mn, d.stall_time_ms)
+
+
+def _travel_time_s(distance_um: int, s: HilSession) -> float:
+    return abs(distance_um) / s.speed_um_s + 2.0
+
+
+def test_homing(
+    hil_device: Dut, hil_session: HilSession, hil_motion: None, hil_figures: dict[str, Any]
+) -> None:
+    dut = hil_device
+    s = hil_session
+    # make sure the device is unhomed and away from the switch: e-stop, clear, home, move out
+    st = dut.status()
+    if st.flags & SampleFlags.HOMED:
+        dut.move_to_um(min(s.test_depth_um, 5000), s.speed_um_s)
+        dut.wait_idle(_travel_time_s(5000, s))
+    dut.estop()
+    dut.clear_fault()
+    assert dut.status().state == DeviceState.UNHOMED, "e-stop + clear must leave it unhomed"
+    events_before = dut.status().last_event_number
+    tl = dut.wire.received.telemetry
+    mark = tl.mark()
+    speed_um_s = round(s.rig.homing_speed_mm_s * 1000)
+    dut.home(speed_um_s, s.rig.homing_timeout_s)
+    homed = dut.wait_event(EventCode.HOMED, 1.0, after=events_before)
+    assert homed is not None, "no HOMED event"
+    st = dut.status()
+    assert st.state == DeviceState.READY
+    assert st.flags & SampleFlags.HOMED
+    assert st.commanded_depth_um == 0, f"commanded depth after homing {st.commanded_depth_um}"
+    assert abs(st.depth_um) <= 5, f"encoder reads {st.depth_um} µm at home"
+    samples = tl.since(mark)
+    homing = samples[samples["state"] == DeviceState.HOMING]
+    if len(homing):
+        hil_figures["homing_time_s"] = (int(homed.time_us) - int(homing["t_us"][0])) / 1e6
+    hil_figures["home_depth_um"] = st.depth_um
+
+
+def test_soft_limit_refuses_target_beyond(hil_homed: Dut, hil_session: HilSession) -> None:
+    s = hil_session
+    dut = hil_homed
+    limit_um = max(1000, (s.test_depth_um // 2) // 1000 * 1000)
+    dut.set_limits(_limits(s, limit_um))
+    for beyond in (limit_um + 1, limit_um + 1000):
+        nak = dut.nak(Move(MoveMode.ABSOLUTE, beyond, s.speed_um_s))
+        assert NakReason(nak.reason) is NakReason.BEYOND_LIMIT, (
+            f"MOVE to {beyond} µm with a {limit_um} µm limit: {NakReason(nak.reason).name}"
+        )
+        assert nak.detail == limit_um
+    tl = dut.wire.received.telemetry
+    mark = tl.mark()
+    dut.move_to_um(limit_um, s.speed_um_s)  # exactly to the limit is allowed
+    st = dut.wait_idle(_travel_time_s(limit_um, s))
+    assert st.commanded_depth_um == limit_um
+    samples = tl.since(mark)
+    assert int(samples["commanded_depth_um"].max()) <= limit_um
+    assert int(samples["depth_um"].max()) <= limit_um
+
+
+def test_soft_limit_tightened_mid_move_stops_there(
+    hil_homed: Dut, hil_session: HilSession, hil_figures: dict[str, Any]
+) -> None:
+    s = hil_session
+    dut = hil_homed
+    target_um = s.test_depth_um
+    limit_um = max(1000, (target_um * 2 // 3) // 1000 * 1000)
+    tl = dut.wire.received.telemetry
+    mark = tl.mark()
+    events_before = dut.status().last_event_number
+    dut.move_to_um(target_um, s.speed_um_s)
+    # tighten the limit while the needle is on its way to it, a few mm short
+    halfway = limit_um - min(3000, limit_um // 2)
+    assert dut.wire.wait_for(
+        lambda: tl.count > 0 and int(tl.batches[-1]["commanded_depth_um"][-1]) >= halfway,
+        _travel_time_s(target_um, s),
+    ), "the move never got going"
+    dut.set_limits(_limits(s, limit_um))
+    ev = dut.wait_event(EventCode.LIMIT_REACHED, _travel_time_s(target_um, s), events_before)
+    assert ev is not None, f"no LIMIT_REACHED: the advance passed the {limit_um} µm limit"
+    st = dut.wait_idle(5.0)
+    samples = tl.since(mark)
+    deepest_cmd = int(samples["commanded_depth_um"].max())
+    deepest = int(samples["depth_um"].max())
+    hil_figures["limit_um"] = limit_um
+    hil_figures["deepest_commanded_um"] = deepest_cmd
+    hil_figures["deepest_encoder_um"] = deepest
+    assert deepest_cmd <= limit_um, f"commanded {deepest_cmd} µm beyond the {limit_um} µm limit"
+    assert deepest <= limit_um, f"encoder {deepest} µm beyond the {limit_um} µm limit"
+    assert st.depth_um <= limit_um
+    assert ev.value <= limit_um
+    nak = dut.nak(Move(MoveMode.ABSOLUTE, limit_um + 1000, s.speed_um_s))
+    assert NakReason(nak.reason) is NakReason.BEYOND_LIMIT
+    dut.set_limits(s.default_limits())
+    dut.move_to_um(0, s.speed_um_s)  # retracting from the limit is allowed
+    assert dut.wait_idle(_travel_time_s(limit_um, s)).commanded_depth_um == 0
+
+
+def test_hard_travel_limit(
+    hil_homed: Dut, hil_session: HilSession, hil_figures: dict[str, Any]
+) -> None:
+    s = hil_session
+    dut = hil_homed
+    travel = s.identity.travel_limit_um
+    nak = dut.nak(Move(MoveMode.ABSOLUTE, travel + 1, s.speed_um_s))
+    assert NakReason(nak.reason) is NakReason.BEYOND_LIMIT
+    nak = dut.nak(Move(MoveMode.RELATIVE, travel + 1, s.speed_um_s))
+    assert NakReason(nak.reason) is NakReason.BEYOND_LIMIT
+    if not s.rig.full_travel:
+        pytest.skip("driving to the hard travel needs [motion] full_travel = true in the rig file")
+    fast = s.identity.max_speed_um_s
+    tl = dut.wire.received.telemetry
+    mark = tl.mark()
+    dut.move_to_um(travel, fast)
+    st = dut.wait_idle(travel / fast + 5.0)
+    samples = tl.since(mark)
+    deepest = int(samples["depth_um"].max())
+    hil_figures["travel_um"] = travel
+    hil_figures["deepest_encoder_um"] = deepest
+    assert st.commanded_depth_um == travel
+    assert int(samples["commanded_depth_um"].max()) <= travel
+    assert deepest <= travel, f"encoder {deepest} µm beyond the hard travel {travel} µm"
+    dut.move_to_um(0, fast)
+    dut.wait_idle(travel / fast + 5.0)
