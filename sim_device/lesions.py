@@ -89,7 +89,7 @@ def _parse_segment(
     if "tissue" not in raw:
         raise LesionError(f"{where}: missing field 'tissue'")
     tissue = raw["tissue"]
-    if tissue not in TISSUE_DEFAULTS:
+    if not isinstance(tissue, str) or tissue not in TISSUE_DEFAULTS:
         known = ", ".join(sorted(TISSUE_DEFAULTS))
         raise LesionError(f"{where}: unknown tissue type {tissue!r} (known: {known})")
     defaults = TISSUE_DEFAULTS[tissue]

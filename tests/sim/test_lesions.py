@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sim_device.lesions import LesionError, cohort, library, load_lesion
+from sim_device.lesions import LesionError, cohort, library, load_lesion, parse_lesion
 from sim_device.physics import TISSUE_DEFAULTS
 
 ARCHETYPES = [
@@ -176,3 +179,69 @@ def test_lesions_pickle_for_worker_processes() -> None:
 
     lesion = load_lesion("dense-calcified-cto")
     assert pickle.loads(pickle.dumps(lesion)) == lesion
+
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-100, 100),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.sampled_from(sorted(TISSUE_DEFAULTS)),
+)
+_KEYS = st.sampled_from(
+    [
+        "name",
+        "description",
+        "start_mm",
+        "tags",
+        "cohort",
+        "segment",
+        "tissue",
+        "length_mm",
+        "end_mm",
+        "crack_force_n",
+        "chunk_mm",
+        "bogus",
+    ]
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEYS, inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.dictionaries(_KEYS, _VALUES, max_size=7))
+def test_any_document_gives_a_lesion_or_a_lesion_error(data: dict[str, Any]) -> None:
+    try:
+        lesion = parse_lesion(data, "fuzz.toml")
+    except LesionError as err:
+        assert str(err).startswith("fuzz.toml") and "\n" not in str(err)
+    else:
+        assert lesion.length_mm > 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.floats(0.0, 100.0),
+    st.lists(
+        st.tuples(st.sampled_from(sorted(TISSUE_DEFAULTS)), st.floats(0.1, 30.0)),
+        min_size=1,
+        max_size=8,
+    ),
+)
+def test_valid_segments_tile_the_lesion(start_mm: float, parts: list[tuple[str, float]]) -> None:
+    lesion = parse_lesion(
+        {
+            "name": "x",
+            "start_mm": start_mm,
+            "segment": [{"tissue": t, "length_mm": length} for t, length in parts],
+        },
+        "gen.toml",
+    )
+    assert lesion.start_mm == start_mm
+    assert lesion.length_mm == pytest.approx(sum(length for _, length in parts))
+    for before, after in zip(lesion.segments, lesion.segments[1:], strict=False):
+        assert after.start_mm == before.end_mm
