@@ -45,6 +45,7 @@ from protocol import DeviceState, EventCode
 _PROGRESS_PERIOD_S = 0.2
 _AT_TARGET_TOL_MM = 0.005  # one encoder count or so
 _STOP_TIMEOUT_S = 10.0
+LOAD_CELL_FROZEN_S = 0.5
 
 
 class ProcedureError(ValueError):
@@ -105,6 +106,9 @@ class _Run:
         self.pecks = 0
         self.stalls = 0
         self.cracks = 0
+        self.frozen_value_n: float | None = None
+        self.ending = False
+        self.frozen_since = self.t0
         self.crack_now = False
         self.first_event_number = 0
         self.hold_time_s = 0.0
@@ -178,6 +182,7 @@ class _Run:
         if len(arr) == 0:
             return
         force = arr["force_n"]
+        self.watch_load_cell(force)
         self.peak_force_n = max(self.peak_force_n, float(force.max()))
         f = self.filter.update(force.tolist())
         self.force_n = f if f is not None else 0.0
@@ -186,6 +191,24 @@ class _Run:
         states = arr["state"]
         bad = [int(s) for s in states if int(s) in _BAD_STATES]
         self.state = bad[0] if bad else int(states[-1])
+
+    def watch_load_cell(self, force: Any) -> None:
+        """A live load cell is never perfectly still (noise spans several LSBs); a reading
+        frozen to the last bit for LOAD_CELL_FROZEN_S means a stuck sensor, and a needle
+        pushed blind. The device cannot tell a frozen value from a real one."""
+        if self.ending:
+            return
+        lo, hi = float(force.min()), float(force.max())
+        if lo != hi or self.frozen_value_n is None or lo != self.frozen_value_n:
+            # The newest sample may start a frozen stretch.
+            self.frozen_value_n = float(force[-1])
+            self.frozen_since = self.now()
+        elif self.now() - self.frozen_since >= LOAD_CELL_FROZEN_S:
+            raise _Ended(
+                Result.FAULT,
+                f"load cell reading frozen at {lo:.3f} N for "
+                f"{self.now() - self.frozen_since:.1f} s (stuck sensor?)",
+            )
 
     def check_device(self) -> None:
         if self.state in _BAD_STATES:
@@ -409,12 +432,6 @@ class _Run:
         if self.p.target.on_crossed == "withdraw":
             self.set_phase(Phase.WITHDRAW)
             self.note("withdraw", from_mm=self.depth_mm)
-            self.nd.set_limits(
-                soft_depth_limit_mm=self.soft_limit_mm,
-                force_limit_n=self.p.limits.force_limit_n,
-                stall_force_n=self.p.limits.stall_force_n,
-                stall_time_s=self.p.limits.stall_time_s,
-            )
             self.nd.move_to_mm(0.0, self.p.target.withdraw_speed_mm_s)
             deadline = self.now() + 2.0 * self.target_mm / self.p.target.withdraw_speed_mm_s + 5
             while self.depth_mm > 0.01 and self.now() < deadline:
@@ -422,6 +439,7 @@ class _Run:
 
     def finish(self) -> None:
         """Bring the rig to rest, best effort, whatever happened."""
+        self.ending = True
         self.set_phase(Phase.STOPPING)
         try:
             self.stop_rig()

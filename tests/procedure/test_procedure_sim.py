@@ -224,3 +224,24 @@ def test_same_seed_same_outcome_and_figures() -> None:
     assert results[0] == results[1]
     assert results[0]["outcome"] == "crossed"
     assert results[2] != results[0]  # a different seed is a different run
+
+
+@pytest.mark.parametrize("device_checks", [True, False])
+def test_a_frozen_load_cell_ends_the_run_in_fault(device_checks: bool) -> None:
+    # The load cell sticks 15 s in, mid-approach. The device's own check latches a fault
+    # in 200 ms; with that check off (a firmware without it) the host's second line —
+    # a reading that never changes by one LSB for 0.5 s — ends the run.
+    target = target_for("dense-calcified-cto")
+    with rig("dense-calcified-cto", extra="&fault=loadcell_stuck&fault_at_s=15") as nd:
+        firmware(nd)._lc_stuck_check = device_checks
+        out = run_procedure(nd, "pierce", target_depth_mm=target)
+        assert out.result is Result.FAULT
+        if device_checks:
+            assert out.reason == "the device latched a fault"
+        else:
+            assert "load cell reading frozen" in out.reason
+            assert firmware(nd).latched == 0
+        end_t = next(e.t_s for e in out.events if e.kind == "end")
+        assert end_t < 15.0 + 0.5 + 0.1
+        assert out.final_depth_mm < target_for("dense-calcified-cto") - 10
+        assert_rig_at_rest(nd)
