@@ -97,6 +97,9 @@ def _allowed_values(spec: FieldSpec) -> frozenset[int] | _IntRange | None:
         mask = 0
         for v in members:
             mask |= v
+        assert isinstance(spec.wire, Int)
+        if mask == spec.wire.hi:
+            return None  # every bit is a flag: struct's own range check is the whole check
         assert mask < 1 << 16, "flags too wide to list"
         return frozenset(v for v in range(mask + 1) if v & ~mask == 0)
     if spec.range is not None:
@@ -408,16 +411,19 @@ class StreamDecoder:
         out: list[Frame] = []
         if not n_in:
             return out
-        buf = self._pending + data if self._pending else bytes(data)
-        if b"\x00" not in buf:
-            self._keep(buf)
+        # Split the new bytes only (not pending + data: that would copy every chunk once more).
+        chunks = (data if type(data) is bytes else bytes(data)).split(b"\x00")
+        rest = chunks.pop()  # after the last delimiter: the start of a frame still to come
+        if not chunks:
+            self._keep(self._pending + rest if self._pending else rest)
             return out
-        chunks = buf.split(b"\x00")
-        self._keep(chunks.pop())
         if self._skipping:  # the first chunk ends the oversize frame being dropped
             self._skipping = False
             stats.bytes_skipped += len(chunks[0]) + 1
             chunks[0] = b""
+        elif self._pending:
+            chunks[0] = self._pending + chunks[0]
+        self._keep(rest)
         append = out.append
         recipes = _RECIPES
         new = tuple.__new__
@@ -464,7 +470,7 @@ class StreamDecoder:
 
     def _keep(self, rest: bytes) -> None:
         """Hold the bytes after the last delimiter, unless they already make a frame too long."""
-        if len(rest) <= MAX_ENCODED_FRAME_BYTES:
+        if len(rest) <= MAX_ENCODED_FRAME_BYTES and not self._skipping:
             self._pending = rest
             return
         stats = self.stats

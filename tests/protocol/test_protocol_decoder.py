@@ -172,3 +172,23 @@ def test_reset_forgets_a_partial_frame() -> None:
     dec.feed(frame[:4])
     dec.reset()
     assert [f.seq for f in dec.feed(frame)] == [5]
+
+
+@given(
+    msg=any_message(),
+    junk=st.binary(min_size=MAX_ENCODED_FRAME_BYTES + 1, max_size=1000).map(
+        lambda b: b.replace(b"\x00", b"\x01")
+    ),
+    cut=st.integers(0, 2000),
+)
+def test_a_frame_just_before_an_oversize_run_in_the_same_chunk_is_kept(
+    msg: Message, junk: bytes, cut: int
+) -> None:
+    frame = encode(msg, 3)
+    stream = frame + junk + b"\x00" + frame
+    cut %= len(stream) + 1
+    dec = StreamDecoder()
+    frames = dec.feed(stream[:cut]) + dec.feed(stream[cut:])
+    assert [f.message for f in frames] == [msg, msg]
+    assert dec.stats.oversize == 1 and dec.stats.frames_bad == 1
+    assert dec.stats.bytes_skipped == len(junk) + 1
