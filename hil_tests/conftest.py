@@ -8,6 +8,7 @@ nothing sleeps) and on a rig behind a serial port (machine time), chosen by ``--
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,11 +21,9 @@ from hil_tests.rig import RigConfig, RigConfigError, load_rig_config
 from hil_tests.wire import LinkClosed, Wire
 from protocol import (
     DeviceState,
-    FaultFlags,
     Home,
     Identity,
     Nak,
-    NakReason,
     SampleFlags,
     Status,
 )
@@ -170,14 +169,17 @@ def hil_session(request: pytest.FixtureRequest) -> Iterator[HilSession]:
 
 
 @pytest.fixture
-def hil_figures(request: pytest.FixtureRequest, record_property: Any) -> Iterator[dict[str, Any]]:
-    """Figures a test measured: into the JSON report and the JUnit XML properties."""
+def hil_figures(
+    request: pytest.FixtureRequest, record_testsuite_property: Any
+) -> Iterator[dict[str, Any]]:
+    """Figures a test measured: into the JSON report, and into the JUnit XML as suite
+    properties named ``<test id>:<figure>`` (per-test properties are not valid xunit2)."""
     figures: dict[str, Any] = {}
     yield figures
     report = request.config.stash[REPORT_KEY]
     report.record(request.node.nodeid).figures.update(figures)
     for name, value in figures.items():
-        record_property(name, value)
+        record_testsuite_property(f"{request.node.nodeid}:{name}", value)
 
 
 @pytest.fixture
@@ -231,8 +233,18 @@ def hil_homed(hil_device: Dut, hil_session: HilSession, hil_motion: None) -> Dut
     return hil_device
 
 
-def latched(dut: Dut) -> FaultFlags:
-    return FaultFlags(dut.status().latched_faults)
-
-
-__all__ = ["HilSession", "NakReason", "latched"]
+@contextmanager
+def fresh_simulator(s: HilSession) -> Iterator[Dut]:
+    """A second, throwaway device from the same ``sim://`` URL (same defect, same lesion),
+    homed, for a test that breaks its rig for good (an injected motor stall)."""
+    assert s.wire.virtual, "only the in-process simulator can be duplicated"
+    wire = _open(s.url)
+    dut = Dut(wire)
+    try:
+        dut.hello()
+        dut.set_limits(s.default_limits())
+        dut.set_telemetry(TELEMETRY_RATE_HZ, 10)
+        dut.home(round(s.rig.homing_speed_mm_s * 1000), s.rig.homing_timeout_s)
+        yield dut
+    finally:
+        wire.close()

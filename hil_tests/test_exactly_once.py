@@ -24,10 +24,10 @@ def test_lost_reply_resend_executes_once(
     first = wire.reply(seq, 0.5)
     assert first is not None and isinstance(first.message, Ack), f"MOVE answered {first}"
     # The reply "was lost": the host never saw it and sends the same command again.
+    replies = wire.received.replies[seq]
     for sent in range(2, RESENDS + 2):
         wire.resend(move, seq)
-        wire.wait_for(lambda n=sent: len(wire.received.replies[seq]) >= n, 0.5)
-    replies = wire.received.replies[seq]
+        wire.wait_for(lambda: len(replies) >= sent, 0.5)  # noqa: B023 (called right here)
     assert len(replies) == 1 + RESENDS, f"{len(replies)} replies to {1 + RESENDS} sends"
     for again in replies[1:]:
         assert again.message == first.message, f"replayed {again.message!r} ≠ {first.message!r}"

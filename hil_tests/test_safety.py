@@ -1,0 +1,234 @@
+"""The device's own safety, whatever the host does: force limit, stall cut-off, watchdog,
+e-stop. Every latency is measured in device time from telemetry and events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hil_tests.conftest import HilSession, fresh_simulator
+from hil_tests.dut import Dut, Limits
+from hil_tests.measure import advance_stopped_at_us, encoder_stopped_at_us
+from protocol import (
+    DeviceState,
+    EStop,
+    EventCode,
+    FaultFlags,
+    Move,
+    MoveMode,
+    NakReason,
+    Rotate,
+    RotateMode,
+)
+
+TICK_US = 1000  # the control tick of protocol v1 devices (1 kHz)
+SIM_STALL_LATENCY_MS = 10.0  # the simulator's promise (issue 3); a rig's comes from its file
+ESTOP_LATENCY_TICKS = 1
+
+
+def _latched(dut: Dut) -> FaultFlags:
+    return FaultFlags(dut.status().latched_faults)
+
+
+def _start_move(dut: Dut, s: HilSession, depth_um: int) -> None:
+    dut.move_to_um(depth_um, s.speed_um_s)
+
+
+def _wait_depth(dut: Dut, s: HilSession, depth_um: int) -> None:
+    tl = dut.wire.received.telemetry
+    ok = dut.wire.wait_for(
+        lambda: tl.count > 0 and int(tl.batches[-1]["commanded_depth_um"][-1]) >= depth_um,
+        abs(depth_um) / s.speed_um_s + 5.0,
+    )
+    assert ok, f"the advance never reached {depth_um} µm"
+
+
+def test_force_limit(hil_homed: Dut, hil_session: HilSession, hil_figures: dict[str, Any]) -> None:
+    s = hil_session
+    dut = hil_homed
+    if s.rig.force_test_limit_n is None or s.rig.force_test_depth_mm is None:
+        pytest.skip("needs a load on the needle: set [force] limit_n and depth_mm in the rig file")
+    limit_mn = round(s.rig.force_test_limit_n * 1000)
+    depth_um = round(s.rig.force_test_depth_mm * 1000)
+    d = s.default_limits()
+    dut.set_limits(Limits(d.soft_depth_limit_um, limit_mn, d.stall_force_mn, d.stall_time_ms))
+    tl = dut.wire.received.telemetry
+    mark = tl.mark()
+    events_before = dut.status().last_event_number
+    _start_move(dut, s, depth_um)
+    ev = dut.wait_event(EventCode.FORCE_OVER_LIMIT, depth_um / s.speed_um_s + 5.0, events_before)
+    assert ev is not None, f"no FORCE_OVER_LIMIT on the way to {depth_um} µm"
+    dut.wire.wait_s(0.05)
+    samples = tl.since(mark)
+    over = samples[abs(samples["force_mn"].astype("i8")) > limit_mn]
+    assert len(over), "the event came but no sample shows the force over its limit"
+    t_over = int(over["t_us"][0])
+    t_stop = advance_stopped_at_us(samples, t_over - 5 * TICK_US)
+    assert t_stop is not None, "the advance did not stop after the force limit"
+    latency_ms = max(0, t_stop - t_over) / 1000
+    hil_figures["force_limit_n"] = limit_mn / 1000
+    hil_figures["force_at_event_n"] = ev.value / 1000
+    hil_figures["force_stop_latency_ms"] = latency_ms
+    hil_figures["depth_at_trip_um"] = int(over["depth_um"][0])
+    assert abs(ev.value) > limit_mn
+    assert latency_ms <= 2 * TICK_US / 1000, f"advance stopped {latency_ms} ms after over-force"
+    st = dut.status()
+    assert FaultFlags(st.latched_faults) & FaultFlags.FORCE_LIMIT
+    assert st.state == DeviceState.FAULT
+    nak = dut.nak(Move(MoveMode.ABSOLUTE, depth_um, s.speed_um_s))
+    assert NakReason(nak.reason) is NakReason.LATCHED_FAULT
+    dut.set_limits(d)
+    dut.clear_fault()
+    assert not _latched(dut)
+    dut.move_to_um(0, s.speed_um_s)  # back out of the load
+    dut.wait_idle(depth_um / s.speed_um_s + 5.0)
+
+
+def test_stall_cutoff_latency(
+    hil_homed: Dut, hil_session: HilSession, hil_figures: dict[str, Any]
+) -> None:
+    s = hil_session
+    if s.rig.stall_block_depth_mm is not None:
+        # a rig: a solid block in the needle's way
+        target = round(s.rig.stall_block_depth_mm * 1000) + 2000
+        before = hil_homed.status().last_event_number
+        _start_move(hil_homed, s, target)
+        _check_stall(hil_homed, s, target, None, hil_figures, before)
+    elif s.wire.virtual and hasattr(s.wire.port, "device"):
+        # the in-process simulator: its motor stalls mid-move (steps lost, encoder stops).
+        # The fault lasts for the rig's life, so it happens on a throwaway copy.
+        with fresh_simulator(s) as dut:
+            target = s.test_depth_um
+            _start_move(dut, s, target)
+            _wait_depth(dut, s, target // 3)
+            port: Any = dut.wire.port
+            port.device.rig.inject("motor_stall")
+            _check_stall(dut, s, target, int(port.device.clock.now_us), hil_figures, 0)
+    else:
+        pytest.skip("needs a way to stall the advance: set [stall] block_depth_mm in the rig file")
+
+
+def _check_stall(
+    dut: Dut,
+    s: HilSession,
+    target: int,
+    injected_us: int | None,
+    hil_figures: dict[str, Any],
+    events_before: int,
+) -> None:
+    tl = dut.wire.received.telemetry
+    mark = max(0, tl.mark() - 100)  # the last ~second before the stall too
+    ev = dut.wait_event(EventCode.STALL, target / s.speed_um_s + 5.0, events_before)
+    assert ev is not None, "the advance stalled and was never cut off (no STALL event)"
+    dut.wire.wait_s(0.05)
+    samples = tl.since(mark)
+    t_stop = advance_stopped_at_us(samples, int(samples["t_us"][0]) + TICK_US)
+    assert t_stop is not None, "the commanded advance went on after the STALL event"
+    t_onset = encoder_stopped_at_us(samples, t_stop)
+    assert t_onset is not None, "no encoder movement before the stall"
+    latency_ms = (t_stop - t_onset) / 1000
+    hil_figures["stall_latency_ms"] = latency_ms
+    if injected_us is not None:
+        hil_figures["stall_latency_from_injection_ms"] = (t_stop - injected_us) / 1000
+    st = dut.status()
+    assert st.state == DeviceState.STALLED
+    assert FaultFlags(st.latched_faults) & FaultFlags.STALL
+    limit_ms = SIM_STALL_LATENCY_MS if s.simulated else s.rig.stall_latency_limit_ms
+    if limit_ms is not None:
+        assert latency_ms <= limit_ms, f"stall cut off {latency_ms} ms after onset"
+        if injected_us is not None:
+            assert (t_stop - injected_us) / 1000 <= limit_ms
+    dut.clear_fault()
+    assert dut.status().state == DeviceState.UNHOMED, "a stall must leave the device unhomed"
+
+
+def test_watchdog_stops_motion_and_latches(
+    hil_homed: Dut, hil_session: HilSession, hil_figures: dict[str, Any]
+) -> None:
+    s = hil_session
+    dut = hil_homed
+    wd_ms = s.identity.watchdog_ms
+    tl = dut.wire.received.telemetry
+    mark = tl.mark()
+    events_before = dut.status().last_event_number
+    target = s.test_depth_um
+    _start_move(dut, s, target)
+    _wait_depth(dut, s, target // 4)
+    # the host goes silent mid-move: no heartbeat, no command
+    dut.wire.heartbeats_enabled = False
+    ev = dut.wait_event(EventCode.WATCHDOG_TRIP, 3 * wd_ms / 1000, events_before)
+    dut.wire.heartbeats_enabled = True
+    assert ev is not None, f"host silent for {3 * wd_ms} ms mid-move and no WATCHDOG_TRIP"
+    dut.wire.wait_s(0.05)
+    samples = tl.since(mark)
+    silence_start_us = int(ev.time_us) - int(ev.value) * 1000
+    t_stop = advance_stopped_at_us(samples, silence_start_us)
+    assert t_stop is not None, "the advance went on after the watchdog tripped"
+    stop_after_ms = (t_stop - silence_start_us) / 1000
+    hil_figures["watchdog_ms"] = wd_ms
+    hil_figures["watchdog_trip_after_ms"] = int(ev.value)
+    hil_figures["advance_stopped_after_silence_ms"] = stop_after_ms
+    assert wd_ms - 1 <= ev.value <= wd_ms + 1, f"tripped after {ev.value} ms, period {wd_ms}"
+    assert stop_after_ms <= wd_ms + TICK_US / 1000, f"advance stopped {stop_after_ms} ms in"
+    # it had not finished the move by itself: the watchdog stopped it
+    assert int(samples["commanded_depth_um"].max()) < target
+    st = dut.status()
+    assert FaultFlags(st.latched_faults) & FaultFlags.WATCHDOG
+    assert st.state == DeviceState.FAULT
+    nak = dut.nak(Move(MoveMode.ABSOLUTE, target, s.speed_um_s))
+    assert NakReason(nak.reason) is NakReason.LATCHED_FAULT
+    dut.clear_fault()
+    st = dut.status()
+    assert not st.latched_faults and st.state == DeviceState.READY, (
+        f"after CLEAR_FAULT: {DeviceState(st.state).name}, faults {st.latched_faults:#x}"
+    )
+    cleared = dut.wait_event(EventCode.FAULT_CLEARED, 0.2, ev.number)
+    assert cleared is not None and cleared.value & FaultFlags.WATCHDOG
+    dut.move_to_um(0, s.speed_um_s)  # motion is allowed again
+    dut.wait_idle(target / s.speed_um_s + 5.0)
+
+
+def test_estop_latency(
+    hil_homed: Dut, hil_session: HilSession, hil_figures: dict[str, Any]
+) -> None:
+    s = hil_session
+    dut = hil_homed
+    wire = dut.wire
+    tl = wire.received.telemetry
+    mark = tl.mark()
+    events_before = dut.status().last_event_number
+    target = s.test_depth_um
+    _start_move(dut, s, target)
+    dut.ack(Rotate(RotateMode.CONTINUOUS, 30_000, 0))
+    _wait_depth(dut, s, target // 3)
+    t0 = wire.clock.monotonic()
+    dut.ack(EStop())
+    hil_figures["estop_ack_ms_host"] = (wire.clock.monotonic() - t0) * 1000
+    ev = dut.wait_event(EventCode.ESTOP, 0.5, events_before)
+    assert ev is not None, "no ESTOP event"
+    wire.wait_s(0.05)
+    samples = tl.since(mark)
+    t_stop = advance_stopped_at_us(samples, int(ev.time_us) - 5 * TICK_US)
+    assert t_stop is not None, "the advance went on after ESTOP"
+    after = samples[samples["t_us"] >= max(t_stop, int(ev.time_us))]
+    assert len(after) > 10
+    angle_drift = int(after["angle_cdeg"].max()) - int(after["angle_cdeg"].min())
+    latency_ms = max(0, t_stop - int(ev.time_us)) / 1000
+    hil_figures["estop_stop_latency_ms"] = latency_ms
+    hil_figures["rotation_after_estop_cdeg"] = angle_drift
+    assert latency_ms <= ESTOP_LATENCY_TICKS * TICK_US / 1000, f"advance stopped {latency_ms} ms"
+    assert angle_drift == 0, f"rotation turned {angle_drift / 100}° after ESTOP"
+    # idempotent: a second ESTOP is ACKed and changes nothing
+    dut.ack(EStop())
+    wire.wait_s(0.02)
+    estops = [
+        e for e in wire.received.events if e.code == EventCode.ESTOP and e.number > events_before
+    ]
+    assert len(estops) == 1, f"{len(estops)} ESTOP events for one e-stop"
+    st = dut.status()
+    assert st.state == DeviceState.ESTOPPED and st.latched_faults & FaultFlags.ESTOP
+    nak = dut.nak(Move(MoveMode.ABSOLUTE, 0, s.speed_um_s))
+    assert NakReason(nak.reason) is NakReason.ESTOPPED
+    dut.clear_fault()
+    assert dut.status().state == DeviceState.UNHOMED, "an e-stop must leave the device unhomed"
