@@ -125,7 +125,7 @@ def _parse_segment(
     for key in defaults:
         if key in raw:
             value = _number(where, key, raw[key])
-            if value < 0:
+            if value < 0 and key != "arc_center_deg":
                 raise LesionError(f"{where}: {key} must be >= 0, got {value:g}")
             params[key] = value
     if tissue == "calcium":
@@ -143,6 +143,8 @@ def _parse_segment(
             )
         if params["damage_carry"] > 1:
             raise LesionError(f"{where}: damage_carry must be in [0, 1]")
+        if not 0 < params["arc_deg"] <= 360:
+            raise LesionError(f"{where}: arc_deg must be in (0, 360], got {params['arc_deg']:g}")
     if tissue == "cap":
         for key in ("stiffness_n_per_mm", "puncture_force_n"):
             if params[key] <= 0:

@@ -55,6 +55,10 @@ TISSUE_DEFAULTS: Mapping[str, Mapping[str, float]] = {
         "fatigue_rev": 1.0,
         "chunk_mm": 2.0,
         "damage_carry": 0.3,
+        # eccentric calcium: the calcified arc of the wall, centred on this bevel angle;
+        # loaded rotation wears it only while the bevel faces the arc
+        "arc_deg": 360.0,
+        "arc_center_deg": 0.0,
     },
 }
 
@@ -87,6 +91,8 @@ class Barrier:
     chunk_mm: float  # length that breaks at one crack
     damage_carry: float  # fraction of damage the next chunk inherits
     chunk_factors: list[float]  # per-chunk threshold multipliers (seeded variation)
+    arc_half_deg: float = 180.0  # half the calcified arc; 180 = concentric
+    arc_center_deg: float = 0.0  # bevel angle (mod 360) facing the arc's centre
     face_mm: float = 0.0  # depth of the first uncracked material
     damage: float = 0.0  # loaded revolutions (rev × F / F_ref) on the current chunk
     chunk_index: int = 0
@@ -166,6 +172,8 @@ def compile_profile(
                     chunk_mm=p["chunk_mm"],
                     damage_carry=p["damage_carry"],
                     chunk_factors=factors,
+                    arc_half_deg=p["arc_deg"] / 2.0,
+                    arc_center_deg=p["arc_center_deg"] % 360.0,
                 )
             barrier.face_mm = seg.start_mm
             barriers.append(barrier)

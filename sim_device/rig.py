@@ -162,6 +162,8 @@ class Rig:
             self._excess_crack_n = b.crack_force_n - b.min_crack_force_n
             self._inv_fatigue_rev = b.inv_fatigue_rev
             self._chunk_factor = b.chunk_factors[min(b.chunk_index, len(b.chunk_factors) - 1)]
+            self._arc_half_deg = b.arc_half_deg
+            self._arc_center_deg = b.arc_center_deg
             self._threshold_n = (
                 self._min_crack_n + self._excess_crack_n * exp(-b.damage * b.inv_fatigue_rev)
             ) * self._chunk_factor
@@ -171,6 +173,15 @@ class Rig:
             self._damage = 0.0
             self._inv_fatigue_rev = 0.0
             self._threshold_n = math.inf
+            self._arc_half_deg = 180.0
+
+    def _facing_arc(self, angle_deg: float) -> bool:
+        """Does the bevel face the calcified arc? (Always, for concentric calcium.)"""
+        half = self._arc_half_deg
+        if half >= 180.0:
+            return True
+        off = (angle_deg - self._arc_center_deg) % 360.0
+        return (off if off <= 180.0 else 360.0 - off) <= half
 
     def _crack(self, needle_mm: float) -> float:
         """Break chunks while the stored force exceeds the threshold; return the elastic force."""
@@ -303,7 +314,11 @@ class Rig:
         # elastic force of the barrier ahead; loaded rotation wears its crack threshold down
         if needle > face:
             f_el = self._k_n_per_mm * (needle - face)
-            if d_angle > 0.0 and self._inv_fatigue_rev != 0.0:
+            if (
+                d_angle > 0.0
+                and self._inv_fatigue_rev != 0.0
+                and (self._arc_half_deg >= 180.0 or self._facing_arc(angle_deg))
+            ):
                 damage = self._damage + d_angle * f_el * self._damage_per_deg_n
                 self._damage = damage
                 self._threshold_n = (

@@ -132,6 +132,10 @@ def test_unknown_name() -> None:
         (("crack_force_n = 30.0", "crack_force_n = 30.0\nchunk_mm = 0"), r"chunk_mm must be > 0"),
         (("crack_force_n = 30.0", "crack_force_n = true"), r"crack_force_n must be a number"),
         (
+            ("crack_force_n = 30.0", "crack_force_n = 30.0\narc_deg = 400"),
+            r"arc_deg must be in \(0, 360\]",
+        ),
+        (
             ("crack_force_n = 30.0", "crack_force_n = 30.0\nchunk_mm = 0.001"),
             r"chunk_mm must be >= 0.05",
         ),

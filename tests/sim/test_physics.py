@@ -269,3 +269,42 @@ def test_bad_dt_is_refused() -> None:
     with pytest.raises(ValueError, match="dt_s"):
         rig.step(0.0, 1.0, 0.0)
     assert math.isfinite(rig.needle_depth_mm)
+
+
+ECCENTRIC = dict(CALCIUM, arc_deg=120.0, arc_center_deg=90.0)
+
+
+def oscillate_until_crack(centre_deg: float, seconds: float) -> Rig:
+    """Hold 9 N on eccentric calcium and oscillate the bevel ±40° around centre_deg."""
+    rig = Rig(make_lesion(ECCENTRIC), seed=0, noise_scale=0.0)
+    drv = Driver(rig)
+    drv.goto(9.5)
+    drv.push_to_force(9.0)
+    for k in range(round(seconds / DT_S)):
+        angle_deg = centre_deg + 40.0 * math.sin(2 * math.pi * 0.5 * k * DT_S)
+        rig.step(DT_S, drv.motor_mm, angle_deg)
+        if rig.cracks:
+            break
+    return rig
+
+
+def test_eccentric_calcium_wears_only_while_the_bevel_faces_it() -> None:
+    assert oscillate_until_crack(90.0, 60.0).cracks == 1  # facing the arc
+    assert oscillate_until_crack(270.0, 60.0).cracks == 0  # facing the soft side
+
+
+def test_eccentric_calcium_needs_more_turns_than_concentric() -> None:
+    def revolutions(segment: dict[str, Any]) -> float:
+        rig = Rig(make_lesion(segment), seed=0, noise_scale=0.0)
+        drv = Driver(rig)
+        drv.goto(9.5)
+        drv.push_to_force(9.0)
+        start_s = drv.t_s
+        while not rig.cracks:
+            drv.tick(0.0, 30.0)
+            assert drv.t_s - start_s < 200
+        return (drv.t_s - start_s) * 30.0 / 60.0
+
+    concentric = revolutions(CALCIUM)
+    eccentric = revolutions(ECCENTRIC)
+    assert 2.0 * concentric < eccentric < 4.0 * concentric  # a 120° arc: ~1/3 of each turn
