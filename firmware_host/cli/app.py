@@ -187,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--target-mm",
         type=_float_in(0.1, 500, "--target-mm"),
-        help="target depth, overriding the profile's",
+        metavar="MM",
+        help="target depth in mm: the lesion's far end plus a margin (default: the"
+        " profile's; on sim://?lesion=NAME the lesion's end + 2 mm)",
     )
     p = add("plot", "picture of a recorded run (PNG)", "runcmd:cmd_plot")
     p.add_argument("run_dir", metavar="DIR", help="a run folder written by `run --record`")
@@ -215,10 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(handler="offline:cmd_sim_serve")
     where = sp.add_mutually_exclusive_group()
     where.add_argument("--pty", action="store_true", help="serve on a new pty (default)")
-    where.add_argument("--tcp", metavar="HOST:PORT", help="serve on TCP (socket://HOST:PORT)")
+    where.add_argument(
+        "--tcp", metavar="HOST:PORT", help="serve on TCP (then use --port socket://HOST:PORT)"
+    )
     sp.add_argument("--lesion", metavar="NAME|FILE", help="lesion from the library or a TOML file")
     sp.add_argument("--seed", type=_int_in(0, 2**32 - 1, "--seed"), help="random seed")
-    sp.add_argument("--stats", metavar="FILE", help="write the device's statistics here on exit")
+    sp.add_argument("--stats", metavar="FILE", help="write the device's statistics here (JSON)")
     sp = simsub.add_parser("lesions", help="the lesion library", parents=[g])
     sp.set_defaults(handler="offline:cmd_sim_lesions")
 

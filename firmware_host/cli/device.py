@@ -160,8 +160,8 @@ def cmd_status(ns: argparse.Namespace, out: Output) -> int:
         out.line(status_line(status))
         if d["latched_faults"] == ["WATCHDOG"] and not status.moving:
             out.line(
-                "(WATCHDOG: the device stopped listening for the previous host when it went"
-                " quiet; the next home/jog/run clears it)"
+                "(WATCHDOG: latched when the previous needlectl went quiet — normal between"
+                " commands; the next home, jog or run clears it)"
             )
         limits = d.get("limits")
         if isinstance(limits, dict):

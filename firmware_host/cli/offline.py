@@ -137,10 +137,12 @@ def cmd_sim_help(ns: argparse.Namespace, out: Output) -> int:  # pragma: no cove
 
 def cmd_sim_serve(ns: argparse.Namespace, out: Output) -> int:
     """Delegate to the simulator's own server (it prints the port and runs until a signal)."""
+    from sim_device.lesions import load_lesion
     from sim_device.serve import serve_main
 
     argv: list[str] = ["--tcp", ns.tcp] if ns.tcp else ["--pty"]
     if ns.lesion:
+        load_lesion(ns.lesion)  # a bad lesion is needlectl's one-line error, exit 2
         argv += ["--lesion", ns.lesion]
     if ns.seed is not None:
         argv += ["--seed", str(ns.seed)]

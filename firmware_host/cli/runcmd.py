@@ -227,8 +227,13 @@ def cmd_plot(ns: argparse.Namespace, out: Output) -> int:
     from firmware_host.plot import plot_run
 
     run_dir = Path(ns.run_dir)
-    if not run_dir.is_dir():
-        raise CliError(f"{run_dir} is not a run folder — give the DIR written by `run --record`")
+    from firmware_host.recorder import TELEMETRY_FILE
+
+    if not (run_dir / TELEMETRY_FILE).is_file():
+        raise CliError(
+            f"{run_dir} is not a run folder (no {TELEMETRY_FILE}) — give the DIR written by"
+            " `needlectl run PROFILE --record DIR`"
+        )
     png = Path(ns.output) if ns.output else run_dir / "plot.png"
     plot_run(run_dir, png)
     out.result({"plot": str(png), "run_dir": str(run_dir)}, f"wrote {png}")

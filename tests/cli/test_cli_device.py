@@ -86,6 +86,8 @@ def test_bad_ports_and_bad_lesions(cli: Cli, tmp_path: Path) -> None:
     bad.write_text('name = "x"\n[[segment]]\ntissue = "granite"\nlength_mm = 3\n')
     line = cli.one_line_error(cli.run("--port", f"sim://?lesion={bad}", "status"), 2)
     assert "granite" in line
+    line = cli.one_line_error(cli.run("sim", "serve", "--pty", "--lesion", str(bad)), 2)
+    assert "granite" in line  # the server refuses it before serving anything
     bad.write_text("this is [not toml\n")
     cli.one_line_error(cli.run("--port", f"sim://?lesion={bad}", "status"), 2)
 
