@@ -140,3 +140,25 @@ def test_sigint_mid_run_stops_the_device_and_completes_the_record(
     assert "end" in kinds
     assert cli.run("plot", str(run_dir)).returncode == 0
     assert (run_dir / "plot.png").stat().st_size > 10_000
+
+
+def test_sigint_while_homing_stops_the_axis(cli: Cli, served: str) -> None:
+    """Homing is one blocking library call: the signal interrupts it and needlectl
+    stops the rig before leaving."""
+    proc = subprocess.Popen(
+        [str(cli.path), "-v", "--port", served, "home", "--speed-mm-s", "0.05"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "needlectl: homing at" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    last = err.rstrip().splitlines()[-1]
+    assert last.startswith("needlectl: SIGINT while homing: STOP sent"), last
+    s = _json(cli, served, "status")
+    assert s["moving"] is False and s["homed"] is False and s["state"] != "HOMING"
