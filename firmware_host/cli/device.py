@@ -124,14 +124,14 @@ def wait_until_idle(
 def _status_dict(nd: Any, status: Any) -> dict[str, Any]:
     d: dict[str, Any] = dict(jsonable(status))
     d["state"] = name_of(status.state)
-    d["latched_faults"] = _fault_list(status.latched_faults)
+    d["latched_faults"] = fault_list(status.latched_faults)
     d["moving"] = bool(status.moving)
     d["link"] = jsonable(nd.stats.as_dict())
     d["port"] = str(nd.url)
     return d
 
 
-def _fault_list(faults: Any) -> list[str]:
+def fault_list(faults: Any) -> list[str]:
     if isinstance(faults, list | tuple | set | frozenset):
         return sorted(name_of(f) for f in faults)
     from protocol import FaultFlags
@@ -141,7 +141,7 @@ def _fault_list(faults: Any) -> list[str]:
 
 
 def status_line(status: Any) -> str:
-    faults = _fault_list(status.latched_faults)
+    faults = fault_list(status.latched_faults)
     homed = "homed" if status.homed else "NOT homed"
     return (
         f"{name_of(status.state)}, {homed}, depth {status.depth_mm:.3f} mm,"
@@ -223,7 +223,7 @@ def _report(
     d["done"] = what
     out.result(d, f"{what}: {status_line(status)}")
     if motion and (status.latched_faults or name_of(status.state) in _SAFETY_STATES):
-        faults = ", ".join(_fault_list(status.latched_faults)) or name_of(status.state)
+        faults = ", ".join(fault_list(status.latched_faults)) or name_of(status.state)
         raise CliError(
             f"safety stop: the motion ended in {name_of(status.state)} ({faults}) at"
             f" {status.depth_mm:.3f} mm — see `needlectl events`, fix the cause, then"

@@ -169,9 +169,11 @@ def cmd_run(ns: argparse.Namespace, out: Output) -> int:
                 summary = outcome.to_dict() if outcome is not None else {"outcome": "error"}
                 recorder.close(**summary)
         signum = stop.signum
+        latched = _latched_after(nd) if not outcome.crossed else []
     result = outcome.to_dict()
     result["profile"] = profile.name
     result["port"] = ns.port
+    result["latched_faults"] = latched
     if record_dir is not None:
         result["record_dir"] = str(record_dir)
     if signum is not None:
@@ -189,7 +191,7 @@ def cmd_run(ns: argparse.Namespace, out: Output) -> int:
         if record_dir is not None:
             out.line(f"recorded in {record_dir}; picture: needlectl plot {record_dir}")
     if code != Exit.OK:
-        raise CliError(_failure_line(outcome, signum), code)
+        raise CliError(_failure_line(outcome, signum, latched), code)
     return Exit.OK
 
 
@@ -205,21 +207,36 @@ def _exit_code(outcome: Any, result_type: Any, signum: int | None) -> Exit:
     return Exit.SAFETY_STOP
 
 
-def _failure_line(outcome: Any, signum: int | None) -> str:
+def _latched_after(nd: Any) -> list[str]:
+    """The device's latched faults once the run has ended (best effort: the link may
+    be what ended it)."""
+    from firmware_host.cli.device import fault_list
+    from firmware_host.errors import NeedleDriverError
+
+    try:
+        return fault_list(nd.status().latched_faults)
+    except (NeedleDriverError, OSError):
+        return []
+
+
+def _failure_line(outcome: Any, signum: int | None, latched: list[str]) -> str:
     what = outcome.result.value
+    faults = f"; latched: {', '.join(latched)}" if latched else ""
     if signum is not None:
         return (
             f"run {what} by {signal.Signals(signum).name}: the rig was stopped at"
-            f" {outcome.final_depth_mm:.2f} mm — check `needlectl status` before the next run"
+            f" {outcome.final_depth_mm:.2f} mm{faults} — check `needlectl status` before"
+            " the next run"
         )
     if what == "stalled":
         return (
-            f"not crossed: {outcome.reason} (depth {outcome.final_depth_mm:.2f} mm) — the rig"
-            " is stopped; see the plot, then retract (`needlectl jog --advance-mm -N`)"
+            f"not crossed: {outcome.reason} (depth {outcome.final_depth_mm:.2f} mm{faults})"
+            " — the rig is stopped; see the plot; `needlectl clear` if a fault is latched,"
+            " retract with `needlectl jog --advance-mm -N`, then `needlectl home`"
         )
     return (
-        f"run ended in a fault: {outcome.reason} — see `needlectl events`, fix the cause,"
-        " then `needlectl clear` and `needlectl home`"
+        f"run ended in a fault: {outcome.reason}{faults} — see `needlectl events`, fix the"
+        " cause, then `needlectl clear` and `needlectl home`"
     )
 
 

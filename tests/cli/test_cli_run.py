@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
 from firmware_host.recorder import read_events
 
 if TYPE_CHECKING:
@@ -96,3 +98,21 @@ def test_demo_module_runs_records_and_plots(tmp_path: Path) -> None:
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert (run_dir / "plot.png").read_bytes()[:8] == PNG_MAGIC
     assert "CROSSED" in proc.stdout and str(run_dir / "plot.png") in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("query", "code", "outcome", "words"),
+    [
+        ("cut_at_s=5&cut_for_s=10", 3, "fault", "link lost"),
+        ("fault=loadcell_disconnected&fault_at_s=5", 5, "fault", "LOAD_CELL"),
+        ("fault=motor_stall&fault_at_s=5", 6, "stalled", "STALL"),
+    ],
+)
+def test_a_run_ended_by_the_link_or_the_rig_has_its_exit_code(
+    cli: Cli, query: str, code: int, outcome: str, words: str
+) -> None:
+    proc = cli.run("--json", "--port", f"sim://?lesion=soft-stenosis&{query}", "run", "pierce")
+    line = cli.one_line_error(proc, code)
+    assert words in line
+    d = json.loads(proc.stdout)
+    assert d["outcome"] == outcome and d["depth_mm"] < d["target_depth_mm"]
