@@ -620,7 +620,8 @@ def _edge_fields(cls: type[Any], pick: int) -> dict[str, Any]:
     return out
 
 
-def _random_fields(cls: type[Any], rng: random.Random) -> dict[str, Any]:
+def random_fields(cls: type[Any], rng: random.Random) -> dict[str, Any]:
+    """Valid random values for every field of a message or record (records: 1..max)."""
     out: dict[str, Any] = {}
     for spec in s.fields_of(cls):
         if isinstance(spec.wire, Int):
@@ -634,7 +635,7 @@ def _random_fields(cls: type[Any], rng: random.Random) -> dict[str, Any]:
             out[spec.name] = "ND-" + "".join(rng.choice("0123456789ABCDEF") for _ in range(8))
         else:
             count = rng.randint(1, spec.wire.max_count)
-            out[spec.name] = [_random_fields(spec.wire.record, rng) for _ in range(count)]
+            out[spec.name] = [random_fields(spec.wire.record, rng) for _ in range(count)]
     return out
 
 
@@ -703,7 +704,7 @@ def vectors() -> list[dict[str, Any]]:
         base = wire_name(m).lower()
         cases.append((f"{base}_min", m, _edge_fields(m, 0), 1, 0))
         cases.append((f"{base}_max", m, _edge_fields(m, 1), 0xFFFF, 0))
-        cases.append((f"{base}_random", m, _random_fields(m, rng), rng.randint(1, 0xFFFF), 0))
+        cases.append((f"{base}_random", m, random_fields(m, rng), rng.randint(1, 0xFFFF), 0))
     out = []
     for name, cls, fields, seq, flags in cases:
         msg = build_message(cls, fields)
