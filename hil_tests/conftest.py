@@ -21,9 +21,10 @@ from hil_tests.rig import RigConfig, RigConfigError, load_rig_config
 from hil_tests.wire import LinkClosed, Wire
 from protocol import (
     DeviceState,
-    Home,
     Identity,
     Nak,
+    Rotate,
+    RotateMode,
     SampleFlags,
     Status,
 )
@@ -114,14 +115,15 @@ def hil_session(request: pytest.FixtureRequest) -> Iterator[HilSession]:
     dut = Dut(wire)
     try:
         # Before HELLO: a device that never had a session must refuse motion (NOT_ARMED).
+        # The motion command used is ROTATE(STOP): harmless even if a faulty device ran it.
         boot_status = dut.status()
         pre_nak: Nak | None = None
         note = ""
         if not boot_status.flags & SampleFlags.ARMED and boot_status.last_event_number <= 1:
-            reply = dut.request(Home(1000)).message
+            reply = dut.request(Rotate(RotateMode.STOP, 0, 0)).message
             pre_nak = reply if isinstance(reply, Nak) else None
             if pre_nak is None:
-                note = f"HOME before HELLO was answered {type(reply).__name__}"
+                note = f"ROTATE before HELLO was answered {type(reply).__name__}"
         else:
             note = "the device already had a session (power-cycle it to check NOT_ARMED)"
         identity = dut.hello()

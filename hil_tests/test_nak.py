@@ -42,7 +42,7 @@ def _bad_argument(dut: Dut, s: HilSession) -> Nak:
 
 def _not_armed(dut: Dut, s: HilSession) -> Nak:
     if s.pre_hello_nak is None:
-        if s.pre_hello_note.startswith("HOME"):
+        if s.pre_hello_note.startswith("ROTATE"):
             pytest.fail(f"before any HELLO, {s.pre_hello_note}")
         pytest.skip(f"NOT_ARMED is only observable before the first HELLO: {s.pre_hello_note}")
     return s.pre_hello_nak

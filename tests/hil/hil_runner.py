@@ -1,0 +1,70 @@
+"""Running the HIL suite as an engineer would: pytest in a subprocess, results read back
+from its JUnit XML and its JSON figures report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+SUITE_TIMEOUT_S = 300
+
+
+@dataclass
+class HilRun:
+    returncode: int
+    output: str
+    outcomes: dict[str, str] = field(default_factory=dict)  # "test_x.py::name" -> outcome
+    skip_reasons: dict[str, str] = field(default_factory=dict)
+    report: dict[str, Any] | None = None
+
+    def failed(self) -> list[str]:
+        return sorted(k for k, v in self.outcomes.items() if v in ("failed", "error"))
+
+
+def read_junit(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    outcomes: dict[str, str] = {}
+    reasons: dict[str, str] = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        module = case.get("classname", "").split(".")[-1]
+        key = f"{module}.py::{case.get('name')}"
+        outcome = "passed"
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                outcome = {"failure": "failed"}.get(child.tag, child.tag)
+                if child.tag == "skipped":
+                    reasons[key] = child.get("message", "")
+        outcomes[key] = outcome
+    return outcomes, reasons
+
+
+def run_hil(
+    args: list[str], workdir: Path, name: str = "run", timeout_s: float = SUITE_TIMEOUT_S
+) -> HilRun:
+    """``pytest hil_tests ARGS --junitxml WORKDIR/NAME.xml`` in a fresh interpreter."""
+    junit = workdir / f"{name}.xml"
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "hil_tests",
+        "--junitxml",
+        str(junit),
+        *args,
+    ]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout_s)
+    run = HilRun(proc.returncode, proc.stdout + proc.stderr)
+    if junit.exists():
+        run.outcomes, run.skip_reasons = read_junit(junit)
+    report = workdir / f"{name}.hil.json"
+    if report.exists():
+        run.report = json.loads(report.read_text())
+    return run
