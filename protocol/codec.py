@@ -66,9 +66,10 @@ class DecoderStats:
 
 # ---------------------------------------------------------------- per-message codecs
 #
-# Each message gets two precompiled closures, built once at import: an encoder
-# (check, pack, CRC, COBS) and a payload decoder. The hot paths then cost one dict
-# lookup and one call, with every constant bound as a local (see benchmarks/codec.py).
+# Built once at import from the schema: for each message, a *plan* (what encode()
+# needs to pack it inline) and a *recipe* (what StreamDecoder.feed needs to decode it
+# inline). The hot paths then cost one table lookup each and no Python-level call
+# besides the C functions (struct, zlib, cobs); see benchmarks/codec.py.
 
 _cobs_encode = cobs.encode
 _cobs_decode = cobs.decode
@@ -77,12 +78,10 @@ _crc32 = zlib.crc32
 _crc_pack = struct.Struct("<I").pack
 _MIN_RAW_BYTES = HEADER_BYTES + CRC_BYTES
 _BYTES_TYPES = (bytes, bytearray)
-_Encoder = Callable[[Any, int, int], bytes]
-# encode()'s recipe for a message: (header+fields packer, id, check, record bytes, max records)
-_Plan = tuple[
-    Callable[..., bytes], int, Callable[[Any], bool] | None, int, int
-]  # (message, seq, flags) -> header + payload
-_Decoder = Callable[[bytes], Any]  # raw frame (CRC checked) -> message, or None
+_Encoder = Callable[[Any, int, int], bytes]  # (message, seq, flags) -> header + payload
+# encode()'s plan: (header+fields packer, id, check or None, bytes per record, max records)
+_Plan = tuple[Callable[..., bytes], int, Callable[[Any], bool] | None, int, int]
+_Decoder = Callable[[bytes], Any]  # raw frame (CRC and length checked) -> message
 # feed()'s recipe for a message id: (class, fields unpacker, frame bytes without records,
 # bytes per record (0: no records), max records, decoder for messages with strings or None)
 _Recipe = tuple[type, Callable[[bytes, int], tuple[Any, ...]], int, int, int, _Decoder | None]
@@ -267,52 +266,22 @@ class _MessageCodec:
     # -- decode
     def recipe(self) -> _Recipe:
         """What StreamDecoder.feed needs to decode this message inline."""
-        fallback = self.make_decoder() if self.str_indexes else None
+        fallback = self._make_string_decoder() if self.str_indexes else None
         frame_bytes = HEADER_BYTES + self.fixed_bytes + CRC_BYTES
         unpack_from = self.payload_struct.unpack_from
         return (self.cls, unpack_from, frame_bytes, self.record_bytes, self.max_count, fallback)
 
-    def make_decoder(self) -> _Decoder:
-        """A closure: raw frame whose CRC was checked -> message, or None if its length is wrong."""
+    def _make_string_decoder(self) -> _Decoder:
+        """For messages with strings (IDENTITY): raw frame of the right length -> message."""
+        assert self.array_spec is None, "strings and arrays in one message: not supported"
         unpack_from = self.payload_struct.unpack_from
-        new = tuple.__new__
-        cls = self.cls
-        frame_bytes = HEADER_BYTES + self.fixed_bytes + CRC_BYTES
-        str_indexes = self.str_indexes
-        if self.array_spec is None and not str_indexes:
-
-            def decode_plain(raw: bytes) -> Any:
-                if len(raw) != frame_bytes:
-                    return None
-                return new(cls, unpack_from(raw, HEADER_BYTES))
-
-            return decode_plain
-
-        if self.array_spec is not None:
-            # Records stay packed bytes: decoding them costs one slice.
-            assert not str_indexes, "strings and arrays in one message: not supported"
-            record_bytes, max_count = self.record_bytes, self.max_count
-            count_at = HEADER_BYTES + self.fixed_bytes - 1
-            records_at = HEADER_BYTES + self.fixed_bytes
-
-            def decode_records(raw: bytes) -> Any:
-                n = len(raw)
-                if n < frame_bytes:
-                    return None
-                count = raw[count_at]
-                if count > max_count or n != frame_bytes + count * record_bytes:
-                    return None
-                return new(cls, (*unpack_from(raw, HEADER_BYTES), raw[records_at:-CRC_BYTES]))
-
-            return decode_records
+        cls, str_indexes = self.cls, self.str_indexes
 
         def decode_strings(raw: bytes) -> Any:
-            if len(raw) != frame_bytes:
-                return None
             values = list(unpack_from(raw, HEADER_BYTES))
             for i in str_indexes:
                 values[i] = values[i].rstrip(b"\x00").decode("ascii", "replace")
-            return new(cls, values)
+            return tuple.__new__(cls, values)
 
         return decode_strings
 
@@ -338,7 +307,6 @@ _BODY_ENCODERS: dict[type[Message], _Encoder] = {
 _PLANS: dict[type[Message], _Plan] = {
     m: plan for m, c in _CODECS.items() if (plan := c.plan()) is not None
 }
-_DECODERS: dict[int, _Decoder] = {c.msg_id: c.make_decoder() for c in _CODECS.values()}
 # Indexed by message id (a list: indexing it is cheaper than a dict lookup).
 _RECIPES: list[_Recipe | None] = [None] * 256
 for _codec in _CODECS.values():
