@@ -294,6 +294,7 @@ def cmd_jog(ns: argparse.Namespace, out: Output) -> int:
         confirm_motion(nd, ns, " and ".join(what))
         clear_stale_watchdog(nd)
         log.info("jog: %s on %s", " and ".join(what), ns.port)
+        stop.check_before_motion()
         try:
             if ns.advance_mm:
                 nd.advance_mm(ns.advance_mm, speed_mm_s=ns.speed_mm_s)

@@ -52,10 +52,10 @@ class StopRequest:
         finally:
             self.raise_now = False
 
-    def check(self) -> None:
-        """Raise Interrupted if a signal arrived (call after the rig was stopped)."""
+    def check_before_motion(self) -> None:
+        """A signal that came while connecting or asking: leave before anything moves."""
         if self.signum is not None:
-            raise Interrupted(self.signum, f"interrupted by {signal.Signals(self.signum).name}")
+            raise Interrupted(self.signum, f"{self.signal_name} before any motion: nothing moved")
 
 
 @contextmanager

@@ -147,6 +147,7 @@ def cmd_run(ns: argparse.Namespace, out: Output) -> int:
                     show(p)
 
                 stop.raise_now = True
+                stop.check_before_motion()
                 log.info("run: profile %s, target %.3f mm on %s", profile.name, target_mm, ns.port)
                 outcome = run_procedure(
                     nd,
