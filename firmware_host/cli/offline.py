@@ -83,7 +83,8 @@ def cmd_decode(ns: argparse.Namespace, out: Output) -> int:
                     out.line(_frame_line(count, frame))
     stats = asdict(decoder.stats)
     stats["frames_bad"] = decoder.stats.frames_bad
-    stats["bytes_pending"] = len(decoder._pending)  # an unterminated frame at the end
+    # bytes of an unterminated frame at the end (the decoder keeps them pending)
+    stats["bytes_pending"] = len(getattr(decoder, "_pending", b""))
     summary = (
         f"decoded {count} frames from {stats['bytes_in']} bytes: "
         f"{stats['crc_failures']} CRC failures, {stats['malformed']} malformed, "

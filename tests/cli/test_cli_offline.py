@@ -154,3 +154,16 @@ def test_ports_json_lists_rigs_and_the_simulator(cli: Cli) -> None:
     assert d["simulator"] == "sim://"
     for p in d["ports"]:
         assert set(p) >= {"url", "kind", "is_rig"}
+
+
+def test_sim_lesions_lists_the_library(cli: Cli) -> None:
+    from sim_device.lesions import library
+
+    proc = cli.run("--json", "sim", "lesions")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)["lesions"]
+    assert [r["name"] for r in rows] == sorted(library())
+    cto = next(r for r in rows if r["name"] == "dense-calcified-cto")
+    assert cto["length_mm"] > 0 and "cto" in cto["tags"]
+    human = cli.run("sim", "lesions")
+    assert human.returncode == 0 and "dense-calcified-cto" in human.stdout

@@ -162,3 +162,21 @@ def test_sigint_while_homing_stops_the_axis(cli: Cli, served: str) -> None:
     assert last.startswith("needlectl: SIGINT while homing: STOP sent"), last
     s = _json(cli, served, "status")
     assert s["moving"] is False and s["homed"] is False and s["state"] != "HOMING"
+
+
+def test_sim_serve_on_tcp(cli: Cli) -> None:
+    proc = subprocess.Popen(
+        [str(cli.path), "sim", "serve", "--tcp", "127.0.0.1:0", "--lesion", "fibrous-cto"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        where = proc.stdout.readline().strip()  # HOST:PORT
+        d = _json(cli, f"socket://{where}", "info")
+        assert d["simulated"] is True and d["port"] == f"socket://{where}"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
+    assert proc.returncode == 0
