@@ -166,12 +166,24 @@ def cmd_status(ns: argparse.Namespace, out: Output) -> int:
         limits = d.get("limits")
         if isinstance(limits, dict):
             out.line("limits: " + ", ".join(f"{k} {v}" for k, v in limits.items()))
-        link = d.get("link")
-        if isinstance(link, dict):
-            keys = [k for k in link if not isinstance(link[k], list | dict)]
-            out.line("link: " + ", ".join(f"{k} {_fmt(link[k])}" for k in keys))
+        out.line(link_line(d["link"]))
         out.line(f"port: {nd.url}")
     return Exit.OK
+
+
+def link_line(link: dict[str, Any]) -> str:
+    """The link statistics an operator looks at, in one line (all of them: --json)."""
+
+    def ms(key: str) -> str:
+        v = link.get(key)
+        return f"{v * 1e3:.2f} ms" if isinstance(v, int | float) else "-"
+
+    return (
+        f"link: frames out/in {link.get('frames_out')}/{link.get('frames_in')},"
+        f" CRC failures {link.get('crc_failures')}, retransmits {link.get('retransmits')},"
+        f" timeouts {link.get('timeouts')}, round trip {ms('rtt_smoothed_s')}"
+        f" (p99 {ms('rtt_p99_s')}), telemetry samples lost {link.get('telemetry_samples_lost')}"
+    )
 
 
 def _fmt(v: Any) -> str:
@@ -204,7 +216,10 @@ def cmd_events(ns: argparse.Namespace, out: Output) -> int:
             if out.json_mode:
                 out.emit(d)
             else:
-                out.line("  ".join(f"{k}={_fmt(v)}" for k, v in d.items()))
+                out.line(
+                    f"#{d['number']:<5} device t {d['device_time_s']:10.3f} s  {d['code']:<16}"
+                    f" value {d['value']}"
+                )
         if not events:
             out.line("no events")
     return Exit.OK
