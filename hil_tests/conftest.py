@@ -13,8 +13,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
-import serial
 
+from firmware_host.errors import PortError
+from firmware_host.transports import open_transport
 from hil_tests.dut import DeviceError, Dut, Limits
 from hil_tests.plugin import REPORT_KEY
 from hil_tests.rig import RigConfig, RigConfigError, load_rig_config
@@ -86,21 +87,11 @@ class HilSession:
 
 
 def _open(url: str) -> Wire:
-    """Open the port, or stop the whole run with one line saying why."""
-    if url.startswith("sim://"):
-        try:
-            import sim_device.protocol_sim  # noqa: F401  (registers sim:// with pyserial)
-        except ImportError as exc:
-            pytest.exit(f"needle-hil: sim:// is not available ({exc})", EXIT_UNREACHABLE)
+    """Open the port through the host library, or stop the whole run with one line."""
     try:
-        kwargs: dict[str, Any] = {"timeout": 0.1}
-        if not url.startswith("sim://"):
-            kwargs["exclusive"] = True
-        port = serial.serial_for_url(url, **kwargs)
-    except (serial.SerialException, OSError, ValueError) as exc:
-        cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        pytest.exit(f"needle-hil: cannot open port {url}: {cause}", EXIT_UNREACHABLE)
-    return Wire(port, url)
+        return Wire(open_transport(url))
+    except PortError as exc:
+        pytest.exit(f"needle-hil: cannot open port {exc}", EXIT_UNREACHABLE)
 
 
 @pytest.fixture(scope="session")

@@ -2,13 +2,16 @@
 
 A conformance suite must control exactly what goes on the wire — send a frame with a
 chosen seq twice, send a field the host library would refuse, stop the heartbeat — so it
-does not go through the host library's link. It uses the protocol codec on a pyserial
-port (anything ``serial.serial_for_url`` opens: a device path, ``socket://``, ``sim://``).
+does not go through the host library's link. It uses the protocol codec on one of the host
+library's transports (``firmware_host.transports.open_transport``: a device path,
+``socket://``, ``usb://VID:PID``, ``sim://``), so ports open, fail and time out as they do
+for every other program.
 
 Two ways to run, one API:
 
-* virtual (``sim://`` in-process, ``port.virtual``): no thread. Every wait pumps the port,
-  whose ``read`` runs the device forward in virtual time; heartbeats go out from the pump.
+* virtual (``sim://`` in-process, ``transport.virtual``): no thread. Every wait pumps the
+  port, whose ``read`` runs the device forward in virtual time; heartbeats go out from the
+  pump.
 * real: a reader thread decodes everything continuously, a heartbeat thread keeps the link
   alive; waits block on a condition variable the reader notifies.
 
@@ -26,10 +29,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from firmware_host.errors import LinkLost
+from firmware_host.transports import Clock, Transport
 from protocol import (
     HEADER_FORMAT,
     HOST_HEARTBEAT_MS,
@@ -49,21 +54,13 @@ from protocol import (
 from protocol.schema import Message
 
 HEARTBEAT_PERIOD_S = HOST_HEARTBEAT_MS / 1000.0
+READ_CHUNK_BYTES = 65536
 # Telemetry samples as the suite keeps them: the wire record plus its number and 64-bit time.
 KEPT_SAMPLE_DTYPE = np.dtype(
     [(name, SAMPLE_DTYPE.fields[name][0]) for name in SAMPLE_DTYPE.names]
     + [("number", "<u8"), ("t_us", "<u8")]
 )
 _U32 = 1 << 32
-
-
-class Clock(Protocol):
-    def monotonic(self) -> float: ...
-
-
-class _MachineClock:
-    def monotonic(self) -> float:
-        return time.monotonic()
 
 
 class LinkClosed(ConnectionError):
@@ -133,26 +130,17 @@ class Received:
     last: deque[Frame] = field(default_factory=lambda: deque(maxlen=200))
 
 
-class SerialPort(Protocol):
-    """What the wire needs from a pyserial port (real, socket:// or sim://)."""
-
-    timeout: float | None
-
-    def read(self, size: int = 1) -> bytes: ...
-    def write(self, data: bytes) -> int | None: ...
-    def close(self) -> None: ...
-    @property
-    def in_waiting(self) -> int: ...
-
-
 class Wire:
     """Frames to and from one device; see the module docstring."""
 
-    def __init__(self, port: SerialPort, name: str) -> None:
-        self.port = port
-        self.name = name
-        self.virtual: bool = bool(getattr(port, "virtual", False))
-        self.clock: Clock = port.clock if self.virtual else _MachineClock()  # type: ignore[attr-defined]
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.name = transport.name
+        self.virtual: bool = bool(transport.virtual)
+        self.clock: Clock = transport.clock
+        # the pyserial object behind a serial transport (sim://: the simulator's port, whose
+        # ``device`` tests may use for fault injection); None for other transports
+        self.port: Any = getattr(transport, "port", None)
         self.received = Received()
         self.decoder = StreamDecoder()
         self.heartbeats_enabled = True
@@ -166,8 +154,10 @@ class Wire:
         self._threads: list[threading.Thread] = []
         if not self.virtual:
             self._threads = [
-                threading.Thread(target=self._reader, name=f"hil-reader {name}", daemon=True),
-                threading.Thread(target=self._heartbeat, name=f"hil-heartbeat {name}", daemon=True),
+                threading.Thread(target=self._reader, name=f"hil-reader {self.name}", daemon=True),
+                threading.Thread(
+                    target=self._heartbeat, name=f"hil-heartbeat {self.name}", daemon=True
+                ),
             ]
             for t in self._threads:
                 t.start()
@@ -183,9 +173,9 @@ class Wire:
             raise LinkClosed(f"{self.name}: {self._error}")
         with self._write_lock:
             try:
-                self.port.write(data)
-            except Exception as exc:  # pyserial raises SerialException (an OSError) or OSError
-                raise LinkClosed(f"{self.name}: {exc}") from exc
+                self.transport.write(data)
+            except LinkLost as exc:
+                raise LinkClosed(str(exc)) from exc
 
     def send(self, msg: Message, seq: int | None = None, flags: int = 0) -> int:
         """Send one message; returns its seq (a fresh one unless given)."""
@@ -230,13 +220,10 @@ class Wire:
             self._cond.notify_all()
 
     def _read_chunk(self, timeout_s: float) -> bytes:
-        # pyserial's read(n) waits for all n bytes: read one (with the timeout), then the rest.
-        self.port.timeout = max(timeout_s, 0.0)
-        first = self.port.read(1)
-        if not first:
-            return b""
-        n = self.port.in_waiting
-        return first + self.port.read(n) if n else first
+        try:
+            return self.transport.read(READ_CHUNK_BYTES, max(timeout_s, 0.0))
+        except LinkLost as exc:
+            raise LinkClosed(str(exc)) from exc
 
     def _reader(self) -> None:
         while not self._closed.is_set():
@@ -321,7 +308,7 @@ class Wire:
         for t in self._threads:
             t.join(timeout=1.0)
         with contextlib.suppress(Exception):  # closing a port that is already gone
-            self.port.close()
+            self.transport.close()
 
 
 def events_of(log: EventLog) -> list[Event]:
