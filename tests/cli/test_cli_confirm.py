@@ -1,6 +1,6 @@
-"""Motion on a device that is not simulated needs the operator's yes. No simulator can
-claim to be real, so this checks needlectl's gate directly, with a real pty as the
-operator's terminal."""
+"""Motion on a device that is not simulated needs the operator's yes: the gate itself,
+with a real pty as the operator's terminal (test_cli_real_rig.py covers it end to end
+through the console script, where there is no terminal)."""
 
 from __future__ import annotations
 
