@@ -192,7 +192,6 @@ def hil_device(hil_session: HilSession) -> Iterator[Dut]:
     dut.set_telemetry(TELEMETRY_RATE_HZ, 10)
     tl = dut.wire.received.telemetry
     mark = tl.mark()
-    lost_before = tl.lost + tl.repeated
     yield dut
     dut.wire.heartbeats_enabled = True
     dut.stop()
@@ -205,7 +204,6 @@ def hil_device(hil_session: HilSession) -> Iterator[Dut]:
         cmd = int(samples["commanded_depth_um"].max())
         assert cmd <= travel, f"commanded depth {cmd} µm beyond the hard travel {travel} µm"
     assert st.state not in (DeviceState.MOVING, DeviceState.HOMING)
-    del lost_before
 
 
 @pytest.fixture

@@ -24,8 +24,9 @@ def _plain(value: Any) -> Any:
     """Numbers as plain JSON numbers (numpy scalars included); NaN/inf as null."""
     if hasattr(value, "item"):
         value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    if isinstance(value, float):
+        # host-clock figures come out as 0.9999999999998899: 4 decimals is plenty
+        return round(value, 4) if math.isfinite(value) else None
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

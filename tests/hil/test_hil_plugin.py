@@ -111,3 +111,36 @@ def test_explicit_report_path(tmp_path: Path) -> None:
     assert report.exists()
     assert "figures written to" in run.output
     assert REPO.joinpath("hil-report.json").exists() is False
+
+
+def test_example_rig_file_sets_every_key() -> None:
+    from dataclasses import fields
+
+    from hil_tests.rig import RigConfig, load_rig_config
+
+    example = REPO / "hil_tests" / "rig.example.toml"
+    cfg = load_rig_config(example)
+    unset = [f.name for f in fields(RigConfig) if getattr(cfg, f.name) == f.default]
+    assert unset == [], f"rig.example.toml leaves {unset} at their defaults"
+
+
+def test_rig_file_type_errors_are_one_line(tmp_path: Path) -> None:
+    import pytest
+
+    from hil_tests.rig import RigConfigError, load_rig_config
+
+    cases = {
+        "[motion]\nspeed_mm_s = 'fast'\n": "motion.speed_mm_s must be a number",
+        "[motion]\nfull_travel = 1\n": "motion.full_travel must be true or false",
+        "[stall]\nblock_depth_mm = -3\n": "stall.block_depth_mm must not be negative",
+        "[wheels]\nx = 1\n": "unknown section [wheels]",
+        "[motion\n": "not valid TOML",
+    }
+    for text, message in cases.items():
+        rig = tmp_path / "rig.toml"
+        rig.write_text(text)
+        with pytest.raises(RigConfigError, match=message.replace("[", r"\[")) as info:
+            load_rig_config(rig)
+        assert "\n" not in str(info.value)
+    with pytest.raises(RigConfigError, match="No such file"):
+        load_rig_config(tmp_path / "absent.toml")
