@@ -135,5 +135,6 @@ def open_usb(url: str, backend: Any = None) -> UsbTransport:
         raise PortError(f"{url}: {exc}") from None
     if ep_in is None or ep_out is None:
         raise PortError(f"{url}: the device has no bulk IN/OUT endpoints")
-    clock = getattr(backend, "clock", None)
+    # the simulator's backend runs the device on its virtual clock unless realtime
+    clock = None if getattr(backend, "realtime", True) else getattr(backend, "clock", None)
     return UsbTransport(url, dev, ep_in, ep_out, clock)
