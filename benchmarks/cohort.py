@@ -20,8 +20,9 @@ The article (Takei et al., Diagn Interv Radiol 2021): needle passage 18/18, no
 procedure-related adverse events. Goal: 18/18 crossed, ``uncrossable`` ends
 stalled with the rig stopped, zero safety violations, in every condition.
 
-Cost: wall time against simulated time per run (it must stay linear: the
-procedure's work per simulated second must not grow with lesion length), and
+Cost: CPU time against simulated time per run (it must stay linear: the
+procedure's work per simulated second must not grow with lesion length; CPU, not
+wall, so other load on the machine does not blur it; wall is printed too), and
 against a baseline measured in the same run: the same host + simulator with no
 procedure (slow advance, rotation, 1 kHz telemetry, pumped every 10 ms).
 
@@ -82,11 +83,13 @@ def run_one(task: Task) -> dict[str, Any]:
     batches: list[Any] = []
     url = f"sim://?lesion={task.lesion}&seed={task.seed}&noise={task.noise:g}"
     wall0 = time.perf_counter()
+    cpu0 = time.process_time()
     with NeedleDriver.open(url) as nd:
         unsubscribe = nd.telemetry.subscribe(batches.append)
         fw = nd.link.transport.port.device  # type: ignore[attr-defined]
         out = run_procedure(nd, None, target_depth_mm=target)
         wall_s = time.perf_counter() - wall0
+        cpu_s = time.process_time() - cpu0
         end_t = nd.clock.monotonic()
         # Watch the rig after the run, link alive: nothing may move.
         depth0, angle0 = fw.rig.needle_depth_mm, fw.rig.angle_deg
@@ -103,17 +106,16 @@ def run_one(task: Task) -> dict[str, Any]:
     rows = np.concatenate(batches) if batches else np.empty(0, dtype=TELEMETRY_DTYPE)
     t0 = float(rows["host_time_s"][0]) if len(rows) else 0.0
     during = rows[rows["host_time_s"] <= end_t]
-    force_over = int(np.count_nonzero(rows["force_n"] > limits.force_limit_n))
-    force_over += sum(1 for e in events if getattr(e.code, "name", "") == "FORCE_OVER_LIMIT")
-    depth_over = int(np.count_nonzero(rows["depth_mm"] > limits.soft_depth_limit_mm + 1e-9))
-    if fw.rig.needle_depth_mm > limits.soft_depth_limit_mm + 1e-3:
-        depth_over += 1
     stopped_t = next((e.t_s for e in out.events if e.kind == "stopped"), None)
-    moved_in_tail = False
-    if stopped_t is not None:
-        tail = rows[rows["host_time_s"] >= out.clock_start_s + stopped_t]
-        moved_in_tail = bool(len(tail) and np.ptp(tail["depth_mm"]) > 0.0)
-    motion_after = int(moved_after) + int(moved_in_tail)
+    force_over, depth_over, motion_after = judge_safety(
+        rows,
+        force_limit_n=limits.force_limit_n,
+        soft_depth_limit_mm=limits.soft_depth_limit_mm,
+        true_depth_mm=fw.rig.needle_depth_mm,
+        event_codes=[getattr(e.code, "name", str(e.code)) for e in events],
+        stopped_at_s=None if stopped_t is None else out.clock_start_s + stopped_t,
+        moved_after=moved_after,
+    )
     row: dict[str, Any] = {
         "lesion": task.lesion,
         "kind": task.kind,
@@ -137,6 +139,7 @@ def run_one(task: Task) -> dict[str, Any]:
         "true_cracks": int(fw.rig.cracks),
         "sim_s": round(end_t - t0, 3),
         "wall_s": round(wall_s, 3),
+        "cpu_s": round(cpu_s, 3),
     }
     if task.keep_trace:
         step = max(1, len(during) // 4000)
@@ -156,8 +159,31 @@ def run_one(task: Task) -> dict[str, Any]:
     return row
 
 
-def baseline_wall_per_sim_s(seconds: float = 30.0) -> float:
-    """Baseline: wall seconds per simulated second of the same host + simulator with no
+def judge_safety(
+    rows: Any,
+    *,
+    force_limit_n: float,
+    soft_depth_limit_mm: float,
+    true_depth_mm: float,
+    event_codes: list[str],
+    stopped_at_s: float | None,
+    moved_after: bool,
+) -> tuple[int, int, int]:
+    """(force above the limit, depth beyond the soft limit, motion after the stop) counts
+    from telemetry rows (TELEMETRY_DTYPE), the device's event codes and the rig's truth."""
+    force_over = int(np.count_nonzero(rows["force_n"] > force_limit_n))
+    force_over += event_codes.count("FORCE_OVER_LIMIT")
+    depth_over = int(np.count_nonzero(rows["depth_mm"] > soft_depth_limit_mm + 1e-9))
+    depth_over += int(true_depth_mm > soft_depth_limit_mm + 1e-3)
+    moved_in_tail = False
+    if stopped_at_s is not None:
+        tail = rows[rows["host_time_s"] >= stopped_at_s]
+        moved_in_tail = bool(len(tail) and np.ptp(tail["depth_mm"]) > 0.0)
+    return force_over, depth_over, int(moved_after) + int(moved_in_tail)
+
+
+def baseline_cpu_per_sim_s(seconds: float = 30.0) -> float:
+    """Baseline: CPU seconds per simulated second of the same host + simulator with no
     procedure — the needle advancing slowly and turning, 1 kHz telemetry decoded into
     the ring, the link pumped every 10 ms as the control loop does. The ratio against
     it is what the procedure's own logic costs."""
@@ -169,11 +195,11 @@ def baseline_wall_per_sim_s(seconds: float = 30.0) -> float:
         nd.rotate_rpm(30.0)
         nd.move_to_mm(40.0, 0.5)
         end = nd.clock.monotonic() + seconds
-        t = time.perf_counter()
+        t = time.process_time()
         while nd.clock.monotonic() < end:
             nd.wait_s(0.01)
-        wall = time.perf_counter() - t
-    return wall / seconds
+        cpu = time.process_time() - t
+    return cpu / seconds
 
 
 def build_tasks(quick: bool, figure: bool) -> list[Task]:
@@ -210,27 +236,31 @@ def summarise(rows: list[dict[str, Any]], conds: list[str]) -> dict[str, Any]:
 
 
 def cost(rows: list[dict[str, Any]], baseline: float) -> dict[str, Any]:
+    """CPU time (this process's, so other load on the machine does not blur it) against
+    simulated time. Linear means: CPU ≈ a·sim_s, and the CPU per simulated second does
+    not grow with the lesion's length."""
     sim = np.array([r["sim_s"] for r in rows])
+    cpu = np.array([r["cpu_s"] for r in rows])
     wall = np.array([r["wall_s"] for r in rows])
     length = np.array([r["length_mm"] for r in rows])
-    per = wall / sim
-    # Linear in simulated time: wall ≈ a·sim (+ b). Report the fit and how the cost per
-    # simulated second varies with lesion length (slope ≈ 0 means linear).
-    a, b = np.polyfit(sim, wall, 1)
+    per = cpu / sim
+    a, b = np.polyfit(sim, cpu, 1)
     pred = a * sim + b
-    r2 = 1.0 - float(np.sum((wall - pred) ** 2) / max(np.sum((wall - wall.mean()) ** 2), 1e-12))
+    r2 = 1.0 - float(np.sum((cpu - pred) ** 2) / max(np.sum((cpu - cpu.mean()) ** 2), 1e-12))
     slope_per_mm = float(np.polyfit(length, per, 1)[0])
     return {
-        "wall_per_sim_s_median": float(np.median(per)),
-        "wall_per_sim_s_min": float(per.min()),
-        "wall_per_sim_s_max": float(per.max()),
-        "realtime_factor_median": float(1.0 / np.median(per)),
-        "baseline_wall_per_sim_s": baseline,
+        "cpu_per_sim_s_median": float(np.median(per)),
+        "cpu_per_sim_s_min": float(per.min()),
+        "cpu_per_sim_s_max": float(per.max()),
+        "realtime_factor_cpu_median": float(1.0 / np.median(per)),
+        "wall_per_sim_s_median": float(np.median(wall / sim)),
+        "baseline_cpu_per_sim_s": baseline,
         "cost_ratio_vs_baseline": float(np.median(per) / baseline),
-        "fit_wall_s_per_sim_s": float(a),
+        "fit_cpu_s_per_sim_s": float(a),
         "fit_intercept_s": float(b),
         "fit_r2": r2,
-        "per_sim_s_change_per_mm": slope_per_mm,
+        "cpu_per_sim_s_change_per_mm": slope_per_mm,
+        "cpu_total_s": float(cpu.sum()),
     }
 
 
@@ -267,27 +297,28 @@ def print_table(rows: list[dict[str, Any]], by_cond: dict[str, Any], cst: dict[s
             f"{ARTICLE['adverse_events']}"
         )
     print()
-    print("cost (wall time against simulated time, all runs):")
+    print("cost (CPU time of the run's process against simulated time, all runs):")
     print(
-        f"  median {cst['wall_per_sim_s_median'] * 1000:.2f} ms wall per simulated s "
-        f"(real-time factor {cst['realtime_factor_median']:.0f}x); range "
-        f"{cst['wall_per_sim_s_min'] * 1000:.2f}–{cst['wall_per_sim_s_max'] * 1000:.2f} ms"
+        f"  median {cst['cpu_per_sim_s_median'] * 1000:.2f} ms CPU per simulated s "
+        f"(real-time factor {cst['realtime_factor_cpu_median']:.0f}x per core); range "
+        f"{cst['cpu_per_sim_s_min'] * 1000:.2f}–{cst['cpu_per_sim_s_max'] * 1000:.2f} ms; "
+        f"wall median {cst['wall_per_sim_s_median'] * 1000:.2f} ms"
     )
     print(
         f"  baseline (same host + simulator, slow advance, no procedure) "
-        f"{cst['baseline_wall_per_sim_s'] * 1000:.2f} ms per simulated s → procedure cost "
+        f"{cst['baseline_cpu_per_sim_s'] * 1000:.2f} ms per simulated s → procedure cost "
         f"ratio {cst['cost_ratio_vs_baseline']:.2f}x"
     )
     print(
-        f"  wall = {cst['fit_wall_s_per_sim_s'] * 1000:.2f} ms × sim_s + "
-        f"{cst['fit_intercept_s']:.3f} s (R² {cst['fit_r2']:.3f}); cost per simulated s "
-        f"changes {cst['per_sim_s_change_per_mm'] * 1e6:+.1f} µs per mm of lesion"
+        f"  CPU = {cst['fit_cpu_s_per_sim_s'] * 1000:.2f} ms × sim_s + "
+        f"{cst['fit_intercept_s']:.3f} s (R² {cst['fit_r2']:.3f}); CPU per simulated s "
+        f"changes {cst['cpu_per_sim_s_change_per_mm'] * 1e6:+.1f} µs per mm of lesion"
     )
     print("  by lesion length (base condition):")
     for r in sorted((r for r in rows if r["condition"] == base), key=lambda r: r["length_mm"]):
         print(
-            f"    {r['length_mm']:5.1f} mm  sim {r['sim_s']:7.1f} s  wall {r['wall_s']:6.2f} s  "
-            f"{r['wall_s'] / r['sim_s'] * 1000:6.2f} ms/sim-s"
+            f"    {r['length_mm']:5.1f} mm  sim {r['sim_s']:7.1f} s  CPU {r['cpu_s']:6.2f} s  "
+            f"{r['cpu_s'] / r['sim_s'] * 1000:6.2f} ms/sim-s  (wall {r['wall_s']:6.2f} s)"
         )
 
 
@@ -337,11 +368,11 @@ def main(argv: list[str] | None = None) -> int:
     if ns.jobs > 1:
         ctx = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
         with ctx.Pool(ns.jobs) as pool:
-            baseline_job = pool.apply_async(baseline_wall_per_sim_s)
+            baseline_job = pool.apply_async(baseline_cpu_per_sim_s)
             rows = list(pool.imap_unordered(run_one, order, chunksize=1))
             baseline = baseline_job.get()
     else:
-        baseline = baseline_wall_per_sim_s()
+        baseline = baseline_cpu_per_sim_s()
         rows = [run_one(t) for t in order]
     matrix_wall_s = time.perf_counter() - t0
     key = {(t.lesion, t.condition): i for i, t in enumerate(tasks)}
