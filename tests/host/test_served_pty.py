@@ -1,0 +1,96 @@
+"""The library against a device in another process over a real pty, in real time
+(python -m sim_device serve --pty): the way a rig is reached. Includes SIGKILL of a host
+process mid-move: the device stops within its watchdog period on its own and reports it
+to the next host that connects."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from firmware_host.client import NeedleDriver
+from firmware_host.errors import PortError
+from firmware_host.transports import open_transport
+from protocol import DeviceState, Event, EventCode, FaultFlags, StreamDecoder
+
+from .served import ServedDevice, child_env
+
+
+@pytest.fixture
+def served() -> Iterator[ServedDevice]:
+    dev = ServedDevice("--seed", "1")
+    yield dev
+    dev.close()
+
+
+def test_client_over_a_served_pty(served: ServedDevice) -> None:
+    with NeedleDriver.open(served.path) as nd:
+        assert not nd.link.virtual
+        assert nd.identity.simulated and nd.identity.schema_matches
+        with pytest.raises(PortError) as info:  # opened exclusively
+            NeedleDriver.open(served.path)
+        assert "busy" in str(info.value)
+        nd.home(speed_mm_s=5.0)
+        nd.set_telemetry(1000, 10)
+        nd.advance_mm(1.0, 5.0)
+        st = nd.wait_idle(10.0)
+        assert st.state is DeviceState.READY
+        assert st.depth_mm == pytest.approx(1.0, abs=0.05)
+        got = nd.telemetry.samples_received
+        assert nd.wait_until(lambda: nd.telemetry.samples_received >= got + 200, 5.0)
+        assert nd.telemetry.samples_lost == 0 and nd.stats.telemetry_samples_lost == 0
+        rows = nd.telemetry.latest(200)
+        # device time mapped to the host clock: samples land within a few ms of "now"
+        assert abs(rows["host_time_s"][-1] - time.monotonic()) < 0.1
+        assert nd.stats.retransmits == 0 and nd.stats.rtt_p99_s is not None
+
+
+def test_sigkill_of_the_host_mid_move_stops_the_device(served: ServedDevice) -> None:
+    host = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("host_child.py")), served.path],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
+    assert host.stdout is not None
+    line = host.stdout.readline()  # blocks until the child is moving
+    assert line.startswith("moving"), line
+    _, t_report, depth_report = line.split()
+    host.send_signal(signal.SIGKILL)
+    t_kill = time.monotonic()
+    host.wait(10)
+    # Listen (sending nothing, so as not to feed the watchdog) for the device's own report.
+    port = open_transport(served.path)
+    decoder = StreamDecoder()
+    trip_event = None
+    deadline = time.monotonic() + 5.0
+    while trip_event is None and time.monotonic() < deadline:
+        for frame in decoder.feed(port.read(4096, 0.1)):
+            if isinstance(frame.message, Event) and frame.message.code == EventCode.WATCHDOG_TRIP:
+                trip_event = frame.message
+    t_trip_seen = time.monotonic()
+    port.close()
+    assert trip_event is not None, "the device never reported a watchdog trip"
+    assert t_trip_seen - t_kill <= 1.0  # sanity; the exact bound is the event value below
+    # the next host finds the device stopped, the watchdog latched, and the event logged
+    with NeedleDriver.open(served.path) as nd:
+        st = nd.status()
+        assert not st.moving
+        assert st.latched_faults & FaultFlags.WATCHDOG
+        assert st.state is DeviceState.FAULT
+        trips = [e for e in nd.events() if e.code is EventCode.WATCHDOG_TRIP]
+        assert len(trips) == 1
+        watchdog_ms = nd.identity.watchdog_s * 1000
+        assert trips[0].value <= watchdog_ms + 5  # ms of host silence when it tripped
+        # 2 mm/s: it stopped within the watchdog period (+ deceleration) of the kill
+        moved_after_report_mm = st.depth_mm - float(depth_report)
+        allowed_s = (t_kill - float(t_report)) + nd.identity.watchdog_s + 0.1
+        assert 0.0 <= moved_after_report_mm <= 2.0 * allowed_s
+        nd.clear_fault()
+        assert not nd.status().latched_faults
