@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -120,7 +121,9 @@ class _Run:
         self.progress_ref_mm = 0.0
         self.last_progress_report = -1e9
         self.soft_limit_mm = 0.0
-        self._pending: list[Any] = []
+        # Filled by the telemetry subscription — on a real port from the link's reader
+        # thread — and drained here: deque append/popleft are atomic, no batch is lost.
+        self._pending: deque[Any] = deque()
         self._unsubscribe: Callable[[], None] | None = None
         self.device_event_base = 0
 
@@ -175,9 +178,10 @@ class _Run:
 
     def sense(self) -> None:
         """Fold the telemetry that arrived since the last pass into the loop's state."""
-        if not self._pending:
+        pending = self._pending
+        if not pending:
             return
-        batches, self._pending = self._pending, []
+        batches = [pending.popleft() for _ in range(len(pending))]
         arr = np.concatenate(batches) if len(batches) > 1 else batches[0]
         if len(arr) == 0:
             return
