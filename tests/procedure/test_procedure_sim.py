@@ -245,3 +245,25 @@ def test_a_frozen_load_cell_ends_the_run_in_fault(device_checks: bool) -> None:
         assert end_t < 15.0 + 0.5 + 0.1
         assert out.final_depth_mm < target_for("dense-calcified-cto") - 10
         assert_rig_at_rest(nd)
+
+
+def test_a_recorded_run_carries_the_notes_and_plots_them(tmp_path: Any) -> None:
+    from firmware_host.plot import load_run, plot_run
+    from firmware_host.recorder import Recorder, read_events
+
+    profile = load_profile("pierce")
+    target = target_for("eccentric-calcium")
+    with rig("eccentric-calcium") as nd:
+        rec = Recorder(tmp_path / "run", nd, profile=profile.to_dict())
+        out = run_procedure(nd, profile, target_depth_mm=target, recorder=rec)
+        rec.close(**out.to_dict())
+    host = [e for e in read_events(tmp_path / "run") if e["source"] == "host"]
+    kinds = [e["kind"] for e in host]
+    assert kinds.count("hold_start") == kinds.count("hold_end") == out.holds >= 1
+    assert kinds.count("crack") == out.cracks
+    assert kinds[-2:] == ["end", "stopped"]
+    trace = load_run(tmp_path / "run")
+    assert len(trace.holds()) == out.holds
+    assert trace.outcome == "crossed" and trace.target_depth_mm == target
+    assert trace.force_ceiling_n == profile.advance.force_ceiling_n
+    assert plot_run(tmp_path / "run").stat().st_size > 10_000
