@@ -363,9 +363,10 @@ class Firmware:
         adv_was_active = adv.active
         rot_was_active = rot.active
         if adv_was_active:
+            pos_before = adv.pos
             arrived = adv.step(TICK_S)
-            if adv.pos > self._limit_pos_um and adv.vel >= 0.0 and self.homed:
-                self._hit_limit(now)
+            if adv.pos > self._limit_pos_um and adv.pos > pos_before and self.homed:
+                self._hit_limit(now, pos_before)
             elif arrived and not self.homing:
                 self._emit_event(EventCode.TARGET_REACHED, _clip_i32(adv.pos))
         if rot_was_active and rot.step(TICK_S) and self._osc_amp_deg:
@@ -540,8 +541,10 @@ class Firmware:
             self._update_state()
         self._stall_ticks = 0
 
-    def _hit_limit(self, now: int) -> None:
-        self.adv.pos = self._limit_pos_um
+    def _hit_limit(self, now: int, pos_before: float) -> None:
+        """The advance went beyond the limit this tick: stop it at the limit (or where it
+        was, if a limit tightened below the needle put it beyond already)."""
+        self.adv.pos = max(self._limit_pos_um, pos_before)
         self.adv.halt()
         self.at_limit = True
         self._emit_event(EventCode.LIMIT_REACHED, _clip_i32(self._limit_pos_um))
@@ -946,7 +949,9 @@ class Firmware:
         was_active = adv.active
         if not was_active:
             self._begin_follow()
-        adv.move_to(target_steps * self._um_per_step, float(msg.speed_um_s))
+        # the target is kept in exact µm (relative moves add up exactly); only the motor's
+        # output is quantised to microsteps, and never beyond the limit's last step
+        adv.move_to(min(target_um, self._limit_pos_um), float(msg.speed_um_s))
         self.at_limit = False
         self._update_state()
         if not adv.active:

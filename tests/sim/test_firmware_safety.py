@@ -1,0 +1,141 @@
+"""The device's own safety, whatever the host does: stall cut-off and its latency, force
+limit, soft limit, rig faults — with the real rig, on the virtual clock."""
+
+from __future__ import annotations
+
+import serial
+
+import sim_device  # noqa: F401
+from protocol import (
+    Ack,
+    ClearFault,
+    DeviceState,
+    EventCode,
+    FaultFlags,
+    GetStatus,
+    Home,
+    Move,
+    MoveMode,
+    Nak,
+    NakReason,
+    SetLimits,
+    SetTelemetry,
+    Status,
+    sample_array,
+)
+from sim_device.firmware import Firmware
+from sim_device.minihost import MiniHost
+
+STEP_MM = 0.000625
+
+
+def homed_host(query: str) -> MiniHost:
+    host = MiniHost(serial.serial_for_url(f"sim://?{query}", timeout=0.1))
+    host.hello()
+    assert isinstance(host.command(Home(5000)).message, Ack)
+    host.pump(5.0, until=lambda: EventCode.HOMED in host.event_codes())
+    assert EventCode.HOMED in host.event_codes()
+    return host
+
+
+def status(host: MiniHost) -> Status:
+    msg = host.command(GetStatus()).message
+    assert isinstance(msg, Status)
+    return msg
+
+
+def run_into_stall(fw: Firmware, max_ticks: int = 60_000) -> tuple[int, int]:
+    """Tick until the stall cut-off fires; return (onset_us, stopped_us) by the rig's truth:
+    onset = the first tick the needle fails to follow the motor (steps lost)."""
+    rig = fw.rig
+    baseline_mm = rig.lost_mm
+    onset_us = None
+    for _ in range(max_ticks):
+        fw.tick()
+        if onset_us is None and rig.lost_mm - baseline_mm > STEP_MM / 2:
+            onset_us = fw.clock.now_us
+        if not fw.adv.active:
+            break
+    assert fw.stall_stop_us is not None, "the stall cut-off never fired"
+    assert onset_us is not None or fw.stall_stop_us is not None
+    return (onset_us if onset_us is not None else fw.stall_stop_us), fw.stall_stop_us
+
+
+def test_uncrossable_lesion_ends_in_a_stall_within_10ms_of_onset() -> None:
+    host = homed_host("lesion=uncrossable&seed=1&watchdog_ms=60000")
+    host.command(Move(MoveMode.ABSOLUTE, 60_000, 2000))
+    onset_us, stopped_us = run_into_stall(host.port.device)
+    assert stopped_us - onset_us <= 10_000
+    st = status(host)
+    assert st.state == DeviceState.STALLED and st.latched_faults & FaultFlags.STALL
+    assert EventCode.STALL in host.event_codes()
+    # position invalid until re-homed
+    host.command(ClearFault())
+    reply = host.command(Move(MoveMode.ABSOLUTE, 1000, 1000)).message
+    assert isinstance(reply, Nak) and reply.reason == NakReason.NOT_HOMED
+
+
+def test_following_error_alone_cuts_off_a_stall_within_10ms() -> None:
+    # the force criterion made slow (10 s): only "encoder not following" can fire in time
+    host = homed_host("lesion=uncrossable&seed=2&watchdog_ms=60000")
+    host.command(SetLimits(150_000, 40_000, 40_000, 10_000))
+    host.command(Move(MoveMode.ABSOLUTE, 60_000, 1000))
+    onset_us, stopped_us = run_into_stall(host.port.device, max_ticks=120_000)
+    assert 0 <= stopped_us - onset_us <= 10_000
+
+
+def test_force_limit_stops_the_advance_and_latches() -> None:
+    host = homed_host("lesion=dense-calcified-cto&seed=3&watchdog_ms=60000")
+    host.command(SetLimits(150_000, 3_000, 2_500, 5_000))
+    host.command(SetTelemetry(1000, 10))
+    host.command(Move(MoveMode.ABSOLUTE, 60_000, 2000))
+    host.pump(60.0, until=lambda: EventCode.FORCE_OVER_LIMIT in host.event_codes())
+    st = status(host)
+    assert st.state == DeviceState.FAULT and st.latched_faults & FaultFlags.FORCE_LIMIT
+    depth = st.commanded_depth_um
+    host.pump(0.5)
+    assert status(host).commanded_depth_um == depth  # the advance stays stopped
+    forces = [int(x) for f in host.telemetry for x in sample_array(f.message)["force_mn"]]
+    over = [i for i, f in enumerate(forces) if f > 3_000]
+    assert over, "the force never crossed the limit"
+    reply = host.command(Move(MoveMode.ABSOLUTE, 1000, 1000)).message
+    assert isinstance(reply, Nak) and reply.reason == NakReason.LATCHED_FAULT
+
+
+def test_tightening_the_soft_limit_mid_move_stops_at_it() -> None:
+    host = homed_host("seed=4&watchdog_ms=60000")
+    host.command(SetTelemetry(1000, 10))
+    host.command(Move(MoveMode.ABSOLUTE, 10_000, 2000))
+    host.pump(1.0)
+    assert isinstance(host.command(SetLimits(3_000, 40_000, 27_000, 5)).message, Ack)
+    host.pump(3.0)
+    st = status(host)
+    assert st.state == DeviceState.LIMIT and EventCode.LIMIT_REACHED in host.event_codes()
+    samples = [s for f in host.telemetry for s in sample_array(f.message)]
+    assert max(int(s["commanded_depth_um"]) for s in samples) <= 3_000
+    assert max(int(s["depth_um"]) for s in samples) <= 3_001  # encoder quantum
+    # a move back within the limit is allowed
+    assert isinstance(host.command(Move(MoveMode.ABSOLUTE, 1_000, 2000)).message, Ack)
+
+
+def test_rig_motor_stall_is_cut_off_as_a_stall() -> None:
+    host = homed_host("seed=5&watchdog_ms=60000&fault=motor_stall&fault_at_s=3")
+    host.command(Move(MoveMode.ABSOLUTE, 20_000, 2000))
+    host.pump(5.0, until=lambda: EventCode.STALL in host.event_codes())
+    assert status(host).state == DeviceState.STALLED
+
+
+def test_disconnected_load_cell_latches_a_sensor_fault() -> None:
+    host = homed_host("seed=6&watchdog_ms=60000&fault=loadcell_disconnected&fault_at_s=3")
+    host.pump(3.0, until=lambda: EventCode.FAULT in host.event_codes())
+    st = status(host)
+    assert st.latched_faults & FaultFlags.LOAD_CELL and st.state == DeviceState.FAULT
+
+
+def test_stuck_load_cell_is_detected_while_advancing() -> None:
+    host = homed_host("seed=7&watchdog_ms=60000&fault=loadcell_stuck&fault_at_s=3")
+    host.command(Move(MoveMode.ABSOLUTE, 20_000, 1000))
+    host.pump(5.0, until=lambda: FaultFlags.LOAD_CELL & status(host).latched_faults > 0)
+    st = status(host)
+    assert st.latched_faults & FaultFlags.LOAD_CELL
+    assert st.commanded_depth_um < 20_000  # the advance was stopped
