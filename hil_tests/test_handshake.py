@@ -53,7 +53,7 @@ def test_schema_mismatch_refuses_motion_allows_queries(hil_device: Dut) -> None:
     ident = hil_device.hello(schema_hash=wrong)
     assert ident.session_armed == 0, "armed although the schema hashes differ"
     assert ident.schema_hash == SCHEMA_HASH
-    nak = hil_device.nak(Move(MoveMode.RELATIVE, 100, 1000))
+    nak = hil_device.nak(Move(MoveMode.RELATIVE, 0, 1000))  # moves nothing, even if run
     assert NakReason(nak.reason) is NakReason.SCHEMA_MISMATCH
     st = hil_device.status()  # queries still answered
     assert not st.flags & SampleFlags.ARMED

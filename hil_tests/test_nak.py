@@ -80,9 +80,14 @@ def _busy(dut: Dut, s: HilSession) -> Nak:
     return nak
 
 
+# Scenarios that run without --allow-motion refuse a MOVE by 0 µm: a faulty device that
+# executed it anyway would still not move.
+NO_MOVE = Move(MoveMode.RELATIVE, 0, 1000)
+
+
 def _estopped(dut: Dut, s: HilSession) -> Nak:
     dut.estop()
-    nak = dut.nak(Home(1000))
+    nak = dut.nak(NO_MOVE)
     dut.clear_fault()
     return nak
 
@@ -117,7 +122,7 @@ def _unknown_message(dut: Dut, s: HilSession) -> Nak:
 
 def _schema_mismatch(dut: Dut, s: HilSession) -> Nak:
     dut.hello(schema_hash=SCHEMA_HASH ^ 0xFFFF)
-    nak = dut.nak(Home(1000))
+    nak = dut.nak(NO_MOVE)
     dut.hello()
     return nak
 
