@@ -364,12 +364,17 @@ class Firmware:
         rot_was_active = rot.active
         if adv_was_active:
             pos_before = adv.pos
-            arrived = adv.step(TICK_S)
+            vel = adv.vel
+            if vel == adv.cruise_vel and vel != 0.0 and (pos_before - adv.brake_at) * vel < 0.0:
+                adv.pos = pos_before + vel * TICK_S  # cruising: Axis.cruise, inlined
+                arrived = False
+            else:
+                arrived = adv.step(TICK_S)
             if adv.pos > self._limit_pos_um and adv.pos > pos_before and self.homed:
                 self._hit_limit(now, pos_before)
             elif arrived and not self.homing:
                 self._emit_event(EventCode.TARGET_REACHED, _clip_i32(adv.pos))
-        if rot_was_active and rot.step(TICK_S) and self._osc_amp_deg:
+        if rot_was_active and rot.cruise(TICK_S) and self._osc_amp_deg:
             # oscillation: turn around at each end
             c = self._osc_center_deg
             a = self._osc_amp_deg

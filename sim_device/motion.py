@@ -15,7 +15,18 @@ import math
 class Axis:
     """One axis driven by a trapezoidal profile (position mode) or a ramp (velocity mode)."""
 
-    __slots__ = ("accel", "active", "pos", "target", "target_vel", "vel", "velocity_mode", "vmax")
+    __slots__ = (
+        "accel",
+        "active",
+        "brake_at",
+        "cruise_vel",
+        "pos",
+        "target",
+        "target_vel",
+        "vel",
+        "velocity_mode",
+        "vmax",
+    )
 
     def __init__(self, accel: float) -> None:
         self.accel = accel  # unit/s²
@@ -26,6 +37,10 @@ class Axis:
         self.target_vel = 0.0
         self.velocity_mode = False
         self.active = False
+        # Cruise fast path (see ``cruise``): at this velocity, until ``brake_at``, a tick is
+        # just ``pos += vel * dt`` — the same arithmetic ``step`` would do there.
+        self.cruise_vel = 0.0
+        self.brake_at = 0.0
 
     def move_to(self, target: float, vmax: float) -> None:
         """Position mode: go to ``target`` cruising at ``vmax`` (> 0)."""
@@ -33,12 +48,19 @@ class Axis:
         self.vmax = abs(vmax)
         self.velocity_mode = False
         self.active = target != self.pos or self.vel != 0.0
+        direction = 1.0 if target >= self.pos else -1.0
+        self.cruise_vel = direction * self.vmax
+        # ``step`` brakes once |target - pos| <= v²/(2a) + v·dt/2 (dt ≤ 1 ms); keep clear of it
+        brake_mm = self.vmax * self.vmax / (2.0 * self.accel) + self.vmax * 0.001
+        self.brake_at = target - direction * brake_mm
 
     def run_at(self, velocity: float) -> None:
         """Velocity mode: ramp to ``velocity`` (sign = direction) and keep turning."""
         self.target_vel = velocity
         self.velocity_mode = True
         self.active = velocity != 0.0 or self.vel != 0.0
+        self.cruise_vel = velocity
+        self.brake_at = math.copysign(math.inf, velocity)
 
     def decelerate(self) -> None:
         """Controlled stop: ramp down to rest where the ramp ends."""
@@ -50,6 +72,15 @@ class Axis:
         self.target = self.pos
         self.target_vel = 0.0
         self.active = False
+        self.cruise_vel = 0.0
+
+    def cruise(self, dt_s: float) -> bool:
+        """One tick; the common case (cruising, far from braking) costs one multiply."""
+        vel = self.vel
+        if vel == self.cruise_vel and vel != 0.0 and (self.pos - self.brake_at) * vel < 0.0:
+            self.pos += vel * dt_s
+            return False
+        return self.step(dt_s)
 
     def step(self, dt_s: float) -> bool:
         """Advance one tick. Returns True when a position move reached its target."""
