@@ -62,7 +62,11 @@ def drive_lesion(lesion_name: str, seed: int = 1) -> dict[str, Any]:
     while not reached and stalls <= 5:
         n_homed = host.event_codes().count(EventCode.HOMED)
         host.command(Home(5000))
-        host.pump(60.0, until=lambda n=n_homed: host.event_codes().count(EventCode.HOMED) > n)
+
+        def homed(n: int = n_homed) -> bool:
+            return host.event_codes().count(EventCode.HOMED) > n
+
+        host.pump(60.0, until=homed)
         host.command(Rotate(RotateMode.CONTINUOUS, RATE_MRPM, 0))
         host.command(Move(MoveMode.ABSOLUTE, target_um, SPEED_UM_S))
         seen = len(host.events)
