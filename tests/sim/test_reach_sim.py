@@ -9,7 +9,7 @@ import pytest
 import serial
 
 import sim_device  # noqa: F401
-from protocol import SetTelemetry, encode
+from protocol import EventCode, SetTelemetry, encode
 from protocol.schema import Home, Move, Rotate
 from sim_device.minihost import MiniHost
 
@@ -86,3 +86,33 @@ def test_same_url_and_seed_give_the_same_bytes_bit_for_bit() -> None:
     assert len(a) > 50_000 and a == b
     c = _session_bytes(url.replace("seed=7", "seed=8"))
     assert c != a
+
+
+def test_cutting_the_link_mid_move_trips_the_watchdog() -> None:
+    port = serial.serial_for_url("sim://?seed=3&cut_at_s=2.5&cut_for_s=0.5", timeout=0.05)
+    host = MiniHost(port)
+    host.hello()
+    host.command(Home(5000))
+    host.pump(2.0)
+    host.send(Move(0, 20_000, 2000))  # sent at ~2 s, before the cut
+    host.pump(1.5)  # heartbeats during the cut are lost
+    fw = port.device
+    assert fw.watchdog_trips == 1 and not fw.adv.active
+    trip = [r for r in fw.events.records() if r.code == EventCode.WATCHDOG_TRIP]
+    assert 2.5 + 0.2 - 0.051 <= trip[0].time_us / 1e6 <= 2.5 + 0.2 + 0.001
+    assert port.sim.link.to_device.cut_bytes > 0
+
+
+def test_corrupted_bytes_are_counted_and_never_executed() -> None:
+    port = serial.serial_for_url("sim://?seed=9&corrupt=0.01", timeout=0.05)
+    fw = port.device
+    for i in range(300):
+        port.write(encode(Move(1, 100, 1000), seq=i + 1))
+    port.advance_s(0.01)
+    stats = fw.stats()
+    corrupted = port.sim.link.to_device.corrupted
+    assert corrupted > 0 and stats["frames_bad"] > 0
+    # one flipped bit spoils at most two frames (a delimiter lost or made)
+    assert 300 - 2 * corrupted <= stats["frames_ok"] <= 300 - 1
+    # unarmed: every good frame was refused, none moved anything
+    assert stats["commands_naked"] == stats["frames_ok"] and fw.adv.pos == 0.0
