@@ -83,3 +83,7 @@ def test_defect_is_caught(defect: str, matrix: Matrix) -> None:
     assert run.outcomes.get(expected) == "failed", (
         f"{defect}: {expected} did not fail; failures were {run.failed()}"
     )
+    # the lab's JSON says the same, with the assertion's first line
+    assert run.report is not None
+    rec = run.report["tests"][f"hil_tests/{expected}"]
+    assert rec["outcome"] == "failed" and rec["failure"], rec
