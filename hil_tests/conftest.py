@@ -17,7 +17,7 @@ import pytest
 from firmware_host.errors import PortError
 from firmware_host.transports import open_transport
 from hil_tests.dut import DeviceError, Dut, Limits
-from hil_tests.plugin import REPORT_KEY
+from hil_tests.plugin import DUMP_KEY, REPORT_KEY
 from hil_tests.rig import RigConfig, RigConfigError, load_rig_config
 from hil_tests.wire import LinkClosed, Wire
 from protocol import (
@@ -139,6 +139,7 @@ def hil_session(request: pytest.FixtureRequest) -> Iterator[HilSession]:
         pre_nak,
         note,
     )
+    config.stash[DUMP_KEY] = wire.dump
     report = config.stash[REPORT_KEY]
     report.device = {
         "serial_number": identity.serial_number,

@@ -8,6 +8,7 @@ hil_tests/conftest.py and are used by the suite's tests alone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,6 +17,8 @@ from hil_tests.report import HilReport, report_path
 
 REPORT_KEY = pytest.StashKey[HilReport]()
 HIL_NODES_KEY = pytest.StashKey[set[str]]()
+# set by the suite's session fixture: the last frames the device sent, for a failure report
+DUMP_KEY = pytest.StashKey[Callable[[], str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -82,6 +85,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if rep.failed:
         crash = getattr(rep.longrepr, "reprcrash", None)
         rec.failure = crash.message.splitlines()[0] if crash else str(rep.longrepr)[:300]
+        dump = item.config.stash.get(DUMP_KEY, None)
+        if dump is not None:
+            rep.sections.append(("needle-hil: last frames from the device", dump()))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -166,6 +166,8 @@ class Wire:
 
     def next_seq(self) -> int:
         self._next_seq = self._next_seq % 0xFFFF + 1  # 1..65535, never 0 (heartbeats)
+        with self._cond:  # a seq used again after a wrap: forget its old replies
+            self.received.replies.pop(self._next_seq, None)
         return self._next_seq
 
     def write(self, data: bytes) -> None:
@@ -302,6 +304,20 @@ class Wire:
             data = self._read_chunk(0.0)
             if data:
                 self._take(self.decoder.feed(data))
+
+    def dump(self, max_frames: int = 25) -> str:
+        """The last frames received (telemetry and heartbeats summarised), for a failure."""
+        with self._cond:
+            frames = list(self.received.last)
+        tl = self.received.telemetry
+        lines = [
+            f"telemetry: {tl.count} samples, {tl.lost} lost, {tl.repeated} repeated; "
+            f"decoder: {self.decoder.stats}"
+        ]
+        shown = [f for f in frames if not isinstance(f.message, Telemetry | Heartbeat)]
+        for fr in shown[-max_frames:]:
+            lines.append(f"seq {fr.seq:5d} flags {fr.flags:#04x} {fr.message!r}")
+        return "\n".join(lines)
 
     def close(self) -> None:
         self._closed.set()
