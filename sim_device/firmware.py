@@ -298,13 +298,16 @@ class Firmware:
         start_us = clock.now_us
         end_us = None if max_ticks is None else start_us + max_ticks * TICK_US
         tx = self.tx
+        adv = self.adv
+        tick = self.tick
         while not tx:
             if end_us is not None and clock.now_us >= end_us:
                 break
-            self._idle_skip(end_us)
-            if end_us is not None and clock.now_us >= end_us:
-                break
-            self.tick()
+            if not adv.active:
+                self._idle_skip(end_us)
+                if end_us is not None and clock.now_us >= end_us:
+                    break
+            tick()
         return (clock.now_us - start_us) // TICK_US
 
     def poll_input(self) -> None:
@@ -418,7 +421,16 @@ class Firmware:
             if self.homing:
                 self._homing_check()
             if adv.active and self._stall_enabled:
-                self._stall_check(now)
+                # stall cut-off, cheap test first: force at the stall threshold while
+                # advancing, or the encoder not following the motor (steps lost)
+                err = adv.pos - self._follow_motor0_um - (depth_um - self._follow_enc0_um)
+                if (
+                    err > STALL_FOLLOWING_ERROR_UM
+                    or err < -STALL_FOLLOWING_ERROR_UM
+                    or self._stall_ticks
+                    or (force_mn >= self.stall_force_mn and adv.vel > 0.0)
+                ):
+                    self._stall_check(now)
         elif self._stall_ticks:
             self._stall_ticks = 0
         if (
