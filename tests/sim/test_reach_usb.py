@@ -79,3 +79,26 @@ def test_read_with_nothing_to_send_times_out_like_libusb() -> None:
 def test_other_vid_pid_is_not_found() -> None:
     backend = get_backend("seed=1")
     assert usb.core.find(idVendor=0x1234, backend=backend) is None
+
+
+def test_realtime_backend_follows_the_machine_clock() -> None:
+    import time
+
+    backend = get_backend("seed=2", realtime=True)
+    dev = usb.core.find(idVendor=USB_VID, idProduct=USB_PID, backend=backend)
+    assert dev is not None
+    dev.set_configuration()
+    dec = StreamDecoder()
+    t0 = time.monotonic()
+    dev.write(EP_OUT, encode(Hello(1, SCHEMA_HASH), seq=1))
+    frames = []
+    while not any(f.seq == 1 for f in frames):
+        frames += read_frames(dev, dec, 500)
+    assert time.monotonic() - t0 < 0.5
+    # an idle device heartbeats every 100 ms of real time
+    before = [f for f in frames if f.seq == 0]
+    t1 = time.monotonic()
+    while len([f for f in frames if f.seq == 0]) == len(before):
+        frames += read_frames(dev, dec, 500)
+    assert 0.0 < time.monotonic() - t1 < 0.3
+    assert backend.clock.monotonic() == pytest.approx(time.monotonic() - t0, abs=0.1)
