@@ -1,4 +1,5 @@
-"""The suite against ``python -m sim_device serve --pty`` in another process: real time,
+"""The suite against ``needlectl sim serve --pty`` (and ``python -m sim_device serve
+--pty``, which can plant a defect) in another process: real time,
 a real pty, the way a rig is reached. A subset, to keep ``make test`` short (the whole
 suite passes there too: docs/hil.md says how to run it)."""
 
@@ -21,12 +22,16 @@ ServerFactory = Callable[..., str]
 
 @pytest.fixture
 def serve_pty() -> Iterator[ServerFactory]:
-    """Start ``python -m sim_device serve --pty [ARGS]``; returns the pty path it prints."""
+    """Start ``python -m sim_device serve --pty [ARGS]`` (or ``needlectl sim serve --pty``
+    with ``cli=True``); returns the pty path it prints."""
     procs: list[subprocess.Popen[str]] = []
 
-    def start(*args: str) -> str:
+    def start(*args: str, cli: bool = False) -> str:
+        # needlectl's own command (the operator's way), or the simulator's (which can also
+        # plant a defect)
+        head = ["firmware_host.cli", "sim"] if cli else ["sim_device"]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sim_device", "serve", "--pty", *args],
+            [sys.executable, "-m", *head, "serve", "--pty", *args],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -49,7 +54,7 @@ def serve_pty() -> Iterator[ServerFactory]:
 
 
 def test_suite_subset_passes_over_a_pty(serve_pty: ServerFactory, tmp_path: Path) -> None:
-    path = serve_pty()
+    path = serve_pty(cli=True)  # needlectl sim serve --pty
     run = run_hil(["--port", path, "-k", SERVED_SUBSET], tmp_path, "served")
     assert run.returncode == 0, run.output[-3000:]
     passed = [k for k, v in run.outcomes.items() if v == "passed"]
