@@ -227,6 +227,7 @@ class NeedleDriver:
         self._events: dict[int, DeviceEvent] = {}
         self._events_lock = threading.Lock()
         self._last_event_number = 0
+        self._gap_from: int | None = None  # first missing live event number, if any
         self._event_listeners: list[EventListener] = []
         self._own_limits: DeviceLimits | None = None
         self._closed = False
@@ -289,18 +290,29 @@ class NeedleDriver:
         msg = self._request(GetStatus(), Status)
         assert isinstance(msg, Status)
         self.timesync.observe(msg.device_time_us, self.clock.monotonic())
+        if self._gap_from is not None:
+            self._recover_gap(msg.last_event_number)
         return DeviceStatus.from_message(msg)
+
+    def _recover_gap(self, last_number: int) -> None:
+        """Fetch events lost on the way (a gap in the live numbering) and pass them to the
+        listeners, late but not lost. Runs on the caller's thread, never in a listener."""
+        start = self._gap_from
+        self._gap_from = None
+        if start is not None:
+            self._fetch_events(start, last_number, notify=True)
 
     def events(self) -> list[DeviceEvent]:
         """The device's numbered event log, oldest first; gaps fetched with GET_EVENTS."""
         last = self._request(GetStatus(), Status)
         assert isinstance(last, Status)
-        self._fetch_events_up_to(last.last_event_number)
+        self._gap_from = None
+        self._fetch_events(1, last.last_event_number, notify=False)
         with self._events_lock:
             return [self._events[n] for n in sorted(self._events)]
 
-    def _fetch_events_up_to(self, last_number: int) -> None:
-        number = 1
+    def _fetch_events(self, first_number: int, last_number: int, *, notify: bool) -> None:
+        number = first_number
         while number <= last_number:
             with self._events_lock:
                 while number <= last_number and number in self._events:
@@ -319,7 +331,7 @@ class NeedleDriver:
                     int(rec["time_us"]),
                     int(rec["code"]),
                     int(rec["value"]),
-                    notify=False,
+                    notify=notify,
                 )
             number = max(number + 1, int(records["number"][-1]) + 1)
 
@@ -465,6 +477,8 @@ class NeedleDriver:
     def wait_s(self, seconds: float) -> None:
         """Let time pass with the link kept alive (virtual time on sim://)."""
         self.link.wait_s(seconds)
+        if self._gap_from is not None:
+            self.status()  # fetches the missing events
 
     def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
         """Run the link until predicate() (checked after each batch of frames) or timeout."""
@@ -524,11 +538,16 @@ class NeedleDriver:
             self._add_event(msg.number, msg.time_us, msg.code, msg.value, notify=True)
 
     def _add_event(self, number: int, time_us: int, code: int, value: int, *, notify: bool) -> None:
+        """Store an event; notify=True: it is news (live, or a recovered gap) for listeners."""
         with self._events_lock:
             if number in self._events:
                 return
             if number < self._last_event_number and number == 1:
                 self._events.clear()  # the device rebooted: numbering restarts
+            elif notify and 0 < self._last_event_number < number - 1:
+                first_missing = self._last_event_number + 1
+                if self._gap_from is None or first_missing < self._gap_from:
+                    self._gap_from = first_missing
             event = DeviceEvent(
                 number,
                 units.us_to_s(time_us),
@@ -538,10 +557,11 @@ class NeedleDriver:
             )
             self._events[number] = event
             self._last_event_number = max(self._last_event_number, number)
+        if not notify:
+            return  # history fetched by events(): not news
         for listener in list(self._event_listeners):
             with contextlib.suppress(Exception):
                 listener(event)
-        del notify
 
 
 def _check_range(name: str, value: float, lo: float, hi: float) -> None:

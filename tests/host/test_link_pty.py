@@ -5,6 +5,7 @@ while idle, and two threads sending at once."""
 from __future__ import annotations
 
 import itertools
+import os
 import statistics
 import threading
 import time
@@ -189,3 +190,16 @@ def test_two_threads_get_their_own_replies(pty: Pty) -> None:
     finally:
         link.close()
         peer.stop()
+
+
+def test_port_dying_is_link_lost_for_waiters_and_callers(pty: Pty) -> None:
+    peer = ScriptedPeer(pty.master, lambda p, f: None)
+    link = _link(pty)
+    try:
+        peer.stop()
+        os.close(pty.master)  # the far end goes away (a USB cable pulled)
+        assert link.wait_until(lambda: link.lost is not None, 5.0)
+        with pytest.raises(LinkLost):
+            link.request(Stop())
+    finally:
+        link.close()
