@@ -16,7 +16,7 @@ import pytest
 
 from firmware_host.errors import PortError
 from firmware_host.transports import open_transport
-from hil_tests.dut import DeviceError, Dut, Limits
+from hil_tests.dut import DeviceError, Dut, Limits, NoReply
 from hil_tests.plugin import DUMP_KEY, REPORT_KEY
 from hil_tests.rig import RigConfig, RigConfigError, load_rig_config
 from hil_tests.wire import LinkClosed, Wire
@@ -184,19 +184,26 @@ def hil_device(hil_session: HilSession) -> Iterator[Dut]:
     dut = s.dut
     dut.wire.heartbeats_enabled = True
     dut.wire.drop_event_numbers.clear()
-    dut.stop()
-    dut.wait_idle(10.0)
-    if dut.status().latched_faults:
-        dut.clear_fault()
-    dut.hello()  # a new session: the reply cache starts empty
-    dut.set_limits(s.default_limits())
-    dut.set_telemetry(TELEMETRY_RATE_HZ, 10)
+    try:
+        dut.stop()
+        dut.wait_idle(10.0)
+        if dut.status().latched_faults:
+            dut.clear_fault()
+        dut.hello()  # a new session: the reply cache starts empty
+        dut.set_limits(s.default_limits())
+        dut.set_telemetry(TELEMETRY_RATE_HZ, 10)
+    except (NoReply, LinkClosed) as exc:
+        # the device went away (cable, power, link): every further test would fail the same
+        pytest.exit(f"needle-hil: lost the device on {s.url}: {exc}", EXIT_UNREACHABLE)
     tl = dut.wire.received.telemetry
     mark = tl.mark()
     yield dut
     dut.wire.heartbeats_enabled = True
-    dut.stop()
-    st = dut.wait_idle(10.0)
+    try:
+        dut.stop()
+        st = dut.wait_idle(10.0)
+    except (NoReply, LinkClosed) as exc:
+        pytest.exit(f"needle-hil: lost the device on {s.url}: {exc}", EXIT_UNREACHABLE)
     samples = tl.since(mark)
     travel = s.identity.travel_limit_um
     if len(samples):

@@ -41,6 +41,10 @@ class DeviceError(AssertionError):
     """The device answered something a conforming device must not (a test failure)."""
 
 
+class NoReply(DeviceError):
+    """The device did not answer a command at all (retransmitted once)."""
+
+
 @dataclass(frozen=True)
 class Limits:
     soft_depth_limit_um: int
@@ -67,9 +71,7 @@ class Dut:
             self.wire.resend(msg, seq)
             reply = self.wire.reply(seq, timeout_s)
         if reply is None:
-            raise DeviceError(
-                f"no reply to {type(msg).__name__} (seq {seq}) within 2 × {timeout_s} s"
-            )
+            raise NoReply(f"no reply to {type(msg).__name__} (seq {seq}) within 2 × {timeout_s} s")
         return reply
 
     def ack(self, msg: Message) -> None:

@@ -98,3 +98,18 @@ def test_rig_motion_needs_allow_motion(serve_pty: ServerFactory, tmp_path: Path)
         assert run.outcomes["test_motion_limits.py::test_homing"] == "passed"
     finally:
         proxy.close()
+
+
+def test_lost_device_stops_the_run_with_one_line(serve_pty: ServerFactory, tmp_path: Path) -> None:
+    # the link goes dead 2 s into the run (device time) and stays dead
+    path = serve_pty("--cut-at-s", "2", "--cut-for-s", "3600")
+    run = run_hil(
+        ["--port", path, "-k", "test_nak or exactly_once or watchdog or estop"], tmp_path, "lost"
+    )
+    assert run.returncode == 4, run.output[-3000:]
+    # one line (pytest repeats its exit message at the very end: the same line)
+    lines = sorted({ln for ln in run.output.splitlines() if "needle-hil: lost the device" in ln})
+    assert len(lines) == 1, run.output[-3000:]
+    assert path in lines[0]
+    # it stopped at once: far fewer tests reported than selected
+    assert len(run.outcomes) < 12, run.outcomes
