@@ -1,0 +1,48 @@
+"""Conformance tests with no planted defect can fail too: each mutant (tests/hil/mutant_run.py)
+breaks one more behaviour, and the test written for it must fail."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hil_runner import REPO, read_junit
+from mutant_run import MUTANTS
+
+CAUGHT_BY = {
+    "estop_decelerates": "test_safety.py::test_estop_latency",
+    "force_limit_ignored": "test_safety.py::test_force_limit",
+    "event_log_empty": "test_streams.py::test_event_gap_recovered_with_get_events",
+    "home_offset": "test_motion_limits.py::test_homing",
+}
+
+
+def test_every_mutant_has_a_catching_test() -> None:
+    assert set(CAUGHT_BY) == set(MUTANTS)
+
+
+@pytest.mark.parametrize("mutant", sorted(MUTANTS))
+def test_mutant_is_caught(mutant: str, tmp_path: Path) -> None:
+    expected = CAUGHT_BY[mutant]
+    junit = tmp_path / "mutant.xml"
+    name = expected.split("::")[1]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tests" / "hil" / "mutant_run.py"),
+            mutant,
+            "-k",
+            name,
+            "--junitxml",
+            str(junit),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
+    outcomes, _ = read_junit(junit)
+    assert outcomes.get(expected) == "failed", outcomes
