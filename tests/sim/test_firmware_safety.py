@@ -139,3 +139,12 @@ def test_stuck_load_cell_is_detected_while_advancing() -> None:
     st = status(host)
     assert st.latched_faults & FaultFlags.LOAD_CELL
     assert st.commanded_depth_um < 20_000  # the advance was stopped
+
+
+def test_lost_encoder_during_an_advance_is_cut_off() -> None:
+    host = homed_host("seed=8&watchdog_ms=60000&fault=encoder_lost&fault_at_s=3")
+    host.command(Move(MoveMode.ABSOLUTE, 20_000, 1000))
+    host.pump(5.0, until=lambda: EventCode.STALL in host.event_codes())
+    st = status(host)
+    assert st.state == DeviceState.STALLED
+    assert st.commanded_depth_um - st.depth_um <= 20  # stopped within a few µm of following

@@ -21,6 +21,8 @@ from protocol import (
     Identity,
     Move,
     MoveMode,
+    Nak,
+    NakReason,
     SetTelemetry,
     Status,
     sample_array,
@@ -153,3 +155,19 @@ def test_bad_lesion_is_one_line() -> None:
     )
     assert out.returncode == 2 and "unknown lesion" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_serve_plants_a_defect_and_injects_a_rig_fault() -> None:
+    proc, path = spawn("--pty", "--defect", "nak_reason_swapped", "--fault", "motor_stall")
+    try:
+        with serial.Serial(path, timeout=1.0) as port:
+            host = MiniHost(port)
+            host.hello()
+            reply = host.command(Move(MoveMode.ABSOLUTE, 1000, 1000)).message
+            assert isinstance(reply, Nak) and reply.reason == NakReason.BEYOND_LIMIT  # swapped
+            # the motor is dead from t=0: homing cannot follow and is cut off as a stall
+            host.command(Home(5000))
+            host.pump(2.0, until=lambda: EventCode.STALL in host.event_codes())
+            assert EventCode.STALL in host.event_codes()
+    finally:
+        assert stop(proc) == 0
