@@ -117,6 +117,29 @@ def rig_only(lesion_name: str, virtual_s: float, seed: int = 1) -> float:
     return time.perf_counter() - t0
 
 
+def device_only(lesion_name: str, virtual_s: float, seed: int = 1) -> float:
+    """Seconds of wall time for firmware + rig over the same motion with no host reading
+    (its output is discarded in one go): the device's own share of the cost."""
+    port = serial.serial_for_url(f"sim://?lesion={lesion_name}&seed={seed}&watchdog_ms=65535")
+    host = MiniHost(port, heartbeat=False)
+    fw = port.device
+    host.hello()
+    host.command(SetTelemetry(1000, 10))
+    host.command(Home(5000))
+    host.pump(10.0, until=lambda: EventCode.HOMED in host.event_codes())
+    host.command(Rotate(RotateMode.CONTINUOUS, RATE_MRPM, 0))
+    from sim_device.lesions import load_lesion
+
+    target_um = round((load_lesion(lesion_name).end_mm + 3.0) * 1000)
+    host.command(Move(MoveMode.ABSOLUTE, target_um, SPEED_UM_S))
+    ticks = round(virtual_s * 1000)
+    t0 = time.perf_counter()
+    for _ in range(ticks // 1000):
+        fw.run_ticks(1000)
+        fw.tx.clear()
+    return time.perf_counter() - t0
+
+
 def cohort_wall_s(workers: int) -> tuple[float, list[dict[str, Any]]]:
     from sim_device.lesions import cohort
 
@@ -137,6 +160,7 @@ def main() -> int:
     rtf = one["virtual_s"] / one["wall_s"]
     rig_wall = rig_only(LESION, one["virtual_s"])
     rig_rtf = one["virtual_s"] / rig_wall
+    dev_wall = device_only(LESION, one["virtual_s"])
     cohort_s, results = cohort_wall_s(ns.workers)
     out = {
         "realtime_factor": round(rtf, 1),
@@ -145,6 +169,7 @@ def main() -> int:
         "rig_only_realtime_factor": round(rig_rtf, 1),
         "rig_step_us": round(rig_wall / (one["virtual_s"] * 1000) * 1e6, 2),
         "realtime_factor_vs_rig_only": round(rtf / rig_rtf, 3),
+        "device_only_realtime_factor": round(one["virtual_s"] / dev_wall, 1),
         "run_lesion": LESION,
         "run_virtual_s": round(one["virtual_s"], 3),
         "run_crossed": one["crossed"],
