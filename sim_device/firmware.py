@@ -11,6 +11,34 @@ tick advances by 1000, so the same inputs give the same bytes.
 
 Planted defects (``defect=``) exist for the HIL suite: each breaks one behaviour
 and nothing else (see DEFECTS).
+
+Behaviour in brief (the contract the host and the HIL suite rely on):
+
+* Session: before HELLO, HOME/MOVE/ROTATE are NAKed NOT_ARMED; after a HELLO whose
+  schema hash differs, SCHEMA_MISMATCH. Queries, STOP, ESTOP, CLEAR_FAULT,
+  SET_LIMITS and SET_TELEMETRY work in any case.
+* NAK order for motion: NOT_ARMED / SCHEMA_MISMATCH, then BAD_ARGUMENT (a field out
+  of its schema range), ESTOPPED, LATCHED_FAULT (detail = latched bits), BUSY
+  (homing, or HOME while the advance moves), NOT_HOMED (MOVE only), BEYOND_LIMIT
+  (detail = the limit: soft depth, hard speed or hard rate). A frame of a
+  device→host message gets UNKNOWN_MESSAGE; a command with seq 0 BAD_ARGUMENT.
+* Exactly once: the replies to the last 32 seqs are kept; a repeat (same seq and
+  message id) is answered with the stored reply flagged REPLAYED and not executed.
+  HELLO empties the cache and is itself never replayed.
+* Watchdog: with a session open, no valid host frame for ``watchdog_ms`` stops both
+  axes at once and latches WATCHDOG (+ WATCHDOG_TRIP event), whether or not
+  anything moved; any host frame re-arms it; CLEAR_FAULT lifts the latch.
+* Safety every tick: the advance stops at the soft depth limit (LIMIT state,
+  LIMIT_REACHED event; the limit is exact to the microstep); |force| above the
+  force limit stops the advance and latches FORCE_LIMIT; the stall cut-off fires
+  when the force stays ≥ the stall force for stall_time_ms while advancing, or the
+  motor count runs more than 5 µm ahead of the encoder (steps lost), and latches
+  STALL; a load cell at its rail, or a noisy reading frozen for 200 ticks, latches
+  LOAD_CELL. Stall, e-stop and a lost encoder make the position invalid: re-home.
+* E-stop halts both axes in the tick that parses it. STOP decelerates (no latch).
+* Telemetry: samples every 1000/rate_hz ticks (integer accumulator), sent in batches
+  of ``batch_samples``; ``first_sample_number`` counts every sample since boot.
+* Heartbeat: a HEARTBEAT whenever the device has sent nothing for 100 ms.
 """
 
 from __future__ import annotations
