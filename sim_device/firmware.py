@@ -120,6 +120,7 @@ _BATCH_STRUCTS = [struct.Struct("<" + _SAMPLE_FORMAT * n) for n in range(11)]
 _ADVANCING = int(SampleFlags.ADVANCING)
 _ROTATING = int(SampleFlags.ROTATING)
 _floor = math.floor
+_NEVER_US = 1 << 62
 _I32_MIN = -0x8000_0000
 _I32_MAX = 0x7FFF_FFFF
 _DEVICE_TO_HOST_IDS = frozenset(
@@ -268,6 +269,7 @@ class Firmware:
         self._last_tx_us = 0
         self._wd_tripped = False
         self._timers: list[tuple[int, int, Any]] = []
+        self._next_timer_us = _NEVER_US
         self._timer_serial = 0
 
         # statistics
@@ -303,6 +305,7 @@ class Firmware:
         self._timer_serial += 1
         self._timers.append((time_us, self._timer_serial, action))
         self._timers.sort(key=lambda t: (t[0], t[1]))
+        self._next_timer_us = self._timers[0][0]
 
     # ------------------------------------------------------------ running
 
@@ -384,7 +387,7 @@ class Firmware:
         clock = self.clock
         now = clock.now_us + TICK_US
         clock.now_us = now
-        if self._timers and self._timers[0][0] <= now:
+        if now >= self._next_timer_us:
             self._run_timers(now)
         if self._rx:
             self._parse_input(now)
@@ -507,6 +510,7 @@ class Firmware:
     def _run_timers(self, now: int) -> None:
         while self._timers and self._timers[0][0] <= now:
             self._timers.pop(0)[2]()
+        self._next_timer_us = self._timers[0][0] if self._timers else _NEVER_US
 
     # ------------------------------------------------------------ sensors and safety
 
