@@ -317,7 +317,10 @@ class _Run:
         )
 
     def run(self) -> None:
+        self.report(force=True)  # phase "setup": homing blocks, Ctrl-C must interrupt it
+        self.check_abort()
         self.setup()
+        self.check_abort()
         self.t_motion0 = self.now()
         self.progress_t = self.now()
         self.set_phase(Phase.SPIN_UP)

@@ -267,3 +267,17 @@ def test_a_recorded_run_carries_the_notes_and_plots_them(tmp_path: Any) -> None:
     assert trace.outcome == "crossed" and trace.target_depth_mm == target
     assert trace.force_ceiling_n == profile.advance.force_ceiling_n
     assert plot_run(tmp_path / "run").stat().st_size > 10_000
+
+
+def test_an_abort_set_before_the_run_moves_nothing_and_setup_is_reported() -> None:
+    abort = threading.Event()
+    abort.set()
+    seen: list[Progress] = []
+    with rig("soft-stenosis") as nd:
+        out = run_procedure(
+            nd, "pierce", target_depth_mm=20.0, abort=abort, on_progress=seen.append
+        )
+        assert out.result is Result.ABORTED
+        assert not firmware(nd).homed  # not even homing started
+        assert_rig_at_rest(nd)
+    assert seen[0].phase is Phase.SETUP
