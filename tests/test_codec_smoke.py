@@ -1,4 +1,4 @@
-from protocol import Move, MoveMode, Stop, EStop, StreamDecoder, encode
+from protocol import EStop, Move, MoveMode, Stop, StreamDecoder, encode
 
 
 def test_move_round_trips_through_a_frame() -> None:
