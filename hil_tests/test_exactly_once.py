@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hil_tests.conftest import HilSession
 from hil_tests.dut import Dut
+from hil_tests.session import HilSession
 from protocol import Ack, HeaderFlags, Move, MoveMode, Nak, NakReason
 
 STEP_UM = 1000

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from hil_tests.conftest import HilSession
 from hil_tests.dut import Dut
+from hil_tests.session import HilSession
 from protocol import (
     PROTOCOL_VERSION,
     SCHEMA_HASH,

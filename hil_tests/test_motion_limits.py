@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from hil_tests.conftest import HilSession
 from hil_tests.dut import Dut, Limits
+from hil_tests.session import HilSession
 from protocol import (
     DeviceState,
     EventCode,

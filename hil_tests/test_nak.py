@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
-from hil_tests.conftest import HilSession
 from hil_tests.dut import Dut
+from hil_tests.session import HilSession
 from protocol import (
     SCHEMA_HASH,
     Ack,

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from hil_tests.conftest import HilSession, fresh_simulator
 from hil_tests.dut import Dut, Limits
 from hil_tests.measure import advance_stopped_at_us, encoder_stopped_at_us
+from hil_tests.session import HilSession, fresh_simulator
 from protocol import (
     DeviceState,
     EStop,

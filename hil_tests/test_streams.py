@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from hil_tests.conftest import HilSession
 from hil_tests.dut import Dut
 from hil_tests.measure import gaps
+from hil_tests.session import HilSession
 from protocol import EVENT_LOG_SIZE, EventCode
 
 TELEMETRY_RATE_HZ = 1000

@@ -1,0 +1,95 @@
+"""The device under test for a whole HIL session, and how a port is opened for it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pytest
+
+from firmware_host.errors import PortError
+from firmware_host.transports import open_transport
+from hil_tests.dut import Dut, Limits
+from hil_tests.rig import RigConfig
+from hil_tests.wire import Wire
+from protocol import Identity, Nak, Status
+
+EXIT_UNREACHABLE = 4  # pytest's usage-error code: the suite could not start
+TELEMETRY_RATE_HZ = 1000
+# Ordinary tests on a simulated device: its lesion (soft-stenosis by default) starts at
+# 20 mm; the force test drives into its calcium (28–30 mm) with a 1 N limit.
+SIM_DEFAULTS = RigConfig(
+    test_depth_mm=15.0,
+    speed_mm_s=5.0,
+    homing_speed_mm_s=5.0,
+    homing_timeout_s=60.0,
+    full_travel=True,
+    force_test_limit_n=1.0,
+    force_test_depth_mm=32.0,
+    source="(simulator defaults)",
+)
+RIG_DEFAULT_TEST_DEPTH_MM = 5.0
+
+
+@dataclass
+class HilSession:
+    """The device under test for the whole session."""
+
+    url: str
+    wire: Wire
+    dut: Dut
+    identity: Identity
+    rig: RigConfig
+    allow_motion: bool
+    boot_status: Status
+    # The NOT_ARMED check can only be made before the first HELLO: done at connect.
+    pre_hello_nak: Nak | None = None
+    pre_hello_note: str = ""
+
+    @property
+    def simulated(self) -> bool:
+        return bool(self.identity.simulated)
+
+    @property
+    def test_depth_um(self) -> int:
+        assert self.rig.test_depth_mm is not None
+        return round(self.rig.test_depth_mm * 1000)
+
+    @property
+    def speed_um_s(self) -> int:
+        return min(round(self.rig.speed_mm_s * 1000), self.identity.max_speed_um_s)
+
+    def default_limits(self) -> Limits:
+        st = self.boot_status
+        return Limits(
+            soft_depth_limit_um=self.identity.travel_limit_um,
+            force_limit_mn=self.identity.force_limit_mn,
+            stall_force_mn=min(st.stall_force_mn, self.identity.force_limit_mn),
+            stall_time_ms=st.stall_time_ms or 5,
+        )
+
+
+def open_wire(url: str) -> Wire:
+    """Open the port through the host library, or stop the whole run with one line."""
+    try:
+        return Wire(open_transport(url))
+    except PortError as exc:
+        pytest.exit(f"needle-hil: cannot open port {exc}", EXIT_UNREACHABLE)
+
+
+@contextmanager
+def fresh_simulator(s: HilSession) -> Iterator[Dut]:
+    """A second, throwaway device from the same ``sim://`` URL (same defect, same lesion),
+    homed, for a test that breaks its rig for good (an injected motor stall)."""
+    assert s.wire.virtual, "only the in-process simulator can be duplicated"
+    wire = open_wire(s.url)
+    dut = Dut(wire)
+    try:
+        dut.hello()
+        dut.set_limits(s.default_limits())
+        dut.set_telemetry(TELEMETRY_RATE_HZ, 10)
+        dut.home(round(s.rig.homing_speed_mm_s * 1000), s.rig.homing_timeout_s)
+        yield dut
+    finally:
+        wire.close()
