@@ -12,7 +12,7 @@ import numpy as np
 from hil_tests.dut import Dut
 from hil_tests.measure import gaps
 from hil_tests.session import HilSession
-from protocol import EVENT_LOG_SIZE, EventCode
+from protocol import DEVICE_HEARTBEAT_MS, EVENT_LOG_SIZE, EventCode
 
 TELEMETRY_RATE_HZ = 1000
 TELEMETRY_DURATION_S = 10.0
@@ -66,6 +66,25 @@ def test_telemetry_1khz_for_10s_without_loss(
     # the device's own count agrees: every sample it made in the window was received
     assert produced >= n - 20
     assert int(numbers[-1]) < st1.samples_sent <= int(numbers[-1]) + 20 + TELEMETRY_RATE_HZ
+
+
+def test_device_heartbeat_when_quiet(hil_device: Dut, hil_figures: dict[str, Any]) -> None:
+    """With nothing else to send, the device sends a HEARTBEAT every 100 ms."""
+    dut = hil_device
+    wire = dut.wire
+    dut.set_telemetry(0)
+    wire.wait_s(0.15)  # the telemetry stream has drained
+    beats = wire.received.heartbeat_uptimes_ms
+    before = len(beats)
+    wire.wait_s(1.0)
+    got = beats[before:]
+    periods = np.diff(np.asarray(got, dtype=np.int64))
+    hil_figures["device_heartbeats_per_s"] = len(got)
+    if len(periods):
+        hil_figures["device_heartbeat_max_period_ms"] = int(periods.max())
+    assert len(got) >= 8, f"{len(got)} device heartbeats in a quiet second (every 100 ms)"
+    assert len(periods) and int(periods.max()) <= DEVICE_HEARTBEAT_MS + 2, periods
+    dut.set_telemetry(TELEMETRY_RATE_HZ, 10)
 
 
 def _make_events(dut: Dut, pairs: int) -> None:

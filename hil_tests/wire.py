@@ -126,7 +126,7 @@ class Received:
     events: list[Event] = field(default_factory=list)
     dropped_events: list[Event] = field(default_factory=list)  # withheld on purpose (gap tests)
     telemetry: TelemetryLog = field(default_factory=TelemetryLog)
-    heartbeats: int = 0
+    heartbeat_uptimes_ms: list[int] = field(default_factory=list)  # the device's HEARTBEATs
     last: deque[Frame] = field(default_factory=lambda: deque(maxlen=200))
 
 
@@ -216,7 +216,7 @@ class Wire:
                     else:
                         rec.events.append(msg)
                 elif isinstance(msg, Heartbeat):
-                    rec.heartbeats += 1
+                    rec.heartbeat_uptimes_ms.append(msg.uptime_ms)
                 else:
                     rec.replies.setdefault(fr.seq, []).append(fr)
             self._cond.notify_all()

@@ -16,7 +16,9 @@ from identity_proxy import NotSimulatedProxy
 
 # Tests that take a second or two in real time (the telemetry test takes 10 s, the full
 # travel 60 s: they run in-process on the virtual clock instead).
-SERVED_SUBSET = "handshake or test_nak or exactly_once or homing or watchdog or estop or event_gap"
+SERVED_SUBSET = (
+    "handshake or test_nak or exactly_once or homing or watchdog or estop or event_gap or heartbeat"
+)
 ServerFactory = Callable[..., str]
 
 
