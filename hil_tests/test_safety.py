@@ -232,3 +232,29 @@ def test_estop_latency(
     assert NakReason(nak.reason) is NakReason.ESTOPPED
     dut.clear_fault()
     assert dut.status().state == DeviceState.UNHOMED, "an e-stop must leave the device unhomed"
+
+
+def test_watchdog_trips_at_rest_once(
+    hil_device: Dut, hil_session: HilSession, hil_figures: dict[str, Any]
+) -> None:
+    """Host silence trips the watchdog with nothing moving too (protocol §4): the next host
+    learns its predecessor went away. Once per silence; CLEAR_FAULT lifts it."""
+    dut = hil_device
+    wd_ms = hil_session.identity.watchdog_ms
+    before = dut.status()
+    dut.wire.heartbeats_enabled = False
+    dut.wire.wait_s(3.5 * wd_ms / 1000)
+    dut.wire.heartbeats_enabled = True
+    trips = [
+        e
+        for e in dut.wire.received.events
+        if e.code == EventCode.WATCHDOG_TRIP and e.number > before.last_event_number
+    ]
+    assert len(trips) == 1, f"{len(trips)} WATCHDOG_TRIP events for one silence of {3.5 * wd_ms} ms"
+    hil_figures["watchdog_trip_after_ms"] = int(trips[0].value)
+    assert wd_ms - 1 <= trips[0].value <= wd_ms + 1
+    st = dut.status()
+    assert FaultFlags(st.latched_faults) & FaultFlags.WATCHDOG
+    assert st.watchdog_trips == before.watchdog_trips + 1
+    dut.clear_fault()
+    assert not dut.status().latched_faults
