@@ -66,10 +66,10 @@ class DecoderStats:
 
 # ---------------------------------------------------------------- per-message codecs
 #
-# Built once at import from the schema: for each message, a *plan* (what encode()
-# needs to pack it inline) and a *recipe* (what StreamDecoder.feed needs to decode it
-# inline). The hot paths then cost one table lookup each and no Python-level call
-# besides the C functions (struct, zlib, cobs); see benchmarks/codec.py.
+# Built once at import from the schema: for each message, an encoder function (source
+# generated from the schema, see make_encoder) and a *recipe* (what StreamDecoder.feed
+# needs to decode it inline). The hot paths then cost one table lookup each and, besides
+# the C functions (struct, zlib, cobs), at most one Python call; see benchmarks/codec.py.
 
 _cobs_encode = cobs.encode
 _cobs_decode = cobs.decode
@@ -77,14 +77,14 @@ _CobsError = cobs.DecodeError
 _crc32 = zlib.crc32
 _crc_pack = struct.Struct("<I").pack
 _MIN_RAW_BYTES = HEADER_BYTES + CRC_BYTES
-_BYTES_TYPES = (bytes, bytearray)
-_Encoder = Callable[[Any, int, int], bytes]  # (message, seq, flags) -> header + payload
-# encode()'s plan: (header+fields packer, id, check or None, bytes per record, max records)
-_Plan = tuple[Callable[..., bytes], int, Callable[[Any], bool] | None, int, int]
+_Encoder = Callable[[Any, int, int], bytes]  # (message, seq, flags) -> frame or body
 _Decoder = Callable[[bytes], Any]  # raw frame (CRC and length checked) -> message
-# feed()'s recipe for a message id: (class, fields unpacker, frame bytes without records,
-# bytes per record (0: no records), max records, decoder for messages with strings or None)
-_Recipe = tuple[type, Callable[[bytes, int], tuple[Any, ...]], int, int, int, _Decoder | None]
+_Unpacker = Callable[[bytes, int], tuple[Any, ...]]
+# feed()'s recipe for a message id: (class, frame bytes without records, payload unpacker,
+# index of the record count in the raw frame (0: no records), raw frame bytes for each
+# count byte 0..255 (-1: count too large), payload unpacker for each valid count (records
+# as one bytes field), decoder for messages with strings or None)
+_Recipe = tuple[type, int, _Unpacker, int, tuple[int, ...], tuple[_Unpacker, ...], _Decoder | None]
 
 
 def _allowed_values(spec: FieldSpec) -> frozenset[int] | _IntRange | None:
@@ -152,51 +152,77 @@ class _MessageCodec:
             self.max_count = self.array_spec.wire.max_count
 
     # -- encode
-    def plan(self) -> _Plan | None:
-        """What encode() needs to pack this message inline (None: it has strings, so it
-        goes through the slower body encoder)."""
+    def make_encoder(self, framed: bool) -> _Encoder:
+        """A function (message, seq, flags) -> bytes: the whole frame, delimiter included
+        (``framed``), or header + payload only. It raises EncodeError on any invalid value.
+
+        Generated from the schema as source text and compiled once, so that the hot path
+        is one Python call doing only C calls: the field checks written out inline (no
+        loop, no predicate call), one struct.pack of header, fields and records (one Struct
+        per record count, the records as an ``Ns`` field: no concatenation), then CRC and
+        COBS."""
         if self.str_indexes:
-            return None
-        return (
-            self.struct.pack,
-            self.msg_id,
-            self._make_check(),
-            self.record_bytes,
-            self.max_count,
-        )
+            check = self._make_check()
 
-    def make_body_encoder(self) -> _Encoder:
-        """A closure packing header + payload; raises EncodeError on any invalid value."""
-        check = self._make_check()
+            def fail(msg: Any, seq: int, flags: int) -> EncodeError:
+                return EncodeError(self.explain(msg, seq, flags))
 
-        def fail(msg: Any, seq: int, flags: int) -> EncodeError:
-            return EncodeError(self.explain(msg, seq, flags))
-
-        if self.str_indexes:
-            return self._make_general_encoder(check, fail)
-        plan = self.plan()
-        assert plan is not None
-        pack, msg_id, _, record_bytes, max_count = plan
-
-        def body(msg: Any, seq: int, flags: int) -> bytes:
-            try:
-                if check is None or check(msg):
-                    if not record_bytes:
-                        data: bytes = pack(PROTOCOL_VERSION, msg_id, flags, seq, *msg)
-                        return data
-                    records = msg[-1]
-                    if type(records) in _BYTES_TYPES:
-                        count, extra = divmod(len(records), record_bytes)
-                        if not extra and count <= max_count:
-                            head: bytes = pack(
-                                PROTOCOL_VERSION, msg_id, flags, seq, *msg[:-1], count
-                            )
-                            return head + bytes(records)
-            except (struct.error, TypeError):
-                pass
-            raise fail(msg, seq, flags)
-
-        return body
+            general = self._make_general_encoder(check, fail)
+            if not framed:
+                return general
+            return lambda msg, seq, flags: frame_body(general(msg, seq, flags))
+        namespace: dict[str, Any] = {f"a{i}": allowed for i, allowed in self.checks} | {
+            "_cobs_encode": _cobs_encode,
+            "_crc_pack": _crc_pack,
+            "_crc32": _crc32,
+            "_pack_errors": (struct.error, TypeError),
+            "EncodeError": EncodeError,
+            "explain": self.explain,
+        }
+        head = f"{PROTOCOL_VERSION}, {self.msg_id}, flags, seq"
+        # The fields as locals f0, f1, ...: unpacking the NamedTuple once and passing the
+        # values as plain arguments is cheaper than ``*msg`` (which builds a new tuple).
+        names = [f"f{i}" for i in range(len(self.specs))]
+        lines = ["def encode(msg, seq, flags):", "    try:"]
+        lines.append(f"        {', '.join(names)}, = msg" if names else "        () = msg")
+        indent = "        "
+        if self.checks:
+            expr = " and ".join(f"f{i} in a{i}" for i, _ in self.checks)
+            lines.append(f"{indent}if {expr}:")
+            indent += "    "
+        if self.array_spec is None:
+            namespace["pack"] = self.struct.pack
+            lines.append(f"{indent}body = pack({', '.join([head, *names])})")
+        else:
+            # One Struct per record count: header, scalars, count, then the records as
+            # one ``Ns`` field; counts_by_len maps a valid records length to its count.
+            records, scalars = names[-1], "".join(f"{n}, " for n in names[:-1])
+            namespace["packers"] = tuple(
+                struct.Struct(self.struct.format + f"{c * self.record_bytes}s").pack
+                for c in range(self.max_count + 1)
+            )
+            namespace["counts_by_len"] = {
+                c * self.record_bytes: c for c in range(self.max_count + 1)
+            }
+            lines += [
+                f"{indent}if type({records}) is bytes or type({records}) is bytearray:",
+                f"{indent}    count = counts_by_len.get(len({records}))",
+                f"{indent}    if count is not None:",
+                f"{indent}        body = packers[count]({head}, {scalars}count, {records})",
+            ]
+            indent += "        "
+        if framed:
+            lines.append(f'{indent}return _cobs_encode(body + _crc_pack(_crc32(body))) + b"\\x00"')
+        else:
+            lines.append(f"{indent}return body")
+        lines += [
+            "    except _pack_errors:",
+            "        pass",
+            "    raise EncodeError(explain(msg, seq, flags))",
+        ]
+        exec("\n".join(lines), namespace)  # source built above from the schema only
+        encoder: _Encoder = namespace["encode"]
+        return encoder
 
     def _make_general_encoder(
         self, check: Callable[[Any], bool] | None, fail: Callable[[Any, int, int], EncodeError]
@@ -269,7 +295,19 @@ class _MessageCodec:
         fallback = self._make_string_decoder() if self.str_indexes else None
         frame_bytes = HEADER_BYTES + self.fixed_bytes + CRC_BYTES
         unpack_from = self.payload_struct.unpack_from
-        return (self.cls, unpack_from, frame_bytes, self.record_bytes, self.max_count, fallback)
+        count_at = 0
+        lens: tuple[int, ...] = ()
+        unpackers: tuple[_Unpacker, ...] = ()
+        if self.array_spec is not None:
+            # The count byte sits just before the records; it is skipped ("x") when the
+            # payload is unpacked, and the records come out as one bytes field: a single
+            # unpack builds the message's whole tuple.
+            count_at = frame_bytes - CRC_BYTES - 1
+            rb, top = self.record_bytes, self.max_count
+            lens = tuple(frame_bytes + c * rb if c <= top else -1 for c in range(256))
+            fmt = self.payload_struct.format + "x"
+            unpackers = tuple(struct.Struct(f"{fmt}{c * rb}s").unpack_from for c in range(top + 1))
+        return (self.cls, frame_bytes, unpack_from, count_at, lens, unpackers, fallback)
 
     def _make_string_decoder(self) -> _Decoder:
         """For messages with strings (IDENTITY): raw frame of the right length -> message."""
@@ -301,11 +339,11 @@ def _encode_str(cls: type[Any], spec: FieldSpec, value: Any) -> bytes:
 
 
 _CODECS: dict[type[Message], _MessageCodec] = {m: _MessageCodec(m) for m in MESSAGES}
-_BODY_ENCODERS: dict[type[Message], _Encoder] = {
-    m: c.make_body_encoder() for m, c in _CODECS.items()
+_FRAME_ENCODERS: dict[type[Message], _Encoder] = {
+    m: c.make_encoder(framed=True) for m, c in _CODECS.items()
 }
-_PLANS: dict[type[Message], _Plan] = {
-    m: plan for m, c in _CODECS.items() if (plan := c.plan()) is not None
+_BODY_ENCODERS: dict[type[Message], _Encoder] = {
+    m: c.make_encoder(framed=False) for m, c in _CODECS.items()
 }
 # Indexed by message id (a list: indexing it is cheaper than a dict lookup).
 _RECIPES: list[_Recipe | None] = [None] * 256
@@ -335,29 +373,11 @@ def frame_body(body: bytes) -> bytes:
 
 def encode(msg: Message, seq: int = 0, flags: int = 0) -> bytes:
     """One message as a complete frame, delimiter included. Raises EncodeError."""
-    # The hot path of every sender: one dict lookup, then pack, CRC and COBS inline.
-    # It does what _MessageCodec.make_body_encoder's closure does, without the call.
-    plan = _PLANS.get(type(msg))
-    if plan is None:  # a message with strings (IDENTITY), or not a message at all
-        return frame_body(encode_body(msg, seq, flags))
-    pack, msg_id, check, record_bytes, max_count = plan
-    fields: Any = msg  # a NamedTuple of this plan's message
     try:
-        if check is None or check(fields):
-            if not record_bytes:
-                body: bytes = pack(PROTOCOL_VERSION, msg_id, flags, seq, *fields)
-                framed: bytes = _cobs_encode(body + _crc_pack(_crc32(body)))
-                return framed + b"\x00"
-            records = fields[-1]
-            if type(records) in _BYTES_TYPES:
-                count, extra = divmod(len(records), record_bytes)
-                if not extra and count <= max_count:
-                    body = pack(PROTOCOL_VERSION, msg_id, flags, seq, *fields[:-1], count) + records
-                    framed = _cobs_encode(body + _crc_pack(_crc32(body)))
-                    return framed + b"\x00"
-    except (struct.error, TypeError):
-        pass
-    raise EncodeError(_CODECS[type(msg)].explain(msg, seq, flags))
+        encoder = _FRAME_ENCODERS[type(msg)]
+    except KeyError:
+        raise _not_a_message(msg) from None
+    return encoder(msg, seq, flags)
 
 
 class StreamDecoder:
@@ -413,18 +433,17 @@ class StreamDecoder:
             if recipe is None:
                 self._reject(chunk, "unknown_id")
                 continue
-            cls, unpack_from, size, record_bytes, max_count, fallback = recipe
             if raw[0] != PROTOCOL_VERSION:
                 self._reject(chunk, "malformed")
                 continue
+            cls, size, unpack_from, count_at, lens, unpackers, fallback = recipe
             n = len(raw)  # any length below HEADER_BYTES + CRC_BYTES fails the tests below
-            if record_bytes:  # a u8 count, then that many records, kept as packed bytes
-                count = raw[size - CRC_BYTES - 1] if n >= size else max_count + 1
-                if count > max_count or n != size + count * record_bytes:
+            if count_at:  # a u8 count, then that many records, kept as packed bytes
+                # (n >= size: the count byte exists; lens[count] is -1 for a count too big)
+                if n < size or n != lens[count := raw[count_at]]:
                     self._reject(chunk, "malformed")
                     continue
-                records = raw[size - CRC_BYTES : n - CRC_BYTES]
-                msg: Any = new(cls, (*unpack_from(raw, HEADER_BYTES), records))
+                msg: Any = new(cls, unpackers[count](raw, HEADER_BYTES))
             elif n == size:
                 msg = (
                     new(cls, unpack_from(raw, HEADER_BYTES)) if fallback is None else fallback(raw)
