@@ -76,6 +76,7 @@ _cobs_decode = cobs.decode
 _CobsError = cobs.DecodeError
 _crc32 = zlib.crc32
 _crc_pack = struct.Struct("<I").pack
+_unpack_header = struct.Struct(HEADER_FORMAT).unpack_from  # version, msg_id, flags, seq
 _MIN_RAW_BYTES = HEADER_BYTES + CRC_BYTES
 _Encoder = Callable[[Any, int, int], bytes]  # (message, seq, flags) -> frame or body
 _Decoder = Callable[[bytes], Any]  # raw frame (CRC and length checked) -> message
@@ -412,28 +413,36 @@ class StreamDecoder:
         elif self._pending:
             chunks[0] = self._pending + chunks[0]
         self._keep(rest)
+        # Everything the loop touches, as locals (cheaper than global lookups per frame).
         append = out.append
         recipes = _RECIPES
         new = tuple.__new__
+        cobs_decode, cobs_error, crc32, residue = _cobs_decode, _CobsError, _crc32, CRC_RESIDUE
+        version, header_bytes, frame_cls = PROTOCOL_VERSION, HEADER_BYTES, Frame
+        unpack_header = _unpack_header
         for chunk in chunks:
             # The hot path, inlined: COBS, CRC, id, payload length, fields. Every failure
             # goes through _reject, which counts it in exactly one counter.
             try:
-                raw = _cobs_decode(chunk)
-            except _CobsError:
+                raw = cobs_decode(chunk)
+            except cobs_error:
                 self._reject(chunk, "malformed")
                 continue
-            if _crc32(raw) != CRC_RESIDUE:
-                # (An empty chunk is no frame and is not counted; no 0- or 1-byte input has
-                # the residue as its CRC, so past this test raw[0] and raw[1] exist.)
+            if crc32(raw) != residue:
+                # (An empty chunk is no frame and is not counted.)
                 short = len(raw) < _MIN_RAW_BYTES
                 self._reject(chunk, "malformed" if short else "crc_failures")
                 continue
-            recipe = recipes[raw[1]]
+            try:  # one C call for the whole header: cheaper than indexing raw 4 times
+                frame_version, msg_id, flags, seq = unpack_header(raw)
+            except struct.error:  # shorter than a header, yet its CRC matched
+                self._reject(chunk, "malformed")
+                continue
+            recipe = recipes[msg_id]
             if recipe is None:
                 self._reject(chunk, "unknown_id")
                 continue
-            if raw[0] != PROTOCOL_VERSION:
+            if frame_version != version:
                 self._reject(chunk, "malformed")
                 continue
             cls, size, unpack_from, count_at, lens, unpackers, fallback = recipe
@@ -443,15 +452,15 @@ class StreamDecoder:
                 if n < size or n != lens[count := raw[count_at]]:
                     self._reject(chunk, "malformed")
                     continue
-                msg: Any = new(cls, unpackers[count](raw, HEADER_BYTES))
+                msg: Any = new(cls, unpackers[count](raw, header_bytes))
             elif n == size:
                 msg = (
-                    new(cls, unpack_from(raw, HEADER_BYTES)) if fallback is None else fallback(raw)
+                    new(cls, unpack_from(raw, header_bytes)) if fallback is None else fallback(raw)
                 )
             else:
                 self._reject(chunk, "malformed")
                 continue
-            append(new(Frame, (raw[3] | raw[4] << 8, raw[2], msg)))
+            append(new(frame_cls, (seq, flags, msg)))
         stats.frames_ok += len(out)
         return out
 
