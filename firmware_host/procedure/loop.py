@@ -46,6 +46,7 @@ from protocol import DeviceState, EventCode
 _PROGRESS_PERIOD_S = 0.2
 _AT_TARGET_TOL_MM = 0.005  # one encoder count or so
 _STOP_TIMEOUT_S = 10.0
+HOME_SPEED_MM_S = 2.0  # the library's homing speed (NeedleDriver.home's default)
 LOAD_CELL_FROZEN_S = 0.5
 
 
@@ -294,7 +295,7 @@ class _Run:
             )
         if self.p.home_first or not st.homed:
             self.note("home")
-            nd.home()
+            nd.home(speed_mm_s=HOME_SPEED_MM_S)
         lim = self.p.limits
         nd.set_limits(
             soft_depth_limit_mm=self.soft_limit_mm,
@@ -581,14 +582,25 @@ def _check_against_device(driver: Any, p: Profile, target_mm: float) -> None:
             f"force_limit_n {p.limits.force_limit_n:g} N is above the device's hard limit "
             f"{ident.force_limit_n:g} N"
         )
-    if p.advance.speed_mm_s > ident.max_speed_mm_s:
-        problems.append(
-            f"advance speed {p.advance.speed_mm_s:g} mm/s is above the device's "
-            f"{ident.max_speed_mm_s:g} mm/s"
-        )
+    # Every speed and rate the run may command, so none is refused halfway (after
+    # homing, with the needle turning) and turns the run into a FAULT.
+    speeds = [
+        ("[advance] speed_mm_s", p.advance.speed_mm_s),
+        ("[advance] approach_speed_mm_s", p.advance.approach_speed_mm_s),
+        ("[peck] speed_mm_s", p.peck.speed_mm_s),
+        ("[target] withdraw_speed_mm_s", p.target.withdraw_speed_mm_s),
+        ("homing speed", HOME_SPEED_MM_S),
+    ]
+    for name, speed_mm_s in speeds:
+        if speed_mm_s > ident.max_speed_mm_s:
+            problems.append(
+                f"{name} = {speed_mm_s:g} mm/s is above the device's max_speed_mm_s "
+                f"{ident.max_speed_mm_s:g} mm/s"
+            )
     if p.rotation.rate_rpm > ident.max_rate_rpm:
         problems.append(
-            f"rotation {p.rotation.rate_rpm:g} rpm is above the device's {ident.max_rate_rpm:g} rpm"
+            f"[rotation] rate_rpm = {p.rotation.rate_rpm:g} rpm is above the device's "
+            f"max_rate_rpm {ident.max_rate_rpm:g} rpm"
         )
     if problems:
         raise ProcedureError(f"profile {p.name}: " + "; ".join(problems))

@@ -4,6 +4,7 @@ the rig at rest afterwards — checked through the device's own truth, not the o
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -281,3 +282,34 @@ def test_an_abort_set_before_the_run_moves_nothing_and_setup_is_reported() -> No
         assert not firmware(nd).homed  # not even homing started
         assert_rig_at_rest(nd)
     assert seen[0].phase is Phase.SETUP
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "words"),
+    [
+        ("advance", "speed_mm_s", 5.5, "[advance] speed_mm_s = 5.5 mm/s"),
+        ("advance", "approach_speed_mm_s", 8.0, "[advance] approach_speed_mm_s = 8 mm/s"),
+        ("peck", "speed_mm_s", 6.0, "[peck] speed_mm_s = 6 mm/s"),
+        ("target", "withdraw_speed_mm_s", 9.0, "[target] withdraw_speed_mm_s = 9 mm/s"),
+        ("rotation", "rate_rpm", 121.0, "[rotation] rate_rpm = 121 rpm"),
+    ],
+)
+def test_every_speed_in_the_profile_is_checked_before_any_motion(
+    section: str, key: str, value: float, words: str
+) -> None:
+    # Each is within the profile's own range but above the device's (5 mm/s, 120 rpm):
+    # the run is refused before homing, not ended in a fault halfway.
+    p = load_profile("pierce")
+    if key == "speed_mm_s" and section == "advance":
+        p = dataclasses.replace(
+            p, advance=dataclasses.replace(p.advance, speed_mm_s=value, approach_speed_mm_s=value)
+        )
+    else:
+        part = getattr(p, section)
+        p = dataclasses.replace(p, **{section: dataclasses.replace(part, **{key: value})})
+    with rig("soft-stenosis") as nd:
+        with pytest.raises(ProcedureError, match=re.escape(words)) as info:
+            run_procedure(nd, p, target_depth_mm=20.0)
+        assert "above the device's max_" in str(info.value)
+        assert not firmware(nd).homed  # nothing moved, not even homing
+        assert_rig_at_rest(nd)
