@@ -115,12 +115,32 @@ HOMING_MARGIN_UM = 20_000.0
 LOADCELL_STUCK_TICKS = 200
 FORCE_INVALID_MN = -0x8000_0000  # load cell reading unavailable (disconnected)
 
-_SAMPLE_FORMAT = "IiiiiBB"  # TelemetrySample, packed
-_BATCH_STRUCTS = [struct.Struct("<" + _SAMPLE_FORMAT * n) for n in range(11)]
+_SAMPLE_STRUCT = struct.Struct("<IiiiiBB")  # TelemetrySample, packed
+_SAMPLE_BYTES = _SAMPLE_STRUCT.size
+_pack_sample = _SAMPLE_STRUCT.pack_into
+_MAX_BATCH_SAMPLES = 10
 _ADVANCING = int(SampleFlags.ADVANCING)
 _ROTATING = int(SampleFlags.ROTATING)
+_SF_HOMED = int(SampleFlags.HOMED)
+_SF_AT_LIMIT = int(SampleFlags.AT_LIMIT)
+_SF_STALL = int(SampleFlags.STALL)
+_SF_FAULT = int(SampleFlags.FAULT)
+_SF_ESTOP = int(SampleFlags.ESTOP)
+_SF_ARMED = int(SampleFlags.ARMED)
+_F_ESTOP = int(FaultFlags.ESTOP)
+_F_STALL = int(FaultFlags.STALL)
+_F_OTHER = int(~(FaultFlags.STALL | FaultFlags.ESTOP))  # any latched fault but these two
+_S_UNHOMED = int(DeviceState.UNHOMED)
+_S_HOMING = int(DeviceState.HOMING)
+_S_READY = int(DeviceState.READY)
+_S_MOVING = int(DeviceState.MOVING)
+_S_STALLED = int(DeviceState.STALLED)
+_S_LIMIT = int(DeviceState.LIMIT)
+_S_FAULT = int(DeviceState.FAULT)
+_S_ESTOPPED = int(DeviceState.ESTOPPED)
 _floor = math.floor
 _NEVER_US = 1 << 62
+_HEARTBEAT_US = DEVICE_HEARTBEAT_MS * 1000
 _I32_MIN = -0x8000_0000
 _I32_MAX = 0x7FFF_FFFF
 _DEVICE_TO_HOST_IDS = frozenset(
@@ -252,7 +272,9 @@ class Firmware:
         self.telemetry_rate_hz = 0
         self.batch_samples = 10
         self._sample_acc = 0
-        self._batch_values: list[int] = []
+        # samples are packed into this buffer as they are taken (one pack_into each, no
+        # per-sample objects); a batch is sent as its first _batch_count samples
+        self._batch_buf = bytearray(_SAMPLE_BYTES * _MAX_BATCH_SAMPLES)
         self._batch_count = 0
         self._batch_first = 0
         self.samples_sent = 0
@@ -270,6 +292,7 @@ class Firmware:
         self._wd_tripped = False
         self._timers: list[tuple[int, int, Any]] = []
         self._next_timer_us = _NEVER_US
+        self._next_due_us = 0  # see _due_bound_us
         self._timer_serial = 0
 
         # statistics
@@ -311,35 +334,15 @@ class Firmware:
 
     def run_ticks(self, n: int) -> None:
         """Run ``n`` control ticks, skipping through idle stretches in one rig step."""
-        clock = self.clock
-        end_us = clock.now_us + n * TICK_US
-        adv = self.adv
-        tick = self.tick
-        while clock.now_us < end_us:
-            if not adv.active:
-                self._idle_skip(end_us)
-                if clock.now_us >= end_us:
-                    break
-            tick()
+        self._run(self.clock.now_us + n * TICK_US, False, True)
 
     def run_until_output(self, max_ticks: int | None) -> int:
         """Run until the device has sent something, or ``max_ticks`` ticks (None: no bound).
         Returns the ticks run."""
-        clock = self.clock
-        start_us = clock.now_us
-        end_us = None if max_ticks is None else start_us + max_ticks * TICK_US
-        tx = self.tx
-        adv = self.adv
-        tick = self.tick
-        while not tx:
-            if end_us is not None and clock.now_us >= end_us:
-                break
-            if not adv.active:
-                self._idle_skip(end_us)
-                if end_us is not None and clock.now_us >= end_us:
-                    break
-            tick()
-        return (clock.now_us - start_us) // TICK_US
+        start_us = self.clock.now_us
+        end_us = _NEVER_US if max_ticks is None else start_us + max_ticks * TICK_US
+        self._run(end_us, True, True)
+        return (self.clock.now_us - start_us) // TICK_US
 
     def poll_input(self) -> None:
         """Parse and answer the bytes received so far now, between ticks (served in real
@@ -352,7 +355,7 @@ class Firmware:
         now = self.clock.now_us
         if self._rx or self.adv.active or self.rot.active or self.homing or self.telemetry_rate_hz:
             return now + TICK_US
-        deadline = self._last_tx_us + DEVICE_HEARTBEAT_MS * 1000
+        deadline = self._last_tx_us + _HEARTBEAT_US
         if self.session_open and not self._wd_tripped and self._watchdog_enabled:
             deadline = min(deadline, self._last_host_us + self.watchdog_us)
         if self._timers:
@@ -366,7 +369,7 @@ class Firmware:
         if self._rx or self.adv.active or self.rot.active or self.homing or self.telemetry_rate_hz:
             return
         now = self.clock.now_us
-        deadline = self._last_tx_us + DEVICE_HEARTBEAT_MS * 1000
+        deadline = self._last_tx_us + _HEARTBEAT_US
         if self.session_open and not self._wd_tripped and self.defect != "watchdog_disabled":
             deadline = min(deadline, self._last_host_us + self.watchdog_us)
         if self._timers:
@@ -382,130 +385,179 @@ class Firmware:
         self._read_sensors()
 
     def tick(self) -> None:
-        """One 1 ms control period. The hot path: everything common is inlined, every
-        rare case (a fault, an event, a command) leaves it through a method call."""
-        clock = self.clock
-        now = clock.now_us + TICK_US
-        clock.now_us = now
-        if now >= self._next_timer_us:
-            self._run_timers(now)
-        if self._rx:
-            self._parse_input(now)
+        """One 1 ms control period."""
+        self._run(self.clock.now_us + TICK_US, False, False)
 
+    def _run(self, end_us: int, until_output: bool, skip_idle: bool) -> None:
+        """Run control ticks until device time ``end_us`` (or, with ``until_output``, until
+        the device has sent something), skipping idle stretches if ``skip_idle``.
+
+        The hot path: one loop, every tick's body inline (no call per tick), objects that
+        never change bound to locals once; every rare case (a fault, an event, a command)
+        leaves it through a method call. Every mutable setting (limits, zeros, state) is
+        read from ``self`` in each tick, so a command or a fault takes effect at once."""
+        clock = self.clock
         adv = self.adv
         rot = self.rot
-        adv_was_active = adv.active
-        rot_was_active = rot.active
-        if adv_was_active:
-            pos_before = adv.pos
-            vel = adv.vel
-            if vel == adv.cruise_vel and vel != 0.0 and (pos_before - adv.brake_at) * vel < 0.0:
-                adv.pos = pos_before + vel * TICK_S  # cruising: Axis.cruise, inlined
-                arrived = False
-            else:
-                arrived = adv.step(TICK_S)
-            if adv.pos > self._limit_pos_um and adv.pos > pos_before and self.homed:
-                self._hit_limit(now, pos_before)
-            elif arrived and not self.homing:
-                self._emit_event(EventCode.TARGET_REACHED, _clip_i32(adv.pos))
-        if rot_was_active and rot.cruise(TICK_S) and self._osc_amp_deg:
-            # oscillation: turn around at each end
-            c = self._osc_center_deg
-            a = self._osc_amp_deg
-            rot.move_to(c - a if rot.target > c else c + a, rot.vmax)
-
-        step_um = self._um_per_step
         rig = self.rig
-        rig.step(
-            TICK_S,
-            self._motor_origin_mm + _floor(adv.pos / step_um + 0.5) * step_um * 0.001,
-            rot.pos,
-        )
-
-        # sensors
-        enc_mm = rig.encoder_depth_mm
-        depth_um = self.depth_um = (
-            round((enc_mm - self._enc_zero_mm) * 1000.0) if enc_mm == enc_mm else _I32_MIN
-        )
-        force_n = rig.load_cell_force_n
-        if force_n == self._force_n:
-            self._lc_same_ticks += 1
-        else:
-            self._lc_same_ticks = 0
-            self._force_n = force_n
+        rig_step = rig.step
+        tx = self.tx
+        step_um = self._um_per_step
         rail = self._lc_rail_n
-        if -rail < force_n < rail:
-            force_mn = self.force_mn = round(force_n * 1000.0)
-        else:
-            force_mn = self.force_mn = FORCE_INVALID_MN  # at the rail, or NaN
+        stall_enabled = self._stall_enabled
+        batch_buf = self._batch_buf
+        while True:
+            if until_output and tx:
+                return
+            now = clock.now_us
+            if now >= end_us:
+                return
+            if skip_idle and not adv.active:
+                self._idle_skip(end_us)
+                now = clock.now_us
+                if now >= end_us:
+                    return
+            now += TICK_US
+            clock.now_us = now
+            if now >= self._next_timer_us:
+                self._run_timers(now)
+            if self._rx:
+                self._parse_input(now)
+            # watchdog or heartbeat possibly due (a lower bound of both deadlines)
+            due = now >= self._next_due_us
 
-        # safety: one cheap test each; the details are off the hot path
-        limit = self.force_limit_mn
-        if (
-            force_mn > limit
-            or force_mn < -limit
-            or depth_um == _I32_MIN
-            or self._lc_same_ticks >= LOADCELL_STUCK_TICKS
-        ):
-            self._sensor_safety(now)
-        if adv.active:
-            if self.homing:
-                self._homing_check()
-            if adv.active and self._stall_enabled:
-                # stall cut-off, cheap test first: force at the stall threshold while
-                # advancing, or the encoder not following the motor (steps lost)
-                err = adv.pos - self._follow_motor0_um - (depth_um - self._follow_enc0_um)
-                if (
-                    err > STALL_FOLLOWING_ERROR_UM
-                    or err < -STALL_FOLLOWING_ERROR_UM
-                    or self._stall_ticks
-                    or (force_mn >= self.stall_force_mn and adv.vel > 0.0)
-                ):
-                    self._stall_check(now)
-        elif self._stall_ticks:
-            self._stall_ticks = 0
-        if (
-            now - self._last_host_us >= self.watchdog_us
-            and self.session_open
-            and not self._wd_tripped
-            and self._watchdog_enabled
-        ):
-            self._watchdog_trip(now)
+            adv_was_active = adv.active
+            rot_was_active = rot.active
+            if adv_was_active:
+                pos_before = adv.pos
+                vel = adv.vel
+                if vel == adv.cruise_vel and vel != 0.0 and (pos_before - adv.brake_at) * vel < 0.0:
+                    adv.pos = pos_before + vel * TICK_S  # cruising: Axis.cruise, inlined
+                    arrived = False
+                else:
+                    arrived = adv.step(TICK_S)
+                if adv.pos > self._limit_pos_um and adv.pos > pos_before and self.homed:
+                    self._hit_limit(now, pos_before)
+                elif arrived and not self.homing:
+                    self._emit_event(EventCode.TARGET_REACHED, _clip_i32(adv.pos))
+            if rot_was_active:
+                vel = rot.vel
+                if vel == rot.cruise_vel and vel != 0.0 and (rot.pos - rot.brake_at) * vel < 0.0:
+                    rot.pos += vel * TICK_S  # cruising: Axis.cruise, inlined
+                elif rot.step(TICK_S) and self._osc_amp_deg:
+                    # oscillation: turn around at each end
+                    c = self._osc_center_deg
+                    a = self._osc_amp_deg
+                    rot.move_to(c - a if rot.target > c else c + a, rot.vmax)
 
-        if adv_was_active != adv.active or rot_was_active != rot.active:
-            self._update_state()
+            rig_step(
+                TICK_S,
+                self._motor_origin_mm + _floor(adv.pos / step_um + 0.5) * step_um * 0.001,
+                rot.pos,
+            )
 
-        rate = self.telemetry_rate_hz
-        if rate:
-            acc = self._sample_acc + rate
-            if acc >= 1000:
-                self._sample_acc = acc - 1000
-                n = self._batch_count
-                if not n:
-                    self._batch_first = self.samples_sent
-                flags = self._flags_base
-                if adv.active:
-                    flags |= _ADVANCING
-                if rot.active:
-                    flags |= _ROTATING
-                self._batch_values += (
-                    now & 0xFFFF_FFFF,
-                    self.depth_um,
-                    round(adv.pos),
-                    round(rot.pos * 100.0),
-                    self.force_mn,
-                    self.state,
-                    flags,
-                )
-                self.samples_sent += 1
-                n += 1
-                self._batch_count = n
-                if n >= self.batch_samples:
-                    self._flush_batch()
+            # sensors
+            enc_mm = rig.encoder_depth_mm
+            depth_um = self.depth_um = (
+                round((enc_mm - self._enc_zero_mm) * 1000.0) if enc_mm == enc_mm else _I32_MIN
+            )
+            force_n = rig.load_cell_force_n
+            if force_n == self._force_n:
+                self._lc_same_ticks += 1
             else:
-                self._sample_acc = acc
-        if now - self._last_tx_us >= DEVICE_HEARTBEAT_MS * 1000:
-            self._send(Heartbeat((now // 1000) & 0xFFFF_FFFF))
+                self._lc_same_ticks = 0
+                self._force_n = force_n
+            if -rail < force_n < rail:
+                force_mn = self.force_mn = round(force_n * 1000.0)
+            else:
+                force_mn = self.force_mn = FORCE_INVALID_MN  # at the rail, or NaN
+
+            # safety: one cheap test each; the details are off the hot path
+            limit = self.force_limit_mn
+            if (
+                force_mn > limit
+                or force_mn < -limit
+                or depth_um == _I32_MIN
+                or self._lc_same_ticks >= LOADCELL_STUCK_TICKS
+            ):
+                self._sensor_safety(now)
+            if adv.active:
+                if self.homing:
+                    self._homing_check()
+                if adv.active and stall_enabled:
+                    # stall cut-off, cheap test first: force at the stall threshold while
+                    # advancing, or the encoder not following the motor (steps lost)
+                    err = adv.pos - self._follow_motor0_um - (depth_um - self._follow_enc0_um)
+                    if (
+                        err > STALL_FOLLOWING_ERROR_UM
+                        or err < -STALL_FOLLOWING_ERROR_UM
+                        or self._stall_ticks
+                        or (force_mn >= self.stall_force_mn and adv.vel > 0.0)
+                    ):
+                        self._stall_check(now)
+            elif self._stall_ticks:
+                self._stall_ticks = 0
+            if (
+                due
+                and now - self._last_host_us >= self.watchdog_us
+                and self.session_open
+                and not self._wd_tripped
+                and self._watchdog_enabled
+            ):
+                self._watchdog_trip(now)
+
+            if adv_was_active != adv.active or rot_was_active != rot.active:
+                self._update_state()
+
+            rate = self.telemetry_rate_hz
+            if rate:
+                acc = self._sample_acc + rate
+                if acc >= 1000:
+                    self._sample_acc = acc - 1000
+                    n = self._batch_count
+                    if not n:
+                        self._batch_first = self.samples_sent
+                    flags = self._flags_base
+                    if adv.active:
+                        flags |= _ADVANCING
+                    if rot.active:
+                        flags |= _ROTATING
+                    try:
+                        _pack_sample(
+                            batch_buf,
+                            n * _SAMPLE_BYTES,
+                            now & 0xFFFF_FFFF,
+                            self.depth_um,  # not depth_um: homing zeroes it within the tick
+                            round(adv.pos),
+                            round(rot.pos * 100.0),
+                            self.force_mn,
+                            self.state,
+                            flags,
+                        )
+                    except struct.error:  # beyond i32 (e.g. after days of rotation): clip
+                        self._pack_clipped(n, now, flags)
+                    self.samples_sent += 1
+                    n += 1
+                    self._batch_count = n
+                    if n >= self.batch_samples:
+                        self._flush_batch()
+                else:
+                    self._sample_acc = acc
+            if due:
+                if now - self._last_tx_us >= _HEARTBEAT_US:
+                    self._send(Heartbeat((now // 1000) & 0xFFFF_FFFF))
+                self._next_due_us = self._due_bound_us()
+
+    def _due_bound_us(self) -> int:
+        """The earliest device time at which the watchdog can trip or a heartbeat be due.
+        Both deadlines only move later as the device sends and the host speaks, so this
+        stays a lower bound until a frame (re)arms the watchdog (``_parse_input`` resets it)."""
+        bound = self._last_tx_us + _HEARTBEAT_US
+        if self.session_open and not self._wd_tripped and self._watchdog_enabled:
+            wd = self._last_host_us + self.watchdog_us
+            if wd < bound:
+                bound = wd
+        return bound
 
     def _run_timers(self, now: int) -> None:
         while self._timers and self._timers[0][0] <= now:
@@ -644,39 +696,40 @@ class Firmware:
     # ------------------------------------------------------------ state
 
     def _update_state(self) -> None:
+        # plain ints (enum flag arithmetic costs microseconds; this runs for every command)
         latched = self.latched
-        moving = self.adv.active or self.rot.active
-        if latched & FaultFlags.ESTOP:
-            state = DeviceState.ESTOPPED
-        elif latched & FaultFlags.STALL:
-            state = DeviceState.STALLED
+        adv_active = self.adv.active
+        if latched & _F_ESTOP:
+            state = _S_ESTOPPED
+        elif latched & _F_STALL:
+            state = _S_STALLED
         elif latched:
-            state = DeviceState.FAULT
+            state = _S_FAULT
         elif self.homing:
-            state = DeviceState.HOMING
+            state = _S_HOMING
         elif not self.homed:
-            state = DeviceState.UNHOMED
-        elif self.at_limit and not self.adv.active:
-            state = DeviceState.LIMIT
-        elif moving:
-            state = DeviceState.MOVING
+            state = _S_UNHOMED
+        elif self.at_limit and not adv_active:
+            state = _S_LIMIT
+        elif adv_active or self.rot.active:
+            state = _S_MOVING
         else:
-            state = DeviceState.READY
-        self.state = int(state)
+            state = _S_READY
+        self.state = state
         flags = 0
         if self.homed:
-            flags |= SampleFlags.HOMED
+            flags |= _SF_HOMED
         if self.at_limit:
-            flags |= SampleFlags.AT_LIMIT
-        if latched & FaultFlags.STALL:
-            flags |= SampleFlags.STALL
-        if latched & ~(FaultFlags.STALL | FaultFlags.ESTOP):
-            flags |= SampleFlags.FAULT
-        if latched & FaultFlags.ESTOP:
-            flags |= SampleFlags.ESTOP
+            flags |= _SF_AT_LIMIT
+        if latched & _F_STALL:
+            flags |= _SF_STALL
+        if latched & _F_OTHER:
+            flags |= _SF_FAULT
+        if latched & _F_ESTOP:
+            flags |= _SF_ESTOP
         if self.armed:
-            flags |= SampleFlags.ARMED
-        self._flags_base = int(flags)
+            flags |= _SF_ARMED
+        self._flags_base = flags
 
     def flags(self) -> int:
         flags = self._flags_base
@@ -703,22 +756,29 @@ class Firmware:
         first = self._batch_first
         if self.defect == "telemetry_counter_stuck":
             first = 0
-        values = self._batch_values
-        try:
-            packed = _BATCH_STRUCTS[n].pack(*values)
-        except struct.error:  # a value beyond i32 (e.g. after days of rotation): clip
-            packed = _BATCH_STRUCTS[n].pack(
-                *(v if i % 7 >= 5 else _clip_i32(v) for i, v in enumerate(values))
-            )
-        self._send(Telemetry(first & 0xFFFF_FFFF, packed))
-        values.clear()
+        self._send(Telemetry(first & 0xFFFF_FFFF, bytes(self._batch_buf[: n * _SAMPLE_BYTES])))
         self._batch_count = 0
+
+    def _pack_clipped(self, n: int, now: int, flags: int) -> None:
+        """Pack sample ``n`` of the batch (taken now) with its i32 fields clipped to range."""
+        _pack_sample(
+            self._batch_buf,
+            n * _SAMPLE_BYTES,
+            now & 0xFFFF_FFFF,
+            _clip_i32(self.depth_um),
+            _clip_i32(self.adv.pos),
+            _clip_i32(self.rot.pos * 100.0),
+            _clip_i32(self.force_mn),
+            self.state,
+            flags,
+        )
 
     # ------------------------------------------------------------ commands
 
     def _parse_input(self, now: int) -> None:
         data = bytes(self._rx)
         self._rx.clear()
+        self._next_due_us = 0  # a host frame re-arms the watchdog: recompute its deadline
         for frame in self._decoder.feed(data):
             msg = frame.message
             msg_id = MSG_ID[type(msg)]

@@ -99,21 +99,13 @@ class Serial(SerialBase):  # type: ignore[misc]
     def read(self, size: int = 1) -> bytes:
         dev = self._dev()
         buf = self._rxbuf
-        buf += dev.host_take()
+        data = dev.host_take()
         if not buf and size > 0:
-            timeout = self._timeout
-            fw = dev.firmware
-            if timeout is None:
-                while not buf:
-                    fw.run_until_output(None)
-                    buf += dev.host_take()
-            elif timeout > 0:
-                clock = dev.clock
-                end_us = clock.now_us + max(1, math.ceil(timeout * 1_000_000 - 1e-6))
-                while not buf and clock.now_us < end_us:
-                    ticks = -(-(end_us - clock.now_us) // dev.tick_us)
-                    fw.run_until_output(ticks)
-                    buf += dev.host_take()
+            if not data:
+                data = self._run_until_data(dev)
+            if len(data) <= size:
+                return bytes(data)  # the common case: the device's bytes as they came
+        buf += data
         if size >= len(buf):
             out = bytes(buf)
             buf.clear()
@@ -121,6 +113,25 @@ class Serial(SerialBase):  # type: ignore[misc]
             out = bytes(buf[:size])
             del buf[:size]
         return out
+
+    def _run_until_data(self, dev: Device) -> bytes:
+        """Run the device until it has sent something or the read's timeout has passed
+        in virtual time; return what it sent (b"" on timeout)."""
+        timeout = self._timeout
+        fw = dev.firmware
+        data = b""
+        if timeout is None:
+            while not data:
+                fw.run_until_output(None)
+                data = dev.host_take()
+        elif timeout > 0:
+            clock = dev.clock
+            end_us = clock.now_us + max(1, math.ceil(timeout * 1_000_000 - 1e-6))
+            tick_us = dev.tick_us
+            while not data and clock.now_us < end_us:
+                fw.run_until_output(-(-(end_us - clock.now_us) // tick_us))
+                data = dev.host_take()
+        return data
 
     def advance_s(self, seconds: float) -> None:
         """Run the device forward with no host I/O (its output waits to be read)."""
