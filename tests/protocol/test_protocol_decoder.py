@@ -155,6 +155,17 @@ def test_counters_count_each_kind_of_bad_frame() -> None:
     assert s.bytes_skipped == sum(map(len, dropped))
 
 
+def test_a_crc_valid_frame_shorter_than_a_header_is_malformed() -> None:
+    # An empty body framed with its CRC (0x00000000) passes the CRC test, yet has no header.
+    empty = _frame_from_raw(b"")
+    assert zlib.crc32(cobs.decode(empty[:-1])) == CRC_RESIDUE
+    dec = StreamDecoder()
+    assert dec.feed(empty + encode(Ack(4), 1)) == [(1, 0, Ack(4))]
+    s = dec.stats
+    assert (s.malformed, s.unknown_id, s.crc_failures, s.frames_ok) == (1, 0, 0, 1)
+    assert s.bytes_skipped == len(empty)
+
+
 def test_an_oversize_frame_is_counted_once_however_it_arrives() -> None:
     junk = bytes(random.Random(1).randrange(1, 256) for _ in range(3000))
     dec = StreamDecoder()
