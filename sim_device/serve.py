@@ -37,6 +37,7 @@ from sim_device.linkfaults import LinkFaultConfig
 
 STATS_EVERY_S = 1.0
 MAX_CATCH_UP_TICKS = 200  # per loop turn, so input is never starved by a backlog
+MAX_WAIT_S = 0.05  # the loop wakes at least this often (stop requests, stats file)
 
 
 class ServeError(Exception):
@@ -143,17 +144,22 @@ class RealTimeDevice:
             self.fw.run_ticks(min(ticks, MAX_CATCH_UP_TICKS))
 
     def wait_s(self) -> float:
-        """How long the loop may sleep before the next tick that matters."""
+        """How long the loop may sleep before the next tick that matters (at most
+        MAX_WAIT_S, so a stop request or a stats write is never long delayed)."""
         if not self.started:
-            return 0.5
-        due = self.fw.next_deadline_us()
-        return max(0.0, self.t0_s + due / 1e6 - time.monotonic())
+            return MAX_WAIT_S
+        wait = self.t0_s + self.fw.next_deadline_us() / 1e6 - time.monotonic()
+        return MAX_WAIT_S if wait > MAX_WAIT_S else wait if wait > 0.0 else 0.0
 
-    def input(self, data: bytes) -> None:
+    def input(self, data: bytes) -> bytes:
+        """Bytes from the host: run the ticks already due, then parse and answer at once
+        (a firmware's UART handler does not wait for the control tick). Returns what the
+        device has to send now."""
         self.start()
         self.catch_up()
         self.device.host_write(data)
         self.fw.poll_input()
+        return self.device.host_take()
 
     def maybe_write_stats(self, final: bool = False) -> None:
         if self.stats_path is None:
@@ -173,6 +179,20 @@ class RealTimeDevice:
 
 def _write_all_nonblocking(fd: int, data: bytes) -> int:
     """Write what the pipe takes now; return the bytes that did not fit (dropped)."""
+    try:
+        if os.write(fd, data) == len(data):  # the common case: one write takes it all
+            return 0
+    except BlockingIOError:
+        return len(data)
+    except OSError as exc:
+        if exc.errno in (errno.EIO, errno.EPIPE, errno.ECONNRESET):
+            return len(data)
+        raise
+    return _write_rest(fd, data)
+
+
+def _write_rest(fd: int, data: bytes) -> int:
+    """Finish a partial write (rare): retry until the pipe is full, count what is left."""
     view = memoryview(data)
     while view:
         try:
@@ -196,15 +216,20 @@ def _serve_pty(rt: RealTimeDevice, stop: _Stop, announce: Any) -> None:
     announce(os.ttyname(slave))
     # We keep our own slave fd open: a client closing the port then does not hang up the
     # pty (no EIO on the master), and the next client can open the same path.
+    device = rt.device
+    watch = [master]
+    read = os.read
+    wait = select.select
     try:
         while not stop.requested:
+            # sleep until the host speaks or the next tick that matters is due
             try:
-                ready, _, _ = select.select([master], [], [], min(rt.wait_s(), 0.05))
+                ready = wait(watch, [], [], rt.wait_s())[0]
             except InterruptedError:  # pragma: no cover - PEP 475 retries select
                 continue
             if ready:
                 try:
-                    data = os.read(master, 65536)
+                    data = read(master, 65536)
                 except BlockingIOError:
                     data = b""
                 except OSError as exc:
@@ -214,9 +239,12 @@ def _serve_pty(rt: RealTimeDevice, stop: _Stop, announce: Any) -> None:
                 if data:
                     if not rt.started:
                         rt.clients += 1
-                    rt.input(data)
+                    # the reply leaves before anything else is done (one os.write)
+                    out = rt.input(data)
+                    if out:
+                        rt.bytes_discarded += _write_all_nonblocking(master, out)
             rt.catch_up()
-            out = rt.device.host_take()
+            out = device.host_take()
             if out:
                 rt.bytes_discarded += _write_all_nonblocking(master, out)
             rt.maybe_write_stats()
@@ -243,7 +271,7 @@ def _serve_tcp(rt: RealTimeDevice, stop: _Stop, host: str, port: int, announce: 
         while not stop.requested:
             watch: list[Any] = [server] if client is None else [server, client]
             try:
-                ready, _, _ = select.select(watch, [], [], min(rt.wait_s(), 0.05))
+                ready, _, _ = select.select(watch, [], [], rt.wait_s())
             except InterruptedError:  # pragma: no cover
                 continue
             if server in ready:
@@ -272,7 +300,9 @@ def _serve_tcp(rt: RealTimeDevice, stop: _Stop, host: str, port: int, announce: 
                     client.close()
                     client = None
                 elif data:
-                    rt.input(data)
+                    out = rt.input(data)
+                    if out:
+                        rt.bytes_discarded += _write_all_nonblocking(client.fileno(), out)
             rt.catch_up()
             out = rt.device.host_take()
             if out:
