@@ -170,7 +170,7 @@ def cmd_run(ns: argparse.Namespace, out: Output) -> int:
                 summary = outcome.to_dict() if outcome is not None else {"outcome": "error"}
                 recorder.close(**summary)
         signum = stop.signum
-        latched = _latched_after(nd) if not outcome.crossed else []
+        latched = _latched_after(nd) if _exit_code(outcome, Result, stop.signum) else []
     result = outcome.to_dict()
     result["profile"] = profile.name
     result["port"] = ns.port
@@ -197,13 +197,17 @@ def cmd_run(ns: argparse.Namespace, out: Output) -> int:
 
 
 def _exit_code(outcome: Any, result_type: Any, signum: int | None) -> Exit:
-    if outcome.result is result_type.CROSSED:
+    withdraw_failed = outcome.withdrawn is False
+    if outcome.result is result_type.CROSSED and not withdraw_failed:
         return Exit.OK
-    if outcome.result is result_type.ABORTED:
+    if outcome.result is result_type.ABORTED or (withdraw_failed and signum is not None):
         return Exit.SIGTERM if signum == signal.SIGTERM else Exit.SIGINT
     if outcome.result is result_type.STALLED:
         return Exit.NOT_CROSSED
-    if any(outcome.reason.startswith(r) for r in _LINK_REASONS):
+    # A fault, or a crossing whose withdrawal failed: the needle is not where the
+    # profile says it ends.
+    why = outcome.reason.split("the withdrawal failed: ", 1)[-1]
+    if any(why.startswith(r) for r in _LINK_REASONS):
         return Exit.LINK
     return Exit.SAFETY_STOP
 
@@ -223,6 +227,12 @@ def _latched_after(nd: Any) -> list[str]:
 def _failure_line(outcome: Any, signum: int | None, latched: list[str]) -> str:
     what = outcome.result.value
     faults = f"; latched: {', '.join(latched)}" if latched else ""
+    if outcome.withdrawn is False:
+        return (
+            f"crossed, but {outcome.reason.split('; ', 1)[-1]}: the rig is stopped at"
+            f" {outcome.final_depth_mm:.2f} mm{faults} — see `needlectl status` and"
+            " `needlectl events`, fix the cause, then `needlectl clear` and `needlectl home`"
+        )
     if signum is not None:
         return (
             f"run {what} by {signal.Signals(signum).name}: the rig was stopped at"

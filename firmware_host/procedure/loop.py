@@ -45,6 +45,7 @@ from protocol import DeviceState, EventCode
 
 _PROGRESS_PERIOD_S = 0.2
 _AT_TARGET_TOL_MM = 0.005  # one encoder count or so
+_WITHDRAWN_TOL_MM = 0.01
 _STOP_TIMEOUT_S = 10.0
 HOME_SPEED_MM_S = 2.0  # the library's homing speed (NeedleDriver.home's default)
 LOAD_CELL_FROZEN_S = 0.5
@@ -127,6 +128,8 @@ class _Run:
         self._pending: deque[Any] = deque()
         self._unsubscribe: Callable[[], None] | None = None
         self.device_event_base = 0
+        self.withdrawing = False
+        self.withdraw_failure: str | None = None
 
     # ------------------------------------------------------------ helpers
 
@@ -231,7 +234,7 @@ class _Run:
         self.sense()
         self.check_device()
         self.check_abort()
-        if self.t_motion0 is not None:
+        if self.t_motion0 is not None and not self.withdrawing:
             elapsed = self.now() - self.t_motion0
             if elapsed > self.p.stall.max_duration_s:
                 self.stalls += 1
@@ -437,13 +440,32 @@ class _Run:
         self.advance_to_target()
 
     def finish_crossed(self) -> None:
-        if self.p.target.on_crossed == "withdraw":
-            self.set_phase(Phase.WITHDRAW)
-            self.note("withdraw", from_mm=self.depth_mm)
-            self.nd.move_to_mm(0.0, self.p.target.withdraw_speed_mm_s)
-            deadline = self.now() + 2.0 * self.target_mm / self.p.target.withdraw_speed_mm_s + 5
-            while self.depth_mm > 0.01 and self.now() < deadline:
+        """Withdraw to home if the profile asks. The crossing has happened whatever this
+        meets: a failure here (a device stall, the link, an abort, the deadline) is
+        recorded in ``withdraw_failure`` and the outcome stays ``crossed``."""
+        if self.p.target.on_crossed != "withdraw":
+            return
+        self.withdrawing = True  # max_duration_s bounds the crossing, not the way back
+        self.set_phase(Phase.WITHDRAW)
+        self.note("withdraw", from_mm=self.depth_mm)
+        speed = self.p.target.withdraw_speed_mm_s
+        # Generous: the distance at the profile's speed twice over, plus braking.
+        limit_s = 2.0 * self.depth_mm / speed + 5.0
+        try:
+            self.nd.move_to_mm(0.0, speed)
+            deadline = self.now() + limit_s
+            while self.depth_mm > _WITHDRAWN_TOL_MM and self.now() < deadline:
                 self.tick()
+            if self.depth_mm > _WITHDRAWN_TOL_MM:
+                raise _Ended(Result.FAULT, f"not back home within {limit_s:.0f} s")
+        except _Ended as end:
+            self.withdraw_failure = end.reason
+        except KeyboardInterrupt:
+            self.withdraw_failure = "interrupted"
+        except NeedleDriverError as exc:
+            self.withdraw_failure = _fault_reason(exc)
+        if self.withdraw_failure is not None:
+            self.note("withdraw_failed", why=self.withdraw_failure, depth_mm=self.depth_mm)
 
     def finish(self) -> None:
         """Bring the rig to rest, best effort, whatever happened."""
@@ -501,17 +523,13 @@ def run_procedure(
     try:
         try:
             run.run()
-            run.finish_crossed()
-        except KeyboardInterrupt:
-            raise _Ended(Result.ABORTED, "interrupted (Ctrl-C)") from None
-        except LinkLost as exc:
-            raise _Ended(Result.FAULT, f"link lost: {exc}") from None
-        except Timeout as exc:
-            raise _Ended(Result.FAULT, f"device not answering: {exc}") from None
-        except DeviceFault as exc:
-            raise _Ended(Result.FAULT, f"device fault: {exc}") from None
+        except KeyboardInterrupt as exc:
+            raise _Ended(Result.ABORTED, _interrupt_reason(exc)) from None
         except NeedleDriverError as exc:
-            raise _Ended(Result.FAULT, str(exc)) from None
+            raise _Ended(Result.FAULT, _fault_reason(exc)) from None
+        run.finish_crossed()
+        if run.withdraw_failure is not None:
+            reason += f"; the withdrawal failed: {run.withdraw_failure}"
     except _Ended as end:
         result, reason = end.result, end.reason
         if run.hold_start is not None:
@@ -542,7 +560,26 @@ def run_procedure(
         soft_depth_limit_mm=run.soft_limit_mm,
         force_limit_n=prof.limits.force_limit_n,
         clock_start_s=run.t0,
+        withdrawn=(
+            None
+            if prof.target.on_crossed != "withdraw" or result is not Result.CROSSED
+            else run.withdraw_failure is None
+        ),
     )
+
+
+def _fault_reason(exc: NeedleDriverError) -> str:
+    if isinstance(exc, LinkLost):
+        return f"link lost: {exc}"
+    if isinstance(exc, Timeout):
+        return f"device not answering: {exc}"
+    if isinstance(exc, DeviceFault):
+        return f"device fault: {exc}"
+    return str(exc)
+
+
+def _interrupt_reason(exc: KeyboardInterrupt) -> str:
+    return "interrupted (Ctrl-C)"
 
 
 def _device_events(driver: Any, after_number: int, t0: float) -> list[ProcedureEvent]:

@@ -66,6 +66,9 @@ class Outcome:
     soft_depth_limit_mm: float = 0.0
     force_limit_n: float = 0.0
     clock_start_s: float = 0.0  # the driver clock when the run began: event t_s counts from here
+    # Crossed with a profile that withdraws: True once back home, False when the
+    # withdrawal failed (the reason says why; the rig is stopped where it was). Else None.
+    withdrawn: bool | None = None
 
     @property
     def crossed(self) -> bool:

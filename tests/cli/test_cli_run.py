@@ -116,3 +116,15 @@ def test_a_run_ended_by_the_link_or_the_rig_has_its_exit_code(
     assert words in line
     d = json.loads(proc.stdout)
     assert d["outcome"] == outcome and d["depth_mm"] < d["target_depth_mm"]
+
+
+def test_a_crossing_whose_withdrawal_failed_says_so_and_exits_5(cli: Cli) -> None:
+    # Crossed ~23 s in; the load cell is lost at 30 s, on the way back.
+    port = "sim://?lesion=soft-stenosis&seed=2&fault=loadcell_disconnected&fault_at_s=30"
+    proc = cli.run("--json", "--port", port, "run", "pierce-withdraw")
+    line = cli.one_line_error(proc, 5)
+    assert line.startswith("needlectl: crossed, but the withdrawal failed:"), line
+    assert "LOAD_CELL" in line and "needlectl home" in line
+    d = json.loads(proc.stdout)
+    assert d["outcome"] == "crossed" and d["withdrawn"] is False
+    assert 1.0 < d["depth_mm"] < d["target_depth_mm"] - 1.0

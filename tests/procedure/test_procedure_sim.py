@@ -313,3 +313,49 @@ def test_every_speed_in_the_profile_is_checked_before_any_motion(
         assert "above the device's max_" in str(info.value)
         assert not firmware(nd).homed  # nothing moved, not even homing
         assert_rig_at_rest(nd)
+
+
+def test_a_slow_withdraw_after_crossing_is_not_a_stall() -> None:
+    # max_duration_s bounds the crossing; the way back (39 mm at 0.2 mm/s, ~195 s)
+    # may take longer than the whole run was allowed, and the outcome stays crossed.
+    p = load_profile("pierce-withdraw")
+    p = dataclasses.replace(
+        p,
+        target=dataclasses.replace(p.target, withdraw_speed_mm_s=0.2),
+        stall=dataclasses.replace(p.stall, max_duration_s=60.0),
+    )
+    with rig("soft-stenosis") as nd:
+        out = run_procedure(nd, p, target_depth_mm=target_for("soft-stenosis"))
+        assert out.result is Result.CROSSED, out.reason
+        assert out.withdrawn is True and out.stalls == 0
+        assert out.final_depth_mm == pytest.approx(0.0, abs=0.02)
+        assert out.duration_s > 60.0
+        assert_rig_at_rest(nd)
+
+
+@pytest.mark.parametrize(
+    ("fault", "why"),
+    [
+        ("motor_stall", "not back home within"),  # the loop's own deadline
+        ("loadcell_disconnected", "the device latched a fault"),
+    ],
+)
+def test_a_withdraw_that_fails_keeps_the_crossing_and_says_so(fault: str, why: str) -> None:
+    # soft-stenosis is crossed ~23 s in; the rig fails at 30 s, mid-withdrawal.
+    with rig("soft-stenosis", extra=f"&fault={fault}&fault_at_s=30") as nd:
+        out = run_procedure(nd, "pierce-withdraw", target_depth_mm=target_for("soft-stenosis"))
+        assert out.result is Result.CROSSED
+        assert out.withdrawn is False
+        assert out.reason.startswith("reached the target depth; the withdrawal failed: " + why)
+        fw = firmware(nd)
+        assert 1.0 < fw.rig.needle_depth_mm < target_for("soft-stenosis") - 1.0
+        assert out.final_depth_mm == pytest.approx(fw.rig.needle_depth_mm, abs=0.05)
+        kinds = [e.kind for e in out.events]
+        assert kinds.index("withdraw") < kinds.index("withdraw_failed") < kinds.index("end")
+        assert_rig_at_rest(nd)
+
+
+def test_a_profile_that_stays_reports_no_withdrawal() -> None:
+    with rig("soft-stenosis") as nd:
+        out = run_procedure(nd, "pierce", target_depth_mm=target_for("soft-stenosis"))
+        assert out.result is Result.CROSSED and out.withdrawn is None
