@@ -309,3 +309,43 @@ def test_a_new_session_reusing_seqs_is_not_answered_from_the_old_cache(host: Min
     assert isinstance(fresh.message, Status) and isinstance(old_status, Status)
     assert fresh.message.device_time_us > old_status.device_time_us
     assert fresh.message.commanded_depth_um == 1000
+
+
+@pytest.mark.parametrize(("rate_hz", "watchdog_ms"), [(0, 30), (0, 150), (37, 150), (1000, 150)])
+def test_watchdog_trips_exactly_one_period_after_the_last_host_frame(
+    rate_hz: int, watchdog_ms: int
+) -> None:
+    # the tick checks the watchdog and heartbeat against one lower-bound deadline; whatever
+    # the device sends meanwhile (telemetry at any rate, heartbeats), and however short the
+    # period, the trip is on time: after the session opens and again after a re-arm
+    h = open_host(f"lesion=soft-stenosis&seed=1&watchdog_ms={watchdog_ms}")
+    fw = h.port.device
+    h.heartbeat = False
+    for round_ in range(2):
+        if round_ == 0:
+            h.hello()
+            h.command(SetTelemetry(rate_hz, 10))
+        else:
+            h.command(ClearFault())
+        h.command(Rotate(RotateMode.CONTINUOUS, 30_000, 0))
+        last_host_us = fw.clock.now_us  # the reply came in the tick that parsed the command
+        h.pump(watchdog_ms / 1000 + 0.1)
+        trips = [f.message for f in h.events if f.message.code == EventCode.WATCHDOG_TRIP]
+        assert len(trips) == round_ + 1 and isinstance(trips[-1], Event)
+        assert trips[-1].time_us == last_host_us + watchdog_ms * 1000
+        assert not fw.rot.active and fw.watchdog_trips == round_ + 1
+
+
+def test_telemetry_values_beyond_i32_are_clipped_not_dropped(host: MiniHost) -> None:
+    host.command(SetTelemetry(1000, 10))
+    fw = host.port.device
+    host.command(Rotate(RotateMode.CONTINUOUS, 30_000, 0))
+    host.pump(0.05)
+    fw.rot.pos = 3.0e7  # 3e9 centidegrees: beyond i32 (days of continuous rotation)
+    n_before = len(host.telemetry)
+    host.pump(0.05)
+    samples = [s for f in host.telemetry[n_before:] for s in sample_array(f.message)]
+    assert len(samples) >= 40
+    assert all(int(s["angle_cdeg"]) == 0x7FFF_FFFF for s in samples[10:])
+    times = [int(s["time_us"]) for s in samples]
+    assert all(b - a == 1000 for a, b in itertools.pairwise(times))
