@@ -473,19 +473,19 @@ class _Run:
         self.set_phase(Phase.STOPPING)
         try:
             self.stop_rig()
+            # The depth the rig came to rest at, read after the stop, not the last
+            # telemetry before it (the axis was still braking then).
+            self.sense()
+            self.depth_mm = self.nd.status().depth_mm
             self.note("stopped", depth_mm=self.depth_mm)
         except NeedleDriverError as exc:
             # A dead link: the device's watchdog stops the motion by itself.
             self.note("stop_failed", error=str(exc))
+            with contextlib.suppress(NeedleDriverError):
+                self.depth_mm = self.nd.status().depth_mm
         finally:
             if self._unsubscribe is not None:
                 self._unsubscribe()
-        try:
-            self.sense()
-            st = self.nd.status()
-            self.depth_mm = st.depth_mm
-        except NeedleDriverError:
-            pass
 
 
 def run_procedure(

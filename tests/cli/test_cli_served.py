@@ -135,6 +135,9 @@ def test_sigint_mid_run_stops_the_device_and_completes_the_record(
     kinds = [e["kind"] for e in events]
     assert "stopped" in kinds and "stop_failed" not in kinds
     assert kinds.index("stopped") < kinds.index("operator_signal")
+    # ...and it notes the depth the device came to rest at, read after the stop.
+    (stopped,) = [e for e in events if e["kind"] == "stopped"]
+    assert stopped["depth_mm"] == pytest.approx(s["depth_mm"], abs=0.005)
     assert _json(cli, served, "status")["depth_mm"] == pytest.approx(s["depth_mm"], abs=0.01)
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["summary"]["outcome"] == "aborted" and "end_time_utc" in meta

@@ -359,3 +359,24 @@ def test_a_profile_that_stays_reports_no_withdrawal() -> None:
     with rig("soft-stenosis") as nd:
         out = run_procedure(nd, "pierce", target_depth_mm=target_for("soft-stenosis"))
         assert out.result is Result.CROSSED and out.withdrawn is None
+
+
+def test_the_stopped_note_holds_the_depth_the_rig_came_to_rest_at() -> None:
+    # Abort while the needle travels at the approach speed (2 mm/s): it brakes over a
+    # few hundredths of a mm after the last telemetry the loop saw.
+    abort = threading.Event()
+
+    def on_progress(p: Progress) -> None:
+        if p.phase is Phase.ADVANCE and p.depth_mm > 5.0:
+            abort.set()
+
+    with rig("soft-stenosis") as nd:
+        out = run_procedure(
+            nd, "pierce", target_depth_mm=20.0, on_progress=on_progress, abort=abort
+        )
+        assert out.result is Result.ABORTED
+        (stopped,) = [e for e in out.events if e.kind == "stopped"]
+        truth_mm = nd.status().depth_mm
+        assert stopped.fields["depth_mm"] == pytest.approx(truth_mm, abs=0.001)
+        assert out.final_depth_mm == pytest.approx(truth_mm, abs=0.001)
+        assert_rig_at_rest(nd)
