@@ -24,6 +24,7 @@ which the device enforces whatever the host does.
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -579,6 +580,11 @@ def _fault_reason(exc: NeedleDriverError) -> str:
 
 
 def _interrupt_reason(exc: KeyboardInterrupt) -> str:
+    """Name the signal when the interrupt carries one (needlectl's ``Interrupted``
+    has ``signum``: SIGTERM must not be recorded as a Ctrl-C)."""
+    signum = getattr(exc, "signum", None)
+    if isinstance(signum, int) and signum in signal.Signals._value2member_map_:
+        return f"interrupted by {signal.Signals(signum).name}"
     return "interrupted (Ctrl-C)"
 
 

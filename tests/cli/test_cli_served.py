@@ -184,3 +184,37 @@ def test_sim_serve_on_tcp(cli: Cli) -> None:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=10)
     assert proc.returncode == 0
+
+
+def test_sigterm_while_the_run_homes_is_recorded_as_sigterm(
+    cli: Cli, served: str, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [
+            *(str(cli.path), "-v", "--port", served, "run", "pierce"),
+            *("--target-mm", "48", "--record", str(run_dir)),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "needlectl.run: phase setup" in line:
+            break
+    else:
+        pytest.fail(f"the run never reported its setup phase: {proc.communicate()}")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert err.rstrip().splitlines()[-1].startswith("needlectl: run aborted by SIGTERM")
+    events = read_events(run_dir / "events.jsonl")
+    (end,) = [e for e in events if e["kind"] == "end"]
+    assert end["outcome"] == "aborted"
+    assert "SIGTERM" in end["reason"] and "Ctrl-C" not in end["reason"], end
+    assert [e["signal"] for e in events if e["kind"] == "operator_signal"] == ["SIGTERM"]
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert "SIGTERM" in meta["summary"]["reason"]
+    s = _json(cli, served, "status")
+    assert s["moving"] is False and s["state"] != "HOMING"
