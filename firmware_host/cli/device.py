@@ -13,6 +13,7 @@ from typing import Any
 from firmware_host.cli.exits import CliError, Exit, Interrupted
 from firmware_host.cli.interrupt import StopRequest, stop_on_signals
 from firmware_host.cli.output import Output, jsonable
+from firmware_host.procedure.homing import home_interruptibly
 
 log = logging.getLogger("needlectl")
 
@@ -275,9 +276,11 @@ def home(nd: Any, ns: argparse.Namespace, out: Output, stop: StopRequest) -> Any
         spinner.start()
     log.info("homing at %.3f mm/s on %s", ns.speed_mm_s, ns.port)
     try:
-        with stop.blocking():
-            nd.home(speed_mm_s=ns.speed_mm_s, timeout_s=ns.timeout_s)
-    except Interrupted as exc:
+        # A signal only sets stop.event; the homing wait sees it within a slice.
+        status = home_interruptibly(
+            nd, speed_mm_s=ns.speed_mm_s, timeout_s=ns.timeout_s, abort=stop.event
+        )
+    except Interrupted as exc:  # a second signal: the operator insists
         done = stop_rig(nd, "homing interrupted")
         raise Interrupted(exc.signum, f"{stop.signal_name} while homing: {done}") from None
     except BaseException:
@@ -286,7 +289,10 @@ def home(nd: Any, ns: argparse.Namespace, out: Output, stop: StopRequest) -> Any
     finally:
         if spinner is not None:
             spinner.stop()
-    return nd.status()
+    if status is None:
+        done = stop_rig(nd, "homing interrupted")
+        raise Interrupted(stop.signum or signal.SIGINT, f"{stop.signal_name} while homing: {done}")
+    return status
 
 
 def cmd_home(ns: argparse.Namespace, out: Output) -> int:

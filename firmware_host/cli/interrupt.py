@@ -1,30 +1,35 @@
 """SIGINT/SIGTERM during motion: stop the rig first, then leave with 130/143.
 
-Two modes. While needlectl's own loop polls the device (jog, run), a signal only
-sets ``event`` (a threading.Event the loop and the procedure watch) so the link is
-never torn mid-frame. While a blocking library call runs (homing), a signal
-raises ``Interrupted`` out of it; the caller then stops the rig. A second signal
-always raises, so an operator is never stuck.
+The first signal never raises: it records which signal it was and sets ``event``
+(an AbortEvent, whose reason names the signal), and every motion loop — homing, jog,
+the procedure — looks at it between short waits and stops the rig itself. Raising
+from the handler instead would throw into whatever the main thread was doing, the
+link included: between taking its I/O lock and the ``try`` that releases it, the
+exception would leave the lock held and STOP/ESTOP could no longer be sent.
+
+A second signal does raise ``Interrupted``: the operator insists (a link that no
+longer answers keeps the loops waiting for its timeouts), and the caller then tries
+an ESTOP; if the link is wedged, the device's watchdog stops the rig once needlectl
+has gone quiet.
 """
 
 from __future__ import annotations
 
 import signal
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
 from firmware_host.cli.exits import Interrupted
+from firmware_host.procedure.homing import AbortEvent
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class StopRequest:
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self.event = AbortEvent()
         self.signum: int | None = None
-        self.raise_now = False  # set while a blocking call runs
 
     @property
     def signal_name(self) -> str:
@@ -35,22 +40,11 @@ class StopRequest:
         return self.event.is_set()
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
-        first = self.signum is None
-        self.signum = signum if first else self.signum
-        self.event.set()
-        if self.raise_now or not first:
-            raise Interrupted(signum, f"interrupted by {signal.Signals(signum).name}")
-
-    @contextmanager
-    def blocking(self) -> Iterator[None]:
-        """Around a blocking library call: a signal interrupts it."""
-        if self.event.is_set():
-            raise Interrupted(self.signum or signal.SIGINT)
-        self.raise_now = True
-        try:
-            yield
-        finally:
-            self.raise_now = False
+        if self.signum is None:
+            self.signum = signum
+            self.event.set_because(signal.Signals(signum).name)
+            return
+        raise Interrupted(signum, f"interrupted again by {signal.Signals(signum).name}")
 
     def check_before_motion(self) -> None:
         """A signal that came while connecting or asking: leave before anything moves."""

@@ -137,16 +137,8 @@ def cmd_run(ns: argparse.Namespace, out: Output) -> int:
         outcome: Any = None
         try:
             with _progress(out, f"target {target_mm:g} mm", record_dir) as show:
-
-                def on_progress(p: Any) -> None:
-                    # Setup (homing, limits) is made of blocking calls: there a signal
-                    # interrupts at once (the procedure turns that into a stopped,
-                    # aborted run). Once the control loop runs, the signal only sets
-                    # the abort event, which the loop checks every control period.
-                    stop.raise_now = str(getattr(p.phase, "value", p.phase)) == "setup"
-                    show(p)
-
-                stop.raise_now = True
+                # A signal only sets stop.event (an AbortEvent naming the signal): the
+                # procedure watches it in every phase, homing included, and stops the rig.
                 stop.check_before_motion()
                 log.info("run: profile %s, target %.3f mm on %s", profile.name, target_mm, ns.port)
                 outcome = run_procedure(
@@ -154,10 +146,9 @@ def cmd_run(ns: argparse.Namespace, out: Output) -> int:
                     profile,
                     target_depth_mm=target_mm,
                     recorder=recorder,
-                    on_progress=on_progress,
+                    on_progress=show,
                     abort=stop.event,
                 )
-                stop.raise_now = False
         except BaseException:
             # The procedure stops the rig on every outcome; this is for errors it lets
             # through (before motion, or a bug): stop anyway; the record stays readable.

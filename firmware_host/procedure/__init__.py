@@ -6,6 +6,7 @@ with NeedleDriver.open("sim://?lesion=dense-calcified-cto") as nd:
     outcome = run_procedure(nd, load_profile("pierce"), target_depth_mm=45.0)
 """
 
+from firmware_host.procedure.homing import AbortEvent, home_interruptibly
 from firmware_host.procedure.loop import ProcedureError, run_procedure
 from firmware_host.procedure.outcome import Outcome, Phase, ProcedureEvent, Progress, Result
 from firmware_host.procedure.profile import (
@@ -19,6 +20,7 @@ from firmware_host.procedure.profile import (
 
 __all__ = [
     "DEFAULT_PROFILE",
+    "AbortEvent",
     "Outcome",
     "Phase",
     "ProcedureError",
@@ -28,6 +30,7 @@ __all__ = [
     "Progress",
     "Result",
     "builtin_names",
+    "home_interruptibly",
     "load_profile",
     "parse_profile",
     "run_procedure",

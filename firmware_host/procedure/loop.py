@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from firmware_host.errors import DeviceFault, LinkLost, NeedleDriverError, Timeout
+from firmware_host.procedure.homing import abort_reason, home_interruptibly
 from firmware_host.procedure.outcome import (
     Outcome,
     Phase,
@@ -49,6 +50,7 @@ _AT_TARGET_TOL_MM = 0.005  # one encoder count or so
 _WITHDRAWN_TOL_MM = 0.01
 _STOP_TIMEOUT_S = 10.0
 HOME_SPEED_MM_S = 2.0  # the library's homing speed (NeedleDriver.home's default)
+_HOME_TIMEOUT_S = 120.0
 LOAD_CELL_FROZEN_S = 0.5
 
 
@@ -174,7 +176,7 @@ class _Run:
 
     def check_abort(self) -> None:
         if self.abort is not None and self.abort.is_set():
-            raise _Ended(Result.ABORTED, "aborted by the operator")
+            raise _Ended(Result.ABORTED, abort_reason(self.abort, "aborted by the operator"))
 
     # ------------------------------------------------------------ sensing
 
@@ -299,7 +301,11 @@ class _Run:
             )
         if self.p.home_first or not st.homed:
             self.note("home")
-            nd.home(speed_mm_s=HOME_SPEED_MM_S)
+            homed = home_interruptibly(
+                nd, speed_mm_s=HOME_SPEED_MM_S, timeout_s=_HOME_TIMEOUT_S, abort=self.abort
+            )
+            if homed is None:
+                self.check_abort()  # the abort came while homing: end (the rig is stopped)
         lim = self.p.limits
         nd.set_limits(
             soft_depth_limit_mm=self.soft_limit_mm,
@@ -322,7 +328,7 @@ class _Run:
         )
 
     def run(self) -> None:
-        self.report(force=True)  # phase "setup": homing blocks, Ctrl-C must interrupt it
+        self.report(force=True)  # phase "setup" (homing watches the abort event too)
         self.check_abort()
         self.setup()
         self.check_abort()

@@ -380,3 +380,45 @@ def test_the_stopped_note_holds_the_depth_the_rig_came_to_rest_at() -> None:
         assert stopped.fields["depth_mm"] == pytest.approx(truth_mm, abs=0.001)
         assert out.final_depth_mm == pytest.approx(truth_mm, abs=0.001)
         assert_rig_at_rest(nd)
+
+
+class _AbortAfter:
+    """The driver, passed through, except that its wait sets ``abort`` once ``after_s``
+    of driver time have passed: an operator stopping the run at a chosen moment."""
+
+    def __init__(self, nd: NeedleDriver, abort: threading.Event, after_s: float) -> None:
+        self._nd = nd
+        self._abort = abort
+        self._at_s = nd.clock.monotonic() + after_s
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._nd, name)
+
+    def wait_s(self, seconds: float) -> None:
+        self._nd.wait_s(seconds)
+        if self._nd.clock.monotonic() >= self._at_s:
+            self._abort.set()
+
+
+def test_an_abort_while_homing_stops_the_homing_at_once() -> None:
+    # Homing takes ~1.5 s here; the operator stops 0.3 s in. The homing is not left to
+    # finish: the run ends within a slice of the abort, unhomed, the rig at rest.
+    from firmware_host.procedure import AbortEvent
+
+    abort = AbortEvent()
+    with rig("soft-stenosis") as nd:
+        fw = firmware(nd)
+        fw.rig.needle_depth_mm = 3.0  # somewhere short of the switch: homing has a way to go
+        out = run_procedure(
+            _AbortAfter(nd, abort, 0.3), "pierce", target_depth_mm=20.0, abort=abort
+        )
+        assert out.result is Result.ABORTED and out.reason == "aborted by the operator"
+        assert not fw.homed
+        end_t = next(e.t_s for e in out.events if e.kind == "end")
+        assert end_t < 0.3 + 0.1
+        assert_rig_at_rest(nd)
+    abort = AbortEvent()
+    abort.set_because("SIGTERM")
+    with rig("soft-stenosis") as nd:
+        out = run_procedure(nd, "pierce", target_depth_mm=20.0, abort=abort)
+        assert out.reason == "aborted by the operator (SIGTERM)"

@@ -1,0 +1,87 @@
+"""Homing that an abort can interrupt, without anything raised into the link.
+
+``NeedleDriver.home()`` blocks until the axis is homed. Interrupting it means raising
+from a signal handler into whatever the main thread is doing — possibly the link,
+between taking its I/O lock and the ``try`` that releases it, after which STOP and
+ESTOP could not be sent. So homing here is: send HOME, then wait in short slices with
+the driver's own wait, and look at the abort event between slices. The caller stops
+the rig when it sees the abort.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from firmware_host.errors import DeviceFault, Timeout
+from protocol import DeviceState, Home
+
+HOME_SLICE_S = 0.05
+_STOPPED_BY_FAULT = (DeviceState.FAULT, DeviceState.ESTOPPED, DeviceState.STALLED)
+
+
+class AbortEvent(threading.Event):
+    """A ``threading.Event`` that can say why it was set (needlectl: which signal).
+
+    ``run_procedure`` and ``home_interruptibly`` take any ``threading.Event``; with
+    this one the outcome's reason names the cause."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason = ""
+
+    def set_because(self, reason: str) -> None:
+        self.reason = reason
+        self.set()
+
+
+def abort_reason(abort: threading.Event | None, default: str) -> str:
+    why = getattr(abort, "reason", "")
+    return f"{default} ({why})" if why else default
+
+
+def start_homing(nd: Any, speed_mm_s: float) -> None:
+    """Send HOME and return once the device accepted it (it is then homing).
+
+    The client has no non-blocking home, so this goes through its motion path
+    (speed checked against the identity, refused on a schema mismatch, a NAK raised
+    as ``Nak``) exactly as ``NeedleDriver.home()`` does before it starts waiting."""
+    from firmware_host import units
+
+    nd._check_speed(speed_mm_s)
+    nd._motion(Home(units.mm_s_to_um_s(speed_mm_s)))
+
+
+def home_interruptibly(
+    nd: Any,
+    *,
+    speed_mm_s: float,
+    timeout_s: float,
+    abort: threading.Event | None,
+    slice_s: float = HOME_SLICE_S,
+) -> Any | None:
+    """Home the advance axis; the status once homed, or None as soon as ``abort`` is
+    seen set (within ``slice_s``; the axis may still be moving: stop it).
+
+    Raises DeviceFault when a fault ends the homing or it ends unhomed, Timeout when
+    the axis still moves after ``timeout_s`` (the rig then still moves: stop it)."""
+    if abort is not None and abort.is_set():
+        return None
+    start_homing(nd, speed_mm_s)
+    deadline_s = nd.clock.monotonic() + timeout_s
+    while True:
+        if abort is not None and abort.is_set():
+            return None
+        status = nd.status()
+        if not status.moving:
+            if status.state in _STOPPED_BY_FAULT or status.latched_faults:
+                raise DeviceFault(
+                    f"{nd.url}: homing stopped in state {status.state.name}",
+                    int(status.latched_faults),
+                )
+            if not status.homed:
+                raise DeviceFault(f"{nd.url}: homing ended without the axis homed", 0)
+            return status
+        if nd.clock.monotonic() >= deadline_s:
+            raise Timeout(f"{nd.url}: still homing after {timeout_s:g} s")
+        nd.wait_s(slice_s)
