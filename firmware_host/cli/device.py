@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from firmware_host.cli.exits import CliError, Exit, Interrupted
+from firmware_host.cli.exits import CLEAR_THEN_HOME, CliError, Exit, Interrupted
 from firmware_host.cli.interrupt import StopRequest, stop_on_signals
 from firmware_host.cli.output import Output, jsonable
 from firmware_host.procedure.homing import home_interruptibly
@@ -243,7 +243,7 @@ def _report(
         raise CliError(
             f"safety stop: the motion ended in {name_of(status.state)} ({faults}) at"
             f" {status.depth_mm:.3f} mm — see `needlectl events`, fix the cause, then"
-            " `needlectl clear` and `needlectl home`",
+            f" {CLEAR_THEN_HOME}",
             Exit.SAFETY_STOP,
         )
     return Exit.OK

@@ -38,6 +38,13 @@ EXIT_CODES_HELP = """exit codes:
   143  terminated by SIGTERM: the rig was stopped first"""
 
 
+# After a stall, an e-stop or a fault the device's position is not trusted (it forgets
+# its homing) and it refuses MOVE until homed again: homing is also what retracts.
+CLEAR_THEN_HOME = (
+    "`needlectl clear`, then `needlectl home` (drives the needle back to the home switch)"
+)
+
+
 class CliError(Exception):
     """An error needlectl itself raises: already one line, with its exit code."""
 
@@ -127,8 +134,7 @@ def classify(exc: BaseException, port: str | None = None) -> tuple[Exit, str]:
         return Exit.REFUSED, f"refused before sending: {msg} — see `needlectl info` for the limits"
     if "DeviceFault" in names:
         return Exit.SAFETY_STOP, (
-            f"safety stop: {msg} — see `needlectl events`, fix the cause,"
-            " then `needlectl clear` (and `needlectl home` after a stall)"
+            f"safety stop: {msg} — see `needlectl events`, fix the cause, then {CLEAR_THEN_HOME}"
         )
     if "LinkLost" in names or isinstance(exc, ConnectionError):
         return Exit.LINK, (

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware_host.cli.device import clear_stale_watchdog, confirm_motion, connect, stop_rig
-from firmware_host.cli.exits import CliError, Exit
+from firmware_host.cli.exits import CLEAR_THEN_HOME, CliError, Exit
 from firmware_host.cli.interrupt import stop_on_signals
 from firmware_host.cli.output import Output, jsonable
 
@@ -222,7 +222,7 @@ def _failure_line(outcome: Any, signum: int | None, latched: list[str]) -> str:
         return (
             f"crossed, but {outcome.reason.split('; ', 1)[-1]}: the rig is stopped at"
             f" {outcome.final_depth_mm:.2f} mm{faults} — see `needlectl status` and"
-            " `needlectl events`, fix the cause, then `needlectl clear` and `needlectl home`"
+            f" `needlectl events`, fix the cause, then {CLEAR_THEN_HOME}"
         )
     if signum is not None:
         return (
@@ -233,12 +233,11 @@ def _failure_line(outcome: Any, signum: int | None, latched: list[str]) -> str:
     if what == "stalled":
         return (
             f"not crossed: {outcome.reason} (depth {outcome.final_depth_mm:.2f} mm{faults})"
-            " — the rig is stopped; see the plot; `needlectl clear` if a fault is latched,"
-            " retract with `needlectl jog --advance-mm -N`, then `needlectl home`"
+            f" — the rig is stopped; see the plot; {CLEAR_THEN_HOME}"
         )
     return (
         f"run ended in a fault: {outcome.reason}{faults} — see `needlectl events`, fix the"
-        " cause, then `needlectl clear` and `needlectl home`"
+        f" cause, then {CLEAR_THEN_HOME}"
     )
 
 

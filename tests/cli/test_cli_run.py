@@ -48,6 +48,9 @@ def test_run_that_does_not_cross_exits_6_with_the_outcome(cli: Cli) -> None:
     proc = cli.run("--json", "--port", "sim://?lesion=uncrossable&seed=1", "run", "pierce")
     line = cli.one_line_error(proc, 6)
     assert "not crossed" in line
+    # Homing is what retracts: after a stall the device refuses a jog until re-homed.
+    assert "`needlectl clear`, then `needlectl home` (drives the needle back" in line
+    assert "jog" not in line
     d = json.loads(proc.stdout)
     assert d["outcome"] == "stalled" and d["pecks"] >= 1 and d["depth_mm"] < d["target_depth_mm"]
 

@@ -81,10 +81,16 @@ def test_a_served_device_keeps_its_state_between_commands(cli: Cli, served: str)
     assert "ESTOPPED" in line and "needlectl clear" in line  # not cleared behind your back
     assert _json(cli, port, "clear")["latched_faults"] == []
     assert "ESTOP" not in _json(cli, port, "status")["latched_faults"]
+    # The advice after an e-stop or stall is clear, then home: a jog back is refused
+    # (the position is not trusted), homing drives the needle back to the switch.
+    line = cli.one_line_error(cli.run("--port", port, "jog", "--advance-mm", "-1"), 4)
+    assert "NOT_HOMED" in line
+    d = _json(cli, port, "home")
+    assert d["homed"] is True and d["depth_mm"] == pytest.approx(0.0, abs=0.01)
     proc = cli.run("--port", port, "--json", "events")
     codes = [json.loads(x)["code"] for x in proc.stdout.splitlines()]
     assert codes[0] == "BOOT" and "HOMED" in codes and "ESTOP" in codes
-    assert codes[-1] in ("FAULT_CLEARED", "WATCHDOG_TRIP")
+    assert codes[-1] in ("HOMED", "FAULT_CLEARED", "WATCHDOG_TRIP")
 
 
 def test_sigint_mid_run_stops_the_device_and_completes_the_record(
