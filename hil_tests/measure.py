@@ -28,6 +28,23 @@ def advance_stopped_at_us(samples: Any, after_us: int, tolerance_um: int = 0) ->
     return int(sel["t_us"][idx[0]])
 
 
+def rotation_stopped_at_us(samples: Any, after_us: int) -> int | None:
+    """Device time of the first sample at/after ``after_us`` from which the angle never
+    changes again (the rotation is at rest), or None if it still turned at the end of the
+    record."""
+    sel = samples[samples["t_us"] >= after_us]
+    if len(sel) < 2:
+        return None
+    angle = sel["angle_cdeg"].astype(np.int64)
+    changed = np.flatnonzero(angle[1:] != angle[:-1])
+    if len(changed) == 0:
+        return int(sel["t_us"][0])
+    last = int(changed[-1]) + 1  # the sample at which the angle last changed
+    if last == len(sel) - 1:
+        return None
+    return int(sel["t_us"][last])
+
+
 def encoder_stopped_at_us(samples: Any, before_us: int) -> int | None:
     """Device time of the last sample before ``before_us`` at which the encoder depth
     still increased (after it, the encoder stood still while the command went on)."""

@@ -8,7 +8,11 @@ from typing import Any
 import pytest
 
 from hil_tests.dut import Dut, Limits
-from hil_tests.measure import advance_stopped_at_us, encoder_stopped_at_us
+from hil_tests.measure import (
+    advance_stopped_at_us,
+    encoder_stopped_at_us,
+    rotation_stopped_at_us,
+)
 from hil_tests.session import HilSession, fresh_simulator
 from protocol import (
     DeviceState,
@@ -25,6 +29,30 @@ from protocol import (
 TICK_US = 1000  # the control tick of protocol v1 devices (1 kHz)
 SIM_STALL_LATENCY_MS = 10.0  # the simulator's promise (issue 3); a rig's comes from its file
 ESTOP_LATENCY_TICKS = 1
+# Every latched fault stops the rotation too (protocol §5), down its ramp: at the 30 rpm the
+# tests turn at, the simulator's ramp takes 50 ms; any rig must be at rest within this.
+ROTATE_RATE_MRPM = 30_000
+ROTATION_STOP_LIMIT_MS = 250.0
+ROTATION_RECORD_S = 0.4  # telemetry kept after a fault, to see the rotation come to rest
+
+
+def _start_rotation(dut: Dut) -> None:
+    dut.ack(Rotate(RotateMode.CONTINUOUS, ROTATE_RATE_MRPM, 0))
+
+
+def _check_rotation_stopped(
+    samples: Any, fault_us: int, what: str, hil_figures: dict[str, Any]
+) -> None:
+    """The needle turned before the fault and is at rest within the limit after it."""
+    before = samples[samples["t_us"] < fault_us]
+    assert len(before) > 1 and int(before["angle_cdeg"][-1]) != int(before["angle_cdeg"][0]), (
+        "the needle was not turning before the fault"
+    )
+    t_rest = rotation_stopped_at_us(samples, fault_us)
+    assert t_rest is not None, f"the needle kept turning after the {what}"
+    latency_ms = max(0, t_rest - fault_us) / 1000
+    hil_figures[f"rotation_stop_after_{what}_ms"] = latency_ms
+    assert latency_ms <= ROTATION_STOP_LIMIT_MS, f"rotation at rest {latency_ms} ms after {what}"
 
 
 def _latched(dut: Dut) -> FaultFlags:
@@ -56,10 +84,11 @@ def test_force_limit(hil_homed: Dut, hil_session: HilSession, hil_figures: dict[
     tl = dut.wire.received.telemetry
     mark = tl.mark()
     events_before = dut.status().last_event_number
+    _start_rotation(dut)
     _start_move(dut, s, depth_um)
     ev = dut.wait_event(EventCode.FORCE_OVER_LIMIT, depth_um / s.speed_um_s + 5.0, events_before)
     assert ev is not None, f"no FORCE_OVER_LIMIT on the way to {depth_um} µm"
-    dut.wire.wait_s(0.05)
+    dut.wire.wait_s(ROTATION_RECORD_S)
     samples = tl.since(mark)
     over = samples[abs(samples["force_mn"].astype("i8")) > limit_mn]
     assert len(over), "the event came but no sample shows the force over its limit"
@@ -73,6 +102,7 @@ def test_force_limit(hil_homed: Dut, hil_session: HilSession, hil_figures: dict[
     hil_figures["depth_at_trip_um"] = int(over["depth_um"][0])
     assert abs(ev.value) > limit_mn
     assert latency_ms <= 2 * TICK_US / 1000, f"advance stopped {latency_ms} ms after over-force"
+    _check_rotation_stopped(samples, int(ev.time_us), "force_limit", hil_figures)
     st = dut.status()
     assert FaultFlags(st.latched_faults) & FaultFlags.FORCE_LIMIT
     assert st.state == DeviceState.FAULT
@@ -93,6 +123,7 @@ def test_stall_cutoff_latency(
         # a rig: a solid block in the needle's way
         target = round(s.rig.stall_block_depth_mm * 1000) + 2000
         before = hil_homed.status().last_event_number
+        _start_rotation(hil_homed)
         _start_move(hil_homed, s, target)
         _check_stall(hil_homed, s, target, None, hil_figures, before)
     elif s.wire.virtual and hasattr(s.wire.port, "device"):
@@ -100,6 +131,7 @@ def test_stall_cutoff_latency(
         # The fault lasts for the rig's life, so it happens on a throwaway copy.
         with fresh_simulator(s) as dut:
             target = s.test_depth_um
+            _start_rotation(dut)
             _start_move(dut, s, target)
             _wait_depth(dut, s, target // 3)
             port: Any = dut.wire.port
@@ -121,7 +153,7 @@ def _check_stall(
     mark = max(0, tl.mark() - 100)  # the last ~second before the stall too
     ev = dut.wait_event(EventCode.STALL, target / s.speed_um_s + 5.0, events_before)
     assert ev is not None, "the advance stalled and was never cut off (no STALL event)"
-    dut.wire.wait_s(0.05)
+    dut.wire.wait_s(ROTATION_RECORD_S)
     samples = tl.since(mark)
     t_stop = advance_stopped_at_us(samples, int(samples["t_us"][0]) + TICK_US)
     assert t_stop is not None, "the commanded advance went on after the STALL event"
@@ -139,6 +171,7 @@ def _check_stall(
         assert latency_ms <= limit_ms, f"stall cut off {latency_ms} ms after onset"
         if injected_us is not None:
             assert (t_stop - injected_us) / 1000 <= limit_ms
+    _check_rotation_stopped(samples, int(ev.time_us), "stall", hil_figures)
     dut.clear_fault()
     assert dut.status().state == DeviceState.UNHOMED, "a stall must leave the device unhomed"
 

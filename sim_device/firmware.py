@@ -30,11 +30,14 @@ Behaviour in brief (the contract the host and the HIL suite rely on):
   anything moved; any host frame re-arms it; CLEAR_FAULT lifts the latch.
 * Safety every tick: the advance stops at the soft depth limit (LIMIT state,
   LIMIT_REACHED event; the limit is exact to the microstep); |force| above the
-  force limit stops the advance and latches FORCE_LIMIT; the stall cut-off fires
+  force limit latches FORCE_LIMIT; the stall cut-off fires
   when the force stays ≥ the stall force for stall_time_ms while advancing, or the
   motor count runs more than 5 µm ahead of the encoder (steps lost), and latches
   STALL; a load cell at its rail, or a noisy reading frozen for 200 ticks, latches
-  LOAD_CELL. Stall, e-stop and a lost encoder make the position invalid: re-home.
+  LOAD_CELL. Every latched fault stops both axes: the advance at once, the rotation
+  down its ramp (at once for e-stop and watchdog); motion other than ROTATE STOP is
+  NAKed until CLEAR_FAULT. Stall, e-stop and a lost encoder make the position
+  invalid: re-home.
 * E-stop halts both axes in the tick that parses it. STOP decelerates (no latch).
 * Telemetry: samples every 1000/rate_hz ticks (integer accumulator), sent in batches
   of ``batch_samples``; ``first_sample_number`` counts every sample since boot.
@@ -682,6 +685,13 @@ class Firmware:
         )
 
     def _latch(self, fault: FaultFlags, code: EventCode, value: int) -> None:
+        """Latch a fault. Every latched fault stops both axes: the advance at once (every
+        caller has halted it already), the rotation here, down its ramp (e-stop and the
+        watchdog have halted it at once). A needle left spinning in a lesion after a force
+        or stall fault is what a safety cut-off exists to prevent."""
+        self._osc_amp_deg = 0.0
+        if self.rot.active:
+            self.rot.decelerate()
         self.latched |= int(fault)
         self._emit_event(code, value)
         self._update_state()

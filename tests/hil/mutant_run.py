@@ -59,11 +59,22 @@ def _home_offset() -> None:
     Firmware._home_found = home_found  # type: ignore[method-assign]
 
 
+def _fault_leaves_rotation() -> None:
+    # a latched fault stops the advance only: the needle goes on turning in the lesion
+    def latch(self: Any, fault: FaultFlags, code: EventCode, value: int) -> None:
+        self.latched |= int(fault)
+        self._emit_event(code, value)
+        self._update_state()
+
+    Firmware._latch = latch  # type: ignore[method-assign]
+
+
 MUTANTS: dict[str, Callable[[], None]] = {
     "estop_decelerates": _estop_decelerates,
     "force_limit_ignored": _force_limit_ignored,
     "event_log_empty": _event_log_empty,
     "home_offset": _home_offset,
+    "fault_leaves_rotation": _fault_leaves_rotation,
 }
 
 

@@ -16,6 +16,7 @@ CAUGHT_BY = {
     "force_limit_ignored": "test_safety.py::test_force_limit",
     "event_log_empty": "test_streams.py::test_event_gap_recovered_with_get_events",
     "home_offset": "test_motion_limits.py::test_homing",
+    "fault_leaves_rotation": "test_safety.py::test_force_limit",
 }
 
 

@@ -3,6 +3,7 @@ limit, soft limit, rig faults — with the real rig, on the virtual clock."""
 
 from __future__ import annotations
 
+import pytest
 import serial
 
 import sim_device  # noqa: F401
@@ -10,6 +11,7 @@ from protocol import (
     Ack,
     ClearFault,
     DeviceState,
+    EStop,
     EventCode,
     FaultFlags,
     GetStatus,
@@ -18,6 +20,9 @@ from protocol import (
     MoveMode,
     Nak,
     NakReason,
+    Rotate,
+    RotateMode,
+    SampleFlags,
     SetLimits,
     SetTelemetry,
     Status,
@@ -148,3 +153,55 @@ def test_lost_encoder_during_an_advance_is_cut_off() -> None:
     st = status(host)
     assert st.state == DeviceState.STALLED
     assert st.commanded_depth_um - st.depth_um <= 20  # stopped within a few µm of following
+
+
+# Every latched fault stops both axes (protocol §5): the advance at once, the rotation down
+# its ramp (at once for e-stop and the watchdog). At 30 rpm (180 °/s) and 3600 °/s² the
+# ramp takes 50 ms and 4.5°; a needle left spinning would turn 180° per second.
+ROTATE_30RPM = Rotate(RotateMode.CONTINUOUS, 30_000, 0)
+FAULT_CASES = {
+    "force_limit": ("lesion=dense-calcified-cto&seed=3", FaultFlags.FORCE_LIMIT),
+    "stall": ("seed=5&fault=motor_stall&fault_at_s=3", FaultFlags.STALL),
+    "load_cell": ("seed=6&fault=loadcell_disconnected&fault_at_s=3", FaultFlags.LOAD_CELL),
+    # a frozen encoder under a moving motor is a lost-steps stall (a NaN reading is ENCODER)
+    "encoder_lost": ("seed=8&fault=encoder_lost&fault_at_s=3", FaultFlags.STALL),
+    "watchdog": ("seed=9&watchdog_ms=200", FaultFlags.WATCHDOG),
+    "estop": ("seed=10", FaultFlags.ESTOP),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FAULT_CASES))
+def test_every_latched_fault_stops_the_rotation_too(case: str) -> None:
+    query, fault = FAULT_CASES[case]
+    if "watchdog_ms" not in query:
+        query += "&watchdog_ms=60000"
+    host = homed_host(query)
+    fw: Firmware = host.port.device
+    if case == "force_limit":
+        host.command(SetLimits(150_000, 3_000, 2_500, 5_000))
+    assert isinstance(host.command(ROTATE_30RPM).message, Ack)
+    assert isinstance(host.command(Move(MoveMode.ABSOLUTE, 60_000, 2000)).message, Ack)
+    if case == "watchdog":
+        host.heartbeat = False
+    elif case == "estop":
+        host.pump(1.0)
+        host.command(EStop())
+    host.pump(60.0, until=lambda: bool(fw.latched & fault))
+    assert fw.latched & fault, f"{case}: the fault never latched"
+    host.heartbeat = True
+    latched_at_deg = fw.rot.pos
+    host.pump(0.1)  # twice the ramp
+    angle_cdeg = status(host).angle_cdeg
+    assert abs(fw.rot.pos - latched_at_deg) <= 4.6, f"{case}: turned on after the fault"
+    assert not fw.rot.active
+    host.pump(1.0)
+    st = status(host)
+    assert st.angle_cdeg == angle_cdeg, f"{case}: the needle still turns with {fault!r} latched"
+    assert not st.flags & (SampleFlags.ROTATING | SampleFlags.ADVANCING)
+    # motion refused while latched, except stopping
+    reply = host.command(ROTATE_30RPM).message
+    want = NakReason.ESTOPPED if case == "estop" else NakReason.LATCHED_FAULT
+    assert isinstance(reply, Nak) and reply.reason == want
+    assert isinstance(host.command(Rotate(RotateMode.STOP, 0, 0)).message, Ack)
+    host.pump(0.5)
+    assert status(host).angle_cdeg == angle_cdeg
