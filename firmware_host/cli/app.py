@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from firmware_host.cli.exits import EXIT_CODES_HELP, CliError, Exit, classify
-from firmware_host.cli.output import Output
+from firmware_host.cli.output import Output, StdoutClosed
 
 DEFAULT_PORT = "sim://"
 PORT_ENV = "NEEDLECTL_PORT"
@@ -246,6 +246,18 @@ def _handler(spec: str) -> Callable[[argparse.Namespace, Output], int]:
     return fn
 
 
+def _discard_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's last flush of what sits in
+    sys.stdout's buffer does not meet EPIPE again (and print about it) on exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = list(sys.argv[1:] if argv is None else argv)
@@ -275,6 +287,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BaseException as exc:  # the one error boundary
         if isinstance(exc, SystemExit):
             raise
+        if isinstance(exc, StdoutClosed):
+            # Unwound through the device's context (which stops the rig); say nothing.
+            _discard_stdout()
+            return int(Exit.STDOUT_CLOSED)
         code, message = classify(exc, ns.port)
         if verbose:
             traceback.print_exc()

@@ -22,6 +22,7 @@ class Exit(enum.IntEnum):
     SAFETY_STOP = 5  # a latched fault, e-stop, stall or force limit stopped the motion
     NOT_CROSSED = 6  # the procedure ended without crossing (stalled)
     SIGINT = 130  # Ctrl-C: the rig was stopped first
+    STDOUT_CLOSED = 141  # the reader of stdout left (`| head`), as a tool killed by SIGPIPE
     SIGTERM = 143  # SIGTERM: the rig was stopped first
 
 
@@ -35,7 +36,8 @@ EXIT_CODES_HELP = """exit codes:
   5    safety stop: fault, e-stop, stall or force limit stopped the motion
   6    procedure ended without crossing (stalled)
   130  interrupted by Ctrl-C (SIGINT): the rig was stopped first
-  143  terminated by SIGTERM: the rig was stopped first"""
+  141  stdout closed early (e.g. `| head`): output cut short, quietly; any
+       motion was stopped first  143  terminated by SIGTERM: the rig was stopped first"""
 
 
 # After a stall, an e-stop or a fault the device's position is not trusted (it forgets

@@ -118,7 +118,7 @@ def cmd_codegen_c(ns: argparse.Namespace, out: Output) -> int:
 
     header = codegen.c_header()
     if ns.output == "-":
-        sys.stdout.write(header)
+        out.write(header)
         return Exit.OK
     path = Path(ns.output)
     path.write_text(header, encoding="utf-8")

@@ -33,6 +33,11 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+class StdoutClosed(Exception):
+    """The reader of stdout went away (`needlectl … | head -2`): EPIPE on our own
+    output, not on the rig's link. needlectl stops quietly, as Unix tools do."""
+
+
 class Output:
     def __init__(self, json_mode: bool, stream: TextIO | None = None) -> None:
         self.json_mode = json_mode
@@ -43,13 +48,19 @@ class Output:
 
     def emit(self, obj: Mapping[str, Any]) -> None:
         """One JSON object per line (a whole answer, or one item of a stream)."""
-        self.stream.write(json.dumps(jsonable(obj), separators=(",", ":")) + "\n")
-        self.stream.flush()
+        self.write(json.dumps(jsonable(obj), separators=(",", ":")) + "\n")
 
     def line(self, text: str = "") -> None:
         if not self.json_mode:
-            self.stream.write(text + "\n")
+            self.write(text + "\n")
+
+    def write(self, text: str) -> None:
+        """Write and flush; a closed pipe becomes StdoutClosed (never a link error)."""
+        try:
+            self.stream.write(text)
             self.stream.flush()
+        except BrokenPipeError:
+            raise StdoutClosed from None
 
     def result(self, obj: Mapping[str, Any], text: str) -> None:
         """The answer of a command: JSON with --json, else the human text."""

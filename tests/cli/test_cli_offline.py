@@ -167,3 +167,29 @@ def test_sim_lesions_lists_the_library(cli: Cli) -> None:
     assert cto["length_mm"] > 0 and "cto" in cto["tags"]
     human = cli.run("sim", "lesions")
     assert human.returncode == 0 and "dense-calcified-cto" in human.stdout
+
+
+def test_stdout_closed_early_is_not_a_link_loss(cli: Cli) -> None:
+    """`needlectl sim lesions | head -2`: the reader leaves. A well-behaved tool stops
+    quietly (the status a tool killed by SIGPIPE has, 141), and says nothing about a
+    cable. The pipe's read end is closed before the command writes, so every write
+    meets EPIPE whatever the timing."""
+    import subprocess
+
+    for args in (("sim", "lesions"), ("status",), ("--json", "status"), ("events",)):
+        read_fd, write_fd = os.pipe()
+        os.close(read_fd)
+        try:
+            proc = subprocess.run(
+                [str(cli.path), *args],
+                stdout=write_fd,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=60,
+                check=False,
+                env={k: v for k, v in os.environ.items() if k != "NEEDLECTL_PORT"},
+            )
+        finally:
+            os.close(write_fd)
+        assert proc.returncode == 141, (args, proc.returncode, proc.stderr)
+        assert proc.stderr == "", (args, proc.stderr)
