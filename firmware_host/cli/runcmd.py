@@ -175,8 +175,8 @@ def cmd_run(ns: argparse.Namespace, out: Output) -> int:
         out.emit(jsonable(result))
     else:
         out.line(
-            f"{outcome.result.value.upper()}: {outcome.reason}; depth {outcome.final_depth_mm:.2f}"
-            f" of {outcome.target_depth_mm:.2f} mm in {outcome.duration_s:.1f} s, peak force"
+            f"{outcome.result.value.upper()}: {outcome.reason}; {_where(outcome)}"
+            f" in {outcome.duration_s:.1f} s, peak force"
             f" {outcome.peak_force_n:.2f} N, {outcome.holds} holds ({outcome.hold_time_s:.1f} s),"
             f" {outcome.pecks} pecks, {outcome.cracks} cracks, {outcome.stalls} stalls"
         )
@@ -185,6 +185,20 @@ def cmd_run(ns: argparse.Namespace, out: Output) -> int:
     if code != Exit.OK:
         raise CliError(_failure_line(outcome, signum, latched), code)
     return Exit.OK
+
+
+def _where(outcome: Any) -> str:
+    """Where the needle went and where it is: after a withdrawal the final depth alone
+    (0 mm) would hide how deep it got."""
+    final, target = outcome.final_depth_mm, outcome.target_depth_mm
+    deepest = max(outcome.deepest_depth_mm, final)
+    if outcome.withdrawn is not None:
+        back = "withdrawn to" if outcome.withdrawn else "withdrawal stopped at"
+        return f"deepest {deepest:.2f} of {target:.2f} mm, then {back} {final:.2f} mm"
+    text = f"depth {final:.2f} of {target:.2f} mm"
+    if deepest - final > 0.01:
+        text += f" (deepest {deepest:.2f} mm)"
+    return text
 
 
 def _exit_code(outcome: Any, result_type: Any, signum: int | None) -> Exit:

@@ -122,6 +122,7 @@ class _Run:
         self.pecks_no_progress = 0
         self.last_peck_depth_mm: float | None = None
         self.best_depth_mm = 0.0
+        self.deepest_mm = 0.0  # deepest encoder sample seen while running
         self.progress_t = self.t0  # when depth last gained progress_mm
         self.progress_ref_mm = 0.0
         self.last_progress_report = -1e9
@@ -198,6 +199,7 @@ class _Run:
         f = self.filter.update(force.tolist())
         self.force_n = f if f is not None else 0.0
         self.depth_mm = float(arr["depth_mm"][-1])
+        self.deepest_mm = max(self.deepest_mm, float(arr["depth_mm"].max()))
         self.commanded_mm = float(arr["commanded_depth_mm"][-1])
         states = arr["state"]
         bad = [int(s) for s in states if int(s) in _BAD_STATES]
@@ -556,6 +558,7 @@ def run_procedure(
         reason=reason,
         target_depth_mm=run.target_mm,
         final_depth_mm=round(run.depth_mm, 4),
+        deepest_depth_mm=round(max(run.deepest_mm, run.depth_mm), 4),
         duration_s=round(run.now() - start, 4),
         peak_force_n=round(run.peak_force_n, 4),
         hold_time_s=round(run.hold_time_s, 4),

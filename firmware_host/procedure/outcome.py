@@ -54,7 +54,7 @@ class Outcome:
     result: Result
     reason: str  # one line: why it ended this way
     target_depth_mm: float
-    final_depth_mm: float
+    final_depth_mm: float  # where the encoder says the needle is at the end
     duration_s: float  # from the first motion to rest, on the driver's clock
     peak_force_n: float  # highest raw load-cell sample seen while running
     hold_time_s: float  # total time spent holding at the ceiling
@@ -69,6 +69,8 @@ class Outcome:
     # Crossed with a profile that withdraws: True once back home, False when the
     # withdrawal failed (the reason says why; the rig is stopped where it was). Else None.
     withdrawn: bool | None = None
+    # The deepest the needle went (after a withdrawal, final_depth_mm is ~0).
+    deepest_depth_mm: float = 0.0
 
     @property
     def crossed(self) -> bool:

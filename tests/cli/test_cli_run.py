@@ -131,3 +131,16 @@ def test_a_crossing_whose_withdrawal_failed_says_so_and_exits_5(cli: Cli) -> Non
     d = json.loads(proc.stdout)
     assert d["outcome"] == "crossed" and d["withdrawn"] is False
     assert 1.0 < d["depth_mm"] < d["target_depth_mm"] - 1.0
+
+
+def test_a_withdrawing_run_reports_the_deepest_depth_and_the_withdrawal(cli: Cli) -> None:
+    proc = cli.run("--port", SOFT, "run", "pierce-withdraw")
+    assert proc.returncode == 0, proc.stderr
+    target = float(proc.stdout.split(" of ", 1)[1].split(" mm", 1)[0])
+    assert proc.stdout.startswith(
+        f"CROSSED: reached the target depth; deepest {target:.2f} of {target:.2f} mm,"
+        " then withdrawn to 0.00 mm"
+    ), proc.stdout
+    d = json.loads(cli.run("--json", "--port", SOFT, "run", "pierce-withdraw").stdout)
+    assert d["deepest_depth_mm"] == pytest.approx(d["target_depth_mm"], abs=0.05)
+    assert d["depth_mm"] == pytest.approx(0.0, abs=0.02) and d["withdrawn"] is True
