@@ -45,13 +45,16 @@ def hil_session(request: pytest.FixtureRequest) -> Iterator[HilSession]:
     wire = open_wire(url)
     dut = Dut(wire)
     try:
-        # Before HELLO: a device that never had a session must refuse motion (NOT_ARMED).
-        # The motion command used is ROTATE(STOP): harmless even if a faulty device ran it.
+        # Before HELLO: a device that never had a session must refuse motion (NOT_ARMED),
+        # but never stopping (ROTATE STOP is ACKed in every condition, protocol §5). The
+        # motion command used turns 0.01° at 1 rpm: harmless even if a faulty device ran it.
         boot_status = dut.status()
         pre_nak: Nak | None = None
         note = ""
+        pre_stop = ""
         if not boot_status.flags & SampleFlags.ARMED and boot_status.last_event_number <= 1:
-            reply = dut.request(Rotate(RotateMode.STOP, 0, 0)).message
+            pre_stop = type(dut.request(Rotate(RotateMode.STOP, 0, 0)).message).__name__
+            reply = dut.request(Rotate(RotateMode.BY_ANGLE, 1_000, 1)).message
             pre_nak = reply if isinstance(reply, Nak) else None
             if pre_nak is None:
                 note = f"ROTATE before HELLO was answered {type(reply).__name__}"
@@ -78,6 +81,7 @@ def hil_session(request: pytest.FixtureRequest) -> Iterator[HilSession]:
         boot_status,
         pre_nak,
         note,
+        pre_stop,
     )
     config.stash[DUMP_KEY] = wire.dump
     report = config.stash[REPORT_KEY]

@@ -46,6 +46,8 @@ class HilSession:
     # The NOT_ARMED check can only be made before the first HELLO: done at connect.
     pre_hello_nak: Nak | None = None
     pre_hello_note: str = ""
+    # The reply type to ROTATE STOP before the first HELLO ("" if not observed): must be Ack.
+    pre_hello_stop_reply: str = ""
 
     @property
     def simulated(self) -> bool:

@@ -17,13 +17,17 @@ from protocol import (
     SCHEMA_HASH,
     Ack,
     DeviceState,
+    EStop,
     FaultFlags,
     Home,
     Move,
     MoveMode,
     Nak,
     NakReason,
+    Rotate,
+    RotateMode,
     SetLimits,
+    Stop,
 )
 
 Scenario = Callable[[Dut, HilSession], Nak]
@@ -152,3 +156,29 @@ def test_nak_reason(
         f"expected NAK {reason.name}, got {NakReason(nak.reason).name} (detail {nak.detail})"
     )
     assert dut.status().commands_executed >= before
+
+
+def test_stopping_is_never_refused(hil_device: Dut, hil_session: HilSession) -> None:
+    """ROTATE STOP, STOP and ESTOP are ACKed in every state and session condition
+    (protocol §5): before HELLO, under a schema mismatch, with a fault latched."""
+    s = hil_session
+    dut = hil_device
+    if s.pre_hello_stop_reply:
+        assert s.pre_hello_stop_reply == "Ack", (
+            f"ROTATE STOP before HELLO was answered {s.pre_hello_stop_reply}"
+        )
+    stops = (Rotate(RotateMode.STOP, 0, 0), Stop())
+    dut.hello(schema_hash=SCHEMA_HASH ^ 0xFFFF)
+    try:
+        for msg in stops:
+            reply = dut.request(msg).message
+            assert isinstance(reply, Ack), f"schema mismatch: {msg!r} answered {reply!r}"
+    finally:
+        dut.hello()
+    dut.estop()
+    try:
+        for msg in (*stops, EStop()):
+            reply = dut.request(msg).message
+            assert isinstance(reply, Ack), f"e-stopped: {msg!r} answered {reply!r}"
+    finally:
+        dut.clear_fault()

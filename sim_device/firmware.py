@@ -16,7 +16,8 @@ Behaviour in brief (the contract the host and the HIL suite rely on):
 
 * Session: before HELLO, HOME/MOVE/ROTATE are NAKed NOT_ARMED; after a HELLO whose
   schema hash differs, SCHEMA_MISMATCH. Queries, STOP, ESTOP, CLEAR_FAULT,
-  SET_LIMITS and SET_TELEMETRY work in any case.
+  SET_LIMITS and SET_TELEMETRY work in any case; so does ROTATE STOP (its other
+  fields ignored): stopping is never refused.
 * NAK order for motion: NOT_ARMED / SCHEMA_MISMATCH, then BAD_ARGUMENT (a field out
   of its schema range), ESTOPPED, LATCHED_FAULT (detail = latched bits), BUSY
   (homing, or HOME while the advance moves), NOT_HOMED (MOVE only), BEYOND_LIMIT
@@ -870,6 +871,10 @@ class Firmware:
             self.batch_samples = msg.batch_samples
             self._sample_acc = 1000 - msg.rate_hz  # first sample on the next tick
             return self._ack(msg_id)
+        if kind is Rotate and isinstance(msg, Rotate) and msg.mode == RotateMode.STOP:
+            # stopping is always allowed: before HELLO, under a schema mismatch, latched,
+            # e-stopped, homing; its rate and angle are ignored (a STOP must never bounce)
+            return self._rotate_stop(msg_id)
         # motion: Home, Move, Rotate
         refusal = self._motion_refusal(msg_id)
         if refusal is not None:
@@ -1077,18 +1082,18 @@ class Firmware:
             self._emit_event(EventCode.TARGET_REACHED, _clip_i32(adv.pos))
         return self._ack(msg_id)
 
+    def _rotate_stop(self, msg_id: int) -> Message:
+        self._osc_amp_deg = 0.0
+        if self.rot.active:
+            self.rot.decelerate()
+        self._update_state()
+        return self._ack(msg_id)
+
     def _rotate(self, msg: Rotate, msg_id: int) -> Message:
         mode = msg.mode
         if mode not in (0, 1, 2, 3) or not -600_000 <= msg.rate_mrpm <= 600_000:
             return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.rate_mrpm)
         rot = self.rot
-        if mode == RotateMode.STOP:
-            # stopping is always allowed
-            self._osc_amp_deg = 0.0
-            if rot.active:
-                rot.decelerate()
-            self._update_state()
-            return self._ack(msg_id)
         refusal = self._state_refusal(msg_id)
         if refusal is not None:
             return refusal

@@ -349,3 +349,39 @@ def test_telemetry_values_beyond_i32_are_clipped_not_dropped(host: MiniHost) -> 
     assert all(int(s["angle_cdeg"]) == 0x7FFF_FFFF for s in samples[10:])
     times = [int(s["time_us"]) for s in samples]
     assert all(b - a == 1000 for a, b in itertools.pairwise(times))
+
+
+def _condition(h: MiniHost, condition: str) -> None:
+    if condition == "schema_mismatch":
+        h.hello(schema_hash=SCHEMA_HASH ^ 1)
+    elif condition in ("homing", "latched", "estopped", "moving"):
+        h.hello()
+        assert isinstance(h.command(Rotate(RotateMode.CONTINUOUS, 30_000, 0)).message, Ack)
+        if condition == "homing":
+            assert isinstance(h.command(Home(500)).message, Ack)
+        elif condition == "latched":
+            h.heartbeat = False
+            h.pump(0.5, until=lambda: EventCode.WATCHDOG_TRIP in h.event_codes())
+            h.heartbeat = True
+        elif condition == "estopped":
+            assert isinstance(h.command(EStop()).message, Ack)
+
+
+@pytest.mark.parametrize(
+    "condition", ["before_hello", "schema_mismatch", "homing", "moving", "latched", "estopped"]
+)
+def test_stopping_is_accepted_in_every_state_and_session_condition(
+    host: MiniHost, condition: str
+) -> None:
+    """ROTATE STOP (whatever its other fields), STOP and ESTOP are never refused."""
+    _condition(host, condition)
+    for stop in (
+        Rotate(RotateMode.STOP, 0, 0),
+        Rotate(RotateMode.STOP, 600_000, -5),  # a STOP's rate and angle are ignored
+        Stop(),
+        EStop(),
+    ):
+        reply = host.command(stop).message
+        assert isinstance(reply, Ack), f"{condition}: {stop} answered {reply}"
+    host.pump(0.2)
+    assert not host.port.device.rot.active and not host.port.device.adv.active
