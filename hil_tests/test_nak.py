@@ -29,6 +29,7 @@ from protocol import (
     SetLimits,
     Stop,
 )
+from protocol.schema import Message
 
 Scenario = Callable[[Dut, HilSession], Nak]
 MOTION = {NakReason.NOT_HOMED, NakReason.BEYOND_LIMIT, NakReason.BUSY, NakReason.LATCHED_FAULT}
@@ -167,7 +168,7 @@ def test_stopping_is_never_refused(hil_device: Dut, hil_session: HilSession) -> 
         assert s.pre_hello_stop_reply == "Ack", (
             f"ROTATE STOP before HELLO was answered {s.pre_hello_stop_reply}"
         )
-    stops = (Rotate(RotateMode.STOP, 0, 0), Stop())
+    stops: tuple[Message, ...] = (Rotate(RotateMode.STOP, 0, 0), Stop())
     dut.hello(schema_hash=SCHEMA_HASH ^ 0xFFFF)
     try:
         for msg in stops:
