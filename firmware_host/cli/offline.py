@@ -51,6 +51,8 @@ def _frame_line(index: int, frame: Frame) -> str:
     for key, value in _fields(frame, named=True).items():
         if isinstance(value, list):
             parts.append(f"{key}=[{len(value)} records]")
+        elif key.endswith("hash") and isinstance(value, int):
+            parts.append(f"{key}={value:#010x}")  # as `needlectl info` shows it
         else:
             parts.append(f"{key}={value}")
     flags = _enum_text(HeaderFlags, frame.flags) if frame.flags else ""

@@ -193,3 +193,17 @@ def test_stdout_closed_early_is_not_a_link_loss(cli: Cli) -> None:
             os.close(write_fd)
         assert proc.returncode == 141, (args, proc.returncode, proc.stderr)
         assert proc.stderr == "", (args, proc.stderr)
+
+
+def test_decode_shows_hash_fields_in_hex_as_info_does(cli: Cli, tmp_path: Path) -> None:
+    from protocol import PROTOCOL_VERSION, SCHEMA_HASH, Hello
+
+    capture = tmp_path / "hello.bin"
+    capture.write_bytes(encode(Hello(PROTOCOL_VERSION, SCHEMA_HASH), seq=1))
+    proc = cli.run("decode", str(capture))
+    assert proc.returncode == 0, proc.stderr
+    line = proc.stdout.splitlines()[0]
+    assert f"schema_hash={SCHEMA_HASH:#010x}" in line, line
+    assert str(SCHEMA_HASH) not in line
+    proc = cli.run("--json", "decode", str(capture))
+    assert json.loads(proc.stdout.splitlines()[0])["fields"]["schema_hash"] == SCHEMA_HASH
