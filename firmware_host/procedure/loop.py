@@ -566,7 +566,8 @@ def run_procedure(
         pecks=run.pecks,
         stalls=run.stalls,
         cracks=run.cracks,
-        events=tuple(run.events),
+        # One timeline: the device's events (fetched at the end) among the notes.
+        events=tuple(sorted(run.events, key=lambda e: e.t_s)),
         soft_depth_limit_mm=run.soft_limit_mm,
         force_limit_n=prof.limits.force_limit_n,
         clock_start_s=run.t0,

@@ -31,6 +31,11 @@ def test_run_json_crossed_records_a_plottable_folder(cli: Cli, tmp_path: Path) -
     for key in ("depth_mm", "duration_s", "peak_force_n", "events", "target_depth_mm"):
         assert key in d, key
     assert abs(d["depth_mm"] - d["target_depth_mm"]) < 0.1
+    # the procedure's notes and the device's events, one timeline, in time order
+    times = [e["t_s"] for e in d["events"]]
+    assert times == sorted(times)
+    kinds = [e["kind"] for e in d["events"]]
+    assert "device_event" in kinds and kinds.index("device_event") < kinds.index("end")
     assert d["record_dir"] == str(run_dir)
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["summary"]["outcome"] == "crossed" and meta["rows"] > 1000
