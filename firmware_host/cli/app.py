@@ -177,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = add(
         "run",
-        "the PIERCE procedure with live progress; outcome at the end (homes first if needed)",
+        "the PIERCE procedure with live progress; outcome at the end (starts only with the"
+        " needle at home; homes first)",
         "runcmd:cmd_run",
     )
     p.add_argument(

@@ -162,7 +162,7 @@ def cmd_status(ns: argparse.Namespace, out: Output) -> int:
         if d["latched_faults"] == ["WATCHDOG"] and not status.moving:
             out.line(
                 "(WATCHDOG: latched when the previous needlectl went quiet — normal between"
-                " commands; the next home, jog or run clears it)"
+                " commands; the next home or jog clears it, and run does from home)"
             )
         limits = d.get("limits")
         if isinstance(limits, dict):

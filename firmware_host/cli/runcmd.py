@@ -91,6 +91,20 @@ def _check_record_dir(record: str | None) -> Path | None:
 
 
 SIM_TARGET_MARGIN_MM = 2.0
+AT_HOME_TOL_MM = 0.5
+
+
+def refuse_unless_at_home(nd: Any) -> None:
+    """A run starts with the needle at home. A run killed mid-procedure leaves it deep
+    in the lesion with only a WATCHDOG latched, which the next motion command clears:
+    a run must not carry on from there (homing first is what retracts it)."""
+    depth_mm = float(nd.status().depth_mm)
+    if depth_mm > AT_HOME_TOL_MM:
+        raise CliError(
+            f"the needle is at {depth_mm:.2f} mm, not at home: run `needlectl home` first"
+            " (homing retracts it), then run again — nothing moved",
+            Exit.REFUSED,
+        )
 
 
 def sim_target_mm(port: str) -> float | None:
@@ -121,6 +135,7 @@ def cmd_run(ns: argparse.Namespace, out: Output) -> int:
         )
     record_dir = _check_record_dir(ns.record)
     with stop_on_signals() as stop, connect(ns) as nd:
+        refuse_unless_at_home(nd)
         confirm_motion(nd, ns, f"PIERCE procedure '{profile.name}' to {target_mm:g} mm")
         clear_stale_watchdog(nd)
         recorder = None

@@ -76,6 +76,12 @@ def test_a_served_device_keeps_its_state_between_commands(cli: Cli, served: str)
     assert d["angle_deg"] == pytest.approx(90.0, abs=1.0)
     s = _json(cli, port, "status")
     assert s["depth_mm"] == pytest.approx(2.0, abs=0.02) and s["homed"] is True  # kept
+    # A run starts from home only (a run killed mid-procedure leaves the needle deep,
+    # with only a WATCHDOG latched): refused, nothing moves, home first.
+    line = cli.one_line_error(cli.run("--port", port, "run", "pierce", "--target-mm", "40"), 4)
+    assert "2.00 mm" in line and "`needlectl home` first" in line
+    s = _json(cli, port, "status")
+    assert s["depth_mm"] == pytest.approx(2.0, abs=0.02) and s["moving"] is False
     assert "ESTOP" in _json(cli, port, "estop")["latched_faults"]
     line = cli.one_line_error(cli.run("--port", port, "jog", "--advance-mm", "1"), 4)
     assert "ESTOPPED" in line and "needlectl clear" in line  # not cleared behind your back
