@@ -480,6 +480,13 @@ class NeedleDriver:
         if self._gap_from is not None:
             self.status()  # fetches the missing events
 
+    def keepalive(self) -> None:
+        """Show the link that this program is alive (see Link.keepalive): code that works
+        for longer than the 150 ms lease between the driver's calls calls this, or the
+        heartbeats stop and the device's watchdog stops the rig. Every driver call and
+        wait renews the lease too."""
+        self.link.keepalive()
+
     def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
         """Run the link until predicate() (checked after each batch of frames) or timeout."""
         return self.link.wait_until(predicate, timeout_s)

@@ -4,7 +4,9 @@ heartbeats, liveness and statistics (docs/architecture.md §2, §4).
 Two ways of running, one code path for the protocol:
 
 * Real ports: a background reader thread decodes everything continuously (telemetry and
-  events never wait for a command) and sends the heartbeats. A caller waiting for a
+  events never wait for a command) and sends the heartbeats — but only while the owner
+  holds its liveness lease (it made a request, waited or called keepalive() within
+  ``lease_s``), so a hung host program stops feeding the device's watchdog. A caller waiting for a
   reply does *not* get it through the thread: it announces itself, the reader stands
   aside, and the caller reads the port itself under the I/O lock. The reply path has no
   thread hand-off (a queue hand-off alone costs ≈ 50 µs on a pty; platform notes).
@@ -73,6 +75,11 @@ class LinkConfig:
     # The device sends something at least every 100 ms; 5 missed = the link is gone.
     silence_timeout_s: float = 5 * DEVICE_HEARTBEAT_MS / 1000.0
     reader_slice_s: float = 0.05  # longest a reader/pump blocks before rechecking timers
+    # Liveness lease: heartbeats go out only while the link's owner showed life (a request,
+    # a wait, a pump, keepalive()) within this long. It is shorter than the device's
+    # 200 ms watchdog, so a hung host program (not just a dead process) lets the watchdog
+    # stop the rig; the library's own waits renew it every reader_slice_s at most.
+    lease_s: float = 0.15
 
 
 @dataclass
@@ -87,6 +94,7 @@ class LinkStats:
     timeouts: int = 0  # commands given up after max_retries
     replies_stray: int = 0  # replies to no waiting command (late, duplicated, replayed twice)
     heartbeats_out: int = 0
+    lease_lapses: int = 0  # times the owner fell silent past lease_s (heartbeats withheld)
     telemetry_samples: int = 0
     telemetry_samples_lost: int = 0  # exact, from the device's sample counter
     rtt_smoothed_s: float | None = None
@@ -175,6 +183,8 @@ class Link:
         self._closing = threading.Event()
         self._last_rx_s: float | None = None  # None until the device first speaks
         self._next_heartbeat_s = self.clock.monotonic()
+        self._owner_seen_s = self._next_heartbeat_s  # last sign of life of the owner
+        self._lease_lapsed = False
         self.heartbeats_enabled = True  # tests may switch them off to trip the watchdog
         self._expected_sample: int | None = None
         self._reader: threading.Thread | None = None
@@ -250,9 +260,17 @@ class Link:
             self._caller_left_s = self._now()
             pending_table.pop(seq, None)
 
+    def keepalive(self) -> None:
+        """Renew the liveness lease: the owner is alive. Long-running consumers that do
+        their own work between the library's calls call this at least every lease_s
+        (a request, wait or pump renews it too); without it the heartbeats stop and the
+        device's watchdog stops the rig."""
+        self._renew(self._now())
+
     def send(self, msg: Message, seq: int = 0) -> None:
         """Send a frame that expects no reply (HEARTBEAT; tests)."""
         self._raise_if_lost()
+        self._owner_seen_s = self._now()
         self._write_frame(encode(msg, seq), msg, seq, False, self._now())
 
     def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
@@ -274,7 +292,9 @@ class Link:
                     if predicate():
                         return True
                     self._raise_if_lost()
-                    remaining = deadline - self.clock.monotonic()
+                    now = self._now()
+                    self._renew(now)  # waiting in the library is a sign of life
+                    remaining = deadline - now
                     if remaining <= 0:
                         return False
                     self._changed.wait(min(remaining, self.config.reader_slice_s))
@@ -320,6 +340,13 @@ class Link:
             return cfg.initial_rto_s
         return min(max(srtt + 4.0 * self.stats.rtt_var_s, cfg.min_rto_s), cfg.max_rto_s)
 
+    def _renew(self, now: float) -> None:
+        """The owner is alive at ``now``; a heartbeat withheld while it was not goes out
+        at once (from this thread) rather than at the reader's next wake-up."""
+        self._owner_seen_s = now
+        if self._lease_lapsed and now >= self._next_heartbeat_s:
+            self._tick_timers(now)
+
     def _raise_if_lost(self) -> None:
         if self._lost is not None:
             raise LinkLost(str(self._lost))
@@ -357,7 +384,9 @@ class Link:
                 return True
             if self._lost is not None:
                 raise LinkLost(str(self._lost))
-            remaining = deadline_s - now()
+            t = now()
+            self._owner_seen_s = t  # a caller waiting for its reply is alive
+            remaining = deadline_s - t
             if remaining <= 0:
                 return False
             if self.virtual:
@@ -383,6 +412,7 @@ class Link:
     def _pump(self, timeout_s: float) -> None:
         """Virtual transports: heartbeats by virtual time, then read (running the device)."""
         now = self._now()
+        self._owner_seen_s = now  # only the owner pumps a virtual port
         self._tick_timers(now)
         self._raise_if_lost()
         if self.heartbeats_enabled:
@@ -401,8 +431,9 @@ class Link:
         self._tick_timers(self._now())
 
     def _tick_timers(self, now: float) -> None:
-        """Send the heartbeat when due; declare the link lost when the device is silent."""
-        if self.heartbeats_enabled and now >= self._next_heartbeat_s:
+        """Send the heartbeat when due and the owner's lease holds; declare the link lost
+        when the device is silent."""
+        if self.heartbeats_enabled and now >= self._next_heartbeat_s and self._lease_ok(now):
             self._next_heartbeat_s = now + self.config.heartbeat_s
             try:
                 beat = Heartbeat(int(now * 1000) & 0xFFFFFFFF)
@@ -418,6 +449,22 @@ class Link:
                     "(unplugged, powered off or crashed?)"
                 )
             )
+
+    def _lease_ok(self, now: float) -> bool:
+        silent_s = now - self._owner_seen_s
+        if silent_s <= self.config.lease_s:
+            self._lease_lapsed = False
+            return True
+        if not self._lease_lapsed:
+            self._lease_lapsed = True
+            self.stats.lease_lapses += 1
+            log.warning(
+                "%s: owner silent for %.3f s: heartbeats withheld, the device's watchdog "
+                "will stop the rig (call keepalive() in long work)",
+                self.name,
+                silent_s,
+            )
+        return False
 
     def _feed(self, data: bytes) -> None:
         """Decode bytes and dispatch the frames. Called with the I/O lock held (or virtual)."""
@@ -506,7 +553,8 @@ class Link:
                 self._closing.wait(_CALLER_GRACE_S)
                 continue
             wait_s = max(0.0, min(cfg.reader_slice_s, self._next_heartbeat_s - now))
-            if not self.heartbeats_enabled:
+            if not self.heartbeats_enabled or self._lease_lapsed:
+                # nothing to send until the owner renews (it then sends the beat itself)
                 wait_s = cfg.reader_slice_s
             try:
                 if fd is not None:
