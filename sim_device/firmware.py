@@ -43,6 +43,7 @@ Behaviour in brief (the contract the host and the HIL suite rely on):
 * Telemetry: samples every 1000/rate_hz ticks (integer accumulator), sent in batches
   of ``batch_samples``; ``first_sample_number`` counts every sample since boot.
 * Heartbeat: a HEARTBEAT whenever the device has sent nothing for 100 ms.
+* Framing: every frame the device sends is preceded by a 0x00 (protocol §1).
 """
 
 from __future__ import annotations
@@ -753,7 +754,11 @@ class Firmware:
     # ------------------------------------------------------------ output
 
     def _send(self, msg: Message, seq: int = 0, flags: int = 0) -> None:
-        self.tx += encode(msg, seq, flags)
+        # a 0x00 before every frame (protocol §1): noise already on the line ends as a bad
+        # chunk of its own instead of costing this frame its CRC. One byte per frame.
+        tx = self.tx
+        tx.append(0)
+        tx += encode(msg, seq, flags)
         self._last_tx_us = self.clock.now_us
 
     def _emit_event(self, code: EventCode, value: int) -> None:

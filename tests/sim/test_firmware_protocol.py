@@ -37,6 +37,7 @@ from protocol import (
     SetTelemetry,
     Status,
     Stop,
+    StreamDecoder,
     encode,
     encode_body,
     event_array,
@@ -385,3 +386,31 @@ def test_stopping_is_accepted_in_every_state_and_session_condition(
         assert isinstance(reply, Ack), f"{condition}: {stop} answered {reply}"
     host.pump(0.2)
     assert not host.port.device.rot.active and not host.port.device.adv.active
+
+
+def test_noise_on_either_line_costs_no_retransmission() -> None:
+    """Protocol §1: each frame is preceded by a 0x00, so garbage already on the line is
+    flushed as a (bad) chunk of its own instead of gluing itself to the next frame."""
+    host = open_host()
+    fw = host.port.device
+    fw.take_output()  # the BOOT event
+    # host → device: noise, then a command sent as a host does (a leading 0x00)
+    fw.receive(b"\x13\x37\xfe" + b"\x00" + encode(GetStatus(), 7))
+    fw.run_until_output(50)
+    out = fw.take_output()
+    # device → host: noise the host's receiver holds before the device's reply
+    frames = StreamDecoder().feed(b"\x55\xaa\x01\x02" + out)
+    replies = [f for f in frames if f.seq == 7]
+    assert len(replies) == 1 and isinstance(replies[0].message, Status), frames
+    assert fw.stats()["commands_executed"] == 1
+    # every frame the device sends starts with the delimiter
+    fw.receive(b"\x00" + encode(Hello(1, SCHEMA_HASH), 8))
+    fw.run_ticks(300)
+    out = fw.take_output()
+    assert out.startswith(b"\x00") and b"\x00\x00" in out
+    chunks = out.split(b"\x00")
+    # one empty chunk before each frame, one non-empty chunk per frame, trailing ""
+    assert chunks[0] == b"" and chunks[-1] == b""
+    body = chunks[1:-1]
+    assert all(body[i] == b"" for i in range(1, len(body), 2)), "a frame without its 0x00"
+    assert all(body[i] != b"" for i in range(0, len(body), 2))
