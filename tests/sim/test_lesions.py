@@ -249,3 +249,21 @@ def test_valid_segments_tile_the_lesion(start_mm: float, parts: list[tuple[str, 
     assert lesion.length_mm == pytest.approx(sum(length for _, length in parts))
     for before, after in zip(lesion.segments, lesion.segments[1:], strict=False):
         assert after.start_mm == before.end_mm
+
+
+def test_simulator_page_states_the_library_ranges_as_the_files_hold_them() -> None:
+    """docs/simulator.md's calcium ranges are generated from the lesion files: a file edited
+    without refreshing the page (python -m sim_device.lesion_ranges --write …) fails here."""
+    from sim_device.lesion_ranges import doc_block, ranges_markdown
+    from sim_device.rig import RigParams
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "simulator.md"
+    block = doc_block(page.read_text(encoding="utf-8"))
+    assert block is not None, "docs/simulator.md lost its lesion-ranges block"
+    expected = ranges_markdown(RigParams().thrust_limit_n)
+    assert block == expected, (
+        "docs/simulator.md is stale: python -m sim_device.lesion_ranges --write docs/simulator.md"
+    )
+    # the figures the reviewer checked by hand
+    assert "| whole library | 6–150 |" in expected
+    assert "cohort-2021-04 28.6 N" in expected and "eccentric-calcium 20 N" in expected
