@@ -61,6 +61,11 @@ _RTT_WINDOW = 1000  # round trips kept for the p99
 _SAMPLE_MOD = 1 << 32
 _RETRANSMIT = int(HeaderFlags.RETRANSMIT)
 _SAMPLE_BYTES = int(SAMPLE_DTYPE.itemsize)
+# Every frame we send is preceded by a delimiter (docs/protocol.md): line noise since the
+# last frame then ends as a garbage "frame" of its own instead of being glued to ours,
+# so the first command after noise (an ESTOP) is not lost to a CRC failure and a
+# retransmission. The decoder treats the empty frame between two delimiters as nothing.
+_DELIM = b"\x00"
 
 
 @dataclass
@@ -233,7 +238,7 @@ class Link:
             pending = _Pending(seq, msg_id)
             pending_table[seq] = pending
         try:
-            wire = encode(msg, seq)
+            wire = _DELIM + encode(msg, seq)
             attempt = 0
             rto_s = self._rto_s()
             now = self._now
@@ -252,7 +257,7 @@ class Link:
                         f"{attempt} tries; it was not executed, or its reply was lost every time"
                     )
                 pending.retransmitted = True
-                wire = encode(msg, seq, int(HeaderFlags.RETRANSMIT))
+                wire = _DELIM + encode(msg, seq, int(HeaderFlags.RETRANSMIT))
                 self.stats.retransmits += 1
                 rto_s = min(rto_s * 2.0, self.config.max_rto_s)
         finally:
@@ -271,7 +276,7 @@ class Link:
         """Send a frame that expects no reply (HEARTBEAT; tests)."""
         self._raise_if_lost()
         self._owner_seen_s = self._now()
-        self._write_frame(encode(msg, seq), msg, seq, False, self._now())
+        self._write_frame(_DELIM + encode(msg, seq), msg, seq, False, self._now())
 
     def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
         """Let the link run (frames in, heartbeats out) until predicate() or timeout.
@@ -437,7 +442,7 @@ class Link:
             self._next_heartbeat_s = now + self.config.heartbeat_s
             try:
                 beat = Heartbeat(int(now * 1000) & 0xFFFFFFFF)
-                self._write_frame(encode(beat), beat, 0, False, now)
+                self._write_frame(_DELIM + encode(beat), beat, 0, False, now)
                 self.stats.heartbeats_out += 1
             except LinkLost:
                 return

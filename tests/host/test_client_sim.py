@@ -243,7 +243,9 @@ def test_lost_event_frames_are_recovered_for_listeners() -> None:
     """Over a lossy link some EVENT frames are lost; the client notices the gap in the
     numbering and fetches the missing ones, so listeners (the recorder) see every event."""
     url = "sim://?seed=21&corrupt=0.003&drop=0.003&duplicate=0.003&watchdog_ms=5000"
-    with NeedleDriver.open(url, link_config=LinkConfig(max_retries=40)) as nd:
+    # (a lossy link garbles most long STATUS frames: the device may seem silent a while)
+    config = LinkConfig(max_retries=40, silence_timeout_s=5.0)
+    with NeedleDriver.open(url, link_config=config) as nd:
         seen: list[int] = []
         nd.add_event_listener(lambda e: seen.append(e.number))
         nd.home()
