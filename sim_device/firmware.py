@@ -148,6 +148,9 @@ _NEVER_US = 1 << 62
 _HEARTBEAT_US = DEVICE_HEARTBEAT_MS * 1000
 _I32_MIN = -0x8000_0000
 _I32_MAX = 0x7FFF_FFFF
+# a depth reading rounds into (i32 min, i32 max]: i32 min itself means "encoder invalid"
+_DEPTH_LO_UM = _I32_MIN + 0.5
+_DEPTH_HI_UM = _I32_MAX + 0.5
 _DEVICE_TO_HOST_IDS = frozenset(
     MSG_ID[m] for m in MSG_ID if getattr(m, "DIRECTION", None) is Direction.DEVICE_TO_HOST
 )
@@ -355,30 +358,34 @@ class Firmware:
         if self._rx:
             self._parse_input(self.clock.now_us)
 
+    def _idle_deadline_us(self) -> int | None:
+        """None if a tick can change something now (input, motion, homing, telemetry);
+        else the device time of the earliest thing an idle device must do: a heartbeat,
+        the watchdog, a timer. The one definition for both the in-process idle skip and
+        the served loop's sleep (``next_deadline_us``)."""
+        if self._rx or self.adv.active or self.rot.active or self.homing or self.telemetry_rate_hz:
+            return None
+        deadline = self._due_bound_us()
+        if self._timers and self._timers[0][0] < deadline:
+            deadline = self._timers[0][0]
+        return deadline
+
     def next_deadline_us(self) -> int:
         """Device time of the next tick that can change anything (the next tick, unless idle)."""
         now = self.clock.now_us
-        if self._rx or self.adv.active or self.rot.active or self.homing or self.telemetry_rate_hz:
+        deadline = self._idle_deadline_us()
+        if deadline is None:
             return now + TICK_US
-        deadline = self._last_tx_us + _HEARTBEAT_US
-        if self.session_open and not self._wd_tripped and self._watchdog_enabled:
-            deadline = min(deadline, self._last_host_us + self.watchdog_us)
-        if self._timers:
-            deadline = min(deadline, self._timers[0][0])
         return max(deadline - TICK_US, now + TICK_US)
 
     def _idle_skip(self, end_us: int | None) -> None:
         """Jump over ticks in which nothing can happen: no input, nothing moving, no
         telemetry. The rig is stepped once over the whole stretch; the next real tick
         comes at the earliest deadline (heartbeat, watchdog, timer, end)."""
-        if self._rx or self.adv.active or self.rot.active or self.homing or self.telemetry_rate_hz:
+        deadline = self._idle_deadline_us()
+        if deadline is None:
             return
         now = self.clock.now_us
-        deadline = self._last_tx_us + _HEARTBEAT_US
-        if self.session_open and not self._wd_tripped and self.defect != "watchdog_disabled":
-            deadline = min(deadline, self._last_host_us + self.watchdog_us)
-        if self._timers:
-            deadline = min(deadline, self._timers[0][0])
         if end_us is not None:
             deadline = min(deadline, end_us)
         # land on the tick just before the deadline; that tick's normal run handles it
@@ -461,11 +468,10 @@ class Firmware:
                 rot.pos,
             )
 
-            # sensors
-            enc_mm = rig.encoder_depth_mm
-            depth_um = self.depth_um = (
-                round((enc_mm - self._enc_zero_mm) * 1000.0) if enc_mm == enc_mm else _I32_MIN
-            )
+            # sensors: _read_sensors, inlined expression for expression (a test checks
+            # that the two agree)
+            d = (rig.encoder_depth_mm - self._enc_zero_mm) * 1000.0
+            depth_um = self.depth_um = round(d) if _DEPTH_LO_UM < d < _DEPTH_HI_UM else _I32_MIN
             force_n = rig.load_cell_force_n
             if force_n == self._force_n:
                 self._lc_same_ticks += 1
@@ -576,19 +582,22 @@ class Firmware:
         return self._motor_origin_mm + math.floor(self.adv.pos / step + 0.5) * step / 1000.0
 
     def _read_sensors(self) -> None:
+        """Read the encoder and the load cell into ``depth_um`` / ``force_mn``. The control
+        tick (``_run``) does exactly this inline (the hot path makes no call per tick);
+        tests/sim/test_firmware_properties.py checks that the two agree. An encoder reading
+        that is NaN, infinite or beyond i32 cannot be trusted: depth = i32 min (ENCODER
+        fault); a load cell at its rail, or NaN: FORCE_INVALID_MN (LOAD_CELL fault)."""
         rig = self.rig
-        enc_mm = rig.encoder_depth_mm
-        self.depth_um = _clip_i32((enc_mm - self._enc_zero_mm) * 1000.0)
+        d = (rig.encoder_depth_mm - self._enc_zero_mm) * 1000.0
+        self.depth_um = round(d) if _DEPTH_LO_UM < d < _DEPTH_HI_UM else _I32_MIN
         force_n = rig.load_cell_force_n
         if force_n == self._force_n:
             self._lc_same_ticks += 1
         else:
             self._lc_same_ticks = 0
-        self._force_n = force_n
-        if force_n >= self._lc_rail_n or -force_n >= self._lc_rail_n:
-            self.force_mn = FORCE_INVALID_MN
-        else:
-            self.force_mn = _clip_i32(force_n * 1000.0)
+            self._force_n = force_n
+        rail = self._lc_rail_n
+        self.force_mn = round(force_n * 1000.0) if -rail < force_n < rail else FORCE_INVALID_MN
 
     def _sensor_safety(self, now: int) -> None:
         """A force over the limit, or a sensor reading that cannot be trusted."""

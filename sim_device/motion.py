@@ -130,13 +130,3 @@ class Axis:
         self.pos = new_pos
         self.vel = vel
         return False
-
-
-def ticks_to_travel(distance: float, vmax: float, accel: float) -> float:
-    """Seconds a trapezoidal move of ``distance`` takes (for tests and estimates)."""
-    distance = abs(distance)
-    t_ramp = vmax / accel
-    d_ramp = vmax * t_ramp
-    if distance <= d_ramp:
-        return 2.0 * math.sqrt(distance / accel)
-    return 2.0 * t_ramp + (distance - d_ramp) / vmax

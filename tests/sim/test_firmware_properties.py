@@ -148,3 +148,45 @@ def test_telemetry_counters_never_skip_without_a_matching_drop(
     assert gaps <= faults.dropped + faults.corrupted
     if not drop and not corrupt:
         assert gaps == 0
+
+
+class _FixedRig:
+    """A rig whose sensors read fixed values (RigLike): the firmware's sensor arithmetic
+    alone, without physics."""
+
+    def __init__(self, encoder_depth_mm: float, load_cell_force_n: float) -> None:
+        self.encoder_depth_mm = encoder_depth_mm
+        self.load_cell_force_n = load_cell_force_n
+        self.home_switch = False
+        self.needle_depth_mm = 3.0
+
+    def step(self, dt_s: float, motor_depth_mm: float, angle_deg: float) -> None:
+        pass
+
+
+_READINGS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, 49.999, 50.0, -50.0, 1e9, -1e9, 2147.483647, 2147.4837]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(enc_mm=_READINGS, force_n=_READINGS, zero_mm=st.sampled_from([0.0, 3.0]))
+def test_tick_and_idle_sensor_reads_agree(enc_mm: float, force_n: float, zero_mm: float) -> None:
+    """The control tick reads the sensors inline (hot path); an idle skip reads them through
+    ``_read_sensors``. Both must give the same depth, force and stuck-count, whatever the
+    reading: NaN, infinite, at the rail, beyond i32."""
+    from sim_device.firmware import Firmware
+
+    rig = _FixedRig(zero_mm, 0.0)
+    a = Firmware(rig, loadcell_stuck_check=False)
+    b = Firmware(rig, loadcell_stuck_check=False)
+    rig.encoder_depth_mm = enc_mm
+    rig.load_cell_force_n = force_n
+    a.tick()  # inline
+    b._read_sensors()
+    assert (a.depth_um, a.force_mn, a._lc_same_ticks) == (b.depth_um, b.force_mn, b._lc_same_ticks)
+    assert -(2**31) <= a.depth_um < 2**31 and -(2**31) <= a.force_mn < 2**31
+    a.tick()
+    b._read_sensors()
+    assert (a.depth_um, a.force_mn, a._lc_same_ticks) == (b.depth_um, b.force_mn, b._lc_same_ticks)
