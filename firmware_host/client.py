@@ -10,11 +10,12 @@ goes silent.
 from __future__ import annotations
 
 import contextlib
+import enum
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from firmware_host import units
 from firmware_host.errors import (
@@ -23,6 +24,7 @@ from firmware_host.errors import (
     LinkLost,
     Nak,
     NeedleDriverError,
+    ProtocolError,
     SchemaMismatch,
     Timeout,
 )
@@ -148,7 +150,7 @@ class DeviceStatus:
     @classmethod
     def from_message(cls, msg: Status) -> DeviceStatus:
         return cls(
-            state=DeviceState(msg.state),
+            state=_device_enum(DeviceState, msg.state, "state"),
             flags=SampleFlags(msg.flags),
             homed=bool(msg.flags & SampleFlags.HOMED),
             device_time_s=units.us_to_s(msg.device_time_us),
@@ -196,6 +198,20 @@ class DeviceEvent:
             "code": self.name,
             "value": self.value,
         }
+
+
+_E = TypeVar("_E", bound=enum.Enum)
+
+
+def _device_enum(kind: type[_E], value: int, what: str) -> _E:
+    """A device-reported enum value, mapped defensively: the decoder passes any integer
+    the wire can carry, and an undefined one means the two schemas disagree."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise ProtocolError(
+            f"device reported undefined {what} {value} — firmware and host schema disagree"
+        ) from None
 
 
 def _event_code(code: int) -> EventCode | int:

@@ -52,6 +52,12 @@ class SchemaMismatch(NeedleDriverError):
     """The device's schema hash differs from ours: motion refused, queries still work."""
 
 
+class ProtocolError(SchemaMismatch):
+    """The device sent a value our schema does not define (an undefined state, say):
+    firmware and host schema disagree, so nothing it reports can be trusted. A kind of
+    SchemaMismatch (same remedy: matching firmware and library)."""
+
+
 class PortError(NeedleDriverError, OSError):
     """A port could not be opened or used (missing, busy, not permitted)."""
 

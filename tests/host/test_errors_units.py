@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from firmware_host import units
@@ -12,10 +14,13 @@ from firmware_host.errors import (
     Nak,
     NeedleDriverError,
     PortError,
+    ProtocolError,
     SchemaMismatch,
     Timeout,
 )
-from protocol import FaultFlags, NakReason
+from protocol import FaultFlags, NakReason, Status
+from protocol.codec import encode_body, frame_body
+from protocol.schema import HEADER_BYTES
 
 
 @pytest.mark.parametrize(
@@ -56,3 +61,35 @@ def test_units_round_trip_to_one_step() -> None:
     assert units.deg_to_cdeg(90.0) == 9000 and units.cdeg_to_deg(9000) == 90.0
     assert units.s_to_ms(0.2) == 200 and units.ms_to_s(200) == 0.2
     assert units.mm_s_to_um_s(2.0) == 2000 and units.us_to_s(1_500_000) == 1.5
+
+
+def test_an_undefined_device_state_is_a_typed_schema_error() -> None:
+    """The decoder passes any state the wire can carry; the client maps it defensively:
+    an undefined one is a ProtocolError (a SchemaMismatch), never a bare ValueError that
+    needlectl would report as a usage error."""
+    from firmware_host.cli.exits import Exit, classify
+    from firmware_host.client import NeedleDriver
+
+    with NeedleDriver.open("sim://?seed=13") as nd:
+        fw = nd.link.transport.port.device  # type: ignore[attr-defined]
+        real_send = fw._send
+
+        def send(msg: Any, seq: int = 0, flags: int = 0) -> None:
+            if not isinstance(msg, Status):
+                real_send(msg, seq, flags)
+                return
+            # a newer firmware's state 99 (our encoder refuses it: built byte by byte)
+            body = bytearray(encode_body(msg, seq, flags))
+            body[HEADER_BYTES] = 99  # state: the payload's first byte
+            fw.tx += b"\x00" + frame_body(bytes(body))
+
+        fw._send = send
+        with pytest.raises(ProtocolError) as info:
+            nd.status()
+        fw._send = real_send
+    err = info.value
+    assert isinstance(err, NeedleDriverError) and isinstance(err, SchemaMismatch)
+    assert not isinstance(err, ValueError)
+    assert "undefined state 99" in str(err) and "schema" in str(err)
+    code, line = classify(err, "sim://")
+    assert code is Exit.REFUSED and "undefined state 99" in line
