@@ -246,6 +246,9 @@ class NeedleDriver:
         self._gap_from: int | None = None  # first missing live event number, if any
         self._event_listeners: list[EventListener] = []
         self._own_limits: DeviceLimits | None = None
+        # The device's commanded depth as last known (a STATUS, or a move it ACKed); None
+        # when something may have changed it unseen (stop, fault, a failed command).
+        self._commanded_mm: float | None = None
         self._closed = False
         self.link.add_listener(self._on_frame)
         try:
@@ -308,7 +311,12 @@ class NeedleDriver:
         self.timesync.observe(msg.device_time_us, self.clock.monotonic())
         if self._gap_from is not None:
             self._recover_gap(msg.last_event_number)
-        return DeviceStatus.from_message(msg)
+        status = DeviceStatus.from_message(msg)
+        if not status.moving:
+            # at rest the commanded depth is the move's target (while moving it is the
+            # ramp's setpoint; the target is what our ACKed command said)
+            self._commanded_mm = status.commanded_depth_mm
+        return status
 
     def _recover_gap(self, last_number: int) -> None:
         """Fetch events lost on the way (a gap in the live numbering) and pass them to the
@@ -409,6 +417,7 @@ class NeedleDriver:
     def home(self, speed_mm_s: float = 2.0, timeout_s: float = 120.0) -> DeviceStatus:
         """Home the advance axis; blocks until homed (DeviceFault if a fault stops it)."""
         self._check_speed(speed_mm_s)
+        self._commanded_mm = None
         self._motion(Home(units.mm_s_to_um_s(speed_mm_s)))
         status = self.wait_idle(timeout_s, raise_on_fault=True)
         if not status.homed:
@@ -419,18 +428,37 @@ class NeedleDriver:
         """Advance/retract to an absolute depth. Returns once the device accepted it."""
         self._check_depth("depth_mm", depth_mm)
         self._check_speed(speed_mm_s)
+        self._commanded_mm = None  # unknown until ACKed (a timeout leaves it unknown)
         self._motion(
             Move(MoveMode.ABSOLUTE, units.mm_to_um(depth_mm), units.mm_s_to_um_s(speed_mm_s))
         )
+        self._commanded_mm = units.um_to_mm(units.mm_to_um(depth_mm))
 
     def advance_mm(self, distance_mm: float, speed_mm_s: float) -> None:
-        """Advance by distance_mm from the commanded depth (negative retracts)."""
+        """Advance by distance_mm from the commanded depth (negative retracts). The
+        resulting depth is checked against [0, hard travel / soft limit] before sending,
+        from the last known commanded depth (read from the device if not known)."""
         travel = self.identity.travel_limit_mm
         _check_range("distance_mm", distance_mm, -travel, travel)
         self._check_speed(speed_mm_s)
+        start_mm = self._commanded_mm
+        if start_mm is None:
+            # (still moving after a stop or homing: the setpoint is the best estimate
+            # of the device's base; the device checks again against its own)
+            start_mm = self.status().commanded_depth_mm
+        # in the device's own µm, as it adds them
+        end_mm = units.um_to_mm(units.mm_to_um(start_mm) + units.mm_to_um(distance_mm))
+        upper_mm = self._depth_upper_mm()
+        if not (0.0 <= end_mm <= upper_mm):
+            raise LimitError(
+                f"advance_mm={distance_mm:g} from the commanded depth {start_mm:g} mm would "
+                f"reach {end_mm:g} mm, outside [0, {upper_mm:g}]; not sent"
+            )
+        self._commanded_mm = None  # unknown until ACKed (a timeout leaves it unknown)
         self._motion(
             Move(MoveMode.RELATIVE, units.mm_to_um(distance_mm), units.mm_s_to_um_s(speed_mm_s))
         )
+        self._commanded_mm = end_mm
 
     def rotate_rpm(self, rate_rpm: float) -> None:
         """Turn continuously at rate_rpm (sign = direction); 0 stops the rotation."""
@@ -463,13 +491,16 @@ class NeedleDriver:
 
     def stop(self) -> None:
         """Controlled stop of both axes (no fault latched)."""
+        self._commanded_mm = None  # the axis settles where it brakes
         self._command(Stop())
 
     def estop(self) -> None:
         """Emergency stop: both axes halt within one control tick; latches until clear_fault()."""
+        self._commanded_mm = None
         self._command(EStop())
 
     def clear_fault(self) -> None:
+        self._commanded_mm = None
         self._command(ClearFault())
 
     # ---------------------------------------------------------------- waiting
@@ -529,11 +560,15 @@ class NeedleDriver:
             )
         self._command(msg)
 
-    def _check_depth(self, name: str, depth_mm: float) -> None:
+    def _depth_upper_mm(self) -> float:
+        """The deepest depth a command may reach: hard travel, or the soft limit we set."""
         upper = self.identity.travel_limit_mm
         if self._own_limits is not None:
             upper = min(upper, self._own_limits.soft_depth_limit_mm)
-        _check_range(name, depth_mm, 0.0, upper)
+        return upper
+
+    def _check_depth(self, name: str, depth_mm: float) -> None:
+        _check_range(name, depth_mm, 0.0, self._depth_upper_mm())
 
     def _check_speed(self, speed_mm_s: float) -> None:
         _check_range("speed_mm_s", speed_mm_s, 0.001, self.identity.max_speed_mm_s)

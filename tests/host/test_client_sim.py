@@ -88,11 +88,39 @@ def test_host_limit_checks_refuse_before_sending() -> None:
         assert limits.force_limit_n == pytest.approx(5.0)
         with pytest.raises(LimitError):
             nd.move_to_mm(11.0, 1.0)
-        # a relative move cannot be fully checked on the host: the device refuses it
+        # a relative move: its resulting depth is checked against [0, soft limit]
         nd.move_to_mm(9.0, 5.0)
-        with pytest.raises(Nak) as info:
-            nd.advance_mm(2.0, 1.0)
-        assert info.value.reason is NakReason.BEYOND_LIMIT
+        sent = nd.stats.frames_out
+        executed = _fw(nd).stats()["commands_executed"]
+        with pytest.raises(LimitError) as info:
+            nd.advance_mm(2.0, 1.0)  # 9 + 2 > the soft 10 mm
+        assert "would reach 11 mm" in str(info.value)
+        with pytest.raises(LimitError):
+            nd.advance_mm(-9.5, 1.0)  # 9 - 9.5 < 0
+        assert nd.stats.frames_out == sent  # nothing went out
+        assert _fw(nd).stats()["commands_executed"] == executed
+        nd.advance_mm(1.0, 5.0)  # exactly to the soft limit: allowed
+        nd.advance_mm(-10.0, 5.0)  # exactly back to 0: allowed
+        st = nd.wait_idle(30.0)
+        assert st.commanded_depth_mm == pytest.approx(0.0)
+
+
+def test_relative_moves_checked_against_the_hard_travel_from_the_device_depth() -> None:
+    with NeedleDriver.open("sim://?seed=14") as nd:
+        nd.home()
+        travel = nd.identity.travel_limit_mm
+        nd.move_to_mm(travel - 1.0, nd.identity.max_speed_mm_s)
+        nd.wait_idle(60.0)
+        sent = nd.stats.frames_out
+        with pytest.raises(LimitError):  # from the commanded depth it knows
+            nd.advance_mm(1.5, 1.0)
+        assert nd.stats.frames_out == sent
+        nd.stop()  # the host no longer knows the commanded depth for sure
+        with pytest.raises(LimitError):  # reads it first, then refuses
+            nd.advance_mm(1.5, 1.0)
+        assert nd.stats.frames_out == sent + 2  # STOP, GET_STATUS; no MOVE
+        nd.advance_mm(1.0, 1.0)  # to the hard travel exactly: sent
+        assert nd.wait_idle(10.0).commanded_depth_mm == pytest.approx(travel)
 
 
 def test_schema_mismatch_queries_work_motion_refused() -> None:
