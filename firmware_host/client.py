@@ -67,6 +67,12 @@ from protocol import Nak as NakMsg
 from protocol.schema import Message
 
 _POLL_S = 0.01  # status polling period while waiting for motion to end
+# wait_s asks for STATUS this often (one round trip), so that a lost last event is
+# noticed from last_event_number even when no later event reveals the gap
+_EVENT_CHECK_S = 0.5
+# DeviceEvent.code of the host's own notice that device events were lost for good (the
+# device's log no longer held them): number = the first lost, value = how many
+EVENTS_LOST = -1
 _MOVING_STATES = (DeviceState.HOMING, DeviceState.MOVING)
 _STOPPED_BY_FAULT = (DeviceState.FAULT, DeviceState.ESTOPPED, DeviceState.STALLED)
 
@@ -188,7 +194,9 @@ class DeviceEvent:
 
     @property
     def name(self) -> str:
-        return self.code.name if isinstance(self.code, EventCode) else f"CODE_{self.code}"
+        if isinstance(self.code, EventCode):
+            return self.code.name
+        return "EVENTS_LOST" if self.code == EVENTS_LOST else f"CODE_{self.code}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -242,8 +250,13 @@ class NeedleDriver:
         self.timesync = TimeSync()
         self._events: dict[int, DeviceEvent] = {}
         self._events_lock = threading.Lock()
-        self._last_event_number = 0
+        self._last_event_number = 0  # the newest event number seen (live or fetched)
         self._gap_from: int | None = None  # first missing live event number, if any
+        # Events up to the device's last_event_number at connection are history, not
+        # news: None until a STATUS said where the numbering stood.
+        self._event_baseline: int | None = None
+        self._next_event_check_s = 0.0
+        self._event_batch = 12  # events asked per GET_EVENTS (adaptive, 1..12)
         self._event_listeners: list[EventListener] = []
         self._own_limits: DeviceLimits | None = None
         # The device's commanded depth as last known (a STATUS, or a move it ACKed); None
@@ -257,6 +270,12 @@ class NeedleDriver:
                 raise NeedleDriverError(f"{transport.name}: HELLO answered by {frame.message!r}")
             self.identity = DeviceIdentity.from_message(frame.message)
             self._schema_hash = schema_hash
+            # where the event numbering stands: what comes later is news for listeners
+            # (a raw STATUS: the handshake must not depend on decoding all of it)
+            with contextlib.suppress(Nak):
+                first = self._request(GetStatus(), Status)
+                assert isinstance(first, Status)
+                self._set_event_baseline(first.last_event_number)
         except BaseException:
             self.link.close()
             raise
@@ -308,9 +327,10 @@ class NeedleDriver:
     def status(self) -> DeviceStatus:
         msg = self._request(GetStatus(), Status)
         assert isinstance(msg, Status)
-        self.timesync.observe(msg.device_time_us, self.clock.monotonic())
-        if self._gap_from is not None:
-            self._recover_gap(msg.last_event_number)
+        now_s = self.clock.monotonic()
+        self.timesync.observe(msg.device_time_us, now_s)
+        self._next_event_check_s = now_s + _EVENT_CHECK_S
+        self._catch_up_events(msg.last_event_number, msg.device_time_us)
         status = DeviceStatus.from_message(msg)
         if not status.moving:
             # at rest the commanded depth is the move's target (while moving it is the
@@ -318,24 +338,44 @@ class NeedleDriver:
             self._commanded_mm = status.commanded_depth_mm
         return status
 
-    def _recover_gap(self, last_number: int) -> None:
-        """Fetch events lost on the way (a gap in the live numbering) and pass them to the
-        listeners, late but not lost. Runs on the caller's thread, never in a listener."""
-        start = self._gap_from
-        self._gap_from = None
-        if start is not None:
-            self._fetch_events(start, last_number, notify=True)
+    def _set_event_baseline(self, last_number: int) -> None:
+        with self._events_lock:
+            self._event_baseline = last_number
+            self._last_event_number = max(self._last_event_number, last_number)
+
+    def _catch_up_events(self, last_number: int, device_time_us: int) -> None:
+        """Given the device's newest event number (a STATUS), fetch every event of this
+        session not seen yet — a gap in the live numbering, or events after the newest
+        seen (a lost *last* event reveals no gap) — and pass them to the listeners, late
+        but in order. Runs on the caller's thread, never in a listener."""
+        if self._event_baseline is None:
+            self._set_event_baseline(last_number)
+            return
+        with self._events_lock:
+            newest = self._last_event_number
+            first = self._gap_from if self._gap_from is not None else newest + 1
+            self._gap_from = None
+        # (a STATUS older than the newest event seen — a replayed reply — asks nothing;
+        # a restarted device shows itself by a live EVENT numbered 1: _add_event)
+        if first <= last_number:
+            self._fetch_events(first, last_number, notify=True, device_time_us=device_time_us)
 
     def events(self) -> list[DeviceEvent]:
-        """The device's numbered event log, oldest first; gaps fetched with GET_EVENTS."""
+        """The device's numbered event log, oldest first; gaps fetched with GET_EVENTS.
+        Events of this session not yet seen are also passed to the listeners."""
         last = self._request(GetStatus(), Status)
         assert isinstance(last, Status)
-        self._gap_from = None
+        self._catch_up_events(last.last_event_number, last.device_time_us)
         self._fetch_events(1, last.last_event_number, notify=False)
         with self._events_lock:
             return [self._events[n] for n in sorted(self._events)]
 
-    def _fetch_events(self, first_number: int, last_number: int, *, notify: bool) -> None:
+    def _fetch_events(
+        self, first_number: int, last_number: int, *, notify: bool, device_time_us: int = 0
+    ) -> None:
+        """GET_EVENTS from first_number to last_number (those not held already).
+        notify=True: they are news — listeners get them, and numbers the device's log no
+        longer holds are reported (stats.events_lost and an EVENTS_LOST notice)."""
         number = first_number
         while number <= last_number:
             with self._events_lock:
@@ -343,12 +383,26 @@ class NeedleDriver:
                     number += 1
             if number > last_number:
                 return
-            msg = self._request(GetEvents(number, 12), EventLog)
+            # Only as many as missing, in batches that shrink while replies get lost (a
+            # long EVENT_LOG is likelier to be garbled) and grow back when they do not.
+            count = min(self._event_batch, last_number - number + 1)
+            retransmits = self.link.stats.retransmits
+            msg = self._request(GetEvents(number, count), EventLog)
+            if self.link.stats.retransmits > retransmits:
+                self._event_batch = max(1, self._event_batch // 2)
+            else:
+                self._event_batch = min(12, self._event_batch * 2)
             assert isinstance(msg, EventLog)
             records = event_array(msg)
-            if len(records) == 0:
-                number += 1  # the device no longer holds it (it keeps the newest 256)
-                continue
+            # The log starts at the oldest it still holds (it keeps the newest 256).
+            held_from = int(records["number"][0]) if len(records) else last_number + 1
+            if held_from > number:
+                if notify:
+                    lost_to = min(held_from, last_number + 1)
+                    when_us = int(records["time_us"][0]) if len(records) else device_time_us
+                    self._report_lost(number, lost_to - number, when_us)
+                if not len(records):
+                    return
             for rec in records:
                 self._add_event(
                     int(rec["number"]),
@@ -356,8 +410,24 @@ class NeedleDriver:
                     int(rec["code"]),
                     int(rec["value"]),
                     notify=notify,
+                    live=False,
                 )
             number = max(number + 1, int(records["number"][-1]) + 1)
+
+    def _report_lost(self, first_number: int, count: int, device_time_us: int) -> None:
+        """Events gone for good: counted, and told to the listeners (the recorder writes
+        it), never skipped silently."""
+        self.link.stats.events_lost += count
+        notice = DeviceEvent(
+            first_number,
+            units.us_to_s(device_time_us),
+            self.timesync.to_host_s(device_time_us),
+            EVENTS_LOST,
+            count,
+        )
+        for listener in list(self._event_listeners):
+            with contextlib.suppress(Exception):
+                listener(notice)
 
     def add_event_listener(self, listener: EventListener) -> Callable[[], None]:
         """listener(DeviceEvent) for each event as it arrives (gaps arrive when fetched)."""
@@ -522,10 +592,22 @@ class NeedleDriver:
             self.link.wait_s(_POLL_S)
 
     def wait_s(self, seconds: float) -> None:
-        """Let time pass with the link kept alive (virtual time on sim://)."""
-        self.link.wait_s(seconds)
-        if self._gap_from is not None:
-            self.status()  # fetches the missing events
+        """Let time pass with the link kept alive (virtual time on sim://). Every
+        _EVENT_CHECK_S (and after a gap in the event numbering) it asks for STATUS,
+        which fetches events lost on the way: a device that stops answering while it
+        is still heard raises Timeout here as in status()."""
+        clock = self.clock
+        deadline_s = clock.monotonic() + seconds
+        while True:
+            now_s = clock.monotonic()
+            step_s = min(deadline_s, self._next_event_check_s) - now_s
+            if step_s > 0:
+                self.link.wait_s(step_s)
+                now_s = clock.monotonic()
+            if self._gap_from is not None or now_s >= self._next_event_check_s:
+                self.status()  # fetches what is missing; sets the next check
+            if now_s >= deadline_s:
+                return
 
     def keepalive(self) -> None:
         """Show the link that this program is alive (see Link.keepalive): code that works
@@ -593,16 +675,20 @@ class NeedleDriver:
             self.telemetry.push(rows)
         elif isinstance(msg, Event):
             self.timesync.observe(msg.time_us, self.clock.monotonic())
-            self._add_event(msg.number, msg.time_us, msg.code, msg.value, notify=True)
+            self._add_event(msg.number, msg.time_us, msg.code, msg.value, notify=True, live=True)
 
-    def _add_event(self, number: int, time_us: int, code: int, value: int, *, notify: bool) -> None:
-        """Store an event; notify=True: it is news (live, or a recovered gap) for listeners."""
+    def _add_event(
+        self, number: int, time_us: int, code: int, value: int, *, notify: bool, live: bool
+    ) -> None:
+        """Store an event; notify=True: it is news (live, or a recovered gap) for listeners.
+        live: it came as an EVENT frame, so a jump in the numbering is a gap to fetch."""
         with self._events_lock:
             if number in self._events:
                 return
             if number < self._last_event_number and number == 1:
                 self._events.clear()  # the device rebooted: numbering restarts
-            elif notify and 0 < self._last_event_number < number - 1:
+                self._last_event_number = 0
+            elif live and 0 < self._last_event_number < number - 1:
                 first_missing = self._last_event_number + 1
                 if self._gap_from is None or first_missing < self._gap_from:
                     self._gap_from = first_missing

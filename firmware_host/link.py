@@ -102,6 +102,9 @@ class LinkStats:
     lease_lapses: int = 0  # times the owner fell silent past lease_s (heartbeats withheld)
     telemetry_samples: int = 0
     telemetry_samples_lost: int = 0  # exact, from the device's sample counter
+    # device events gone from its log before the host could fetch them (counted and
+    # reported to event listeners by the client as an EVENTS_LOST notice)
+    events_lost: int = 0
     rtt_smoothed_s: float | None = None
     rtt_var_s: float = 0.0
     rtt_samples_s: collections.deque[float] = field(

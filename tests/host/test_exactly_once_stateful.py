@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from firmware_host.client import NeedleDriver
-from firmware_host.errors import Nak, Timeout
+from firmware_host.errors import LimitError, Nak, Timeout
 from firmware_host.link import LinkConfig
 from protocol import Nak as NakMsg
 
@@ -52,8 +52,8 @@ class LossyLinkMachine(RuleBasedStateMachine):
     def _call(self, call: Any) -> str:
         try:
             call()
-        except Nak:
-            return "refused"  # never executed: the invariant checks it
+        except (Nak, LimitError):
+            return "refused"  # never executed (or never sent): the invariant checks it
         except Timeout:
             return "unknown"  # executed or not: its replies were all lost
         return "ok"
