@@ -23,9 +23,12 @@ import argparse
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +60,48 @@ while True:
 """
 
 
-def _spawn(args: list[str]) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    assert proc.stdout is not None
-    path = proc.stdout.readline().strip()
-    if not path:
-        proc.kill()
-        raise SystemExit(f"no pty path from {' '.join(args)}")
-    return proc, path
+class _Children:
+    """Every process this benchmark starts, killed on any way out of the block (an error,
+    Ctrl-C, SIGTERM — main() turns it into SystemExit): none outlives the run."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def spawn(self, args: list[str]) -> str:
+        """Start a server that prints its pty path first; return the path."""
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        self.procs.append(proc)  # before anything can fail: the finally kills it
+        assert proc.stdout is not None
+        path = proc.stdout.readline().strip()
+        if not path:
+            raise SystemExit(f"no pty path from {' '.join(args)}")
+        return path
+
+    def kill_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+@contextmanager
+def _children() -> Iterator[_Children]:
+    kids = _Children()
+    try:
+        yield kids
+    finally:
+        kids.kill_all()
+
+
+def _announce(kids: _Children) -> None:
+    # (stderr, so --json's stdout stays one object; tests wait for this line)
+    pids = " ".join(str(p.pid) for p in kids.procs)
+    print(f"link benchmark: servers {pids}", file=sys.stderr, flush=True)
 
 
 def _pct(sorted_s: list[float], q: float) -> float:
@@ -83,13 +120,14 @@ def _device_floor_once(fd: int, seq: int) -> float:
 
 
 def measure_rtt(samples: int, block: int = 250) -> dict[str, Any]:
-    echo_proc, echo_path = _spawn([sys.executable, "-c", ECHO])
-    dev_proc, dev_path = _spawn([sys.executable, "-m", "sim_device", "serve", "--pty"])
-    floor_proc, floor_path = _spawn([sys.executable, "-m", "sim_device", "serve", "--pty"])
     raw: list[float] = []
     floor: list[float] = []
     cmd: list[float] = []
-    try:
+    with _children() as kids:
+        echo_path = kids.spawn([sys.executable, "-c", ECHO])
+        dev_path = kids.spawn([sys.executable, "-m", "sim_device", "serve", "--pty"])
+        floor_path = kids.spawn([sys.executable, "-m", "sim_device", "serve", "--pty"])
+        _announce(kids)
         ser = serial.Serial(echo_path, timeout=1.0)
         floor_ser = serial.Serial(floor_path, timeout=1.0)
         floor_fd = floor_ser.fileno()
@@ -130,10 +168,6 @@ def measure_rtt(samples: int, block: int = 250) -> dict[str, Any]:
             nd.close()
             ser.close()
             floor_ser.close()
-    finally:
-        for p in (echo_proc, dev_proc, floor_proc):
-            p.terminate()
-            p.wait(10)
     raw.sort()
     floor.sort()
     cmd.sort()
@@ -151,8 +185,9 @@ def measure_rtt(samples: int, block: int = 250) -> dict[str, Any]:
 
 
 def measure_telemetry(duration_s: float) -> dict[str, Any]:
-    dev_proc, dev_path = _spawn([sys.executable, "-m", "sim_device", "serve", "--pty"])
-    try:
+    with _children() as kids:
+        dev_path = kids.spawn([sys.executable, "-m", "sim_device", "serve", "--pty"])
+        _announce(kids)
         with NeedleDriver.open(dev_path) as nd:
             nd.set_telemetry(1000, 10)
             got = nd.telemetry.samples_received
@@ -167,9 +202,6 @@ def measure_telemetry(duration_s: float) -> dict[str, Any]:
             lost = nd.telemetry.samples_lost
             link_lost = nd.stats.telemetry_samples_lost
             nd.set_telemetry(0, 10)
-    finally:
-        dev_proc.terminate()
-        dev_proc.wait(10)
     return {
         "telemetry_duration_s": wall_s,
         "telemetry_samples": received,
@@ -179,7 +211,12 @@ def measure_telemetry(duration_s: float) -> dict[str, Any]:
     }
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds through every finally: servers killed
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--duration-s", type=float, default=60.0, help="telemetry run length")

@@ -78,9 +78,6 @@ class TimeSync:
                 self._ref_s = d_s
                 self._have = True
 
-    def observe_32(self, time_us_32: int, host_time_s: float) -> None:
-        self.observe(self.unwrap_us(time_us_32), host_time_s)
-
     def _fit(self) -> None:
         pts = np.array(self._minima)
         if len(pts) >= 3 and pts[-1, 0] - pts[0, 0] > 0:
