@@ -4,61 +4,18 @@ to needlectl it is a real rig, so motion needs the operator's yes."""
 from __future__ import annotations
 
 import json
-import os
-import select
 import signal
 import subprocess
-import threading
-import tty
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
-from protocol import Identity, StreamDecoder, encode
+# The same proxy the HIL suite uses to make a served simulator look like a rig.
+from tests.hil.identity_proxy import NotSimulatedProxy
 
 if TYPE_CHECKING:
     from conftest import Cli
-
-
-class RigLookalike:
-    """Forwards bytes both ways between a new pty and the served device, frame by frame,
-    with every IDENTITY saying it is not a simulator."""
-
-    def __init__(self, device_path: str) -> None:
-        self._dev = os.open(device_path, os.O_RDWR | os.O_NOCTTY)
-        tty.setraw(self._dev)
-        self._master, self._slave = os.openpty()  # our slave fd stays open: no EIO
-        tty.setraw(self._slave)
-        tty.setraw(self._master)
-        self.path = os.ttyname(self._slave)
-        self._decoder = StreamDecoder()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            ready, _, _ = select.select([self._master, self._dev], [], [], 0.05)
-            for fd in ready:
-                data = os.read(fd, 65536)
-                if fd == self._master:
-                    os.write(self._dev, data)
-                    continue
-                out = bytearray()
-                for fr in self._decoder.feed(data):
-                    msg = fr.message
-                    if isinstance(msg, Identity):
-                        msg = msg._replace(simulated=0)
-                    out += encode(msg, fr.seq, fr.flags)
-                if out:
-                    os.write(self._master, bytes(out))
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2.0)
-        for fd in (self._master, self._slave, self._dev):
-            os.close(fd)
 
 
 @pytest.fixture
@@ -70,7 +27,7 @@ def rig(cli: Cli) -> Iterator[str]:
         text=True,
     )
     assert server.stdout is not None
-    proxy = RigLookalike(server.stdout.readline().strip())
+    proxy = NotSimulatedProxy(server.stdout.readline().strip())
     try:
         yield proxy.path
     finally:
