@@ -484,11 +484,16 @@ class NeedleDriver:
 
     # ---------------------------------------------------------------- motion
 
-    def home(self, speed_mm_s: float = 2.0, timeout_s: float = 120.0) -> DeviceStatus:
-        """Home the advance axis; blocks until homed (DeviceFault if a fault stops it)."""
+    def start_home(self, speed_mm_s: float = 2.0) -> None:
+        """Send HOME; returns once the device accepted it (it is then homing). For a
+        caller that waits in its own way (e.g. one an abort can interrupt)."""
         self._check_speed(speed_mm_s)
         self._commanded_mm = None
         self._motion(Home(units.mm_s_to_um_s(speed_mm_s)))
+
+    def home(self, speed_mm_s: float = 2.0, timeout_s: float = 120.0) -> DeviceStatus:
+        """Home the advance axis; blocks until homed (DeviceFault if a fault stops it)."""
+        self.start_home(speed_mm_s)
         status = self.wait_idle(timeout_s, raise_on_fault=True)
         if not status.homed:
             raise DeviceFault(f"{self.url}: homing ended without the axis homed", 0)

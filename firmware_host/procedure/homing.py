@@ -14,7 +14,7 @@ import threading
 from typing import Any
 
 from firmware_host.errors import DeviceFault, Timeout
-from protocol import DeviceState, Home
+from protocol import DeviceState
 
 HOME_SLICE_S = 0.05
 _STOPPED_BY_FAULT = (DeviceState.FAULT, DeviceState.ESTOPPED, DeviceState.STALLED)
@@ -40,18 +40,6 @@ def abort_reason(abort: threading.Event | None, default: str) -> str:
     return f"{default} ({why})" if why else default
 
 
-def start_homing(nd: Any, speed_mm_s: float) -> None:
-    """Send HOME and return once the device accepted it (it is then homing).
-
-    The client has no non-blocking home, so this goes through its motion path
-    (speed checked against the identity, refused on a schema mismatch, a NAK raised
-    as ``Nak``) exactly as ``NeedleDriver.home()`` does before it starts waiting."""
-    from firmware_host import units
-
-    nd._check_speed(speed_mm_s)
-    nd._motion(Home(units.mm_s_to_um_s(speed_mm_s)))
-
-
 def home_interruptibly(
     nd: Any,
     *,
@@ -67,7 +55,7 @@ def home_interruptibly(
     the axis still moves after ``timeout_s`` (the rig then still moves: stop it)."""
     if abort is not None and abort.is_set():
         return None
-    start_homing(nd, speed_mm_s)
+    nd.start_home(speed_mm_s)
     deadline_s = nd.clock.monotonic() + timeout_s
     while True:
         if abort is not None and abort.is_set():
