@@ -178,32 +178,23 @@ class RealTimeDevice:
 
 
 def _write_all_nonblocking(fd: int, data: bytes) -> int:
-    """Write what the pipe takes now; return the bytes that did not fit (dropped)."""
-    try:
-        if os.write(fd, data) == len(data):  # the common case: one write takes it all
-            return 0
-    except BlockingIOError:
-        return len(data)
-    except OSError as exc:
-        if exc.errno in (errno.EIO, errno.EPIPE, errno.ECONNRESET):
-            return len(data)
-        raise
-    return _write_rest(fd, data)
+    """Write what the pipe takes now; return the bytes that did not fit (dropped).
 
-
-def _write_rest(fd: int, data: bytes) -> int:
-    """Finish a partial write (rare): retry until the pipe is full, count what is left."""
-    view = memoryview(data)
-    while view:
+    The common case is one os.write that takes it all; a memoryview is made only
+    after a partial write."""
+    rest: bytes | memoryview = data
+    while rest:
         try:
-            n = os.write(fd, view)
+            n = os.write(fd, rest)
         except BlockingIOError:
-            return len(view)
+            return len(rest)
         except OSError as exc:
             if exc.errno in (errno.EIO, errno.EPIPE, errno.ECONNRESET):
-                return len(view)
+                return len(rest)
             raise
-        view = view[n:]
+        if n == len(rest):
+            return 0
+        rest = memoryview(rest)[n:]
     return 0
 
 
