@@ -444,7 +444,7 @@ class Firmware:
                 pos_before = adv.pos
                 vel = adv.vel
                 if vel == adv.cruise_vel and vel != 0.0 and (pos_before - adv.brake_at) * vel < 0.0:
-                    adv.pos = pos_before + vel * TICK_S  # cruising: Axis.cruise, inlined
+                    adv.pos = pos_before + vel * TICK_S  # cruising, far from braking: no ramp
                     arrived = False
                 else:
                     arrived = adv.step(TICK_S)
@@ -455,7 +455,7 @@ class Firmware:
             if rot_was_active:
                 vel = rot.vel
                 if vel == rot.cruise_vel and vel != 0.0 and (rot.pos - rot.brake_at) * vel < 0.0:
-                    rot.pos += vel * TICK_S  # cruising: Axis.cruise, inlined
+                    rot.pos += vel * TICK_S  # cruising, far from braking: no ramp
                 elif rot.step(TICK_S) and self._osc_amp_deg:
                     # oscillation: turn around at each end
                     c = self._osc_center_deg

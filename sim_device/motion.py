@@ -37,8 +37,8 @@ class Axis:
         self.target_vel = 0.0
         self.velocity_mode = False
         self.active = False
-        # Cruise fast path (see ``cruise``): at this velocity, until ``brake_at``, a tick is
-        # just ``pos += vel * dt`` — the same arithmetic ``step`` would do there.
+        # Cruise fast path, inlined in the firmware tick: at this velocity, until
+        # ``brake_at``, a tick is just ``pos += vel * dt`` — the arithmetic ``step`` does.
         self.cruise_vel = 0.0
         self.brake_at = 0.0
 
@@ -73,14 +73,6 @@ class Axis:
         self.target_vel = 0.0
         self.active = False
         self.cruise_vel = 0.0
-
-    def cruise(self, dt_s: float) -> bool:
-        """One tick; the common case (cruising, far from braking) costs one multiply."""
-        vel = self.vel
-        if vel == self.cruise_vel and vel != 0.0 and (self.pos - self.brake_at) * vel < 0.0:
-            self.pos += vel * dt_s
-            return False
-        return self.step(dt_s)
 
     def step(self, dt_s: float) -> bool:
         """Advance one tick. Returns True when a position move reached its target."""
