@@ -1,0 +1,142 @@
+/* bench.c: see bench.h. The physics is deliberately small: what a bench with a phantom
+ * septum and a solid block in front of the needle does to the sensors, so the whole
+ * firmware (limits, force cut-off, stall by following error, homing) runs for real. */
+#include "bench.h"
+
+#include "../core/hal.h"
+
+#define ENCODER_COUNT_NM 100
+
+static struct {
+    struct nd_bench_config cfg;
+    int64_t carriage_nm;    /* true depth of the carriage (and needle) */
+    int64_t lost_nm;        /* motor steps lost against the load: motor − carriage */
+    int64_t last_motor_nm;  /* the last advance command */
+    int64_t angle_ucdeg;
+    int32_t force_mn;       /* true axial force */
+    int punctured;          /* the septum gave way and has not sealed yet */
+    uint32_t rng;
+} B;
+
+void nd_bench_defaults(struct nd_bench_config *c)
+{
+    c->start_depth_nm = 5000000;
+    c->membrane_depth_nm = 20000000;
+    c->membrane_mn_per_mm = 2000;
+    c->membrane_break_mn = 3000;
+    c->membrane_friction_mn = 300;
+    c->block_depth_nm = 40000000;
+    c->block_mn_per_mm = 2000000; /* 2 N/µm: the thrust is reached within 5 µm */
+    c->thrust_mn = 10000;
+    c->noise_mn = 20;
+    c->rail_mn = 50000;
+    c->seed = 1;
+}
+
+static int64_t mul_per_mm(int64_t depth_nm, int32_t mn_per_mm)
+{
+    return depth_nm * mn_per_mm / 1000000;
+}
+
+/* The force resisting the needle at a carriage depth (+ = resisting the advance). */
+static int64_t force_at(int64_t c_nm, int moving_forward)
+{
+    const struct nd_bench_config *k = &B.cfg;
+    int64_t f = 0;
+    if (k->membrane_depth_nm >= 0 && c_nm > k->membrane_depth_nm) {
+        if (!B.punctured) {
+            f += mul_per_mm(c_nm - k->membrane_depth_nm, k->membrane_mn_per_mm);
+        } else {
+            /* the septum grips the shaft: friction against the motion */
+            f += moving_forward ? k->membrane_friction_mn : -k->membrane_friction_mn;
+        }
+    }
+    if (k->block_depth_nm >= 0 && c_nm > k->block_depth_nm)
+        f += mul_per_mm(c_nm - k->block_depth_nm, k->block_mn_per_mm);
+    return f;
+}
+
+void nd_bench_init(const struct nd_bench_config *cfg)
+{
+    B.cfg = *cfg;
+    B.carriage_nm = cfg->start_depth_nm;
+    B.lost_nm = 0;
+    B.last_motor_nm = 0;
+    B.angle_ucdeg = 0;
+    B.punctured = 0;
+    B.rng = cfg->seed ? cfg->seed : 1u;
+    B.force_mn = (int32_t)force_at(B.carriage_nm, 0);
+}
+
+void hal_advance_command_nm(int64_t motor_nm)
+{
+    const int forward = motor_nm > B.last_motor_nm;
+    int64_t want = B.cfg.start_depth_nm + motor_nm - B.lost_nm;
+    int64_t f;
+    B.last_motor_nm = motor_nm;
+    if (forward) {
+        /* the stepper pushes until the load reaches its thrust; beyond it, steps are lost
+         * (the carriage stays where the force equals the thrust) */
+        int64_t lo = B.carriage_nm, hi = want;
+        if (force_at(want, 1) > B.cfg.thrust_mn) {
+            while (hi - lo > 1) { /* bisect: force_at grows with depth */
+                const int64_t mid = lo + (hi - lo) / 2;
+                if (force_at(mid, 1) > B.cfg.thrust_mn) hi = mid;
+                else lo = mid;
+            }
+            B.lost_nm += want - lo;
+            want = lo;
+        }
+    }
+    B.carriage_nm = want;
+    f = force_at(want, forward);
+    if (!B.punctured && B.cfg.membrane_depth_nm >= 0 && f > B.cfg.membrane_break_mn &&
+        want > B.cfg.membrane_depth_nm) {
+        B.punctured = 1; /* the septum gives way: the force drops to its grip */
+        f = force_at(want, forward);
+    }
+    if (B.punctured && want <= B.cfg.membrane_depth_nm) B.punctured = 0; /* it seals */
+    if (!forward && want <= B.cfg.membrane_depth_nm) f = force_at(want, 0);
+    B.force_mn = (int32_t)f;
+}
+
+void hal_rotate_command_ucdeg(int64_t angle_ucdeg) { B.angle_ucdeg = angle_ucdeg; }
+
+bool hal_encoder_read_nm(int64_t *position_nm)
+{
+    const int64_t rel = B.carriage_nm - B.cfg.start_depth_nm;
+    /* whole encoder counts, rounded toward −∞ */
+    int64_t q = rel / ENCODER_COUNT_NM;
+    if (rel % ENCODER_COUNT_NM != 0 && rel < 0) q--;
+    *position_nm = q * ENCODER_COUNT_NM;
+    return true;
+}
+
+static uint32_t xorshift32(void)
+{
+    uint32_t x = B.rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    B.rng = x;
+    return x;
+}
+
+bool hal_load_cell_read_mn(int32_t *force_mn)
+{
+    /* noise: the sum of four uniforms in ±noise·√3/2 is near-Gaussian, σ ≈ noise */
+    int32_t noise = 0;
+    int i;
+    if (B.cfg.noise_mn > 0) {
+        const int32_t span = B.cfg.noise_mn * 173 / 100; /* √3 · σ per uniform, ×2 /2 */
+        for (i = 0; i < 4; ++i) noise += (int32_t)(xorshift32() % (uint32_t)(2 * span + 1)) - span;
+        noise /= 2;
+    }
+    *force_mn = B.force_mn + noise;
+    return *force_mn > -B.cfg.rail_mn && *force_mn < B.cfg.rail_mn;
+}
+
+bool hal_home_switch(void) { return B.carriage_nm <= 0; }
+
+int64_t nd_bench_carriage_nm(void) { return B.carriage_nm; }
+int32_t nd_bench_true_force_mn(void) { return B.force_mn; }

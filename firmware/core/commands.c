@@ -1,0 +1,430 @@
+/* commands.c: every valid frame from the host — exactly once (reply cache), the session
+ * (HELLO, schema hash), and each command's checks and effect. The NAK order is protocol
+ * §5's: NOT_ARMED / SCHEMA_MISMATCH (motion only), BAD_ARGUMENT, ESTOPPED, LATCHED_FAULT,
+ * BUSY, NOT_HOMED, BEYOND_LIMIT. Stopping (STOP, ESTOP, ROTATE STOP) is never refused. */
+#include "device.h"
+
+#include "link.h"
+#include "nd_core.h"
+
+#define D nd_dev
+#define MAX_SPEED_FIELD_UM_S 20000u /* the schema's range of speed_um_s */
+#define MAX_RATE_FIELD_MRPM 600000  /* the schema's range of rate_mrpm */
+#define MAX_STALL_TIME_MS 10000u
+#define MAX_TELEMETRY_HZ 1000u
+#define MAX_EVENTS_PER_REPLY 12u
+
+/* The reply being built (one at a time: the core is never re-entered). */
+static struct {
+    uint8_t id;
+    uint8_t len;
+    uint8_t payload[ND_EVENT_LOG_MAX_PAYLOAD_BYTES];
+    /* EVENT_LOG replies are cached as (first, count, last): see reply_cache.h */
+    uint32_t events_first;
+} R;
+
+void nd_commands_init(void) { R.len = 0; }
+
+static void ack(uint8_t command_id)
+{
+    struct nd_ack m;
+    m.command_id = command_id;
+    R.id = ND_ACK_ID;
+    R.len = (uint8_t)nd_ack_pack(&m, R.payload);
+    D.commands_executed++;
+}
+
+static void nak(uint8_t command_id, uint8_t reason, int32_t detail)
+{
+    struct nd_nak m;
+    m.command_id = command_id;
+    m.reason = reason;
+    m.detail = detail;
+    R.id = ND_NAK_ID;
+    R.len = (uint8_t)nd_nak_pack(&m, R.payload);
+}
+
+/* ------------------------------------------------------------ replies with data */
+
+static void identity(void)
+{
+    const struct nd_board *b = D.board;
+    struct nd_identity m;
+    m.protocol_version = ND_PROTOCOL_VERSION;
+    m.schema_hash = ND_SCHEMA_HASH;
+    m.firmware_major = ND_FIRMWARE_MAJOR;
+    m.firmware_minor = ND_FIRMWARE_MINOR;
+    m.firmware_patch = ND_FIRMWARE_PATCH;
+    memcpy(m.serial_number, b->serial_number, sizeof m.serial_number);
+    m.simulated = b->simulated;
+    m.capabilities = ND_CAPABILITIES_ROTATION | ND_CAPABILITIES_OSCILLATION |
+                     ND_CAPABILITIES_LOAD_CELL | ND_CAPABILITIES_ENCODER;
+    m.travel_limit_um = b->travel_um;
+    m.force_limit_mn = b->force_limit_mn;
+    m.max_speed_um_s = b->max_speed_um_s;
+    m.max_rate_mrpm = b->max_rate_mrpm;
+    m.watchdog_ms = b->watchdog_ms;
+    m.session_armed = D.schema_ok ? 1u : 0u;
+    R.id = ND_IDENTITY_ID;
+    R.len = (uint8_t)nd_identity_pack(&m, R.payload);
+}
+
+static void status(void)
+{
+    const struct nd_link_stats *l = nd_link_stats();
+    struct nd_status m;
+    m.state = D.state;
+    m.flags = nd_dev_flags();
+    m.latched_faults = D.latched;
+    m.device_time_us = D.now_us;
+    m.depth_um = D.depth_um;
+    m.commanded_depth_um = nd_um_from_nm(D.adv.pos);
+    m.angle_cdeg = nd_cdeg_from_ucdeg(D.rot.pos);
+    m.force_mn = D.force_mn;
+    m.soft_depth_limit_um = D.soft_depth_limit_um;
+    m.force_limit_mn = D.force_limit_mn;
+    m.stall_force_mn = D.stall_force_mn;
+    m.stall_time_ms = D.stall_time_ms;
+    m.telemetry_rate_hz = D.telemetry_rate_hz;
+    m.last_event_number = D.events.last_number;
+    m.samples_sent = D.samples_sent;
+    m.frames_ok = l->frames_ok;
+    m.frames_bad = nd_link_frames_bad();
+    m.commands_executed = D.commands_executed;
+    m.replies_replayed = D.replies_replayed;
+    m.watchdog_trips = D.watchdog_trips;
+    R.id = ND_STATUS_ID;
+    R.len = (uint8_t)nd_status_pack(&m, R.payload);
+}
+
+static void event_log(uint32_t from, uint8_t max_count, uint32_t last)
+{
+    uint8_t n;
+    nd_put_u32(R.payload, last);
+    n = nd_events_pack(&D.events, from, max_count, last, R.payload + 5);
+    R.payload[4] = n;
+    R.id = ND_EVENT_LOG_ID;
+    R.len = (uint8_t)(5u + (size_t)n * ND_EVENT_RECORD_BYTES);
+    /* the first number actually sent (from may be older than the oldest kept) */
+    R.events_first = n ? nd_get_u32(R.payload + 5) : from;
+}
+
+/* ------------------------------------------------------------ commands */
+
+static void hello(const uint8_t *p)
+{
+    struct nd_hello m;
+    nd_hello_unpack(&m, p, ND_HELLO_PAYLOAD_BYTES);
+    D.session_open = true;
+    D.schema_ok = m.protocol_version == ND_PROTOCOL_VERSION && m.schema_hash == ND_SCHEMA_HASH;
+    D.wd_tripped = false;
+    nd_dev_update_state();
+    D.commands_executed++;
+    identity();
+}
+
+static void stop(uint8_t id)
+{
+    if (D.homing) {
+        D.homing = false;
+        nd_axis_halt(&D.adv);
+    }
+    D.osc_amp_ucdeg = 0;
+    if (D.adv.active) nd_axis_decelerate(&D.adv);
+    if (D.rot.active) nd_axis_decelerate(&D.rot);
+    D.at_limit = false;
+    nd_dev_update_state();
+    ack(id);
+}
+
+static void estop(uint8_t id)
+{
+    /* within this tick: both axes halt where they are */
+    nd_axis_halt(&D.adv);
+    nd_axis_halt(&D.rot);
+    D.osc_amp_ucdeg = 0;
+    D.homing = false;
+    D.stall_ticks = 0;
+    if (!(D.latched & ND_FAULT_FLAGS_ESTOP)) {
+        D.homed = false; /* the stepper may have slipped: re-home */
+        nd_dev_latch(ND_FAULT_FLAGS_ESTOP, ND_EVENT_CODE_ESTOP, 0);
+    } else {
+        nd_dev_update_state(); /* idempotent: a second ESTOP changes nothing */
+    }
+    ack(id);
+}
+
+static void clear_fault(uint8_t id)
+{
+    const uint16_t cleared = D.latched;
+    D.latched = 0;
+    D.at_limit = false;
+    if (cleared) nd_dev_event(ND_EVENT_CODE_FAULT_CLEARED, cleared);
+    nd_dev_update_state();
+    ack(id);
+}
+
+static void set_limits(uint8_t id, const uint8_t *p)
+{
+    const struct nd_board *b = D.board;
+    struct nd_set_limits m;
+    nd_set_limits_unpack(&m, p, ND_SET_LIMITS_PAYLOAD_BYTES);
+    /* each field in its range (detail: the value), then within its hard limit (detail:
+     * the hard limit) */
+    if (m.soft_depth_limit_um < 0) { nak(id, ND_NAK_REASON_BAD_ARGUMENT, m.soft_depth_limit_um); return; }
+    if (m.force_limit_mn <= 0) { nak(id, ND_NAK_REASON_BAD_ARGUMENT, m.force_limit_mn); return; }
+    if (m.stall_force_mn <= 0) { nak(id, ND_NAK_REASON_BAD_ARGUMENT, m.stall_force_mn); return; }
+    if (m.stall_time_ms < 1u || m.stall_time_ms > MAX_STALL_TIME_MS)
+        { nak(id, ND_NAK_REASON_BAD_ARGUMENT, m.stall_time_ms); return; }
+    if (m.soft_depth_limit_um > b->travel_um)
+        { nak(id, ND_NAK_REASON_BEYOND_LIMIT, b->travel_um); return; }
+    if (m.force_limit_mn > b->force_limit_mn)
+        { nak(id, ND_NAK_REASON_BEYOND_LIMIT, b->force_limit_mn); return; }
+    if (m.stall_force_mn > b->force_limit_mn)
+        { nak(id, ND_NAK_REASON_BEYOND_LIMIT, b->force_limit_mn); return; }
+    D.soft_depth_limit_um = m.soft_depth_limit_um;
+    D.force_limit_mn = m.force_limit_mn;
+    D.stall_force_mn = m.stall_force_mn;
+    D.stall_time_ms = m.stall_time_ms;
+    /* a move in progress beyond the new limit is stopped there by the tick's check */
+    nd_dev_set_limit_pos();
+    ack(id);
+}
+
+static void set_telemetry(uint8_t id, const uint8_t *p)
+{
+    struct nd_set_telemetry m;
+    nd_set_telemetry_unpack(&m, p, ND_SET_TELEMETRY_PAYLOAD_BYTES);
+    if (m.rate_hz > MAX_TELEMETRY_HZ) { nak(id, ND_NAK_REASON_BAD_ARGUMENT, m.rate_hz); return; }
+    if (m.batch_samples < 1u || m.batch_samples > ND_MAX_BATCH_SAMPLES)
+        { nak(id, ND_NAK_REASON_BAD_ARGUMENT, m.batch_samples); return; }
+    nd_dev_flush_batch();
+    D.telemetry_rate_hz = m.rate_hz;
+    D.batch_samples = m.batch_samples;
+    D.sample_acc = (uint16_t)(1000u - m.rate_hz); /* first sample on the next tick */
+    ack(id);
+}
+
+static void get_events(uint8_t id, const uint8_t *p)
+{
+    struct nd_get_events m;
+    nd_get_events_unpack(&m, p, ND_GET_EVENTS_PAYLOAD_BYTES);
+    if (m.max_count < 1u || m.max_count > MAX_EVENTS_PER_REPLY)
+        { nak(id, ND_NAK_REASON_BAD_ARGUMENT, m.max_count); return; }
+    D.commands_executed++;
+    event_log(m.from_number, m.max_count, D.events.last_number);
+}
+
+static void rotate_stop(uint8_t id)
+{
+    D.osc_amp_ucdeg = 0;
+    if (D.rot.active) nd_axis_decelerate(&D.rot);
+    nd_dev_update_state();
+    ack(id);
+}
+
+/* ESTOPPED, LATCHED_FAULT, BUSY (homing): false if refused (the NAK is built). */
+static bool state_allows(uint8_t id)
+{
+    if (D.latched & ND_FAULT_FLAGS_ESTOP) {
+        nak(id, ND_NAK_REASON_ESTOPPED, 0);
+        return false;
+    }
+    if (D.latched) {
+        nak(id, ND_NAK_REASON_LATCHED_FAULT, D.latched);
+        return false;
+    }
+    if (D.homing) {
+        nak(id, ND_NAK_REASON_BUSY, 0);
+        return false;
+    }
+    return true;
+}
+
+static void home(uint8_t id, const uint8_t *p)
+{
+    struct nd_home m;
+    nd_home_unpack(&m, p, ND_HOME_PAYLOAD_BYTES);
+    if (m.speed_um_s < 1u || m.speed_um_s > MAX_SPEED_FIELD_UM_S)
+        { nak(id, ND_NAK_REASON_BAD_ARGUMENT, (int32_t)m.speed_um_s); return; }
+    if (!state_allows(id)) return;
+    if (D.adv.active) { nak(id, ND_NAK_REASON_BUSY, 0); return; }
+    if (m.speed_um_s > D.board->max_speed_um_s)
+        { nak(id, ND_NAK_REASON_BEYOND_LIMIT, (int32_t)D.board->max_speed_um_s); return; }
+    D.homed = false;
+    D.at_limit = false;
+    D.homing = true;
+    if (hal_home_switch()) {
+        nd_dev_home_found();
+        { ack(id); return; }
+    }
+    D.homing_start_nm = D.adv.pos;
+    nd_dev_begin_follow();
+    nd_axis_run_at(&D.adv, -(int32_t)m.speed_um_s); /* 1 µm/s = 1 nm per tick */
+    nd_dev_update_state();
+    ack(id);
+}
+
+static void move(uint8_t id, const uint8_t *p)
+{
+    const int64_t step = D.board->nm_per_microstep;
+    struct nd_move m;
+    int64_t base, target_nm, limit_steps;
+    nd_move_unpack(&m, p, ND_MOVE_PAYLOAD_BYTES);
+    if (m.mode != ND_MOVE_MODE_ABSOLUTE && m.mode != ND_MOVE_MODE_RELATIVE)
+        { nak(id, ND_NAK_REASON_BAD_ARGUMENT, m.mode); return; }
+    if (m.speed_um_s < 1u || m.speed_um_s > MAX_SPEED_FIELD_UM_S)
+        { nak(id, ND_NAK_REASON_BAD_ARGUMENT, (int32_t)m.speed_um_s); return; }
+    if (!state_allows(id)) return;
+    if (!D.homed) { nak(id, ND_NAK_REASON_NOT_HOMED, 0); return; }
+    if (m.speed_um_s > D.board->max_speed_um_s)
+        { nak(id, ND_NAK_REASON_BEYOND_LIMIT, (int32_t)D.board->max_speed_um_s); return; }
+    /* RELATIVE is relative to the current target (a move replacing a move adds up) */
+    base = (D.adv.active && !D.adv.velocity_mode) ? D.adv.target : D.adv.pos;
+    target_nm = (int64_t)m.target_um * 1000 + (m.mode == ND_MOVE_MODE_RELATIVE ? base : 0);
+    if (target_nm < 0) { nak(id, ND_NAK_REASON_BEYOND_LIMIT, 0); return; }
+    limit_steps = D.limit_pos_nm / step;
+    if (nd_floor_div(target_nm, step) > limit_steps)
+        { nak(id, ND_NAK_REASON_BEYOND_LIMIT, D.soft_depth_limit_um); return; }
+    if (!D.adv.active) nd_dev_begin_follow();
+    /* the target is kept in exact nm (relative moves add up exactly); only the motor's
+     * output is quantised to microsteps, never beyond the limit's last step */
+    nd_axis_move_to(&D.adv, target_nm < D.limit_pos_nm ? target_nm : D.limit_pos_nm,
+                    (int32_t)m.speed_um_s);
+    D.at_limit = false;
+    nd_dev_update_state();
+    if (!D.adv.active) nd_dev_event(ND_EVENT_CODE_TARGET_REACHED, nd_um_from_nm(D.adv.pos));
+    ack(id);
+}
+
+static void rotate(uint8_t id, const uint8_t *p)
+{
+    struct nd_rotate m;
+    int32_t speed;
+    nd_rotate_unpack(&m, p, ND_ROTATE_PAYLOAD_BYTES);
+    if (m.mode > ND_ROTATE_MODE_OSCILLATE) { nak(id, ND_NAK_REASON_BAD_ARGUMENT, m.mode); return; }
+    if (m.rate_mrpm < -MAX_RATE_FIELD_MRPM || m.rate_mrpm > MAX_RATE_FIELD_MRPM)
+        { nak(id, ND_NAK_REASON_BAD_ARGUMENT, m.rate_mrpm); return; }
+    if (!state_allows(id)) return;
+    if (m.rate_mrpm > D.board->max_rate_mrpm || -m.rate_mrpm > D.board->max_rate_mrpm)
+        { nak(id, ND_NAK_REASON_BEYOND_LIMIT, D.board->max_rate_mrpm); return; }
+    if (m.mode == ND_ROTATE_MODE_CONTINUOUS) {
+        D.osc_amp_ucdeg = 0;
+        nd_axis_run_at(&D.rot, m.rate_mrpm * ND_UCDEG_TICK_PER_MRPM);
+        nd_dev_update_state();
+        { ack(id); return; }
+    }
+    if (m.rate_mrpm == 0 || (m.mode == ND_ROTATE_MODE_OSCILLATE && m.angle_cdeg <= 0))
+        { nak(id, ND_NAK_REASON_BAD_ARGUMENT, m.angle_cdeg); return; }
+    /* BY_ANGLE: the angle's sign is the direction; OSCILLATE: ± the amplitude about here,
+     * first toward +. The rate's sign does not matter in either. */
+    speed = (m.rate_mrpm < 0 ? -m.rate_mrpm : m.rate_mrpm) * ND_UCDEG_TICK_PER_MRPM;
+    if (m.mode == ND_ROTATE_MODE_BY_ANGLE) {
+        D.osc_amp_ucdeg = 0;
+    } else {
+        D.osc_center_ucdeg = D.rot.pos;
+        D.osc_amp_ucdeg = (int64_t)m.angle_cdeg * ND_UCDEG_PER_CDEG;
+    }
+    nd_axis_move_to(&D.rot, D.rot.pos + (int64_t)m.angle_cdeg * ND_UCDEG_PER_CDEG, speed);
+    nd_dev_update_state();
+    ack(id);
+}
+
+static void execute(uint8_t id, const uint8_t *p)
+{
+    switch (id) {
+    case ND_HELLO_ID: { hello(p); return; }
+    case ND_GET_STATUS_ID:
+        D.commands_executed++;
+        status();
+        return;
+    case ND_GET_EVENTS_ID: { get_events(id, p); return; }
+    case ND_STOP_ID: { stop(id); return; }
+    case ND_ESTOP_ID: { estop(id); return; }
+    case ND_CLEAR_FAULT_ID: { clear_fault(id); return; }
+    case ND_SET_LIMITS_ID: { set_limits(id, p); return; }
+    case ND_SET_TELEMETRY_ID: { set_telemetry(id, p); return; }
+    default: break;
+    }
+    /* stopping is always allowed: before HELLO, under a schema mismatch, latched,
+     * e-stopped, homing; its rate and angle are ignored (a STOP must never bounce) */
+    if (id == ND_ROTATE_ID && p[ND_ROTATE_MODE_OFFSET] == ND_ROTATE_MODE_STOP)
+        { rotate_stop(id); return; }
+    /* motion: HOME, MOVE, ROTATE */
+    if (!D.session_open) { nak(id, ND_NAK_REASON_NOT_ARMED, 0); return; }
+    if (!D.schema_ok) { nak(id, ND_NAK_REASON_SCHEMA_MISMATCH, 0); return; }
+    if (id == ND_HOME_ID) { home(id, p); return; }
+    if (id == ND_MOVE_ID) { move(id, p); return; }
+    rotate(id, p);
+}
+
+static bool is_device_to_host(uint8_t id) { return id >= ND_IDENTITY_ID; }
+
+static void send_reply(uint16_t seq, uint8_t flags)
+{
+    nd_dev_send(R.id, flags, seq, R.payload, R.len);
+}
+
+static void store_reply(uint16_t seq, uint8_t command_id)
+{
+    uint8_t compact[9];
+    if (R.id != ND_EVENT_LOG_ID) {
+        nd_reply_cache_store(&D.cache, seq, command_id, R.id, R.payload, R.len);
+        return;
+    }
+    nd_put_u32(compact, R.events_first);
+    compact[4] = R.payload[4];
+    nd_put_u32(compact + 5, nd_get_u32(R.payload));
+    nd_reply_cache_store(&D.cache, seq, command_id, R.id, compact, sizeof compact);
+}
+
+static void replay(const struct nd_cached_reply *e, uint16_t seq)
+{
+    D.replies_replayed++;
+    if (e->reply_id == ND_EVENT_LOG_ID) {
+        event_log(nd_get_u32(e->payload), e->payload[4], nd_get_u32(e->payload + 5));
+    } else {
+        R.id = e->reply_id;
+        R.len = e->len;
+        memcpy(R.payload, e->payload, e->len);
+    }
+    send_reply(seq, ND_HEADER_FLAGS_REPLAYED);
+}
+
+void nd_commands_on_frame(uint8_t id, uint8_t flags, uint16_t seq, const uint8_t *payload,
+                          size_t len)
+{
+    const struct nd_cached_reply *cached;
+    (void)flags; /* RETRANSMIT or not, a repeat is recognised by its seq and id */
+    (void)len;   /* the link checked it against the message */
+    /* any valid frame shows the host alive: it re-arms the watchdog */
+    D.last_host_us = D.now_us;
+    D.wd_tripped = false;
+    if (id == ND_HEARTBEAT_ID) return; /* unsequenced, no reply, whatever its seq */
+    if (seq == 0 || is_device_to_host(id)) {
+        /* seq 0 is not a command's (BAD_ARGUMENT, not cached: it cannot be retransmitted
+         * as itself); a device->host id is not a command at all (UNKNOWN_MESSAGE) */
+        nak(id, seq == 0 ? ND_NAK_REASON_BAD_ARGUMENT : ND_NAK_REASON_UNKNOWN_MESSAGE, 0);
+        if (seq != 0) store_reply(seq, id);
+        send_reply(seq, 0);
+        return;
+    }
+#ifndef ND_DEFECT_NO_REPEAT_DETECTION
+    /* HELLO is never replayed: a new host process starts its seqs at 1 again and must not
+     * get its predecessor's replies (HELLO is harmless to run twice) */
+    if (id != ND_HELLO_ID) {
+        cached = nd_reply_cache_lookup(&D.cache, seq, id);
+        if (cached != NULL) {
+            replay(cached, seq);
+            return;
+        }
+    }
+#else
+    (void)cached;
+    (void)replay;
+#endif
+    execute(id, payload);
+    if (id == ND_HELLO_ID) nd_reply_cache_clear(&D.cache);
+    store_reply(seq, id);
+    send_reply(seq, 0);
+}

@@ -1,0 +1,400 @@
+/* device.c: the 1 ms control tick — motion, sensors, safety, watchdog, telemetry,
+ * heartbeat — and the state every other part reads. Behaviour: docs/protocol.md §4–§8;
+ * the Python simulator (sim_device/firmware.py) does the same, so the HIL suite holds
+ * both to one contract.
+ *
+ * Planted defects for the HIL suite (docs/firmware.md): build with -DND_DEFECT_<NAME>. */
+#include "device.h"
+
+#include "link.h"
+#include "nd_core.h"
+
+struct nd_device nd_dev;
+#define D nd_dev
+
+#define F_OTHER                                                                        \
+    ((uint16_t)~(ND_FAULT_FLAGS_STALL | ND_FAULT_FLAGS_ESTOP)) /* FAULT bit in samples */
+
+int64_t nd_floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    if ((a % b != 0) && ((a < 0) != (b < 0))) q--;
+    return q;
+}
+
+static int32_t clip_i32(int64_t v)
+{
+    return v < INT32_MIN ? INT32_MIN : v > INT32_MAX ? INT32_MAX : (int32_t)v;
+}
+
+int32_t nd_um_from_nm(int64_t nm) { return clip_i32(nd_floor_div(nm + 500, 1000)); }
+
+int32_t nd_cdeg_from_ucdeg(int64_t ucdeg)
+{
+    return clip_i32(nd_floor_div(ucdeg + ND_UCDEG_PER_CDEG / 2, ND_UCDEG_PER_CDEG));
+}
+
+/* The motor's coordinate for an advance position: on a whole microstep. */
+static int64_t motor_nm(void)
+{
+    const int64_t step = D.board->nm_per_microstep;
+    return D.motor_origin_nm + nd_floor_div(D.adv.pos + step / 2, step) * step;
+}
+
+/* ------------------------------------------------------------ output */
+
+void nd_dev_send(uint8_t msg_id, uint8_t flags, uint16_t seq, const uint8_t *payload,
+                 size_t len)
+{
+    nd_link_send(msg_id, flags, seq, payload, len);
+    D.last_tx_us = D.now_us;
+}
+
+void nd_dev_event(uint8_t code, int32_t value)
+{
+    uint8_t payload[ND_EVENT_PAYLOAD_BYTES];
+    uint32_t number = nd_events_add(&D.events, D.now_us, code, value);
+    nd_dev_send(ND_EVENT_ID, 0, 0, payload, nd_events_pack_event(&D.events, number, payload));
+}
+
+void nd_dev_flush_batch(void)
+{
+    uint8_t payload[ND_TELEMETRY_MAX_PAYLOAD_BYTES];
+    const uint8_t n = D.batch_count;
+    if (n == 0) return;
+    nd_put_u32(payload, D.batch_first);
+    payload[4] = n;
+    memcpy(payload + 5, D.batch, (size_t)n * ND_TELEMETRY_SAMPLE_BYTES);
+    nd_dev_send(ND_TELEMETRY_ID, 0, 0, payload, 5u + (size_t)n * ND_TELEMETRY_SAMPLE_BYTES);
+    D.batch_count = 0;
+}
+
+/* ------------------------------------------------------------ state */
+
+void nd_dev_update_state(void)
+{
+    const uint16_t latched = D.latched;
+    uint8_t flags = 0;
+    if (latched & ND_FAULT_FLAGS_ESTOP) D.state = ND_DEVICE_STATE_ESTOPPED;
+    else if (latched & ND_FAULT_FLAGS_STALL) D.state = ND_DEVICE_STATE_STALLED;
+    else if (latched) D.state = ND_DEVICE_STATE_FAULT;
+    else if (D.homing) D.state = ND_DEVICE_STATE_HOMING;
+    else if (!D.homed) D.state = ND_DEVICE_STATE_UNHOMED;
+    else if (D.at_limit && !D.adv.active) D.state = ND_DEVICE_STATE_LIMIT;
+    else if (D.adv.active || D.rot.active) D.state = ND_DEVICE_STATE_MOVING;
+    else D.state = ND_DEVICE_STATE_READY;
+    if (D.homed) flags |= ND_SAMPLE_FLAGS_HOMED;
+    if (D.at_limit) flags |= ND_SAMPLE_FLAGS_AT_LIMIT;
+    if (latched & ND_FAULT_FLAGS_STALL) flags |= ND_SAMPLE_FLAGS_STALL;
+    if (latched & F_OTHER) flags |= ND_SAMPLE_FLAGS_FAULT;
+    if (latched & ND_FAULT_FLAGS_ESTOP) flags |= ND_SAMPLE_FLAGS_ESTOP;
+    if (D.session_open && D.schema_ok) flags |= ND_SAMPLE_FLAGS_ARMED;
+    D.flags_base = flags;
+}
+
+uint8_t nd_dev_flags(void)
+{
+    uint8_t flags = D.flags_base;
+    if (D.adv.active) flags |= ND_SAMPLE_FLAGS_ADVANCING;
+    if (D.rot.active) flags |= ND_SAMPLE_FLAGS_ROTATING;
+    return flags;
+}
+
+/* Latch a fault. Every latched fault stops both axes: the advance at once (every caller
+ * has halted it already), the rotation here, down its ramp (e-stop and the watchdog have
+ * halted it at once). A needle left spinning in a lesion after a force or stall fault is
+ * what a safety cut-off exists to prevent. */
+void nd_dev_latch(uint16_t fault, uint8_t code, int32_t value)
+{
+    D.osc_amp_ucdeg = 0;
+    if (D.rot.active) nd_axis_decelerate(&D.rot);
+    D.latched |= fault;
+    nd_dev_event(code, value);
+    nd_dev_update_state();
+}
+
+void nd_dev_stop_advance(void)
+{
+    if (D.adv.active) {
+        nd_axis_halt(&D.adv);
+        nd_dev_update_state();
+    }
+    D.stall_ticks = 0;
+}
+
+void nd_dev_set_limit_pos(void)
+{
+    const int64_t step = D.board->nm_per_microstep;
+    int64_t steps = (int64_t)D.soft_depth_limit_um * 1000 / step;
+#ifdef ND_DEFECT_LIMIT_OFF_BY_ONE_STEP
+    steps += 1; /* planted: the advance may go one microstep beyond the soft limit */
+#endif
+    D.limit_pos_nm = steps * step;
+}
+
+void nd_dev_begin_follow(void)
+{
+    D.follow_motor0_nm = D.adv.pos;
+    D.follow_enc0_nm = D.depth_nm;
+    D.stall_ticks = 0;
+}
+
+void nd_dev_home_found(void)
+{
+    int64_t enc_nm = 0;
+    nd_axis_halt(&D.adv);
+    /* zero both coordinates here: the motor's count and the encoder's reading */
+    D.motor_origin_nm = motor_nm();
+    if (hal_encoder_read_nm(&enc_nm)) D.enc_zero_nm = enc_nm;
+    D.adv.pos = 0;
+    D.adv.target = 0;
+    D.depth_nm = 0;
+    D.depth_um = 0;
+    D.homing = false;
+    D.homed = true;
+    D.at_limit = false;
+    nd_dev_event(ND_EVENT_CODE_HOMED, 0);
+    nd_dev_update_state();
+}
+
+/* ------------------------------------------------------------ sensors and safety */
+
+static void read_sensors(void)
+{
+    int64_t enc_nm;
+    int32_t force_mn;
+    if (hal_encoder_read_nm(&enc_nm)) {
+        D.depth_nm = enc_nm - D.enc_zero_nm;
+        D.depth_um = nd_um_from_nm(D.depth_nm);
+        if (D.depth_um == ND_DEPTH_INVALID_UM) D.depth_um = INT32_MIN + 1;
+    } else {
+        D.depth_um = ND_DEPTH_INVALID_UM;
+    }
+    if (hal_load_cell_read_mn(&force_mn) && force_mn > -D.board->load_cell_rail_mn &&
+        force_mn < D.board->load_cell_rail_mn) {
+        D.force_mn = force_mn;
+    } else {
+        D.force_mn = ND_FORCE_INVALID_MN; /* at its rail, or no reading */
+    }
+}
+
+static void sensor_safety(void)
+{
+    const int32_t f = D.force_mn;
+    if (f == ND_FORCE_INVALID_MN) {
+        if (!(D.latched & ND_FAULT_FLAGS_LOAD_CELL)) {
+            nd_dev_stop_advance();
+            nd_dev_latch(ND_FAULT_FLAGS_LOAD_CELL, ND_EVENT_CODE_FAULT,
+                         ND_FAULT_FLAGS_LOAD_CELL);
+        }
+    } else if ((f > D.force_limit_mn || -f > D.force_limit_mn) &&
+               !(D.latched & ND_FAULT_FLAGS_FORCE_LIMIT)) {
+        nd_dev_stop_advance();
+        nd_dev_latch(ND_FAULT_FLAGS_FORCE_LIMIT, ND_EVENT_CODE_FORCE_OVER_LIMIT, f);
+    }
+    if (D.depth_um == ND_DEPTH_INVALID_UM && !(D.latched & ND_FAULT_FLAGS_ENCODER)) {
+        nd_dev_stop_advance();
+        D.homed = false;
+        nd_dev_latch(ND_FAULT_FLAGS_ENCODER, ND_EVENT_CODE_FAULT, ND_FAULT_FLAGS_ENCODER);
+    }
+}
+
+static void homing_check(void)
+{
+    if (hal_home_switch()) {
+        nd_dev_home_found();
+    } else if (D.homing_start_nm - D.adv.pos >
+               (int64_t)D.board->travel_um * 1000 + ND_HOMING_MARGIN_NM) {
+        nd_dev_stop_advance();
+        D.homing = false;
+        nd_dev_latch(ND_FAULT_FLAGS_TRAVEL_LIMIT, ND_EVENT_CODE_FAULT,
+                     ND_FAULT_FLAGS_TRAVEL_LIMIT);
+    }
+}
+
+static void stall(void)
+{
+    nd_dev_stop_advance();
+    D.homing = false;
+    D.homed = false; /* steps were lost: the position is no longer known */
+    nd_dev_latch(ND_FAULT_FLAGS_STALL, ND_EVENT_CODE_STALL, D.depth_um);
+}
+
+static void stall_check(void)
+{
+    int64_t motor_moved, enc_moved, error;
+    /* force held at the stall threshold while advancing */
+    if (D.adv.vel > 0 && D.force_mn != ND_FORCE_INVALID_MN && D.force_mn >= D.stall_force_mn) {
+        if (++D.stall_ticks >= D.stall_time_ms) {
+            stall();
+            return;
+        }
+    } else {
+        D.stall_ticks = 0;
+    }
+    /* advance commanded, encoder not following (steps lost) */
+    motor_moved = D.adv.pos - D.follow_motor0_nm;
+    enc_moved = D.depth_nm - D.follow_enc0_nm;
+    error = motor_moved >= 0 ? motor_moved - enc_moved : enc_moved - motor_moved;
+    if (error > ND_STALL_FOLLOWING_ERROR_NM) stall();
+}
+
+static void hit_limit(int64_t pos_before)
+{
+    /* the advance went beyond the limit this tick: stop it at the limit (or where it was,
+     * if a limit tightened below the needle put it beyond already) */
+    D.adv.pos = D.limit_pos_nm > pos_before ? D.limit_pos_nm : pos_before;
+    nd_axis_halt(&D.adv);
+    D.at_limit = true;
+    nd_dev_event(ND_EVENT_CODE_LIMIT_REACHED, nd_um_from_nm(D.limit_pos_nm));
+    nd_dev_update_state();
+}
+
+static void watchdog_trip(void)
+{
+    /* the host has been silent for the watchdog period with a session open: stop all
+     * motion and latch WATCHDOG, moving or not, so the next host learns that its
+     * predecessor went away */
+    D.wd_tripped = true;
+    D.watchdog_trips++;
+    nd_axis_halt(&D.adv);
+    nd_axis_halt(&D.rot);
+    D.osc_amp_ucdeg = 0;
+    D.homing = false;
+    D.stall_ticks = 0;
+    nd_dev_latch(ND_FAULT_FLAGS_WATCHDOG, ND_EVENT_CODE_WATCHDOG_TRIP,
+                 (int32_t)((D.now_us - D.last_host_us) / 1000u));
+}
+
+/* ------------------------------------------------------------ telemetry */
+
+static void take_sample(void)
+{
+    struct nd_telemetry_sample s;
+    if (D.batch_count == 0) D.batch_first = D.samples_sent;
+    s.time_us = (uint32_t)D.now_us;
+    s.depth_um = D.depth_um;
+    s.commanded_depth_um = nd_um_from_nm(D.adv.pos);
+    s.angle_cdeg = nd_cdeg_from_ucdeg(D.rot.pos);
+    s.force_mn = D.force_mn;
+    s.state = D.state;
+    s.flags = nd_dev_flags();
+    nd_telemetry_sample_pack(&s, D.batch + (size_t)D.batch_count * ND_TELEMETRY_SAMPLE_BYTES);
+    D.samples_sent++;
+    if (++D.batch_count >= D.batch_samples) nd_dev_flush_batch();
+}
+
+/* ------------------------------------------------------------ the tick */
+
+static void step_axes(void)
+{
+    const bool adv_was = D.adv.active, rot_was = D.rot.active;
+    if (adv_was) {
+        const int64_t before = D.adv.pos;
+        const bool arrived = nd_axis_step(&D.adv);
+        if (D.adv.pos > D.limit_pos_nm && D.adv.pos > before && D.homed)
+            hit_limit(before);
+        else if (arrived && !D.homing)
+            nd_dev_event(ND_EVENT_CODE_TARGET_REACHED, nd_um_from_nm(D.adv.pos));
+    }
+    if (rot_was && nd_axis_step(&D.rot) && D.osc_amp_ucdeg) {
+        /* oscillation: turn around at each end */
+        const int64_t c = D.osc_center_ucdeg, a = D.osc_amp_ucdeg;
+        nd_axis_move_to(&D.rot, D.rot.target > c ? c - a : c + a, D.rot.vmax);
+    }
+    hal_advance_command_nm(motor_nm());
+    hal_rotate_command_ucdeg(D.rot.pos);
+    if (adv_was != D.adv.active || rot_was != D.rot.active) nd_dev_update_state();
+}
+
+void nd_core_tick(void)
+{
+    const uint64_t t0 = hal_time_us();
+    uint64_t spent;
+    const bool adv_was = D.adv.active, rot_was = D.rot.active;
+    nd_core_poll();
+    D.ticks++;
+    D.now_us = (uint64_t)D.ticks * ND_TICK_US;
+
+    step_axes();
+    read_sensors();
+    if (D.force_mn == ND_FORCE_INVALID_MN || D.force_mn > D.force_limit_mn ||
+        D.force_mn < -D.force_limit_mn || D.depth_um == ND_DEPTH_INVALID_UM)
+        sensor_safety();
+    if (D.adv.active) {
+        if (D.homing) homing_check();
+#ifndef ND_DEFECT_STALL_CUTOFF_DISABLED
+        if (D.adv.active) stall_check();
+#endif
+    } else {
+        D.stall_ticks = 0;
+    }
+#ifndef ND_DEFECT_WATCHDOG_DISABLED
+    if (D.session_open && !D.wd_tripped &&
+        D.now_us - D.last_host_us >= (uint64_t)D.board->watchdog_ms * 1000u)
+        watchdog_trip();
+#endif
+    if (adv_was != D.adv.active || rot_was != D.rot.active) nd_dev_update_state();
+
+    if (D.telemetry_rate_hz) {
+        D.sample_acc = (uint16_t)(D.sample_acc + D.telemetry_rate_hz);
+        if (D.sample_acc >= 1000u) {
+            D.sample_acc = (uint16_t)(D.sample_acc - 1000u);
+            take_sample();
+        }
+    }
+    if (D.now_us - D.last_tx_us >= (uint64_t)ND_DEVICE_HEARTBEAT_MS * 1000u) {
+        uint8_t payload[ND_HEARTBEAT_PAYLOAD_BYTES];
+        struct nd_heartbeat hb;
+        hb.uptime_ms = (uint32_t)(D.now_us / 1000u);
+        nd_dev_send(ND_HEARTBEAT_ID, 0, 0, payload, nd_heartbeat_pack(&hb, payload));
+    }
+    spent = hal_time_us() - t0;
+    if (spent > D.max_tick_us) D.max_tick_us = (uint32_t)spent;
+}
+
+void nd_core_poll(void)
+{
+    uint8_t buf[64];
+    size_t n;
+    while ((n = hal_serial_read(buf, sizeof buf)) > 0) nd_link_feed(buf, n);
+}
+
+void nd_core_init(const struct nd_board *board)
+{
+    memset(&D, 0, sizeof D);
+    D.board = board;
+    nd_axis_init(&D.adv, ND_ADVANCE_ACCEL_NM_TICK2);
+    nd_axis_init(&D.rot, ND_ROTATE_ACCEL_UCDEG_TICK2);
+    nd_events_init(&D.events);
+    nd_reply_cache_clear(&D.cache);
+    nd_link_init(nd_commands_on_frame);
+    nd_commands_init();
+    D.soft_depth_limit_um = board->travel_um;
+    D.force_limit_mn = board->force_limit_mn;
+    D.stall_force_mn = board->default_stall_force_mn;
+    D.stall_time_ms = ND_DEFAULT_STALL_TIME_MS;
+    D.batch_samples = ND_MAX_BATCH_SAMPLES;
+    nd_dev_set_limit_pos();
+    /* the encoder reads 0 at boot: depth counts from here until the device is homed */
+    if (!hal_encoder_read_nm(&D.enc_zero_nm)) D.enc_zero_nm = 0;
+    hal_advance_command_nm(0);
+    hal_rotate_command_ucdeg(0);
+    read_sensors();
+    nd_dev_update_state();
+    nd_dev_event(ND_EVENT_CODE_BOOT, 0);
+}
+
+void nd_core_stats(struct nd_core_stats *out)
+{
+    const struct nd_link_stats *l = nd_link_stats();
+    out->frames_ok = l->frames_ok;
+    out->frames_bad = nd_link_frames_bad();
+    out->commands_executed = D.commands_executed;
+    out->replies_replayed = D.replies_replayed;
+    out->watchdog_trips = D.watchdog_trips;
+    out->samples_sent = D.samples_sent;
+    out->frames_dropped_tx = l->tx_dropped;
+    out->ticks = D.ticks;
+    out->max_tick_us = D.max_tick_us;
+}

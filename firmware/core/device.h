@@ -1,0 +1,115 @@
+/* device.h: the device's state, shared by the control tick (device.c) and the command
+ * handlers (commands.c). One instance, in static storage: no heap. */
+#ifndef ND_DEVICE_H
+#define ND_DEVICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "axis.h"
+#include "events.h"
+#include "hal.h"
+#include "needle_protocol.h"
+#include "reply_cache.h"
+
+/* Estimates for a small lead-screw stage and a geared rotation stepper (the simulator's,
+ * docs/simulator.md), in the axis units of axis.h. */
+#define ND_ADVANCE_ACCEL_NM_TICK2 20   /* 20 000 µm/s² */
+#define ND_ROTATE_ACCEL_UCDEG_TICK2 3600 /* 3 600 °/s² */
+#define ND_UCDEG_PER_CDEG 10000
+#define ND_UCDEG_TICK_PER_MRPM 6       /* 1 mrpm = 0.006 °/s = 6e-6 °/ms = 6 ucdeg/tick */
+/* Motor count ahead of the encoder by this much means steps were lost: a few encoder
+ * counts, so the cut-off fires within ~10 ms at crossing speeds of ≥ 0.5 mm/s. */
+#define ND_STALL_FOLLOWING_ERROR_NM 5000
+#define ND_DEFAULT_STALL_TIME_MS 5u
+/* Homing gives up (TRAVEL_LIMIT) after this much travel beyond the hard travel. */
+#define ND_HOMING_MARGIN_NM 20000000
+#define ND_FORCE_INVALID_MN INT32_MIN /* no valid load cell reading */
+#define ND_DEPTH_INVALID_UM INT32_MIN /* no valid encoder reading */
+#define ND_MAX_BATCH_SAMPLES 10u
+
+struct nd_device {
+    const struct nd_board *board;
+    struct nd_axis adv; /* nm from depth 0 (the homing switch; before homing, boot) */
+    struct nd_axis rot; /* ucdeg from the angle at boot */
+    int64_t motor_origin_nm; /* the HAL's motor coordinate of depth 0 */
+    int64_t enc_zero_nm;     /* the encoder's reading at depth 0 */
+    int64_t osc_center_ucdeg;
+    int64_t osc_amp_ucdeg; /* 0: not oscillating */
+    int64_t homing_start_nm;
+    int64_t limit_pos_nm; /* the soft depth limit, on the microstep at or below it */
+
+    /* session and state */
+    bool session_open;
+    bool schema_ok;
+    bool homed;
+    bool homing;
+    bool at_limit;
+    bool wd_tripped;
+    uint16_t latched; /* FaultFlags */
+    uint8_t state;    /* DeviceState */
+    uint8_t flags_base; /* SampleFlags but ADVANCING / ROTATING */
+
+    /* limits in force */
+    int32_t soft_depth_limit_um;
+    int32_t force_limit_mn;
+    int32_t stall_force_mn;
+    uint16_t stall_time_ms;
+
+    /* telemetry */
+    uint16_t telemetry_rate_hz;
+    uint16_t sample_acc;
+    uint8_t batch_samples;
+    uint8_t batch_count;
+    uint32_t batch_first;
+    uint32_t samples_sent;
+    uint8_t batch[ND_MAX_BATCH_SAMPLES * ND_TELEMETRY_SAMPLE_BYTES];
+
+    /* sensors as last read */
+    int64_t depth_nm;
+    int32_t depth_um;
+    int32_t force_mn;
+    uint32_t stall_ticks;
+    int64_t follow_motor0_nm;
+    int64_t follow_enc0_nm;
+
+    /* time: the control tick is the device's clock (samples exactly 1 ms apart) */
+    uint32_t ticks;
+    uint64_t now_us;
+    uint64_t last_host_us;
+    uint64_t last_tx_us;
+    uint32_t max_tick_us; /* the longest tick so far, measured with hal_time_us */
+
+    /* statistics */
+    uint32_t commands_executed;
+    uint32_t replies_replayed;
+    uint32_t watchdog_trips;
+
+    struct nd_events events;
+    struct nd_reply_cache cache;
+};
+
+extern struct nd_device nd_dev;
+
+/* device.c */
+void nd_dev_send(uint8_t msg_id, uint8_t flags, uint16_t seq, const uint8_t *payload,
+                 size_t len);
+void nd_dev_event(uint8_t code, int32_t value);
+void nd_dev_update_state(void);
+void nd_dev_latch(uint16_t fault, uint8_t code, int32_t value);
+void nd_dev_stop_advance(void);
+void nd_dev_set_limit_pos(void);
+void nd_dev_flush_batch(void);
+void nd_dev_home_found(void);
+void nd_dev_begin_follow(void);
+uint8_t nd_dev_flags(void);
+int32_t nd_um_from_nm(int64_t nm);
+int32_t nd_cdeg_from_ucdeg(int64_t ucdeg);
+int64_t nd_floor_div(int64_t a, int64_t b);
+
+/* commands.c: the handler of every valid frame from the host */
+void nd_commands_init(void);
+void nd_commands_on_frame(uint8_t msg_id, uint8_t flags, uint16_t seq, const uint8_t *payload,
+                          size_t len);
+
+#endif

@@ -1,0 +1,66 @@
+/* hal.h: what a board provides to the needle-driver core.
+ *
+ * The core (firmware/core) is portable C99: no heap, no stdio, no floating point, fixed
+ * buffers. It calls only the functions below, all from one context (the main loop: the
+ * core is never re-entered from an interrupt). A port implements them for its board:
+ * ports/posix on a Linux pty with the bench model, ports/mps2-an385 on an emulated
+ * Cortex-M3 with the same bench model, a real rig with its UART/USB, stepper drivers,
+ * encoder and load-cell amplifier (docs/firmware.md, "Porting").
+ *
+ * Units are in every name: nm, µm (um), mN, µs (us), and ucdeg for angles: 1e-4 of a
+ * centidegree, the unit in which every rate in milli-rpm is a whole number per 1 ms tick
+ * (1 mrpm = 6 ucdeg per tick), so the profile generator needs no floating point.
+ */
+#ifndef ND_HAL_H
+#define ND_HAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* What the board is: reported in IDENTITY, and the device's own hard limits. */
+struct nd_board {
+    char serial_number[16];  /* ASCII, NUL-padded; all 16 may be used (no NUL then) */
+    uint8_t simulated;       /* 1: a bench model stands in for the rig (IDENTITY.simulated) */
+    int32_t travel_um;       /* hard advance travel from the homing switch */
+    int32_t force_limit_mn;  /* hard force limit */
+    uint32_t max_speed_um_s; /* hard advance speed */
+    int32_t max_rate_mrpm;   /* hard rotation rate */
+    uint16_t watchdog_ms;    /* host silence after which motion stops (protocol §4) */
+    int32_t nm_per_microstep;        /* advance resolution: limits are exact to one microstep */
+    int32_t default_stall_force_mn;  /* stall cut-off until SET_LIMITS (e.g. 90 % of thrust) */
+    int32_t load_cell_rail_mn;       /* |reading| at or beyond this: amplifier at its rail */
+};
+
+/* ------------------------------------------------------------ serial link */
+/* Bytes received from the host since the last call (at most max); 0 if none. Never blocks. */
+size_t hal_serial_read(uint8_t *buf, size_t max);
+/* Free room in the transmit buffer, in bytes. The core writes a frame only if it fits
+ * whole (a frame is never cut: a full buffer drops frames, the protocol copes). */
+size_t hal_serial_tx_room(void);
+/* Queue bytes for the host (the core checked the room first). Never blocks. */
+void hal_serial_write(const uint8_t *data, size_t n);
+
+/* ------------------------------------------------------------ time */
+/* Microseconds since boot, monotonic. The core reads it once per control tick. */
+uint64_t hal_time_us(void);
+
+/* ------------------------------------------------------------ actuators */
+/* Commanded advance position of the motor, nm from where it stood at boot (the core's
+ * profile generator, once per tick). A step/direction driver emits the microsteps between
+ * the last command and this one; the core never asks for more than max_speed per tick. */
+void hal_advance_command_nm(int64_t motor_nm);
+/* Commanded needle angle, ucdeg (1e-4 cdeg), multi-turn, from the angle at boot. */
+void hal_rotate_command_ucdeg(int64_t angle_ucdeg);
+
+/* ------------------------------------------------------------ sensors */
+/* Encoder: carriage position in nm from where it stood at boot. false: the reading cannot
+ * be trusted (encoder unplugged, quadrature error): the core latches ENCODER. */
+bool hal_encoder_read_nm(int64_t *position_nm);
+/* Load cell: axial force in mN, + resisting the advance. false: no valid reading (open
+ * bridge, amplifier not answering): the core latches LOAD_CELL. */
+bool hal_load_cell_read_mn(int32_t *force_mn);
+/* Homing switch: true while the carriage is on it (at or behind depth 0). */
+bool hal_home_switch(void);
+
+#endif /* ND_HAL_H */

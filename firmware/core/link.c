@@ -1,0 +1,134 @@
+/* link.c: see link.h. The receive rules are protocol §1 "Receiving", in its order. */
+#include "link.h"
+
+#include "hal.h"
+
+static struct {
+    uint8_t chunk[ND_MAX_ENCODED_FRAME_BYTES]; /* COBS bytes since the last 0x00 */
+    size_t len;
+    bool oversize; /* the chunk outgrew the buffer: dropped at its 0x00 */
+    uint8_t raw[ND_MAX_ENCODED_FRAME_BYTES];
+    uint8_t out[1u + ND_MAX_FRAME_BUFFER_BYTES];
+    nd_frame_handler handler;
+    struct nd_link_stats stats;
+} L;
+
+void nd_link_init(nd_frame_handler handler)
+{
+    L.len = 0;
+    L.oversize = false;
+    L.handler = handler;
+}
+
+/* 1: the payload length fits the message; 0: it does not; -1: the id is not known. */
+static int length_ok(uint8_t msg_id, const uint8_t *payload, size_t len)
+{
+    size_t fixed, record, max_count;
+    switch (msg_id) {
+    case ND_HELLO_ID: return len == ND_HELLO_PAYLOAD_BYTES;
+    case ND_HEARTBEAT_ID: return len == ND_HEARTBEAT_PAYLOAD_BYTES;
+    case ND_HOME_ID: return len == ND_HOME_PAYLOAD_BYTES;
+    case ND_MOVE_ID: return len == ND_MOVE_PAYLOAD_BYTES;
+    case ND_ROTATE_ID: return len == ND_ROTATE_PAYLOAD_BYTES;
+    case ND_STOP_ID: return len == ND_STOP_PAYLOAD_BYTES;
+    case ND_ESTOP_ID: return len == ND_ESTOP_PAYLOAD_BYTES;
+    case ND_CLEAR_FAULT_ID: return len == ND_CLEAR_FAULT_PAYLOAD_BYTES;
+    case ND_SET_LIMITS_ID: return len == ND_SET_LIMITS_PAYLOAD_BYTES;
+    case ND_SET_TELEMETRY_ID: return len == ND_SET_TELEMETRY_PAYLOAD_BYTES;
+    case ND_GET_STATUS_ID: return len == ND_GET_STATUS_PAYLOAD_BYTES;
+    case ND_GET_EVENTS_ID: return len == ND_GET_EVENTS_PAYLOAD_BYTES;
+    case ND_IDENTITY_ID: return len == ND_IDENTITY_PAYLOAD_BYTES;
+    case ND_ACK_ID: return len == ND_ACK_PAYLOAD_BYTES;
+    case ND_NAK_ID: return len == ND_NAK_PAYLOAD_BYTES;
+    case ND_STATUS_ID: return len == ND_STATUS_PAYLOAD_BYTES;
+    case ND_EVENT_ID: return len == ND_EVENT_PAYLOAD_BYTES;
+    case ND_TELEMETRY_ID:
+        fixed = ND_TELEMETRY_MIN_PAYLOAD_BYTES;
+        record = ND_TELEMETRY_SAMPLE_BYTES;
+        max_count = (ND_TELEMETRY_MAX_PAYLOAD_BYTES - fixed) / record;
+        break;
+    case ND_EVENT_LOG_ID:
+        fixed = ND_EVENT_LOG_MIN_PAYLOAD_BYTES;
+        record = ND_EVENT_RECORD_BYTES;
+        max_count = (ND_EVENT_LOG_MAX_PAYLOAD_BYTES - fixed) / record;
+        break;
+    default: return -1;
+    }
+    /* a fixed part ending in a u8 record count, then exactly that many records */
+    if (len < fixed || payload[fixed - 1u] > max_count) return 0;
+    return len == fixed + payload[fixed - 1u] * record;
+}
+
+static void chunk_done(void)
+{
+    size_t n;
+    int ok;
+    const uint8_t *payload;
+    if (L.oversize) {
+        L.stats.oversize++;
+        return;
+    }
+    if (L.len == 0) return; /* two delimiters in a row: the leading 0x00, not an error */
+    n = nd_cobs_decode(L.chunk, L.len, L.raw);
+    if (n == (size_t)-1 || n < ND_HEADER_BYTES + ND_CRC_BYTES) {
+        L.stats.malformed++;
+        return;
+    }
+    if (nd_crc32(L.raw, n) != ND_CRC_GOOD_FRAME) {
+        L.stats.crc_failures++;
+        return;
+    }
+    n -= ND_HEADER_BYTES + ND_CRC_BYTES;
+    payload = L.raw + ND_HEADER_BYTES;
+    ok = length_ok(L.raw[1], payload, n);
+    if (ok < 0) {
+        L.stats.unknown_id++;
+        return;
+    }
+    if (L.raw[0] != ND_PROTOCOL_VERSION || ok == 0) {
+        L.stats.malformed++;
+        return;
+    }
+    L.stats.frames_ok++;
+    L.handler(L.raw[1], L.raw[2], nd_get_u16(L.raw + 3), payload, n);
+}
+
+void nd_link_feed(const uint8_t *data, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; ++i) {
+        const uint8_t b = data[i];
+        if (b == ND_COBS_DELIMITER) {
+            chunk_done();
+            L.len = 0;
+            L.oversize = false;
+        } else if (L.len < sizeof L.chunk) {
+            L.chunk[L.len++] = b;
+        } else {
+            L.oversize = true;
+        }
+    }
+}
+
+bool nd_link_send(uint8_t msg_id, uint8_t flags, uint16_t seq, const uint8_t *payload,
+                  size_t len)
+{
+    size_t n;
+    /* a 0x00 before every frame (protocol §1): noise on the line ends as a chunk of its
+     * own instead of costing this frame its CRC */
+    L.out[0] = ND_COBS_DELIMITER;
+    n = 1u + nd_frame_encode(msg_id, flags, seq, payload, len, L.out + 1);
+    if (n == 1u || hal_serial_tx_room() < n) {
+        L.stats.tx_dropped++;
+        return false;
+    }
+    hal_serial_write(L.out, n);
+    return true;
+}
+
+const struct nd_link_stats *nd_link_stats(void) { return &L.stats; }
+
+uint32_t nd_link_frames_bad(void)
+{
+    return L.stats.crc_failures + L.stats.malformed + L.stats.oversize + L.stats.unknown_id;
+}

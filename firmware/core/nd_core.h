@@ -1,0 +1,42 @@
+/* nd_core.h: the needle-driver firmware core, the whole of protocol v1 (docs/protocol.md)
+ * behind the board's HAL (hal.h).
+ *
+ * A port calls, from its main loop and never from an interrupt:
+ *   nd_core_init(&board)  once at boot;
+ *   nd_core_poll()        as often as it likes: parses the bytes the HAL has received and
+ *                         answers commands at once (a reply does not wait for the tick);
+ *   nd_core_tick()        once per 1 ms control period: motion, sensors, safety,
+ *                         watchdog, telemetry, heartbeat. A port that fell behind (a late
+ *                         timer) calls it again until it has caught up.
+ */
+#ifndef ND_CORE_H
+#define ND_CORE_H
+
+#include <stdint.h>
+
+#include "hal.h"
+
+#define ND_FIRMWARE_MAJOR 1u
+#define ND_FIRMWARE_MINOR 0u
+#define ND_FIRMWARE_PATCH 0u
+#define ND_TICK_US 1000u
+
+void nd_core_init(const struct nd_board *board);
+void nd_core_poll(void);
+void nd_core_tick(void);
+
+/* Counters a port may print (the same figures STATUS carries). */
+struct nd_core_stats {
+    uint32_t frames_ok;
+    uint32_t frames_bad;
+    uint32_t commands_executed;
+    uint32_t replies_replayed;
+    uint32_t watchdog_trips;
+    uint32_t samples_sent;
+    uint32_t frames_dropped_tx; /* frames not sent: the transmit buffer was full */
+    uint32_t ticks;
+    uint32_t max_tick_us; /* the longest control tick so far (timing budget) */
+};
+void nd_core_stats(struct nd_core_stats *out);
+
+#endif /* ND_CORE_H */

@@ -1,0 +1,924 @@
+/* needle_protocol.h: needle-driver protocol v1, generated from protocol/schema.py
+ * by `python -m protocol.codegen c`. Do not edit: change the schema and regenerate.
+ * The spec is docs/protocol.md. C99, header-only, no allocation, no dependencies. */
+#ifndef NEEDLE_PROTOCOL_H
+#define NEEDLE_PROTOCOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define ND_PROTOCOL_VERSION 1u
+#define ND_SCHEMA_HASH 0x097CA991u /* sent in HELLO and IDENTITY */
+/* frame: COBS(header | payload | CRC-32 LE) 0x00; header = version u8, msg_id u8,
+ * flags u8, seq u16 LE */
+#define ND_HEADER_BYTES 5u
+#define ND_CRC_BYTES 4u
+#define ND_MAX_PAYLOAD_BYTES 250u
+#define ND_MAX_RAW_FRAME_BYTES 259u
+#define ND_MAX_ENCODED_FRAME_BYTES 261u /* without 0x00 */
+#define ND_MAX_FRAME_BUFFER_BYTES 262u /* with 0x00 */
+#define ND_COBS_DELIMITER 0x00u
+/* CRC-32/ISO-HDLC: reflected in and out */
+#define ND_CRC_POLY 0x04C11DB7u
+#define ND_CRC_POLY_REFLECTED 0xEDB88320u
+#define ND_CRC_INIT 0xFFFFFFFFu
+#define ND_CRC_XOROUT 0xFFFFFFFFu
+#define ND_CRC_CHECK 0xCBF43926u /* CRC of "123456789" */
+/* CRC over (data | its CRC LE) of an intact frame: ND_CRC_GOOD_FRAME as nd_crc32()
+ * returns it; ND_CRC_RESIDUE is the same before the final xorout (the CRC
+ * catalogue's 'residue'). */
+#define ND_CRC_RESIDUE 0xDEBB20E3u
+#define ND_CRC_GOOD_FRAME 0x2144DF1Cu
+#define ND_DEFAULT_WATCHDOG_MS 200u
+#define ND_HOST_HEARTBEAT_MS 50u
+#define ND_DEVICE_HEARTBEAT_MS 100u
+#define ND_REPLY_CACHE_SIZE 32u
+#define ND_EVENT_LOG_SIZE 256u
+#define ND_USB_VID 0x1209u
+#define ND_USB_PID 0x4E44u
+
+/* ------------------------------------------------------------ little-endian access */
+static inline void nd_put_u8(uint8_t *p, uint8_t v) { p[0] = v; }
+static inline void nd_put_u16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8);
+}
+static inline void nd_put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+static inline void nd_put_u64(uint8_t *p, uint64_t v)
+{
+    nd_put_u32(p, (uint32_t)v); nd_put_u32(p + 4, (uint32_t)(v >> 32));
+}
+static inline void nd_put_i16(uint8_t *p, int16_t v) { nd_put_u16(p, (uint16_t)v); }
+static inline void nd_put_i32(uint8_t *p, int32_t v) { nd_put_u32(p, (uint32_t)v); }
+static inline uint8_t nd_get_u8(const uint8_t *p) { return p[0]; }
+static inline uint16_t nd_get_u16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+static inline uint32_t nd_get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static inline uint64_t nd_get_u64(const uint8_t *p)
+{
+    return (uint64_t)nd_get_u32(p) | ((uint64_t)nd_get_u32(p + 4) << 32);
+}
+/* intN_t is two's complement by C99 7.18.1.1, so copying the bits is exact. */
+static inline int16_t nd_get_i16(const uint8_t *p)
+{
+    uint16_t u = nd_get_u16(p); int16_t v; memcpy(&v, &u, 2); return v;
+}
+static inline int32_t nd_get_i32(const uint8_t *p)
+{
+    uint32_t u = nd_get_u32(p); int32_t v; memcpy(&v, &u, 4); return v;
+}
+
+/* ------------------------------------------------------------ CRC-32/ISO-HDLC */
+/* Reflected, poly 0x04C11DB7 (0xEDB88320 reflected), init and xorout 0xFFFFFFFF:
+ * the same as zlib's crc32(). Bitwise: small, ~8 cycles/bit; use a table if needed.
+ * Start with crc = 0 and feed chunks: crc = nd_crc32_update(crc, p, n). */
+static inline uint32_t nd_crc32_update(uint32_t crc, const uint8_t *p, size_t n)
+{
+    size_t i;
+    int bit;
+    crc = ~crc;
+    for (i = 0; i < n; ++i) {
+        crc ^= p[i];
+        for (bit = 0; bit < 8; ++bit)
+            crc = (crc >> 1) ^ (ND_CRC_POLY_REFLECTED & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+static inline uint32_t nd_crc32(const uint8_t *p, size_t n) { return nd_crc32_update(0u, p, n); }
+
+/* ------------------------------------------------------------ COBS */
+/* Encodes n bytes into out (room for n + 1 + (n - 1) / 254 bytes, n >= 1); no delimiter
+ * added. Returns the encoded length. The minimal form (as the Python cobs package): a
+ * 0xFF block that ends the input is not followed by an empty 0x01 block, so 254 non-zero
+ * bytes encode to FF + 254 bytes (255, not 256). */
+static inline size_t nd_cobs_encode(const uint8_t *in, size_t n, uint8_t *out)
+{
+    size_t code_at = 0, o = 1, i;
+    uint8_t code = 1;
+    for (i = 0; i < n; ++i) {
+        if (in[i] == 0) {
+            out[code_at] = code;
+            code = 1;
+            code_at = o++;
+            continue;
+        }
+        out[o++] = in[i];
+        if (++code == 0xFF && i + 1 < n) { /* a full block, and more input follows */
+            out[code_at] = code;
+            code = 1;
+            code_at = o++;
+        }
+    }
+    out[code_at] = code;
+    return o;
+}
+/* Decodes n COBS bytes (no delimiter) into out (room for n bytes). Accepts both forms
+ * of a full block at the end (FF + 254 bytes, with or without a final 01).
+ * Returns the decoded length, or (size_t)-1 if the input is not valid COBS. */
+static inline size_t nd_cobs_decode(const uint8_t *in, size_t n, uint8_t *out)
+{
+    size_t i = 0, o = 0, k;
+    while (i < n) {
+        uint8_t code = in[i++];
+        if (code == 0 || i + (size_t)code - 1u > n) return (size_t)-1;
+        for (k = 1; k < code; ++k) {
+            if (in[i] == 0) return (size_t)-1;
+            out[o++] = in[i++];
+        }
+        if (code != 0xFF && i < n) out[o++] = 0;
+    }
+    return o;
+}
+
+/* ------------------------------------------------------------ frames */
+/* Builds a whole frame (COBS(header | payload | CRC-32 LE) then 0x00) from a payload
+ * written by one of the nd_*_pack functions. out needs ND_MAX_FRAME_BUFFER_BYTES.
+ * Returns the number of bytes to send, or 0 if the payload is too long. */
+static inline size_t nd_frame_encode(uint8_t msg_id, uint8_t flags, uint16_t seq,
+                                     const uint8_t *payload, size_t payload_len, uint8_t *out)
+{
+    uint8_t raw[ND_MAX_RAW_FRAME_BYTES];
+    uint32_t crc;
+    size_t n;
+    if (payload_len > ND_MAX_PAYLOAD_BYTES) return 0;
+    raw[0] = ND_PROTOCOL_VERSION;
+    raw[1] = msg_id;
+    raw[2] = flags;
+    nd_put_u16(raw + 3, seq);
+    if (payload_len) memcpy(raw + ND_HEADER_BYTES, payload, payload_len);
+    crc = nd_crc32(raw, ND_HEADER_BYTES + payload_len);
+    nd_put_u32(raw + ND_HEADER_BYTES + payload_len, crc);
+    n = nd_cobs_encode(raw, ND_HEADER_BYTES + payload_len + ND_CRC_BYTES, out);
+    out[n++] = 0x00;
+    return n;
+}
+/* Checks one received frame (the bytes between two 0x00, delimiter excluded) and
+ * decodes it into raw (room for ND_MAX_ENCODED_FRAME_BYTES). Returns the payload
+ * length (payload at raw + ND_HEADER_BYTES), or -1 if it is to be dropped:
+ * oversize, bad COBS, too short, CRC failure, or another protocol version. */
+static inline int nd_frame_decode(const uint8_t *frame, size_t n, uint8_t *raw)
+{
+    size_t len;
+    if (n > ND_MAX_ENCODED_FRAME_BYTES) return -1;
+    len = nd_cobs_decode(frame, n, raw);
+    if (len == (size_t)-1 || len < ND_HEADER_BYTES + ND_CRC_BYTES) return -1;
+    if (len > ND_MAX_RAW_FRAME_BYTES) return -1;
+    if (nd_crc32(raw, len) != ND_CRC_GOOD_FRAME) return -1;
+    if (raw[0] != ND_PROTOCOL_VERSION) return -1;
+    return (int)(len - ND_HEADER_BYTES - ND_CRC_BYTES);
+}
+
+/* ------------------------------------------------------------ enums */
+/* HeaderFlags: flags (bits) */
+#define ND_HEADER_FLAGS_RETRANSMIT 0x01u
+#define ND_HEADER_FLAGS_REPLAYED 0x02u
+
+/* NakReason: values */
+#define ND_NAK_REASON_BAD_ARGUMENT 0x01u
+#define ND_NAK_REASON_NOT_HOMED 0x02u
+#define ND_NAK_REASON_NOT_ARMED 0x03u
+#define ND_NAK_REASON_BEYOND_LIMIT 0x04u
+#define ND_NAK_REASON_BUSY 0x05u
+#define ND_NAK_REASON_ESTOPPED 0x06u
+#define ND_NAK_REASON_LATCHED_FAULT 0x07u
+#define ND_NAK_REASON_UNKNOWN_MESSAGE 0x08u
+#define ND_NAK_REASON_SCHEMA_MISMATCH 0x09u
+
+/* DeviceState: values */
+#define ND_DEVICE_STATE_UNHOMED 0x00u
+#define ND_DEVICE_STATE_HOMING 0x01u
+#define ND_DEVICE_STATE_READY 0x02u
+#define ND_DEVICE_STATE_MOVING 0x03u
+#define ND_DEVICE_STATE_STALLED 0x04u
+#define ND_DEVICE_STATE_LIMIT 0x05u
+#define ND_DEVICE_STATE_FAULT 0x06u
+#define ND_DEVICE_STATE_ESTOPPED 0x07u
+
+/* FaultFlags: flags (bits) */
+#define ND_FAULT_FLAGS_WATCHDOG 0x01u
+#define ND_FAULT_FLAGS_STALL 0x02u
+#define ND_FAULT_FLAGS_FORCE_LIMIT 0x04u
+#define ND_FAULT_FLAGS_ESTOP 0x08u
+#define ND_FAULT_FLAGS_TRAVEL_LIMIT 0x10u
+#define ND_FAULT_FLAGS_ENCODER 0x20u
+#define ND_FAULT_FLAGS_LOAD_CELL 0x40u
+
+/* SampleFlags: flags (bits) */
+#define ND_SAMPLE_FLAGS_HOMED 0x01u
+#define ND_SAMPLE_FLAGS_ADVANCING 0x02u
+#define ND_SAMPLE_FLAGS_ROTATING 0x04u
+#define ND_SAMPLE_FLAGS_AT_LIMIT 0x08u
+#define ND_SAMPLE_FLAGS_STALL 0x10u
+#define ND_SAMPLE_FLAGS_FAULT 0x20u
+#define ND_SAMPLE_FLAGS_ESTOP 0x40u
+#define ND_SAMPLE_FLAGS_ARMED 0x80u
+
+/* EventCode: values */
+#define ND_EVENT_CODE_LIMIT_REACHED 0x01u
+#define ND_EVENT_CODE_STALL 0x02u
+#define ND_EVENT_CODE_FORCE_OVER_LIMIT 0x03u
+#define ND_EVENT_CODE_WATCHDOG_TRIP 0x04u
+#define ND_EVENT_CODE_ESTOP 0x05u
+#define ND_EVENT_CODE_FAULT 0x06u
+#define ND_EVENT_CODE_HOMED 0x07u
+#define ND_EVENT_CODE_TARGET_REACHED 0x08u
+#define ND_EVENT_CODE_FAULT_CLEARED 0x09u
+#define ND_EVENT_CODE_BOOT 0x0Au
+
+/* MoveMode: values */
+#define ND_MOVE_MODE_ABSOLUTE 0x00u
+#define ND_MOVE_MODE_RELATIVE 0x01u
+
+/* RotateMode: values */
+#define ND_ROTATE_MODE_STOP 0x00u
+#define ND_ROTATE_MODE_CONTINUOUS 0x01u
+#define ND_ROTATE_MODE_BY_ANGLE 0x02u
+#define ND_ROTATE_MODE_OSCILLATE 0x03u
+
+/* Capabilities: flags (bits) */
+#define ND_CAPABILITIES_ROTATION 0x01u
+#define ND_CAPABILITIES_OSCILLATION 0x02u
+#define ND_CAPABILITIES_LOAD_CELL 0x04u
+#define ND_CAPABILITIES_ENCODER 0x08u
+#define ND_CAPABILITIES_USB_BULK 0x10u
+#define ND_CAPABILITIES_FAULT_INJECTION 0x20u
+
+/* ------------------------------------------------------------ records */
+/* TelemetrySample: One sample inside TELEMETRY.  22 bytes packed. */
+#define ND_TELEMETRY_SAMPLE_BYTES 22u
+struct nd_telemetry_sample {
+    uint32_t time_us;
+    int32_t depth_um;
+    int32_t commanded_depth_um;
+    int32_t angle_cdeg;
+    int32_t force_mn;
+    uint8_t state;
+    uint8_t flags;
+};
+static inline void nd_telemetry_sample_pack(const struct nd_telemetry_sample *r, uint8_t *out)
+{
+    nd_put_u32(out + 0, r->time_us);
+    nd_put_i32(out + 4, r->depth_um);
+    nd_put_i32(out + 8, r->commanded_depth_um);
+    nd_put_i32(out + 12, r->angle_cdeg);
+    nd_put_i32(out + 16, r->force_mn);
+    nd_put_u8(out + 20, r->state);
+    nd_put_u8(out + 21, r->flags);
+}
+static inline void nd_telemetry_sample_unpack(struct nd_telemetry_sample *r, const uint8_t *in)
+{
+    r->time_us = nd_get_u32(in + 0);
+    r->depth_um = nd_get_i32(in + 4);
+    r->commanded_depth_um = nd_get_i32(in + 8);
+    r->angle_cdeg = nd_get_i32(in + 12);
+    r->force_mn = nd_get_i32(in + 16);
+    r->state = nd_get_u8(in + 20);
+    r->flags = nd_get_u8(in + 21);
+}
+
+/* EventRecord: One event inside EVENT_LOG.  17 bytes packed. */
+#define ND_EVENT_RECORD_BYTES 17u
+struct nd_event_record {
+    uint32_t number;
+    uint64_t time_us;
+    uint8_t code;
+    int32_t value;
+};
+static inline void nd_event_record_pack(const struct nd_event_record *r, uint8_t *out)
+{
+    nd_put_u32(out + 0, r->number);
+    nd_put_u64(out + 4, r->time_us);
+    nd_put_u8(out + 12, r->code);
+    nd_put_i32(out + 13, r->value);
+}
+static inline void nd_event_record_unpack(struct nd_event_record *r, const uint8_t *in)
+{
+    r->number = nd_get_u32(in + 0);
+    r->time_us = nd_get_u64(in + 4);
+    r->code = nd_get_u8(in + 12);
+    r->value = nd_get_i32(in + 13);
+}
+
+/* ------------------------------------------------------------ messages */
+/* 0x01 HELLO (host->device): Opens a session. The device answers IDENTITY and arms motion when the hashes match. */
+#define ND_HELLO_ID 0x01u
+#define ND_HELLO_PROTOCOL_VERSION_OFFSET 0u
+#define ND_HELLO_SCHEMA_HASH_OFFSET 1u
+#define ND_HELLO_PAYLOAD_BYTES 5u
+struct nd_hello {
+    uint8_t protocol_version;
+    uint32_t schema_hash;
+};
+/* Writes the payload; returns its length in bytes. */
+static inline size_t nd_hello_pack(const struct nd_hello *m, uint8_t *out)
+{
+    nd_put_u8(out + 0, m->protocol_version);
+    nd_put_u32(out + 1, m->schema_hash);
+    return 5u;
+}
+/* Reads a payload of len bytes; returns 0 if its length is wrong. */
+static inline int nd_hello_unpack(struct nd_hello *m, const uint8_t *in, size_t len)
+{
+    if (len != 5u) return 0;
+    m->protocol_version = nd_get_u8(in + 0);
+    m->schema_hash = nd_get_u32(in + 1);
+    return 1;
+}
+
+/* 0x02 HEARTBEAT (both): Keeps the link alive (sent with seq 0; receivers ignore its seq; no reply). The host sends one at least every 50 ms; the device sends one when it has sent nothing else for 100 ms, from boot on. */
+#define ND_HEARTBEAT_ID 0x02u
+#define ND_HEARTBEAT_UPTIME_MS_OFFSET 0u
+#define ND_HEARTBEAT_PAYLOAD_BYTES 4u
+struct nd_heartbeat {
+    uint32_t uptime_ms;
+};
+/* Writes the payload; returns its length in bytes. */
+static inline size_t nd_heartbeat_pack(const struct nd_heartbeat *m, uint8_t *out)
+{
+    nd_put_u32(out + 0, m->uptime_ms);
+    return 4u;
+}
+/* Reads a payload of len bytes; returns 0 if its length is wrong. */
+static inline int nd_heartbeat_unpack(struct nd_heartbeat *m, const uint8_t *in, size_t len)
+{
+    if (len != 4u) return 0;
+    m->uptime_ms = nd_get_u32(in + 0);
+    return 1;
+}
+
+/* 0x03 HOME (host->device): Drive the advance axis back to the homing switch; position 0 is set there. */
+#define ND_HOME_ID 0x03u
+#define ND_HOME_SPEED_UM_S_OFFSET 0u
+#define ND_HOME_PAYLOAD_BYTES 4u
+struct nd_home {
+    uint32_t speed_um_s;
+};
+/* Writes the payload; returns its length in bytes. */
+static inline size_t nd_home_pack(const struct nd_home *m, uint8_t *out)
+{
+    nd_put_u32(out + 0, m->speed_um_s);
+    return 4u;
+}
+/* Reads a payload of len bytes; returns 0 if its length is wrong. */
+static inline int nd_home_unpack(struct nd_home *m, const uint8_t *in, size_t len)
+{
+    if (len != 4u) return 0;
+    m->speed_um_s = nd_get_u32(in + 0);
+    return 1;
+}
+
+/* 0x04 MOVE (host->device): Advance (or retract) the needle to a depth, with a trapezoidal profile. */
+#define ND_MOVE_ID 0x04u
+#define ND_MOVE_MODE_OFFSET 0u
+#define ND_MOVE_TARGET_UM_OFFSET 1u
+#define ND_MOVE_SPEED_UM_S_OFFSET 5u
+#define ND_MOVE_PAYLOAD_BYTES 9u
+struct nd_move {
+    uint8_t mode;
+    int32_t target_um;
+    uint32_t speed_um_s;
+};
+/* Writes the payload; returns its length in bytes. */
+static inline size_t nd_move_pack(const struct nd_move *m, uint8_t *out)
+{
+    nd_put_u8(out + 0, m->mode);
+    nd_put_i32(out + 1, m->target_um);
+    nd_put_u32(out + 5, m->speed_um_s);
+    return 9u;
+}
+/* Reads a payload of len bytes; returns 0 if its length is wrong. */
+static inline int nd_move_unpack(struct nd_move *m, const uint8_t *in, size_t len)
+{
+    if (len != 9u) return 0;
+    m->mode = nd_get_u8(in + 0);
+    m->target_um = nd_get_i32(in + 1);
+    m->speed_um_s = nd_get_u32(in + 5);
+    return 1;
+}
+
+/* 0x05 ROTATE (host->device): Rotate the needle: continuously, by an angle, or oscillating. */
+#define ND_ROTATE_ID 0x05u
+#define ND_ROTATE_MODE_OFFSET 0u
+#define ND_ROTATE_RATE_MRPM_OFFSET 1u
+#define ND_ROTATE_ANGLE_CDEG_OFFSET 5u
+#define ND_ROTATE_PAYLOAD_BYTES 9u
+struct nd_rotate {
+    uint8_t mode;
+    int32_t rate_mrpm;
+    int32_t angle_cdeg;
+};
+/* Writes the payload; returns its length in bytes. */
+static inline size_t nd_rotate_pack(const struct nd_rotate *m, uint8_t *out)
+{
+    nd_put_u8(out + 0, m->mode);
+    nd_put_i32(out + 1, m->rate_mrpm);
+    nd_put_i32(out + 5, m->angle_cdeg);
+    return 9u;
+}
+/* Reads a payload of len bytes; returns 0 if its length is wrong. */
+static inline int nd_rotate_unpack(struct nd_rotate *m, const uint8_t *in, size_t len)
+{
+    if (len != 9u) return 0;
+    m->mode = nd_get_u8(in + 0);
+    m->rate_mrpm = nd_get_i32(in + 1);
+    m->angle_cdeg = nd_get_i32(in + 5);
+    return 1;
+}
+
+/* 0x06 STOP (host->device): Decelerate both axes to rest (controlled stop; no fault latched). */
+#define ND_STOP_ID 0x06u
+#define ND_STOP_PAYLOAD_BYTES 0u
+struct nd_stop {
+    uint8_t unused_; /* no fields */
+};
+/* Writes the payload; returns its length in bytes. */
+static inline size_t nd_stop_pack(const struct nd_stop *m, uint8_t *out)
+{
+    (void)m; (void)out;
+    return 0u;
+}
+/* Reads a payload of len bytes; returns 0 if its length is wrong. */
+static inline int nd_stop_unpack(struct nd_stop *m, const uint8_t *in, size_t len)
+{
+    if (len != 0u) return 0;
+    (void)m; (void)in;
+    return 1;
+}
+
+/* 0x07 ESTOP (host->device): Emergency stop: both axes halt within one control tick; ESTOP latches. Idempotent. */
+#define ND_ESTOP_ID 0x07u
+#define ND_ESTOP_PAYLOAD_BYTES 0u
+struct nd_estop {
+    uint8_t unused_; /* no fields */
+};
+/* Writes the payload; returns its length in bytes. */
+static inline size_t nd_estop_pack(const struct nd_estop *m, uint8_t *out)
+{
+    (void)m; (void)out;
+    return 0u;
+}
+/* Reads a payload of len bytes; returns 0 if its length is wrong. */
+static inline int nd_estop_unpack(struct nd_estop *m, const uint8_t *in, size_t len)
+{
+    if (len != 0u) return 0;
+    (void)m; (void)in;
+    return 1;
+}
+
+/* 0x08 CLEAR_FAULT (host->device): Clear latched faults (and e-stop). After a stall or e-stop the device is unhomed. */
+#define ND_CLEAR_FAULT_ID 0x08u
+#define ND_CLEAR_FAULT_PAYLOAD_BYTES 0u
+struct nd_clear_fault {
+    uint8_t unused_; /* no fields */
+};
+/* Writes the payload; returns its length in bytes. */
+static inline size_t nd_clear_fault_pack(const struct nd_clear_fault *m, uint8_t *out)
+{
+    (void)m; (void)out;
+    return 0u;
+}
+/* Reads a payload of len bytes; returns 0 if its length is wrong. */
+static inline int nd_clear_fault_unpack(struct nd_clear_fault *m, const uint8_t *in, size_t len)
+{
+    if (len != 0u) return 0;
+    (void)m; (void)in;
+    return 1;
+}
+
+/* 0x09 SET_LIMITS (host->device): Tighten the device's limits. Each must lie within the hard limits in IDENTITY. */
+#define ND_SET_LIMITS_ID 0x09u
+#define ND_SET_LIMITS_SOFT_DEPTH_LIMIT_UM_OFFSET 0u
+#define ND_SET_LIMITS_FORCE_LIMIT_MN_OFFSET 4u
+#define ND_SET_LIMITS_STALL_FORCE_MN_OFFSET 8u
+#define ND_SET_LIMITS_STALL_TIME_MS_OFFSET 12u
+#define ND_SET_LIMITS_PAYLOAD_BYTES 14u
+struct nd_set_limits {
+    int32_t soft_depth_limit_um;
+    int32_t force_limit_mn;
+    int32_t stall_force_mn;
+    uint16_t stall_time_ms;
+};
+/* Writes the payload; returns its length in bytes. */
+static inline size_t nd_set_limits_pack(const struct nd_set_limits *m, uint8_t *out)
+{
+    nd_put_i32(out + 0, m->soft_depth_limit_um);
+    nd_put_i32(out + 4, m->force_limit_mn);
+    nd_put_i32(out + 8, m->stall_force_mn);
+    nd_put_u16(out + 12, m->stall_time_ms);
+    return 14u;
+}
+/* Reads a payload of len bytes; returns 0 if its length is wrong. */
+static inline int nd_set_limits_unpack(struct nd_set_limits *m, const uint8_t *in, size_t len)
+{
+    if (len != 14u) return 0;
+    m->soft_depth_limit_um = nd_get_i32(in + 0);
+    m->force_limit_mn = nd_get_i32(in + 4);
+    m->stall_force_mn = nd_get_i32(in + 8);
+    m->stall_time_ms = nd_get_u16(in + 12);
+    return 1;
+}
+
+/* 0x0A SET_TELEMETRY (host->device): Configure the telemetry stream (0 Hz = off). */
+#define ND_SET_TELEMETRY_ID 0x0Au
+#define ND_SET_TELEMETRY_RATE_HZ_OFFSET 0u
+#define ND_SET_TELEMETRY_BATCH_SAMPLES_OFFSET 2u
+#define ND_SET_TELEMETRY_PAYLOAD_BYTES 3u
+struct nd_set_telemetry {
+    uint16_t rate_hz;
+    uint8_t batch_samples;
+};
+/* Writes the payload; returns its length in bytes. */
+static inline size_t nd_set_telemetry_pack(const struct nd_set_telemetry *m, uint8_t *out)
+{
+    nd_put_u16(out + 0, m->rate_hz);
+    nd_put_u8(out + 2, m->batch_samples);
+    return 3u;
+}
+/* Reads a payload of len bytes; returns 0 if its length is wrong. */
+static inline int nd_set_telemetry_unpack(struct nd_set_telemetry *m, const uint8_t *in, size_t len)
+{
+    if (len != 3u) return 0;
+    m->rate_hz = nd_get_u16(in + 0);
+    m->batch_samples = nd_get_u8(in + 2);
+    return 1;
+}
+
+/* 0x0B GET_STATUS (host->device): Ask for a STATUS reply. */
+#define ND_GET_STATUS_ID 0x0Bu
+#define ND_GET_STATUS_PAYLOAD_BYTES 0u
+struct nd_get_status {
+    uint8_t unused_; /* no fields */
+};
+/* Writes the payload; returns its length in bytes. */
+static inline size_t nd_get_status_pack(const struct nd_get_status *m, uint8_t *out)
+{
+    (void)m; (void)out;
+    return 0u;
+}
+/* Reads a payload of len bytes; returns 0 if its length is wrong. */
+static inline int nd_get_status_unpack(struct nd_get_status *m, const uint8_t *in, size_t len)
+{
+    if (len != 0u) return 0;
+    (void)m; (void)in;
+    return 1;
+}
+
+/* 0x0C GET_EVENTS (host->device): Ask for stored events from a number on (to recover a gap): EVENT_LOG reply. */
+#define ND_GET_EVENTS_ID 0x0Cu
+#define ND_GET_EVENTS_FROM_NUMBER_OFFSET 0u
+#define ND_GET_EVENTS_MAX_COUNT_OFFSET 4u
+#define ND_GET_EVENTS_PAYLOAD_BYTES 5u
+struct nd_get_events {
+    uint32_t from_number;
+    uint8_t max_count;
+};
+/* Writes the payload; returns its length in bytes. */
+static inline size_t nd_get_events_pack(const struct nd_get_events *m, uint8_t *out)
+{
+    nd_put_u32(out + 0, m->from_number);
+    nd_put_u8(out + 4, m->max_count);
+    return 5u;
+}
+/* Reads a payload of len bytes; returns 0 if its length is wrong. */
+static inline int nd_get_events_unpack(struct nd_get_events *m, const uint8_t *in, size_t len)
+{
+    if (len != 5u) return 0;
+    m->from_number = nd_get_u32(in + 0);
+    m->max_count = nd_get_u8(in + 4);
+    return 1;
+}
+
+/* 0x81 IDENTITY (device->host): Reply to HELLO. */
+#define ND_IDENTITY_ID 0x81u
+#define ND_IDENTITY_PROTOCOL_VERSION_OFFSET 0u
+#define ND_IDENTITY_SCHEMA_HASH_OFFSET 1u
+#define ND_IDENTITY_FIRMWARE_MAJOR_OFFSET 5u
+#define ND_IDENTITY_FIRMWARE_MINOR_OFFSET 6u
+#define ND_IDENTITY_FIRMWARE_PATCH_OFFSET 7u
+#define ND_IDENTITY_SERIAL_NUMBER_OFFSET 8u
+#define ND_IDENTITY_SIMULATED_OFFSET 24u
+#define ND_IDENTITY_CAPABILITIES_OFFSET 25u
+#define ND_IDENTITY_TRAVEL_LIMIT_UM_OFFSET 29u
+#define ND_IDENTITY_FORCE_LIMIT_MN_OFFSET 33u
+#define ND_IDENTITY_MAX_SPEED_UM_S_OFFSET 37u
+#define ND_IDENTITY_MAX_RATE_MRPM_OFFSET 41u
+#define ND_IDENTITY_WATCHDOG_MS_OFFSET 45u
+#define ND_IDENTITY_SESSION_ARMED_OFFSET 47u
+#define ND_IDENTITY_PAYLOAD_BYTES 48u
+struct nd_identity {
+    uint8_t protocol_version;
+    uint32_t schema_hash;
+    uint8_t firmware_major;
+    uint8_t firmware_minor;
+    uint8_t firmware_patch;
+    char serial_number[16]; /* NUL-padded, maybe unterminated */
+    uint8_t simulated;
+    uint32_t capabilities;
+    int32_t travel_limit_um;
+    int32_t force_limit_mn;
+    uint32_t max_speed_um_s;
+    int32_t max_rate_mrpm;
+    uint16_t watchdog_ms;
+    uint8_t session_armed;
+};
+/* Writes the payload; returns its length in bytes. */
+static inline size_t nd_identity_pack(const struct nd_identity *m, uint8_t *out)
+{
+    nd_put_u8(out + 0, m->protocol_version);
+    nd_put_u32(out + 1, m->schema_hash);
+    nd_put_u8(out + 5, m->firmware_major);
+    nd_put_u8(out + 6, m->firmware_minor);
+    nd_put_u8(out + 7, m->firmware_patch);
+    memcpy(out + 8, m->serial_number, 16);
+    nd_put_u8(out + 24, m->simulated);
+    nd_put_u32(out + 25, m->capabilities);
+    nd_put_i32(out + 29, m->travel_limit_um);
+    nd_put_i32(out + 33, m->force_limit_mn);
+    nd_put_u32(out + 37, m->max_speed_um_s);
+    nd_put_i32(out + 41, m->max_rate_mrpm);
+    nd_put_u16(out + 45, m->watchdog_ms);
+    nd_put_u8(out + 47, m->session_armed);
+    return 48u;
+}
+/* Reads a payload of len bytes; returns 0 if its length is wrong. */
+static inline int nd_identity_unpack(struct nd_identity *m, const uint8_t *in, size_t len)
+{
+    if (len != 48u) return 0;
+    m->protocol_version = nd_get_u8(in + 0);
+    m->schema_hash = nd_get_u32(in + 1);
+    m->firmware_major = nd_get_u8(in + 5);
+    m->firmware_minor = nd_get_u8(in + 6);
+    m->firmware_patch = nd_get_u8(in + 7);
+    memcpy(m->serial_number, in + 8, 16);
+    m->simulated = nd_get_u8(in + 24);
+    m->capabilities = nd_get_u32(in + 25);
+    m->travel_limit_um = nd_get_i32(in + 29);
+    m->force_limit_mn = nd_get_i32(in + 33);
+    m->max_speed_um_s = nd_get_u32(in + 37);
+    m->max_rate_mrpm = nd_get_i32(in + 41);
+    m->watchdog_ms = nd_get_u16(in + 45);
+    m->session_armed = nd_get_u8(in + 47);
+    return 1;
+}
+
+/* 0x82 ACK (device->host): The command with this frame's seq was accepted (and executed once). */
+#define ND_ACK_ID 0x82u
+#define ND_ACK_COMMAND_ID_OFFSET 0u
+#define ND_ACK_PAYLOAD_BYTES 1u
+struct nd_ack {
+    uint8_t command_id;
+};
+/* Writes the payload; returns its length in bytes. */
+static inline size_t nd_ack_pack(const struct nd_ack *m, uint8_t *out)
+{
+    nd_put_u8(out + 0, m->command_id);
+    return 1u;
+}
+/* Reads a payload of len bytes; returns 0 if its length is wrong. */
+static inline int nd_ack_unpack(struct nd_ack *m, const uint8_t *in, size_t len)
+{
+    if (len != 1u) return 0;
+    m->command_id = nd_get_u8(in + 0);
+    return 1;
+}
+
+/* 0x83 NAK (device->host): The command with this frame's seq was refused; nothing was executed. */
+#define ND_NAK_ID 0x83u
+#define ND_NAK_COMMAND_ID_OFFSET 0u
+#define ND_NAK_REASON_OFFSET 1u
+#define ND_NAK_DETAIL_OFFSET 2u
+#define ND_NAK_PAYLOAD_BYTES 6u
+struct nd_nak {
+    uint8_t command_id;
+    uint8_t reason;
+    int32_t detail;
+};
+/* Writes the payload; returns its length in bytes. */
+static inline size_t nd_nak_pack(const struct nd_nak *m, uint8_t *out)
+{
+    nd_put_u8(out + 0, m->command_id);
+    nd_put_u8(out + 1, m->reason);
+    nd_put_i32(out + 2, m->detail);
+    return 6u;
+}
+/* Reads a payload of len bytes; returns 0 if its length is wrong. */
+static inline int nd_nak_unpack(struct nd_nak *m, const uint8_t *in, size_t len)
+{
+    if (len != 6u) return 0;
+    m->command_id = nd_get_u8(in + 0);
+    m->reason = nd_get_u8(in + 1);
+    m->detail = nd_get_i32(in + 2);
+    return 1;
+}
+
+/* 0x84 STATUS (device->host): Reply to GET_STATUS: the device's whole state in one frame. */
+#define ND_STATUS_ID 0x84u
+#define ND_STATUS_STATE_OFFSET 0u
+#define ND_STATUS_FLAGS_OFFSET 1u
+#define ND_STATUS_LATCHED_FAULTS_OFFSET 2u
+#define ND_STATUS_DEVICE_TIME_US_OFFSET 4u
+#define ND_STATUS_DEPTH_UM_OFFSET 12u
+#define ND_STATUS_COMMANDED_DEPTH_UM_OFFSET 16u
+#define ND_STATUS_ANGLE_CDEG_OFFSET 20u
+#define ND_STATUS_FORCE_MN_OFFSET 24u
+#define ND_STATUS_SOFT_DEPTH_LIMIT_UM_OFFSET 28u
+#define ND_STATUS_FORCE_LIMIT_MN_OFFSET 32u
+#define ND_STATUS_STALL_FORCE_MN_OFFSET 36u
+#define ND_STATUS_STALL_TIME_MS_OFFSET 40u
+#define ND_STATUS_TELEMETRY_RATE_HZ_OFFSET 42u
+#define ND_STATUS_LAST_EVENT_NUMBER_OFFSET 44u
+#define ND_STATUS_SAMPLES_SENT_OFFSET 48u
+#define ND_STATUS_FRAMES_OK_OFFSET 52u
+#define ND_STATUS_FRAMES_BAD_OFFSET 56u
+#define ND_STATUS_COMMANDS_EXECUTED_OFFSET 60u
+#define ND_STATUS_REPLIES_REPLAYED_OFFSET 64u
+#define ND_STATUS_WATCHDOG_TRIPS_OFFSET 68u
+#define ND_STATUS_PAYLOAD_BYTES 72u
+struct nd_status {
+    uint8_t state;
+    uint8_t flags;
+    uint16_t latched_faults;
+    uint64_t device_time_us;
+    int32_t depth_um;
+    int32_t commanded_depth_um;
+    int32_t angle_cdeg;
+    int32_t force_mn;
+    int32_t soft_depth_limit_um;
+    int32_t force_limit_mn;
+    int32_t stall_force_mn;
+    uint16_t stall_time_ms;
+    uint16_t telemetry_rate_hz;
+    uint32_t last_event_number;
+    uint32_t samples_sent;
+    uint32_t frames_ok;
+    uint32_t frames_bad;
+    uint32_t commands_executed;
+    uint32_t replies_replayed;
+    uint32_t watchdog_trips;
+};
+/* Writes the payload; returns its length in bytes. */
+static inline size_t nd_status_pack(const struct nd_status *m, uint8_t *out)
+{
+    nd_put_u8(out + 0, m->state);
+    nd_put_u8(out + 1, m->flags);
+    nd_put_u16(out + 2, m->latched_faults);
+    nd_put_u64(out + 4, m->device_time_us);
+    nd_put_i32(out + 12, m->depth_um);
+    nd_put_i32(out + 16, m->commanded_depth_um);
+    nd_put_i32(out + 20, m->angle_cdeg);
+    nd_put_i32(out + 24, m->force_mn);
+    nd_put_i32(out + 28, m->soft_depth_limit_um);
+    nd_put_i32(out + 32, m->force_limit_mn);
+    nd_put_i32(out + 36, m->stall_force_mn);
+    nd_put_u16(out + 40, m->stall_time_ms);
+    nd_put_u16(out + 42, m->telemetry_rate_hz);
+    nd_put_u32(out + 44, m->last_event_number);
+    nd_put_u32(out + 48, m->samples_sent);
+    nd_put_u32(out + 52, m->frames_ok);
+    nd_put_u32(out + 56, m->frames_bad);
+    nd_put_u32(out + 60, m->commands_executed);
+    nd_put_u32(out + 64, m->replies_replayed);
+    nd_put_u32(out + 68, m->watchdog_trips);
+    return 72u;
+}
+/* Reads a payload of len bytes; returns 0 if its length is wrong. */
+static inline int nd_status_unpack(struct nd_status *m, const uint8_t *in, size_t len)
+{
+    if (len != 72u) return 0;
+    m->state = nd_get_u8(in + 0);
+    m->flags = nd_get_u8(in + 1);
+    m->latched_faults = nd_get_u16(in + 2);
+    m->device_time_us = nd_get_u64(in + 4);
+    m->depth_um = nd_get_i32(in + 12);
+    m->commanded_depth_um = nd_get_i32(in + 16);
+    m->angle_cdeg = nd_get_i32(in + 20);
+    m->force_mn = nd_get_i32(in + 24);
+    m->soft_depth_limit_um = nd_get_i32(in + 28);
+    m->force_limit_mn = nd_get_i32(in + 32);
+    m->stall_force_mn = nd_get_i32(in + 36);
+    m->stall_time_ms = nd_get_u16(in + 40);
+    m->telemetry_rate_hz = nd_get_u16(in + 42);
+    m->last_event_number = nd_get_u32(in + 44);
+    m->samples_sent = nd_get_u32(in + 48);
+    m->frames_ok = nd_get_u32(in + 52);
+    m->frames_bad = nd_get_u32(in + 56);
+    m->commands_executed = nd_get_u32(in + 60);
+    m->replies_replayed = nd_get_u32(in + 64);
+    m->watchdog_trips = nd_get_u32(in + 68);
+    return 1;
+}
+
+/* 0x85 TELEMETRY (device->host): A batch of consecutive samples. first_sample_number counts every sample the device produced since boot, so the host knows exactly how many it lost. */
+#define ND_TELEMETRY_ID 0x85u
+#define ND_TELEMETRY_FIRST_SAMPLE_NUMBER_OFFSET 0u
+#define ND_TELEMETRY_SAMPLES_OFFSET 4u
+#define ND_TELEMETRY_MIN_PAYLOAD_BYTES 5u
+#define ND_TELEMETRY_MAX_PAYLOAD_BYTES 225u
+struct nd_telemetry {
+    uint32_t first_sample_number;
+    uint8_t samples_count; /* 0..10 */
+    struct nd_telemetry_sample samples[10];
+};
+/* Writes the payload; returns its length in bytes. */
+static inline size_t nd_telemetry_pack(const struct nd_telemetry *m, uint8_t *out)
+{
+    size_t i, count;
+    nd_put_u32(out + 0, m->first_sample_number);
+    count = m->samples_count > 10u ? 10u : m->samples_count; /* never overrun */
+    out[4] = (uint8_t)count;
+    for (i = 0; i < count; ++i)
+        nd_telemetry_sample_pack(&m->samples[i], out + 5u + i * 22u);
+    return 5u + count * 22u;
+}
+/* Reads a payload of len bytes; returns 0 if its length is wrong. */
+static inline int nd_telemetry_unpack(struct nd_telemetry *m, const uint8_t *in, size_t len)
+{
+    size_t i;
+    if (len < 5u) return 0;
+    m->first_sample_number = nd_get_u32(in + 0);
+    m->samples_count = in[4];
+    if (m->samples_count > 10u || len != 5u + (size_t)m->samples_count * 22u) return 0;
+    for (i = 0; i < m->samples_count; ++i)
+        nd_telemetry_sample_unpack(&m->samples[i], in + 5u + i * 22u);
+    return 1;
+}
+
+/* 0x86 EVENT (device->host): Something happened. Numbers run 1, 2, 3 … with no gaps: a gap means a lost frame, recovered with GET_EVENTS. */
+#define ND_EVENT_ID 0x86u
+#define ND_EVENT_NUMBER_OFFSET 0u
+#define ND_EVENT_TIME_US_OFFSET 4u
+#define ND_EVENT_CODE_OFFSET 12u
+#define ND_EVENT_VALUE_OFFSET 13u
+#define ND_EVENT_PAYLOAD_BYTES 17u
+struct nd_event {
+    uint32_t number;
+    uint64_t time_us;
+    uint8_t code;
+    int32_t value;
+};
+/* Writes the payload; returns its length in bytes. */
+static inline size_t nd_event_pack(const struct nd_event *m, uint8_t *out)
+{
+    nd_put_u32(out + 0, m->number);
+    nd_put_u64(out + 4, m->time_us);
+    nd_put_u8(out + 12, m->code);
+    nd_put_i32(out + 13, m->value);
+    return 17u;
+}
+/* Reads a payload of len bytes; returns 0 if its length is wrong. */
+static inline int nd_event_unpack(struct nd_event *m, const uint8_t *in, size_t len)
+{
+    if (len != 17u) return 0;
+    m->number = nd_get_u32(in + 0);
+    m->time_us = nd_get_u64(in + 4);
+    m->code = nd_get_u8(in + 12);
+    m->value = nd_get_i32(in + 13);
+    return 1;
+}
+
+/* 0x87 EVENT_LOG (device->host): Reply to GET_EVENTS: stored events from the asked number on (the device keeps the newest 256). */
+#define ND_EVENT_LOG_ID 0x87u
+#define ND_EVENT_LOG_LAST_EVENT_NUMBER_OFFSET 0u
+#define ND_EVENT_LOG_EVENTS_OFFSET 4u
+#define ND_EVENT_LOG_MIN_PAYLOAD_BYTES 5u
+#define ND_EVENT_LOG_MAX_PAYLOAD_BYTES 209u
+struct nd_event_log {
+    uint32_t last_event_number;
+    uint8_t events_count; /* 0..12 */
+    struct nd_event_record events[12];
+};
+/* Writes the payload; returns its length in bytes. */
+static inline size_t nd_event_log_pack(const struct nd_event_log *m, uint8_t *out)
+{
+    size_t i, count;
+    nd_put_u32(out + 0, m->last_event_number);
+    count = m->events_count > 12u ? 12u : m->events_count; /* never overrun */
+    out[4] = (uint8_t)count;
+    for (i = 0; i < count; ++i)
+        nd_event_record_pack(&m->events[i], out + 5u + i * 17u);
+    return 5u + count * 17u;
+}
+/* Reads a payload of len bytes; returns 0 if its length is wrong. */
+static inline int nd_event_log_unpack(struct nd_event_log *m, const uint8_t *in, size_t len)
+{
+    size_t i;
+    if (len < 5u) return 0;
+    m->last_event_number = nd_get_u32(in + 0);
+    m->events_count = in[4];
+    if (m->events_count > 12u || len != 5u + (size_t)m->events_count * 17u) return 0;
+    for (i = 0; i < m->events_count; ++i)
+        nd_event_record_unpack(&m->events[i], in + 5u + i * 17u);
+    return 1;
+}
+
+#endif /* NEEDLE_PROTOCOL_H */
