@@ -447,8 +447,9 @@ class NeedleDriver:
         ident = self.identity
         given = {
             "soft_depth_limit_mm": (soft_depth_limit_mm, 0.0, ident.travel_limit_mm),
-            "force_limit_n": (force_limit_n, 0.0, ident.force_limit_n),
-            "stall_force_n": (stall_force_n, 0.0, ident.force_limit_n),
+            # forces ≥ 1 mN (protocol §6: SET_LIMITS ranges)
+            "force_limit_n": (force_limit_n, 0.001, ident.force_limit_n),
+            "stall_force_n": (stall_force_n, 0.001, ident.force_limit_n),
             "stall_time_s": (stall_time_s, 0.001, 10.0),
         }
         for name, (value, lo, hi) in given.items():

@@ -18,6 +18,7 @@ from hil_tests.plugin import DUMP_KEY, REPORT_KEY
 from hil_tests.rig import RigConfigError, load_rig_config
 from hil_tests.session import (
     EXIT_UNREACHABLE,
+    PRE_HELLO_QUIET_S,
     RIG_DEFAULT_TEST_DEPTH_MM,
     SIM_DEFAULTS,
     TELEMETRY_RATE_HZ,
@@ -52,12 +53,19 @@ def hil_session(request: pytest.FixtureRequest) -> Iterator[HilSession]:
         pre_nak: Nak | None = None
         note = ""
         pre_stop = ""
+        pre_beats: list[int] | None = None
         if not boot_status.flags & SampleFlags.ARMED and boot_status.last_event_number <= 1:
             pre_stop = type(dut.request(Rotate(RotateMode.STOP, 0, 0)).message).__name__
             reply = dut.request(Rotate(RotateMode.BY_ANGLE, 1_000, 1)).message
             pre_nak = reply if isinstance(reply, Nak) else None
             if pre_nak is None:
                 note = f"ROTATE before HELLO was answered {type(reply).__name__}"
+            # The device heartbeats from boot, before any HELLO, when it has sent nothing
+            # for 100 ms (protocol §4); telemetry is off at boot, so it has nothing else.
+            beats = wire.received.heartbeat_uptimes_ms
+            first = len(beats)
+            wire.wait_s(PRE_HELLO_QUIET_S)
+            pre_beats = beats[first:]
         else:
             note = "the device already had a session (power-cycle it to check NOT_ARMED)"
         identity = dut.hello()
@@ -82,6 +90,7 @@ def hil_session(request: pytest.FixtureRequest) -> Iterator[HilSession]:
         pre_nak,
         note,
         pre_stop,
+        pre_beats,
     )
     config.stash[DUMP_KEY] = wire.dump
     report = config.stash[REPORT_KEY]

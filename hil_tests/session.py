@@ -30,6 +30,7 @@ SIM_DEFAULTS = RigConfig(
     source="(simulator defaults)",
 )
 RIG_DEFAULT_TEST_DEPTH_MM = 5.0
+PRE_HELLO_QUIET_S = 0.5  # listened to before the first HELLO: the device heartbeats from boot
 
 
 @dataclass
@@ -48,6 +49,9 @@ class HilSession:
     pre_hello_note: str = ""
     # The reply type to ROTATE STOP before the first HELLO ("" if not observed): must be Ack.
     pre_hello_stop_reply: str = ""
+    # The uptimes of the device's HEARTBEATs in PRE_HELLO_QUIET_S of quiet before the first
+    # HELLO (None: not observed, the device already had a session).
+    pre_hello_heartbeats_ms: list[int] | None = None
 
     @property
     def simulated(self) -> bool:

@@ -116,6 +116,15 @@ def test_soft_limit_tightened_mid_move_stops_there(
     assert deepest <= limit_um, f"encoder {deepest} µm beyond the {limit_um} µm limit"
     assert st.depth_um <= limit_um
     assert ev.value <= limit_um
+    # state LIMIT and flag AT_LIMIT until the advance moves again: a STOP moves nothing
+    assert st.state == DeviceState.LIMIT and st.flags & SampleFlags.AT_LIMIT, (
+        f"stopped at the limit: {DeviceState(st.state).name}, {SampleFlags(st.flags)!r}"
+    )
+    dut.stop()
+    st = dut.status()
+    assert st.state == DeviceState.LIMIT and st.flags & SampleFlags.AT_LIMIT, (
+        f"after STOP at the limit: {DeviceState(st.state).name}, {SampleFlags(st.flags)!r}"
+    )
     nak = dut.nak(Move(MoveMode.ABSOLUTE, limit_um + 1000, s.speed_um_s))
     assert NakReason(nak.reason) is NakReason.BEYOND_LIMIT
     dut.set_limits(s.default_limits())

@@ -8,11 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
 from hil_tests.dut import Dut
 from hil_tests.measure import gaps
 from hil_tests.session import HilSession
-from protocol import DEVICE_HEARTBEAT_MS, EVENT_LOG_SIZE, EventCode
+from protocol import DEVICE_HEARTBEAT_MS, EVENT_LOG_SIZE, EventCode, FaultFlags
 
 TELEMETRY_RATE_HZ = 1000
 TELEMETRY_DURATION_S = 10.0
@@ -85,6 +86,53 @@ def test_device_heartbeat_when_quiet(hil_device: Dut, hil_figures: dict[str, Any
     assert len(got) >= 8, f"{len(got)} device heartbeats in a quiet second (every 100 ms)"
     assert len(periods) and int(periods.max()) <= DEVICE_HEARTBEAT_MS + 2, periods
     dut.set_telemetry(TELEMETRY_RATE_HZ, 10)
+
+
+def test_device_heartbeat_before_hello(hil_session: HilSession) -> None:
+    """The device heartbeats from boot, before any HELLO (protocol §4): observed at connect,
+    before the suite's first HELLO."""
+    beats = hil_session.pre_hello_heartbeats_ms
+    if beats is None:
+        pytest.skip(f"only observable before the first HELLO: {hil_session.pre_hello_note}")
+    assert len(beats) >= 4, f"{len(beats)} device heartbeats in 0.5 s before HELLO (every 100 ms)"
+    periods = np.diff(np.asarray(beats, dtype=np.int64))
+    assert int(periods.max()) <= DEVICE_HEARTBEAT_MS + 2, periods
+
+
+def test_telemetry_settings_survive_hello_and_watchdog(
+    hil_device: Dut, hil_session: HilSession
+) -> None:
+    """Neither HELLO nor a watchdog trip changes the telemetry settings (protocol §7)."""
+    dut = hil_device
+    wire = dut.wire
+    tl = wire.received.telemetry
+    rate_hz, batch = 200, 5
+    dut.set_telemetry(rate_hz, batch)
+    wire.wait_s(0.05)
+
+    def flowing(what: str, seconds: float) -> None:
+        mark = tl.mark()
+        wire.wait_s(seconds)
+        batches = tl.batches[mark:]
+        n = sum(len(b) for b in batches)
+        expected = seconds * rate_hz
+        assert abs(n - expected) <= batch + 1, f"{what}: {n} samples in {seconds} s at {rate_hz} Hz"
+        assert all(len(b) == batch for b in batches), f"{what}: batch sizes changed"
+
+    dut.hello()
+    assert dut.status().telemetry_rate_hz == rate_hz, "HELLO changed the telemetry rate"
+    flowing("after HELLO", 0.5)
+    wd_s = hil_session.identity.watchdog_ms / 1000
+    wire.heartbeats_enabled = False
+    try:
+        wire.wait_s(2.5 * wd_s)
+    finally:
+        wire.heartbeats_enabled = True
+    st = dut.status()
+    assert FaultFlags(st.latched_faults) & FaultFlags.WATCHDOG, "the watchdog did not trip"
+    assert st.telemetry_rate_hz == rate_hz, "the watchdog trip changed the telemetry rate"
+    flowing("after a watchdog trip", 0.5)
+    dut.clear_fault()
 
 
 def _make_events(dut: Dut, pairs: int) -> None:

@@ -319,7 +319,8 @@ class _MessageCodec:
         def decode_strings(raw: bytes) -> Any:
             values = list(unpack_from(raw, HEADER_BYTES))
             for i in str_indexes:
-                values[i] = values[i].rstrip(b"\x00").decode("ascii", "replace")
+                # up to the first NUL, or all the bytes if none is NUL (docs/protocol.md, IDENTITY)
+                values[i] = values[i].split(b"\x00", 1)[0].decode("ascii", "replace")
             return tuple.__new__(cls, values)
 
         return decode_strings
@@ -334,6 +335,8 @@ def _encode_str(cls: type[Any], spec: FieldSpec, value: Any) -> bytes:
         data = value.encode("ascii")
     except UnicodeEncodeError:
         raise EncodeError(f"{field} must be ASCII") from None
+    if b"\x00" in data:
+        raise EncodeError(f"{field} holds a NUL (receivers stop reading at the first one)")
     if len(data) > spec.wire.size_bytes:
         raise EncodeError(f"{field} is longer than {spec.wire.size_bytes} bytes")
     return data

@@ -3,6 +3,7 @@
     python -m protocol.codegen c        [-o FILE]   C99 header for the firmware side
     python -m protocol.codegen docs     [-o FILE]   message tables into docs/protocol.md
     python -m protocol.codegen vectors  [-o FILE]   protocol/vectors.json (test frames)
+    python -m protocol.codegen canonical [-o FILE]  the canonical schema JSON (hash input)
 
 Each output is a pure function of protocol.schema (``c_header()``, ``docs_tables()``,
 ``vectors_json()``), so tests regenerate them and compare with what is checked in.
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol import schema as s
-from protocol.codec import encode, message_to_dict
+from protocol.codec import encode, frame_body, message_to_dict
 from protocol.fields import Array, FieldSpec, Int, Str, record_dtype
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -262,18 +263,23 @@ static inline uint32_t nd_crc32_update(uint32_t crc, const uint8_t *p, size_t n)
 static inline uint32_t nd_crc32(const uint8_t *p, size_t n) { return nd_crc32_update(0u, p, n); }
 
 /* ------------------------------------------------------------ COBS */
-/* Encodes n bytes into out (room for n + n / 254 + 1 bytes); no delimiter added.
- * Returns the encoded length. */
+/* Encodes n bytes into out (room for n + 1 + (n - 1) / 254 bytes, n >= 1); no delimiter
+ * added. Returns the encoded length. The minimal form (as the Python cobs package): a
+ * 0xFF block that ends the input is not followed by an empty 0x01 block, so 254 non-zero
+ * bytes encode to FF + 254 bytes (255, not 256). */
 static inline size_t nd_cobs_encode(const uint8_t *in, size_t n, uint8_t *out)
 {
     size_t code_at = 0, o = 1, i;
     uint8_t code = 1;
     for (i = 0; i < n; ++i) {
-        if (in[i] != 0) {
-            out[o++] = in[i];
-            ++code;
+        if (in[i] == 0) {
+            out[code_at] = code;
+            code = 1;
+            code_at = o++;
+            continue;
         }
-        if (in[i] == 0 || code == 0xFF) {
+        out[o++] = in[i];
+        if (++code == 0xFF && i + 1 < n) { /* a full block, and more input follows */
             out[code_at] = code;
             code = 1;
             code_at = o++;
@@ -282,7 +288,8 @@ static inline size_t nd_cobs_encode(const uint8_t *in, size_t n, uint8_t *out)
     out[code_at] = code;
     return o;
 }
-/* Decodes n COBS bytes (no delimiter) into out (room for n bytes).
+/* Decodes n COBS bytes (no delimiter) into out (room for n bytes). Accepts both forms
+ * of a full block at the end (FF + 254 bytes, with or without a final 01).
  * Returns the decoded length, or (size_t)-1 if the input is not valid COBS. */
 static inline size_t nd_cobs_decode(const uint8_t *in, size_t n, uint8_t *out)
 {
@@ -525,10 +532,19 @@ def docs_tables() -> str:
         if doc:
             out.append(doc)
             out.append("")
-        out.append("| name | value |")
-        out.append("|---|---:|")
+        meanings = s.MEANINGS.get(e, {})
+        if meanings:
+            out.append("| name | value | meaning |")
+            out.append("|---|---:|---|")
+        else:
+            out.append("| name | value |")
+            out.append("|---|---:|")
         for member in e:
-            out.append(f"| {member.name} | 0x{int(member.value):02X} ({int(member.value)}) |")
+            assert member.name is not None
+            row = f"| {member.name} | 0x{int(member.value):02X} ({int(member.value)}) |"
+            if meanings:
+                row += f" {meanings.get(member.name, '')} |"
+            out.append(row)
         out.append("")
     out += _worked_examples()
     return "\n".join(out).rstrip() + "\n"
@@ -539,8 +555,10 @@ def _worked_examples() -> list[str]:
         "### Worked example frames",
         "",
         "From protocol/vectors.json (which holds more: every message at its lowest, highest",
-        "and random values). *raw* is header | payload | CRC-32 LE, before COBS; *wire* is",
-        "what travels, the 0x00 delimiter included.",
+        "and random values, and COBS edge cases). *raw* is header | payload | CRC-32 LE,",
+        "before COBS; *wire* is what travels: the leading 0x00 (§1), COBS(raw), the closing",
+        "0x00. In vectors.json each frame has `raw` (header | payload | CRC), `hex` (COBS(raw)",
+        "and the closing 0x00, no leading 0x00) and `wire` (`00` + `hex`, as sent).",
         "",
     ]
     from cobs import cobs
@@ -559,7 +577,7 @@ def _worked_examples() -> list[str]:
             f"header  {hdr.hex(' ')}",
             f"payload {payload.hex(' ') or '(none)'}",
             f"crc     {crc.hex(' ')}   (CRC-32 = 0x{int.from_bytes(crc, 'little'):08X})",
-            f"wire    {frame.hex(' ')}",
+            f"wire    00 {frame.hex(' ')}",
             "```",
             "",
         ]
@@ -702,9 +720,13 @@ def vectors() -> list[dict[str, Any]]:
     rng = random.Random(20261128)
     for m in s.MESSAGES:
         base = wire_name(m).lower()
-        cases.append((f"{base}_min", m, _edge_fields(m, 0), 1, 0))
-        cases.append((f"{base}_max", m, _edge_fields(m, 1), 0xFFFF, 0))
-        cases.append((f"{base}_random", m, random_fields(m, rng), rng.randint(1, 0xFFFF), 0))
+        # HEARTBEAT, TELEMETRY and EVENT are unsequenced: always seq 0 (protocol §2)
+        unsequenced = m in s.UNSEQUENCED
+        cases.append((f"{base}_min", m, _edge_fields(m, 0), 0 if unsequenced else 1, 0))
+        cases.append((f"{base}_max", m, _edge_fields(m, 1), 0 if unsequenced else 0xFFFF, 0))
+        fields = random_fields(m, rng)
+        seq = 0 if unsequenced else rng.randint(1, 0xFFFF)
+        cases.append((f"{base}_random", m, fields, seq, 0))
     out = []
     for name, cls, fields, seq, flags in cases:
         msg = build_message(cls, fields)
@@ -718,8 +740,98 @@ def vectors() -> list[dict[str, Any]]:
                 "flags": flags,
                 "fields": message_to_dict(msg),
                 "hex": frame.hex(),
+                "raw": _raw_of(frame).hex(),
+                "wire": "00" + frame.hex(),
             }
         )
+    return out
+
+
+def _raw_of(frame: bytes) -> bytes:
+    """header | payload | CRC of a frame (COBS-decoded, delimiter dropped)."""
+    from cobs import cobs
+
+    raw: bytes = cobs.decode(frame[:-1])
+    return raw
+
+
+FRAMING_TEST_ID = 0x7F  # not assigned to any message: framing vectors only
+
+
+def _nonzero_payload(n: int) -> bytearray:
+    return bytearray((i % 255) + 1 for i in range(n))
+
+
+def _body_with_nonzero_crc(header: bytes, payload: bytearray, tweak_at: int) -> bytes:
+    """header + payload, the byte at tweak_at changed until no CRC byte is 0x00."""
+    import zlib
+
+    for v in range(1, 256):
+        payload[tweak_at] = v
+        body = header + bytes(payload)
+        if 0 not in (zlib.crc32(body) & 0xFFFFFFFF).to_bytes(4, "little"):
+            return body
+    raise AssertionError("no tweak gives a CRC without 0x00")  # pragma: no cover
+
+
+def framing_vectors() -> list[dict[str, Any]]:
+    """COBS edge cases: raw frames with runs of 254 (and more) non-zero bytes. No message of
+    this schema is long enough for one, so these carry the unassigned id 0x7F: a receiver
+    decodes them (COBS, CRC) and then drops them as *unknown id*."""
+    tid = FRAMING_TEST_ID
+    cases: list[tuple[str, str, bytes]] = [
+        (
+            "cobs_run_254_whole_frame",
+            "raw is 254 non-zero bytes: COBS gives FF + the 254 bytes (255 bytes)",
+            _body_with_nonzero_crc(bytes([1, tid, 1, 1, 1]), _nonzero_payload(245), 244),
+        ),
+        (
+            "cobs_run_254_at_frame_end",
+            "a 0x00, then 254 non-zero bytes to the end of raw: the last block is FF + 254 "
+            "bytes, with no 01 after it",
+            _body_with_nonzero_crc(bytes([1, tid, 0, 5, 0]), _nonzero_payload(250), 249),
+        ),
+        (
+            "cobs_run_254_then_zero",
+            "254 non-zero bytes, a 0x00, then 4 more bytes: FF + 254 bytes, 01, 05 + 4 bytes",
+            _body_with_nonzero_crc(
+                bytes([1, tid, 1, 1, 1]), _nonzero_payload(249) + bytearray(1), 248
+            ),
+        ),
+        (
+            "cobs_run_259",
+            "259 non-zero bytes (the longest raw frame): FF + 254 bytes, then 06 + 5 bytes",
+            _body_with_nonzero_crc(bytes([1, tid, 1, 1, 1]), _nonzero_payload(250), 249),
+        ),
+    ]
+    out: list[dict[str, Any]] = []
+    for name, about, body in cases:
+        frame = frame_body(body)
+        raw = _raw_of(frame)
+        out.append(
+            {
+                "name": name,
+                "about": about,
+                "minimal": True,
+                "raw": raw.hex(),
+                "hex": frame.hex(),
+                "wire": "00" + frame.hex(),
+            }
+        )
+        if name == "cobs_run_254_at_frame_end":
+            # the same raw frame with an empty final block: decoders accept it too
+            loose = frame[:-1] + b"\x01\x00"
+            out.append(
+                {
+                    "name": name + "_nonminimal",
+                    "about": "the same raw frame with an empty final 01 block: never sent "
+                    "(encoders produce the minimal form), but decoders must accept it",
+                    "minimal": False,
+                    "raw": raw.hex(),
+                    "hex": loose.hex(),
+                    "wire": "00" + loose.hex(),
+                }
+            )
     return out
 
 
@@ -727,11 +839,17 @@ def vectors_json() -> str:
     doc = {
         "about": (
             "needle-driver protocol v1 test vectors, generated by "
-            "`python -m protocol.codegen vectors`. Each hex is a whole frame, 0x00 included."
+            "`python -m protocol.codegen vectors`. Per frame: raw = header | payload | "
+            "CRC-32 LE (before COBS); hex = COBS(raw) and the closing 0x00 (no leading "
+            "0x00); wire = 00 + hex, the bytes a sender puts on the line (docs/protocol.md "
+            "§1). framing_vectors: COBS edge cases with the unassigned msg_id 0x7F "
+            "(receivers drop them as unknown id after COBS and CRC); minimal = false marks "
+            "an encoding decoders must accept but encoders never produce."
         ),
         "protocol_version": s.PROTOCOL_VERSION,
         "schema_hash": f"0x{s.SCHEMA_HASH:08X}",
         "vectors": vectors(),
+        "framing_vectors": framing_vectors(),
     }
     return json.dumps(doc, indent=1, ensure_ascii=True) + "\n"
 
@@ -741,16 +859,17 @@ def vectors_json() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m protocol.codegen", description=__doc__)
-    parser.add_argument("what", choices=["c", "docs", "vectors"])
+    parser.add_argument("what", choices=["c", "docs", "vectors", "canonical"])
     parser.add_argument(
         "-o",
         "--output",
-        help="c: header file (default stdout); docs: the markdown file whose generated "
+        help="c, canonical: output file (default stdout); docs: the markdown file whose "
+        "generated "
         f"part is replaced (default {DOCS_PATH}); vectors: default {VECTORS_PATH}",
     )
     args = parser.parse_args(argv)
-    if args.what == "c":
-        text = c_header()
+    if args.what in ("c", "canonical"):
+        text = c_header() if args.what == "c" else s.canonical_json() + "\n"
         if args.output:
             Path(args.output).write_text(text)
         else:

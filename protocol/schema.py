@@ -91,7 +91,7 @@ class FaultFlags(enum.IntFlag):
 
 
 class SampleFlags(enum.IntFlag):
-    """Per-sample status bits in TELEMETRY."""
+    """Status bits of every TELEMETRY sample, and STATUS.flags (the same bits)."""
 
     HOMED = 0x01
     ADVANCING = 0x02
@@ -104,12 +104,12 @@ class SampleFlags(enum.IntFlag):
 
 
 class EventCode(enum.IntEnum):
-    LIMIT_REACHED = 1  # value: depth µm where the soft/hard limit stopped the advance
-    STALL = 2  # value: depth µm where the stall cut-off stopped the advance
+    LIMIT_REACHED = 1  # value: the soft depth limit µm at which the advance was stopped
+    STALL = 2  # value: encoder depth µm when the stall cut-off fired
     FORCE_OVER_LIMIT = 3  # value: force mN that crossed the force limit
     WATCHDOG_TRIP = 4  # value: ms since the last valid host frame
     ESTOP = 5  # value: 0
-    FAULT = 6  # value: FaultFlags bits newly latched (sensor faults)
+    FAULT = 6  # value: FaultFlags bits newly latched (sensor and travel faults)
     HOMED = 7  # value: 0
     TARGET_REACHED = 8  # value: depth µm reached
     FAULT_CLEARED = 9  # value: FaultFlags bits cleared
@@ -125,10 +125,12 @@ class RotateMode(enum.IntEnum):
     STOP = 0  # decelerate the rotation axis to rest
     CONTINUOUS = 1  # turn at rate_mrpm (sign = direction) until told otherwise
     BY_ANGLE = 2  # turn by angle_cdeg (sign = direction) at |rate_mrpm|, then stop
-    OSCILLATE = 3  # turn back and forth ±angle_cdeg around the current angle at |rate_mrpm|
+    OSCILLATE = 3  # swing between start ∓ angle_cdeg (amplitude, one side) at |rate_mrpm|, + first
 
 
 class Capabilities(enum.IntFlag):
+    """What the device has (IDENTITY.capabilities)."""
+
     ROTATION = 0x01
     OSCILLATION = 0x02
     LOAD_CELL = 0x04
@@ -148,6 +150,44 @@ ENUMS: tuple[type[enum.IntEnum] | type[enum.IntFlag], ...] = (
     RotateMode,
     Capabilities,
 )
+
+# What each member means, where the name alone does not say it all: shown as the
+# "meaning" column of the enum tables in docs/protocol.md (not part of the schema hash).
+MEANINGS: dict[type[enum.Enum], dict[str, str]] = {
+    SampleFlags: {
+        "HOMED": "position known: homed, and no e-stop, stall or encoder loss since",
+        "ADVANCING": "the advance axis is moving (homing and ramps included)",
+        "ROTATING": "the rotation axis is moving (ramps included)",
+        "AT_LIMIT": "the advance stopped at the soft depth limit and has not moved since "
+        "(also while a fault is latched on top: the state shows the fault)",
+        "STALL": "FaultFlags.STALL latched",
+        "FAULT": "a fault other than STALL and ESTOP latched",
+        "ESTOP": "FaultFlags.ESTOP latched",
+        "ARMED": "the session is armed (HELLO with matching version and schema hash)",
+    },
+    EventCode: {
+        "LIMIT_REACHED": "value = the soft depth limit (µm) at which the advance was stopped",
+        "STALL": "value = encoder depth (µm) when the stall cut-off fired",
+        "FORCE_OVER_LIMIT": "value = the force (mN) that tripped the force limit",
+        "WATCHDOG_TRIP": "value = ms since the last valid frame received",
+        "ESTOP": "value = 0",
+        "FAULT": "value = the FaultFlags bits newly latched (ENCODER, LOAD_CELL, TRAVEL_LIMIT)",
+        "HOMED": "value = 0",
+        "TARGET_REACHED": "value = the commanded depth (µm) reached",
+        "FAULT_CLEARED": "value = the FaultFlags bits cleared",
+        "BOOT": "value = 0; always event number 1",
+    },
+    Capabilities: {
+        "ROTATION": "has a rotation axis",
+        "OSCILLATION": "supports ROTATE OSCILLATE",
+        "LOAD_CELL": "has a load cell (force limit, stall by force, force in samples)",
+        "ENCODER": "has an advance encoder (without it the stall cut-off is by force only, "
+        "and depth_um reports the motor's position)",
+        "USB_BULK": "also offers the vendor USB bulk interface (ND_USB_VID:ND_USB_PID), "
+        "same frames",
+        "FAULT_INJECTION": "a simulator that accepts injected faults; never a rig",
+    },
+}
 
 # ---------------------------------------------------------------- messages
 
@@ -179,8 +219,9 @@ class Hello(NamedTuple):
 
 @message(0x02, Direction.BOTH)
 class Heartbeat(NamedTuple):
-    """Keeps the link alive (seq 0, no reply). The host sends one at least every 50 ms;
-    the device sends one when it has sent nothing else for 100 ms."""
+    """Keeps the link alive (sent with seq 0; receivers ignore its seq; no reply). The host
+    sends one at least every 50 ms; the device sends one when it has sent nothing else for
+    100 ms, from boot on."""
 
     uptime_ms: Annotated[int, U32, Doc("sender's uptime, for the record")]
 
@@ -207,7 +248,9 @@ class Rotate(NamedTuple):
 
     mode: Annotated[int, U8, EnumOf(RotateMode), Doc("see RotateMode")]
     rate_mrpm: Annotated[int, I32, Range(-600_000, 600_000), Doc("milli-rpm, sign = direction")]
-    angle_cdeg: Annotated[int, I32, Doc("BY_ANGLE: angle to turn; OSCILLATE: amplitude")]
+    angle_cdeg: Annotated[
+        int, I32, Doc("BY_ANGLE: angle to turn, sign = direction; OSCILLATE: amplitude > 0")
+    ]
 
 
 @message(0x06, Direction.HOST_TO_DEVICE)
@@ -229,9 +272,15 @@ class ClearFault(NamedTuple):
 class SetLimits(NamedTuple):
     """Tighten the device's limits. Each must lie within the hard limits in IDENTITY."""
 
-    soft_depth_limit_um: Annotated[int, I32, Doc("advance stops here (≤ hard travel)")]
-    force_limit_mn: Annotated[int, I32, Doc("|force| above this stops the advance and latches")]
-    stall_force_mn: Annotated[int, I32, Doc("force held ≥ this for stall_time_ms = stall")]
+    soft_depth_limit_um: Annotated[
+        int, I32, Range(0, I32.hi), Doc("advance stops here (≤ hard travel)")
+    ]
+    force_limit_mn: Annotated[
+        int, I32, Range(1, I32.hi), Doc("|force| above this stops both axes and latches")
+    ]
+    stall_force_mn: Annotated[
+        int, I32, Range(1, I32.hi), Doc("force held ≥ this for stall_time_ms = stall")
+    ]
     stall_time_ms: Annotated[int, U16, Range(1, 10_000), Doc("see stall_force_mn")]
 
 
@@ -265,7 +314,9 @@ class Identity(NamedTuple):
     firmware_major: Annotated[int, U8, Doc("firmware version")]
     firmware_minor: Annotated[int, U8, Doc("firmware version")]
     firmware_patch: Annotated[int, U8, Doc("firmware version")]
-    serial_number: Annotated[str, Str(16), Doc("ASCII, NUL-padded")]
+    serial_number: Annotated[
+        str, Str(16), Doc("ASCII, NUL-padded; all 16 may be used (then no NUL)")
+    ]
     simulated: Annotated[int, U8, Range(0, 1), Doc("1 = a simulator, not a rig")]
     capabilities: Annotated[int, U32, EnumOf(Capabilities), Doc("Capabilities bits")]
     travel_limit_um: Annotated[int, I32, Doc("hard advance travel")]
@@ -311,8 +362,8 @@ class Status(NamedTuple):
     telemetry_rate_hz: Annotated[int, U16, Doc("in force")]
     last_event_number: Annotated[int, U32, Doc("number of the newest event (0 = none)")]
     samples_sent: Annotated[int, U32, Doc("telemetry samples produced so far")]
-    frames_ok: Annotated[int, U32, Doc("valid frames received")]
-    frames_bad: Annotated[int, U32, Doc("frames dropped (CRC, malformed, oversize)")]
+    frames_ok: Annotated[int, U32, Doc("valid frames received (§1 Receiving)")]
+    frames_bad: Annotated[int, U32, Doc("frames dropped (CRC, malformed, oversize, unknown id)")]
     commands_executed: Annotated[int, U32, Doc("commands executed (not replays)")]
     replies_replayed: Annotated[int, U32, Doc("repeated commands answered from the reply cache")]
     watchdog_trips: Annotated[int, U32, Doc("since boot")]
@@ -424,6 +475,8 @@ REPLY_TO: dict[type[Message], type[Message]] = {
 }
 # Commands that make something move; refused on a schema mismatch.
 MOTION_COMMANDS: tuple[type[Message], ...] = (Home, Move, Rotate)
+# Sent with seq 0 and never answered; a receiver ignores their seq (protocol §2).
+UNSEQUENCED: tuple[type[Message], ...] = (Heartbeat, Telemetry, Event)
 
 BY_ID: dict[int, type[Message]] = {MSG_ID[m]: m for m in MESSAGES}
 BY_NAME: dict[str, type[Message]] = {m.__name__: m for m in MESSAGES}
@@ -569,10 +622,21 @@ def reply_name(cls: type[Message]) -> str | None:
     return None
 
 
+def canonical_json(schema: dict[str, Any] | None = None) -> str:
+    """The canonical schema as the exact text hashed (docs/protocol.md §3): keys sorted,
+    no whitespace, non-ASCII escaped as \\uXXXX, integers in decimal."""
+    return json.dumps(
+        canonical_schema() if schema is None else schema,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
+
+
 def compute_schema_hash(schema: dict[str, Any] | None = None) -> int:
     """First 4 bytes (big-endian) of SHA-256 over the canonical JSON of the schema."""
-    text = json.dumps(schema or canonical_schema(), sort_keys=True, separators=(",", ":"))
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+    text = canonical_json(schema)
+    return int.from_bytes(hashlib.sha256(text.encode("ascii")).digest()[:4], "big")
 
 
 SCHEMA_HASH = compute_schema_hash()

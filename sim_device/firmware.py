@@ -21,14 +21,17 @@ Behaviour in brief (the contract the host and the HIL suite rely on):
 * NAK order for motion: NOT_ARMED / SCHEMA_MISMATCH, then BAD_ARGUMENT (a field out
   of its schema range), ESTOPPED, LATCHED_FAULT (detail = latched bits), BUSY
   (homing, or HOME while the advance moves), NOT_HOMED (MOVE only), BEYOND_LIMIT
-  (detail = the limit: soft depth, hard speed or hard rate). A frame of a
-  device→host message gets UNKNOWN_MESSAGE; a command with seq 0 BAD_ARGUMENT.
+  (detail = the limit: soft depth, hard speed or hard rate). Any command with seq 0
+  (HEARTBEAT aside) gets BAD_ARGUMENT at seq 0, uncached, unexecuted; else a frame of a
+  device→host message gets UNKNOWN_MESSAGE, cached like any reply. The seq of a
+  HEARTBEAT is ignored (no reply, whatever it is).
 * Exactly once: the replies to the last 32 seqs are kept; a repeat (same seq and
   message id) is answered with the stored reply flagged REPLAYED and not executed.
   HELLO empties the cache and is itself never replayed.
 * Watchdog: with a session open, no valid host frame for ``watchdog_ms`` stops both
   axes at once and latches WATCHDOG (+ WATCHDOG_TRIP event), whether or not
-  anything moved; any host frame re-arms it; CLEAR_FAULT lifts the latch.
+  anything moved; any valid frame (one the decoder accepts: good COBS, length, CRC,
+  known id, version, payload length) re-arms it; CLEAR_FAULT lifts the latch.
 * Safety every tick: the advance stops at the soft depth limit (LIMIT state,
   LIMIT_REACHED event; the limit is exact to the microstep); |force| above the
   force limit latches FORCE_LIMIT; the stall cut-off fires
@@ -42,7 +45,8 @@ Behaviour in brief (the contract the host and the HIL suite rely on):
 * E-stop halts both axes in the tick that parses it. STOP decelerates (no latch).
 * Telemetry: samples every 1000/rate_hz ticks (integer accumulator), sent in batches
   of ``batch_samples``; ``first_sample_number`` counts every sample since boot.
-* Heartbeat: a HEARTBEAT whenever the device has sent nothing for 100 ms.
+* Heartbeat: a HEARTBEAT whenever the device has sent nothing for 100 ms, from boot on.
+* Telemetry settings persist across HELLO and watchdog trips (off at boot).
 * Framing: every frame the device sends is preceded by a 0x00 (protocol §1).
 """
 
@@ -812,13 +816,11 @@ class Firmware:
             if type(msg) is Heartbeat:
                 continue
             seq = frame.seq
-            if seq == 0 or msg_id in _DEVICE_TO_HOST_IDS:
-                reason = NakReason.BAD_ARGUMENT if seq == 0 else NakReason.UNKNOWN_MESSAGE
-                reply: Message = Nak(msg_id, int(reason), 0)
+            if seq == 0:
+                # a command without a seq (any id but HEARTBEAT's, a device→host id too):
+                # not executed, not cached
                 self.commands_naked += 1
-                if seq:
-                    self._cache.store(seq, msg_id, reply)
-                self._send(reply, seq)
+                self._send(Nak(msg_id, int(NakReason.BAD_ARGUMENT), 0), 0)
                 continue
             # HELLO is never replayed: a new host process starts its seqs at 1 again, and
             # must not be answered from the previous session's cache (it is harmless to
@@ -829,7 +831,12 @@ class Firmware:
                     self.replies_replayed += 1
                     self._send(cached, seq, int(HeaderFlags.REPLAYED))
                     continue
-            reply = self._execute(msg, msg_id)
+            reply: Message
+            if msg_id in _DEVICE_TO_HOST_IDS:
+                reply = Nak(msg_id, int(NakReason.UNKNOWN_MESSAGE), 0)
+                self.commands_naked += 1
+            else:
+                reply = self._execute(msg, msg_id)
             if type(msg) is Hello:
                 self._cache.clear()
             self._cache.store(seq, msg_id, reply)
@@ -988,7 +995,7 @@ class Firmware:
             self.adv.decelerate()
         if self.rot.active:
             self.rot.decelerate()
-        self.at_limit = False
+        # at_limit stays: the advance has not moved away from the limit (protocol §5)
         self._update_state()
 
     def _estop(self) -> None:
@@ -1007,21 +1014,21 @@ class Firmware:
     def _clear_fault(self) -> None:
         cleared = self.latched
         self.latched = 0
-        self.at_limit = False
         if cleared:
             self._emit_event(EventCode.FAULT_CLEARED, cleared)
         self._update_state()
 
     def _set_limits(self, msg: SetLimits, msg_id: int) -> Message:
         hard = self.hard
-        if not 1 <= msg.stall_time_ms <= 10_000:
-            return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.stall_time_ms)
+        # each field against its schema range, in field order; then against the hard limits
         if msg.soft_depth_limit_um < 0:
             return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.soft_depth_limit_um)
-        if msg.force_limit_mn <= 0:
+        if msg.force_limit_mn < 1:
             return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.force_limit_mn)
-        if msg.stall_force_mn <= 0:
+        if msg.stall_force_mn < 1:
             return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.stall_force_mn)
+        if not 1 <= msg.stall_time_ms <= 10_000:
+            return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.stall_time_ms)
         if msg.soft_depth_limit_um > hard.travel_um:
             return self._nak(msg_id, NakReason.BEYOND_LIMIT, hard.travel_um)
         if msg.force_limit_mn > hard.force_mn:
@@ -1065,9 +1072,9 @@ class Firmware:
         self._stall_ticks = 0
 
     def _move(self, msg: Move, msg_id: int) -> Message:
-        if msg.mode not in (MoveMode.ABSOLUTE, MoveMode.RELATIVE) or not (
-            1 <= msg.speed_um_s <= 20_000
-        ):
+        if msg.mode not in (MoveMode.ABSOLUTE, MoveMode.RELATIVE):
+            return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.mode)
+        if not 1 <= msg.speed_um_s <= 20_000:
             return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.speed_um_s)
         refusal = self._state_refusal(msg_id)
         if refusal is not None:
@@ -1105,8 +1112,15 @@ class Firmware:
 
     def _rotate(self, msg: Rotate, msg_id: int) -> Message:
         mode = msg.mode
-        if mode not in (0, 1, 2, 3) or not -600_000 <= msg.rate_mrpm <= 600_000:
+        if mode not in (0, 1, 2, 3):
+            return self._nak(msg_id, NakReason.BAD_ARGUMENT, mode)
+        if not -600_000 <= msg.rate_mrpm <= 600_000:
             return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.rate_mrpm)
+        if mode != RotateMode.CONTINUOUS and (
+            msg.rate_mrpm == 0 or (mode == RotateMode.OSCILLATE and msg.angle_cdeg <= 0)
+        ):
+            # no rate to turn at, or no amplitude to swing: detail = angle_cdeg (protocol §5)
+            return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.angle_cdeg)
         rot = self.rot
         refusal = self._state_refusal(msg_id)
         if refusal is not None:
@@ -1118,8 +1132,6 @@ class Firmware:
             self._osc_amp_deg = 0.0
             rot.run_at(rate_deg_s)
         else:
-            if msg.rate_mrpm == 0 or (mode == RotateMode.OSCILLATE and msg.angle_cdeg <= 0):
-                return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.angle_cdeg)
             angle_deg = msg.angle_cdeg / 100.0
             if mode == RotateMode.BY_ANGLE:
                 self._osc_amp_deg = 0.0

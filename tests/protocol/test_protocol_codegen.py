@@ -10,8 +10,17 @@ from pathlib import Path
 import pytest
 from cobs import cobs
 
-from protocol import BY_NAME, SCHEMA_HASH, StreamDecoder, codegen, encode, message_to_dict
-from protocol.schema import HEADER_BYTES, MESSAGES, MSG_ID, Move, MoveMode
+from protocol import (
+    BY_NAME,
+    SCHEMA_HASH,
+    StreamDecoder,
+    canonical_json,
+    codegen,
+    encode,
+    frame_body,
+    message_to_dict,
+)
+from protocol.schema import HEADER_BYTES, MESSAGES, MSG_ID, UNSEQUENCED, Move, MoveMode
 
 GCC = shutil.which("gcc") or shutil.which("cc")
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
@@ -38,11 +47,69 @@ def test_vectors_file_is_up_to_date() -> None:
     )
 
 
-def _vectors() -> list[dict[str, object]]:
+def _vectors(key: str = "vectors") -> list[dict[str, object]]:
     data = json.loads(codegen.VECTORS_PATH.read_text())
     assert data["schema_hash"] == f"0x{SCHEMA_HASH:08X}"
-    vectors: list[dict[str, object]] = data["vectors"]
+    vectors: list[dict[str, object]] = data[key]
     return vectors
+
+
+def test_vectors_show_raw_and_the_leading_delimiter() -> None:
+    for v in _vectors() + _vectors("framing_vectors"):
+        frame = bytes.fromhex(str(v["hex"]))
+        assert frame[-1] == 0 and 0 not in frame[:-1], v["name"]
+        assert v["wire"] == "00" + str(v["hex"]), v["name"]
+        assert cobs.decode(frame[:-1]).hex() == v["raw"], v["name"]
+
+
+def test_unsequenced_vectors_carry_seq_0() -> None:
+    unsequenced = {codegen.wire_name(m) for m in UNSEQUENCED}
+    assert unsequenced == {"HEARTBEAT", "TELEMETRY", "EVENT"}
+    seen = [v for v in _vectors() if v["message"] in unsequenced]
+    assert len(seen) >= 9
+    assert all(v["seq"] == 0 for v in seen), [v["name"] for v in seen if v["seq"] != 0]
+    sequenced = [v for v in _vectors() if v["message"] not in unsequenced]
+    assert all(v["seq"] != 0 for v in sequenced)
+
+
+def test_worked_examples_print_both_delimiters() -> None:
+    text = codegen.DOCS_PATH.read_text()
+    wires = [line for line in text.splitlines() if line.startswith("wire    ")]
+    assert len(wires) >= 10
+    assert all(line.startswith("wire    00 ") and line.endswith(" 00") for line in wires)
+
+
+@pytest.mark.parametrize("n", [1, 2, 253, 254, 255, 256, 507, 508, 509, 259, 1000])
+def test_cobs_length_formula(n: int) -> None:
+    """Encoded length n + 1 + floor((n - 1) / 254), exact without 0x00 in the data, an
+    upper bound with (protocol §1); the minimal form: no empty block after a full one."""
+    assert len(cobs.encode(bytes([0x55]) * n)) == n + 1 + (n - 1) // 254
+    for zero_at in (0, n // 2, n - 1):
+        data = bytearray([0x55]) * n
+        data[zero_at] = 0
+        assert len(cobs.encode(bytes(data))) <= n + 1 + (n - 1) // 254
+    assert cobs.encode(b"\x01" * 254) == b"\xff" + b"\x01" * 254
+    # decoders accept the non-minimal form with an empty final block
+    assert cobs.decode(b"\xff" + b"\x01" * 254 + b"\x01") == b"\x01" * 254
+
+
+def test_framing_vectors_runs_of_254() -> None:
+    vectors = {str(v["name"]): v for v in _vectors("framing_vectors")}
+    whole = vectors["cobs_run_254_whole_frame"]
+    assert len(bytes.fromhex(str(whole["raw"]))) == 254
+    assert str(whole["hex"]).startswith("ff") and len(bytes.fromhex(str(whole["hex"]))) == 256
+    at_end = bytes.fromhex(str(vectors["cobs_run_254_at_frame_end"]["raw"]))
+    assert at_end[-255] == 0 and 0 not in at_end[-254:]
+    then_zero = bytes.fromhex(str(vectors["cobs_run_254_then_zero"]["raw"]))
+    assert 0 not in then_zero[:254] and then_zero[254] == 0
+    for v in vectors.values():
+        frame = bytes.fromhex(str(v["hex"]))
+        raw = bytes.fromhex(str(v["raw"]))
+        if v["minimal"]:
+            assert frame_body(raw[:-4]) == frame, v["name"]
+        dec = StreamDecoder()
+        assert dec.feed(frame) == []
+        assert dec.stats.unknown_id == 1 and dec.stats.frames_bad == 1, v["name"]
 
 
 def test_every_vector_decodes_to_its_fields() -> None:
@@ -95,8 +162,19 @@ int main(int argc, char **argv)
     uint8_t raw[ND_MAX_FRAME_BUFFER_BYTES], again[ND_MAX_FRAME_BUFFER_BYTES];
     char line[1024];
     size_t n, i;
-    (void)argv;
     if (nd_crc32((const uint8_t *)"123456789", 9) != ND_CRC_CHECK) return 2;
+    if (argc > 1 && strcmp(argv[1], "decode") == 0) { /* print each frame's raw bytes */
+        while (fgets(line, sizeof line, stdin)) {
+            int len = from_hex(line, frame, sizeof frame), plen;
+            if (len < 2) { puts("bad"); continue; }
+            plen = nd_frame_decode(frame, (size_t)len - 1, raw);
+            if (plen < 0) { puts("bad"); continue; }
+            for (i = 0; i < (size_t)plen + ND_HEADER_BYTES + ND_CRC_BYTES; ++i)
+                printf("%02x", raw[i]);
+            printf("\n");
+        }
+        return 0;
+    }
     if (argc > 1) { /* re-frame every vector read from stdin; print ok/bad per line */
         while (fgets(line, sizeof line, stdin)) {
             int len = from_hex(line, frame, sizeof frame), plen;
@@ -164,23 +242,38 @@ def test_frame_built_in_c_is_accepted_by_python(c_program: Path) -> None:
     assert frame == encode(Move(MoveMode.RELATIVE, -500, 256), seq=0xBEEF)
 
 
-def test_c_decodes_and_reframes_every_vector(c_program: Path) -> None:
-    lines = [str(v["hex"]) for v in _vectors()]
+def _run_c(c_program: Path, mode: str, lines: list[str]) -> list[str]:
     res = subprocess.run(
-        [str(c_program), "reframe"],
+        [str(c_program), mode],
         input="\n".join(lines) + "\n",
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert res.returncode == 0
-    assert res.stdout.split() == ["ok"] * len(lines)
+    return res.stdout.split()
+
+
+def test_c_decodes_and_reframes_every_vector(c_program: Path) -> None:
+    """Every minimal frame (messages, and the COBS runs of 254) decodes and is encoded
+    again byte for byte by the C header; every frame, the non-minimal one too, decodes
+    to its raw bytes."""
+    framing = _vectors("framing_vectors")
+    minimal = [str(v["hex"]) for v in _vectors() + framing if v.get("minimal", True)]
+    assert len(minimal) > len(_vectors())
+    assert _run_c(c_program, "reframe", minimal) == ["ok"] * len(minimal)
+    every = _vectors() + framing
+    raws = _run_c(c_program, "decode", [str(v["hex"]) for v in every])
+    assert raws == [str(v["raw"]) for v in every]
 
 
 def test_codegen_cli_writes_each_output(tmp_path: Path) -> None:
     header = tmp_path / "nd.h"
     assert codegen.main(["c", "-o", str(header)]) == 0
     assert header.read_text() == codegen.c_header()
+    canonical = tmp_path / "canonical.json"
+    assert codegen.main(["canonical", "-o", str(canonical)]) == 0
+    assert canonical.read_text() == canonical_json() + "\n"
     vec = tmp_path / "v.json"
     assert codegen.main(["vectors", "-o", str(vec)]) == 0
     assert vec.read_text() == codegen.vectors_json()

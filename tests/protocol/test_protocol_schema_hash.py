@@ -95,3 +95,107 @@ def test_dropping_a_section_changes_the_hash(key: str) -> None:
     schema = canonical_schema()
     del schema[key]
     assert compute_schema_hash(schema) != SCHEMA_HASH
+
+
+# ---------------------------------------------------------------- the documented recipe
+
+
+def _json_text(value: Any) -> str:
+    """The canonical JSON of docs/protocol.md §3, written out by hand (not json.dumps):
+    keys sorted by code point, no whitespace, \\uXXXX for non-ASCII, plain decimal ints."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        out = ['"']
+        for ch in value:
+            if ch in '"\\':
+                out.append("\\" + ch)
+            elif ord(ch) < 0x20 or ord(ch) > 0x7E:
+                out.append(f"\\u{ord(ch):04x}")
+            else:
+                out.append(ch)
+        return "".join(out) + '"'
+    if isinstance(value, list):
+        return "[" + ",".join(_json_text(v) for v in value) + "]"
+    assert isinstance(value, dict)
+    return "{" + ",".join(f"{_json_text(k)}:{_json_text(value[k])}" for k in sorted(value)) + "}"
+
+
+def _documented_schema() -> dict[str, Any]:
+    """The canonical schema built from the recipe in docs/protocol.md §3, from the schema's
+    declarations (not from protocol's canonical_schema())."""
+    from protocol import fields as f
+    from protocol import schema as s
+
+    def field_objects(cls: type[Any]) -> list[dict[str, Any]]:
+        out = []
+        for spec in s.fields_of(cls):
+            if isinstance(spec.wire, f.Array):
+                type_name = f"{spec.wire.record.__name__}[<={spec.wire.max_count}]"
+            else:
+                type_name = spec.wire.name
+            obj: dict[str, Any] = {"name": spec.name, "type": type_name}
+            if spec.range is not None:
+                obj["range"] = [spec.range.lo, spec.range.hi]
+            if spec.enum is not None:
+                obj["enum"] = spec.enum.enum_type.__name__
+            out.append(obj)
+        return out
+
+    replies = {"Hello": "Identity", "GetStatus": "Status", "GetEvents": "EventLog"}
+    messages = []
+    for cls in sorted(s.MESSAGES, key=lambda m: s.MSG_ID[m]):
+        direction = s.DIRECTION[cls].value
+        name = cls.__name__
+        reply = replies.get(name, "Ack" if direction == "host->device" else None)
+        messages.append(
+            {
+                "id": s.MSG_ID[cls],
+                "name": name,
+                "direction": direction,
+                "reply": reply,
+                "fields": field_objects(cls),
+            }
+        )
+    return {
+        "protocol_version": 1,
+        "framing": {
+            "cobs_delimiter": 0,
+            "crc": "CRC-32/ISO-HDLC",
+            "header": "<BBBH",
+            "max_payload": 250,
+        },
+        "enums": {e.__name__: {m.name: int(m.value) for m in e} for e in s.ENUMS},
+        "records": {r.__name__: field_objects(r) for r in s.RECORDS},
+        "messages": messages,
+    }
+
+
+def test_hash_recomputed_from_the_documented_recipe() -> None:
+    import hashlib
+    import re
+
+    from protocol import canonical_json, codegen
+
+    text = _json_text(_documented_schema())
+    assert text == canonical_json()
+    recomputed = int.from_bytes(hashlib.sha256(text.encode("ascii")).digest()[:4], "big")
+    assert recomputed == SCHEMA_HASH
+    docs = codegen.DOCS_PATH.read_text()
+    shown = re.search(r"\| schema hash \| `0x([0-9A-F]{8})` \|", docs)
+    assert shown is not None and int(shown.group(1), 16) == SCHEMA_HASH
+    # the recipe's example of HELLO's entry is literally in the text
+    hello = re.search(r"`(\{\"direction\":\"host->device\",\"fields\":.*?\"Identity\"\})`", docs)
+    assert hello is not None and hello.group(1) in text
+    assert "\n" not in text and " " not in text
+
+
+def test_codegen_prints_the_canonical_json(capsys: pytest.CaptureFixture[str]) -> None:
+    from protocol import canonical_json, codegen
+
+    assert codegen.main(["canonical"]) == 0
+    assert capsys.readouterr().out == canonical_json() + "\n"

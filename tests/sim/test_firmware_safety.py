@@ -26,6 +26,7 @@ from protocol import (
     SetLimits,
     SetTelemetry,
     Status,
+    Stop,
     sample_array,
 )
 from sim_device.firmware import Firmware
@@ -205,3 +206,54 @@ def test_every_latched_fault_stops_the_rotation_too(case: str) -> None:
     assert isinstance(host.command(Rotate(RotateMode.STOP, 0, 0)).message, Ack)
     host.pump(0.5)
     assert status(host).angle_cdeg == angle_cdeg
+
+
+def test_sample_flags_mean_what_the_spec_says() -> None:
+    """SampleFlags (protocol §10): HOMED = position known, ADVANCING incl. homing, AT_LIMIT
+    until the advance moves again (not ended by STOP or CLEAR_FAULT, kept under a fault),
+    ESTOP / STALL / FAULT = the latched bits, ARMED = session armed."""
+    host = MiniHost(serial.serial_for_url("sim://?seed=4", timeout=0.1))
+    st = status(host)
+    assert st.flags == 0 and st.state == DeviceState.UNHOMED  # not homed, not armed
+    host.hello()
+    assert status(host).flags == SampleFlags.ARMED
+    host.command(SetTelemetry(1000, 1))
+    assert isinstance(host.command(Home(5000)).message, Ack)
+    host.pump(5.0, until=lambda: EventCode.HOMED in host.event_codes())
+    flags = [int(x) for f in host.telemetry for x in sample_array(f.message)["flags"]]
+    assert any(f & SampleFlags.ADVANCING and not f & SampleFlags.HOMED for f in flags)  # homing
+    assert status(host).flags == SampleFlags.HOMED | SampleFlags.ARMED
+    host.command(Move(MoveMode.ABSOLUTE, 10_000, 2000))
+    host.pump(0.5)
+    assert status(host).flags & SampleFlags.ADVANCING
+    assert isinstance(host.command(SetLimits(3_000, 40_000, 27_000, 5)).message, Ack)
+    host.pump(3.0)
+    at_limit = SampleFlags.HOMED | SampleFlags.ARMED | SampleFlags.AT_LIMIT
+    st = status(host)
+    assert (st.state, st.flags) == (DeviceState.LIMIT, at_limit)
+    assert isinstance(host.command(Stop()).message, Ack)  # STOP moves nothing: still LIMIT
+    st = status(host)
+    assert (st.state, st.flags) == (DeviceState.LIMIT, at_limit)
+    host.command(Rotate(RotateMode.CONTINUOUS, 10_000, 0))
+    host.pump(0.2)
+    st = status(host)
+    assert (st.state, st.flags) == (DeviceState.LIMIT, at_limit | SampleFlags.ROTATING)
+    assert isinstance(host.command(EStop()).message, Ack)  # a fault on top: the bit stays
+    st = status(host)
+    assert st.state == DeviceState.ESTOPPED
+    assert st.flags == SampleFlags.ARMED | SampleFlags.AT_LIMIT | SampleFlags.ESTOP
+    assert isinstance(host.command(ClearFault()).message, Ack)
+    st = status(host)
+    assert (st.state, st.flags) == (DeviceState.UNHOMED, SampleFlags.ARMED | SampleFlags.AT_LIMIT)
+    assert isinstance(host.command(Home(5000)).message, Ack)  # the advance moves: bit ends
+    assert not status(host).flags & SampleFlags.AT_LIMIT
+    host.pump(5.0, until=lambda: host.event_codes().count(EventCode.HOMED) == 2)
+    assert status(host).flags == SampleFlags.HOMED | SampleFlags.ARMED
+    # a fault other than STALL / ESTOP: FAULT (the watchdog here)
+    host.heartbeat = False
+    host.pump(0.5)
+    host.heartbeat = True
+    st = status(host)
+    assert st.latched_faults == FaultFlags.WATCHDOG
+    assert st.flags == SampleFlags.HOMED | SampleFlags.ARMED | SampleFlags.FAULT
+    assert st.state == DeviceState.FAULT

@@ -1,0 +1,202 @@
+"""What a device does with each frame it receives (docs/protocol.md §1 Receiving, §2, §6):
+seq 0, device→host ids, HEARTBEAT seq, which frames count as valid and feed the watchdog,
+and the SET_LIMITS / MOVE argument checks with their NAK details."""
+
+from __future__ import annotations
+
+import struct
+
+from hil_tests.dut import REPLY_TIMEOUT_S, Dut
+from hil_tests.session import HilSession
+from protocol import (
+    Ack,
+    EStop,
+    EventCode,
+    FaultFlags,
+    Frame,
+    GetStatus,
+    HeaderFlags,
+    Heartbeat,
+    Move,
+    MoveMode,
+    Nak,
+    NakReason,
+    SetLimits,
+)
+from protocol.schema import MSG_ID
+
+UNASSIGNED_ID = 0x40  # no message has this id
+
+
+def _replies(dut: Dut, seq: int, count: int) -> list[Frame]:
+    """The first ``count`` replies with this seq (waiting for them)."""
+    got = dut.wire.received.replies
+    dut.wire.wait_for(lambda: len(got.get(seq, [])) >= count, REPLY_TIMEOUT_S)
+    frames = got.get(seq, [])
+    assert len(frames) >= count, f"{len(frames)} replies with seq {seq}, expected {count}"
+    return frames[:count]
+
+
+def _raw_nak(dut: Dut, msg_id: int, payload: bytes) -> Nak:
+    seq = dut.wire.send_raw(msg_id, payload)
+    reply = dut.wire.reply(seq, REPLY_TIMEOUT_S)
+    assert reply is not None, f"no reply to msg_id 0x{msg_id:02x} payload {payload.hex()}"
+    assert isinstance(reply.message, Nak), f"payload {payload.hex()} answered {reply.message!r}"
+    assert reply.message.command_id == msg_id
+    return reply.message
+
+
+def test_command_with_seq_0_is_refused_unexecuted_uncached(hil_device: Dut) -> None:
+    """Any command with seq 0 (HEARTBEAT aside), a device→host id too: NAK BAD_ARGUMENT at
+    seq 0, detail 0; nothing executed; not cached (a repeat is not REPLAYED)."""
+    dut = hil_device
+    wire = dut.wire
+    for msg in (EStop(), EStop(), Ack(0x0B)):
+        wire.received.replies.pop(0, None)
+        wire.send(msg, seq=0)
+        (reply,) = _replies(dut, 0, 1)
+        assert isinstance(reply.message, Nak), f"{msg!r} at seq 0 answered {reply.message!r}"
+        assert NakReason(reply.message.reason) is NakReason.BAD_ARGUMENT
+        assert reply.message.command_id == MSG_ID[type(msg)]
+        assert reply.message.detail == 0
+        assert not reply.flags & HeaderFlags.REPLAYED, "a seq-0 reply came from the cache"
+    wire.received.replies.pop(0, None)
+    assert not dut.status().latched_faults & FaultFlags.ESTOP, "ESTOP at seq 0 was executed"
+
+
+def test_device_to_host_id_is_unknown_message_and_cached(hil_device: Dut) -> None:
+    """A device→host message received by the device: NAK UNKNOWN_MESSAGE echoing its seq,
+    detail 0, cached like any reply: the repeat is the same NAK, flagged REPLAYED."""
+    dut = hil_device
+    seq = dut.wire.send(Ack(0x0B))
+    dut.wire.resend(Ack(0x0B), seq)
+    first, again = _replies(dut, seq, 2)
+    assert isinstance(first.message, Nak), f"answered {first.message!r}"
+    assert NakReason(first.message.reason) is NakReason.UNKNOWN_MESSAGE
+    assert first.message.command_id == Ack.MSG_ID  # type: ignore[attr-defined]
+    assert first.message.detail == 0
+    assert not first.flags & HeaderFlags.REPLAYED
+    assert again.message == first.message
+    assert again.flags & HeaderFlags.REPLAYED, "the repeat was not answered from the cache"
+
+
+def test_only_valid_frames_count_as_ok(hil_device: Dut) -> None:
+    """CRC-good frames with an unknown id or a wrong payload length are dropped, counted
+    in frames_bad and not in frames_ok; a HEARTBEAT with seq ≠ 0 is valid and unanswered."""
+    dut = hil_device
+    wire = dut.wire
+    wire.heartbeats_enabled = False
+    try:
+        wire.wait_s(0.06)  # a heartbeat already on its way lands before the count starts
+        st0 = dut.status()
+        seqs = [wire.send_raw(UNASSIGNED_ID, b"") for _ in range(3)]
+        seqs.append(wire.send_raw(GetStatus.MSG_ID, b"\x00"))  # type: ignore[attr-defined]
+        wire.send_raw(Heartbeat.MSG_ID, b"\x01\x02", seq=0)  # type: ignore[attr-defined]
+        hb_seq = wire.next_seq()
+        wire.send(Heartbeat(7), seq=hb_seq)  # valid: counted ok, no reply
+        st1 = dut.status()
+    finally:
+        wire.heartbeats_enabled = True
+    assert st1.frames_bad - st0.frames_bad == 5, (
+        f"frames_bad grew by {st1.frames_bad - st0.frames_bad}, 5 bad frames were sent"
+    )
+    # the HEARTBEAT (seq ≠ 0) and the GET_STATUS of st1: nothing else was valid
+    assert st1.frames_ok - st0.frames_ok == 2, (
+        f"frames_ok grew by {st1.frames_ok - st0.frames_ok}: only 2 valid frames were sent"
+    )
+    wire.wait_s(0.1)
+    for seq in [*seqs, hb_seq]:
+        assert not wire.received.replies.get(seq), f"seq {seq} was answered"
+
+
+def test_only_valid_frames_feed_the_watchdog(hil_device: Dut, hil_session: HilSession) -> None:
+    """HEARTBEATs with seq ≠ 0 keep the watchdog fed; CRC-good frames with an unknown id or
+    a wrong length do not: sent alone for longer than the watchdog period, it trips."""
+    dut = hil_device
+    wire = dut.wire
+    wd_s = hil_session.identity.watchdog_ms / 1000
+    before = dut.status()
+    wire.heartbeats_enabled = False
+    try:
+        end = wire.clock.monotonic() + 2 * wd_s
+        while wire.clock.monotonic() < end:
+            wire.send(Heartbeat(1), seq=0x2345)  # any seq: ignored, still valid
+            wire.wait_s(0.04)
+        assert not FaultFlags(dut.status().latched_faults) & FaultFlags.WATCHDOG, (
+            "the watchdog tripped although HEARTBEATs (seq ≠ 0) kept coming"
+        )
+        mark = dut.status().last_event_number
+        end = wire.clock.monotonic() + 2.5 * wd_s
+        while wire.clock.monotonic() < end:
+            wire.send_raw(UNASSIGNED_ID, b"\x00\x01")
+            wire.send_raw(Heartbeat.MSG_ID, b"\x01", seq=0)  # type: ignore[attr-defined]
+            wire.wait_s(0.02)
+    finally:
+        wire.heartbeats_enabled = True
+    trips = [
+        e for e in wire.received.events if e.code == EventCode.WATCHDOG_TRIP and e.number > mark
+    ]
+    assert len(trips) == 1, (
+        f"{len(trips)} WATCHDOG_TRIP events: unknown-id / wrong-length frames fed the watchdog"
+    )
+    assert wire.received.replies.get(0x2345) in (None, []), "a HEARTBEAT was answered"
+    st = dut.status()
+    assert FaultFlags(st.latched_faults) & FaultFlags.WATCHDOG
+    assert st.watchdog_trips == before.watchdog_trips + 1
+    dut.clear_fault()
+
+
+def test_set_limits_ranges_then_hard_limits_in_field_order(
+    hil_device: Dut, hil_session: HilSession
+) -> None:
+    """SET_LIMITS (protocol §6): each field against its range in field order (BAD_ARGUMENT,
+    detail = the value), then against the hard limits in field order (BEYOND_LIMIT, detail =
+    the hard limit); nothing changes when refused. Built by hand: the codec refuses them."""
+    s = hil_session
+    dut = hil_device
+    travel = s.identity.travel_limit_um
+    hard_force = s.identity.force_limit_mn
+    lim = s.default_limits()
+    soft, force, stall_force, stall_ms = (
+        lim.soft_depth_limit_um,
+        lim.force_limit_mn,
+        lim.stall_force_mn,
+        lim.stall_time_ms,
+    )
+    bad, beyond = NakReason.BAD_ARGUMENT, NakReason.BEYOND_LIMIT
+    cases = [
+        ((-1, force, stall_force, stall_ms), bad, -1),
+        ((soft, 0, stall_force, stall_ms), bad, 0),
+        ((soft, force, -5, stall_ms), bad, -5),
+        ((soft, force, stall_force, 0), bad, 0),
+        ((soft, force, stall_force, 10_001), bad, 10_001),
+        ((-7, 0, -5, 0), bad, -7),
+        ((soft, -3, -5, 0), bad, -3),
+        ((travel + 1, hard_force + 1, -9, stall_ms), bad, -9),
+        ((travel + 1, force, stall_force, stall_ms), beyond, travel),
+        ((soft, hard_force + 1, stall_force, stall_ms), beyond, hard_force),
+        ((soft, force, hard_force + 1, stall_ms), beyond, hard_force),
+        ((travel + 1, hard_force + 1, hard_force + 1, stall_ms), beyond, travel),
+    ]
+    before = dut.status()
+    for values, reason, detail in cases:
+        nak = _raw_nak(dut, SetLimits.MSG_ID, struct.pack("<iiiH", *values))  # type: ignore[attr-defined]
+        got = (NakReason(nak.reason), nak.detail)
+        assert got == (reason, detail), f"SET_LIMITS{values}: {got}, expected {(reason, detail)}"
+    after = dut.status()
+    assert (
+        after.soft_depth_limit_um,
+        after.force_limit_mn,
+        after.stall_force_mn,
+        after.stall_time_ms,
+    ) == (
+        before.soft_depth_limit_um,
+        before.force_limit_mn,
+        before.stall_force_mn,
+        before.stall_time_ms,
+    ), "a refused SET_LIMITS changed the limits"
+
+
+def test_move_below_zero_is_beyond_the_lower_limit(hil_homed: Dut, hil_session: HilSession) -> None:
+    nak = hil_homed.nak(Move(MoveMode.ABSOLUTE, -1, hil_session.speed_um_s))
+    assert (NakReason(nak.reason), nak.detail) == (NakReason.BEYOND_LIMIT, 0)
