@@ -8,6 +8,22 @@
 #include "nd_core.h"
 
 #define D nd_dev
+#ifdef ND_DEFECT_NO_REPEAT_DETECTION
+#define REPEAT_DETECTION 0 /* planted: a repeated command is executed again */
+#else
+#define REPEAT_DETECTION 1
+#endif
+/* In a command handler (whose command id is `id`): answer and leave. */
+#define REFUSE(reason, detail)      \
+    do {                            \
+        nak(id, (reason), (detail)); \
+        return;                     \
+    } while (0)
+#define ACCEPT()    \
+    do {            \
+        ack(id);    \
+        return;     \
+    } while (0)
 #define MAX_SPEED_FIELD_UM_S 20000u /* the schema's range of speed_um_s */
 #define MAX_RATE_FIELD_MRPM 600000  /* the schema's range of rate_mrpm */
 #define MAX_STALL_TIME_MS 10000u
@@ -132,7 +148,7 @@ static void stop(uint8_t id)
     D.osc_amp_ucdeg = 0;
     if (D.adv.active) nd_axis_decelerate(&D.adv);
     if (D.rot.active) nd_axis_decelerate(&D.rot);
-    D.at_limit = false;
+    /* at_limit stays: the advance has not moved away from the limit (protocol §5) */
     nd_dev_update_state();
     ack(id);
 }
@@ -158,7 +174,6 @@ static void clear_fault(uint8_t id)
 {
     const uint16_t cleared = D.latched;
     D.latched = 0;
-    D.at_limit = false;
     if (cleared) nd_dev_event(ND_EVENT_CODE_FAULT_CLEARED, cleared);
     nd_dev_update_state();
     ack(id);
@@ -171,17 +186,17 @@ static void set_limits(uint8_t id, const uint8_t *p)
     nd_set_limits_unpack(&m, p, ND_SET_LIMITS_PAYLOAD_BYTES);
     /* each field in its range (detail: the value), then within its hard limit (detail:
      * the hard limit) */
-    if (m.soft_depth_limit_um < 0) { nak(id, ND_NAK_REASON_BAD_ARGUMENT, m.soft_depth_limit_um); return; }
-    if (m.force_limit_mn <= 0) { nak(id, ND_NAK_REASON_BAD_ARGUMENT, m.force_limit_mn); return; }
-    if (m.stall_force_mn <= 0) { nak(id, ND_NAK_REASON_BAD_ARGUMENT, m.stall_force_mn); return; }
+    if (m.soft_depth_limit_um < 0) REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.soft_depth_limit_um);
+    if (m.force_limit_mn <= 0) REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.force_limit_mn);
+    if (m.stall_force_mn <= 0) REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.stall_force_mn);
     if (m.stall_time_ms < 1u || m.stall_time_ms > MAX_STALL_TIME_MS)
-        { nak(id, ND_NAK_REASON_BAD_ARGUMENT, m.stall_time_ms); return; }
+        REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.stall_time_ms);
     if (m.soft_depth_limit_um > b->travel_um)
-        { nak(id, ND_NAK_REASON_BEYOND_LIMIT, b->travel_um); return; }
+        REFUSE(ND_NAK_REASON_BEYOND_LIMIT, b->travel_um);
     if (m.force_limit_mn > b->force_limit_mn)
-        { nak(id, ND_NAK_REASON_BEYOND_LIMIT, b->force_limit_mn); return; }
+        REFUSE(ND_NAK_REASON_BEYOND_LIMIT, b->force_limit_mn);
     if (m.stall_force_mn > b->force_limit_mn)
-        { nak(id, ND_NAK_REASON_BEYOND_LIMIT, b->force_limit_mn); return; }
+        REFUSE(ND_NAK_REASON_BEYOND_LIMIT, b->force_limit_mn);
     D.soft_depth_limit_um = m.soft_depth_limit_um;
     D.force_limit_mn = m.force_limit_mn;
     D.stall_force_mn = m.stall_force_mn;
@@ -195,9 +210,9 @@ static void set_telemetry(uint8_t id, const uint8_t *p)
 {
     struct nd_set_telemetry m;
     nd_set_telemetry_unpack(&m, p, ND_SET_TELEMETRY_PAYLOAD_BYTES);
-    if (m.rate_hz > MAX_TELEMETRY_HZ) { nak(id, ND_NAK_REASON_BAD_ARGUMENT, m.rate_hz); return; }
+    if (m.rate_hz > MAX_TELEMETRY_HZ) REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.rate_hz);
     if (m.batch_samples < 1u || m.batch_samples > ND_MAX_BATCH_SAMPLES)
-        { nak(id, ND_NAK_REASON_BAD_ARGUMENT, m.batch_samples); return; }
+        REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.batch_samples);
     nd_dev_flush_batch();
     D.telemetry_rate_hz = m.rate_hz;
     D.batch_samples = m.batch_samples;
@@ -210,7 +225,7 @@ static void get_events(uint8_t id, const uint8_t *p)
     struct nd_get_events m;
     nd_get_events_unpack(&m, p, ND_GET_EVENTS_PAYLOAD_BYTES);
     if (m.max_count < 1u || m.max_count > MAX_EVENTS_PER_REPLY)
-        { nak(id, ND_NAK_REASON_BAD_ARGUMENT, m.max_count); return; }
+        REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.max_count);
     D.commands_executed++;
     event_log(m.from_number, m.max_count, D.events.last_number);
 }
@@ -246,17 +261,17 @@ static void home(uint8_t id, const uint8_t *p)
     struct nd_home m;
     nd_home_unpack(&m, p, ND_HOME_PAYLOAD_BYTES);
     if (m.speed_um_s < 1u || m.speed_um_s > MAX_SPEED_FIELD_UM_S)
-        { nak(id, ND_NAK_REASON_BAD_ARGUMENT, (int32_t)m.speed_um_s); return; }
+        REFUSE(ND_NAK_REASON_BAD_ARGUMENT, (int32_t)m.speed_um_s);
     if (!state_allows(id)) return;
-    if (D.adv.active) { nak(id, ND_NAK_REASON_BUSY, 0); return; }
+    if (D.adv.active) REFUSE(ND_NAK_REASON_BUSY, 0);
     if (m.speed_um_s > D.board->max_speed_um_s)
-        { nak(id, ND_NAK_REASON_BEYOND_LIMIT, (int32_t)D.board->max_speed_um_s); return; }
+        REFUSE(ND_NAK_REASON_BEYOND_LIMIT, (int32_t)D.board->max_speed_um_s);
     D.homed = false;
     D.at_limit = false;
     D.homing = true;
     if (hal_home_switch()) {
         nd_dev_home_found();
-        { ack(id); return; }
+        ACCEPT();
     }
     D.homing_start_nm = D.adv.pos;
     nd_dev_begin_follow();
@@ -272,20 +287,20 @@ static void move(uint8_t id, const uint8_t *p)
     int64_t base, target_nm, limit_steps;
     nd_move_unpack(&m, p, ND_MOVE_PAYLOAD_BYTES);
     if (m.mode != ND_MOVE_MODE_ABSOLUTE && m.mode != ND_MOVE_MODE_RELATIVE)
-        { nak(id, ND_NAK_REASON_BAD_ARGUMENT, m.mode); return; }
+        REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.mode);
     if (m.speed_um_s < 1u || m.speed_um_s > MAX_SPEED_FIELD_UM_S)
-        { nak(id, ND_NAK_REASON_BAD_ARGUMENT, (int32_t)m.speed_um_s); return; }
+        REFUSE(ND_NAK_REASON_BAD_ARGUMENT, (int32_t)m.speed_um_s);
     if (!state_allows(id)) return;
-    if (!D.homed) { nak(id, ND_NAK_REASON_NOT_HOMED, 0); return; }
+    if (!D.homed) REFUSE(ND_NAK_REASON_NOT_HOMED, 0);
     if (m.speed_um_s > D.board->max_speed_um_s)
-        { nak(id, ND_NAK_REASON_BEYOND_LIMIT, (int32_t)D.board->max_speed_um_s); return; }
+        REFUSE(ND_NAK_REASON_BEYOND_LIMIT, (int32_t)D.board->max_speed_um_s);
     /* RELATIVE is relative to the current target (a move replacing a move adds up) */
     base = (D.adv.active && !D.adv.velocity_mode) ? D.adv.target : D.adv.pos;
     target_nm = (int64_t)m.target_um * 1000 + (m.mode == ND_MOVE_MODE_RELATIVE ? base : 0);
-    if (target_nm < 0) { nak(id, ND_NAK_REASON_BEYOND_LIMIT, 0); return; }
+    if (target_nm < 0) REFUSE(ND_NAK_REASON_BEYOND_LIMIT, 0);
     limit_steps = D.limit_pos_nm / step;
     if (nd_floor_div(target_nm, step) > limit_steps)
-        { nak(id, ND_NAK_REASON_BEYOND_LIMIT, D.soft_depth_limit_um); return; }
+        REFUSE(ND_NAK_REASON_BEYOND_LIMIT, D.soft_depth_limit_um);
     if (!D.adv.active) nd_dev_begin_follow();
     /* the target is kept in exact nm (relative moves add up exactly); only the motor's
      * output is quantised to microsteps, never beyond the limit's last step */
@@ -302,20 +317,22 @@ static void rotate(uint8_t id, const uint8_t *p)
     struct nd_rotate m;
     int32_t speed;
     nd_rotate_unpack(&m, p, ND_ROTATE_PAYLOAD_BYTES);
-    if (m.mode > ND_ROTATE_MODE_OSCILLATE) { nak(id, ND_NAK_REASON_BAD_ARGUMENT, m.mode); return; }
+    if (m.mode > ND_ROTATE_MODE_OSCILLATE) REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.mode);
     if (m.rate_mrpm < -MAX_RATE_FIELD_MRPM || m.rate_mrpm > MAX_RATE_FIELD_MRPM)
-        { nak(id, ND_NAK_REASON_BAD_ARGUMENT, m.rate_mrpm); return; }
+        REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.rate_mrpm);
+    /* no rate to turn at, or no amplitude to swing: detail = the angle (protocol §5) */
+    if (m.mode != ND_ROTATE_MODE_CONTINUOUS &&
+        (m.rate_mrpm == 0 || (m.mode == ND_ROTATE_MODE_OSCILLATE && m.angle_cdeg <= 0)))
+        REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.angle_cdeg);
     if (!state_allows(id)) return;
     if (m.rate_mrpm > D.board->max_rate_mrpm || -m.rate_mrpm > D.board->max_rate_mrpm)
-        { nak(id, ND_NAK_REASON_BEYOND_LIMIT, D.board->max_rate_mrpm); return; }
+        REFUSE(ND_NAK_REASON_BEYOND_LIMIT, D.board->max_rate_mrpm);
     if (m.mode == ND_ROTATE_MODE_CONTINUOUS) {
         D.osc_amp_ucdeg = 0;
         nd_axis_run_at(&D.rot, m.rate_mrpm * ND_UCDEG_TICK_PER_MRPM);
         nd_dev_update_state();
-        { ack(id); return; }
+        ACCEPT();
     }
-    if (m.rate_mrpm == 0 || (m.mode == ND_ROTATE_MODE_OSCILLATE && m.angle_cdeg <= 0))
-        { nak(id, ND_NAK_REASON_BAD_ARGUMENT, m.angle_cdeg); return; }
     /* BY_ANGLE: the angle's sign is the direction; OSCILLATE: ± the amplitude about here,
      * first toward +. The rate's sign does not matter in either. */
     speed = (m.rate_mrpm < 0 ? -m.rate_mrpm : m.rate_mrpm) * ND_UCDEG_TICK_PER_MRPM;
@@ -330,32 +347,39 @@ static void rotate(uint8_t id, const uint8_t *p)
     ack(id);
 }
 
+/* HOME, MOVE, ROTATE: refused before a session or under a schema mismatch — but
+ * stopping is always allowed: ROTATE STOP is ACKed before HELLO, under a schema
+ * mismatch, latched, e-stopped, homing; its rate and angle are ignored (a STOP must
+ * never bounce). */
+static void motion(uint8_t id, const uint8_t *p)
+{
+    if (id == ND_ROTATE_ID && p[ND_ROTATE_MODE_OFFSET] == ND_ROTATE_MODE_STOP) {
+        rotate_stop(id);
+        return;
+    }
+    if (!D.session_open) REFUSE(ND_NAK_REASON_NOT_ARMED, 0);
+    if (!D.schema_ok) REFUSE(ND_NAK_REASON_SCHEMA_MISMATCH, 0);
+    if (id == ND_HOME_ID) home(id, p);
+    else if (id == ND_MOVE_ID) move(id, p);
+    else rotate(id, p);
+}
+
 static void execute(uint8_t id, const uint8_t *p)
 {
     switch (id) {
-    case ND_HELLO_ID: { hello(p); return; }
+    case ND_HELLO_ID: hello(p); break;
     case ND_GET_STATUS_ID:
         D.commands_executed++;
         status();
-        return;
-    case ND_GET_EVENTS_ID: { get_events(id, p); return; }
-    case ND_STOP_ID: { stop(id); return; }
-    case ND_ESTOP_ID: { estop(id); return; }
-    case ND_CLEAR_FAULT_ID: { clear_fault(id); return; }
-    case ND_SET_LIMITS_ID: { set_limits(id, p); return; }
-    case ND_SET_TELEMETRY_ID: { set_telemetry(id, p); return; }
-    default: break;
+        break;
+    case ND_GET_EVENTS_ID: get_events(id, p); break;
+    case ND_STOP_ID: stop(id); break;
+    case ND_ESTOP_ID: estop(id); break;
+    case ND_CLEAR_FAULT_ID: clear_fault(id); break;
+    case ND_SET_LIMITS_ID: set_limits(id, p); break;
+    case ND_SET_TELEMETRY_ID: set_telemetry(id, p); break;
+    default: motion(id, p); break;
     }
-    /* stopping is always allowed: before HELLO, under a schema mismatch, latched,
-     * e-stopped, homing; its rate and angle are ignored (a STOP must never bounce) */
-    if (id == ND_ROTATE_ID && p[ND_ROTATE_MODE_OFFSET] == ND_ROTATE_MODE_STOP)
-        { rotate_stop(id); return; }
-    /* motion: HOME, MOVE, ROTATE */
-    if (!D.session_open) { nak(id, ND_NAK_REASON_NOT_ARMED, 0); return; }
-    if (!D.schema_ok) { nak(id, ND_NAK_REASON_SCHEMA_MISMATCH, 0); return; }
-    if (id == ND_HOME_ID) { home(id, p); return; }
-    if (id == ND_MOVE_ID) { move(id, p); return; }
-    rotate(id, p);
 }
 
 static bool is_device_to_host(uint8_t id) { return id >= ND_IDENTITY_ID; }
@@ -401,29 +425,26 @@ void nd_commands_on_frame(uint8_t id, uint8_t flags, uint16_t seq, const uint8_t
     D.last_host_us = D.now_us;
     D.wd_tripped = false;
     if (id == ND_HEARTBEAT_ID) return; /* unsequenced, no reply, whatever its seq */
-    if (seq == 0 || is_device_to_host(id)) {
-        /* seq 0 is not a command's (BAD_ARGUMENT, not cached: it cannot be retransmitted
-         * as itself); a device->host id is not a command at all (UNKNOWN_MESSAGE) */
-        nak(id, seq == 0 ? ND_NAK_REASON_BAD_ARGUMENT : ND_NAK_REASON_UNKNOWN_MESSAGE, 0);
-        if (seq != 0) store_reply(seq, id);
-        send_reply(seq, 0);
+    if (seq == 0) {
+        /* a command without a seq (any id but HEARTBEAT's, a device->host id too): not
+         * executed, not cached — it could never be retransmitted as itself */
+        nak(id, ND_NAK_REASON_BAD_ARGUMENT, 0);
+        send_reply(0, 0);
         return;
     }
-#ifndef ND_DEFECT_NO_REPEAT_DETECTION
     /* HELLO is never replayed: a new host process starts its seqs at 1 again and must not
      * get its predecessor's replies (HELLO is harmless to run twice) */
-    if (id != ND_HELLO_ID) {
+    if (REPEAT_DETECTION && id != ND_HELLO_ID) {
         cached = nd_reply_cache_lookup(&D.cache, seq, id);
         if (cached != NULL) {
             replay(cached, seq);
             return;
         }
     }
-#else
-    (void)cached;
-    (void)replay;
-#endif
-    execute(id, payload);
+    if (is_device_to_host(id))
+        nak(id, ND_NAK_REASON_UNKNOWN_MESSAGE, 0); /* not a command: refused, cached */
+    else
+        execute(id, payload);
     if (id == ND_HELLO_ID) nd_reply_cache_clear(&D.cache);
     store_reply(seq, id);
     send_reply(seq, 0);

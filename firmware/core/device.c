@@ -12,6 +12,18 @@
 struct nd_device nd_dev;
 #define D nd_dev
 
+/* Planted defects (a build flag each, for the HIL suite to catch; docs/firmware.md) */
+#ifdef ND_DEFECT_WATCHDOG_DISABLED
+#define WATCHDOG_ENABLED 0 /* planted: host silence never stops motion */
+#else
+#define WATCHDOG_ENABLED 1
+#endif
+#ifdef ND_DEFECT_STALL_CUTOFF_DISABLED
+#define STALL_CUTOFF_ENABLED 0 /* planted: a stalled advance is never cut off */
+#else
+#define STALL_CUTOFF_ENABLED 1
+#endif
+
 #define F_OTHER                                                                        \
     ((uint16_t)~(ND_FAULT_FLAGS_STALL | ND_FAULT_FLAGS_ESTOP)) /* FAULT bit in samples */
 
@@ -323,17 +335,13 @@ void nd_core_tick(void)
         sensor_safety();
     if (D.adv.active) {
         if (D.homing) homing_check();
-#ifndef ND_DEFECT_STALL_CUTOFF_DISABLED
-        if (D.adv.active) stall_check();
-#endif
+        if (D.adv.active && STALL_CUTOFF_ENABLED) stall_check();
     } else {
         D.stall_ticks = 0;
     }
-#ifndef ND_DEFECT_WATCHDOG_DISABLED
-    if (D.session_open && !D.wd_tripped &&
+    if (WATCHDOG_ENABLED && D.session_open && !D.wd_tripped &&
         D.now_us - D.last_host_us >= (uint64_t)D.board->watchdog_ms * 1000u)
         watchdog_trip();
-#endif
     if (adv_was != D.adv.active || rot_was != D.rot.active) nd_dev_update_state();
 
     if (D.telemetry_rate_hz) {

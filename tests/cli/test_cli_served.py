@@ -1,6 +1,7 @@
-"""needlectl against a simulator served in another process, in real time, on a pty
-(`needlectl sim serve --pty`): state persists between commands, as on a rig, and
-Ctrl-C mid-run leaves the device stopped — checked through the device itself."""
+"""needlectl against a device in another process, in real time, on a pty — the simulator
+(`needlectl sim serve --pty`) and the reference firmware in C (firmware/, posix port): state
+persists between commands, as on a rig, and Ctrl-C mid-run leaves the device stopped —
+checked through the device itself."""
 
 from __future__ import annotations
 
@@ -13,15 +14,26 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from firmware.launch import PortUnavailable, running
 from firmware_host.recorder import read_events
 
 if TYPE_CHECKING:
     from conftest import Cli
 
 
-@pytest.fixture
-def served(cli: Cli) -> Iterator[str]:
-    """A simulated rig served on a pty by `needlectl sim serve --pty`; yields its path."""
+@pytest.fixture(params=["sim-serve", "c-firmware"])
+def served(cli: Cli, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A device on a pty, yields its path: a simulated rig served by `needlectl sim serve
+    --pty`, or the C reference firmware's posix port (its bench: a septum at 20 mm, a
+    block at 40 mm)."""
+    if request.param == "c-firmware":
+        try:
+            with running("posix") as dev:
+                yield dev.path
+            assert dev.proc.returncode == 0, dev.stderr()
+        except PortUnavailable as exc:
+            pytest.skip(str(exc))
+        return
     proc = subprocess.Popen(
         [str(cli.path), "sim", "serve", "--pty", "--lesion", "dense-calcified-cto", "--seed", "1"],
         stdout=subprocess.PIPE,

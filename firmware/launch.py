@@ -1,0 +1,195 @@
+"""Build and start the reference firmware's ports, for the tests and for people.
+
+    python -m firmware.launch posix [--defect NAME] [--sanitize] [-- ARGS…]
+    python -m firmware.launch m3    [--defect NAME]
+
+builds the port (make), starts it, prints the pty path as the first line (as
+``needlectl sim serve --pty`` does) and runs until Ctrl-C / SIGTERM, when the device
+process is stopped and reaped. The tests use :func:`build` and :func:`running`.
+
+A port whose tools are missing raises :class:`PortUnavailable` with the one line that
+says what to install (the tests skip with it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import IO
+
+FIRMWARE = Path(__file__).resolve().parent
+PORTS = ("posix", "m3")
+DEFECTS = (
+    "no_repeat_detection",
+    "watchdog_disabled",
+    "limit_off_by_one_step",
+    "stall_cutoff_disabled",
+)
+RIG_CONFIG = {
+    "posix": FIRMWARE / "ports" / "posix" / "rig.toml",
+    "m3": FIRMWARE / "ports" / "mps2-an385" / "rig.toml",
+}
+_TOOLS = {
+    "posix": (("make", "make"), ("cc", "gcc")),
+    "m3": (
+        ("make", "make"),
+        ("arm-none-eabi-gcc", "gcc-arm-none-eabi libnewlib-arm-none-eabi"),
+        ("qemu-system-arm", "qemu-system-arm"),
+    ),
+}
+START_TIMEOUT_S = 20.0
+
+
+class PortUnavailable(RuntimeError):
+    """The port cannot be built or run on this machine (the message says what to install)."""
+
+
+def check_tools(port: str) -> None:
+    missing = [pkg for tool, pkg in _TOOLS[port] if shutil.which(tool) is None]
+    if missing:
+        raise PortUnavailable(
+            f"firmware port {port} needs {', '.join(missing)}: apt-get install {' '.join(missing)}"
+        )
+
+
+def build(port: str = "posix", defect: str | None = None, sanitize: bool = False) -> Path:
+    """Build a port (make is incremental); returns the binary (posix) or ELF image (m3)."""
+    check_tools(port)
+    if defect is not None and defect not in DEFECTS:
+        raise ValueError(f"unknown defect {defect!r}; known: {', '.join(DEFECTS)}")
+    args = ["make", "-s", "-C", str(FIRMWARE), "posix" if port == "posix" else "m3"]
+    suffix = ""
+    if sanitize and port == "posix":
+        args.append("SANITIZE=1")
+        suffix += "-asan"
+    if defect is not None:
+        args.append(f"DEFECT={defect}")
+        suffix += f"-{defect}"
+    proc = subprocess.run(args, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"building firmware port {port} failed:\n{proc.stdout}{proc.stderr}")
+    if port == "posix":
+        return FIRMWARE / "build" / f"posix{suffix}" / "nd-firmware"
+    return FIRMWARE / "build" / f"mps2-an385{suffix}" / "nd-firmware.elf"
+
+
+@dataclass
+class Device:
+    """A running port: its pty, its process, and what it printed on stderr so far."""
+
+    path: str
+    proc: subprocess.Popen[str]
+    stderr_file: Path
+    final_stderr: str | None = None  # kept when the process is stopped
+
+    def stderr(self) -> str:
+        if self.final_stderr is not None:
+            return self.final_stderr
+        return self.stderr_file.read_text(errors="replace")
+
+
+def _qemu_launcher() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "nd_run_qemu", FIRMWARE / "ports" / "mps2-an385" / "run_qemu.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _read_first_line(stream: IO[str], proc: subprocess.Popen[str]) -> str:
+    line = stream.readline().strip()
+    if not line.startswith("/dev/"):
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"the firmware did not announce a pty (printed {line!r})")
+    return line
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM, then SIGKILL if it has not gone within 10 s; always reaped."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def running(
+    port: str = "posix",
+    defect: str | None = None,
+    sanitize: bool = False,
+    args: tuple[str, ...] = (),
+) -> Iterator[Device]:
+    """Build and start a port; yields it with its pty path; stops it on every exit."""
+    image = build(port, defect, sanitize)
+    with tempfile.TemporaryDirectory(prefix="nd-firmware-") as tmp:
+        err_path = Path(tmp) / "stderr.txt"
+        with err_path.open("w") as err:
+            if port == "posix":
+                env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:abort_on_error=0")
+                proc = subprocess.Popen(
+                    [str(image), *args], stdout=subprocess.PIPE, stderr=err, text=True, env=env
+                )
+                assert proc.stdout is not None
+                path = _read_first_line(proc.stdout, proc)
+            else:
+                proc, path = _qemu_launcher().start_qemu(image)
+            device = Device(path, proc, err_path)
+            try:
+                yield device
+            finally:
+                stop(proc)
+                device.final_stderr = err_path.read_text(errors="replace")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m firmware.launch",
+        description="Build and run a port of the reference firmware; prints its pty first.",
+    )
+    parser.add_argument("port", choices=PORTS)
+    parser.add_argument("--defect", choices=DEFECTS, help="plant a defect (HIL suite check)")
+    parser.add_argument("--sanitize", action="store_true", help="posix: ASan + UBSan build")
+    parser.add_argument("args", nargs="*", help="posix: options of nd-firmware (after --)")
+    ns = parser.parse_args(argv)
+    try:
+        with running(ns.port, ns.defect, ns.sanitize, tuple(ns.args)) as dev:
+            print(dev.path, flush=True)
+            stopped = False
+
+            def on_signal(signum: int, frame: object) -> None:
+                nonlocal stopped
+                stopped = True
+
+            signal.signal(signal.SIGTERM, on_signal)
+            signal.signal(signal.SIGINT, on_signal)
+            while not stopped:
+                try:
+                    dev.proc.wait(timeout=0.5)  # the device gone by itself ends it too
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+    except (PortUnavailable, RuntimeError, ValueError) as exc:
+        print(f"firmware.launch: {exc}".splitlines()[0], file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""needlectl against the reference firmware in C (firmware/, posix port) as an operator
+drives a rig: info, home, and a PIERCE run with --target-mm that crosses the bench's septum
+and is stopped cleanly by the device's stall cut-off at its block — the same commands and
+output as on the simulator, checked through the recording."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from firmware.launch import Device, PortUnavailable, running
+from firmware_host.recorder import read_events
+
+if TYPE_CHECKING:
+    from conftest import Cli
+
+# A short bench so the run takes seconds: septum at 4 mm, block at 8 mm, carriage at 1 mm.
+SEPTUM_MM = 4.0
+BLOCK_MM = 8.0
+BENCH = ("--membrane-mm", "4", "--block-mm", "8", "--start-mm", "1", "--seed", "7")
+
+
+@pytest.fixture
+def firmware() -> Iterator[Device]:
+    try:
+        with running("posix", args=BENCH) as dev:
+            yield dev
+    except PortUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+def test_info_reports_the_c_firmware(cli: Cli, firmware: Device) -> None:
+    proc = cli.run("--port", firmware.path, "--json", "info")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["serial_number"] == "ND-POSIX-0001" and info["simulated"] is True
+    assert info["schema_matches"] is True and info["session_armed"] is True
+    assert info["firmware"] == "1.0.0"
+
+
+def test_run_crosses_the_septum_and_stalls_cleanly_at_the_block(
+    cli: Cli, firmware: Device, tmp_path: Path
+) -> None:
+    port = firmware.path
+    home = cli.run("--port", port, "--json", "home")
+    assert home.returncode == 0 and json.loads(home.stdout)["homed"] is True, home.stderr
+    run_dir = tmp_path / "run"
+    proc = cli.run(
+        *("--port", port, "--yes", "--json", "run", "pierce"),
+        *("--target-mm", str(BLOCK_MM + 2), "--record", str(run_dir)),
+        timeout_s=90,
+    )
+    # exit 6: the procedure ended without crossing (stalled), the rig stopped
+    assert proc.returncode == 6, (proc.stdout, proc.stderr)
+    outcome = json.loads(proc.stdout.splitlines()[-1])
+    assert outcome["outcome"] == "stalled", outcome
+    assert outcome["depth_mm"] == pytest.approx(BLOCK_MM, abs=0.05)
+    # the thrust (10 N) is what stopped it: below the profile's force limit (15 N)
+    assert 9.0 <= outcome["peak_force_n"] <= 10.5, outcome
+    assert outcome["latched_faults"] == ["STALL"] and outcome["cracks"] >= 1, outcome
+    events = read_events(run_dir / "events.jsonl")
+    codes = [e["code"] for e in events if e["source"] == "device" and e["kind"] == "event"]
+    assert "STALL" in codes and "FORCE_OVER_LIMIT" not in codes, codes
+    # the septum gave way on the way: the force fell by more than 2 N near 4 mm
+    rows = (run_dir / "telemetry.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    depth_i, force_i = header.index("depth_mm"), header.index("force_n")
+    samples = [(float(r.split(",")[depth_i]), float(r.split(",")[force_i])) for r in rows[1:]]
+    near = [f for d, f in samples if SEPTUM_MM <= d <= SEPTUM_MM + 2.0]
+    assert max(near) >= 2.5 and min(near[near.index(max(near)) :]) <= 0.6, max(near)
+    assert cli.run("plot", str(run_dir)).returncode == 0
