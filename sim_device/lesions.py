@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -238,11 +239,32 @@ def cohort(name: str = "cohort-2021") -> list[Lesion]:
     return members
 
 
+# Lesions built in memory (a generated family member) and made loadable by name in this
+# process, so ``sim://?lesion=NAME`` can use them without a file.
+_REGISTERED: dict[str, Lesion] = {}
+
+
+@contextmanager
+def registered(lesion: Lesion) -> Iterator[str]:
+    """Make ``lesion`` loadable by its name in this process for the block's duration
+    (yields the name). A name of the library, or one already registered, is refused."""
+    if lesion.name in _library() or lesion.name in _REGISTERED:
+        raise LesionError(f"lesion name {lesion.name!r} is already taken")
+    _REGISTERED[lesion.name] = lesion
+    try:
+        yield lesion.name
+    finally:
+        _REGISTERED.pop(lesion.name, None)
+
+
 def load_lesion(name_or_path: str) -> Lesion:
-    """A library lesion by name, or a lesion file by path (anything ending in .toml)."""
+    """A library lesion by name, a registered in-memory lesion, or a lesion file by path
+    (anything ending in .toml)."""
     lib = _library()
     if name_or_path in lib:
         return lib[name_or_path]
+    if name_or_path in _REGISTERED:
+        return _REGISTERED[name_or_path]
     path = Path(name_or_path)
     if name_or_path.endswith(".toml") or path.exists():
         if not path.is_file():

@@ -226,6 +226,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--stats", metavar="FILE", help="write the device's statistics here (JSON)")
     sp = simsub.add_parser("lesions", help="the lesion library", parents=[g])
     sp.set_defaults(handler="offline:cmd_sim_lesions")
+    sp = simsub.add_parser(
+        "sweep",
+        help="run every combination of a sweep file (lesions × seeds × noise × profiles)",
+        description="Run every combination of a sweep file as independent seeded in-process"
+        " simulations, on local processes or a Dask cluster; write one results table (CSV,"
+        " Parquet), a summary and a figure. Runs already in the table are not redone.",
+        parents=[g],
+    )
+    sp.set_defaults(handler="sweepcmd:cmd_sim_sweep")
+    sp.add_argument("sweep", metavar="SWEEP.toml", help="the sweep file (docs/operator.md)")
+    sp.add_argument("--out", metavar="DIR", help="results folder (default: NAME-results)")
+    sp.add_argument(
+        "--jobs", type=_int_in(1, 1024, "--jobs"), help="local processes (default: all cores)"
+    )
+    sp.add_argument(
+        "--dask", metavar="ADDRESS", help="run on Dask: tcp://HOST:8786, or local:N workers"
+    )
+    sp.add_argument("--fresh", action="store_true", help="ignore the table already in --out")
+    sp.add_argument("--no-figure", action="store_true", help="skip the figure")
 
     p = add("codegen", "generate code from the protocol schema", "offline:cmd_codegen_help")
     cgsub = p.add_subparsers(dest="lang", metavar="LANG", required=True)

@@ -1,0 +1,106 @@
+"""`sim sweep SWEEP.toml`: every combination of a sweep file, on local cores or Dask."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from firmware_host.cli.exits import CliError, Exit
+from firmware_host.cli.output import Output
+
+
+def cmd_sim_sweep(ns: argparse.Namespace, out: Output) -> int:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from firmware_host.sweep import engines, report
+    from firmware_host.sweep.runner import run_sweep
+    from firmware_host.sweep.spec import load_sweep
+
+    sweep = load_sweep(ns.sweep)
+    if ns.dask is not None:
+        engines.parse_dask_address(ns.dask)  # a bad address: one line before anything runs
+    workers = ns.jobs or engines.default_workers()
+    out_dir = Path(ns.out) if ns.out else Path(f"{sweep.name}-results")
+    engine = f"dask {ns.dask}" if ns.dask else f"{workers} local process(es)"
+    err = Console(file=sys.stderr, highlight=False)
+    show_bar = err.is_terminal and not out.json_mode
+    bar = Progress(
+        TextColumn("[bold]sweep"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("crossed {task.fields[crossed]} · violations {task.fields[bad]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not show_bar,
+    )
+    task = bar.add_task("sweep", total=None, crossed=0, bad=0)
+    counts = {"crossed": 0, "bad": 0, "done": 0, "total": 0}
+
+    def on_start(to_run: int, total: int) -> None:
+        counts["total"] = total
+        if not out.json_mode:
+            resumed = total - to_run
+            err.print(
+                f"sweep {sweep.name}: {total} runs on {engine} → {out_dir}"
+                + (f" (resuming: {resumed} already in the table)" if resumed else "")
+            )
+        bar.update(task, total=to_run)
+
+    def on_row(row: dict[str, Any]) -> None:
+        counts["done"] += 1
+        counts["crossed"] += row["outcome"] == "crossed"
+        counts["bad"] += row["violations"] > 0
+        bar.update(task, advance=1, crossed=counts["crossed"], bad=counts["bad"])
+
+    try:
+        with bar:
+            result = run_sweep(
+                sweep,
+                out_dir,
+                workers=workers,
+                dask=ns.dask,
+                fresh=ns.fresh,
+                figure=not ns.no_figure,
+                on_start=on_start,
+                on_row=on_row,
+            )
+    except KeyboardInterrupt:
+        raise CliError(
+            f"interrupted: {counts['done']} new runs saved in {out_dir / 'results.csv'}; "
+            "run the same command again to resume",
+            Exit.SIGINT,
+        ) from None
+    payload = {
+        "sweep": sweep.name,
+        "runs": len(result.rows),
+        "resumed": result.resumed,
+        "ran": result.ran,
+        "csv": str(result.csv_path),
+        "parquet": str(result.parquet_path),
+        "figure": None if result.figure_path is None else str(result.figure_path),
+        "summary": result.summary,
+    }
+    if out.json_mode:
+        out.emit(payload)
+    else:
+        for line in report.summary_lines(result.summary):
+            out.line(line)
+        out.line()
+        out.line(
+            f"{len(result.rows)} runs ({result.ran} run now, {result.resumed} resumed), "
+            f"{result.summary['violations']} safety violations; table: {result.csv_path}, "
+            f"{result.parquet_path}"
+            + (f"; figure: {result.figure_path}" if result.figure_path else "")
+        )
+    return Exit.OK if result.summary["violations"] == 0 else Exit.SAFETY_STOP

@@ -1,0 +1,99 @@
+"""Where the jobs run: local processes (the standard library's ProcessPoolExecutor) or
+a Dask cluster (dask.distributed) — existing engines, not a home-made scheduler.
+
+Both take the same jobs and call ``on_row`` with each finished row as it comes (in
+completion order; the table puts them back in job order). A job is self-contained and
+seeded, so the engine changes how fast the table fills, never what is in it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any
+
+from firmware_host.sweep.job import Job, run_job
+
+OnRow = Callable[[dict[str, Any]], None]
+
+
+class EngineError(ValueError):
+    """A bad engine address (one line)."""
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C is the parent's to handle (it stops the pool); workers just end.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_local(jobs: Sequence[Job], workers: int, on_row: OnRow) -> None:
+    """On ``workers`` local processes (1: in this process, no pool)."""
+    if workers <= 1:
+        for job in jobs:
+            on_row(run_job(job))
+        return
+    # forkserver: workers start from a clean process, not a fork of one with threads
+    # (the progress bar's) running.
+    ctx = multiprocessing.get_context("forkserver")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint)
+    try:
+        pending: set[Future[dict[str, Any]]] = {pool.submit(run_job, j) for j in jobs}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                on_row(fut.result())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def parse_dask_address(address: str) -> tuple[str, int | None]:
+    """``local:N`` → ("local", N); ``tcp://host:port`` (or any scheduler address) → (address,
+    None)."""
+    if address.startswith("local:"):
+        text = address.removeprefix("local:")
+        if not text.isdigit() or not 1 <= int(text) <= 256:
+            raise EngineError(f"--dask {address}: local:N needs N workers within 1..256")
+        return "local", int(text)
+    if "://" not in address:
+        raise EngineError(
+            f"--dask {address}: give a scheduler address (tcp://HOST:8786) or local:N"
+        )
+    return address, None
+
+
+def run_dask(jobs: Sequence[Job], address: str, on_row: OnRow, *, processes: bool = True) -> None:
+    """On a Dask cluster: ``tcp://scheduler:8786``, or ``local:N`` for a LocalCluster of N
+    single-threaded workers (``processes=False``: threads in this process, for tests)."""
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    where, n_workers = parse_dask_address(address)
+    cluster: LocalCluster | None = None
+    if n_workers is not None:
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=processes,
+            dashboard_address=None,
+        )
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(where, timeout="10s")
+        except OSError as exc:
+            raise EngineError(f"--dask {address}: no scheduler there ({exc})") from None
+    try:
+        futures = client.map(run_job, list(jobs), key=[f"sweep-{j.run_id}" for j in jobs])
+        for fut in as_completed(futures):
+            on_row(fut.result())
+            fut.release()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

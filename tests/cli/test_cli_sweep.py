@@ -1,0 +1,44 @@
+"""`needlectl sim sweep` as the operator runs it: the answer, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+SWEEP = """
+name = "cli"
+seeds = [1]
+[[family]]
+name = "cli"
+[family.params]
+start_mm = 10.0
+length_mm = 5.0
+calcium_blocks = 1
+calcium_floor_n = 4.0
+"""
+
+
+def test_a_sweep_writes_its_table_and_answers_in_json(cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "s.toml").write_text(SWEEP)
+    proc = cli.run("sim", "sweep", "s.toml", "--jobs", "1", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    answer = json.loads(proc.stdout)
+    assert answer["runs"] == 1 and answer["ran"] == 1
+    assert answer["summary"]["profiles"]["pierce"]["crossed"] == 1
+    assert (tmp_path / "cli-results" / "results.parquet").is_file()
+    assert (tmp_path / "cli-results" / "sweep.png").is_file()
+    again = json.loads(cli.run("sim", "sweep", "s.toml", "--json", cwd=tmp_path).stdout)
+    assert again["ran"] == 0 and again["resumed"] == 1
+
+
+def test_a_missing_sweep_file_is_one_line(cli: Any, tmp_path: Path) -> None:
+    line = cli.one_line_error(cli.run("sim", "sweep", "nope.toml", cwd=tmp_path), 2)
+    assert "nope.toml: no such sweep file" in line
+
+
+def test_a_bad_dask_address_is_one_line_before_anything_runs(cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "s.toml").write_text(SWEEP)
+    proc = cli.run("sim", "sweep", "s.toml", "--dask", "local:zero", cwd=tmp_path)
+    assert "local:N needs N workers" in cli.one_line_error(proc, 2)
+    assert not (tmp_path / "cli-results").exists()
