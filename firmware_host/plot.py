@@ -28,6 +28,7 @@ _MARKS: dict[str, tuple[str, str, str]] = {
     "peck": ("v", "tab:purple", "peck"),
     "crack": ("x", "tab:green", "crack"),
     "stall": ("X", "tab:red", "stall"),
+    "escalate": ("^", "tab:brown", "escalation"),
 }
 
 
@@ -64,6 +65,21 @@ class Trace:
             depth_mm=np.asarray(rows["depth_mm"], dtype=np.float64),
             **kw,
         )
+
+    def ceiling_steps(self) -> tuple[list[float], list[float]]:
+        """The ceiling in force over time: (times, levels) for a post-step line, from
+        the profile's ceiling and every ``escalate`` note's ``force_ceiling_n``."""
+        start = float(self.t_s[0]) if len(self.t_s) else 0.0
+        end = float(self.t_s[-1]) if len(self.t_s) else 0.0
+        level = self.force_ceiling_n if self.force_ceiling_n is not None else math.nan
+        xs, ys = [start], [level]
+        for n in self.notes:
+            if n["kind"] == "escalate" and "force_ceiling_n" in n:
+                xs.append(float(n["t_s"]))
+                ys.append(float(n["force_ceiling_n"]))
+        xs.append(max(end, xs[-1]))
+        ys.append(ys[-1])
+        return xs, ys
 
     def holds(self) -> list[tuple[float, float]]:
         """(start, end) of every hold; a hold still open at the end closes there."""
@@ -160,7 +176,9 @@ def _time_axes(ax_f: Any, ax_d: Any, trace: Trace, *, legend: bool = True) -> No
             ax.axvspan(a, b, color="tab:orange", alpha=0.18, lw=0)
     ax_f.plot(t, f, color="tab:blue", lw=0.6, label="force")
     if trace.force_ceiling_n is not None:
-        ax_f.axhline(trace.force_ceiling_n, color="tab:orange", ls="--", lw=1, label="ceiling")
+        # The ceiling in force: a step up at every escalation note.
+        xs, ys = trace.ceiling_steps()
+        ax_f.step(xs, ys, where="post", color="tab:orange", ls="--", lw=1, label="ceiling")
     if trace.force_limit_n is not None:
         ax_f.axhline(trace.force_limit_n, color="tab:red", ls=":", lw=1, label="force limit")
     ax_d.plot(t, d, color="black", lw=0.9, label="depth")
@@ -213,7 +231,8 @@ def plot_trace(trace: Trace, out_png: str | Path) -> Path:
     sc = ax_fd.scatter(d, f, c=t, s=1.5, cmap="viridis", rasterized=True)
     fig.colorbar(sc, ax=ax_fd, label="time (s)", shrink=0.8)
     if trace.force_ceiling_n is not None:
-        ax_fd.axhline(trace.force_ceiling_n, color="tab:orange", ls="--", lw=1)
+        for level_n in sorted(set(trace.ceiling_steps()[1])):
+            ax_fd.axhline(level_n, color="tab:orange", ls="--", lw=1)
     if trace.force_limit_n is not None:
         ax_fd.axhline(trace.force_limit_n, color="tab:red", ls=":", lw=1)
     if trace.target_depth_mm is not None:

@@ -111,6 +111,9 @@ class _Run:
         self.holds = 0
         self.pecks = 0
         self.stalls = 0
+        # The ceiling in force: the profile's, raised step by step by an escalation.
+        self.ceiling_n = profile.advance.force_ceiling_n
+        self.escalations = 0
         self.cracks = 0
         self.frozen_value_n: float | None = None
         self.ending = False
@@ -168,7 +171,7 @@ class _Run:
                 depth_mm=self.depth_mm,
                 target_depth_mm=self.target_mm,
                 force_n=self.force_n,
-                force_ceiling_n=self.p.advance.force_ceiling_n,
+                force_ceiling_n=self.ceiling_n,
                 elapsed_s=now - self.t0,
                 holds=self.holds,
                 pecks=self.pecks,
@@ -252,19 +255,20 @@ class _Run:
 
     # ------------------------------------------------------------ motion
 
-    def start_rotation(self) -> None:
+    def start_rotation(self, rate_rpm: float | None = None) -> None:
         r = self.p.rotation
+        rate = r.rate_rpm if rate_rpm is None else rate_rpm
         if r.mode == "oscillate":
-            self.nd.oscillate_deg(r.oscillate_amplitude_deg, r.rate_rpm)
+            self.nd.oscillate_deg(r.oscillate_amplitude_deg, rate)
         else:
-            self.nd.rotate_rpm(r.rate_rpm)
+            self.nd.rotate_rpm(rate)
 
     def advance_speed_mm_s(self) -> float:
         """Approach speed while the force is low; the slow speed once it builds. Back to
         the approach speed only when the force has fallen to half the switch point, so
         noise around it does not toggle the command."""
         a = self.p.advance
-        switch_n = a.approach_below_fraction * a.force_ceiling_n
+        switch_n = a.approach_below_fraction * self.ceiling_n
         if self.commanded_speed_mm_s == a.approach_speed_mm_s:
             fast = self.force_n < switch_n
         else:
@@ -352,7 +356,7 @@ class _Run:
                 if self.depth_mm >= self.target_mm - _AT_TARGET_TOL_MM:
                     self.note("target_reached", depth_mm=self.depth_mm)
                     return
-                if self.force_n >= self.p.advance.force_ceiling_n:
+                if self.force_n >= self.ceiling_n:
                     self.begin_hold()
                 elif self.no_progress_too_long():
                     self.peck("no_progress")
@@ -398,7 +402,7 @@ class _Run:
     def in_hold(self) -> None:
         assert self.hold_start is not None
         drop = self.crack_now
-        if self.force_n < self.p.advance.resume_fraction * self.p.advance.force_ceiling_n:
+        if self.force_n < self.p.advance.resume_fraction * self.ceiling_n:
             self.end_hold("crack" if drop else "relaxed")
             self.set_phase(Phase.ADVANCE)
             self.advance_to_target()
@@ -419,7 +423,14 @@ class _Run:
         else:
             self.pecks_no_progress = 0
         self.last_peck_depth_mm = max(depth, self.last_peck_depth_mm or depth)
-        if self.pecks_no_progress >= self.p.stall.max_pecks:
+        top_n = self.p.escalate.max_force_ceiling_n
+        if (
+            top_n is not None
+            and self.ceiling_n < top_n
+            and self.pecks_no_progress >= self.p.escalate.after_pecks
+        ):
+            self.escalate(top_n, depth)
+        elif self.pecks_no_progress >= self.p.stall.max_pecks:
             self.stalls += 1
             self.note(
                 "stall",
@@ -447,6 +458,28 @@ class _Run:
         self.progress_t = self.now()
         self.set_phase(Phase.ADVANCE)
         self.advance_to_target()
+
+    def escalate(self, top_n: float, depth_mm: float) -> None:
+        """One step of the bounded escalation: the ceiling up by ``step_n`` (never above
+        the profile's maximum, which validation keeps under the device's stall threshold
+        and at most 80 % of its force limit), and from the first step the rotation at
+        ``[escalate] rate_rpm`` if set. The pecks without progress count again from 0:
+        the stall policy applies in full at the new ceiling."""
+        esc = self.p.escalate
+        old_n = self.ceiling_n
+        self.ceiling_n = min(round(old_n + esc.step_n, 6), top_n)
+        self.escalations += 1
+        self.pecks_no_progress = 0
+        fields: dict[str, Any] = {
+            "from_n": old_n,
+            "force_ceiling_n": self.ceiling_n,
+            "depth_mm": depth_mm,
+            "n": self.escalations,
+        }
+        if esc.rate_rpm is not None and self.escalations == 1:
+            self.start_rotation(esc.rate_rpm)
+            fields["rate_rpm"] = esc.rate_rpm
+        self.note("escalate", **fields)
 
     def finish_crossed(self) -> None:
         """Withdraw to home if the profile asks. The crossing has happened whatever this
@@ -566,6 +599,8 @@ def run_procedure(
         pecks=run.pecks,
         stalls=run.stalls,
         cracks=run.cracks,
+        escalations=run.escalations,
+        force_ceiling_n=run.ceiling_n,
         # One timeline: the device's events (fetched at the end) among the notes.
         events=tuple(sorted(run.events, key=lambda e: e.t_s)),
         soft_depth_limit_mm=run.soft_limit_mm,
@@ -650,10 +685,14 @@ def _check_against_device(driver: Any, p: Profile, target_mm: float) -> None:
                 f"{name} = {speed_mm_s:g} mm/s is above the device's max_speed_mm_s "
                 f"{ident.max_speed_mm_s:g} mm/s"
             )
-    if p.rotation.rate_rpm > ident.max_rate_rpm:
-        problems.append(
-            f"[rotation] rate_rpm = {p.rotation.rate_rpm:g} rpm is above the device's "
-            f"max_rate_rpm {ident.max_rate_rpm:g} rpm"
-        )
+    rates = [("[rotation] rate_rpm", p.rotation.rate_rpm)]
+    if p.escalate.max_force_ceiling_n is not None and p.escalate.rate_rpm is not None:
+        rates.append(("[escalate] rate_rpm", p.escalate.rate_rpm))
+    for name, rate_rpm in rates:
+        if rate_rpm > ident.max_rate_rpm:
+            problems.append(
+                f"{name} = {rate_rpm:g} rpm is above the device's "
+                f"max_rate_rpm {ident.max_rate_rpm:g} rpm"
+            )
     if problems:
         raise ProcedureError(f"profile {p.name}: " + "; ".join(problems))

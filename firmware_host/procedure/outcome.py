@@ -71,6 +71,9 @@ class Outcome:
     withdrawn: bool | None = None
     # The deepest the needle went (after a withdrawal, final_depth_mm is ~0).
     deepest_depth_mm: float = 0.0
+    # Steps of the profile's bounded escalation taken, and the ceiling in force at the end.
+    escalations: int = 0
+    force_ceiling_n: float = 0.0
 
     @property
     def crossed(self) -> bool:

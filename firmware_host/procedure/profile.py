@@ -161,6 +161,31 @@ class Stall:
 
 
 @dataclass(frozen=True)
+class Escalate:
+    max_force_ceiling_n: float | None = field(
+        default=None,
+        metadata=_num(
+            0.5,
+            40.0,
+            "escalation on: the highest ceiling it may reach (below the stall threshold, at most"
+            " 80 % of the force limit); unset: off",
+            "N",
+        ),
+    )
+    after_pecks: int = field(
+        default=1,
+        metadata=_num(1, 100, "pecks in a row without progress at a ceiling before a step up"),
+    )
+    step_n: float = field(
+        default=1.0, metadata=_num(0.1, 10.0, "how much one step raises the ceiling", "N")
+    )
+    rate_rpm: float | None = field(
+        default=None,
+        metadata=_num(1.0, 120.0, "rotation rate from the first step on (unset: unchanged)", "rpm"),
+    )
+
+
+@dataclass(frozen=True)
 class Limits:
     force_limit_n: float = field(
         default=15.0,
@@ -189,6 +214,7 @@ class Profile:
     hold: Hold = field(default_factory=Hold)
     peck: Peck = field(default_factory=Peck)
     stall: Stall = field(default_factory=Stall)
+    escalate: Escalate = field(default_factory=Escalate)
     limits: Limits = field(default_factory=Limits)
 
     def to_dict(self) -> dict[str, Any]:
@@ -203,6 +229,7 @@ SECTIONS: dict[str, type[Any]] = {
     "hold": Hold,
     "peck": Peck,
     "stall": Stall,
+    "escalate": Escalate,
     "limits": Limits,
 }
 _TOP_LEVEL: dict[str, type] = {"name": str, "description": str, "home_first": bool}
@@ -347,6 +374,23 @@ def _check_consistent(source: str, p: Profile) -> None:
             f"{source}: [hold] max_hold_s = {p.hold.max_hold_s} s must be shorter than "
             f"[stall] max_duration_s = {p.stall.max_duration_s} s"
         )
+    top = p.escalate.max_force_ceiling_n
+    if top is not None:
+        if top <= ceiling:
+            raise ProfileError(
+                f"{source}: [escalate] max_force_ceiling_n = {top} N must be above "
+                f"[advance] force_ceiling_n = {ceiling} N (or unset: no escalation)"
+            )
+        if top >= p.limits.stall_force_n:
+            raise ProfileError(
+                f"{source}: [escalate] max_force_ceiling_n = {top} N must be below "
+                f"[limits] stall_force_n = {p.limits.stall_force_n} N"
+            )
+        if top > 0.8 * p.limits.force_limit_n:
+            raise ProfileError(
+                f"{source}: [escalate] max_force_ceiling_n = {top} N leaves no margin under "
+                f"[limits] force_limit_n = {p.limits.force_limit_n} N (at most 80 %)"
+            )
     if p.advance.force_filter_s > 0.25 * p.limits.stall_time_s:
         raise ProfileError(
             f"{source}: [advance] force_filter_s = {p.advance.force_filter_s} s is too slow "

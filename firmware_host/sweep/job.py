@@ -74,12 +74,6 @@ def run_job(job: Job) -> dict[str, Any]:
         )
     if moved_after:
         verdicts.append("moved after the run ended")
-    escalations = [e for e in out.events if e.kind == "escalate"]
-    final_ceiling_n = (
-        float(escalations[-1].fields["force_ceiling_n"])
-        if escalations
-        else profile.advance.force_ceiling_n
-    )
     return {
         **job.inputs,
         "outcome": out.result.value,
@@ -95,8 +89,8 @@ def run_job(job: Job) -> dict[str, Any]:
         "pecks": out.pecks,
         "cracks": out.cracks,
         "true_cracks": true_cracks,
-        "escalations": len(escalations),
-        "final_ceiling_n": final_ceiling_n,
+        "escalations": out.escalations,
+        "final_ceiling_n": out.force_ceiling_n,
         "judge_force_limit_n": force_limit_n,
         "judge_depth_limit_mm": round(depth_limit_mm, 4),
         "force_over_steps": truth.force_over_steps,
