@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import IO
+from typing import IO, Any
 
 FIRMWARE = Path(__file__).resolve().parent
 PORTS = ("posix", "m3")
@@ -89,7 +89,7 @@ class Device:
     """A running port: its pty, its process, and what it printed on stderr so far."""
 
     path: str
-    proc: subprocess.Popen[str]
+    proc: subprocess.Popen[Any]  # text (posix) or bytes (QEMU)
     stderr_file: Path
     final_stderr: str | None = None  # kept when the process is stopped
 
@@ -118,7 +118,7 @@ def _read_first_line(stream: IO[str], proc: subprocess.Popen[str]) -> str:
     return line
 
 
-def stop(proc: subprocess.Popen[str]) -> None:
+def stop(proc: subprocess.Popen[Any]) -> None:
     """SIGTERM, then SIGKILL if it has not gone within 10 s; always reaped."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -149,7 +149,9 @@ def running(
                 assert proc.stdout is not None
                 path = _read_first_line(proc.stdout, proc)
             else:
-                proc, path = _qemu_launcher().start_qemu(image)
+                # QEMU names its pty slowly and starts passing host bytes ~1 s after the
+                # pty is opened (it polls for the open): the HIL suite's first HELLO waits
+                proc, path = _qemu_launcher().start_qemu(image, log=err.buffer)
             device = Device(path, proc, err_path)
             try:
                 yield device

@@ -1,20 +1,29 @@
-"""The unchanged HIL suite against the reference firmware in C (firmware/), posix port:
-a Linux process on a real pty, in real time, built with AddressSanitizer and UBSan so a
-memory error or undefined behaviour in the core fails the run too. And the planted-defect
-idea carried over: each defect is a compile flag, and the test written for it fails.
+"""The unchanged HIL suite against the reference firmware in C (firmware/), on both ports,
+in real time over a real pty:
 
-The clean run and the defect runs share the two cores (two suites at a time)."""
+* posix: a Linux process, built with AddressSanitizer and UBSan so a memory error or
+  undefined behaviour in the core fails the run too;
+* m3: the Cortex-M3 image (ARM MPS2 AN385) under QEMU — the same core cross-compiled with
+  arm-none-eabi-gcc, driven by SysTick and UART interrupts. Skipped with one line saying
+  what to install when the toolchain or QEMU is missing (`.ci/run` installs them).
+
+And the planted-defect idea carried over: each defect is a compile flag, and the test
+written for it fails (all four on posix, one on the M3 image to show the same holds there).
+
+The runs wait on the device most of the time: three suites at a time share the two cores."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hil_runner import HilRun, run_hil
 
-from firmware.launch import DEFECTS, RIG_CONFIG, PortUnavailable, check_tools, running
+from firmware.launch import DEFECTS, RIG_CONFIG, PortUnavailable, build, check_tools, running
 
 # The conformance test written to catch each defect (the simulator's, test_hil_defect_matrix).
 CAUGHT_BY: dict[str, str] = {
@@ -25,31 +34,51 @@ CAUGHT_BY: dict[str, str] = {
 }
 # only the catching test's module, to keep each defect run short
 _SELECT = {name: test.split("::")[1] for name, test in CAUGHT_BY.items()}
+M3_DEFECT = "watchdog_disabled"
+FLASH_BUDGET_B = 32 * 1024  # the smallest MCUs a rig would use
+RAM_BUDGET_B = 16 * 1024
+Runs = dict[str, "concurrent.futures.Future[tuple[HilRun, str]]"]
 
 
-def _suite(name: str, defect: str | None, workdir: Path) -> tuple[HilRun, str]:
-    with running("posix", defect=defect, sanitize=True) as dev:
-        args = ["--port", dev.path, "--rig-config", str(RIG_CONFIG["posix"])]
+def _suite(port: str, defect: str | None, workdir: Path) -> tuple[HilRun, str]:
+    name = f"{port}-{defect or 'clean'}"
+    with running(port, defect=defect, sanitize=port == "posix") as dev:
+        args = ["--port", dev.path, "--rig-config", str(RIG_CONFIG[port])]
         if defect is not None:
             args += ["-k", _SELECT[defect]]
         run = run_hil(args, workdir, name)
     return run, dev.stderr()
 
 
-@pytest.fixture(scope="module")
-def runs(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[dict[str, concurrent.futures.Future[tuple[HilRun, str]]]]:
+def _available(port: str) -> str | None:
     try:
-        check_tools("posix")
+        check_tools(port)
     except PortUnavailable as exc:
-        pytest.skip(str(exc))
+        return str(exc)
+    return None
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     workdir = tmp_path_factory.mktemp("hil-firmware")
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+    jobs: list[tuple[str, str | None]] = []
+    if _available("m3") is None:
+        jobs += [("m3", None), ("m3", M3_DEFECT)]  # the longest first
+    if _available("posix") is None:
+        jobs += [("posix", None), *(("posix", d) for d in DEFECTS)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
         yield {
-            name: pool.submit(_suite, name, None if name == "clean" else name, workdir)
-            for name in ("clean", *DEFECTS)
+            f"{port}-{defect or 'clean'}": pool.submit(_suite, port, defect, workdir)
+            for port, defect in jobs
         }
+
+
+def _result(runs: Runs, key: str) -> tuple[HilRun, str]:
+    port = key.split("-")[0]
+    missing = _available(port)
+    if missing is not None:
+        pytest.skip(missing)
+    return runs[key].result()
 
 
 def test_every_firmware_defect_has_a_catching_test() -> None:
@@ -57,10 +86,8 @@ def test_every_firmware_defect_has_a_catching_test() -> None:
     assert len(DEFECTS) >= 3
 
 
-def test_suite_passes_on_the_posix_port(
-    runs: dict[str, concurrent.futures.Future[tuple[HilRun, str]]],
-) -> None:
-    run, stderr = runs["clean"].result()
+def test_suite_passes_on_the_posix_port(runs: Runs) -> None:
+    run, stderr = _result(runs, "posix-clean")
     assert run.returncode == 0, run.output[-3000:]
     assert run.failed() == []
     assert len(run.outcomes) >= 25
@@ -82,13 +109,44 @@ def test_suite_passes_on_the_posix_port(
 
 
 @pytest.mark.parametrize("defect", DEFECTS)
-def test_defect_is_caught_on_the_posix_port(
-    defect: str, runs: dict[str, concurrent.futures.Future[tuple[HilRun, str]]]
-) -> None:
-    run, _ = runs[defect].result()
+def test_defect_is_caught_on_the_posix_port(defect: str, runs: Runs) -> None:
+    run, _ = _result(runs, f"posix-{defect}")
     assert run.returncode == 1, (
         f"suite exit {run.returncode} against {defect}:\n{run.output[-2000:]}"
     )
     assert run.outcomes.get(CAUGHT_BY[defect]) == "failed", (
         f"{defect}: {CAUGHT_BY[defect]} did not fail; outcomes {run.outcomes}"
     )
+
+
+def test_m3_image_fits_the_smallest_mcus() -> None:
+    missing = _available("m3")
+    if missing is not None:
+        pytest.skip(missing)
+    elf = build("m3")
+    size = shutil.which("arm-none-eabi-size") or "arm-none-eabi-size"
+    out = subprocess.run([size, str(elf)], capture_output=True, text=True, check=True).stdout
+    text_b, data_b, bss_b = (int(x) for x in out.splitlines()[1].split()[:3])
+    assert text_b + data_b <= FLASH_BUDGET_B, out
+    assert data_b + bss_b <= RAM_BUDGET_B, out  # the 2 KiB stack is a .bss-like section
+
+
+def test_suite_passes_on_the_cortex_m3_image(runs: Runs) -> None:
+    run, _ = _result(runs, "m3-clean")
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.failed() == [] and len(run.outcomes) >= 25
+    skipped = {k for k, v in run.outcomes.items() if v == "skipped"}
+    assert skipped <= {"test_motion_limits.py::test_hard_travel_limit"}, run.skip_reasons
+    assert run.report is not None
+    assert run.report["device"]["serial_number"] == "ND-M3-QEMU-0001"
+    tests = run.report["tests"]
+    telemetry = tests["hil_tests/test_streams.py::test_telemetry_1khz_for_10s_without_loss"]
+    assert telemetry["figures"]["samples_lost"] == 0
+    stall = tests["hil_tests/test_safety.py::test_stall_cutoff_latency"]["figures"]
+    assert 0 <= stall["stall_latency_ms"] <= 10
+
+
+def test_a_planted_defect_is_caught_on_the_cortex_m3_image(runs: Runs) -> None:
+    run, _ = _result(runs, f"m3-{M3_DEFECT}")
+    assert run.returncode == 1, run.output[-2000:]
+    assert run.outcomes.get(CAUGHT_BY[M3_DEFECT]) == "failed", run.outcomes
