@@ -5,19 +5,32 @@
 Every lesion of cohort-2021 (18) and every archetype (6) is run with the default
 profile, in-process on the virtual clock (sim://), under seven conditions: the
 base seed, the load cell noise doubled, and five other seeds. Each run's safety
-is judged from the telemetry the device sent and the simulator's truth — never
-from the procedure's own outcome:
+is judged by ``firmware_host.sweep.judge`` — the sweep's judge, the only one — from
+the simulator's truth and the telemetry the device sent, never from the procedure's
+own outcome, against limits fixed before the run outside the procedure (the profile
+file's numbers and the device's hard limits from its IDENTITY):
 
-* force above the set limit: a load-cell sample above the force limit the
-  procedure set, or a FORCE_OVER_LIMIT event;
-* depth beyond the soft limit: an encoder sample, or the needle's true depth,
-  past the soft depth limit in force;
-* motion after a stop: the needle or the rotation moves once the run has
-  returned (2 s of device time watched with the link kept alive), or the
-  encoder moves after the procedure's final "stopped" note.
+* force above the limit: |true force| at any rig step (1 ms), a load-cell sample, or
+  a FORCE_OVER_LIMIT event;
+* depth beyond the limit (target + overshoot): the true depth at any rig step, or an
+  encoder sample;
+* limits not in force: the advance driven while the device's own limits were looser
+  than the profile's (SET_LIMITS skipped or loosened);
+* no stop at a stall: the needle driven forward after the profile's
+  ``max_duration_s`` (+ 2 s to stop);
+* motion after the end: the needle or the rotation moving once the run has
+  returned (1 s watched with the link kept alive).
+
+The judge is shown firing on live runs with planted faults in
+tests/procedure/test_cohort_safety.py.
 
 The article (Takei et al., Diagn Interv Radiol 2021): needle passage 18/18, no
-procedure-related adverse events. Goal: 18/18 crossed, ``uncrossable`` ends
+procedure-related adverse events. The simulated cohort is NOT that cohort: its 18
+lesions are estimates, tuned so that the default profile crosses them, so "18/18"
+here says the procedure does what it was tuned for, not that it matches the
+article. How close the cohort comes to the edge is printed beside it: the lesions
+whose calcium floor (``min_crack_force_n``, the least force that ever cracks it) is
+within 1 N of the profile's force ceiling. Goal: 18/18 crossed, ``uncrossable`` ends
 stalled with the rig stopped, zero safety violations, in every condition.
 
 Cost: CPU time against simulated time per run (it must stay linear: the
@@ -27,8 +40,9 @@ against a baseline measured in the same run: the same host + simulator with no
 procedure (slow advance, rotation, 1 kHz telemetry, pumped every 10 ms).
 
 JSON keys: ``crossed`` (cohort lesions crossed, base condition), ``total`` (18),
-``safety_violations`` (all runs, all conditions), ``goal_met``, ``rows``, plus
-``conditions`` and ``cost``.
+``near_edge`` (cohort lesions whose calcium floor is within 1 N of the ceiling, with
+``near_edge_lesions``), ``safety_violations`` (rules broken, all runs, all
+conditions), ``goal_met``, ``rows``, plus ``conditions`` and ``cost``.
 """
 
 from __future__ import annotations
@@ -48,7 +62,7 @@ ARTICLE = {"needle_passage": "18/18", "adverse_events": 0}
 MARGIN_MM = 3.0
 BASE_SEED = 1
 OTHER_SEEDS = (2, 3, 4, 5, 6)
-WATCH_AFTER_S = 2.0
+NEAR_EDGE_N = 1.0
 
 
 @dataclass(frozen=True)
@@ -72,13 +86,35 @@ def expected(lesion: str) -> str:
     return "stalled" if lesion == "uncrossable" else "crossed"
 
 
+def near_edge(ceiling_n: float, within_n: float = NEAR_EDGE_N) -> dict[str, Any]:
+    """The cohort lesions whose calcium floor (the hardest block's ``min_crack_force_n``)
+    is within ``within_n`` of the force ceiling: how close the tuned cohort comes to the
+    edge of what the procedure can cross."""
+    from sim_device.families import features
+    from sim_device.lesions import cohort
+
+    floors = {les.name: features(les)["calcium_floor_n"] for les in cohort("cohort-2021")}
+    near = sorted(n for n, f in floors.items() if abs(f - ceiling_n) <= within_n)
+    known = [f for f in floors.values() if f == f]  # NaN: no calcium
+    return {
+        "ceiling_n": ceiling_n,
+        "within_n": within_n,
+        "count": len(near),
+        "lesions": near,
+        "of": len(floors),
+        "hardest_floor_n": max(known) if known else None,
+    }
+
+
 def run_one(task: Task) -> dict[str, Any]:
     from firmware_host.client import NeedleDriver
-    from firmware_host.procedure import run_procedure
+    from firmware_host.procedure import load_profile, run_procedure
+    from firmware_host.sweep.judge import JudgeLimits, SafetyJudge
     from firmware_host.telemetry import TELEMETRY_DTYPE
     from sim_device.lesions import load_lesion
 
     lesion = load_lesion(task.lesion)
+    profile = load_profile(None)
     target = round(lesion.end_mm + MARGIN_MM, 3)
     batches: list[Any] = []
     url = f"sim://?lesion={task.lesion}&seed={task.seed}&noise={task.noise:g}"
@@ -86,36 +122,19 @@ def run_one(task: Task) -> dict[str, Any]:
     cpu0 = time.process_time()
     with NeedleDriver.open(url) as nd:
         unsubscribe = nd.telemetry.subscribe(batches.append)
-        fw = nd.link.transport.port.device  # type: ignore[attr-defined]
-        out = run_procedure(nd, None, target_depth_mm=target)
-        wall_s = time.perf_counter() - wall0
-        cpu_s = time.process_time() - cpu0
-        end_t = nd.clock.monotonic()
-        # Watch the rig after the run, link alive: nothing may move.
-        depth0, angle0 = fw.rig.needle_depth_mm, fw.rig.angle_deg
-        nd.wait_s(WATCH_AFTER_S)
-        moved_after = (
-            fw.rig.needle_depth_mm != depth0
-            or fw.rig.angle_deg != angle0
-            or fw.adv.active
-            or fw.rot.active
-        )
-        limits = nd.status().limits
-        events = nd.events()
+        # The judge's limits: the profile file's and the device's hard ones, read now.
+        limits = JudgeLimits.fixed(profile, nd.identity, target)
+        with SafetyJudge(nd, limits) as judge:
+            out = run_procedure(nd, profile, target_depth_mm=target, abort=judge.abort)
+            wall_s = time.perf_counter() - wall0
+            cpu_s = time.process_time() - cpu0
+            end_t = nd.clock.monotonic()
+            judge.watch_after()
+        verdict = judge.close()
         unsubscribe()
     rows = np.concatenate(batches) if batches else np.empty(0, dtype=TELEMETRY_DTYPE)
     t0 = float(rows["host_time_s"][0]) if len(rows) else 0.0
     during = rows[rows["host_time_s"] <= end_t]
-    stopped_t = next((e.t_s for e in out.events if e.kind == "stopped"), None)
-    force_over, depth_over, motion_after = judge_safety(
-        rows,
-        force_limit_n=limits.force_limit_n,
-        soft_depth_limit_mm=limits.soft_depth_limit_mm,
-        true_depth_mm=fw.rig.needle_depth_mm,
-        event_codes=[getattr(e.code, "name", str(e.code)) for e in events],
-        stopped_at_s=None if stopped_t is None else out.clock_start_s + stopped_t,
-        moved_after=moved_after,
-    )
     row: dict[str, Any] = {
         "lesion": task.lesion,
         "kind": task.kind,
@@ -124,19 +143,24 @@ def run_one(task: Task) -> dict[str, Any]:
         "target_mm": target,
         "expected": expected(task.lesion),
         "outcome": out.result.value,
+        "reason": out.reason,
         "depth_mm": round(out.final_depth_mm, 3),
         "time_s": round(out.duration_s, 1),
         "peak_force_n": round(out.peak_force_n, 2),
+        "peak_force_true_n": round(verdict.peak_force_true_n, 2),
         "holds": out.holds,
         "hold_time_s": round(out.hold_time_s, 1),
         "pecks": out.pecks,
         "cracks": out.cracks,
         "stalls": out.stalls,
-        "force_over_limit": force_over,
-        "depth_over_limit": depth_over,
-        "motion_after_stop": motion_after,
-        "violations": force_over + depth_over + motion_after,
-        "true_cracks": int(fw.rig.cracks),
+        "force_over_steps": verdict.force_over_steps,
+        "force_over_samples": verdict.force_over_samples + verdict.force_over_events,
+        "depth_over_steps": verdict.depth_over_steps + verdict.depth_over_samples,
+        "loose_limit_steps": verdict.loose_limit_steps,
+        "moved_after_end": verdict.moved_after_end,
+        "violations": verdict.violations,
+        "safety": verdict.safety,
+        "true_cracks": int(judge.rig.cracks),
         "sim_s": round(end_t - t0, 3),
         "wall_s": round(wall_s, 3),
         "cpu_s": round(cpu_s, 3),
@@ -153,52 +177,35 @@ def run_one(task: Task) -> dict[str, Any]:
                 if e.kind != "device_event"
             ],
             "target": target,
-            "soft": limits.soft_depth_limit_mm,
+            "soft": limits.depth_limit_mm,
             "force_limit": limits.force_limit_n,
         }
     return row
 
 
-def judge_safety(
-    rows: Any,
-    *,
-    force_limit_n: float,
-    soft_depth_limit_mm: float,
-    true_depth_mm: float,
-    event_codes: list[str],
-    stopped_at_s: float | None,
-    moved_after: bool,
-) -> tuple[int, int, int]:
-    """(force above the limit, depth beyond the soft limit, motion after the stop) counts
-    from telemetry rows (TELEMETRY_DTYPE), the device's event codes and the rig's truth."""
-    force_over = int(np.count_nonzero(rows["force_n"] > force_limit_n))
-    force_over += event_codes.count("FORCE_OVER_LIMIT")
-    depth_over = int(np.count_nonzero(rows["depth_mm"] > soft_depth_limit_mm + 1e-9))
-    depth_over += int(true_depth_mm > soft_depth_limit_mm + 1e-3)
-    moved_in_tail = False
-    if stopped_at_s is not None:
-        tail = rows[rows["host_time_s"] >= stopped_at_s]
-        moved_in_tail = bool(len(tail) and np.ptp(tail["depth_mm"]) > 0.0)
-    return force_over, depth_over, int(moved_after) + int(moved_in_tail)
-
-
 def baseline_cpu_per_sim_s(seconds: float = 30.0) -> float:
     """Baseline: CPU seconds per simulated second of the same host + simulator with no
     procedure — the needle advancing slowly and turning, 1 kHz telemetry decoded into
-    the ring, the link pumped every 10 ms as the control loop does. The ratio against
+    the ring, the link pumped every 10 ms as the control loop does, the safety judge
+    watching as it watches a benchmarked run. The ratio against
     it is what the procedure's own logic costs."""
     from firmware_host.client import NeedleDriver
+    from firmware_host.procedure import load_profile
+    from firmware_host.sweep.judge import JudgeLimits, SafetyJudge
 
     with NeedleDriver.open("sim://?lesion=fibrous-cto&seed=1") as nd:
         nd.home()
         nd.set_telemetry(rate_hz=1000, batch_samples=10)
         nd.rotate_rpm(30.0)
         nd.move_to_mm(40.0, 0.5)
-        end = nd.clock.monotonic() + seconds
-        t = time.process_time()
-        while nd.clock.monotonic() < end:
-            nd.wait_s(0.01)
-        cpu = time.process_time() - t
+        # The judge watches every rig step of a benchmarked run: the baseline carries
+        # it too, so the ratio is the procedure's own cost.
+        with SafetyJudge(nd, JudgeLimits.fixed(load_profile(None), nd.identity, 40.0)):
+            end = nd.clock.monotonic() + seconds
+            t = time.process_time()
+            while nd.clock.monotonic() < end:
+                nd.wait_s(0.01)
+            cpu = time.process_time() - t
     return cpu / seconds
 
 
@@ -264,7 +271,9 @@ def cost(rows: list[dict[str, Any]], baseline: float) -> dict[str, Any]:
     }
 
 
-def print_table(rows: list[dict[str, Any]], by_cond: dict[str, Any], cst: dict[str, Any]) -> None:
+def print_table(
+    rows: list[dict[str, Any]], by_cond: dict[str, Any], cst: dict[str, Any], edge: dict[str, Any]
+) -> None:
     base = next(iter(by_cond))
     cols = [
         ("lesion", 26),
@@ -296,6 +305,20 @@ def print_table(rows: list[dict[str, Any]], by_cond: dict[str, Any], cst: dict[s
             f"needle passage {ARTICLE['needle_passage']}, adverse events "
             f"{ARTICLE['adverse_events']}"
         )
+    print(
+        f"  The article's {ARTICLE['needle_passage']} was a clinical cohort; these 18 lesions are"
+        " estimates tuned so the default profile crosses them — crossing them all shows"
+    )
+    print("  the procedure does what it was tuned for, not that it matches the article.")
+    print(
+        f"  Cohort lesions whose calcium floor is within {edge['within_n']:g} N of the "
+        f"{edge['ceiling_n']:g} N ceiling: {edge['count']}/{edge['of']}"
+        + (f" ({', '.join(edge['lesions'])})" if edge["lesions"] else "")
+        + f"; the hardest floor is {edge['hardest_floor_n']:g} N."
+    )
+    bad = [r for r in rows if r["violations"]]
+    for r in bad:
+        print(f"  UNSAFE {r['lesion']} ({r['condition']}): {r['safety']}")
     print()
     print("cost (CPU time of the run's process against simulated time, all runs):")
     print(
@@ -384,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         r.pop("_trace", None)
     base = by_cond[conds[0]]
+    from firmware_host.procedure import load_profile
+
+    edge = near_edge(load_profile(None).advance.force_ceiling_n)
     violations = sum(r["violations"] for r in rows)
     goal_met = violations == 0 and all(
         s["crossed"] == s["total"] == 18
@@ -394,6 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "crossed": base["crossed"],
         "total": base["total"],
+        "near_edge": edge["count"],
+        "near_edge_lesions": edge["lesions"],
+        "hardest_calcium_floor_n": edge["hardest_floor_n"],
         "safety_violations": violations,
         "goal_met": goal_met,
         "article": ARTICLE,
@@ -408,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     if ns.json:
         print(json.dumps(result))
     else:
-        print_table(rows, by_cond, cst)
+        print_table(rows, by_cond, cst, edge)
         print()
         print(
             f"{len(rows)} runs in {matrix_wall_s:.1f} s wall on {ns.jobs} processes; "

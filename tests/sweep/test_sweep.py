@@ -95,7 +95,7 @@ def _planted(depth_beyond_mm: float, rate_rpm: float) -> Any:
     minutes towards the target + ``depth_beyond_mm``."""
     from firmware_host.procedure.outcome import Outcome, Result
 
-    def run_procedure(nd: Any, profile: Any, *, target_depth_mm: float) -> Outcome:
+    def run_procedure(nd: Any, profile: Any, *, target_depth_mm: float, **_: Any) -> Outcome:
         nd.home()
         if rate_rpm:
             nd.rotate_rpm(rate_rpm)
