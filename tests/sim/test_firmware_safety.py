@@ -50,28 +50,45 @@ def status(host: MiniHost) -> Status:
     return msg
 
 
-def run_into_stall(fw: Firmware, max_ticks: int = 60_000) -> tuple[int, int]:
-    """Tick until the stall cut-off fires; return (onset_us, stopped_us) by the rig's truth:
-    onset = the first tick the needle fails to follow the motor (steps lost)."""
+def run_into_stall(fw: Firmware, max_ticks: int = 60_000) -> tuple[int, int, str]:
+    """Tick until the stall cut-off fires; return (onset_us, stopped_us, path) by the rig's
+    truth. Onset is the earlier of the stall's two signs: the first tick the needle failed
+    to follow the motor (steps lost: path "steps"), and the first tick of the unbroken
+    stretch, ending at the stop, in which the load cell the device reads held at or above
+    its stall force while advancing (path "force")."""
     rig = fw.rig
     baseline_mm = rig.lost_mm
-    onset_us = None
+    lost_us = None
+    held_since_us: int | None = None
     for _ in range(max_ticks):
         fw.tick()
-        if onset_us is None and rig.lost_mm - baseline_mm > STEP_MM / 2:
-            onset_us = fw.clock.now_us
+        now_us = fw.clock.now_us
+        if lost_us is None and rig.lost_mm - baseline_mm > STEP_MM / 2:
+            lost_us = now_us
         if not fw.adv.active:
             break
-    assert fw.stall_stop_us is not None, "the stall cut-off never fired"
-    assert onset_us is not None or fw.stall_stop_us is not None
-    return (onset_us if onset_us is not None else fw.stall_stop_us), fw.stall_stop_us
+        if round(rig.load_cell_force_n * 1000.0) >= fw.stall_force_mn:
+            if held_since_us is None:
+                held_since_us = now_us
+        else:
+            held_since_us = None
+    stopped_us = fw.stall_stop_us
+    assert stopped_us is not None, "the stall cut-off never fired"
+    onsets = {p: t for p, t in (("steps", lost_us), ("force", held_since_us)) if t is not None}
+    assert onsets, "the advance stopped with neither steps lost nor the force held"
+    path = min(onsets, key=lambda p: onsets[p])
+    return onsets[path], stopped_us, path
 
 
 def test_uncrossable_lesion_ends_in_a_stall_within_10ms_of_onset() -> None:
     host = homed_host("lesion=uncrossable&seed=1&watchdog_ms=60000")
     host.command(Move(MoveMode.ABSOLUTE, 60_000, 2000))
-    onset_us, stopped_us = run_into_stall(host.port.device)
-    assert stopped_us - onset_us <= 10_000
+    fw = host.port.device
+    onset_us, stopped_us, path = run_into_stall(fw)
+    # the force reaches the stall threshold (90 % of thrust) before steps are lost: the
+    # cut-off is the force path's, one stall time after the force first held there
+    assert path == "force"
+    assert fw.stall_time_ms * 1000 - 1000 <= stopped_us - onset_us <= 10_000
     st = status(host)
     assert st.state == DeviceState.STALLED and st.latched_faults & FaultFlags.STALL
     assert EventCode.STALL in host.event_codes()
@@ -81,12 +98,25 @@ def test_uncrossable_lesion_ends_in_a_stall_within_10ms_of_onset() -> None:
     assert isinstance(reply, Nak) and reply.reason == NakReason.NOT_HOMED
 
 
+@pytest.mark.parametrize("stall_time_ms", [20, 50])
+def test_force_path_stall_latency_is_the_stall_time(stall_time_ms: int) -> None:
+    # the force held at the stall threshold is cut off stall_time_ms after it first held,
+    # whatever that time is set to (the thrust, 10 % higher, is 100 ms further in)
+    host = homed_host("lesion=uncrossable&seed=1&watchdog_ms=60000")
+    host.command(SetLimits(150_000, 40_000, 27_000, stall_time_ms))
+    host.command(Move(MoveMode.ABSOLUTE, 60_000, 2000))
+    onset_us, stopped_us, path = run_into_stall(host.port.device)
+    assert path == "force"
+    assert abs((stopped_us - onset_us) - stall_time_ms * 1000) <= 1000
+
+
 def test_following_error_alone_cuts_off_a_stall_within_10ms() -> None:
     # the force criterion made slow (10 s): only "encoder not following" can fire in time
     host = homed_host("lesion=uncrossable&seed=2&watchdog_ms=60000")
     host.command(SetLimits(150_000, 40_000, 40_000, 10_000))
     host.command(Move(MoveMode.ABSOLUTE, 60_000, 1000))
-    onset_us, stopped_us = run_into_stall(host.port.device, max_ticks=120_000)
+    onset_us, stopped_us, path = run_into_stall(host.port.device, max_ticks=120_000)
+    assert path == "steps"
     assert 0 <= stopped_us - onset_us <= 10_000
 
 
@@ -249,7 +279,9 @@ def test_sample_flags_mean_what_the_spec_says() -> None:
     assert not status(host).flags & SampleFlags.AT_LIMIT
     host.pump(5.0, until=lambda: host.event_codes().count(EventCode.HOMED) == 2)
     assert status(host).flags == SampleFlags.HOMED | SampleFlags.ARMED
-    # a fault other than STALL / ESTOP: FAULT (the watchdog here)
+    # a fault other than STALL / ESTOP: FAULT (the watchdog here: silent while turning)
+    host.command(Rotate(RotateMode.CONTINUOUS, 10_000, 0))
+    host.pump(0.1)
     host.heartbeat = False
     host.pump(0.5)
     host.heartbeat = True
