@@ -64,3 +64,18 @@ def gaps(numbers: Any) -> int:
         return 0
     d = np.diff(n)
     return int(np.sum(d[d > 1] - 1))
+
+
+def force_held_since_us(samples: Any, before_us: int, threshold_mn: int) -> int | None:
+    """Device time of the first sample of the unbroken stretch of samples, ending at the
+    last one at or before ``before_us``, whose force is at or above ``threshold_mn`` (a
+    stall cut off by the force held at its threshold started there); None if that last
+    sample's force is below it."""
+    sel = samples[samples["t_us"] <= before_us]
+    if len(sel) == 0:
+        return None
+    below = np.flatnonzero(sel["force_mn"].astype(np.int64) < threshold_mn)
+    if len(below) and below[-1] == len(sel) - 1:
+        return None
+    first = int(below[-1]) + 1 if len(below) else 0
+    return int(sel["t_us"][first])

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
@@ -18,7 +20,11 @@ from protocol import Identity, Nak, Status
 EXIT_UNREACHABLE = 4  # pytest's usage-error code: the suite could not start
 TELEMETRY_RATE_HZ = 1000
 # Ordinary tests on a simulated device: its lesion (soft-stenosis by default) starts at
-# 20 mm; the force test drives into its calcium (28–30 mm) with a 1 N limit.
+# 20 mm; the force test drives into its calcium (28–30 mm) with a 1 N limit. The stall
+# test needs a block, which would bar the full-travel tests' way: on the in-process
+# simulator it runs on a second simulator whose lesion the suite picks, SIM_BLOCK_LESION,
+# a solid block at [stall] block_depth_mm — through the wire, as on a rig.
+SIM_BLOCK_LESION = Path(__file__).with_name("sim-block.toml")
 SIM_DEFAULTS = RigConfig(
     test_depth_mm=15.0,
     speed_mm_s=5.0,
@@ -27,6 +33,7 @@ SIM_DEFAULTS = RigConfig(
     full_travel=True,
     force_test_limit_n=1.0,
     force_test_depth_mm=32.0,
+    stall_block_depth_mm=40.0,
     source="(simulator defaults)",
 )
 RIG_DEFAULT_TEST_DEPTH_MM = 5.0
@@ -84,12 +91,21 @@ def open_wire(url: str) -> Wire:
         pytest.exit(f"needle-hil: cannot open port {exc}", EXIT_UNREACHABLE)
 
 
+def with_lesion(url: str, lesion: str | Path) -> str:
+    """A ``sim://`` URL with its lesion replaced (the other options kept, the defect too);
+    the lesion's name or path is quoted, so a path with ``+``, ``&`` or spaces survives."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "lesion"]
+    query.append(("lesion", str(lesion)))
+    return f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(query)}"
+
+
 @contextmanager
-def fresh_simulator(s: HilSession) -> Iterator[Dut]:
-    """A second, throwaway device from the same ``sim://`` URL (same defect, same lesion),
-    homed, for a test that breaks its rig for good (an injected motor stall)."""
+def fresh_simulator(s: HilSession, url: str | None = None) -> Iterator[Dut]:
+    """A second device from the session's ``sim://`` URL (same defect, same lesion) or
+    from ``url``, homed, with the session's default limits and telemetry."""
     assert s.wire.virtual, "only the in-process simulator can be duplicated"
-    wire = open_wire(s.url)
+    wire = open_wire(url or s.url)
     dut = Dut(wire)
     try:
         dut.hello()
@@ -99,3 +115,21 @@ def fresh_simulator(s: HilSession) -> Iterator[Dut]:
         yield dut
     finally:
         wire.close()
+
+
+@contextmanager
+def block_device(s: HilSession, homed: Dut) -> Iterator[Dut]:
+    """The homed device whose advance meets a solid block at ``[stall] block_depth_mm``:
+    the session's own on a rig (its rig file says where the block is); on the
+    in-process simulator with the suite's defaults, a second simulator on
+    SIM_BLOCK_LESION. A served simulator with no rig file has no known block: skipped."""
+    if s.rig.source != SIM_DEFAULTS.source:
+        yield homed
+    elif s.wire.virtual and s.url.startswith("sim://"):
+        with fresh_simulator(s, with_lesion(s.url, SIM_BLOCK_LESION)) as dut:
+            yield dut
+    else:
+        pytest.skip(
+            "needs a block: serve the simulator a lesion with one and give its depth as"
+            " [stall] block_depth_mm in a rig file"
+        )

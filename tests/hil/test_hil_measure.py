@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from hil_tests.measure import advance_stopped_at_us, encoder_stopped_at_us, gaps
+from hil_tests.measure import (
+    advance_stopped_at_us,
+    encoder_stopped_at_us,
+    force_held_since_us,
+    gaps,
+)
 from hil_tests.wire import KEPT_SAMPLE_DTYPE, TelemetryLog
 from protocol import Telemetry, TelemetrySample, pack_samples
 
@@ -59,3 +64,13 @@ def test_stop_and_onset_times() -> None:
     assert advance_stopped_at_us(_samples([0, 1, 2, 3], [0, 1, 2, 3]), 0) is None
     # a brief pause that resumes is not a stop
     assert advance_stopped_at_us(_samples([0, 5, 5, 9, 9, 9], [0] * 6), 0) == 3000
+
+
+def test_force_held_onset() -> None:
+    s = _samples([0] * 8, [0] * 8)
+    s["force_mn"] = [0, 900, 1000, 900, 1000, 1100, 1200, 1200]
+    # held at ≥ 1000 mN from 4 ms (the dip at 3 ms broke the first stretch)
+    assert force_held_since_us(s, 7000, 1000) == 4000
+    assert force_held_since_us(s, 2000, 1000) == 2000
+    assert force_held_since_us(s, 3000, 1000) is None  # below at the end
+    assert force_held_since_us(s, 7000, 0) == 0  # held since the record began
