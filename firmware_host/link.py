@@ -1,13 +1,13 @@
 """The link: one transport, frames in and out, replies matched to commands, retransmission,
 heartbeats, liveness and statistics (docs/architecture.md §2, §4).
 
-Two ways of running, one code path for the protocol:
+The I/O itself is the Pump's (firmware_host/pump.py), one code path for both kinds of port:
 
-* Real ports: a background reader thread decodes everything continuously (telemetry and
+* Real ports: the pump's reader thread decodes everything continuously (telemetry and
   events never wait for a command) and sends the heartbeats — but only while the owner
   holds its liveness lease (it made a request, waited or called keepalive() within
-  ``lease_s``), so a hung host program stops feeding the device's watchdog. A caller waiting for a
-  reply does *not* get it through the thread: it announces itself, the reader stands
+  ``lease_s``), so a hung host program stops feeding the device's watchdog. A caller waiting
+  for a reply does *not* get it through the thread: it announces itself, the reader stands
   aside, and the caller reads the port itself under the I/O lock. The reply path has no
   thread hand-off (a queue hand-off alone costs ≈ 50 µs on a pty; platform notes).
 * Virtual ports (``sim://``): no thread at all. Every wait pumps the port, which runs the
@@ -22,15 +22,14 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import select
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from firmware_host.errors import LinkLost, Timeout
-from firmware_host.transports.base import MONOTONIC, Transport
+from firmware_host.pump import DELIMITER, Pump
+from firmware_host.transports.base import Transport
 from protocol import (
     DEVICE_HEARTBEAT_MS,
     HOST_HEARTBEAT_MS,
@@ -45,7 +44,6 @@ from protocol import (
     Heartbeat,
     Identity,
     Status,
-    StreamDecoder,
     Telemetry,
     encode,
 )
@@ -54,9 +52,7 @@ from protocol.schema import MSG_ID, Message
 
 log = logging.getLogger(__name__)
 
-_READ_BYTES = 65536
 _REPLY_TYPES = (Ack, NakMsg, Identity, Status, EventLog)
-_CALLER_GRACE_S = 0.002  # the reader stays aside this long after a caller leaves
 _RTT_WINDOW = 1000  # round trips kept for the p99
 _SAMPLE_MOD = 1 << 32
 _RETRANSMIT = int(HeaderFlags.RETRANSMIT)
@@ -65,7 +61,7 @@ _SAMPLE_BYTES = int(SAMPLE_DTYPE.itemsize)
 # last frame then ends as a garbage "frame" of its own instead of being glued to ours,
 # so the first command after noise (an ESTOP) is not lost to a CRC failure and a
 # retransmission. The decoder treats the empty frame between two delimiters as nothing.
-_DELIM = b"\x00"
+_DELIM = DELIMITER
 
 
 @dataclass
@@ -80,6 +76,11 @@ class LinkConfig:
     # The device sends something at least every 100 ms; 5 missed = the link is gone.
     silence_timeout_s: float = 5 * DEVICE_HEARTBEAT_MS / 1000.0
     reader_slice_s: float = 0.05  # longest a reader/pump blocks before rechecking timers
+    # Real ports: after a read the reader waits this long before it looks again, so 1 kHz
+    # telemetry (100 batches/s) costs a wake-up per few batches, not one each (CPU: see
+    # benchmarks/link.py). Telemetry and events reach listeners at most this late; replies
+    # are not delayed (their caller reads them itself). The device's watchdog is 200 ms.
+    read_coalesce_s: float = 0.05
     # Liveness lease: heartbeats go out only while the link's owner showed life (a request,
     # a wait, a pump, keepalive()) within this long. It is shorter than the device's
     # 200 ms watchdog, so a hung host program (not just a dead process) lets the watchdog
@@ -164,44 +165,40 @@ class Link:
     def __init__(self, transport: Transport, config: LinkConfig | None = None) -> None:
         self.transport = transport
         self.clock = transport.clock
-        # The machine's clock read directly: one Python call less, five times a request.
-        self._now: Callable[[], float] = (
-            time.monotonic if transport.clock is MONOTONIC else transport.clock.monotonic
-        )
         self.virtual = transport.virtual
         self.config = config or LinkConfig()
+        cfg = self.config
         self.stats = LinkStats()
         # (host_time_s, "in"/"out", seq, flags, message): tuples, cheap on the hot path
         self.frame_log: collections.deque[tuple[float, str, int, int, Message]] = collections.deque(
             maxlen=100
         )
-        self._decoder = StreamDecoder()
-        self._io_lock = threading.Lock()  # whoever reads the port and feeds the decoder
-        self._write_lock = threading.Lock()
+        self._pump = Pump(
+            transport,
+            self._on_input,
+            heartbeat_s=cfg.heartbeat_s,
+            allowed=self._lease_ok,
+            beat=self._send_heartbeat,
+            on_timer=self._check_silence,
+            on_lost=self._set_lost,
+            slice_s=cfg.reader_slice_s,
+            coalesce_s=cfg.read_coalesce_s,
+        )
+        self._decoder = self._pump.decoder
+        self._now: Callable[[], float] = self._pump.now
         self._state_lock = threading.Lock()  # seq allocation + its entry in the pending table
         self._changed = threading.Condition(threading.Lock())  # notified on every frame in
         self._waiters = 0  # threads in wait_until (real ports)
-        # seq -> command awaiting its reply; non-empty exactly while a caller is in request()
-        # (the reader stands aside then). Single dict operations need no lock (GIL).
+        # seq -> command awaiting its reply. Single dict operations need no lock (GIL).
         self._pending: dict[int, _Pending] = {}
         self._next_seq = 0
         self._listeners: list[FrameListener] = []
-        self._caller_left_s = -1.0
         self._lost: LinkLost | None = None
-        self._closing = threading.Event()
         self._last_rx_s: float | None = None  # None until the device first speaks
-        self._next_heartbeat_s = self.clock.monotonic()
-        self._owner_seen_s = self._next_heartbeat_s  # last sign of life of the owner
+        self._owner_seen_s = self._now()  # last sign of life of the owner
         self._lease_lapsed = False
-        self.heartbeats_enabled = True  # tests may switch them off to trip the watchdog
         self._expected_sample: int | None = None
-        self._reader: threading.Thread | None = None
-        self._fd = transport.fileno()
-        if not self.virtual:
-            self._reader = threading.Thread(
-                target=self._reader_main, name=f"link-reader {transport.name}", daemon=True
-            )
-            self._reader.start()
+        self._pump.start()
 
     # ------------------------------------------------------------ public API
 
@@ -212,6 +209,15 @@ class Link:
     @property
     def lost(self) -> LinkLost | None:
         return self._lost
+
+    @property
+    def heartbeats_enabled(self) -> bool:
+        return self._pump.heartbeats_enabled
+
+    @heartbeats_enabled.setter
+    def heartbeats_enabled(self, on: bool) -> None:
+        """Tests may switch the heartbeats off to trip the device's watchdog."""
+        self._pump.heartbeats_enabled = on
 
     def add_listener(self, listener: FrameListener) -> None:
         """Called with every unsolicited frame (telemetry, events, heartbeats), on the
@@ -236,10 +242,12 @@ class Link:
         retries = self.config.max_retries if max_retries is None else max_retries
         msg_id = MSG_ID[type(msg)]
         pending_table = self._pending
+        pump = self._pump
         with self._state_lock:
             seq = self._alloc_seq()
             pending = _Pending(seq, msg_id)
             pending_table[seq] = pending
+        pump.enter_caller()  # the reader stands aside: we read our reply ourselves
         try:
             wire = _DELIM + encode(msg, seq)
             attempt = 0
@@ -264,9 +272,8 @@ class Link:
                 self.stats.retransmits += 1
                 rto_s = min(rto_s * 2.0, self.config.max_rto_s)
         finally:
-            # (stamp first: the reader, seeing the table empty, checks the grace from it)
-            self._caller_left_s = self._now()
             pending_table.pop(seq, None)
+            pump.leave_caller()
 
     def keepalive(self) -> None:
         """Renew the liveness lease: the owner is alive. Long-running consumers that do
@@ -292,7 +299,7 @@ class Link:
                 now = self.clock.monotonic()
                 if now >= deadline:
                     return False
-                self._pump(deadline - now)
+                self._pump_for(deadline - now)
         with self._changed:
             self._waiters += 1
             try:
@@ -317,16 +324,14 @@ class Link:
     def pump(self, timeout_s: float = 0.0) -> None:
         """Virtual ports: run the port up to timeout_s. Real ports: nothing (the reader runs)."""
         if self.virtual:
-            self._pump(timeout_s)
+            self._pump_for(timeout_s)
 
     def dump(self) -> str:
         """The last frames each way, one a line, for a report when something goes wrong."""
         return "\n".join(str(LoggedFrame(*f)) for f in list(self.frame_log))
 
     def close(self) -> None:
-        self._closing.set()
-        if self._reader is not None and self._reader is not threading.current_thread():
-            self._reader.join(timeout=1.0)
+        self._pump.close()
         self.transport.close()
         if self._lost is None:
             self._lost = LinkLost(f"{self.name}: link closed")
@@ -352,8 +357,8 @@ class Link:
         """The owner is alive at ``now``; a heartbeat withheld while it was not goes out
         at once (from this thread) rather than at the reader's next wake-up."""
         self._owner_seen_s = now
-        if self._lease_lapsed and now >= self._next_heartbeat_s:
-            self._tick_timers(now)
+        if self._lease_lapsed and now >= self._pump.next_heartbeat_s:
+            self._pump.tick(now)
 
     def _raise_if_lost(self) -> None:
         if self._lost is not None:
@@ -369,12 +374,11 @@ class Link:
     def _write_frame(
         self, wire: bytes, msg: Message, seq: int, retransmit: bool, now_s: float
     ) -> None:
-        with self._write_lock:
-            try:
-                self.transport.write(wire)
-            except LinkLost as exc:
-                self._set_lost(exc)
-                raise
+        try:
+            self._pump.write(wire)
+        except LinkLost as exc:
+            self._set_lost(exc)
+            raise
         # (after the write: this bookkeeping overlaps the device's turn)
         stats = self.stats
         stats.bytes_out += len(wire)
@@ -384,9 +388,7 @@ class Link:
     def _wait_reply(self, pending: _Pending, deadline_s: float) -> bool:
         """Read for ourselves until our reply is in or deadline_s passes."""
         now = self._now
-        io_lock = self._io_lock
-        read = self.transport.read
-        slice_s = self.config.reader_slice_s
+        run = self._pump.run
         while True:
             if pending.frame is not None:
                 return True
@@ -397,58 +399,21 @@ class Link:
             remaining = deadline_s - t
             if remaining <= 0:
                 return False
-            if self.virtual:
-                self._pump(remaining)
-                continue
-            # Another caller (or the reader, briefly) may hold the port: it will decode our
-            # reply, then release the lock; otherwise we read the port ourselves.
-            # (The untimed try first: the usual case, and cheaper than a timed acquire.)
-            if not io_lock.acquire(False) and not io_lock.acquire(timeout=remaining):
-                continue
-            try:
-                if pending.frame is not None:
-                    return True
-                data = read(_READ_BYTES, remaining if remaining < slice_s else slice_s)
-                if data:
-                    self._feed(data)
-            except LinkLost as exc:
-                self._set_lost(exc)
-                raise
-            finally:
-                io_lock.release()
+            run(remaining)  # virtual: runs the device; real: reads the port ourselves
 
-    def _pump(self, timeout_s: float) -> None:
+    def _pump_for(self, timeout_s: float) -> None:
         """Virtual transports: heartbeats by virtual time, then read (running the device)."""
-        now = self._now()
-        self._owner_seen_s = now  # only the owner pumps a virtual port
-        self._tick_timers(now)
+        self._owner_seen_s = self._now()  # only the owner pumps a virtual port
         self._raise_if_lost()
-        if self.heartbeats_enabled:
-            timeout_s = min(timeout_s, self._next_heartbeat_s - now)
-        # at least one control tick, so that a tiny remainder still moves virtual time
-        slice_s = max(timeout_s, 0.001)
-        # Two threads may wait at once (a procedure and a Ctrl-C path): one pumps at a time.
-        with self._io_lock:
-            try:
-                data = self.transport.read(_READ_BYTES, slice_s)
-            except LinkLost as exc:
-                self._set_lost(exc)
-                raise
-            if data:
-                self._feed(data)
-        self._tick_timers(self._now())
+        self._pump.run(timeout_s)
 
-    def _tick_timers(self, now: float) -> None:
-        """Send the heartbeat when due and the owner's lease holds; declare the link lost
-        when the device is silent."""
-        if self.heartbeats_enabled and now >= self._next_heartbeat_s and self._lease_ok(now):
-            self._next_heartbeat_s = now + self.config.heartbeat_s
-            try:
-                beat = Heartbeat(int(now * 1000) & 0xFFFFFFFF)
-                self._write_frame(_DELIM + encode(beat), beat, 0, False, now)
-                self.stats.heartbeats_out += 1
-            except LinkLost:
-                return
+    def _send_heartbeat(self, now: float) -> None:
+        beat = Heartbeat(int(now * 1000) & 0xFFFFFFFF)
+        self._write_frame(_DELIM + encode(beat), beat, 0, False, now)
+        self.stats.heartbeats_out += 1
+
+    def _check_silence(self, now: float) -> None:
+        """Declare the link lost when the device has been silent too long."""
         last = self._last_rx_s
         if last is not None and now - last > self.config.silence_timeout_s and not self._lost:
             self._set_lost(
@@ -474,11 +439,10 @@ class Link:
             )
         return False
 
-    def _feed(self, data: bytes) -> None:
-        """Decode bytes and dispatch the frames. Called with the I/O lock held (or virtual)."""
+    def _on_input(self, frames: list[Frame], n_bytes: int) -> None:
+        """Dispatch the frames of one read. Called with the pump's I/O lock held."""
         stats = self.stats
-        stats.bytes_in += len(data)
-        frames = self._decoder.feed(data)
+        stats.bytes_in += n_bytes
         dstats = self._decoder.stats
         stats.crc_failures = dstats.crc_failures
         stats.frames_bad = dstats.frames_bad
@@ -544,44 +508,6 @@ class Link:
         self._expected_sample = (first + count) % _SAMPLE_MOD
         self.stats.telemetry_samples += count
         return True
-
-    def _reader_main(self) -> None:
-        """Real ports: read continuously while no caller is reading; send heartbeats."""
-        cfg = self.config
-        fd = self._fd
-        clock_now = self._now
-        while not self._closing.is_set():
-            now = clock_now()
-            self._tick_timers(now)
-            if self._lost is not None:
-                return
-            if self._pending or now - self._caller_left_s < _CALLER_GRACE_S:
-                # Callers are busy: they read the port themselves. Polling (not being
-                # woken at each caller's exit) keeps the reader off the reply path.
-                self._closing.wait(_CALLER_GRACE_S)
-                continue
-            wait_s = max(0.0, min(cfg.reader_slice_s, self._next_heartbeat_s - now))
-            if not self.heartbeats_enabled or self._lease_lapsed:
-                # nothing to send until the owner renews (it then sends the beat itself)
-                wait_s = cfg.reader_slice_s
-            try:
-                if fd is not None:
-                    ready, _, _ = select.select([fd], [], [], wait_s)
-                    if not ready or not self._io_lock.acquire(blocking=False):
-                        continue
-                elif not self._io_lock.acquire(timeout=wait_s):
-                    continue
-                try:
-                    # decode under the same lock hold: bytes must reach the decoder in order
-                    data = self.transport.read(_READ_BYTES, 0.0 if fd is not None else 0.005)
-                    if data:
-                        self._feed(data)
-                finally:
-                    self._io_lock.release()
-            except (LinkLost, OSError, ValueError) as exc:
-                if not self._closing.is_set():
-                    self._set_lost(exc if isinstance(exc, LinkLost) else LinkLost(str(exc)))
-                return
 
 
 def _answers(msg: Message, command_id: int) -> bool:

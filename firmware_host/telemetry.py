@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from protocol import SAMPLE_DTYPE
+
 log = logging.getLogger(__name__)
 
 # One row per sample, in the API's units (names carry them).
@@ -34,24 +36,52 @@ Subscriber = Callable[[TelemetryRows], None]
 _MOD = 1 << 32
 
 
+def _run_view(dtype: np.dtype[Any], names: tuple[str, ...], base: str) -> np.dtype[Any]:
+    """A dtype that sees the consecutive fields ``names`` of ``dtype`` (all of one type) as
+    one sub-array field "v": the whole run converts in one numpy call instead of one each."""
+    fields = dtype.fields
+    assert fields is not None
+    offset = fields[names[0]][1]
+    size = np.dtype(base).itemsize
+    for i, name in enumerate(names):
+        assert fields[name][0] == np.dtype(base) and fields[name][1] == offset + i * size
+    return np.dtype(
+        {"names": ["v"], "formats": [(base, (len(names),))], "offsets": [offset],
+         "itemsize": dtype.itemsize}
+    )  # fmt: skip
+
+
+_QUANTITY_DIVISORS = np.array([1000.0, 1000.0, 100.0, 1000.0])  # µm, µm, cdeg, mN
+_WIRE_QUANTITIES = _run_view(
+    SAMPLE_DTYPE, ("depth_um", "commanded_depth_um", "angle_cdeg", "force_mn"), "<i4"
+)
+_ROW_QUANTITIES = _run_view(
+    TELEMETRY_DTYPE, ("depth_mm", "commanded_depth_mm", "angle_deg", "force_n"), "<f8"
+)
+_WIRE_CODES = _run_view(SAMPLE_DTYPE, ("state", "flags"), "u1")
+_ROW_CODES = _run_view(TELEMETRY_DTYPE, ("state", "flags"), "u1")
+
+
 def rows_from_samples(
     samples: Any,
     first_number: int,
     device_time_us: npt.NDArray[np.int64],
     host_time_s: npt.NDArray[np.float64],
 ) -> TelemetryRows:
-    """Wire samples (protocol.SAMPLE_DTYPE) to rows of TELEMETRY_DTYPE."""
+    """Wire samples (protocol.SAMPLE_DTYPE) to rows of TELEMETRY_DTYPE.
+
+    A few numpy calls per batch whatever the number of fields: the four quantities convert
+    in one division and state + flags in one copy (consecutive fields seen as one array),
+    so a 10-sample batch costs ≈ 10 µs (it runs 100 times a second at 1 kHz)."""
     n = len(samples)
     rows = np.empty(n, dtype=TELEMETRY_DTYPE)
     rows["sample_number"] = np.arange(first_number, first_number + n, dtype=np.int64)
     rows["host_time_s"] = host_time_s
     rows["device_time_s"] = device_time_us / 1e6
-    rows["depth_mm"] = samples["depth_um"] / 1000.0
-    rows["commanded_depth_mm"] = samples["commanded_depth_um"] / 1000.0
-    rows["angle_deg"] = samples["angle_cdeg"] / 100.0
-    rows["force_n"] = samples["force_mn"] / 1000.0
-    rows["state"] = samples["state"]
-    rows["flags"] = samples["flags"]
+    np.divide(
+        samples.view(_WIRE_QUANTITIES)["v"], _QUANTITY_DIVISORS, out=rows.view(_ROW_QUANTITIES)["v"]
+    )
+    rows.view(_ROW_CODES)["v"] = samples.view(_WIRE_CODES)["v"]
     return rows
 
 

@@ -49,9 +49,10 @@ class TimeSync:
         t = time_us_32.astype(np.int64)
         if last is None:
             return t
-        delta = (t - last) % _WRAP
-        delta = np.where(delta >= _HALF, delta - _WRAP, delta)
-        return delta + last
+        # last + the step from last's low 32 bits to t, taken in [-2^31, 2^31)
+        base = last - _HALF
+        out: npt.NDArray[np.int64] = (t - base) % _WRAP + base
+        return out
 
     # ---------------------------------------------------------------- observations
 
