@@ -182,8 +182,18 @@ def _make_rig(options: DeviceOptions) -> Any:
     try:
         lesion = load_lesion(options.lesion)
     except LesionError as exc:
-        raise DeviceOptionError(str(exc)) from None
+        raise DeviceOptionError(str(exc) + _plus_hint(options.lesion)) from None
     return Rig(lesion, seed=options.seed, noise_scale=options.noise)
+
+
+def _plus_hint(lesion: str) -> str:
+    """A lesion path read from a URL has its ``+`` turned into spaces (the query's
+    encoding): say so when the path as written, with ``+``, is a file."""
+    from pathlib import Path
+
+    if " " in lesion and Path(lesion.replace(" ", "+")).is_file():
+        return " — a '+' in a sim:// URL reads as a space: write it %2B"
+    return ""
 
 
 def parse_query(query: str) -> dict[str, str]:

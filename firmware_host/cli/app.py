@@ -22,6 +22,9 @@ needlectl: drive the needle driver rig (or its simulator) from the bench.
 The port is --port URL, else $NEEDLECTL_PORT, else sim:// (the simulator): nothing
 on the desk moves unless you name a real port, e.g. --port /dev/needle-driver.
 Ports: a device path, socket://HOST:PORT, usb://1209:4e44[/SERIAL], sim://?lesion=NAME&seed=N.
+In sim://?lesion=... give a library lesion's NAME or a lesion file's PATH; the URL's
+query is percent-encoded, so a path with '+', '&', '%' or '#' spells them %2B, %26,
+%25, %23 (a bare '+' reads as a space): sim://?lesion=/data/a%2Bb/x.toml.
 The default sim:// starts a FRESH in-process simulator for every command, so state
 (homed, position, faults) does not carry from one command to the next. For a device
 that keeps its state, serve one in another terminal:
@@ -190,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_float_in(0.1, 500, "--target-mm"),
         metavar="MM",
         help="target depth in mm: the lesion's far end plus a margin (default: the"
-        " profile's; on sim://?lesion=NAME the lesion's end + 2 mm)",
+        " profile's; on sim://?lesion=NAME|PATH the lesion's end + 2 mm)",
     )
     p = add("plot", "picture of a recorded run (PNG)", "runcmd:cmd_plot")
     p.add_argument("run_dir", metavar="DIR", help="a run folder written by `run --record`")

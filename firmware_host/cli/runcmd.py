@@ -198,7 +198,7 @@ def cmd_run(ns: argparse.Namespace, out: Output) -> int:
         if record_dir is not None:
             out.line(f"recorded in {record_dir}; picture: needlectl plot {record_dir}")
     if code != Exit.OK:
-        raise CliError(_failure_line(outcome, signum, latched), code)
+        raise CliError(_failure_line(outcome, signum, latched, record_dir), code)
     return Exit.OK
 
 
@@ -244,7 +244,9 @@ def _latched_after(nd: Any) -> list[str]:
         return []
 
 
-def _failure_line(outcome: Any, signum: int | None, latched: list[str]) -> str:
+def _failure_line(
+    outcome: Any, signum: int | None, latched: list[str], record_dir: Path | None = None
+) -> str:
     what = outcome.result.value
     faults = f"; latched: {', '.join(latched)}" if latched else ""
     if outcome.withdrawn is False:
@@ -262,12 +264,19 @@ def _failure_line(outcome: Any, signum: int | None, latched: list[str]) -> str:
     if what == "stalled":
         return (
             f"not crossed: {outcome.reason} (depth {outcome.final_depth_mm:.2f} mm{faults})"
-            f" — the rig is stopped; see the plot; {CLEAR_THEN_HOME}"
+            f" — the rig is stopped; {_look(record_dir)}; {CLEAR_THEN_HOME}"
         )
     return (
         f"run ended in a fault: {outcome.reason}{faults} — see `needlectl events`, fix the"
         f" cause, then {CLEAR_THEN_HOME}"
     )
+
+
+def _look(record_dir: Path | None) -> str:
+    """Where to look after a stall: the plot of a recorded run; else, how to get one."""
+    if record_dir is not None:
+        return f"see the plot (needlectl plot {record_dir})"
+    return "the run was not recorded: --record DIR keeps telemetry and a plot"
 
 
 def cmd_plot(ns: argparse.Namespace, out: Output) -> int:

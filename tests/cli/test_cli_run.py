@@ -56,8 +56,23 @@ def test_run_that_does_not_cross_exits_6_with_the_outcome(cli: Cli) -> None:
     # Homing is what retracts: after a stall the device refuses a jog until re-homed.
     assert "`needlectl clear`, then `needlectl home` (drives the needle back" in line
     assert "jog" not in line
+    # not recorded: no plot to see, and the line says how to get one
+    assert "see the plot" not in line and "not recorded: --record DIR" in line
     d = json.loads(proc.stdout)
     assert d["outcome"] == "stalled" and d["pecks"] >= 1 and d["depth_mm"] < d["target_depth_mm"]
+
+
+def test_a_stall_points_at_the_plot_when_recorded(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from firmware_host.cli.runcmd import _failure_line
+    from firmware_host.procedure import Result
+
+    stalled = SimpleNamespace(
+        result=Result.STALLED, reason="no progress", final_depth_mm=25.5, withdrawn=None
+    )
+    line = _failure_line(stalled, None, [], tmp_path / "run")
+    assert f"see the plot (needlectl plot {tmp_path / 'run'})" in line
 
 
 def test_run_refuses_impossible_targets_before_moving(cli: Cli) -> None:
