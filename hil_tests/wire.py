@@ -7,13 +7,14 @@ library's transports (``firmware_host.transports.open_transport``: a device path
 ``socket://``, ``usb://VID:PID``, ``sim://``), so ports open, fail and time out as they do
 for every other program.
 
-Two ways to run, one API:
+The I/O is the host library's Pump (firmware_host/pump.py), as for the link — two ways
+to run, one API:
 
 * virtual (``sim://`` in-process, ``transport.virtual``): no thread. Every wait pumps the
   port, whose ``read`` runs the device forward in virtual time; heartbeats go out from the
-  pump.
-* real: a reader thread decodes everything continuously, a heartbeat thread keeps the link
-  alive; waits block on a condition variable the reader notifies.
+  pump by virtual time.
+* real: the pump's reader thread decodes everything continuously and sends the
+  heartbeats; waits block on a condition variable the frame callback notifies.
 
 Everything received is kept: replies by seq, telemetry samples (numbered, device time
 unwrapped to 64 bit), events in arrival order, so a test can judge afterwards from the
@@ -25,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import struct
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from firmware_host.errors import LinkLost
+from firmware_host.pump import Pump
 from firmware_host.transports import Clock, Transport
 from protocol import (
     HEADER_FORMAT,
@@ -45,7 +46,6 @@ from protocol import (
     Frame,
     HeaderFlags,
     Heartbeat,
-    StreamDecoder,
     Telemetry,
     encode,
     frame_body,
@@ -54,7 +54,6 @@ from protocol import (
 from protocol.schema import Message
 
 HEARTBEAT_PERIOD_S = HOST_HEARTBEAT_MS / 1000.0
-READ_CHUNK_BYTES = 65536
 # Telemetry samples as the suite keeps them: the wire record plus its number and 64-bit time.
 KEPT_SAMPLE_DTYPE = np.dtype(
     [(name, SAMPLE_DTYPE.fields[name][0]) for name in SAMPLE_DTYPE.names]
@@ -142,25 +141,29 @@ class Wire:
         # ``device`` tests may use for fault injection); None for other transports
         self.port: Any = getattr(transport, "port", None)
         self.received = Received()
-        self.decoder = StreamDecoder()
-        self.heartbeats_enabled = True
         self.drop_event_numbers: set[int] = set()
         self._next_seq = 0
-        self._last_heartbeat_s = -1.0
         self._cond = threading.Condition()
-        self._write_lock = threading.Lock()
-        self._closed = threading.Event()
         self._error: BaseException | None = None
-        self._threads: list[threading.Thread] = []
-        if not self.virtual:
-            self._threads = [
-                threading.Thread(target=self._reader, name=f"hil-reader {self.name}", daemon=True),
-                threading.Thread(
-                    target=self._heartbeat, name=f"hil-heartbeat {self.name}", daemon=True
-                ),
-            ]
-            for t in self._threads:
-                t.start()
+        # (slice 20 ms: a real reader rechecks its timers that often; frames reach the suite
+        # as soon as they arrive — no read coalescing: tests time the device's replies)
+        self._pump = Pump(
+            transport,
+            self._take,
+            heartbeat_s=HEARTBEAT_PERIOD_S,
+            on_lost=self._on_lost,
+            slice_s=0.02,
+        )
+        self.decoder = self._pump.decoder
+        self._pump.start()
+
+    @property
+    def heartbeats_enabled(self) -> bool:
+        return self._pump.heartbeats_enabled
+
+    @heartbeats_enabled.setter
+    def heartbeats_enabled(self, on: bool) -> None:
+        self._pump.heartbeats_enabled = on
 
     # ------------------------------------------------------------------ sending
 
@@ -173,11 +176,10 @@ class Wire:
     def write(self, data: bytes) -> None:
         if self._error is not None:
             raise LinkClosed(f"{self.name}: {self._error}")
-        with self._write_lock:
-            try:
-                self.transport.write(data)
-            except LinkLost as exc:
-                raise LinkClosed(str(exc)) from exc
+        try:
+            self._pump.write(data)
+        except LinkLost as exc:
+            raise LinkClosed(str(exc)) from exc
 
     def send(self, msg: Message, seq: int | None = None, flags: int = 0) -> int:
         """Send one message; returns its seq (a fresh one unless given)."""
@@ -201,7 +203,12 @@ class Wire:
 
     # ------------------------------------------------------------------ receiving
 
-    def _take(self, frames: list[Frame]) -> None:
+    def _on_lost(self, exc: LinkLost) -> None:
+        self._error = exc
+        with self._cond:
+            self._cond.notify_all()
+
+    def _take(self, frames: list[Frame], n_bytes: int = 0) -> None:
         rec = self.received
         with self._cond:
             for fr in frames:
@@ -221,51 +228,13 @@ class Wire:
                     rec.replies.setdefault(fr.seq, []).append(fr)
             self._cond.notify_all()
 
-    def _read_chunk(self, timeout_s: float) -> bytes:
-        try:
-            return self.transport.read(READ_CHUNK_BYTES, max(timeout_s, 0.0))
-        except LinkLost as exc:
-            raise LinkClosed(str(exc)) from exc
-
-    def _reader(self) -> None:
-        while not self._closed.is_set():
-            try:
-                data = self._read_chunk(0.02)
-            except Exception as exc:
-                if not self._closed.is_set():
-                    self._error = exc
-                with self._cond:
-                    self._cond.notify_all()
-                return
-            if data:
-                self._take(self.decoder.feed(data))
-
-    def _heartbeat(self) -> None:
-        start = time.monotonic()
-        while not self._closed.wait(HEARTBEAT_PERIOD_S):
-            if self.heartbeats_enabled and self._error is None:
-                up_ms = int((time.monotonic() - start) * 1000) & 0xFFFFFFFF
-                try:
-                    self.send(Heartbeat(uptime_ms=up_ms))
-                except LinkClosed:
-                    return
-
-    def _pump(self, until_s: float) -> None:
+    def _run(self, until_s: float) -> None:
         """Virtual mode: run the device (by reading) until ``until_s`` on its clock, or until
         something arrives; heartbeats go out on time."""
-        now = self.clock.monotonic()
-        next_hb = self._last_heartbeat_s + HEARTBEAT_PERIOD_S
-        if self.heartbeats_enabled and now >= next_hb - 1e-9:
-            self.send(Heartbeat(uptime_ms=int(now * 1000) & 0xFFFFFFFF))
-            self._last_heartbeat_s = now
-            next_hb = now + HEARTBEAT_PERIOD_S
-        step = until_s - now
-        if self.heartbeats_enabled:
-            step = min(step, next_hb - now)
-        # never a zero timeout: that would not let the device run (float rounding)
-        data = self._read_chunk(max(step, 1e-6))
-        if data:
-            self._take(self.decoder.feed(data))
+        try:
+            self._pump.run(until_s - self.clock.monotonic())
+        except LinkLost as exc:
+            raise LinkClosed(str(exc)) from exc
 
     def wait_for(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
         """Wait until ``predicate()`` holds (checked whenever frames arrive) or the timeout
@@ -277,7 +246,7 @@ class Wire:
                     return True
                 if self.clock.monotonic() >= deadline:
                     return False
-                self._pump(deadline)
+                self._run(deadline)
         with self._cond:
             while True:
                 if predicate():
@@ -301,9 +270,10 @@ class Wire:
     def drain(self) -> None:
         """Take in whatever is already waiting, without letting time pass."""
         if self.virtual:
-            data = self._read_chunk(0.0)
-            if data:
-                self._take(self.decoder.feed(data))
+            try:
+                self._pump.drain()
+            except LinkLost as exc:
+                raise LinkClosed(str(exc)) from exc
 
     def dump(self, max_frames: int = 25) -> str:
         """The last frames received (telemetry and heartbeats summarised), for a failure."""
@@ -320,9 +290,7 @@ class Wire:
         return "\n".join(lines)
 
     def close(self) -> None:
-        self._closed.set()
-        for t in self._threads:
-            t.join(timeout=1.0)
+        self._pump.close()
         with contextlib.suppress(Exception):  # closing a port that is already gone
             self.transport.close()
 
