@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 import serial
+from minihost import MiniHost
 
 import sim_device  # noqa: F401
 from protocol import (
@@ -28,7 +29,6 @@ from protocol import (
     sample_array,
 )
 from sim_device.firmware import DEFECTS
-from sim_device.minihost import MiniHost
 
 
 def host_for(defect: str | None, extra: str = "") -> MiniHost:

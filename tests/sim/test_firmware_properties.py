@@ -7,6 +7,7 @@ import itertools
 import serial
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from minihost import MiniHost
 
 import sim_device  # noqa: F401
 from protocol import (
@@ -23,7 +24,6 @@ from protocol import (
     sample_array,
 )
 from sim_device.linkfaults import ByteFaults, LinkFaultConfig
-from sim_device.minihost import MiniHost
 
 SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 import serial
+from minihost import MiniHost
 
 import sim_device  # noqa: F401  (registers sim://)
 from protocol import (
@@ -44,7 +45,6 @@ from protocol import (
     frame_body,
     sample_array,
 )
-from sim_device.minihost import MiniHost
 
 
 def open_host(query: str = "lesion=soft-stenosis&seed=1") -> MiniHost:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import serial
+from minihost import MiniHost
 
 import sim_device  # noqa: F401
 from protocol import (
@@ -30,7 +31,6 @@ from protocol import (
     sample_array,
 )
 from sim_device.firmware import Firmware
-from sim_device.minihost import MiniHost
 
 STEP_MM = 0.000625
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import serial
+from minihost import MiniHost
 
 from protocol import (
     Ack,
@@ -27,7 +28,6 @@ from protocol import (
     Status,
     sample_array,
 )
-from sim_device.minihost import MiniHost
 
 
 def spawn(*args: str) -> tuple[subprocess.Popen[str], str]:

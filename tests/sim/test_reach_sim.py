@@ -7,11 +7,11 @@ import sys
 
 import pytest
 import serial
+from minihost import MiniHost
 
 import sim_device  # noqa: F401
 from protocol import EventCode, SetTelemetry, encode
 from protocol.schema import Home, Move, Rotate
-from sim_device.minihost import MiniHost
 
 
 def test_sim_url_resolves_from_a_fresh_interpreter() -> None:
