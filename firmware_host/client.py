@@ -3,8 +3,9 @@
 Quantities carry their unit in their name (mm, mm/s, N, s, rpm, degrees); the wire's
 fixed-point integers stay inside. Every command is checked against the device's hard
 limits and the limits this client set before it is sent (LimitError); the device
-checks again. Closing sends STOP; the device's watchdog stops it anyway if the host
-goes silent.
+checks again. Closing sends STOP if this session commanded motion (a query-only session
+sends nothing: it changed nothing); the device's watchdog stops the rig anyway if the host
+goes silent mid-motion, and ends the session quietly if it goes silent at rest.
 """
 
 from __future__ import annotations
@@ -263,6 +264,7 @@ class NeedleDriver:
         # when something may have changed it unseen (stop, fault, a failed command).
         self._commanded_mm: float | None = None
         self._closed = False
+        self._commanded_motion = False  # close() stops the rig only if we ever moved it
         self.link.add_listener(self._on_frame)
         try:
             frame = self.link.request(Hello(PROTOCOL_VERSION, schema_hash))
@@ -299,11 +301,12 @@ class NeedleDriver:
         self.close()
 
     def close(self) -> None:
-        """Stop the rig (best effort), then close the link."""
+        """Stop the rig (best effort) if this session commanded motion, then close the
+        link. The device ends the session by itself once we are silent (protocol §4)."""
         if self._closed:
             return
         self._closed = True
-        if self.link.lost is None:
+        if self._commanded_motion and self.link.lost is None:
             with contextlib.suppress(NeedleDriverError, OSError):
                 self.link.request(Stop(), max_retries=2)
         self.link.close()
@@ -646,6 +649,7 @@ class NeedleDriver:
                 f"ours {SCHEMA_HASH:#010x}; motion refused (queries work) — update the "
                 "firmware or this library"
             )
+        self._commanded_motion = True
         self._command(msg)
 
     def _depth_upper_mm(self) -> float:

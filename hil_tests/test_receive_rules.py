@@ -21,6 +21,7 @@ from protocol import (
     MoveMode,
     Nak,
     NakReason,
+    SampleFlags,
     SetLimits,
 )
 from protocol.schema import MSG_ID
@@ -111,7 +112,8 @@ def test_only_valid_frames_count_as_ok(hil_device: Dut) -> None:
 
 def test_only_valid_frames_feed_the_watchdog(hil_device: Dut, hil_session: HilSession) -> None:
     """HEARTBEATs with seq ≠ 0 keep the watchdog fed; CRC-good frames with an unknown id or
-    a wrong length do not: sent alone for longer than the watchdog period, it trips."""
+    a wrong length do not: sent alone for longer than the watchdog period, the watchdog
+    acts — at rest, by ending the session (protocol §4)."""
     dut = hil_device
     wire = dut.wire
     wd_s = hil_session.identity.watchdog_ms / 1000
@@ -122,10 +124,12 @@ def test_only_valid_frames_feed_the_watchdog(hil_device: Dut, hil_session: HilSe
         while wire.clock.monotonic() < end:
             wire.send(Heartbeat(1), seq=0x2345)  # any seq: ignored, still valid
             wire.wait_s(0.04)
-        assert not FaultFlags(dut.status().latched_faults) & FaultFlags.WATCHDOG, (
-            "the watchdog tripped although HEARTBEATs (seq ≠ 0) kept coming"
+        st = dut.status()
+        assert st.last_event_number == before.last_event_number, (
+            "the watchdog acted although HEARTBEATs (seq ≠ 0) kept coming"
         )
-        mark = dut.status().last_event_number
+        assert st.flags & SampleFlags.ARMED
+        mark = st.last_event_number
         end = wire.clock.monotonic() + 2.5 * wd_s
         while wire.clock.monotonic() < end:
             wire.send_raw(UNASSIGNED_ID, b"\x00\x01")
@@ -133,17 +137,16 @@ def test_only_valid_frames_feed_the_watchdog(hil_device: Dut, hil_session: HilSe
             wire.wait_s(0.02)
     finally:
         wire.heartbeats_enabled = True
-    trips = [
-        e for e in wire.received.events if e.code == EventCode.WATCHDOG_TRIP and e.number > mark
+    ended = [
+        e for e in wire.received.events if e.code == EventCode.SESSION_ENDED and e.number > mark
     ]
-    assert len(trips) == 1, (
-        f"{len(trips)} WATCHDOG_TRIP events: unknown-id / wrong-length frames fed the watchdog"
+    assert len(ended) == 1, (
+        f"{len(ended)} SESSION_ENDED events: unknown-id / wrong-length frames fed the watchdog"
     )
     assert wire.received.replies.get(0x2345) in (None, []), "a HEARTBEAT was answered"
     st = dut.status()
-    assert FaultFlags(st.latched_faults) & FaultFlags.WATCHDOG
-    assert st.watchdog_trips == before.watchdog_trips + 1
-    dut.clear_fault()
+    assert not st.latched_faults and not st.flags & SampleFlags.ARMED
+    assert st.watchdog_trips == before.watchdog_trips
 
 
 def test_set_limits_ranges_then_hard_limits_in_field_order(

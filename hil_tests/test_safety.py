@@ -25,6 +25,7 @@ from protocol import (
     NakReason,
     Rotate,
     RotateMode,
+    SampleFlags,
 )
 
 TICK_US = 1000  # the control tick of protocol v1 devices (1 kHz)
@@ -263,27 +264,58 @@ def test_estop_latency(
     assert dut.status().state == DeviceState.UNHOMED, "an e-stop must leave the device unhomed"
 
 
-def test_watchdog_trips_at_rest_once(
+def test_silence_at_rest_ends_the_session_without_a_fault(
     hil_device: Dut, hil_session: HilSession, hil_figures: dict[str, Any]
 ) -> None:
-    """Host silence trips the watchdog with nothing moving too (protocol §4): the next host
-    learns its predecessor went away. Once per silence; CLEAR_FAULT lifts it."""
+    """A host that stops talking with both axes at rest ends its session (protocol §4):
+    SESSION_ENDED once, nothing latched — a clean exit leaves no fault an operator would be
+    told is "normal" — and motion is NOT_ARMED until the next HELLO."""
     dut = hil_device
     wd_ms = hil_session.identity.watchdog_ms
     before = dut.status()
     dut.wire.heartbeats_enabled = False
     dut.wire.wait_s(3.5 * wd_ms / 1000)
     dut.wire.heartbeats_enabled = True
-    trips = [
-        e
-        for e in dut.wire.received.events
-        if e.code == EventCode.WATCHDOG_TRIP and e.number > before.last_event_number
-    ]
-    assert len(trips) == 1, f"{len(trips)} WATCHDOG_TRIP events for one silence of {3.5 * wd_ms} ms"
-    hil_figures["watchdog_trip_after_ms"] = int(trips[0].value)
-    assert wd_ms - 1 <= trips[0].value <= wd_ms + 1
+    new = [e for e in dut.wire.received.events if e.number > before.last_event_number]
+    ended = [e for e in new if e.code == EventCode.SESSION_ENDED]
+    assert len(ended) == 1, f"{len(ended)} SESSION_ENDED events for one silence of {3.5 * wd_ms} ms"
+    assert not [e for e in new if e.code == EventCode.WATCHDOG_TRIP], "a fault at rest"
+    hil_figures["session_ended_after_ms"] = int(ended[0].value)
+    assert wd_ms - 1 <= ended[0].value <= wd_ms + 1
     st = dut.status()
-    assert FaultFlags(st.latched_faults) & FaultFlags.WATCHDOG
-    assert st.watchdog_trips == before.watchdog_trips + 1
+    assert not st.latched_faults, f"latched {FaultFlags(st.latched_faults)!r} at rest"
+    assert st.state != DeviceState.FAULT and not st.flags & SampleFlags.ARMED
+    assert st.watchdog_trips == before.watchdog_trips
+    # the session is over: motion waits for a HELLO (turning 0.01°, harmless if run)
+    nak = dut.nak(Rotate(RotateMode.BY_ANGLE, 1_000, 1))
+    assert NakReason(nak.reason) is NakReason.NOT_ARMED
+    dut.hello()
+    dut.ack(Rotate(RotateMode.BY_ANGLE, 1_000, 1))
+    dut.wait_idle(2.0)
+
+
+def test_silence_while_only_rotating_stops_and_latches(
+    hil_device: Dut, hil_session: HilSession, hil_motion: None
+) -> None:
+    """A host lost while anything moves — the rotation alone too — is a fault: the rotation
+    halts at once, WATCHDOG latches (protocol §4)."""
+    dut = hil_device
+    wd_ms = hil_session.identity.watchdog_ms
+    tl = dut.wire.received.telemetry
+    mark = tl.mark()
+    before = dut.status().last_event_number
+    _start_rotation(dut)
+    dut.wire.wait_s(0.2)  # up to speed
+    dut.wire.heartbeats_enabled = False
+    ev = dut.wait_event(EventCode.WATCHDOG_TRIP, 3 * wd_ms / 1000, before)
+    dut.wire.heartbeats_enabled = True
+    assert ev is not None, "host silent while the needle turned and no WATCHDOG_TRIP"
+    dut.wire.wait_s(0.1)
+    after = tl.since(mark)
+    after = after[after["t_us"] >= int(ev.time_us)]
+    assert len(after) > 10
+    drift = int(after["angle_cdeg"].max()) - int(after["angle_cdeg"].min())
+    assert drift == 0, f"the needle turned {drift / 100}° after the watchdog tripped"
+    st = dut.status()
+    assert FaultFlags(st.latched_faults) & FaultFlags.WATCHDOG and st.state == DeviceState.FAULT
     dut.clear_fault()
-    assert not dut.status().latched_faults

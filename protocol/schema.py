@@ -107,13 +107,14 @@ class EventCode(enum.IntEnum):
     LIMIT_REACHED = 1  # value: the soft depth limit µm at which the advance was stopped
     STALL = 2  # value: encoder depth µm when the stall cut-off fired
     FORCE_OVER_LIMIT = 3  # value: force mN that crossed the force limit
-    WATCHDOG_TRIP = 4  # value: ms since the last valid host frame
+    WATCHDOG_TRIP = 4  # value: ms since the last valid host frame (silent mid-motion)
     ESTOP = 5  # value: 0
     FAULT = 6  # value: FaultFlags bits newly latched (sensor and travel faults)
     HOMED = 7  # value: 0
     TARGET_REACHED = 8  # value: depth µm reached
     FAULT_CLEARED = 9  # value: FaultFlags bits cleared
     BOOT = 10  # value: 0 — the device (re)started; event numbers restart at 1
+    SESSION_ENDED = 11  # value: ms since the last valid host frame (silent at rest: no fault)
 
 
 class MoveMode(enum.IntEnum):
@@ -169,13 +170,17 @@ MEANINGS: dict[type[enum.Enum], dict[str, str]] = {
         "LIMIT_REACHED": "value = the soft depth limit (µm) at which the advance was stopped",
         "STALL": "value = encoder depth (µm) when the stall cut-off fired",
         "FORCE_OVER_LIMIT": "value = the force (mN) that tripped the force limit",
-        "WATCHDOG_TRIP": "value = ms since the last valid frame received",
+        "WATCHDOG_TRIP": "the host went silent while something moved: both axes stopped, "
+        "WATCHDOG latched; value = ms since the last valid frame received",
         "ESTOP": "value = 0",
         "FAULT": "value = the FaultFlags bits newly latched (ENCODER, LOAD_CELL, TRAVEL_LIMIT)",
         "HOMED": "value = 0",
         "TARGET_REACHED": "value = the commanded depth (µm) reached",
         "FAULT_CLEARED": "value = the FaultFlags bits cleared",
         "BOOT": "value = 0; always event number 1",
+        "SESSION_ENDED": "the host went silent with both axes at rest: the session ended "
+        "(motion NOT_ARMED until a HELLO), nothing latched; value = ms since the last valid "
+        "frame received",
     },
     Capabilities: {
         "ROTATION": "has a rotation axis",

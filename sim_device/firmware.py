@@ -28,10 +28,11 @@ Behaviour in brief (the contract the host and the HIL suite rely on):
 * Exactly once: the replies to the last 32 seqs are kept; a repeat (same seq and
   message id) is answered with the stored reply flagged REPLAYED and not executed.
   HELLO empties the cache and is itself never replayed.
-* Watchdog: with a session open, no valid host frame for ``watchdog_ms`` stops both
-  axes at once and latches WATCHDOG (+ WATCHDOG_TRIP event), whether or not
-  anything moved; any valid frame (one the decoder accepts: good COBS, length, CRC,
-  known id, version, payload length) re-arms it; CLEAR_FAULT lifts the latch.
+* Watchdog: with a session open, no valid host frame for ``watchdog_ms`` while anything
+  moves stops both axes at once and latches WATCHDOG (+ WATCHDOG_TRIP event); with both
+  axes at rest it ends the session instead (SESSION_ENDED event, nothing latched,
+  motion NOT_ARMED until a HELLO); any valid frame (one the decoder accepts: good COBS,
+  length, CRC, known id, version, payload length) re-arms it; CLEAR_FAULT lifts the latch.
 * Safety every tick: the advance stops at the soft depth limit (LIMIT state,
   LIMIT_REACHED event; the limit is exact to the microstep); |force| above the
   force limit latches FORCE_LIMIT; the stall cut-off fires
@@ -685,19 +686,28 @@ class Firmware:
         self._update_state()
 
     def _watchdog_trip(self, now: int) -> None:
-        """The host has been silent for the watchdog period while a session is open: stop
-        all motion and latch WATCHDOG (only CLEAR_FAULT lifts it), moving or not, so the
-        next host learns that its predecessor went away."""
+        """The host has been silent for the watchdog period while a session is open. If
+        anything moves, stop all motion at once and latch WATCHDOG (only CLEAR_FAULT lifts
+        it): a host lost mid-motion is a fault the next host must see. With both axes at
+        rest, end the session instead — nothing latched, SESSION_ENDED noted, motion
+        NOT_ARMED until a HELLO: that is how every host's session ends when it simply
+        stops talking, and a clean exit must leave no fault (protocol §4)."""
         self._wd_tripped = True
+        silent_ms = (now - self._last_host_us) // 1000
+        if not (self.adv.active or self.rot.active or self.homing):
+            self.session_open = False
+            self.schema_ok = False
+            self.armed = False
+            self._emit_event(EventCode.SESSION_ENDED, silent_ms)
+            self._update_state()
+            return
         self.watchdog_trips += 1
         self.adv.halt()
         self.rot.halt()
         self._osc_amp_deg = 0.0
         self.homing = False
         self._stall_ticks = 0
-        self._latch(
-            FaultFlags.WATCHDOG, EventCode.WATCHDOG_TRIP, (now - self._last_host_us) // 1000
-        )
+        self._latch(FaultFlags.WATCHDOG, EventCode.WATCHDOG_TRIP, silent_ms)
 
     def _latch(self, fault: FaultFlags, code: EventCode, value: int) -> None:
         """Latch a fault. Every latched fault stops both axes: the advance at once (every

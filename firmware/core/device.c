@@ -264,18 +264,27 @@ static void hit_limit(int64_t pos_before)
 
 static void watchdog_trip(void)
 {
-    /* the host has been silent for the watchdog period with a session open: stop all
-     * motion and latch WATCHDOG, moving or not, so the next host learns that its
-     * predecessor went away */
+    const int32_t silent_ms = (int32_t)((D.now_us - D.last_host_us) / 1000u);
     D.wd_tripped = true;
+    if (!(D.adv.active || D.rot.active || D.homing)) {
+        /* silent with both axes at rest: the session ends, nothing latched — how every
+         * host's session ends when it simply stops talking; a clean exit leaves no
+         * fault (protocol §4). Motion is NOT_ARMED until the next HELLO. */
+        D.session_open = false;
+        D.schema_ok = false;
+        nd_dev_event(ND_EVENT_CODE_SESSION_ENDED, silent_ms);
+        nd_dev_update_state();
+        return;
+    }
+    /* silent while something moves: stop all motion at once and latch WATCHDOG, so the
+     * next host learns that its predecessor went away mid-motion */
     D.watchdog_trips++;
     nd_axis_halt(&D.adv);
     nd_axis_halt(&D.rot);
     D.osc_amp_ucdeg = 0;
     D.homing = false;
     D.stall_ticks = 0;
-    nd_dev_latch(ND_FAULT_FLAGS_WATCHDOG, ND_EVENT_CODE_WATCHDOG_TRIP,
-                 (int32_t)((D.now_us - D.last_host_us) / 1000u));
+    nd_dev_latch(ND_FAULT_FLAGS_WATCHDOG, ND_EVENT_CODE_WATCHDOG_TRIP, silent_ms);
 }
 
 /* ------------------------------------------------------------ telemetry */

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #define ND_PROTOCOL_VERSION 1u
-#define ND_SCHEMA_HASH 0x097CA991u /* sent in HELLO and IDENTITY */
+#define ND_SCHEMA_HASH 0x417D5D89u /* sent in HELLO and IDENTITY */
 /* frame: COBS(header | payload | CRC-32 LE) 0x00; header = version u8, msg_id u8,
  * flags u8, seq u16 LE */
 #define ND_HEADER_BYTES 5u
@@ -234,6 +234,7 @@ static inline int nd_frame_decode(const uint8_t *frame, size_t n, uint8_t *raw)
 #define ND_EVENT_CODE_TARGET_REACHED 0x08u
 #define ND_EVENT_CODE_FAULT_CLEARED 0x09u
 #define ND_EVENT_CODE_BOOT 0x0Au
+#define ND_EVENT_CODE_SESSION_ENDED 0x0Bu
 
 /* MoveMode: values */
 #define ND_MOVE_MODE_ABSOLUTE 0x00u

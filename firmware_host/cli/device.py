@@ -61,21 +61,6 @@ def confirm_motion(nd: Any, ns: argparse.Namespace, what: str) -> None:
         raise CliError("cancelled by the operator: nothing moved")
 
 
-def clear_stale_watchdog(nd: Any) -> None:
-    """Before motion: a WATCHDOG fault (alone, the device at rest) is what every
-    session leaves behind when its host goes quiet — the previous needlectl exiting,
-    or one killed mid-move. The device did its job (it stopped); a new session that
-    explicitly commands motion clears it (logged with -v; the device's event log keeps
-    the trip and the clearing: `needlectl events`). Any other latched fault stays
-    and refuses the motion until the operator runs `needlectl clear`."""
-    from protocol import FaultFlags
-
-    status = nd.status()
-    if int(status.latched_faults) == int(FaultFlags.WATCHDOG) and not status.moving:
-        nd.clear_fault()
-        log.info("cleared the WATCHDOG fault latched when the previous host went quiet")
-
-
 def stop_rig(nd: Any, why: str) -> str:
     """STOP, and ESTOP if STOP cannot be delivered. Returns what was done."""
     try:
@@ -159,10 +144,10 @@ def cmd_status(ns: argparse.Namespace, out: Output) -> int:
             out.emit(d)
             return Exit.OK
         out.line(status_line(status))
-        if d["latched_faults"] == ["WATCHDOG"] and not status.moving:
+        if "WATCHDOG" in d["latched_faults"]:
             out.line(
-                "(WATCHDOG: latched when the previous needlectl went quiet — normal between"
-                " commands; the next home or jog clears it, and run does from home)"
+                "(WATCHDOG: a host went silent while the rig moved and the device stopped it"
+                " — see `needlectl events`, then `needlectl clear`)"
             )
         limits = d.get("limits")
         if isinstance(limits, dict):
@@ -298,7 +283,6 @@ def home(nd: Any, ns: argparse.Namespace, out: Output, stop: StopRequest) -> Any
 def cmd_home(ns: argparse.Namespace, out: Output) -> int:
     with stop_on_signals() as stop, connect(ns) as nd:
         confirm_motion(nd, ns, "home the advance axis")
-        clear_stale_watchdog(nd)
         status = home(nd, ns, out, stop)
         return _report(out, nd, "homed", status, motion=True)
 
@@ -313,7 +297,6 @@ def cmd_jog(ns: argparse.Namespace, out: Output) -> int:
         if ns.rotate_deg:
             what.append(f"rotate {ns.rotate_deg:+g} deg at {ns.rate_rpm:g} rpm")
         confirm_motion(nd, ns, " and ".join(what))
-        clear_stale_watchdog(nd)
         log.info("jog: %s on %s", " and ".join(what), ns.port)
         stop.check_before_motion()
         try:

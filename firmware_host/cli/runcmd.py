@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from firmware_host.cli.device import clear_stale_watchdog, confirm_motion, connect, stop_rig
+from firmware_host.cli.device import confirm_motion, connect, stop_rig
 from firmware_host.cli.exits import CLEAR_THEN_HOME, CliError, Exit
 from firmware_host.cli.interrupt import stop_on_signals
 from firmware_host.cli.output import Output, jsonable
@@ -95,9 +95,9 @@ AT_HOME_TOL_MM = 0.5
 
 
 def refuse_unless_at_home(nd: Any) -> None:
-    """A run starts with the needle at home. A run killed mid-procedure leaves it deep
-    in the lesion with only a WATCHDOG latched, which the next motion command clears:
-    a run must not carry on from there (homing first is what retracts it)."""
+    """A run starts with the needle at home. A run that ended early (stopped, or killed
+    and cleared) leaves it deep in the lesion: a run must not carry on from there
+    (homing first is what retracts it)."""
     depth_mm = float(nd.status().depth_mm)
     if depth_mm > AT_HOME_TOL_MM:
         raise CliError(
@@ -137,7 +137,6 @@ def cmd_run(ns: argparse.Namespace, out: Output) -> int:
     with stop_on_signals() as stop, connect(ns) as nd:
         refuse_unless_at_home(nd)
         confirm_motion(nd, ns, f"PIERCE procedure '{profile.name}' to {target_mm:g} mm")
-        clear_stale_watchdog(nd)
         recorder = None
         if record_dir is not None:
             from firmware_host.recorder import Recorder

@@ -174,6 +174,32 @@ def test_close_sends_stop() -> None:
     assert not fw.latched
 
 
+def test_a_query_only_session_sends_no_stop_and_leaves_no_fault() -> None:
+    """info/status/events change nothing: closing sends no STOP, and the device ends the
+    session by itself 200 ms later — SESSION_ENDED, nothing latched (protocol §4)."""
+    nd = NeedleDriver.open("sim://?seed=5")
+    fw = _fw(nd)
+    nd.status()
+    nd.events()
+    executed = fw.commands_executed
+    nd.close()
+    assert fw.commands_executed == executed, "close() sent a command after queries only"
+    fw.run_ticks(400)
+    assert not fw.latched and not fw.session_open
+    codes = [r.code for r in fw.events.records()]
+    assert codes[-1] == EventCode.SESSION_ENDED and EventCode.WATCHDOG_TRIP not in codes
+
+
+def test_a_moving_rig_left_silent_latches_the_watchdog() -> None:
+    """A host that goes silent with something moving (no close: killed) is a fault."""
+    nd = NeedleDriver.open("sim://?seed=5")
+    fw = _fw(nd)
+    nd.rotate_rpm(30.0)
+    nd.wait_s(0.2)
+    fw.run_ticks(400)  # the host says nothing more
+    assert fw.latched & FaultFlags.WATCHDOG and not fw.rot.active
+
+
 def test_cut_link_is_link_lost_and_device_stops() -> None:
     nd = NeedleDriver.open("sim://?seed=6&cut_at_s=3&cut_for_s=60")
     fw = _fw(nd)

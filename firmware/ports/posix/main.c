@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,18 +23,18 @@
 #include "../../bench/bench.h"
 #include "../../core/nd_core.h"
 
+/* Bytes waiting for a slow host, on top of the pty's own ~17 KiB: together ~1.3 s of 1 kHz
+ * telemetry before frames are dropped (whole frames: the core checks the room first). */
 #define TX_RING_BYTES 16384u
-/* The most we let wait unread in the pty (its line discipline holds 4095 bytes). A host
- * that is not reading (none connected yet, or gone) then costs whole frames, dropped
- * here, never half a frame: pyserial flushes the pty when it opens it, and a frame cut
- * there would reach the next host as a bad chunk. 3 KiB is ~120 ms of 1 kHz telemetry. */
-#define PTY_BACKLOG_MAX 3072
 /* A process stopped for longer than this (a debugger, SIGSTOP) does not replay every
  * missed tick: it resynchronises, as a board's timer would after a brown-out. */
 #define MAX_CATCH_UP_TICKS 200
 
 static int master_fd = -1;
-static int slave_fd = -1;
+/* A host holds the pty open. Without one the device "sends" into the void, as a UART with
+ * no cable does: nothing is queued for a host that comes later, so a new host never gets
+ * half a frame (pyserial flushes what is queued when it opens the port, mid-frame or not). */
+static int host_connected = 0;
 static struct timespec boot;
 static volatile sig_atomic_t stopping = 0;
 static struct {
@@ -55,21 +54,18 @@ uint64_t hal_time_us(void) { return mono_us(); }
 
 size_t hal_serial_read(uint8_t *buf, size_t max)
 {
-    const ssize_t n = read(master_fd, buf, max);
-    return n > 0 ? (size_t)n : 0u; /* EAGAIN: nothing yet */
+    ssize_t n;
+    if (!host_connected) return 0u;
+    n = read(master_fd, buf, max);
+    return n > 0 ? (size_t)n : 0u; /* EAGAIN: nothing yet; EIO: the host just left */
 }
 
-size_t hal_serial_tx_room(void)
-{
-    int queued = 0;
-    if (ioctl(slave_fd, FIONREAD, &queued) != 0) queued = 0;
-    if ((size_t)queued + tx.len >= PTY_BACKLOG_MAX) return 0;
-    return TX_RING_BYTES - tx.len;
-}
+size_t hal_serial_tx_room(void) { return TX_RING_BYTES - tx.len; }
 
 void hal_serial_write(const uint8_t *data, size_t n)
 {
     size_t i, at = (tx.head + tx.len) % TX_RING_BYTES;
+    if (!host_connected) return; /* no cable: the bytes go nowhere */
     for (i = 0; i < n; ++i) {
         tx.buf[at] = data[i];
         at = (at + 1u) % TX_RING_BYTES;
@@ -77,9 +73,22 @@ void hal_serial_write(const uint8_t *data, size_t n)
     tx.len += n;
 }
 
+/* Is a host holding the pty open? (the master reports POLLHUP while no one does) */
+static void check_host(void)
+{
+    struct pollfd pfd;
+    int connected;
+    pfd.fd = master_fd;
+    pfd.events = 0;
+    pfd.revents = 0;
+    connected = !(poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLHUP));
+    if (!connected) tx.len = 0; /* the host left: what it did not read is gone with it */
+    host_connected = connected;
+}
+
 static void flush_tx(void)
 {
-    while (tx.len) {
+    while (host_connected && tx.len) {
         size_t chunk = TX_RING_BYTES - tx.head;
         ssize_t n;
         if (chunk > tx.len) chunk = tx.len;
@@ -122,7 +131,7 @@ int main(int argc, char **argv)
     struct termios raw;
     struct sigaction sa;
     struct nd_core_stats st;
-    int i;
+    int slave_fd, i;
     uint64_t next_tick_us;
     nd_bench_defaults(&bench);
 
@@ -164,14 +173,16 @@ int main(int argc, char **argv)
         perror("nd-firmware: openpty");
         return 1;
     }
-    /* raw both ways (a fresh pty is in cooked mode: echo, 0x03 flushes queues); the slave
-     * stays open here so a host can close and reopen the path without EIO on the master */
+    /* raw both ways (a fresh pty is in cooked mode: echo, 0x03 flushes queues; the
+     * settings stay with the pty); then the slave is the host's alone: the master's
+     * POLLHUP says whether one holds it open */
     tcgetattr(slave_fd, &raw);
     cfmakeraw(&raw);
     tcsetattr(slave_fd, TCSANOW, &raw);
     tcgetattr(master_fd, &raw);
     cfmakeraw(&raw);
     tcsetattr(master_fd, TCSANOW, &raw);
+    close(slave_fd);
     fcntl(master_fd, F_SETFL, fcntl(master_fd, F_GETFL) | O_NONBLOCK);
     printf("%s\n", ptsname(master_fd));
     fflush(stdout);
@@ -199,14 +210,20 @@ int main(int argc, char **argv)
                 break;
             }
         }
+        check_host();
         flush_tx();
         now = mono_us();
         if (now >= next_tick_us) continue;
+        wait.tv_sec = 0;
+        wait.tv_nsec = (long)(next_tick_us - now) * 1000L;
+        if (!host_connected) {
+            /* POLLHUP would wake ppoll at once: just sleep to the tick */
+            nanosleep(&wait, NULL);
+            continue;
+        }
         /* sleep until the next tick or a byte from the host, whichever is first */
         pfd.fd = master_fd;
         pfd.events = POLLIN | (tx.len ? POLLOUT : 0);
-        wait.tv_sec = 0;
-        wait.tv_nsec = (long)(next_tick_us - now) * 1000L;
         if (ppoll(&pfd, 1, &wait, NULL) > 0 && (pfd.revents & POLLIN)) {
             nd_core_poll(); /* answer now: a reply does not wait for the tick */
             flush_tx();
@@ -220,7 +237,6 @@ int main(int argc, char **argv)
             (unsigned)st.frames_bad, (unsigned)st.commands_executed,
             (unsigned)st.replies_replayed, (unsigned)st.samples_sent,
             (unsigned)st.frames_dropped_tx, (unsigned)st.watchdog_trips);
-    close(slave_fd);
     close(master_fd);
     return 0;
 }
