@@ -145,6 +145,13 @@ def _c_message(cls: type[Any]) -> list[str]:
             off += f.wire.size_bytes
         else:
             off += 1
+    for f in specs:
+        # the schema's range of a field narrower than its type: the device checks it
+        # (NAK BAD_ARGUMENT) with these, not with numbers copied from the docs
+        if f.range is not None and isinstance(f.wire, Int):
+            c_type = f.wire.c_type
+            lines.append(f"#define {up}_{f.name.upper()}_MIN {_c_int_literal(f.lo, c_type)}")
+            lines.append(f"#define {up}_{f.name.upper()}_MAX {_c_int_literal(f.hi, c_type)}")
     if arrays:
         arr = arrays[0]
         assert isinstance(arr.wire, Array)

@@ -14,21 +14,18 @@
 #define REPEAT_DETECTION 1
 #endif
 /* In a command handler (whose command id is `id`): answer and leave. */
-#define REFUSE(reason, detail)      \
-    do {                            \
+#define REFUSE(reason, detail)       \
+    do {                             \
         nak(id, (reason), (detail)); \
-        return;                     \
+        return;                      \
     } while (0)
-#define ACCEPT()    \
-    do {            \
-        ack(id);    \
-        return;     \
+#define ACCEPT()  \
+    do {          \
+        ack(id);  \
+        return;   \
     } while (0)
-#define MAX_SPEED_FIELD_UM_S 20000u /* the schema's range of speed_um_s */
-#define MAX_RATE_FIELD_MRPM 600000  /* the schema's range of rate_mrpm */
-#define MAX_STALL_TIME_MS 10000u
-#define MAX_TELEMETRY_HZ 1000u
-#define MAX_EVENTS_PER_REPLY 12u
+/* Field ranges (BAD_ARGUMENT) are the schema's: ND_<MESSAGE>_<FIELD>_MIN/_MAX from the
+ * generated header, never numbers copied from the docs. */
 
 /* The reply being built (one at a time: the core is never re-entered). */
 static struct {
@@ -186,10 +183,11 @@ static void set_limits(uint8_t id, const uint8_t *p)
     nd_set_limits_unpack(&m, p, ND_SET_LIMITS_PAYLOAD_BYTES);
     /* each field in its range (detail: the value), then within its hard limit (detail:
      * the hard limit) */
-    if (m.soft_depth_limit_um < 0) REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.soft_depth_limit_um);
-    if (m.force_limit_mn <= 0) REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.force_limit_mn);
-    if (m.stall_force_mn <= 0) REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.stall_force_mn);
-    if (m.stall_time_ms < 1u || m.stall_time_ms > MAX_STALL_TIME_MS)
+    if (m.soft_depth_limit_um < ND_SET_LIMITS_SOFT_DEPTH_LIMIT_UM_MIN) REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.soft_depth_limit_um);
+    if (m.force_limit_mn < ND_SET_LIMITS_FORCE_LIMIT_MN_MIN) REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.force_limit_mn);
+    if (m.stall_force_mn < ND_SET_LIMITS_STALL_FORCE_MN_MIN) REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.stall_force_mn);
+    if (m.stall_time_ms < ND_SET_LIMITS_STALL_TIME_MS_MIN ||
+        m.stall_time_ms > ND_SET_LIMITS_STALL_TIME_MS_MAX)
         REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.stall_time_ms);
     if (m.soft_depth_limit_um > b->travel_um)
         REFUSE(ND_NAK_REASON_BEYOND_LIMIT, b->travel_um);
@@ -210,8 +208,9 @@ static void set_telemetry(uint8_t id, const uint8_t *p)
 {
     struct nd_set_telemetry m;
     nd_set_telemetry_unpack(&m, p, ND_SET_TELEMETRY_PAYLOAD_BYTES);
-    if (m.rate_hz > MAX_TELEMETRY_HZ) REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.rate_hz);
-    if (m.batch_samples < 1u || m.batch_samples > ND_MAX_BATCH_SAMPLES)
+    if (m.rate_hz > ND_SET_TELEMETRY_RATE_HZ_MAX) REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.rate_hz);
+    if (m.batch_samples < ND_SET_TELEMETRY_BATCH_SAMPLES_MIN ||
+        m.batch_samples > ND_SET_TELEMETRY_BATCH_SAMPLES_MAX)
         REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.batch_samples);
     nd_dev_flush_batch();
     D.telemetry_rate_hz = m.rate_hz;
@@ -224,7 +223,7 @@ static void get_events(uint8_t id, const uint8_t *p)
 {
     struct nd_get_events m;
     nd_get_events_unpack(&m, p, ND_GET_EVENTS_PAYLOAD_BYTES);
-    if (m.max_count < 1u || m.max_count > MAX_EVENTS_PER_REPLY)
+    if (m.max_count < ND_GET_EVENTS_MAX_COUNT_MIN || m.max_count > ND_GET_EVENTS_MAX_COUNT_MAX)
         REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.max_count);
     D.commands_executed++;
     event_log(m.from_number, m.max_count, D.events.last_number);
@@ -260,7 +259,7 @@ static void home(uint8_t id, const uint8_t *p)
 {
     struct nd_home m;
     nd_home_unpack(&m, p, ND_HOME_PAYLOAD_BYTES);
-    if (m.speed_um_s < 1u || m.speed_um_s > MAX_SPEED_FIELD_UM_S)
+    if (m.speed_um_s < ND_HOME_SPEED_UM_S_MIN || m.speed_um_s > ND_HOME_SPEED_UM_S_MAX)
         REFUSE(ND_NAK_REASON_BAD_ARGUMENT, (int32_t)m.speed_um_s);
     if (!state_allows(id)) return;
     if (D.adv.active) REFUSE(ND_NAK_REASON_BUSY, 0);
@@ -288,7 +287,7 @@ static void move(uint8_t id, const uint8_t *p)
     nd_move_unpack(&m, p, ND_MOVE_PAYLOAD_BYTES);
     if (m.mode != ND_MOVE_MODE_ABSOLUTE && m.mode != ND_MOVE_MODE_RELATIVE)
         REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.mode);
-    if (m.speed_um_s < 1u || m.speed_um_s > MAX_SPEED_FIELD_UM_S)
+    if (m.speed_um_s < ND_MOVE_SPEED_UM_S_MIN || m.speed_um_s > ND_MOVE_SPEED_UM_S_MAX)
         REFUSE(ND_NAK_REASON_BAD_ARGUMENT, (int32_t)m.speed_um_s);
     if (!state_allows(id)) return;
     if (!D.homed) REFUSE(ND_NAK_REASON_NOT_HOMED, 0);
@@ -318,7 +317,7 @@ static void rotate(uint8_t id, const uint8_t *p)
     int32_t speed;
     nd_rotate_unpack(&m, p, ND_ROTATE_PAYLOAD_BYTES);
     if (m.mode > ND_ROTATE_MODE_OSCILLATE) REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.mode);
-    if (m.rate_mrpm < -MAX_RATE_FIELD_MRPM || m.rate_mrpm > MAX_RATE_FIELD_MRPM)
+    if (m.rate_mrpm < ND_ROTATE_RATE_MRPM_MIN || m.rate_mrpm > ND_ROTATE_RATE_MRPM_MAX)
         REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.rate_mrpm);
     /* no rate to turn at, or no amplitude to swing: detail = the angle (protocol §5) */
     if (m.mode != ND_ROTATE_MODE_CONTINUOUS &&
@@ -382,6 +381,7 @@ static void execute(uint8_t id, const uint8_t *p)
     }
 }
 
+/* The schema gives device->host messages ids from 0x81 (HEARTBEAT, both ways, is 0x02). */
 static bool is_device_to_host(uint8_t id) { return id >= ND_IDENTITY_ID; }
 
 static void send_reply(uint16_t seq, uint8_t flags)

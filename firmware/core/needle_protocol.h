@@ -360,6 +360,8 @@ static inline int nd_heartbeat_unpack(struct nd_heartbeat *m, const uint8_t *in,
 /* 0x03 HOME (host->device): Drive the advance axis back to the homing switch; position 0 is set there. */
 #define ND_HOME_ID 0x03u
 #define ND_HOME_SPEED_UM_S_OFFSET 0u
+#define ND_HOME_SPEED_UM_S_MIN 1u
+#define ND_HOME_SPEED_UM_S_MAX 20000u
 #define ND_HOME_PAYLOAD_BYTES 4u
 struct nd_home {
     uint32_t speed_um_s;
@@ -383,6 +385,8 @@ static inline int nd_home_unpack(struct nd_home *m, const uint8_t *in, size_t le
 #define ND_MOVE_MODE_OFFSET 0u
 #define ND_MOVE_TARGET_UM_OFFSET 1u
 #define ND_MOVE_SPEED_UM_S_OFFSET 5u
+#define ND_MOVE_SPEED_UM_S_MIN 1u
+#define ND_MOVE_SPEED_UM_S_MAX 20000u
 #define ND_MOVE_PAYLOAD_BYTES 9u
 struct nd_move {
     uint8_t mode;
@@ -412,6 +416,8 @@ static inline int nd_move_unpack(struct nd_move *m, const uint8_t *in, size_t le
 #define ND_ROTATE_MODE_OFFSET 0u
 #define ND_ROTATE_RATE_MRPM_OFFSET 1u
 #define ND_ROTATE_ANGLE_CDEG_OFFSET 5u
+#define ND_ROTATE_RATE_MRPM_MIN -600000
+#define ND_ROTATE_RATE_MRPM_MAX 600000
 #define ND_ROTATE_PAYLOAD_BYTES 9u
 struct nd_rotate {
     uint8_t mode;
@@ -502,6 +508,14 @@ static inline int nd_clear_fault_unpack(struct nd_clear_fault *m, const uint8_t 
 #define ND_SET_LIMITS_FORCE_LIMIT_MN_OFFSET 4u
 #define ND_SET_LIMITS_STALL_FORCE_MN_OFFSET 8u
 #define ND_SET_LIMITS_STALL_TIME_MS_OFFSET 12u
+#define ND_SET_LIMITS_SOFT_DEPTH_LIMIT_UM_MIN 0
+#define ND_SET_LIMITS_SOFT_DEPTH_LIMIT_UM_MAX 2147483647
+#define ND_SET_LIMITS_FORCE_LIMIT_MN_MIN 1
+#define ND_SET_LIMITS_FORCE_LIMIT_MN_MAX 2147483647
+#define ND_SET_LIMITS_STALL_FORCE_MN_MIN 1
+#define ND_SET_LIMITS_STALL_FORCE_MN_MAX 2147483647
+#define ND_SET_LIMITS_STALL_TIME_MS_MIN 1u
+#define ND_SET_LIMITS_STALL_TIME_MS_MAX 10000u
 #define ND_SET_LIMITS_PAYLOAD_BYTES 14u
 struct nd_set_limits {
     int32_t soft_depth_limit_um;
@@ -533,6 +547,10 @@ static inline int nd_set_limits_unpack(struct nd_set_limits *m, const uint8_t *i
 #define ND_SET_TELEMETRY_ID 0x0Au
 #define ND_SET_TELEMETRY_RATE_HZ_OFFSET 0u
 #define ND_SET_TELEMETRY_BATCH_SAMPLES_OFFSET 2u
+#define ND_SET_TELEMETRY_RATE_HZ_MIN 0u
+#define ND_SET_TELEMETRY_RATE_HZ_MAX 1000u
+#define ND_SET_TELEMETRY_BATCH_SAMPLES_MIN 1u
+#define ND_SET_TELEMETRY_BATCH_SAMPLES_MAX 10u
 #define ND_SET_TELEMETRY_PAYLOAD_BYTES 3u
 struct nd_set_telemetry {
     uint16_t rate_hz;
@@ -578,6 +596,8 @@ static inline int nd_get_status_unpack(struct nd_get_status *m, const uint8_t *i
 #define ND_GET_EVENTS_ID 0x0Cu
 #define ND_GET_EVENTS_FROM_NUMBER_OFFSET 0u
 #define ND_GET_EVENTS_MAX_COUNT_OFFSET 4u
+#define ND_GET_EVENTS_MAX_COUNT_MIN 1u
+#define ND_GET_EVENTS_MAX_COUNT_MAX 12u
 #define ND_GET_EVENTS_PAYLOAD_BYTES 5u
 struct nd_get_events {
     uint32_t from_number;
@@ -615,6 +635,10 @@ static inline int nd_get_events_unpack(struct nd_get_events *m, const uint8_t *i
 #define ND_IDENTITY_MAX_RATE_MRPM_OFFSET 41u
 #define ND_IDENTITY_WATCHDOG_MS_OFFSET 45u
 #define ND_IDENTITY_SESSION_ARMED_OFFSET 47u
+#define ND_IDENTITY_SIMULATED_MIN 0u
+#define ND_IDENTITY_SIMULATED_MAX 1u
+#define ND_IDENTITY_SESSION_ARMED_MIN 0u
+#define ND_IDENTITY_SESSION_ARMED_MAX 1u
 #define ND_IDENTITY_PAYLOAD_BYTES 48u
 struct nd_identity {
     uint8_t protocol_version;

@@ -20,3 +20,22 @@ def test_committed_header_is_the_generated_one() -> None:
 
 def test_header_carries_the_schema_hash() -> None:
     assert f"#define ND_SCHEMA_HASH 0x{SCHEMA_HASH:08X}u" in HEADER.read_text()
+
+
+def test_header_carries_every_field_range_for_the_firmware_to_check() -> None:
+    """A device checks BAD_ARGUMENT against the schema's ranges, not numbers copied from
+    the docs: every ranged field has ND_<MESSAGE>_<FIELD>_MIN/_MAX."""
+    import protocol.schema as s
+    from protocol.codegen import _c_name
+    from protocol.fields import Int
+
+    text = c_header()
+    checked = 0
+    for cls in s.MSG_ID:
+        for f in s.fields_of(cls):
+            if f.range is None or not isinstance(f.wire, Int):
+                continue
+            prefix = f"#define {_c_name(cls).upper()}_{f.name.upper()}"
+            assert f"{prefix}_MIN {f.lo}" in text and f"{prefix}_MAX {f.hi}" in text, prefix
+            checked += 1
+    assert checked >= 10
