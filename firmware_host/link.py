@@ -78,8 +78,10 @@ class LinkConfig:
     reader_slice_s: float = 0.05  # longest a reader/pump blocks before rechecking timers
     # Real ports: after a read the reader waits this long before it looks again, so 1 kHz
     # telemetry (100 batches/s) costs a wake-up per few batches, not one each (CPU: see
-    # benchmarks/link.py). Telemetry and events reach listeners at most this late; replies
-    # are not delayed (their caller reads them itself). The device's watchdog is 200 ms.
+    # benchmarks/link.py). Frames reach listeners at most this late while nobody waits on
+    # the link — but a wait (wait_s / wait_until, e.g. a control loop's period) ends by
+    # taking in whatever has arrived, so whoever waits sees data as fresh as the device
+    # sent it; replies are not delayed either (their caller reads them itself).
     read_coalesce_s: float = 0.05
     # Liveness lease: heartbeats go out only while the link's owner showed life (a request,
     # a wait, a pump, keepalive()) within this long. It is shorter than the device's
@@ -311,10 +313,26 @@ class Link:
                     self._renew(now)  # waiting in the library is a sign of life
                     remaining = deadline - now
                     if remaining <= 0:
-                        return False
+                        # fresh on demand: what arrived while the reader let frames gather
+                        # (read_coalesce_s) is taken in before the waiter looks at it
+                        self._take_in_waiting()
+                        return predicate()
                     self._changed.wait(min(remaining, self.config.reader_slice_s))
             finally:
                 self._waiters -= 1
+
+    def _take_in_waiting(self) -> None:
+        """Real ports: decode the bytes already waiting on the port, now (not at the
+        reader's next batch). Called with the condition held, from a waiter's thread."""
+        if self._lost is not None:
+            return
+        self._changed.release()  # frames coming in notify this condition
+        try:
+            self._pump.drain()
+        except (LinkLost, OSError, ValueError):
+            pass  # the pump records the loss; the caller's next step raises it
+        finally:
+            self._changed.acquire()
 
     def wait_s(self, seconds: float) -> None:
         """Let time pass with the link kept alive (virtual time on sim://)."""

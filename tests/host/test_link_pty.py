@@ -204,3 +204,32 @@ def test_port_dying_is_link_lost_for_waiters_and_callers(pty: Pty) -> None:
             link.request(Stop())
     finally:
         link.close()
+
+
+def test_a_wait_ends_with_what_has_arrived_while_the_reader_lets_frames_gather(
+    pty: Pty,
+) -> None:
+    """The reader batches reads (read_coalesce_s) to save CPU, but a waiter — a control
+    loop's period — must see data as fresh as the device sent it: wait_s ends by taking
+    in what is already on the port."""
+    peer = ScriptedPeer(pty.master, lambda p, f: None)
+    link = _link(pty, read_coalesce_s=0.5)
+    numbers: list[int] = []
+    first = threading.Event()
+
+    def listener(frame: Frame) -> None:
+        if isinstance(frame.message, Telemetry):
+            numbers.append(frame.message.first_sample_number)
+            first.set()
+
+    link.add_listener(listener)
+    try:
+        samples = pack_samples([TelemetrySample(i, i, i, 0, 0, 2, 0) for i in range(10)])
+        peer.send(Telemetry(0, samples))
+        assert first.wait(5.0)  # the reader took it in, and now lets frames gather
+        peer.send(Telemetry(10, samples))
+        link.wait_s(0.02)  # far shorter than the reader's 0.5 s pause
+        assert numbers == [0, 10], numbers
+    finally:
+        link.close()
+        peer.stop()
