@@ -568,6 +568,13 @@ class NeedleDriver:
             )
         )
 
+    def stop_advance(self) -> None:
+        """Decelerate the advance to rest, the rotation untouched (MOVE STOP): a pause —
+        the device reports no TARGET_REACHED. Never refused, like every stop."""
+        self._commanded_mm = None  # the axis settles where it brakes
+        # target and speed are ignored; speed 1 µm/s is the schema's lowest
+        self._command(Move(MoveMode.STOP, 0, 1))
+
     def stop(self) -> None:
         """Controlled stop of both axes (no fault latched)."""
         self._commanded_mm = None  # the axis settles where it brakes

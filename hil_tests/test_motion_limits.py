@@ -19,6 +19,8 @@ from protocol import (
     Move,
     MoveMode,
     NakReason,
+    Rotate,
+    RotateMode,
     SampleFlags,
 )
 
@@ -169,3 +171,41 @@ def test_hard_travel_limit(
     assert deepest <= travel, f"encoder {deepest} µm beyond the hard travel {travel} µm"
     dut.move_to_um(0, fast)
     dut.wait_idle(travel / fast + 5.0)
+
+
+def test_move_stop_pauses_the_advance_and_leaves_the_rotation(
+    hil_homed: Dut, hil_session: HilSession
+) -> None:
+    """MOVE STOP brakes the advance to rest and leaves the rotation turning (protocol §5):
+    a paused advance, not a target reached — no TARGET_REACHED."""
+    s = hil_session
+    dut = hil_homed
+    tl = dut.wire.received.telemetry
+    target = s.test_depth_um
+    events_before = dut.status().last_event_number
+    dut.ack(Rotate(RotateMode.CONTINUOUS, 30_000, 0))
+    dut.move_to_um(target, s.speed_um_s)
+    assert dut.wire.wait_for(
+        lambda: tl.count > 0 and int(tl.batches[-1]["commanded_depth_um"][-1]) >= target // 3,
+        _travel_time_s(target, s),
+    ), "the move never got going"
+    dut.ack(Move(MoveMode.STOP, 0, 1))
+    dut.wire.wait_s(0.3)  # the ramp down takes ms at test speeds
+    mark = tl.mark()
+    dut.wire.wait_s(0.2)
+    samples = tl.since(mark)
+    assert len(samples) > 10
+    cmd = samples["commanded_depth_um"]
+    assert int(cmd.max()) == int(cmd.min()) < target, "the advance did not come to rest"
+    angle = samples["angle_cdeg"]
+    assert int(angle[-1]) > int(angle[0]), "MOVE STOP stopped the rotation too"
+    assert all(int(f) & SampleFlags.ROTATING for f in samples["flags"])
+    reached = [
+        e
+        for e in dut.wire.received.events
+        if e.code == EventCode.TARGET_REACHED and e.number > events_before
+    ]
+    assert reached == [], f"a paused advance reported TARGET_REACHED: {reached}"
+    dut.ack(Rotate(RotateMode.STOP, 0, 0))
+    dut.move_to_um(0, s.speed_um_s)
+    dut.wait_idle(_travel_time_s(target, s))

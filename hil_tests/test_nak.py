@@ -160,15 +160,19 @@ def test_nak_reason(
 
 
 def test_stopping_is_never_refused(hil_device: Dut, hil_session: HilSession) -> None:
-    """ROTATE STOP, STOP and ESTOP are ACKed in every state and session condition
-    (protocol §5): before HELLO, under a schema mismatch, with a fault latched."""
+    """ROTATE STOP, MOVE STOP, STOP and ESTOP are ACKed in every state and session
+    condition (protocol §5): before HELLO, under a schema mismatch, with a fault latched."""
     s = hil_session
     dut = hil_device
     if s.pre_hello_stop_reply:
         assert s.pre_hello_stop_reply == "Ack", (
             f"ROTATE STOP before HELLO was answered {s.pre_hello_stop_reply}"
         )
-    stops: tuple[Message, ...] = (Rotate(RotateMode.STOP, 0, 0), Stop())
+    stops: tuple[Message, ...] = (
+        Rotate(RotateMode.STOP, 0, 0),
+        Move(MoveMode.STOP, 0, 1),
+        Stop(),
+    )
     dut.hello(schema_hash=SCHEMA_HASH ^ 0xFFFF)
     try:
         for msg in stops:

@@ -119,7 +119,8 @@ class EventCode(enum.IntEnum):
 
 class MoveMode(enum.IntEnum):
     ABSOLUTE = 0
-    RELATIVE = 1
+    RELATIVE = 1  # relative to the commanded target
+    STOP = 2  # decelerate the advance to rest, rotation untouched; target and speed ignored
 
 
 class RotateMode(enum.IntEnum):
@@ -242,7 +243,9 @@ class Home(NamedTuple):
 class Move(NamedTuple):
     """Advance (or retract) the needle to a depth, with a trapezoidal profile."""
 
-    mode: Annotated[int, U8, EnumOf(MoveMode), Doc("absolute, or relative to commanded depth")]
+    mode: Annotated[
+        int, U8, EnumOf(MoveMode), Doc("absolute, relative to commanded depth, or STOP the advance")
+    ]
     target_um: Annotated[int, I32, Doc("depth (absolute) or distance (relative)")]
     speed_um_s: Annotated[int, U32, Range(1, 20_000), Doc("cruise speed")]
 

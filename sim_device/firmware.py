@@ -906,6 +906,8 @@ class Firmware:
             # stopping is always allowed: before HELLO, under a schema mismatch, latched,
             # e-stopped, homing; its rate and angle are ignored (a STOP must never bounce)
             return self._rotate_stop(msg_id)
+        if kind is Move and isinstance(msg, Move) and msg.mode == MoveMode.STOP:
+            return self._move_stop(msg_id)  # the same for the advance alone
         # motion: Home, Move, Rotate
         refusal = self._motion_refusal(msg_id)
         if refusal is not None:
@@ -1111,6 +1113,17 @@ class Firmware:
         self._update_state()
         if not adv.active:
             self._emit_event(EventCode.TARGET_REACHED, _clip_i32(adv.pos))
+        return self._ack(msg_id)
+
+    def _move_stop(self, msg_id: int) -> Message:
+        """Decelerate the advance to rest, rotation untouched: a pause, not a target (no
+        TARGET_REACHED: the ramp runs in velocity mode). Ends a HOME at once."""
+        if self.homing:
+            self.homing = False
+            self.adv.halt()
+        elif self.adv.active:
+            self.adv.decelerate()
+        self._update_state()
         return self._ack(msg_id)
 
     def _rotate_stop(self, msg_id: int) -> Message:

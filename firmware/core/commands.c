@@ -346,14 +346,32 @@ static void rotate(uint8_t id, const uint8_t *p)
     ack(id);
 }
 
+/* Decelerate the advance to rest, rotation untouched: a pause, not a target (the ramp
+ * runs in velocity mode: no TARGET_REACHED). Ends a HOME at once. */
+static void move_stop(uint8_t id)
+{
+    if (D.homing) {
+        D.homing = false;
+        nd_axis_halt(&D.adv);
+    } else if (D.adv.active) {
+        nd_axis_decelerate(&D.adv);
+    }
+    nd_dev_update_state();
+    ack(id);
+}
+
 /* HOME, MOVE, ROTATE: refused before a session or under a schema mismatch — but
- * stopping is always allowed: ROTATE STOP is ACKed before HELLO, under a schema
- * mismatch, latched, e-stopped, homing; its rate and angle are ignored (a STOP must
- * never bounce). */
+ * stopping is always allowed: ROTATE STOP and MOVE STOP are ACKed before HELLO, under a
+ * schema mismatch, latched, e-stopped, homing; their other fields are ignored (a stop
+ * must never bounce). */
 static void motion(uint8_t id, const uint8_t *p)
 {
     if (id == ND_ROTATE_ID && p[ND_ROTATE_MODE_OFFSET] == ND_ROTATE_MODE_STOP) {
         rotate_stop(id);
+        return;
+    }
+    if (id == ND_MOVE_ID && p[ND_MOVE_MODE_OFFSET] == ND_MOVE_MODE_STOP) {
+        move_stop(id); /* the same for the advance alone */
         return;
     }
     if (!D.session_open) REFUSE(ND_NAK_REASON_NOT_ARMED, 0);

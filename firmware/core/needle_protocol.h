@@ -9,7 +9,7 @@
 #include <string.h>
 
 #define ND_PROTOCOL_VERSION 1u
-#define ND_SCHEMA_HASH 0x417D5D89u /* sent in HELLO and IDENTITY */
+#define ND_SCHEMA_HASH 0x20790CFEu /* sent in HELLO and IDENTITY */
 /* frame: COBS(header | payload | CRC-32 LE) 0x00; header = version u8, msg_id u8,
  * flags u8, seq u16 LE */
 #define ND_HEADER_BYTES 5u
@@ -239,6 +239,7 @@ static inline int nd_frame_decode(const uint8_t *frame, size_t n, uint8_t *raw)
 /* MoveMode: values */
 #define ND_MOVE_MODE_ABSOLUTE 0x00u
 #define ND_MOVE_MODE_RELATIVE 0x01u
+#define ND_MOVE_MODE_STOP 0x02u
 
 /* RotateMode: values */
 #define ND_ROTATE_MODE_STOP 0x00u

@@ -285,9 +285,9 @@ class _Run:
             self.advance_to_target()
 
     def pause_advance(self) -> None:
-        # An absolute move to where the motor is now: the advance brakes and settles
-        # there while the rotation axis is left alone (STOP would halt both).
-        self.nd.move_to_mm(max(self.depth_mm, self.commanded_mm), self.p.advance.speed_mm_s)
+        # MOVE STOP: the advance brakes to rest while the rotation axis is left alone
+        # (STOP would halt both); a pause, so the device reports no TARGET_REACHED
+        self.nd.stop_advance()
         self.commanded_speed_mm_s = 0.0
 
     def stop_rig(self) -> None:
