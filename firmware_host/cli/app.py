@@ -195,6 +195,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="target depth in mm: the lesion's far end plus a margin (default: the"
         " profile's; on sim://?lesion=NAME|PATH the lesion's end + 2 mm)",
     )
+    p = add(
+        "serve",
+        "own the port and keep its session; other needlectl commands, a web page and a"
+        " stop from any terminal go through it (until Ctrl-C)",
+        "servecmd:cmd_serve",
+    )
+    p.add_argument(
+        "--http-port",
+        type=_int_in(0, 65535, "--http-port"),
+        default=0,
+        help="TCP port of the web page and API (default 0: a free one, printed)",
+    )
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="listen on every interface, with a token (printed; or $NEEDLECTL_TOKEN)",
+    )
+    p.add_argument(
+        "--client-queue",
+        type=_int_in(4, 100_000, "--client-queue"),
+        default=256,
+        metavar="N",
+        help="messages a client may fall behind before it is cut off (256)",
+    )
     p = add("plot", "picture of a recorded run (PNG)", "runcmd:cmd_plot")
     p.add_argument("run_dir", metavar="DIR", help="a run folder written by `run --record`")
     p.add_argument("-o", "--output", metavar="FILE.png", help="(default: DIR/plot.png)")

@@ -28,7 +28,17 @@ _SAFETY_STATES = (
 
 @contextmanager
 def connect(ns: argparse.Namespace) -> Iterator[Any]:
-    """A NeedleDriver on the chosen port (closing it sends STOP, best effort)."""
+    """A NeedleDriver on the chosen port (closing it sends STOP, best effort) — or, when
+    a rig server (`needlectl serve`) owns that port, the same calls through it."""
+    from firmware_host.server.runtime import find_server
+
+    server = find_server(ns.port)
+    if server is not None:
+        from firmware_host.server.client import RemoteDriver
+
+        with RemoteDriver.open(ns.port, server) as remote:
+            yield remote
+        return
     from firmware_host.client import NeedleDriver
 
     with NeedleDriver.open(ns.port) as nd:

@@ -122,7 +122,7 @@ def sim_target_mm(port: str) -> float | None:
 
 
 def cmd_run(ns: argparse.Namespace, out: Output) -> int:
-    from firmware_host.procedure import Result, load_profile, run_procedure
+    from firmware_host.procedure import load_profile, run_procedure
 
     profile = load_profile(ns.profile)  # a bad profile fails here, before any connection
     target_mm = ns.target_mm if ns.target_mm is not None else profile.target.depth_mm
@@ -137,6 +137,20 @@ def cmd_run(ns: argparse.Namespace, out: Output) -> int:
     with stop_on_signals() as stop, connect(ns) as nd:
         refuse_unless_at_home(nd)
         confirm_motion(nd, ns, f"PIERCE procedure '{profile.name}' to {target_mm:g} mm")
+        if getattr(nd, "remote", False):
+            # A rig server owns the port: it runs the procedure (and records) next to
+            # the link; this process shows progress, and its going away stops the rig.
+            with _progress(out, f"target {target_mm:g} mm", record_dir) as show:
+                stop.check_before_motion()
+                remote_outcome = nd.run_procedure(
+                    profile,
+                    target_depth_mm=target_mm,
+                    record_dir=str(record_dir.resolve()) if record_dir is not None else None,
+                    command=_command_line(),
+                    on_progress=show,
+                    abort=stop.event,
+                )
+            return _report_run(ns, out, nd, profile, remote_outcome, stop.signum, record_dir)
         recorder = None
         if record_dir is not None:
             from firmware_host.recorder import Recorder
@@ -146,7 +160,7 @@ def cmd_run(ns: argparse.Namespace, out: Output) -> int:
                 nd,
                 profile=profile.to_dict(),
                 port=ns.port,
-                extra_meta={"target_depth_mm": target_mm, "command": "needlectl run"},
+                extra_meta={"target_depth_mm": target_mm, "command": _command_line()},
             )
         outcome: Any = None
         try:
@@ -174,8 +188,29 @@ def cmd_run(ns: argparse.Namespace, out: Output) -> int:
                     recorder.note("operator_signal", signal=stop.signal_name, action="rig stopped")
                 summary = outcome.to_dict() if outcome is not None else {"outcome": "error"}
                 recorder.close(**summary)
-        signum = stop.signum
-        latched = _latched_after(nd) if _exit_code(outcome, Result, stop.signum) else []
+        return _report_run(ns, out, nd, profile, outcome, stop.signum, record_dir)
+
+
+def _command_line() -> str:
+    """The command as typed, for the record's meta.json."""
+    import shlex
+    import sys
+
+    return " ".join(["needlectl", *(shlex.quote(a) for a in sys.argv[1:])])
+
+
+def _report_run(
+    ns: argparse.Namespace,
+    out: Output,
+    nd: Any,
+    profile: Any,
+    outcome: Any,
+    signum: int | None,
+    record_dir: Path | None,
+) -> int:
+    from firmware_host.procedure import Result
+
+    latched = _latched_after(nd) if _exit_code(outcome, Result, signum) else []
     result = outcome.to_dict()
     result["profile"] = profile.name
     result["port"] = ns.port
@@ -219,6 +254,8 @@ def _exit_code(outcome: Any, result_type: Any, signum: int | None) -> Exit:
     withdraw_failed = outcome.withdrawn is False
     if outcome.result is result_type.CROSSED and not withdraw_failed:
         return Exit.OK
+    if outcome.result is result_type.ABORTED and signum is None:
+        return Exit.SAFETY_STOP  # stopped by someone else: a STOP/ESTOP through the server
     if outcome.result is result_type.ABORTED or (withdraw_failed and signum is not None):
         return Exit.SIGTERM if signum == signal.SIGTERM else Exit.SIGINT
     if outcome.result is result_type.STALLED:
@@ -259,6 +296,11 @@ def _failure_line(
             f"run {what} by {signal.Signals(signum).name}: the rig was stopped at"
             f" {outcome.final_depth_mm:.2f} mm{faults} — check `needlectl status` before"
             " the next run"
+        )
+    if what == "aborted":
+        return (
+            f"run stopped: {outcome.reason}, at {outcome.final_depth_mm:.2f} mm{faults} —"
+            " check `needlectl status` before the next run"
         )
     if what == "stalled":
         return (

@@ -1,0 +1,131 @@
+"""A rig server as the operator starts it: `needlectl sim serve --pty` (a simulated rig in
+real time, in its own process) and `needlectl serve --port PTY` (another process) — real
+sockets, real subprocesses, a private runtime directory per test."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websocket
+
+NEEDLECTL = Path(sys.executable).parent / "needlectl"
+LESION = "dense-calcified-cto"  # the run to 48 mm lasts long enough to be stopped
+
+
+@dataclass
+class Served:
+    port: str  # the device's pty
+    web: str  # http://127.0.0.1:N/
+    socket: str
+    proc: subprocess.Popen[str]
+    env: dict[str, str]
+
+    def cli(self, *args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(NEEDLECTL), "--port", self.port, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+
+    def json(self, *args: str) -> dict[str, Any]:
+        proc = self.cli("--json", *args)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [str(NEEDLECTL), "--port", self.port, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=self.env,
+        )
+
+    def ws(self, topics: list[str] | None = None) -> websocket.WebSocket:
+        """A client of the server's Unix socket, subscribed to topics."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(self.socket)
+        ws = websocket.create_connection("ws://localhost/api/ws", socket=sock, timeout=30)
+        if topics is not None:
+            ws.send(json.dumps({"id": 1, "op": "subscribe", "args": {"topics": topics}}))
+        return ws
+
+
+def stop_process(proc: subprocess.Popen[str], timeout_s: float = 15.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def runtime_env() -> Iterator[dict[str, str]]:
+    # short: a Unix socket's path must fit in 108 bytes
+    rt = tempfile.mkdtemp(prefix="ndrt-")
+    env = {k: v for k, v in os.environ.items() if k not in ("NEEDLECTL_PORT", "NEEDLECTL_TOKEN")}
+    env["NEEDLECTL_RUNTIME_DIR"] = rt
+    yield env
+    shutil.rmtree(rt, ignore_errors=True)
+
+
+@pytest.fixture
+def sim_pty(runtime_env: dict[str, str]) -> Iterator[str]:
+    proc = subprocess.Popen(
+        [str(NEEDLECTL), "sim", "serve", "--pty", "--lesion", LESION, "--seed", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=runtime_env,
+    )
+    try:
+        assert proc.stdout is not None
+        port = proc.stdout.readline().strip()
+        assert port.startswith("/dev/"), (port, proc.stderr.read() if proc.stderr else "")
+        yield port
+    finally:
+        stop_process(proc)
+
+
+def start_server(port: str, env: dict[str, str], *extra: str) -> Served:
+    proc = subprocess.Popen(
+        [str(NEEDLECTL), "--port", port, "--json", "serve", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # its first line says where it serves
+    if not line:
+        proc.wait(timeout=10)
+        pytest.fail(f"serve did not start: {proc.stderr.read() if proc.stderr else ''}")
+    info = json.loads(line)
+    return Served(port, info["web"], info["socket"], proc, env)
+
+
+@pytest.fixture
+def served(sim_pty: str, runtime_env: dict[str, str]) -> Iterator[Served]:
+    s = start_server(sim_pty, runtime_env)
+    yield s
+    stop_process(s.proc)
+    assert s.proc.returncode == 0, s.proc.stderr.read() if s.proc.stderr else ""

@@ -1,0 +1,201 @@
+"""`needlectl serve`: the CLI through the server (same output and exit codes), a stop
+from a second terminal, the dead-man rule, a second server refused, a client that stops
+reading cut off."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websocket
+
+from conftest import NEEDLECTL, Served, start_server, stop_process
+from firmware_host.recorder import read_events
+
+
+def _wait_phase_advance(proc: subprocess.Popen[str]) -> None:
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "needlectl.run: phase advance" in line:
+            return
+    pytest.fail(f"the run never reached its advance phase: {proc.communicate()}")
+
+
+def _run(served: Served, *extra: str) -> subprocess.Popen[str]:
+    assert served.json("home")["homed"] is True
+    return served.popen("-v", "run", "pierce", "--target-mm", "48", *extra)
+
+
+def _next(ws: websocket.WebSocket, kind: str, pred: Any = None) -> dict[str, Any]:
+    """The next message of one type (that pred accepts), as the server sends it."""
+    while True:
+        msg: dict[str, Any] = json.loads(ws.recv())
+        if msg.get("type") == kind and (pred is None or pred(msg)):
+            return msg
+
+
+def test_commands_give_the_same_answers_through_the_server(
+    sim_pty: str, runtime_env: dict[str, str]
+) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(NEEDLECTL), "--port", sim_pty, *args],
+            capture_output=True,
+            text=True,
+            env=runtime_env,
+            timeout=60,
+            check=False,
+        )
+
+    direct_info = json.loads(cli("--json", "info").stdout)
+    direct_refusal = cli("jog", "--advance-mm", "1")
+    served = start_server(sim_pty, runtime_env)
+    try:
+        assert served.json("info") == direct_info
+        refusal = served.cli("jog", "--advance-mm", "1")
+        assert (refusal.returncode, refusal.stderr) == (4, direct_refusal.stderr)
+        assert "NOT_HOMED" in refusal.stderr
+        status = served.json("status")
+        assert status["state"] == "UNHOMED" and status["port"] == sim_pty
+        assert status["link"]["telemetry_samples"] > 0  # the server's session streams
+        text = served.cli("status").stdout.splitlines()
+        assert text[0].startswith("UNHOMED, NOT homed") and text[-1] == f"port: {sim_pty}"
+        # between commands the server holds the session: nothing latches, ever
+        assert served.json("home")["latched_faults"] == []
+        assert served.json("status")["latched_faults"] == []
+    finally:
+        stop_process(served.proc)
+    assert served.proc.returncode == 0
+    # the server gone, the port is the CLI's again (its lock died with it)
+    assert json.loads(cli("--json", "status").stdout)["homed"] is True
+
+
+def test_estop_from_a_second_terminal_stops_a_run_at_once(served: Served) -> None:
+    run = _run(served)
+    _wait_phase_advance(run)
+    estop = served.cli("estop")
+    assert estop.returncode == 0, estop.stderr
+    assert "ESTOP" in estop.stdout
+    _, err = run.communicate(timeout=30)
+    assert run.returncode == 5, err
+    last = err.rstrip().splitlines()[-1]
+    assert last.startswith("needlectl: run stopped:") and "ESTOP from client" in last
+    s = served.json("status")
+    assert s["moving"] is False and 0 < s["depth_mm"] < 48 and "ESTOP" in s["latched_faults"]
+    assert served.json("clear")["latched_faults"] == []
+
+
+def test_stop_from_a_second_terminal_ends_the_run_without_a_fault(served: Served) -> None:
+    run = _run(served, "--json")
+    _wait_phase_advance(run)
+    assert served.cli("stop").returncode == 0
+    out, err = run.communicate(timeout=30)
+    assert run.returncode == 5, err
+    result = json.loads(out)
+    assert result["outcome"] == "aborted" and "STOP from client" in result["reason"]
+    s = served.json("status")
+    assert s["moving"] is False and s["latched_faults"] == []
+    assert s["depth_mm"] == pytest.approx(result["final_depth_mm"], abs=0.01)
+
+
+def test_sigint_of_the_run_through_the_server_is_130_as_directly(served: Served) -> None:
+    run = _run(served)
+    _wait_phase_advance(run)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=30)
+    assert run.returncode == 130, err
+    assert err.rstrip().splitlines()[-1].startswith("needlectl: run aborted by SIGINT")
+    assert served.json("status")["moving"] is False
+
+
+def test_dead_man_the_run_stops_when_its_client_is_killed(served: Served, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    watcher = served.ws(["state", "notes"])
+    run = _run(served, "--record", str(run_dir))
+    _wait_phase_advance(run)
+    _next(watcher, "state", lambda m: m["run"] is not None and m["status"]["depth_mm"] > 0.5)
+    run.kill()  # SIGKILL: no handler runs in the client
+    run.wait(timeout=10)
+    note = _next(watcher, "note")
+    assert "dead-man" in note["text"] and "gone" in note["text"]
+    state = _next(watcher, "state", lambda m: m["run"] is None)  # the run has ended
+    watcher.close()
+    s = served.json("status")
+    assert s["moving"] is False and 0 < s["depth_mm"] < 48 and s["latched_faults"] == []
+    assert state["status"]["depth_mm"] == pytest.approx(s["depth_mm"], abs=0.01)
+    events = read_events(run_dir / "events.jsonl")
+    kinds = [e["kind"] for e in events]
+    assert "stopped" in kinds and "stopped_by" in kinds
+    (why,) = [e for e in events if e["kind"] == "stopped_by"]
+    assert why["reason"].startswith("dead-man:")
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["summary"]["outcome"] == "aborted" and meta["served_by"] == "needlectl serve"
+    assert meta["command"].startswith("needlectl --port")
+    plot = subprocess.run(
+        [str(NEEDLECTL), "plot", str(run_dir)], capture_output=True, text=True, check=False
+    )
+    assert plot.returncode == 0, plot.stderr
+
+
+def test_a_second_server_for_the_same_port_is_refused(served: Served) -> None:
+    proc = subprocess.run(
+        [str(NEEDLECTL), "--port", served.port, "serve"],
+        capture_output=True,
+        text=True,
+        env=served.env,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 3
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "a rig server already owns" in lines[0]
+    assert str(served.proc.pid) in lines[0]
+
+
+def test_serving_the_in_process_simulator_is_a_usage_error(runtime_env: dict[str, str]) -> None:
+    proc = subprocess.run(
+        [str(NEEDLECTL), "--port", "sim://", "serve"],
+        capture_output=True,
+        text=True,
+        env=runtime_env,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "sim serve --pty" in proc.stderr
+
+
+def test_the_socket_and_its_directory_are_the_users_alone(served: Served) -> None:
+    sock = Path(served.socket)
+    assert stat.S_ISSOCK(sock.stat().st_mode)
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o600
+    assert stat.S_IMODE(sock.parent.stat().st_mode) == 0o700
+    assert sock.parent.stat().st_uid == os.getuid()
+
+
+def test_a_client_that_stops_reading_is_cut_off(sim_pty: str, runtime_env: dict[str, str]) -> None:
+    served = start_server(sim_pty, runtime_env, "--client-queue", "8")
+    try:
+        stalled = served.ws(["telemetry_full"])  # 1 kHz of samples; never read again
+        stalled.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        reader = served.ws(["state"])
+        # the reader keeps getting its messages while the stalled one fills its queue...
+        msg = _next(reader, "state", lambda m: m["server"]["clients_cut_off"] >= 1)
+        assert msg["server"]["clients"] == 1  # ...until the server drops it
+        status = served.json("status")
+        assert status["link"]["telemetry_samples_lost"] == 0
+        with pytest.raises((websocket.WebSocketException, OSError)):
+            stalled.settimeout(5)
+            while True:
+                stalled.recv()  # what was in flight, then the cut
+        reader.close()
+    finally:
+        stop_process(served.proc)
+    assert served.proc.returncode == 0
