@@ -129,3 +129,16 @@ def served(sim_pty: str, runtime_env: dict[str, str]) -> Iterator[Served]:
     yield s
     stop_process(s.proc)
     assert s.proc.returncode == 0, s.proc.stderr.read() if s.proc.stderr else ""
+
+
+def wait_phase_advance(proc: subprocess.Popen[str]) -> None:
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "needlectl.run: phase advance" in line:
+            return
+    pytest.fail(f"the run never reached its advance phase: {proc.communicate()}")
+
+
+def start_run(served: Served, *extra: str) -> subprocess.Popen[str]:
+    assert served.json("home")["homed"] is True
+    return served.popen("-v", "run", "pierce", "--target-mm", "48", *extra)

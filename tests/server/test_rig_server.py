@@ -16,21 +16,15 @@ from typing import Any
 import pytest
 import websocket
 
-from conftest import NEEDLECTL, Served, start_server, stop_process
+from conftest import (
+    NEEDLECTL,
+    Served,
+    start_run,
+    start_server,
+    stop_process,
+    wait_phase_advance,
+)
 from firmware_host.recorder import read_events
-
-
-def _wait_phase_advance(proc: subprocess.Popen[str]) -> None:
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if "needlectl.run: phase advance" in line:
-            return
-    pytest.fail(f"the run never reached its advance phase: {proc.communicate()}")
-
-
-def _run(served: Served, *extra: str) -> subprocess.Popen[str]:
-    assert served.json("home")["homed"] is True
-    return served.popen("-v", "run", "pierce", "--target-mm", "48", *extra)
 
 
 def _next(ws: websocket.WebSocket, kind: str, pred: Any = None) -> dict[str, Any]:
@@ -78,8 +72,8 @@ def test_commands_give_the_same_answers_through_the_server(
 
 
 def test_estop_from_a_second_terminal_stops_a_run_at_once(served: Served) -> None:
-    run = _run(served)
-    _wait_phase_advance(run)
+    run = start_run(served)
+    wait_phase_advance(run)
     estop = served.cli("estop")
     assert estop.returncode == 0, estop.stderr
     assert "ESTOP" in estop.stdout
@@ -93,8 +87,8 @@ def test_estop_from_a_second_terminal_stops_a_run_at_once(served: Served) -> Non
 
 
 def test_stop_from_a_second_terminal_ends_the_run_without_a_fault(served: Served) -> None:
-    run = _run(served, "--json")
-    _wait_phase_advance(run)
+    run = start_run(served, "--json")
+    wait_phase_advance(run)
     assert served.cli("stop").returncode == 0
     out, err = run.communicate(timeout=30)
     assert run.returncode == 5, err
@@ -106,8 +100,8 @@ def test_stop_from_a_second_terminal_ends_the_run_without_a_fault(served: Served
 
 
 def test_sigint_of_the_run_through_the_server_is_130_as_directly(served: Served) -> None:
-    run = _run(served)
-    _wait_phase_advance(run)
+    run = start_run(served)
+    wait_phase_advance(run)
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=30)
     assert run.returncode == 130, err
@@ -118,8 +112,8 @@ def test_sigint_of_the_run_through_the_server_is_130_as_directly(served: Served)
 def test_dead_man_the_run_stops_when_its_client_is_killed(served: Served, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     watcher = served.ws(["state", "notes"])
-    run = _run(served, "--record", str(run_dir))
-    _wait_phase_advance(run)
+    run = start_run(served, "--record", str(run_dir))
+    wait_phase_advance(run)
     _next(watcher, "state", lambda m: m["run"] is not None and m["status"]["depth_mm"] > 0.5)
     run.kill()  # SIGKILL: no handler runs in the client
     run.wait(timeout=10)
