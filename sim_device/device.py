@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim_device.clock import VirtualClock
-from sim_device.firmware import DEFECTS, TICK_US, Firmware, HardLimits
+from sim_device.firmware import TICK_US, Firmware
+from sim_device.limits import DEFECTS, HardLimits
 from sim_device.linkfaults import LinkFaultConfig, LinkFaults
 
 RIG_FAULTS = ("loadcell_stuck", "loadcell_disconnected", "encoder_lost", "motor_stall")

@@ -1,9 +1,9 @@
 """The simulated firmware: protocol v1, state machine, motion, safety, telemetry, events.
 
 One ``tick()`` is one 1 ms control period: parse the bytes received since the last
-tick, execute commands, advance the motion profiles, step the rig, read its sensors,
-run the safety checks (limits, force, stall, watchdog), produce telemetry and
-heartbeats. Bytes for the host accumulate in ``tx``; whoever carries them (the
+tick and execute commands (sim_device/commands.py), advance the motion profiles, step
+the rig, read its sensors, run the safety checks (limits, force, stall, watchdog),
+produce telemetry and heartbeats. Bytes for the host accumulate in ``tx``; whoever carries them (the
 ``sim://`` port, the pty/TCP server, the USB backend) takes them from there.
 
 The firmware knows nothing about time except its clock's ``now_us``, which each
@@ -14,20 +14,9 @@ and nothing else (see DEFECTS).
 
 Behaviour in brief (the contract the host and the HIL suite rely on):
 
-* Session: before HELLO, HOME/MOVE/ROTATE are NAKed NOT_ARMED; after a HELLO whose
-  schema hash differs, SCHEMA_MISMATCH. Queries, STOP, ESTOP, CLEAR_FAULT,
-  SET_LIMITS and SET_TELEMETRY work in any case; so does ROTATE STOP (its other
-  fields ignored): stopping is never refused.
-* NAK order for motion: NOT_ARMED / SCHEMA_MISMATCH, then BAD_ARGUMENT (a field out
-  of its schema range), ESTOPPED, LATCHED_FAULT (detail = latched bits), BUSY
-  (homing, or HOME while the advance moves), NOT_HOMED (MOVE only), BEYOND_LIMIT
-  (detail = the limit: soft depth, hard speed or hard rate). Any command with seq 0
-  (HEARTBEAT aside) gets BAD_ARGUMENT at seq 0, uncached, unexecuted; else a frame of a
-  device→host message gets UNKNOWN_MESSAGE, cached like any reply. The seq of a
-  HEARTBEAT is ignored (no reply, whatever it is).
-* Exactly once: the replies to the last 32 seqs are kept; a repeat (same seq and
-  message id) is answered with the stored reply flagged REPLAYED and not executed.
-  HELLO empties the cache and is itself never replayed.
+* Commands (session, NAK order, exactly once, e-stop and stops): the handlers are in
+  sim_device/commands.py, which states their contract; this module is the control tick
+  and what it needs (sensors, safety, state, output).
 * Watchdog: with a session open, no valid host frame for ``watchdog_ms`` while anything
   moves stops both axes at once and latches WATCHDOG (+ WATCHDOG_TRIP event); with both
   axes at rest it ends the session instead (SESSION_ENDED event, nothing latched,
@@ -43,7 +32,6 @@ Behaviour in brief (the contract the host and the HIL suite rely on):
   down its ramp (at once for e-stop and watchdog); motion other than ROTATE STOP is
   NAKed until CLEAR_FAULT. Stall, e-stop and a lost encoder make the position
   invalid: re-home.
-* E-stop halts both axes in the tick that parses it. STOP decelerates (no latch).
 * Telemetry: samples every 1000/rate_hz ticks (integer accumulator), sent in batches
   of ``batch_samples``; ``first_sample_number`` counts every sample since boot.
 * Heartbeat: a HEARTBEAT whenever the device has sent nothing for 100 ms, from boot on.
@@ -55,63 +43,36 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from protocol import (
     DEFAULT_WATCHDOG_MS,
     DEVICE_HEARTBEAT_MS,
-    PROTOCOL_VERSION,
-    SCHEMA_HASH,
-    Ack,
-    Capabilities,
-    ClearFault,
     DeviceState,
-    EStop,
     Event,
     EventCode,
-    EventLog,
     FaultFlags,
-    GetEvents,
-    GetStatus,
-    HeaderFlags,
     Heartbeat,
-    Hello,
-    Home,
-    Identity,
-    Move,
-    MoveMode,
-    Nak,
-    NakReason,
-    Rotate,
-    RotateMode,
     SampleFlags,
-    SetLimits,
-    SetTelemetry,
-    Status,
-    Stop,
     StreamDecoder,
     Telemetry,
     encode,
 )
-from protocol.schema import MSG_ID, Direction, Message
+from protocol.schema import Message
 from sim_device.clock import VirtualClock
+from sim_device.commands import Commands
 from sim_device.event_log import EventLog as DeviceEventLog
+from sim_device.limits import (
+    DEFECTS,
+    I32_MAX,
+    I32_MIN,
+    HardLimits,
+    clip_i32,
+)
 from sim_device.motion import Axis
-from sim_device.reply_cache import ReplyCache
 
-FIRMWARE_VERSION = (0, 3, 0)
 TICK_US = 1000
 TICK_S = TICK_US / 1_000_000
-
-DEFECTS: dict[str, str] = {
-    "no_repeat_detection": "a repeated command is executed again instead of replayed",
-    "watchdog_disabled": "host silence never stops motion",
-    "limit_off_by_one_step": "the soft depth limit lets the advance go one microstep beyond it",
-    "stall_cutoff_disabled": "a stalled advance is never cut off",
-    "telemetry_counter_stuck": "TELEMETRY.first_sample_number never advances",
-    "nak_reason_swapped": "NOT_HOMED and BEYOND_LIMIT are reported as each other",
-}
 
 # Estimates (see docs/simulator.md): a small lead-screw stage and a geared rotation stepper.
 ADVANCE_ACCEL_UM_S2 = 20_000.0
@@ -151,14 +112,11 @@ _S_ESTOPPED = int(DeviceState.ESTOPPED)
 _floor = math.floor
 _NEVER_US = 1 << 62
 _HEARTBEAT_US = DEVICE_HEARTBEAT_MS * 1000
-_I32_MIN = -0x8000_0000
-_I32_MAX = 0x7FFF_FFFF
+_I32_MIN = I32_MIN
+_I32_MAX = I32_MAX
 # a depth reading rounds into (i32 min, i32 max]: i32 min itself means "encoder invalid"
 _DEPTH_LO_UM = _I32_MIN + 0.5
 _DEPTH_HI_UM = _I32_MAX + 0.5
-_DEVICE_TO_HOST_IDS = frozenset(
-    MSG_ID[m] for m in MSG_ID if getattr(m, "DIRECTION", None) is Direction.DEVICE_TO_HOST
-)
 
 
 class RigLike(Protocol):
@@ -170,43 +128,6 @@ class RigLike(Protocol):
     needle_depth_mm: float
 
     def step(self, dt_s: float, motor_depth_mm: float, angle_deg: float) -> None: ...
-
-
-@dataclass(frozen=True)
-class HardLimits:
-    """The device's own limits (IDENTITY), from the rig's parameters."""
-
-    travel_um: int = 150_000
-    force_mn: int = 40_000
-    max_speed_um_s: int = 20_000
-    max_rate_mrpm: int = 120_000
-    thrust_mn: int = 30_000
-    um_per_microstep: float = 0.625
-
-    @classmethod
-    def from_params(cls, params: Any) -> HardLimits:
-        """Read a RigParams-like object (missing fields keep these defaults)."""
-        d = cls()
-
-        def get(name: str, default: float) -> float:
-            value = getattr(params, name, None)
-            return default if value is None else float(value)
-
-        return cls(
-            travel_um=round(get("travel_limit_mm", d.travel_um / 1000) * 1000),
-            force_mn=round(get("force_limit_n", d.force_mn / 1000) * 1000),
-            max_speed_um_s=round(get("max_speed_mm_s", d.max_speed_um_s / 1000) * 1000),
-            max_rate_mrpm=round(get("max_rate_rpm", d.max_rate_mrpm / 1000) * 1000),
-            thrust_mn=round(get("thrust_limit_n", d.thrust_mn / 1000) * 1000),
-            um_per_microstep=get("um_per_microstep", d.um_per_microstep),
-        )
-
-
-def _clip_i32(value: float) -> int:
-    if value != value:  # NaN
-        return _I32_MIN
-    iv = round(value)
-    return _I32_MIN if iv < _I32_MIN else _I32_MAX if iv > _I32_MAX else iv
 
 
 class Firmware:
@@ -240,7 +161,7 @@ class Firmware:
         self.tx = bytearray()
         self._rx = bytearray()
         self._decoder = StreamDecoder()
-        self._cache = ReplyCache()
+        self._commands = Commands(self)
         self.events = DeviceEventLog()
         self._um_per_step = self.hard.um_per_microstep
         # A reading at the ADC's rail means an open bridge (disconnected load cell); a
@@ -361,7 +282,7 @@ class Firmware:
         """Parse and answer the bytes received so far now, between ticks (served in real
         time: a firmware's UART handler does not wait for the control tick)."""
         if self._rx:
-            self._parse_input(self.clock.now_us)
+            self._commands.parse_input(self.clock.now_us)
 
     def _idle_deadline_us(self) -> int | None:
         """None if a tick can change something now (input, motion, homing, telemetry);
@@ -439,7 +360,7 @@ class Firmware:
             if now >= self._next_timer_us:
                 self._run_timers(now)
             if self._rx:
-                self._parse_input(now)
+                self._commands.parse_input(now)
             # watchdog or heartbeat possibly due (a lower bound of both deadlines)
             due = now >= self._next_due_us
 
@@ -456,7 +377,7 @@ class Firmware:
                 if adv.pos > self._limit_pos_um and adv.pos > pos_before and self.homed:
                     self._hit_limit(now, pos_before)
                 elif arrived and not self.homing:
-                    self._emit_event(EventCode.TARGET_REACHED, _clip_i32(adv.pos))
+                    self._emit_event(EventCode.TARGET_REACHED, clip_i32(adv.pos))
             if rot_was_active:
                 vel = rot.vel
                 if vel == rot.cruise_vel and vel != 0.0 and (rot.pos - rot.brake_at) * vel < 0.0:
@@ -667,7 +588,7 @@ class Firmware:
         self.adv.pos = max(self._limit_pos_um, pos_before)
         self.adv.halt()
         self.at_limit = True
-        self._emit_event(EventCode.LIMIT_REACHED, _clip_i32(self._limit_pos_um))
+        self._emit_event(EventCode.LIMIT_REACHED, clip_i32(self._limit_pos_um))
         self._update_state()
 
     def _home_found(self) -> None:
@@ -785,7 +706,7 @@ class Firmware:
         self._last_tx_us = self.clock.now_us
 
     def _emit_event(self, code: EventCode, value: int) -> None:
-        rec = self.events.add(self.clock.now_us, int(code), _clip_i32(value))
+        rec = self.events.add(self.clock.now_us, int(code), clip_i32(value))
         self._send(Event(rec.number, rec.time_us, rec.code, rec.value))
 
     def _flush_batch(self) -> None:
@@ -804,367 +725,13 @@ class Firmware:
             self._batch_buf,
             n * _SAMPLE_BYTES,
             now & 0xFFFF_FFFF,
-            _clip_i32(self.depth_um),
-            _clip_i32(self.adv.pos),
-            _clip_i32(self.rot.pos * 100.0),
-            _clip_i32(self.force_mn),
+            clip_i32(self.depth_um),
+            clip_i32(self.adv.pos),
+            clip_i32(self.rot.pos * 100.0),
+            clip_i32(self.force_mn),
             self.state,
             flags,
         )
-
-    # ------------------------------------------------------------ commands
-
-    def _parse_input(self, now: int) -> None:
-        data = bytes(self._rx)
-        self._rx.clear()
-        self._next_due_us = 0  # a host frame re-arms the watchdog: recompute its deadline
-        for frame in self._decoder.feed(data):
-            msg = frame.message
-            msg_id = MSG_ID[type(msg)]
-            self._last_host_us = now
-            self._wd_tripped = False
-            if type(msg) is Heartbeat:
-                continue
-            seq = frame.seq
-            if seq == 0:
-                # a command without a seq (any id but HEARTBEAT's, a device→host id too):
-                # not executed, not cached
-                self.commands_naked += 1
-                self._send(Nak(msg_id, int(NakReason.BAD_ARGUMENT), 0), 0)
-                continue
-            # HELLO is never replayed: a new host process starts its seqs at 1 again, and
-            # must not be answered from the previous session's cache (it is harmless to
-            # run twice: it only opens the session and empties the cache).
-            if self.defect != "no_repeat_detection" and type(msg) is not Hello:
-                cached = self._cache.lookup(seq, msg_id)
-                if cached is not None:
-                    self.replies_replayed += 1
-                    self._send(cached, seq, int(HeaderFlags.REPLAYED))
-                    continue
-            reply: Message
-            if msg_id in _DEVICE_TO_HOST_IDS:
-                reply = Nak(msg_id, int(NakReason.UNKNOWN_MESSAGE), 0)
-                self.commands_naked += 1
-            else:
-                reply = self._execute(msg, msg_id)
-            if type(msg) is Hello:
-                self._cache.clear()
-            self._cache.store(seq, msg_id, reply)
-            self._send(reply, seq)
-
-    def _nak(self, msg_id: int, reason: NakReason, detail: int = 0) -> Nak:
-        if self.defect == "nak_reason_swapped":
-            if reason is NakReason.NOT_HOMED:
-                reason = NakReason.BEYOND_LIMIT
-            elif reason is NakReason.BEYOND_LIMIT:
-                reason = NakReason.NOT_HOMED
-        self.commands_naked += 1
-        return Nak(msg_id, int(reason), _clip_i32(detail))
-
-    def _ack(self, msg_id: int) -> Ack:
-        self.commands_executed += 1
-        return Ack(msg_id)
-
-    def _execute(self, msg: Message, msg_id: int) -> Message:
-        kind = type(msg)
-        if kind is Hello:
-            assert isinstance(msg, Hello)
-            return self._hello(msg)
-        if kind is GetStatus:
-            self.commands_executed += 1
-            return self.status()
-        if kind is GetEvents:
-            assert isinstance(msg, GetEvents)
-            if not 1 <= msg.max_count <= 12:
-                return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.max_count)
-            self.commands_executed += 1
-            return EventLog(
-                self.events.last_number, self.events.packed_since(msg.from_number, msg.max_count)
-            )
-        if kind is Stop:
-            self._stop()
-            return self._ack(msg_id)
-        if kind is EStop:
-            self._estop()
-            return self._ack(msg_id)
-        if kind is ClearFault:
-            self._clear_fault()
-            return self._ack(msg_id)
-        if kind is SetLimits:
-            assert isinstance(msg, SetLimits)
-            return self._set_limits(msg, msg_id)
-        if kind is SetTelemetry:
-            assert isinstance(msg, SetTelemetry)
-            if not (0 <= msg.rate_hz <= 1000 and 1 <= msg.batch_samples <= 10):
-                return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.rate_hz)
-            self._flush_batch()
-            self.telemetry_rate_hz = msg.rate_hz
-            self.batch_samples = msg.batch_samples
-            self._sample_acc = 1000 - msg.rate_hz  # first sample on the next tick
-            return self._ack(msg_id)
-        if kind is Rotate and isinstance(msg, Rotate) and msg.mode == RotateMode.STOP:
-            # stopping is always allowed: before HELLO, under a schema mismatch, latched,
-            # e-stopped, homing; its rate and angle are ignored (a STOP must never bounce)
-            return self._rotate_stop(msg_id)
-        if kind is Move and isinstance(msg, Move) and msg.mode == MoveMode.STOP:
-            return self._move_stop(msg_id)  # the same for the advance alone
-        # motion: Home, Move, Rotate
-        refusal = self._motion_refusal(msg_id)
-        if refusal is not None:
-            return refusal
-        if kind is Home:
-            assert isinstance(msg, Home)
-            return self._home(msg, msg_id)
-        if kind is Move:
-            assert isinstance(msg, Move)
-            return self._move(msg, msg_id)
-        assert isinstance(msg, Rotate)
-        return self._rotate(msg, msg_id)
-
-    def _motion_refusal(self, msg_id: int) -> Nak | None:
-        if not self.session_open:
-            return self._nak(msg_id, NakReason.NOT_ARMED)
-        if not self.schema_ok:
-            return self._nak(msg_id, NakReason.SCHEMA_MISMATCH)
-        return None
-
-    def _state_refusal(self, msg_id: int) -> Nak | None:
-        if self.latched & FaultFlags.ESTOP:
-            return self._nak(msg_id, NakReason.ESTOPPED)
-        if self.latched:
-            return self._nak(msg_id, NakReason.LATCHED_FAULT, self.latched)
-        if self.homing:
-            return self._nak(msg_id, NakReason.BUSY)
-        return None
-
-    def _hello(self, msg: Hello) -> Identity:
-        self.session_open = True
-        self.schema_ok = msg.protocol_version == PROTOCOL_VERSION and msg.schema_hash == SCHEMA_HASH
-        self.armed = self.schema_ok
-        self._wd_tripped = False
-        self._update_state()
-        self.commands_executed += 1
-        return self.identity()
-
-    def identity(self) -> Identity:
-        hard = self.hard
-        major, minor, patch = FIRMWARE_VERSION
-        caps = (
-            Capabilities.ROTATION
-            | Capabilities.OSCILLATION
-            | Capabilities.LOAD_CELL
-            | Capabilities.ENCODER
-            | Capabilities.USB_BULK
-            | Capabilities.FAULT_INJECTION
-        )
-        return Identity(
-            PROTOCOL_VERSION,
-            SCHEMA_HASH,
-            major,
-            minor,
-            patch,
-            self.serial_number,
-            1,
-            int(caps),
-            hard.travel_um,
-            hard.force_mn,
-            hard.max_speed_um_s,
-            hard.max_rate_mrpm,
-            self.watchdog_us // 1000,
-            1 if self.armed else 0,
-        )
-
-    def status(self) -> Status:
-        return Status(
-            self.state,
-            self.flags(),
-            self.latched,
-            self.clock.now_us,
-            self.depth_um,
-            _clip_i32(self.adv.pos),
-            _clip_i32(self.rot.pos * 100.0),
-            self.force_mn,
-            self.soft_depth_limit_um,
-            self.force_limit_mn,
-            self.stall_force_mn,
-            self.stall_time_ms,
-            self.telemetry_rate_hz,
-            self.events.last_number,
-            self.samples_sent & 0xFFFF_FFFF,
-            self._decoder.stats.frames_ok & 0xFFFF_FFFF,
-            self._decoder.stats.frames_bad & 0xFFFF_FFFF,
-            self.commands_executed & 0xFFFF_FFFF,
-            self.replies_replayed & 0xFFFF_FFFF,
-            self.watchdog_trips & 0xFFFF_FFFF,
-        )
-
-    def _stop(self) -> None:
-        if self.homing:
-            self.homing = False
-            self.adv.halt()
-        self._osc_amp_deg = 0.0
-        if self.adv.active:
-            self.adv.decelerate()
-        if self.rot.active:
-            self.rot.decelerate()
-        # at_limit stays: the advance has not moved away from the limit (protocol §5)
-        self._update_state()
-
-    def _estop(self) -> None:
-        # within this tick: both axes halt where they are
-        self.adv.halt()
-        self.rot.halt()
-        self._osc_amp_deg = 0.0
-        self.homing = False
-        self._stall_ticks = 0
-        if not self.latched & FaultFlags.ESTOP:
-            self.homed = False  # the stepper may have slipped: re-home
-            self._latch(FaultFlags.ESTOP, EventCode.ESTOP, 0)
-        else:
-            self._update_state()
-
-    def _clear_fault(self) -> None:
-        cleared = self.latched
-        self.latched = 0
-        if cleared:
-            self._emit_event(EventCode.FAULT_CLEARED, cleared)
-        self._update_state()
-
-    def _set_limits(self, msg: SetLimits, msg_id: int) -> Message:
-        hard = self.hard
-        # each field against its schema range, in field order; then against the hard limits
-        if msg.soft_depth_limit_um < 0:
-            return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.soft_depth_limit_um)
-        if msg.force_limit_mn < 1:
-            return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.force_limit_mn)
-        if msg.stall_force_mn < 1:
-            return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.stall_force_mn)
-        if not 1 <= msg.stall_time_ms <= 10_000:
-            return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.stall_time_ms)
-        if msg.soft_depth_limit_um > hard.travel_um:
-            return self._nak(msg_id, NakReason.BEYOND_LIMIT, hard.travel_um)
-        if msg.force_limit_mn > hard.force_mn:
-            return self._nak(msg_id, NakReason.BEYOND_LIMIT, hard.force_mn)
-        if msg.stall_force_mn > hard.force_mn:
-            return self._nak(msg_id, NakReason.BEYOND_LIMIT, hard.force_mn)
-        self.soft_depth_limit_um = msg.soft_depth_limit_um
-        self.force_limit_mn = msg.force_limit_mn
-        self.stall_force_mn = msg.stall_force_mn
-        self.stall_time_ms = msg.stall_time_ms
-        # a move in progress beyond the new limit is stopped there by the tick's check
-        self._set_limit_steps()
-        return self._ack(msg_id)
-
-    def _home(self, msg: Home, msg_id: int) -> Message:
-        if not 1 <= msg.speed_um_s <= 20_000:
-            return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.speed_um_s)
-        refusal = self._state_refusal(msg_id)
-        if refusal is not None:
-            return refusal
-        if self.adv.active:
-            return self._nak(msg_id, NakReason.BUSY)
-        if msg.speed_um_s > self.hard.max_speed_um_s:
-            return self._nak(msg_id, NakReason.BEYOND_LIMIT, self.hard.max_speed_um_s)
-        self.homed = False
-        self.at_limit = False
-        if self.rig.home_switch:
-            self.homing = True
-            self._home_found()
-            return self._ack(msg_id)
-        self.homing = True
-        self._homing_start_um = self.adv.pos
-        self._begin_follow()
-        self.adv.run_at(-float(msg.speed_um_s))
-        self._update_state()
-        return self._ack(msg_id)
-
-    def _begin_follow(self) -> None:
-        self._follow_motor0_um = self.adv.pos
-        self._follow_enc0_um = float(self.depth_um)
-        self._stall_ticks = 0
-
-    def _move(self, msg: Move, msg_id: int) -> Message:
-        if msg.mode not in (MoveMode.ABSOLUTE, MoveMode.RELATIVE):
-            return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.mode)
-        if not 1 <= msg.speed_um_s <= 20_000:
-            return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.speed_um_s)
-        refusal = self._state_refusal(msg_id)
-        if refusal is not None:
-            return refusal
-        if not self.homed:
-            return self._nak(msg_id, NakReason.NOT_HOMED)
-        if msg.speed_um_s > self.hard.max_speed_um_s:
-            return self._nak(msg_id, NakReason.BEYOND_LIMIT, self.hard.max_speed_um_s)
-        adv = self.adv
-        base = adv.target if (adv.active and not adv.velocity_mode) else adv.pos
-        target_um = float(msg.target_um) + (base if msg.mode == MoveMode.RELATIVE else 0.0)
-        target_steps = math.floor(target_um / self._um_per_step + 1e-9)
-        if target_um < 0.0:
-            return self._nak(msg_id, NakReason.BEYOND_LIMIT, 0)
-        if target_steps > self._limit_steps:
-            return self._nak(msg_id, NakReason.BEYOND_LIMIT, self.soft_depth_limit_um)
-        was_active = adv.active
-        if not was_active:
-            self._begin_follow()
-        # the target is kept in exact µm (relative moves add up exactly); only the motor's
-        # output is quantised to microsteps, and never beyond the limit's last step
-        adv.move_to(min(target_um, self._limit_pos_um), float(msg.speed_um_s))
-        self.at_limit = False
-        self._update_state()
-        if not adv.active:
-            self._emit_event(EventCode.TARGET_REACHED, _clip_i32(adv.pos))
-        return self._ack(msg_id)
-
-    def _move_stop(self, msg_id: int) -> Message:
-        """Decelerate the advance to rest, rotation untouched: a pause, not a target (no
-        TARGET_REACHED: the ramp runs in velocity mode). Ends a HOME at once."""
-        if self.homing:
-            self.homing = False
-            self.adv.halt()
-        elif self.adv.active:
-            self.adv.decelerate()
-        self._update_state()
-        return self._ack(msg_id)
-
-    def _rotate_stop(self, msg_id: int) -> Message:
-        self._osc_amp_deg = 0.0
-        if self.rot.active:
-            self.rot.decelerate()
-        self._update_state()
-        return self._ack(msg_id)
-
-    def _rotate(self, msg: Rotate, msg_id: int) -> Message:
-        mode = msg.mode
-        if mode not in (0, 1, 2, 3):
-            return self._nak(msg_id, NakReason.BAD_ARGUMENT, mode)
-        if not -600_000 <= msg.rate_mrpm <= 600_000:
-            return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.rate_mrpm)
-        if mode != RotateMode.CONTINUOUS and (
-            msg.rate_mrpm == 0 or (mode == RotateMode.OSCILLATE and msg.angle_cdeg <= 0)
-        ):
-            # no rate to turn at, or no amplitude to swing: detail = angle_cdeg (protocol §5)
-            return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.angle_cdeg)
-        rot = self.rot
-        refusal = self._state_refusal(msg_id)
-        if refusal is not None:
-            return refusal
-        if abs(msg.rate_mrpm) > self.hard.max_rate_mrpm:
-            return self._nak(msg_id, NakReason.BEYOND_LIMIT, self.hard.max_rate_mrpm)
-        rate_deg_s = msg.rate_mrpm / 1000.0 * 6.0  # rpm → deg/s
-        if mode == RotateMode.CONTINUOUS:
-            self._osc_amp_deg = 0.0
-            rot.run_at(rate_deg_s)
-        else:
-            angle_deg = msg.angle_cdeg / 100.0
-            if mode == RotateMode.BY_ANGLE:
-                self._osc_amp_deg = 0.0
-                rot.move_to(rot.pos + angle_deg, rate_deg_s)
-            else:
-                self._osc_center_deg = rot.pos
-                self._osc_amp_deg = angle_deg
-                rot.move_to(rot.pos + angle_deg, rate_deg_s)
-        self._update_state()
-        return self._ack(msg_id)
 
     # ------------------------------------------------------------ statistics
 

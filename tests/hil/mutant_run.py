@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from protocol import EventCode, FaultFlags
+from sim_device.commands import Commands
 from sim_device.event_log import EventLog
 from sim_device.firmware import Firmware
 
@@ -24,23 +25,24 @@ def _estop_decelerates() -> None:
     # e-stop handled like STOP: the axes ramp down instead of halting within the tick
     def estop(self: Any) -> None:
         self._stop()
-        if not self.latched & FaultFlags.ESTOP:
-            self.homed = False
-            self._latch(FaultFlags.ESTOP, EventCode.ESTOP, 0)
+        fw = self.fw
+        if not fw.latched & FaultFlags.ESTOP:
+            fw.homed = False
+            fw._latch(FaultFlags.ESTOP, EventCode.ESTOP, 0)
 
-    Firmware._estop = estop  # type: ignore[method-assign]
+    Commands._estop = estop  # type: ignore[method-assign]
 
 
 def _force_limit_ignored() -> None:
     # SET_LIMITS is ACKed but the tightened force limit never takes effect
-    original = Firmware._set_limits
+    original = Commands._set_limits
 
     def set_limits(self: Any, msg: Any, msg_id: int) -> Any:
         reply = original(self, msg, msg_id)
-        self.force_limit_mn = self.hard.force_mn
+        self.fw.force_limit_mn = self.fw.hard.force_mn
         return reply
 
-    Firmware._set_limits = set_limits  # type: ignore[method-assign]
+    Commands._set_limits = set_limits  # type: ignore[method-assign]
 
 
 def _event_log_empty() -> None:
