@@ -170,6 +170,11 @@ class Pump:
             self.on_frames(self.decoder.feed(data), len(data))
 
     def _lose(self, exc: LinkLost) -> None:
+        """Report a lost port to the owner, once: the first report names the cause; the
+        reader, a caller's read and a heartbeat's write that fail after it do not repeat it
+        (a caller's read still raises)."""
+        if self._lost:
+            return
         self._lost = True
         if self._on_lost is not None:
             self._on_lost(exc)
