@@ -152,6 +152,7 @@ def run_one(task: Task) -> dict[str, Any]:
         "hold_time_s": round(out.hold_time_s, 1),
         "pecks": out.pecks,
         "cracks": out.cracks,
+        "punctures": out.punctures,
         "stalls": out.stalls,
         "force_over_steps": verdict.force_over_steps,
         "force_over_samples": verdict.force_over_samples + verdict.force_over_events,

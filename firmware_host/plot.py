@@ -27,13 +27,14 @@ Floats = npt.NDArray[np.float64]
 _MARKS: dict[str, tuple[str, str, str]] = {
     "peck": ("v", "tab:purple", "peck"),
     "crack": ("x", "tab:green", "crack"),
+    "puncture": ("o", "tab:olive", "puncture"),
     "stall": ("X", "tab:red", "stall"),
     "escalate": ("^", "tab:brown", "escalation"),
 }
 
 
 # Device events drawn as red dotted lines (the routine ones — HOMED, TARGET_REACHED —
-# are left out: every hold produces a TARGET_REACHED).
+# are left out).
 _DEVICE_ALARMS = frozenset(
     {"STALL", "FORCE_OVER_LIMIT", "LIMIT_REACHED", "WATCHDOG_TRIP", "ESTOP", "FAULT"}
 )

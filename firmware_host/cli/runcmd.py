@@ -227,7 +227,8 @@ def _report_run(
             f"{outcome.result.value.upper()}: {outcome.reason}; {_where(outcome)}"
             f" in {outcome.duration_s:.1f} s, peak force"
             f" {outcome.peak_force_n:.2f} N, {outcome.holds} holds ({outcome.hold_time_s:.1f} s),"
-            f" {outcome.pecks} pecks, {outcome.cracks} cracks, {outcome.stalls} stalls"
+            f" {outcome.pecks} pecks, {outcome.cracks} cracks, {outcome.punctures} punctures,"
+            f" {outcome.stalls} stalls"
         )
         if record_dir is not None:
             out.line(f"recorded in {record_dir}; picture: needlectl plot {record_dir}")

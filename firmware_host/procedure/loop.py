@@ -115,6 +115,7 @@ class _Run:
         self.ceiling_n = profile.advance.force_ceiling_n
         self.escalations = 0
         self.cracks = 0
+        self.punctures = 0
         self.frozen_value_n: float | None = None
         self.ending = False
         self.frozen_since = self.t0
@@ -391,12 +392,18 @@ class _Run:
         return held
 
     def watch_cracks(self) -> bool:
-        """Note a sudden fall of the filtered force (calcium cracking, a cap giving way)."""
+        """Note a sudden fall of the filtered force: during a hold (advance paused, the
+        needle turning under load) calcium cracking; while advancing, a cap giving way
+        under the needle — a puncture, not a crack."""
         drop = self.drops.update(self.now(), self.force_n)
         if drop is None:
             return False
-        self.cracks += 1
-        self.note("crack", drop_n=drop, depth_mm=self.depth_mm, force_n=self.force_n)
+        if self.hold_start is not None:
+            self.cracks += 1
+            self.note("crack", drop_n=drop, depth_mm=self.depth_mm, force_n=self.force_n)
+        else:
+            self.punctures += 1
+            self.note("puncture", drop_n=drop, depth_mm=self.depth_mm, force_n=self.force_n)
         return True
 
     def in_hold(self) -> None:
@@ -599,6 +606,7 @@ def run_procedure(
         pecks=run.pecks,
         stalls=run.stalls,
         cracks=run.cracks,
+        punctures=run.punctures,
         escalations=run.escalations,
         force_ceiling_n=run.ceiling_n,
         # One timeline: the device's events (fetched at the end) among the notes.

@@ -64,6 +64,7 @@ def run_job(job: Job) -> dict[str, Any]:
         "hold_time_s": round(out.hold_time_s, 3),
         "pecks": out.pecks,
         "cracks": out.cracks,
+        "punctures": out.punctures,
         "true_cracks": true_cracks,
         "escalations": out.escalations,
         "final_ceiling_n": out.force_ceiling_n,

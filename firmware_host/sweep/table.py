@@ -50,6 +50,7 @@ COLUMNS: dict[str, type] = {
     "hold_time_s": float,
     "pecks": int,
     "cracks": int,
+    "punctures": int,
     "true_cracks": int,
     "escalations": int,
     "final_ceiling_n": float,

@@ -96,6 +96,26 @@ def test_dense_calcium_needs_holds_and_cracks_and_is_crossed() -> None:
     assert kinds.count("hold_start") == out.holds == kinds.count("hold_end")
 
 
+def test_a_cap_giving_way_is_a_puncture_not_a_crack() -> None:
+    """Drops while advancing are noted as punctures, drops during holds as cracks — held
+    against what the simulator counted (the truth): a cap-only lesion has punctures and
+    no cracks; dense calcium has cracks, never more than really happened."""
+    for lesion in ("fibrous-cto", "dense-calcified-cto"):
+        with rig(lesion) as nd:
+            out = run_procedure(nd, None, target_depth_mm=target_for(lesion))
+            assert out.result is Result.CROSSED, out.reason
+            truth = firmware(nd).rig
+            kinds = [e.kind for e in out.events]
+            assert kinds.count("puncture") == out.punctures
+            assert kinds.count("crack") == out.cracks
+            assert 0 < out.punctures <= truth.punctures, (lesion, out.punctures)
+            assert out.cracks <= truth.cracks, (lesion, out.cracks, truth.cracks)
+            if truth.cracks == 0:
+                assert out.cracks == 0, lesion  # fibrous-cto: its caps were not "cracks"
+            else:
+                assert out.cracks >= 3, lesion
+
+
 def test_uncrossable_ends_stalled_with_the_rig_stopped() -> None:
     target = target_for("uncrossable")
     with rig("uncrossable") as nd:
