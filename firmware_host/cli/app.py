@@ -282,8 +282,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_port(ns: argparse.Namespace) -> str:
-    port = getattr(ns, "port", None) or os.environ.get(PORT_ENV) or DEFAULT_PORT
-    return str(port)
+    """--port, else $NEEDLECTL_PORT, else sim://. An empty or malformed port is a usage
+    error: it must never quietly mean the simulator."""
+    given = getattr(ns, "port", None)
+    if given is not None:
+        where = "--port"
+    elif PORT_ENV in os.environ:
+        given, where = os.environ[PORT_ENV], f"${PORT_ENV}"
+    else:
+        return DEFAULT_PORT
+    port = str(given).strip()
+    if not port:
+        raise CliError(f"{where} is empty: name the port (see `needlectl ports`), or unset it")
+    if port.startswith("sim://"):
+        _check_sim_url(port, where)
+    return port
+
+
+def _talks_to_a_device(handler: str) -> bool:
+    return handler.startswith("device:") or handler in ("runcmd:cmd_run", "servecmd:cmd_serve")
+
+
+def _check_sim_url(port: str, where: str) -> None:
+    from urllib.parse import parse_qsl, urlsplit
+
+    parts = urlsplit(port)
+    if parts.netloc or parts.path:
+        raise CliError(
+            f"{where} {port!r}: a simulator URL is sim:// or sim://?lesion=NAME&seed=N"
+            f" (nothing between 'sim://' and '?'; got {parts.netloc + parts.path!r})"
+        )
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if not value.strip():
+            raise CliError(f"{where} {port!r}: {key}= is empty — give a value or leave it out")
 
 
 def _handler(spec: str) -> Callable[[argparse.Namespace, Output], int]:
@@ -318,7 +349,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             ns.serve_extra = extras
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
         return int(exc.code) if isinstance(exc.code, int) else Exit.USAGE
-    ns.port = resolve_port(ns)
+    try:
+        if _talks_to_a_device(str(getattr(ns, "handler", ""))):
+            ns.port = resolve_port(ns)
+        else:  # plot, decode, ports, sim, codegen: the port is only named in messages
+            ns.port = getattr(ns, "port", None) or os.environ.get(PORT_ENV) or DEFAULT_PORT
+    except CliError as exc:
+        sys.stderr.write(f"needlectl: {exc}\n")
+        return int(exc.code)
     verbose = bool(getattr(ns, "verbose", False))
     out = Output(json_mode=bool(getattr(ns, "json", False)))
     import logging
