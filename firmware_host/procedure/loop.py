@@ -581,6 +581,11 @@ def run_procedure(
             reason += f"; the withdrawal failed: {run.withdraw_failure}"
     except _Ended as end:
         result, reason = end.result, end.reason
+        if result is Result.FAULT and abort is not None and abort.is_set():
+            # a stop or e-stop asked for through the abort event (another terminal, the
+            # rig server's page) came first: the fault the device then reports (ESTOPPED,
+            # a refused command) is its consequence, not the cause
+            result, reason = Result.ABORTED, abort_reason(abort, "aborted by the operator")
         if run.hold_start is not None:
             run.end_hold(result.value)
     run.note("end", outcome=result.value, reason=reason)

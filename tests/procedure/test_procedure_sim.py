@@ -134,6 +134,30 @@ def test_uncrossable_ends_stalled_with_the_rig_stopped() -> None:
     ]
 
 
+def test_an_estop_asked_for_through_the_abort_event_is_an_abort_not_a_fault() -> None:
+    """Another terminal's e-stop (the rig server sets the run's abort event, then sends
+    ESTOP): the device then reports ESTOPPED, and a command the procedure had in flight is
+    refused — the run ends ABORTED with the abort's reason, not FAULT."""
+    abort = threading.Event()
+    with rig("dense-calcified-cto") as nd:
+
+        def on_progress(p: Progress) -> None:
+            if p.phase is Phase.ADVANCE and not abort.is_set():
+                abort.set()
+                nd.estop()  # the e-stop lands before the procedure looks at the event
+
+        out = run_procedure(
+            nd,
+            "pierce",
+            target_depth_mm=target_for("dense-calcified-cto"),
+            on_progress=on_progress,
+            abort=abort,
+        )
+        assert out.result is Result.ABORTED, out.reason
+        assert "e-stopped" not in out.reason
+        nd.clear_fault()
+
+
 def test_abort_mid_hold_stops_the_rig_first() -> None:
     abort = threading.Event()
     seen: list[Progress] = []
