@@ -40,6 +40,10 @@ _DEVICE_ALARMS = frozenset(
 )
 
 
+class RunFolderError(ValueError):
+    """A run folder that cannot be drawn (no samples, a damaged file): one line."""
+
+
 @dataclass
 class Trace:
     """One run's signals and notes, on one time axis (seconds from the run's start)."""
@@ -105,9 +109,21 @@ def load_run(run_dir: str | Path) -> Trace:
     from firmware_host import recorder  # lazy: plotting a folder needs no link code
 
     folder = Path(run_dir)
-    rows = recorder.read_telemetry(folder)
+    try:
+        rows = recorder.read_telemetry(folder)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RunFolderError(f"{folder}: {recorder.TELEMETRY_FILE} is damaged ({exc})") from None
+    if not len(rows):
+        raise RunFolderError(
+            f"{folder}: {recorder.TELEMETRY_FILE} holds no samples (the run recorded nothing)"
+        )
     meta_file = folder / recorder.META_FILE
-    meta: dict[str, Any] = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+    meta: dict[str, Any] = {}
+    if meta_file.exists():
+        try:
+            meta = _dict(json.loads(meta_file.read_text(encoding="utf-8")))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RunFolderError(f"{meta_file} is damaged: not JSON ({exc})") from None
     first_t = float(rows["host_time_s"][0]) if len(rows) else 0.0
     t0 = float(meta.get("start_host_time_s", first_t))
     notes: list[dict[str, Any]] = []

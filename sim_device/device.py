@@ -109,9 +109,12 @@ class DeviceOptions:
         serial = params.get("serial") or "SIM-0001"
         if len(serial) > 16 or not serial.isascii():
             raise DeviceOptionError(f"sim option serial={serial!r}: at most 16 ASCII characters")
+        seed = integer("seed", 0)
+        if not 0 <= seed <= 2**32 - 1:
+            raise DeviceOptionError(f"sim option seed={seed} must be 0..{2**32 - 1}")
         return cls(
             lesion=params.get("lesion") or "soft-stenosis",
-            seed=integer("seed", 0),
+            seed=seed,
             noise=noise,
             link=link,
             fault=fault,
@@ -184,7 +187,22 @@ def _make_rig(options: DeviceOptions) -> Any:
         lesion = load_lesion(options.lesion)
     except LesionError as exc:
         raise DeviceOptionError(str(exc) + _plus_hint(options.lesion)) from None
-    return Rig(lesion, seed=options.seed, noise_scale=options.noise)
+    rig = Rig(lesion, seed=options.seed, noise_scale=options.noise)
+    check_lesion_fits(lesion, rig.params.travel_limit_mm)
+    return rig
+
+
+def check_lesion_fits(lesion: Any, travel_mm: float | None = None) -> None:
+    """A lesion the needle cannot reach past is refused: a run could never cross it."""
+    if travel_mm is None:
+        from sim_device.rig import RigParams
+
+        travel_mm = RigParams().travel_limit_mm
+    if float(lesion.end_mm) > travel_mm:
+        raise DeviceOptionError(
+            f"lesion {lesion.name!r} ends at {float(lesion.end_mm):g} mm, beyond the rig's"
+            f" travel of {travel_mm:g} mm (shorten it or move it closer)"
+        )
 
 
 def _plus_hint(lesion: str) -> str:

@@ -296,6 +296,8 @@ def resolve_port(ns: argparse.Namespace) -> str:
         raise CliError(f"{where} is empty: name the port (see `needlectl ports`), or unset it")
     if port.startswith("sim://"):
         _check_sim_url(port, where)
+    if port.startswith("socket://"):
+        _check_socket_url(port, where)
     return port
 
 
@@ -315,6 +317,20 @@ def _check_sim_url(port: str, where: str) -> None:
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if not value.strip():
             raise CliError(f"{where} {port!r}: {key}= is empty — give a value or leave it out")
+
+
+def _check_socket_url(port: str, where: str) -> None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(port)
+    try:
+        number = parts.port
+    except ValueError:
+        number = None
+    if not parts.hostname or number is None or number == 0:
+        raise CliError(
+            f"{where} {port!r}: a TCP port is socket://HOST:PORT (e.g. socket://127.0.0.1:5555)"
+        )
 
 
 def _handler(spec: str) -> Callable[[argparse.Namespace, Output], int]:

@@ -153,11 +153,16 @@ def classify(exc: BaseException, port: str | None = None) -> tuple[Exit, str]:
     if "LesionError" in names:
         return Exit.USAGE, f"bad lesion: {msg} — see `needlectl sim lesions` for the library"
     if "DeviceOptionError" in names:
-        return Exit.USAGE, f"bad simulator option: {msg} — see docs/operator.md, 'Simulator'"
-    if "ProcedureError" in names:
-        return Exit.USAGE, f"{msg} — check --target-mm and the profile against `needlectl info`"
+        return Exit.USAGE, (
+            f"bad simulator option: {msg} — see docs/operator.md §2, 'Choosing the port'"
+        )
+    if "ProcedureError" in names:  # the run checked against the device's limits (§7)
+        return Exit.REFUSED, (
+            f"refused before moving: {msg} — check --target-mm and the profile against"
+            " `needlectl info`"
+        )
     if "ProfileError" in names:
-        return Exit.USAGE, f"bad profile: {msg} — see docs/operator.md, 'Running a profile'"
+        return Exit.USAGE, f"bad profile: {msg} — see docs/operator.md §8, 'Running a profile'"
     if isinstance(exc, FileNotFoundError):
         return Exit.USAGE, f"no such file: {exc.filename or msg} — check the path"
     if isinstance(exc, PermissionError):

@@ -140,12 +140,14 @@ def cmd_sim_help(ns: argparse.Namespace, out: Output) -> int:  # pragma: no cove
 
 def cmd_sim_serve(ns: argparse.Namespace, out: Output) -> int:
     """Delegate to the simulator's own server (it prints the port and runs until a signal)."""
+    from sim_device.device import check_lesion_fits
     from sim_device.lesions import load_lesion
     from sim_device.serve import serve_main
 
     argv: list[str] = ["--tcp", ns.tcp] if ns.tcp else ["--pty"]
     if ns.lesion:
-        load_lesion(ns.lesion)  # a bad lesion is needlectl's one-line error, exit 2
+        # a bad lesion, or one beyond the travel, is needlectl's one-line error, exit 2
+        check_lesion_fits(load_lesion(ns.lesion))
         argv += ["--lesion", ns.lesion]
     if ns.seed is not None:
         argv += ["--seed", str(ns.seed)]
@@ -154,7 +156,26 @@ def cmd_sim_serve(ns: argparse.Namespace, out: Output) -> int:
     if out.json_mode:
         argv += ["--json"]
     argv += list(getattr(ns, "serve_extra", []))
+    _check_serve_options(argv)
     return int(serve_main(argv))
+
+
+def _check_serve_options(argv: list[str]) -> None:
+    """The simulator's own parser checks the options passed through; a wrong one is
+    needlectl's one-line usage error, not the simulator's usage text."""
+    from sim_device.serve import build_parser
+
+    parser = build_parser()
+    parser.exit_on_error = False
+    try:
+        _, unknown = parser.parse_known_args(argv)
+    except argparse.ArgumentError as exc:
+        raise CliError(f"sim serve: {exc} — see `python -m sim_device serve --help`") from None
+    if unknown:
+        raise CliError(
+            f"sim serve: unrecognized arguments: {' '.join(unknown)} — see"
+            " `python -m sim_device serve --help`"
+        )
 
 
 def cmd_sim_lesions(ns: argparse.Namespace, out: Output) -> int:

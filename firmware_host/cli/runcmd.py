@@ -322,7 +322,7 @@ def _look(record_dir: Path | None) -> str:
 
 
 def cmd_plot(ns: argparse.Namespace, out: Output) -> int:
-    from firmware_host.plot import plot_run
+    from firmware_host.plot import RunFolderError, plot_run
 
     run_dir = Path(ns.run_dir)
     from firmware_host.recorder import TELEMETRY_FILE
@@ -333,6 +333,9 @@ def cmd_plot(ns: argparse.Namespace, out: Output) -> int:
             " `needlectl run PROFILE --record DIR`"
         )
     png = Path(ns.output) if ns.output else run_dir / "plot.png"
-    plot_run(run_dir, png)
+    try:
+        plot_run(run_dir, png)
+    except RunFolderError as exc:
+        raise CliError(f"cannot plot: {exc}") from None
     out.result({"plot": str(png), "run_dir": str(run_dir)}, f"wrote {png}")
     return Exit.OK

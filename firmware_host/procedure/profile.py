@@ -253,7 +253,14 @@ def load_profile(name_or_path: str | Path | None = None) -> Profile:
         if not path.is_file():
             raise ProfileError(f"profile file {spec} not found")
         source = str(path)
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProfileError(
+                f"{spec}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+            ) from None
+        except OSError as exc:
+            raise ProfileError(f"{spec}: cannot read it ({exc.strerror or exc})") from None
         default_name = path.stem
     else:
         names = builtin_names()
@@ -276,6 +283,10 @@ def parse_profile(text: str, *, source: str = "profile", default_name: str = "")
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{source}: not valid TOML: {exc}") from None
+    if not data:
+        raise ProfileError(
+            f"{source}: empty: no settings (start from a built-in profile, docs/procedure.md)"
+        )
     return profile_from_dict(data, source=source, default_name=default_name)
 
 

@@ -133,6 +133,8 @@ def open_serial(url: str) -> SerialTransport:
     scheme = urlsplit(url).scheme if "://" in url else ""
     if scheme == "sim":
         import sim_device  # noqa: F401  (registers the sim:// handler with pyserial)
+    if scheme == "socket":
+        _check_socket_url(url)
     try:
         port = serial.serial_for_url(url, exclusive=True, timeout=0)
     except serial.SerialException as exc:
@@ -140,6 +142,18 @@ def open_serial(url: str) -> SerialTransport:
     except (OSError, ValueError) as exc:
         raise PortError(f"{url}: {exc}") from None
     return SerialTransport(url, port)
+
+
+def _check_socket_url(url: str) -> None:
+    """socket://HOST:PORT needs both (pyserial's own complaint about a missing port is a
+    Python comparison error)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None or not 0 < port <= 65535:
+        raise PortError(f"{url}: a TCP port is socket://HOST:PORT (e.g. socket://127.0.0.1:5555)")
 
 
 def _explain(url: str, exc: serial.SerialException) -> str:
@@ -152,6 +166,10 @@ def _explain(url: str, exc: serial.SerialException) -> str:
         return f"{url}: port is busy (another program has it open; close it first)"
     if code == errno.ECONNREFUSED:
         return f"{url}: connection refused (is the device/simulator serving there?)"
+    if code == errno.EISDIR:
+        return f"{url}: is a directory, not a serial port ('needlectl ports' lists them)"
+    if code == errno.ENOTTY:
+        return f"{url}: not a serial port ('needlectl ports' lists them)"
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return f"{url}: {text}"
 
@@ -162,6 +180,8 @@ def _errno_in(text: str) -> int | None:
         (errno.EACCES, "Permission denied"),
         (errno.EWOULDBLOCK, "Resource temporarily unavailable"),
         (errno.ECONNREFUSED, "Connection refused"),
+        (errno.EISDIR, "Is a directory"),
+        (errno.ENOTTY, "Inappropriate ioctl"),
     ):
         if marker in text:
             return code

@@ -76,7 +76,8 @@ def test_a_stall_points_at_the_plot_when_recorded(tmp_path: Path) -> None:
 
 
 def test_run_refuses_impossible_targets_before_moving(cli: Cli) -> None:
-    line = cli.one_line_error(cli.run("run", "pierce", "--target-mm", "149"), 2)
+    # checked against the device's travel: refused, 4 (docs/operator.md §7)
+    line = cli.one_line_error(cli.run("run", "pierce", "--target-mm", "149"), 4)
     assert "travel" in line
     cli.one_line_error(cli.run("run", "pierce", "--target-mm", "-5"), 2)
     cli.one_line_error(cli.run("plot", "/nonexistent/run"), 2)
