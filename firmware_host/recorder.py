@@ -66,13 +66,19 @@ class Recorder:
         if new_csv:
             self._telemetry.write(",".join(TELEMETRY_COLUMNS) + "\n")
         self._events: IO[str] = open(self.path / EVENTS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+        from firmware_host.simulation import simulation_of
+
+        port_name = port if port is not None else (nd.url if nd is not None else None)
+        simulation = simulation_of(port_name, getattr(nd, "identity", None))
         self.meta: dict[str, Any] = {
             "format": "needle-driver run folder v1",
+            # None on a real device; else the lesion and seed (None when not known)
+            "simulation": simulation,
             "library_version": firmware_host.__version__,
             "schema_hash": f"{SCHEMA_HASH:#010x}",
             "start_time_utc": dt.datetime.now(dt.UTC).isoformat(),
             "start_host_time_s": self._now_s(),
-            "port": port if port is not None else (nd.url if nd is not None else None),
+            "port": port_name,
             "profile": profile,
             "device": _identity_dict(nd),
             "states": {s.name: int(s) for s in DeviceState},

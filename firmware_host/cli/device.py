@@ -124,7 +124,23 @@ def _status_dict(nd: Any, status: Any) -> dict[str, Any]:
     d["moving"] = bool(status.moving)
     d["link"] = jsonable(nd.stats.as_dict())
     d["port"] = str(nd.url)
+    d["simulation"] = simulation(nd)
     return d
+
+
+def simulation(nd: Any) -> dict[str, Any] | None:
+    """None on a real device; the lesion and seed (None when unknown) on a simulated one."""
+    from firmware_host.simulation import simulation_of
+
+    return simulation_of(str(nd.url), nd.identity)
+
+
+def with_simulated(nd: Any, text: str) -> str:
+    """A result line, marked SIMULATED (lesion, seed) when the device is simulated."""
+    from firmware_host.simulation import simulated_label
+
+    label = simulated_label(simulation(nd))
+    return f"{text} — {label}" if label else text
 
 
 def fault_list(faults: Any) -> list[str]:
@@ -153,7 +169,7 @@ def cmd_status(ns: argparse.Namespace, out: Output) -> int:
         if out.json_mode:
             out.emit(d)
             return Exit.OK
-        out.line(status_line(status))
+        out.line(with_simulated(nd, status_line(status)))
         if "WATCHDOG" in d["latched_faults"]:
             out.line(
                 "(WATCHDOG: a host went silent while the rig moved and the device stopped it"
@@ -187,6 +203,7 @@ def _fmt(v: Any) -> str:
 
 
 def cmd_info(ns: argparse.Namespace, out: Output) -> int:
+    from firmware_host.simulation import simulated_label
     from protocol import PROTOCOL_VERSION, SCHEMA_HASH
 
     with connect(ns) as nd:
@@ -196,11 +213,15 @@ def cmd_info(ns: argparse.Namespace, out: Output) -> int:
         if isinstance(ident.get("schema_hash"), int):
             ident["schema_hash"] = f"{ident['schema_hash']:#010x}"
         ident["port"] = ns.port
+        ident["simulation"] = simulation(nd)
         if out.json_mode:
             out.emit(ident)
             return Exit.OK
         for key, value in ident.items():
-            out.line(f"{key:<24} {_fmt(value)}")
+            if key == "simulated":
+                value = simulated_label(ident["simulation"]) or "no"
+            if key != "simulation":
+                out.line(f"{key:<24} {_fmt(value)}")
     return Exit.OK
 
 
@@ -232,7 +253,7 @@ def _report(
     status = status if status is not None else nd.status()
     d = _status_dict(nd, status)
     d["done"] = what
-    out.result(d, f"{what}: {status_line(status)}")
+    out.result(d, with_simulated(nd, f"{what}: {status_line(status)}"))
     if motion and (status.latched_faults or name_of(status.state) in _SAFETY_STATES):
         faults = ", ".join(fault_list(status.latched_faults)) or name_of(status.state)
         raise CliError(

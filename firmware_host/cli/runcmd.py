@@ -10,7 +10,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from firmware_host.cli.device import confirm_motion, connect, stop_rig
+from firmware_host.cli.device import (
+    confirm_motion,
+    connect,
+    simulation,
+    stop_rig,
+    with_simulated,
+)
 from firmware_host.cli.exits import CLEAR_THEN_HOME, CliError, Exit
 from firmware_host.cli.interrupt import stop_on_signals
 from firmware_host.cli.output import Output, jsonable
@@ -215,6 +221,7 @@ def _report_run(
     result["profile"] = profile.name
     result["port"] = ns.port
     result["latched_faults"] = latched
+    result["simulation"] = simulation(nd)
     if record_dir is not None:
         result["record_dir"] = str(record_dir)
     if signum is not None:
@@ -224,11 +231,14 @@ def _report_run(
         out.emit(jsonable(result))
     else:
         out.line(
-            f"{outcome.result.value.upper()}: {outcome.reason}; {_where(outcome)}"
-            f" in {outcome.duration_s:.1f} s, peak force"
-            f" {outcome.peak_force_n:.2f} N, {outcome.holds} holds ({outcome.hold_time_s:.1f} s),"
-            f" {outcome.pecks} pecks, {outcome.cracks} cracks, {outcome.punctures} punctures,"
-            f" {outcome.stalls} stalls"
+            with_simulated(
+                nd,
+                f"{outcome.result.value.upper()}: {outcome.reason}; {_where(outcome)}"
+                f" in {outcome.duration_s:.1f} s, peak force"
+                f" {outcome.peak_force_n:.2f} N, {outcome.holds} holds"
+                f" ({outcome.hold_time_s:.1f} s), {outcome.pecks} pecks, {outcome.cracks}"
+                f" cracks, {outcome.punctures} punctures, {outcome.stalls} stalls",
+            )
         )
         if record_dir is not None:
             out.line(f"recorded in {record_dir}; picture: needlectl plot {record_dir}")

@@ -78,11 +78,9 @@ def test_a_lesion_beyond_the_travel_is_refused(cli: Cli, tmp_path: Path) -> None
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from conftest import run_cli
-
+def recorded(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("rec") / "run"
-    proc = run_cli("--port", SOFT, "run", "pierce", "--record", str(run_dir))
+    proc = cli.run("--port", SOFT, "run", "pierce", "--record", str(run_dir))
     assert proc.returncode == 0, proc.stderr
     return run_dir
 
