@@ -209,9 +209,8 @@ def cmd_info(ns: argparse.Namespace, out: Output) -> int:
     with connect(ns) as nd:
         ident = dict(jsonable(nd.identity))
         ident["host_protocol_version"] = PROTOCOL_VERSION
-        ident["host_schema_hash"] = f"{SCHEMA_HASH:#010x}"
-        if isinstance(ident.get("schema_hash"), int):
-            ident["schema_hash"] = f"{ident['schema_hash']:#010x}"
+        # Hashes stay integers in JSON; the human lines show them in hex (operator §12).
+        ident["host_schema_hash"] = SCHEMA_HASH
         ident["port"] = ns.port
         ident["simulation"] = simulation(nd)
         if out.json_mode:
@@ -220,6 +219,8 @@ def cmd_info(ns: argparse.Namespace, out: Output) -> int:
         for key, value in ident.items():
             if key == "simulated":
                 value = simulated_label(ident["simulation"]) or "no"
+            if key.endswith("hash") and isinstance(value, int):
+                value = f"{value:#010x}"
             if key != "simulation":
                 out.line(f"{key:<24} {_fmt(value)}")
     return Exit.OK

@@ -30,8 +30,12 @@ def _json(proc: subprocess.CompletedProcess[str]) -> dict:  # type: ignore[type-
 def test_info_json_is_the_simulators_identity(cli: Cli) -> None:
     d = _json(cli.run("--json", "info"))
     assert d["simulated"] is True
-    assert d["schema_hash"] == d["host_schema_hash"] == f"{SCHEMA_HASH:#010x}"
+    # hashes are integers in JSON and hex in the human lines (docs/operator.md §12)
+    assert d["schema_hash"] == d["host_schema_hash"] == SCHEMA_HASH
     assert d["travel_limit_mm"] > 0 and d["force_limit_n"] > 0 and d["port"] == "sim://"
+    human = cli.run("info").stdout.splitlines()
+    assert f"schema_hash              {SCHEMA_HASH:#010x}" in human
+    assert f"host_schema_hash         {SCHEMA_HASH:#010x}" in human
 
 
 def test_status_json_has_the_documented_keys_with_units(cli: Cli) -> None:

@@ -46,6 +46,8 @@ def test_run_line_and_meta_json_say_simulated(cli: Cli, tmp_path: Path) -> None:
     assert proc.stdout.splitlines()[0].endswith(LABEL)
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["simulation"] == {"lesion": "soft-stenosis", "seed": 3}
+    # meta.json's command is the command as typed (issue 12; 311e088), not "needlectl run"
+    assert meta["command"] == (f"needlectl --port '{PORT}' run pierce --record {run_dir}")
 
 
 class _Ident:
