@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -245,3 +246,33 @@ def test_sigterm_while_the_run_homes_is_recorded_as_sigterm(
     assert "SIGTERM" in meta["summary"]["reason"]
     s = _json(cli, served, "status")
     assert s["moving"] is False and s["state"] != "HOMING"
+
+
+def test_status_after_a_kill_mid_run_explains_watchdog_never_as_normal(
+    cli: Cli, served: str
+) -> None:
+    """issue 12: after `kill -9` mid-run, `status` said the WATCHDOG trip was "normal
+    between commands" with the needle deep in the lesion. A host lost mid-motion is
+    never normal: status says what happened and what to do."""
+    proc = subprocess.Popen(
+        [str(cli.path), "-v", "--port", served, "run", "pierce", "--target-mm", "48"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "needlectl.run: phase advance" in line:
+            break
+    time.sleep(0.5)  # well into the advance
+    proc.kill()
+    proc.communicate(timeout=10)
+    time.sleep(0.6)  # the device's watchdog (0.2 s) has tripped
+    status = cli.run("--port", served, "status")
+    assert status.returncode == 0, status.stderr
+    assert "latched faults: WATCHDOG" in status.stdout, status.stdout
+    assert "a host went silent while the rig moved and the device stopped it" in status.stdout
+    assert "needlectl clear" in status.stdout
+    assert "normal" not in status.stdout.lower()
+    d = _json(cli, served, "status")
+    assert d["depth_mm"] > 0.5 and "WATCHDOG" in d["latched_faults"]
