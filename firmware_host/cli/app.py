@@ -70,28 +70,38 @@ class _Parser(argparse.ArgumentParser):
         self.exit(Exit.USAGE, f"needlectl: {message} — see `{self.prog} --help`\n")
 
 
-def _globals_parent(suppress: bool) -> _Parser:
+def _globals_parent(suppress: bool, port: bool = True, yes: bool = True) -> _Parser:
     """Global options, accepted before or after the command. After the command
-    their defaults are suppressed so they never undo what came before."""
+    their defaults are suppressed so they never undo what came before; a command's
+    own --help lists only those that apply to it (no --yes where nothing moves)."""
     p = _Parser(add_help=False)
     d = {"default": argparse.SUPPRESS} if suppress else {}
-    p.add_argument(
-        "--port",
-        metavar="URL",
-        help=f"device URL (default: ${PORT_ENV}, else {DEFAULT_PORT})",
-        **d,  # type: ignore[arg-type]
-    )
+    if port:
+        p.add_argument(
+            "--port",
+            metavar="URL",
+            help=f"device URL (default: ${PORT_ENV}, else {DEFAULT_PORT})",
+            **d,  # type: ignore[arg-type]
+        )
     p.add_argument(
         "--json",
         action="store_true",
         help="print one JSON object (JSON lines for streams)",
         **d,  # type: ignore[arg-type]
     )
+    if yes:
+        p.add_argument(
+            "--yes",
+            "-y",
+            action="store_true",
+            help="do not ask before moving a real rig",
+            **d,  # type: ignore[arg-type]
+        )
     p.add_argument(
-        "--yes",
-        "-y",
+        "-q",
+        "--quiet",
         action="store_true",
-        help="do not ask before moving a real rig",
+        help="print only the result line (and errors): no progress, no extra lines",
         **d,  # type: ignore[arg-type]
     )
     p.add_argument(
@@ -104,8 +114,29 @@ def _globals_parent(suppress: bool) -> _Parser:
     return p
 
 
+# Commands whose --help lists --yes (they move the rig) and --port (they talk to one).
+_MOVES = frozenset({"home", "jog", "run"})
+_OFFLINE = frozenset({"ports", "plot", "decode", "sim", "codegen"})
+SUBCOMMAND_EPILOG = "exit codes: see `needlectl --help` (2 usage, 3 link, 4 refused, ...)"
+
+
+def _version() -> str:
+    import firmware_host
+    from protocol import PROTOCOL_VERSION, SCHEMA_HASH
+
+    return (
+        f"needlectl {firmware_host.__version__} (protocol {PROTOCOL_VERSION},"
+        f" schema {SCHEMA_HASH:#010x})"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    g = _globals_parent(suppress=True)
+    g = _globals_parent(suppress=True, port=False, yes=False)  # offline commands
+    parents = {
+        (port, yes): _globals_parent(suppress=True, port=port, yes=yes)
+        for port in (False, True)
+        for yes in (False, True)
+    }
     parser = _Parser(
         prog="needlectl",
         description=DESCRIPTION,
@@ -113,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[_globals_parent(suppress=False)],
     )
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(
         dest="command", metavar="COMMAND", required=True, parser_class=_Parser
     )
@@ -122,9 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
             name,
             help=help_,
             description=help_,
-            parents=[g],
-            epilog=EXIT_CODES_HELP,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            parents=[parents[(name not in _OFFLINE, name in _MOVES)]],
+            epilog=SUBCOMMAND_EPILOG,
         )
         p.set_defaults(handler=handler)
         return p
@@ -140,10 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
     add("events", "the device's numbered event log (JSON lines with --json)", "device:cmd_events")
     p = add("home", "home the advance axis (motion)", "device:cmd_home")
     p.add_argument(
-        "--speed-mm-s", type=_float_in(0.01, 50, "--speed-mm-s"), default=2.0, help="(2.0)"
+        "--speed-mm-s",
+        type=_float_in(0.01, 50, "--speed-mm-s"),
+        default=2.0,
+        help="homing speed in mm/s (2.0)",
     )
     p.add_argument(
-        "--timeout-s", type=_float_in(1, 3600, "--timeout-s"), default=120.0, help="(120)"
+        "--timeout-s",
+        type=_float_in(1, 3600, "--timeout-s"),
+        default=120.0,
+        help="stop the rig and fail if homing takes longer (120)",
     )
     add("stop", "stop all motion (controlled deceleration)", "device:cmd_stop")
     add("estop", "emergency stop: latched until `needlectl clear`", "device:cmd_estop")
@@ -167,16 +204,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--speed-mm-s",
         type=_float_in(0.001, 50, "--speed-mm-s"),
         default=0.5,
-        help="advance speed (0.5)",
+        help="advance speed in mm/s (0.5)",
     )
     p.add_argument(
         "--rate-rpm",
         type=_float_in(0.1, 600, "--rate-rpm"),
         default=30.0,
-        help="rotation rate (30)",
+        help="rotation rate in rpm (30)",
     )
     p.add_argument(
-        "--timeout-s", type=_float_in(1, 3600, "--timeout-s"), default=120.0, help="(120)"
+        "--timeout-s",
+        type=_float_in(1, 3600, "--timeout-s"),
+        default=120.0,
+        help="stop the rig and fail if the move takes longer (120)",
     )
     p = add(
         "run",
@@ -221,7 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = add("plot", "picture of a recorded run (PNG)", "runcmd:cmd_plot")
     p.add_argument("run_dir", metavar="DIR", help="a run folder written by `run --record`")
-    p.add_argument("-o", "--output", metavar="FILE.png", help="(default: DIR/plot.png)")
+    p.add_argument(
+        "-o", "--output", metavar="FILE.png", help="where to write the PNG (default: DIR/plot.png)"
+    )
     p = add(
         "decode",
         "decode a raw byte capture, one message a line (JSON lines with --json)",
@@ -251,7 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--lesion", metavar="NAME|FILE", help="lesion from the library or a TOML file")
     sp.add_argument("--seed", type=_int_in(0, 2**32 - 1, "--seed"), help="random seed")
     sp.add_argument("--stats", metavar="FILE", help="write the device's statistics here (JSON)")
-    sp = simsub.add_parser("lesions", help="the lesion library", parents=[g])
+    sp = simsub.add_parser(
+        "lesions",
+        help="the lesion library",
+        description="The simulator's lesion library.",
+        parents=[g],
+    )
     sp.set_defaults(handler="offline:cmd_sim_lesions")
     sp = simsub.add_parser(
         "sweep",
@@ -275,9 +322,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("codegen", "generate code from the protocol schema", "offline:cmd_codegen_help")
     cgsub = p.add_subparsers(dest="lang", metavar="LANG", required=True)
-    cp = cgsub.add_parser("c", help="the firmware's C header", parents=[g])
+    cp = cgsub.add_parser(
+        "c", help="the firmware's C header", description="The firmware's C header.", parents=[g]
+    )
     cp.set_defaults(handler="offline:cmd_codegen_c")
-    cp.add_argument("-o", "--output", metavar="FILE.h", required=True, help="('-': stdout)")
+    cp.add_argument(
+        "-o", "--output", metavar="FILE.h", required=True, help="the header to write ('-': stdout)"
+    )
     return parser
 
 
@@ -354,6 +405,11 @@ def _discard_stdout() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    # Shell completion (argcomplete: a maintained library, not hand-written completion
+    # scripts): a no-op unless the shell's completion hook called us.
+    import argcomplete
+
+    argcomplete.autocomplete(parser)
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         ns, extras = parser.parse_known_args(args)
@@ -374,7 +430,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"needlectl: {exc}\n")
         return int(exc.code)
     verbose = bool(getattr(ns, "verbose", False))
-    out = Output(json_mode=bool(getattr(ns, "json", False)))
+    out = Output(
+        json_mode=bool(getattr(ns, "json", False)), quiet=bool(getattr(ns, "quiet", False))
+    )
     import logging
 
     # The library logs what it sees (a closed link, a retransmit); needlectl reports

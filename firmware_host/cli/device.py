@@ -177,9 +177,9 @@ def cmd_status(ns: argparse.Namespace, out: Output) -> int:
             )
         limits = d.get("limits")
         if isinstance(limits, dict):
-            out.line("limits: " + ", ".join(f"{k} {v}" for k, v in limits.items()))
-        out.line(link_line(d["link"]))
-        out.line(f"port: {nd.url}")
+            out.extra("limits: " + ", ".join(f"{k} {v}" for k, v in limits.items()))
+        out.extra(link_line(d["link"]))
+        out.extra(f"port: {nd.url}")
     return Exit.OK
 
 

@@ -39,10 +39,11 @@ class StdoutClosed(Exception):
 
 
 class Output:
-    def __init__(self, json_mode: bool, stream: TextIO | None = None) -> None:
+    def __init__(self, json_mode: bool, stream: TextIO | None = None, quiet: bool = False) -> None:
         self.json_mode = json_mode
+        self.quiet = quiet  # -q: only the result line (and errors)
         self.stream = stream if stream is not None else sys.stdout
-        self.interactive = self.stream.isatty() and not json_mode
+        self.interactive = self.stream.isatty() and not json_mode and not quiet
         # Progress and decorations go through rich only on a terminal.
         self.console = Console(file=self.stream, highlight=False, soft_wrap=True)
 
@@ -53,6 +54,11 @@ class Output:
     def line(self, text: str = "") -> None:
         if not self.json_mode:
             self.write(text + "\n")
+
+    def extra(self, text: str) -> None:
+        """A line beside the answer (details, hints): left out with -q."""
+        if not self.quiet:
+            self.line(text)
 
     def write(self, text: str) -> None:
         """Write and flush; a closed pipe becomes StdoutClosed (never a link error)."""

@@ -241,7 +241,7 @@ def _report_run(
             )
         )
         if record_dir is not None:
-            out.line(f"recorded in {record_dir}; picture: needlectl plot {record_dir}")
+            out.extra(f"recorded in {record_dir}; picture: needlectl plot {record_dir}")
     if code != Exit.OK:
         raise CliError(_failure_line(outcome, signum, latched, record_dir), code)
     return Exit.OK
