@@ -1,10 +1,12 @@
 """Pictures of PIERCE runs (matplotlib, Agg backend: no display needed).
 
 ``plot_run(run_dir, out_png)`` draws one recorded run: force and depth against
-time (holds shaded, pecks, cracks and stalls marked, the ceiling, the force
-limit, the target and the soft depth limit drawn), and force against depth
-beside it. ``plot_cohort(traces, out_png)`` draws many runs in one figure (the
-cohort benchmark's picture). Both take a ``Trace``; ``load_run`` makes one from
+time (holds shaded, pecks, cracks, punctures and stalls marked, where the rig was
+stopped marked, the ceiling, the force limit, the target and the soft depth limit
+drawn), force against depth beside it, and the run's figures under the title (port or
+lesion, SIMULATED, outcome and why, peak force, holds, cracks, duration).
+``plot_cohort(traces, out_png)`` draws many runs in one figure (the cohort benchmark's
+picture). Both take a ``Trace``; ``load_run`` makes one from
 a run folder (docs/recording.md), and ``Trace.from_rows`` from telemetry rows
 held in memory.
 """
@@ -33,6 +35,13 @@ _MARKS: dict[str, tuple[str, str, str]] = {
 }
 
 
+# Drops of the force (the procedure notes them on its filtered force, up to ~50 ms after
+# the fall): marked on the raw trace at the peak just before the note.
+_DROP_KINDS = frozenset({"crack", "puncture"})
+_DROP_LOOKBACK_S = 0.15
+# Where the run ended with the rig stopped: (marker, colour, label).
+_STOP_MARK = ("s", "black", "rig stopped")
+
 # Device events drawn as red dotted lines (the routine ones — HOMED, TARGET_REACHED —
 # are left out).
 _DEVICE_ALARMS = frozenset(
@@ -58,6 +67,8 @@ class Trace:
     force_ceiling_n: float | None = None
     force_limit_n: float | None = None
     outcome: str = ""
+    # The run's figures, one short line under the title (empty for a bare trace).
+    caption: str = ""
 
     @classmethod
     def from_rows(cls, rows: Any, t0_s: float | None = None, **kw: Any) -> Trace:
@@ -85,6 +96,43 @@ class Trace:
         xs.append(max(end, xs[-1]))
         ys.append(ys[-1])
         return xs, ys
+
+    def drop_point(self, t_s: float) -> tuple[float, float]:
+        """Where a noted force drop happened on the raw trace: the highest raw sample in
+        the short window before the note (the note comes when the filtered force has
+        fallen, after the fact)."""
+        if not len(self.t_s):
+            return t_s, math.nan
+        lo = int(np.searchsorted(self.t_s, t_s - _DROP_LOOKBACK_S, side="left"))
+        hi = int(np.searchsorted(self.t_s, t_s, side="right"))
+        if hi <= lo:
+            i = min(max(hi - 1, 0), len(self.t_s) - 1)
+        else:
+            i = lo + int(np.argmax(self.force_n[lo:hi]))
+        return float(self.t_s[i]), float(self.force_n[i])
+
+    def marks(self) -> list[tuple[str, float, float, float]]:
+        """What the plot marks: (kind, t_s, force_n, depth_mm) for every peck, crack,
+        puncture, stall, escalation, and where the rig was stopped when the run did not
+        cross (aborted, stalled, fault)."""
+        out: list[tuple[str, float, float, float]] = []
+        for n in self.notes:
+            kind = n["kind"]
+            x = float(n["t_s"])
+            if kind in _DROP_KINDS:
+                x, y_f = self.drop_point(x)
+            elif kind == "stopped" and self.outcome == "crossed":
+                continue  # a run that crossed stops at its target: nothing to point out
+            elif kind in _MARKS or kind == "stopped":
+                y_f = float(n.get("force_n", self._at(x, self.force_n)))
+            else:
+                continue
+            y_d = float(n.get("depth_mm", self._at(x, self.depth_mm)))
+            out.append((kind, x, y_f, y_d))
+        return out
+
+    def _at(self, x: float, values: Floats) -> float:
+        return float(np.interp(x, self.t_s, values)) if len(self.t_s) else 0.0
 
     def holds(self) -> list[tuple[float, float]]:
         """(start, end) of every hold; a hold still open at the end closes there."""
@@ -142,6 +190,7 @@ def load_run(run_dir: str | Path) -> Trace:
     title = str(meta.get("title") or folder.name)
     if profile.get("name"):
         title += f" ({profile['name']})"
+    outcome = str(summary.get("outcome", "" if summary else "unfinished"))
     return Trace.from_rows(
         rows,
         t0_s=t0,
@@ -152,8 +201,39 @@ def load_run(run_dir: str | Path) -> Trace:
         force_ceiling_n=_num(_dict(profile.get("advance")), "force_ceiling_n"),
         force_limit_n=_num(summary, "force_limit_n")
         or _num(_dict(profile.get("limits")), "force_limit_n"),
-        outcome=str(summary.get("outcome", "" if summary else "unfinished")),
+        outcome=outcome,
+        caption=_caption(meta, summary, outcome),
     )
+
+
+def _caption(meta: dict[str, Any], summary: dict[str, Any], outcome: str) -> str:
+    """The run's figures for the plot: where it ran, why it ended, what it took."""
+    from firmware_host.simulation import simulated_label
+
+    simulation = meta.get("simulation")
+    where = str(meta.get("port") or "")
+    if isinstance(simulation, dict) and simulation.get("lesion"):
+        where = f"lesion {simulation['lesion']}"
+    parts = [where] if where else []
+    label = simulated_label(simulation if isinstance(simulation, dict) else None)
+    if label:
+        parts.append("SIMULATED" if simulation and simulation.get("lesion") else label)
+    if outcome:
+        reason = summary.get("reason")
+        parts.append(f"{outcome}: {reason}" if reason else outcome)
+    figures = [
+        ("peak force", "peak_force_n", "{:.2f} N"),
+        ("holds", "holds", "{}"),
+        ("cracks", "cracks", "{}"),
+        ("punctures", "punctures", "{}"),
+        ("pecks", "pecks", "{}"),
+        ("duration", "duration_s", "{:.1f} s"),
+    ]
+    for name, key, fmt in figures:
+        v = summary.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            parts.append(f"{name} {fmt.format(v)}")
+    return " · ".join(parts)
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -193,9 +273,14 @@ def _time_axes(ax_f: Any, ax_d: Any, trace: Trace, *, legend: bool = True) -> No
             ax.axvspan(a, b, color="tab:orange", alpha=0.18, lw=0)
     ax_f.plot(t, f, color="tab:blue", lw=0.6, label="force")
     if trace.force_ceiling_n is not None:
-        # The ceiling in force: a step up at every escalation note.
+        # The ceiling in force: a step up at every escalation note. It acts on the
+        # filtered force (the profile's force_filter_s), checked every control period, and
+        # the advance brakes after: the raw force held at a hold sits a little above it.
         xs, ys = trace.ceiling_steps()
-        ax_f.step(xs, ys, where="post", color="tab:orange", ls="--", lw=1, label="ceiling")
+        ax_f.step(
+            xs, ys, where="post", color="tab:orange", ls="--", lw=1,
+            label="ceiling (on the filtered force)",
+        )  # fmt: skip
     if trace.force_limit_n is not None:
         ax_f.axhline(trace.force_limit_n, color="tab:red", ls=":", lw=1, label="force limit")
     ax_d.plot(t, d, color="black", lw=0.9, label="depth")
@@ -204,14 +289,8 @@ def _time_axes(ax_f: Any, ax_d: Any, trace: Trace, *, legend: bool = True) -> No
     if trace.soft_depth_limit_mm is not None:
         ax_d.axhline(trace.soft_depth_limit_mm, color="tab:red", ls=":", lw=1, label="soft limit")
     seen: set[str] = set()
-    for n in trace.notes:
-        kind = n["kind"]
-        if kind not in _MARKS:
-            continue
-        marker, colour, label = _MARKS[kind]
-        x = float(n["t_s"])
-        y_f = float(n.get("force_n", np.interp(x, t, f) if len(t) else 0.0))
-        y_d = float(n.get("depth_mm", np.interp(x, t, d) if len(t) else 0.0))
+    for kind, x, y_f, y_d in trace.marks():
+        marker, colour, label = _MARKS.get(kind, _STOP_MARK)
         lab = label if label not in seen else None
         seen.add(label)
         ax_f.plot([x], [y_f], marker=marker, color=colour, ms=7, ls="none", label=lab)
@@ -259,7 +338,9 @@ def plot_trace(trace: Trace, out_png: str | Path) -> Path:
     ax_fd.set_title("force against depth", fontsize=10)
     ax_fd.grid(alpha=0.3)
     title = trace.title + (f" — {trace.outcome}" if trace.outcome else "")
-    fig.suptitle(title, fontsize=12)
+    if trace.caption:
+        title += "\n" + trace.caption
+    fig.suptitle(title, fontsize=11)
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)

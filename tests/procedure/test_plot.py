@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from firmware_host.plot import Trace, load_run, plot_cohort, plot_run
 from firmware_host.recorder import Recorder
@@ -93,3 +94,40 @@ def test_cohort_figure_has_one_panel_per_run(tmp_path: Path) -> None:
     ]
     png = plot_cohort(traces, tmp_path / "cohort.png", columns=3)
     assert png.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_a_crack_is_marked_on_the_raw_trace_at_the_drop_not_after_it(tmp_path: Path) -> None:
+    """The procedure notes a drop when its filtered force has fallen (here 40 ms after
+    the raw peak): the mark goes on the raw trace at the peak before the note."""
+    t = np.arange(0.0, 2.0, 0.001)
+    force = np.where(t < 1.0, 8.0 * t, 1.0)  # rises to ~8 N, falls at 1.0 s
+    trace = Trace(t, force, t, notes=[{"kind": "crack", "t_s": 1.04, "force_n": 5.0}])
+    ((kind, x, y_f, _),) = trace.marks()
+    assert kind == "crack"
+    assert x == pytest.approx(0.999, abs=0.002) and y_f == pytest.approx(8.0, abs=0.02)
+
+
+def test_the_plot_carries_the_runs_figures_and_where_the_rig_stopped(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    t = np.arange(0.0, 10.0, 0.001)
+    rec = Recorder(folder, None, extra_meta={"start_host_time_s": 0.0})
+    rec.meta["simulation"] = {"lesion": "dense-calcified-cto", "seed": 3}
+    rec.write_rows(_rows(t, np.ones_like(t), t))
+    rec._now_s = lambda: 7.5  # type: ignore[method-assign]
+    rec.note("stopped", depth_mm=7.5)
+    rec.close(
+        outcome="aborted",
+        reason="aborted by the operator",
+        peak_force_n=9.25,
+        holds=2,
+        cracks=3,
+        punctures=1,
+        duration_s=7.5,
+    )
+    trace = load_run(folder)
+    for text in ("lesion dense-calcified-cto", "SIMULATED", "aborted: aborted by the operator"):
+        assert text in trace.caption, trace.caption
+    for text in ("peak force 9.25 N", "holds 2", "cracks 3", "punctures 1", "duration 7.5 s"):
+        assert text in trace.caption, trace.caption
+    assert ("stopped", 7.5) in [(k, x) for k, x, _, _ in trace.marks()]
+    assert plot_run(folder).stat().st_size > 10_000
