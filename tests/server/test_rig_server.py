@@ -138,6 +138,25 @@ def test_dead_man_the_run_stops_when_its_client_is_killed(served: Served, tmp_pa
     assert plot.returncode == 0, plot.stderr
 
 
+def test_a_jog_whose_client_is_killed_is_stopped(served: Served) -> None:
+    """Dead-man for every motion, not only runs: a `jog` whose needlectl is killed outright
+    mid-move gets a STOP from the server — the advance does not go on to its target."""
+    from protocol import SampleFlags
+
+    assert served.json("home")["homed"] is True
+    watcher = served.ws(["state"])
+    jog = served.popen("jog", "--advance-mm", "20", "--speed-mm-s", "0.5")
+    _next(watcher, "state", lambda m: m["status"]["depth_mm"] > 0.3)
+    jog.kill()  # SIGKILL: no handler runs in the client
+    jog.wait(timeout=10)
+    state = _next(watcher, "state", lambda m: not m["status"]["flags"] & SampleFlags.ADVANCING)
+    watcher.close()
+    s = served.json("status")
+    assert s["moving"] is False and s["latched_faults"] == []
+    assert 0.3 < s["depth_mm"] < 10.0, s  # stopped, far short of the 20 mm asked for
+    assert state["status"]["depth_mm"] == pytest.approx(s["depth_mm"], abs=0.01)
+
+
 def test_a_second_server_for_the_same_port_is_refused(served: Served) -> None:
     proc = subprocess.run(
         [str(NEEDLECTL), "--port", served.port, "serve"],
