@@ -30,12 +30,17 @@ log = logging.getLogger("needlectl.run")
 
 
 class _PhaseLog:
-    """Logs each phase change (shown with -v; tests watch stderr for it)."""
+    """Logs each phase change, and each whole millimetre of depth gained (shown with -v;
+    tests watch stderr for them)."""
 
     def __init__(self) -> None:
         self.phase: str | None = None
+        self.depth_mm = 0
 
     def __call__(self, p: Any) -> None:
+        if int(p.depth_mm) > self.depth_mm:
+            self.depth_mm = int(p.depth_mm)
+            log.debug("depth %d mm", self.depth_mm)
         phase = str(getattr(p.phase, "value", p.phase))
         if phase != self.phase:
             self.phase = phase

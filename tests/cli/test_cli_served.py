@@ -262,12 +262,17 @@ def test_status_after_a_kill_mid_run_explains_watchdog_never_as_normal(
     )
     assert proc.stderr is not None
     for line in proc.stderr:
-        if "needlectl.run: phase advance" in line:
+        if "needlectl.run: depth 1 mm" in line:  # well into the advance
             break
-    time.sleep(0.5)  # well into the advance
+    else:
+        pytest.fail(f"the run never got 1 mm deep: {proc.communicate()}")
     proc.kill()
     proc.communicate(timeout=10)
-    time.sleep(0.6)  # the device's watchdog (0.2 s) has tripped
+    # Each status is a session of its own that moves nothing: the device, left moving by
+    # the killed host, latches WATCHDOG within its period whatever a status does.
+    deadline = time.monotonic() + 10.0
+    while "WATCHDOG" not in _json(cli, served, "status")["latched_faults"]:
+        assert time.monotonic() < deadline, "no WATCHDOG after the host was killed mid-run"
     status = cli.run("--port", served, "status")
     assert status.returncode == 0, status.stderr
     assert "latched faults: WATCHDOG" in status.stdout, status.stdout
