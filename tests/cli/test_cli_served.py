@@ -62,6 +62,21 @@ def _json(cli: Cli, port: str, *args: str) -> dict[str, Any]:
     return json.loads(proc.stdout)  # type: ignore[no-any-return]
 
 
+def _start_until(cli: Cli, port: str, marker: str, *args: str) -> subprocess.Popen[str]:
+    """`needlectl -v --port PORT ARGS` in the background, once its stderr shows marker."""
+    proc = subprocess.Popen(
+        [str(cli.path), "-v", "--port", port, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if marker in line:
+            return proc
+    pytest.fail(f"needlectl {' '.join(args)} never logged {marker!r}: {proc.communicate()}")
+
+
 def test_a_served_device_keeps_its_state_between_commands(cli: Cli, served: str) -> None:
     port = served
     assert _json(cli, port, "status")["state"] == "UNHOMED"
@@ -119,29 +134,10 @@ def test_sigint_mid_run_stops_the_device_and_completes_the_record(
     cli: Cli, served: str, tmp_path: Path
 ) -> None:
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen(
-        [
-            str(cli.path),
-            "-v",
-            "--port",
-            served,
-            "run",
-            "pierce",
-            "--target-mm",
-            "48",
-            "--record",
-            str(run_dir),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if "needlectl.run: phase advance" in line:
-            break
-    else:
-        pytest.fail(f"the run never reached its advance phase: {proc.communicate()}")
+    proc = _start_until(
+        cli, served, "needlectl.run: phase advance",
+        *("run", "pierce", "--target-mm", "48", "--record", str(run_dir)),
+    )  # fmt: skip
     # The needle is being driven forward now. A second needlectl meanwhile is told the
     # port is busy (ports are opened exclusively), and changes nothing.
     line = cli.one_line_error(cli.run("--port", served, "stop"), 3)
@@ -177,16 +173,7 @@ def test_sigint_mid_run_stops_the_device_and_completes_the_record(
 def test_sigint_while_homing_stops_the_axis(cli: Cli, served: str) -> None:
     """Homing is one blocking library call: the signal interrupts it and needlectl
     stops the rig before leaving."""
-    proc = subprocess.Popen(
-        [str(cli.path), "-v", "--port", served, "home", "--speed-mm-s", "0.05"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if "needlectl: homing at" in line:
-            break
+    proc = _start_until(cli, served, "needlectl: homing at", "home", "--speed-mm-s", "0.05")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
@@ -218,21 +205,10 @@ def test_sigterm_while_the_run_homes_is_recorded_as_sigterm(
     cli: Cli, served: str, tmp_path: Path
 ) -> None:
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen(
-        [
-            *(str(cli.path), "-v", "--port", served, "run", "pierce"),
-            *("--target-mm", "48", "--record", str(run_dir)),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if "needlectl.run: phase setup" in line:
-            break
-    else:
-        pytest.fail(f"the run never reported its setup phase: {proc.communicate()}")
+    proc = _start_until(
+        cli, served, "needlectl.run: phase setup",
+        *("run", "pierce", "--target-mm", "48", "--record", str(run_dir)),
+    )  # fmt: skip
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 143, err
@@ -254,18 +230,10 @@ def test_status_after_a_kill_mid_run_explains_watchdog_never_as_normal(
     """issue 12: after `kill -9` mid-run, `status` said the WATCHDOG trip was "normal
     between commands" with the needle deep in the lesion. A host lost mid-motion is
     never normal: status says what happened and what to do."""
-    proc = subprocess.Popen(
-        [str(cli.path), "-v", "--port", served, "run", "pierce", "--target-mm", "48"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    # well into the advance
+    proc = _start_until(
+        cli, served, "needlectl.run: depth 1 mm", "run", "pierce", "--target-mm", "48"
     )
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if "needlectl.run: depth 1 mm" in line:  # well into the advance
-            break
-    else:
-        pytest.fail(f"the run never got 1 mm deep: {proc.communicate()}")
     proc.kill()
     proc.communicate(timeout=10)
     # Each status is a session of its own that moves nothing: the device, left moving by
