@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from firmware.launch import FIRMWARE, RIG_CONFIG, PortUnavailable, build, running
+from firmware.launch import FIRMWARE, RIG_CONFIG, PortUnavailable, build, image_size, running
 
 REPO = FIRMWARE.parent
 _TELEMETRY = "test_streams.py::test_telemetry_1khz_for_10s_without_loss"
@@ -87,12 +86,10 @@ def m3_size() -> str:
         elf = build("m3")
     except PortUnavailable as exc:
         return str(exc)
-    size = shutil.which("arm-none-eabi-size") or "arm-none-eabi-size"
-    out = subprocess.run([size, str(elf)], capture_output=True, text=True, check=True).stdout
-    text, data, bss = (int(x) for x in out.splitlines()[1].split()[:3])
+    s = image_size(elf)
     return (
-        f"flash {text + data} B ({(text + data) / 1024:.1f} KiB: text {text} + data {data}), "
-        f"RAM {data + bss} B ({(data + bss) / 1024:.1f} KiB: data {data} + bss {bss}, "
+        f"flash {s.flash_b} B ({s.flash_b / 1024:.1f} KiB: text {s.text_b} + data {s.data_b}), "
+        f"RAM {s.ram_b} B ({s.ram_b / 1024:.1f} KiB: data {s.data_b} + bss {s.bss_b}, "
         "stack included)"
     )
 

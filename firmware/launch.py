@@ -84,6 +84,31 @@ def build(port: str = "posix", defect: str | None = None, sanitize: bool = False
     return FIRMWARE / "build" / f"mps2-an385{suffix}" / "nd-firmware.elf"
 
 
+@dataclass(frozen=True)
+class ImageSize:
+    """An ELF image's sections as `arm-none-eabi-size` counts them, in bytes."""
+
+    text_b: int
+    data_b: int
+    bss_b: int  # the stack is a .bss-like section here: RAM includes it
+
+    @property
+    def flash_b(self) -> int:
+        return self.text_b + self.data_b
+
+    @property
+    def ram_b(self) -> int:
+        return self.data_b + self.bss_b
+
+
+def image_size(elf: Path) -> ImageSize:
+    """Section sizes of a cross-built image (arm-none-eabi-size, Berkeley format)."""
+    size = shutil.which("arm-none-eabi-size") or "arm-none-eabi-size"
+    out = subprocess.run([size, str(elf)], capture_output=True, text=True, check=True).stdout
+    text_b, data_b, bss_b = (int(x) for x in out.splitlines()[1].split()[:3])
+    return ImageSize(text_b, data_b, bss_b)
+
+
 @dataclass
 class Device:
     """A running port: its pty, its process, and what it printed on stderr so far."""

@@ -15,15 +15,21 @@ The runs wait on the device most of the time: three suites at a time share the t
 from __future__ import annotations
 
 import concurrent.futures
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hil_runner import HilRun, run_hil
 
-from firmware.launch import DEFECTS, RIG_CONFIG, PortUnavailable, build, check_tools, running
+from firmware.launch import (
+    DEFECTS,
+    RIG_CONFIG,
+    PortUnavailable,
+    build,
+    check_tools,
+    image_size,
+    running,
+)
 
 # The conformance test written to catch each defect (the simulator's, test_hil_defect_matrix).
 CAUGHT_BY: dict[str, str] = {
@@ -123,12 +129,9 @@ def test_m3_image_fits_the_smallest_mcus() -> None:
     missing = _available("m3")
     if missing is not None:
         pytest.skip(missing)
-    elf = build("m3")
-    size = shutil.which("arm-none-eabi-size") or "arm-none-eabi-size"
-    out = subprocess.run([size, str(elf)], capture_output=True, text=True, check=True).stdout
-    text_b, data_b, bss_b = (int(x) for x in out.splitlines()[1].split()[:3])
-    assert text_b + data_b <= FLASH_BUDGET_B, out
-    assert data_b + bss_b <= RAM_BUDGET_B, out  # the 2 KiB stack is a .bss-like section
+    size = image_size(build("m3"))
+    assert size.flash_b <= FLASH_BUDGET_B, size
+    assert size.ram_b <= RAM_BUDGET_B, size  # the 2 KiB stack is a .bss-like section
 
 
 def test_suite_passes_on_the_cortex_m3_image(runs: Runs) -> None:
