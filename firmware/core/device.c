@@ -309,8 +309,7 @@ static void take_sample(void)
 
 static void step_axes(void)
 {
-    const bool adv_was = D.adv.active, rot_was = D.rot.active;
-    if (adv_was) {
+    if (D.adv.active) {
         const int64_t before = D.adv.pos;
         const bool arrived = nd_axis_step(&D.adv);
         if (D.adv.pos > D.limit_pos_nm && D.adv.pos > before && D.homed)
@@ -318,22 +317,23 @@ static void step_axes(void)
         else if (arrived && !D.homing)
             nd_dev_event(ND_EVENT_CODE_TARGET_REACHED, nd_um_from_nm(D.adv.pos));
     }
-    if (rot_was && nd_axis_step(&D.rot) && D.osc_amp_ucdeg) {
+    if (D.rot.active && nd_axis_step(&D.rot) && D.osc_amp_ucdeg) {
         /* oscillation: turn around at each end */
         const int64_t c = D.osc_center_ucdeg, a = D.osc_amp_ucdeg;
         nd_axis_move_to(&D.rot, D.rot.target > c ? c - a : c + a, D.rot.vmax);
     }
     hal_advance_command_nm(motor_nm());
     hal_rotate_command_ucdeg(D.rot.pos);
-    if (adv_was != D.adv.active || rot_was != D.rot.active) nd_dev_update_state();
 }
 
 void nd_core_tick(void)
 {
     const uint64_t t0 = hal_time_us();
     uint64_t spent;
-    const bool adv_was = D.adv.active, rot_was = D.rot.active;
-    nd_core_poll();
+    bool adv_was, rot_was;
+    nd_core_poll(); /* commands update the state themselves */
+    adv_was = D.adv.active;
+    rot_was = D.rot.active;
     D.ticks++;
     D.now_us = (uint64_t)D.ticks * ND_TICK_US;
 
@@ -351,6 +351,7 @@ void nd_core_tick(void)
     if (WATCHDOG_ENABLED && D.session_open && !D.wd_tripped &&
         D.now_us - D.last_host_us >= (uint64_t)D.board->watchdog_ms * 1000u)
         watchdog_trip();
+    /* an axis that came to rest (or halted) this tick: once, before the sample */
     if (adv_was != D.adv.active || rot_was != D.rot.active) nd_dev_update_state();
 
     if (D.telemetry_rate_hz) {
