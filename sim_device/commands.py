@@ -266,17 +266,27 @@ class Commands:
         )
 
     def _stop(self) -> None:
+        self._advance_to_rest()
+        self._rotation_to_rest()
+        self.fw._update_state()
+
+    def _advance_to_rest(self) -> None:
+        """A HOME ends at once, a move brakes down its ramp (velocity mode: no
+        TARGET_REACHED). at_limit stays: the advance has not moved away from the limit
+        (protocol §5)."""
         fw = self.fw
         if fw.homing:
             fw.homing = False
             fw.adv.halt()
-        fw._osc_amp_deg = 0.0
-        if fw.adv.active:
+        elif fw.adv.active:
             fw.adv.decelerate()
+
+    def _rotation_to_rest(self) -> None:
+        """The rotation down its ramp; an oscillation ends."""
+        fw = self.fw
+        fw._osc_amp_deg = 0.0
         if fw.rot.active:
             fw.rot.decelerate()
-        # at_limit stays: the advance has not moved away from the limit (protocol §5)
-        fw._update_state()
 
     def _estop(self) -> None:
         fw = self.fw
@@ -390,23 +400,14 @@ class Commands:
         return self._ack(msg_id)
 
     def _move_stop(self, msg_id: int) -> Message:
-        """Decelerate the advance to rest, rotation untouched: a pause, not a target (no
-        TARGET_REACHED: the ramp runs in velocity mode). Ends a HOME at once."""
-        fw = self.fw
-        if fw.homing:
-            fw.homing = False
-            fw.adv.halt()
-        elif fw.adv.active:
-            fw.adv.decelerate()
-        fw._update_state()
+        """The advance alone to rest, the rotation untouched: a pause, not a target."""
+        self._advance_to_rest()
+        self.fw._update_state()
         return self._ack(msg_id)
 
     def _rotate_stop(self, msg_id: int) -> Message:
-        fw = self.fw
-        fw._osc_amp_deg = 0.0
-        if fw.rot.active:
-            fw.rot.decelerate()
-        fw._update_state()
+        self._rotation_to_rest()
+        self.fw._update_state()
         return self._ack(msg_id)
 
     def _rotate(self, msg: Rotate, msg_id: int) -> Message:

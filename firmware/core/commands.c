@@ -136,16 +136,30 @@ static void hello(const uint8_t *p)
     identity();
 }
 
-static void stop(uint8_t id)
+/* The advance to rest: a HOME ends at once, a move brakes down its ramp (velocity
+ * mode: no TARGET_REACHED). at_limit stays: the advance has not moved away from the
+ * limit (protocol §5). */
+static void advance_to_rest(void)
 {
     if (D.homing) {
         D.homing = false;
         nd_axis_halt(&D.adv);
+    } else if (D.adv.active) {
+        nd_axis_decelerate(&D.adv);
     }
+}
+
+/* The rotation to rest down its ramp; an oscillation ends. */
+static void rotation_to_rest(void)
+{
     D.osc_amp_ucdeg = 0;
-    if (D.adv.active) nd_axis_decelerate(&D.adv);
     if (D.rot.active) nd_axis_decelerate(&D.rot);
-    /* at_limit stays: the advance has not moved away from the limit (protocol §5) */
+}
+
+static void stop(uint8_t id)
+{
+    advance_to_rest();
+    rotation_to_rest();
     nd_dev_update_state();
     ack(id);
 }
@@ -231,8 +245,7 @@ static void get_events(uint8_t id, const uint8_t *p)
 
 static void rotate_stop(uint8_t id)
 {
-    D.osc_amp_ucdeg = 0;
-    if (D.rot.active) nd_axis_decelerate(&D.rot);
+    rotation_to_rest();
     nd_dev_update_state();
     ack(id);
 }
@@ -346,16 +359,10 @@ static void rotate(uint8_t id, const uint8_t *p)
     ack(id);
 }
 
-/* Decelerate the advance to rest, rotation untouched: a pause, not a target (the ramp
- * runs in velocity mode: no TARGET_REACHED). Ends a HOME at once. */
+/* The advance alone to rest, the rotation untouched: a pause, not a target. */
 static void move_stop(uint8_t id)
 {
-    if (D.homing) {
-        D.homing = false;
-        nd_axis_halt(&D.adv);
-    } else if (D.adv.active) {
-        nd_axis_decelerate(&D.adv);
-    }
+    advance_to_rest();
     nd_dev_update_state();
     ack(id);
 }
