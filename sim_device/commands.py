@@ -157,8 +157,10 @@ class Commands:
             return self._set_limits(msg, msg_id)
         if kind is SetTelemetry:
             assert isinstance(msg, SetTelemetry)
-            if not (0 <= msg.rate_hz <= 1000 and 1 <= msg.batch_samples <= 10):
+            if not 0 <= msg.rate_hz <= 1000:
                 return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.rate_hz)
+            if not 1 <= msg.batch_samples <= 10:
+                return self._nak(msg_id, NakReason.BAD_ARGUMENT, msg.batch_samples)
             fw._flush_batch()
             fw.telemetry_rate_hz = msg.rate_hz
             fw.batch_samples = msg.batch_samples

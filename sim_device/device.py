@@ -159,10 +159,9 @@ class Device:
 
     def host_take(self) -> bytes:
         """Everything the device has sent since the last call (through the link faults)."""
-        fw = self.firmware
-        if not fw.tx:
+        data = self.firmware.take_output()
+        if not data:
             return b""
-        data = fw.take_output()
         if self._faulty_link:
             data = self.link.to_host.apply(data, self.clock.monotonic())
         return data

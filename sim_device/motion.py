@@ -107,7 +107,12 @@ class Axis:
         else:
             speed = abs(vel)
             # brake when the distance to go is within the stopping distance
-            if abs(d) <= speed * speed / (2.0 * self.accel) + speed * dt_s * 0.5:
+            # the core's integer test (per-tick units, divisions truncated), so both brake
+            # on the same tick (tests/sim/test_core_differential.py)
+            u = 1000.0 if self.accel == 20_000.0 else 1e6  # nm per µm, ucdeg per °
+            si = round(speed * dt_s * u)
+            ai = round(a_dt * dt_s * u)
+            if round(abs(d) * u) <= si * si // (2 * ai) + si // 2:
                 speed = max(speed - a_dt, a_dt * 0.5)
             else:
                 speed = min(speed + a_dt, self.vmax)

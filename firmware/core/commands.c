@@ -50,6 +50,12 @@ static void ack(uint8_t command_id)
 static void nak(uint8_t command_id, uint8_t reason, int32_t detail)
 {
     struct nd_nak m;
+#ifdef ND_DEFECT_NAK_REASON_SWAPPED
+    /* planted: NOT_HOMED and BEYOND_LIMIT are reported as each other */
+    if (reason == ND_NAK_REASON_NOT_HOMED) reason = ND_NAK_REASON_BEYOND_LIMIT;
+    else if (reason == ND_NAK_REASON_BEYOND_LIMIT) reason = ND_NAK_REASON_NOT_HOMED;
+#endif
+    D.commands_naked++;
     m.command_id = command_id;
     m.reason = reason;
     m.detail = detail;
@@ -71,7 +77,8 @@ static void identity(void)
     memcpy(m.serial_number, b->serial_number, sizeof m.serial_number);
     m.simulated = b->simulated;
     m.capabilities = ND_CAPABILITIES_ROTATION | ND_CAPABILITIES_OSCILLATION |
-                     ND_CAPABILITIES_LOAD_CELL | ND_CAPABILITIES_ENCODER;
+                     ND_CAPABILITIES_LOAD_CELL | ND_CAPABILITIES_ENCODER |
+                     b->extra_capabilities;
     m.travel_limit_um = b->travel_um;
     m.force_limit_mn = b->force_limit_mn;
     m.max_speed_um_s = b->max_speed_um_s;

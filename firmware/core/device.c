@@ -9,7 +9,8 @@
 #include "link.h"
 #include "nd_core.h"
 
-struct nd_device nd_dev;
+static struct nd_device the_device;
+struct nd_device *nd_current = &the_device;
 #define D nd_dev
 
 /* Planted defects (a build flag each, for the HIL suite to catch; docs/firmware.md) */
@@ -74,7 +75,11 @@ void nd_dev_flush_batch(void)
     uint8_t payload[ND_TELEMETRY_MAX_PAYLOAD_BYTES];
     const uint8_t n = D.batch_count;
     if (n == 0) return;
+#ifdef ND_DEFECT_TELEMETRY_COUNTER_STUCK
+    nd_put_u32(payload, 0); /* planted: first_sample_number never advances */
+#else
     nd_put_u32(payload, D.batch_first);
+#endif
     payload[4] = n;
     memcpy(payload + 5, D.batch, (size_t)n * ND_TELEMETRY_SAMPLE_BYTES);
     nd_dev_send(ND_TELEMETRY_ID, 0, 0, payload, 5u + (size_t)n * ND_TELEMETRY_SAMPLE_BYTES);
@@ -186,8 +191,18 @@ static void read_sensors(void)
         force_mn < D.board->load_cell_rail_mn) {
         D.force_mn = force_mn;
     } else {
-        D.force_mn = ND_FORCE_INVALID_MN; /* at its rail, or no reading */
+        force_mn = ND_FORCE_INVALID_MN; /* at its rail, or no reading */
+        D.force_mn = force_mn;
     }
+    /* a noisy reading that repeats exactly, tick after tick, is a frozen amplifier */
+    if (force_mn != D.lc_last_mn) {
+        D.lc_last_mn = force_mn;
+        D.lc_same_ticks = 0;
+    } else if (D.lc_same_ticks < UINT16_MAX) {
+        D.lc_same_ticks++;
+    }
+    if (D.board->load_cell_stuck_ticks && D.lc_same_ticks >= D.board->load_cell_stuck_ticks)
+        D.force_mn = ND_FORCE_INVALID_MN;
 }
 
 static void sensor_safety(void)
@@ -326,18 +341,20 @@ static void step_axes(void)
     hal_rotate_command_ucdeg(D.rot.pos);
 }
 
-void nd_core_tick(void)
+void nd_core_tick_move(void)
 {
-    const uint64_t t0 = hal_time_us();
-    uint64_t spent;
-    bool adv_was, rot_was;
+    D.tick_t0_us = hal_time_us();
     nd_core_poll(); /* commands update the state themselves */
-    adv_was = D.adv.active;
-    rot_was = D.rot.active;
+    D.adv_was_active = D.adv.active;
+    D.rot_was_active = D.rot.active;
     D.ticks++;
     D.now_us = (uint64_t)D.ticks * ND_TICK_US;
-
     step_axes();
+}
+
+void nd_core_tick_sense(void)
+{
+    uint64_t spent;
     read_sensors();
     if (D.force_mn == ND_FORCE_INVALID_MN || D.force_mn > D.force_limit_mn ||
         D.force_mn < -D.force_limit_mn || D.depth_um == ND_DEPTH_INVALID_UM)
@@ -352,7 +369,8 @@ void nd_core_tick(void)
         D.now_us - D.last_host_us >= (uint64_t)D.board->watchdog_ms * 1000u)
         watchdog_trip();
     /* an axis that came to rest (or halted) this tick: once, before the sample */
-    if (adv_was != D.adv.active || rot_was != D.rot.active) nd_dev_update_state();
+    if (D.adv_was_active != D.adv.active || D.rot_was_active != D.rot.active)
+        nd_dev_update_state();
 
     if (D.telemetry_rate_hz) {
         D.sample_acc = (uint16_t)(D.sample_acc + D.telemetry_rate_hz);
@@ -367,8 +385,26 @@ void nd_core_tick(void)
         hb.uptime_ms = (uint32_t)(D.now_us / 1000u);
         nd_dev_send(ND_HEARTBEAT_ID, 0, 0, payload, nd_heartbeat_pack(&hb, payload));
     }
-    spent = hal_time_us() - t0;
+    spent = hal_time_us() - D.tick_t0_us;
     if (spent > D.max_tick_us) D.max_tick_us = (uint32_t)spent;
+}
+
+void nd_core_tick(void)
+{
+    nd_core_tick_move();
+    nd_core_tick_sense();
+}
+
+uint64_t nd_core_idle_until_us(void)
+{
+    uint64_t until;
+    if (D.adv.active || D.rot.active || D.homing || D.telemetry_rate_hz) return 0u;
+    until = D.last_tx_us + (uint64_t)ND_DEVICE_HEARTBEAT_MS * 1000u;
+    if (WATCHDOG_ENABLED && D.session_open && !D.wd_tripped) {
+        const uint64_t wd = D.last_host_us + (uint64_t)D.board->watchdog_ms * 1000u;
+        if (wd < until) until = wd;
+    }
+    return until;
 }
 
 void nd_core_poll(void)
@@ -399,6 +435,7 @@ void nd_core_init(const struct nd_board *board)
     hal_advance_command_nm(0);
     hal_rotate_command_ucdeg(0);
     read_sensors();
+    D.lc_same_ticks = 0;
     nd_dev_update_state();
     nd_dev_event(ND_EVENT_CODE_BOOT, 0);
 }

@@ -9,6 +9,7 @@
 #include "axis.h"
 #include "events.h"
 #include "hal.h"
+#include "link.h"
 #include "needle_protocol.h"
 #include "reply_cache.h"
 
@@ -82,14 +83,28 @@ struct nd_device {
 
     /* statistics */
     uint32_t commands_executed;
+    uint32_t commands_naked;
     uint32_t replies_replayed;
     uint32_t watchdog_trips;
 
+    /* the load cell: a noisy reading repeated exactly this many ticks is stuck */
+    int32_t lc_last_mn;
+    uint16_t lc_same_ticks;
+
+    /* the tick in progress (between nd_core_tick_move and nd_core_tick_sense) */
+    uint64_t tick_t0_us;
+    bool adv_was_active;
+    bool rot_was_active;
+
     struct nd_events events;
     struct nd_reply_cache cache;
+    struct nd_link link;
 };
 
-extern struct nd_device nd_dev;
+/* The device the core is running: one on a board; a host that runs several in one
+ * process (the simulator, ports/sim) points this at each in turn. */
+extern struct nd_device *nd_current;
+#define nd_dev (*nd_current)
 
 /* device.c */
 void nd_dev_send(uint8_t msg_id, uint8_t flags, uint16_t seq, const uint8_t *payload,

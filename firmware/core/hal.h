@@ -30,6 +30,10 @@ struct nd_board {
     int32_t nm_per_microstep;        /* advance resolution: limits are exact to one microstep */
     int32_t default_stall_force_mn;  /* stall cut-off until SET_LIMITS (e.g. 90 % of thrust) */
     int32_t load_cell_rail_mn;       /* |reading| at or beyond this: amplifier at its rail */
+    /* A noisy load cell whose reading repeats exactly for this many ticks is stuck (a
+     * frozen amplifier): LOAD_CELL. 0: no such check (a quiet or slow sensor). */
+    uint16_t load_cell_stuck_ticks;
+    uint32_t extra_capabilities; /* Capabilities the port adds (USB_BULK, FAULT_INJECTION) */
 };
 
 /* ------------------------------------------------------------ serial link */

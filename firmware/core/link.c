@@ -1,17 +1,17 @@
 /* link.c: see link.h. The receive rules are protocol §1 "Receiving", in its order. */
 #include "link.h"
 
+#include "device.h"
 #include "hal.h"
 
+/* Scratch for one frame at a time (the core is never re-entered); what must survive
+ * between calls (the chunk being received, the counters) is the device's (device.h), so
+ * a host running several devices in one process keeps each one's apart. */
 static struct {
-    uint8_t chunk[ND_MAX_ENCODED_FRAME_BYTES]; /* COBS bytes since the last 0x00 */
-    size_t len;
-    bool oversize; /* the chunk outgrew the buffer: dropped at its 0x00 */
     uint8_t raw[ND_MAX_ENCODED_FRAME_BYTES];
     uint8_t out[1u + ND_MAX_FRAME_BUFFER_BYTES];
-    nd_frame_handler handler;
-    struct nd_link_stats stats;
-} L;
+} S;
+#define L (nd_dev.link)
 
 void nd_link_init(nd_frame_handler handler)
 {
@@ -69,28 +69,28 @@ static void chunk_done(void)
         return;
     }
     if (L.len == 0) return; /* two delimiters in a row: the leading 0x00, not an error */
-    n = nd_cobs_decode(L.chunk, L.len, L.raw);
+    n = nd_cobs_decode(L.chunk, L.len, S.raw);
     if (n == (size_t)-1 || n < ND_HEADER_BYTES + ND_CRC_BYTES) {
         L.stats.malformed++;
         return;
     }
-    if (nd_crc32(L.raw, n) != ND_CRC_GOOD_FRAME) {
+    if (nd_crc32(S.raw, n) != ND_CRC_GOOD_FRAME) {
         L.stats.crc_failures++;
         return;
     }
     n -= ND_HEADER_BYTES + ND_CRC_BYTES;
-    payload = L.raw + ND_HEADER_BYTES;
-    ok = length_ok(L.raw[1], payload, n);
+    payload = S.raw + ND_HEADER_BYTES;
+    ok = length_ok(S.raw[1], payload, n);
     if (ok < 0) {
         L.stats.unknown_id++;
         return;
     }
-    if (L.raw[0] != ND_PROTOCOL_VERSION || ok == 0) {
+    if (S.raw[0] != ND_PROTOCOL_VERSION || ok == 0) {
         L.stats.malformed++;
         return;
     }
     L.stats.frames_ok++;
-    L.handler(L.raw[1], L.raw[2], nd_get_u16(L.raw + 3), payload, n);
+    L.handler(S.raw[1], S.raw[2], nd_get_u16(S.raw + 3), payload, n);
 }
 
 void nd_link_feed(const uint8_t *data, size_t n)
@@ -116,13 +116,13 @@ bool nd_link_send(uint8_t msg_id, uint8_t flags, uint16_t seq, const uint8_t *pa
     size_t n;
     /* a 0x00 before every frame (protocol §1): noise on the line ends as a chunk of its
      * own instead of costing this frame its CRC */
-    L.out[0] = ND_COBS_DELIMITER;
-    n = 1u + nd_frame_encode(msg_id, flags, seq, payload, len, L.out + 1);
+    S.out[0] = ND_COBS_DELIMITER;
+    n = 1u + nd_frame_encode(msg_id, flags, seq, payload, len, S.out + 1);
     if (n == 1u || hal_serial_tx_room() < n) {
         L.stats.tx_dropped++;
         return false;
     }
-    hal_serial_write(L.out, n);
+    hal_serial_write(S.out, n);
     return true;
 }
 

@@ -22,6 +22,15 @@ struct nd_link_stats {
 typedef void (*nd_frame_handler)(uint8_t msg_id, uint8_t flags, uint16_t seq,
                                  const uint8_t *payload, size_t len);
 
+/* The receiver's state between calls (one per device). */
+struct nd_link {
+    uint8_t chunk[ND_MAX_ENCODED_FRAME_BYTES]; /* COBS bytes since the last 0x00 */
+    size_t len;
+    bool oversize; /* the chunk outgrew the buffer: dropped at its 0x00 */
+    nd_frame_handler handler;
+    struct nd_link_stats stats;
+};
+
 void nd_link_init(nd_frame_handler handler);
 /* Feeds received bytes; calls the handler for each valid frame they complete. */
 void nd_link_feed(const uint8_t *data, size_t n);

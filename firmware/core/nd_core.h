@@ -8,6 +8,10 @@
  *   nd_core_tick()        once per 1 ms control period: motion, sensors, safety,
  *                         watchdog, telemetry, heartbeat. A port that fell behind (a late
  *                         timer) calls it again until it has caught up.
+ *   nd_core_tick_move() then nd_core_tick_sense(): the same tick in its two halves, for a
+ *                         port whose rig moves between them (the simulator, ports/sim,
+ *                         steps its physics model on the commanded positions and then
+ *                         lets the core read the sensors).
  */
 #ifndef ND_CORE_H
 #define ND_CORE_H
@@ -24,6 +28,12 @@
 void nd_core_init(const struct nd_board *board);
 void nd_core_poll(void);
 void nd_core_tick(void);
+void nd_core_tick_move(void);
+void nd_core_tick_sense(void);
+/* While nothing moves, homes or streams, the device time of the first tick that has
+ * anything to do (a heartbeat, the watchdog) if no byte arrives before it; 0 while any
+ * tick may change something. A port may sleep until then (the simulator skips to it). */
+uint64_t nd_core_idle_until_us(void);
 
 /* Counters a port may print (the same figures STATUS carries). */
 struct nd_core_stats {

@@ -18,6 +18,8 @@ static const struct nd_board board = {
     .nm_per_microstep = 625,
     .default_stall_force_mn = 9000,
     .load_cell_rail_mn = 50000,
+    .load_cell_stuck_ticks = 0, /* the bench model's noise may be set to 0 */
+    .extra_capabilities = 0,
 };
 
 int main(void)

@@ -1,0 +1,148 @@
+/* ports/sim: see sim_port.h. The HAL functions read and write the current nd_sim. */
+#include "sim_port.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "../../core/nd_core.h"
+
+static struct nd_sim *cur; /* the device being run (set by every entry point) */
+
+static void select_device(struct nd_sim *s)
+{
+    cur = s;
+    nd_current = &s->dev;
+}
+
+/* ------------------------------------------------------------ the HAL */
+
+size_t hal_serial_read(uint8_t *buf, size_t max)
+{
+    size_t n = cur->rx_len < max ? cur->rx_len : max;
+    if (n) {
+        memcpy(buf, cur->rx, n);
+        cur->rx += n;
+        cur->rx_len -= n;
+    }
+    return n;
+}
+
+size_t hal_serial_tx_room(void) { return ND_SIM_TX_BYTES - cur->tx_len; }
+
+void hal_serial_write(const uint8_t *data, size_t n)
+{
+    memcpy(cur->tx + cur->tx_len, data, n);
+    cur->tx_len += n;
+}
+
+/* the control tick is the clock (the core counts its ticks): no time passes within one */
+uint64_t hal_time_us(void) { return cur->dev.now_us; }
+
+void hal_advance_command_nm(int64_t motor_nm)
+{
+    cur->motor_mm = cur->motor_origin_mm + (double)motor_nm * 1e-6;
+}
+
+void hal_rotate_command_ucdeg(int64_t angle_ucdeg) { cur->angle_deg = (double)angle_ucdeg * 1e-6; }
+
+bool hal_encoder_read_nm(int64_t *position_nm)
+{
+    *position_nm = cur->encoder_nm;
+    return cur->encoder_ok;
+}
+
+bool hal_load_cell_read_mn(int32_t *force_mn)
+{
+    *force_mn = cur->load_cell_mn;
+    return cur->load_cell_ok;
+}
+
+bool hal_home_switch(void) { return cur->home_switch; }
+
+/* ------------------------------------------------------------ the simulator's side */
+
+/* A reading the rig model gives as a double: rounded half to even (as Python's round),
+ * invalid if NaN, infinite or beyond what the HAL's integer can hold. */
+static bool to_int64(double x, double lo, double hi, int64_t *out)
+{
+    if (!(x > lo && x < hi)) return false; /* NaN fails both */
+    *out = (int64_t)nearbyint(x);
+    return true;
+}
+
+static void set_sensors(struct nd_sim *s, double encoder_mm, double load_cell_n,
+                        bool home_switch)
+{
+    int64_t v = 0;
+    s->encoder_ok = to_int64((encoder_mm - s->encoder_origin_mm) * 1e6, -9.0e15, 9.0e15, &v);
+    s->encoder_nm = v;
+    s->load_cell_ok = to_int64(load_cell_n * 1000.0, (double)INT32_MIN, (double)INT32_MAX, &v);
+    s->load_cell_mn = (int32_t)v;
+    s->home_switch = home_switch;
+}
+
+void nd_sim_init(struct nd_sim *s, double motor_origin_mm, double encoder_mm,
+                 double load_cell_n, bool home_switch)
+{
+    select_device(s);
+    s->motor_origin_mm = motor_origin_mm;
+    s->encoder_origin_mm = encoder_mm;
+    s->motor_mm = motor_origin_mm;
+    s->angle_deg = 0.0;
+    s->rx = NULL;
+    s->rx_len = 0;
+    s->tx_len = 0;
+    set_sensors(s, encoder_mm, load_cell_n, home_switch);
+    nd_core_init(&s->board);
+}
+
+void nd_sim_feed(struct nd_sim *s, const uint8_t *data, size_t n)
+{
+    select_device(s);
+    s->rx = data;
+    s->rx_len = n;
+    nd_core_poll();
+    s->rx = NULL;
+    s->rx_len = 0;
+}
+
+void nd_sim_move(struct nd_sim *s)
+{
+    select_device(s);
+    nd_core_tick_move();
+}
+
+size_t nd_sim_sense(struct nd_sim *s, double encoder_mm, double load_cell_n, bool home_switch)
+{
+    select_device(s);
+    set_sensors(s, encoder_mm, load_cell_n, home_switch);
+    nd_core_tick_sense();
+    return s->tx_len;
+}
+
+uint64_t nd_sim_idle_until_us(struct nd_sim *s)
+{
+    select_device(s);
+    return nd_core_idle_until_us();
+}
+
+void nd_sim_skip(struct nd_sim *s, uint32_t ticks)
+{
+    s->dev.ticks += ticks;
+    s->dev.now_us = (uint64_t)s->dev.ticks * ND_TICK_US;
+}
+
+size_t nd_sim_take(struct nd_sim *s, uint8_t *out, size_t max)
+{
+    size_t n = s->tx_len < max ? s->tx_len : max;
+    memcpy(out, s->tx, n);
+    memmove(s->tx, s->tx + n, s->tx_len - n);
+    s->tx_len -= n;
+    return n;
+}
+
+void nd_sim_stats(struct nd_sim *s, struct nd_core_stats *out)
+{
+    select_device(s);
+    nd_core_stats(out);
+}

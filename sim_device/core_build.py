@@ -1,0 +1,270 @@
+"""The firmware's C core (firmware/core) built as a Python extension for the simulator.
+
+cffi in API mode, as Klipper's chelper: the core and its simulator port
+(firmware/ports/sim) are compiled into one extension module; the simulator fills the
+port's sensor inputs and reads its outputs once per tick (sim_device/core.py).
+
+Each build is keyed by the hash of the C sources and its flags, so a changed source is
+never run stale; variants (a planted defect ``-DND_DEFECT_…``, a mutant) are builds of the
+same sources with other flags, made on first use and cached under firmware/build/sim/.
+``make venv`` (so ``make test`` and ``make demo``) builds the clean core ahead of time.
+
+Only the simulator needs this. ``import firmware_host`` never does, and driving a real
+rig needs no C compiler: using the simulator without one fails with one line saying what
+to install (CoreBuildError).
+
+    python -m sim_device.core_build [DEFECT ...]    build (or find) the clean core and any
+                                                    planted-defect variants named
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "firmware"
+CORE_DIR = FIRMWARE_DIR / "core"
+PORT_DIR = FIRMWARE_DIR / "ports" / "sim"
+CACHE_DIR = FIRMWARE_DIR / "build" / "sim"
+
+# Planted defects: a build flag each (-DND_DEFECT_<NAME>), for the HIL suite to catch.
+DEFECTS: dict[str, str] = {
+    "no_repeat_detection": "a repeated command is executed again instead of replayed",
+    "watchdog_disabled": "host silence never stops motion",
+    "limit_off_by_one_step": "the soft depth limit lets the advance go one microstep beyond it",
+    "stall_cutoff_disabled": "a stalled advance is never cut off",
+    "telemetry_counter_stuck": "TELEMETRY.first_sample_number never advances",
+    "nak_reason_swapped": "NOT_HOMED and BEYOND_LIMIT are reported as each other",
+}
+
+# What Python sees of the core and its port. Structs the simulator only reads part of are
+# declared partially ("...;"): cffi takes their layout from the C headers.
+CDEF = """
+struct nd_axis { int64_t pos; int64_t target; int32_t vel; int32_t vmax; bool active; ...; };
+struct nd_event_slot { uint64_t time_us; int32_t value; uint8_t code; ...; };
+struct nd_events { struct nd_event_slot slots[256]; uint32_t last_number; ...; };
+struct nd_board {
+    char serial_number[16];
+    uint8_t simulated;
+    int32_t travel_um;
+    int32_t force_limit_mn;
+    uint32_t max_speed_um_s;
+    int32_t max_rate_mrpm;
+    uint16_t watchdog_ms;
+    int32_t nm_per_microstep;
+    int32_t default_stall_force_mn;
+    int32_t load_cell_rail_mn;
+    uint16_t load_cell_stuck_ticks;
+    uint32_t extra_capabilities;
+};
+struct nd_device {
+    struct nd_axis adv;
+    struct nd_axis rot;
+    bool session_open;
+    bool schema_ok;
+    bool homed;
+    bool homing;
+    bool at_limit;
+    uint16_t latched;
+    uint8_t state;
+    int32_t soft_depth_limit_um;
+    int32_t force_limit_mn;
+    int32_t stall_force_mn;
+    uint16_t stall_time_ms;
+    uint16_t telemetry_rate_hz;
+    int32_t depth_um;
+    int32_t force_mn;
+    uint32_t ticks;
+    uint64_t now_us;
+    uint32_t commands_executed;
+    uint32_t commands_naked;
+    uint32_t replies_replayed;
+    uint32_t watchdog_trips;
+    uint32_t samples_sent;
+    struct nd_events events;
+    ...;
+};
+struct nd_core_stats {
+    uint32_t frames_ok;
+    uint32_t frames_bad;
+    uint32_t commands_executed;
+    uint32_t replies_replayed;
+    uint32_t watchdog_trips;
+    uint32_t samples_sent;
+    uint32_t frames_dropped_tx;
+    uint32_t ticks;
+    uint32_t max_tick_us;
+};
+struct nd_sim {
+    struct nd_device dev;
+    struct nd_board board;
+    double motor_mm;
+    double angle_deg;
+    size_t tx_len;
+    uint8_t tx[65536];
+    ...;
+};
+void nd_sim_init(struct nd_sim *s, double motor_origin_mm, double encoder_mm,
+                 double load_cell_n, bool home_switch);
+void nd_sim_feed(struct nd_sim *s, const uint8_t *data, size_t n);
+void nd_sim_move(struct nd_sim *s);
+size_t nd_sim_sense(struct nd_sim *s, double encoder_mm, double load_cell_n, bool home_switch);
+uint64_t nd_sim_idle_until_us(struct nd_sim *s);
+void nd_sim_skip(struct nd_sim *s, uint32_t ticks);
+size_t nd_sim_take(struct nd_sim *s, uint8_t *out, size_t max);
+void nd_sim_stats(struct nd_sim *s, struct nd_core_stats *out);
+"""
+
+_CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]
+_loaded: dict[tuple[str, ...], ModuleType] = {}
+
+
+class CoreBuildError(RuntimeError):
+    """The core could not be built (no C compiler, a compile error): one line."""
+
+
+def sources() -> list[Path]:
+    return [*sorted(CORE_DIR.glob("*.c")), PORT_DIR / "sim_port.c"]
+
+
+def _headers() -> list[Path]:
+    return [*sorted(CORE_DIR.glob("*.h")), PORT_DIR / "sim_port.h"]
+
+
+def defines_for(defect: str | None) -> tuple[str, ...]:
+    """The build flags of a planted defect (none for the clean core)."""
+    if defect is None:
+        return ()
+    if defect not in DEFECTS:
+        raise ValueError(f"unknown defect {defect!r}; known: {', '.join(sorted(DEFECTS))}")
+    return (f"ND_DEFECT_{defect.upper()}",)
+
+
+def build_key(defines: Sequence[str]) -> str:
+    """Hash of everything that goes into a build: sources, headers, cdef, flags."""
+    h = hashlib.sha256()
+    for path in sources() + _headers():
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    h.update(CDEF.encode())
+    h.update(" ".join([*_CFLAGS, *sorted(defines)]).encode())
+    return h.hexdigest()[:16]
+
+
+def _module_name(defines: Sequence[str], key: str) -> str:
+    tag = "_".join(d.lower().removeprefix("nd_defect_") for d in sorted(defines)) or "clean"
+    tag = "".join(c if c.isalnum() else "_" for c in tag)[:60]
+    return f"_nd_core_{tag}_{key}"
+
+
+def load(defines: Sequence[str] = ()) -> ModuleType:
+    """The compiled core with these -D flags (an extension module with .ffi and .lib),
+    built on first use and cached."""
+    wanted = tuple(sorted(defines))
+    mod = _loaded.get(wanted)
+    if mod is None:
+        mod = _load_or_build(wanted)
+        _loaded[wanted] = mod
+    return mod
+
+
+def _find_built(directory: Path, name: str) -> Path | None:
+    found = sorted(directory.glob(f"{name}.*.so")) + sorted(directory.glob(f"{name}.so"))
+    return found[0] if found else None
+
+
+def _load_or_build(defines: tuple[str, ...]) -> ModuleType:
+    key = build_key(defines)
+    name = _module_name(defines, key)
+    directory = CACHE_DIR / name
+    path = _find_built(directory, name)
+    if path is None:
+        with _build_lock():
+            path = _find_built(directory, name)  # another process may have built it
+            if path is None:
+                path = _build(name, defines, directory)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise CoreBuildError(f"cannot load the simulator's core from {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextlib.contextmanager
+def _build_lock() -> Iterator[None]:
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(CACHE_DIR / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _build(name: str, defines: tuple[str, ...], directory: Path) -> Path:
+    try:
+        import cffi
+    except ImportError:
+        raise CoreBuildError(
+            "the simulator runs the firmware's C core, built with cffi: pip install cffi"
+        ) from None
+    if shutil.which(os.environ.get("CC", "cc")) is None:
+        raise CoreBuildError(
+            "the simulator runs the firmware's C core and needs a C compiler to build it:"
+            " install one (e.g. apt-get install gcc) — a real rig needs none"
+        )
+    ffi = cffi.FFI()
+    ffi.cdef(CDEF)
+    ffi.set_source(
+        name,
+        '#include "sim_port.h"\n',
+        sources=[str(p) for p in sources()],
+        include_dirs=[str(PORT_DIR), str(CORE_DIR)],
+        define_macros=[(d, None) for d in defines],
+        extra_compile_args=_CFLAGS,
+        libraries=["m"],
+    )
+    with tempfile.TemporaryDirectory(prefix="build-", dir=CACHE_DIR) as tmp:
+        try:
+            built = Path(ffi.compile(tmpdir=tmp, verbose=False))
+        except Exception as exc:  # distutils' CompileError, LinkError, ...
+            raise CoreBuildError(f"building the simulator's C core failed: {exc}") from None
+        staged = Path(tmp) / "out"
+        staged.mkdir()
+        shutil.copy2(built, staged / built.name)
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(staged, directory)  # whole or not at all: a reader never sees half
+    path = _find_built(directory, name)
+    assert path is not None
+    return path
+
+
+def core(defect: str | None = None) -> Any:
+    """The compiled core (module with .ffi, .lib) for a planted defect or the clean one."""
+    return load(defines_for(defect))
+
+
+def main(argv: list[str]) -> int:
+    try:
+        for defect in [None, *argv]:
+            mod = core(defect)
+            print(f"core {defect or 'clean'}: {mod.__file__}")
+    except (CoreBuildError, ValueError) as exc:
+        print(f"sim_device.core_build: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
