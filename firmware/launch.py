@@ -28,14 +28,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO, Any
 
+from sim_device.core_build import VARIANTS
+
 FIRMWARE = Path(__file__).resolve().parent
 PORTS = ("posix", "m3")
-DEFECTS = (
-    "no_repeat_detection",
-    "watchdog_disabled",
-    "limit_off_by_one_step",
-    "stall_cutoff_disabled",
-)
+# every compile-flag variant of the core: the planted defects and the suite's mutants
+# (one list, sim_device/core_build.py; the simulator builds the same flags)
+DEFECTS = tuple(VARIANTS)
 RIG_CONFIG = {
     "posix": FIRMWARE / "ports" / "posix" / "rig.toml",
     "m3": FIRMWARE / "ports" / "mps2-an385" / "rig.toml",

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from protocol import Capabilities, EventCode, EventRecord
 from sim_device.clock import VirtualClock
-from sim_device.core_build import DEFECTS, core
+from sim_device.core_build import VARIANTS, core
 
 TICK_US = 1000
 TICK_S = TICK_US / 1_000_000
@@ -120,8 +120,8 @@ class CoreFirmware:
         serial_number: str = "SIM-0001",
         loadcell_stuck_check: bool = True,
     ) -> None:
-        if defect is not None and defect not in DEFECTS:
-            raise ValueError(f"unknown defect {defect!r}; known: {', '.join(sorted(DEFECTS))}")
+        if defect is not None and defect not in VARIANTS:
+            raise ValueError(f"unknown defect {defect!r}; known: {', '.join(sorted(VARIANTS))}")
         if not 1 <= watchdog_ms <= 0xFFFF:
             raise ValueError(f"watchdog_ms={watchdog_ms} must be 1..65535")
         mod = core(defect)
@@ -147,6 +147,8 @@ class CoreFirmware:
         b.load_cell_stuck_ticks = LOADCELL_STUCK_TICKS if loadcell_stuck_check else 0
         b.extra_capabilities = int(Capabilities.USB_BULK | Capabilities.FAULT_INJECTION)
         self._dev = s.dev
+        # the transmit buffer, viewed once as char * (unpack gives bytes; a field access costs)
+        self._tx = ffi.cast("char *", s.tx)
         self.adv = AxisView(s.dev.adv, _UM_PER_NM)
         self.rot = AxisView(s.dev.rot, _DEG_PER_UCDEG)
         self.events = EventView(s.dev.events)
@@ -174,9 +176,16 @@ class CoreFirmware:
     def take_output(self, max_bytes: int | None = None) -> bytes:
         """Remove and return bytes the device has sent (all, or up to max_bytes)."""
         s = self._s
-        if s.tx_len:
-            self._drain()
+        n = s.tx_len
         out = self._out
+        if not out and max_bytes is None:  # the common case: straight from the core
+            if not n:
+                return b""
+            s.tx_len = 0
+            data: bytes = self._ffi.unpack(self._tx, n)
+            return data
+        if n:
+            self._drain()
         if max_bytes is None or max_bytes >= len(out):
             data = bytes(out)
             out.clear()
@@ -192,8 +201,7 @@ class CoreFirmware:
 
     def _drain(self) -> None:
         s = self._s
-        n = s.tx_len
-        self._out += self._ffi.buffer(s.tx, n)
+        self._out += self._ffi.unpack(self._tx, s.tx_len)
         s.tx_len = 0
 
     def poll_input(self) -> None:
@@ -296,8 +304,7 @@ class CoreFirmware:
                 self._run_timers(now)
             if self._rx:
                 self._feed()
-            move(s)
-            rig_step(TICK_S, s.motor_mm, s.angle_deg)
+            rig_step(TICK_S, move(s), s.angle_deg)
             n = sense(s, rig.encoder_depth_mm, rig.load_cell_force_n, rig.home_switch)
             clock.now_us = now
             if n:
@@ -376,6 +383,15 @@ class CoreFirmware:
     @property
     def samples_sent(self) -> int:
         return int(self._dev.samples_sent)
+
+    @property
+    def loadcell_stuck_check(self) -> bool:
+        """Does the core latch LOAD_CELL on a reading frozen for LOADCELL_STUCK_TICKS?"""
+        return bool(self._s.board.load_cell_stuck_ticks)
+
+    @loadcell_stuck_check.setter
+    def loadcell_stuck_check(self, on: bool) -> None:  # tests: a firmware without it
+        self._s.board.load_cell_stuck_ticks = LOADCELL_STUCK_TICKS if on else 0
 
     @property
     def stall_stop_us(self) -> int | None:

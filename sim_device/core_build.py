@@ -35,7 +35,22 @@ from typing import Any
 FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "firmware"
 CORE_DIR = FIRMWARE_DIR / "core"
 PORT_DIR = FIRMWARE_DIR / "ports" / "sim"
-CACHE_DIR = FIRMWARE_DIR / "build" / "sim"
+
+
+def _cache_dir() -> Path:
+    """Where builds are cached: ND_CORE_BUILD_DIR if set (a test, a shared cache), else
+    beside the sources (a clone), else the user's cache (an installed package whose
+    directory is not writable)."""
+    env = os.environ.get("ND_CORE_BUILD_DIR")
+    if env:
+        return Path(env)
+    if os.access(FIRMWARE_DIR, os.W_OK):
+        return FIRMWARE_DIR / "build" / "sim"
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "needle-driver" / "core"
+
+
+CACHE_DIR = _cache_dir()
 
 # Planted defects: a build flag each (-DND_DEFECT_<NAME>), for the HIL suite to catch.
 DEFECTS: dict[str, str] = {
@@ -46,6 +61,17 @@ DEFECTS: dict[str, str] = {
     "telemetry_counter_stuck": "TELEMETRY.first_sample_number never advances",
     "nak_reason_swapped": "NOT_HOMED and BEYOND_LIMIT are reported as each other",
 }
+
+# Mutants: more one-behaviour breaks of the same core, each caught by a conformance test
+# written for it (tests/hil/test_hil_mutants.py). Selected like a planted defect (defect=).
+MUTANTS: dict[str, str] = {
+    "estop_decelerates": "e-stop ramps the axes down like STOP instead of halting them",
+    "force_limit_ignored": "SET_LIMITS is ACKed but its force limit never takes effect",
+    "event_log_empty": "GET_EVENTS answers with no records",
+    "home_offset": "homing zeroes the depth 50 µm away from the switch",
+    "fault_leaves_rotation": "a latched fault stops the advance only: the needle turns on",
+}
+VARIANTS: dict[str, str] = DEFECTS | MUTANTS
 
 # What Python sees of the core and its port. Structs the simulator only reads part of are
 # declared partially ("...;"): cffi takes their layout from the C headers.
@@ -117,7 +143,7 @@ struct nd_sim {
 void nd_sim_init(struct nd_sim *s, double motor_origin_mm, double encoder_mm,
                  double load_cell_n, bool home_switch);
 void nd_sim_feed(struct nd_sim *s, const uint8_t *data, size_t n);
-void nd_sim_move(struct nd_sim *s);
+double nd_sim_move(struct nd_sim *s);
 size_t nd_sim_sense(struct nd_sim *s, double encoder_mm, double load_cell_n, bool home_switch);
 uint64_t nd_sim_idle_until_us(struct nd_sim *s);
 void nd_sim_skip(struct nd_sim *s, uint32_t ticks);
@@ -142,11 +168,11 @@ def _headers() -> list[Path]:
 
 
 def defines_for(defect: str | None) -> tuple[str, ...]:
-    """The build flags of a planted defect (none for the clean core)."""
+    """The build flags of a planted defect or mutant (none for the clean core)."""
     if defect is None:
         return ()
-    if defect not in DEFECTS:
-        raise ValueError(f"unknown defect {defect!r}; known: {', '.join(sorted(DEFECTS))}")
+    if defect not in VARIANTS:
+        raise ValueError(f"unknown defect {defect!r}; known: {', '.join(sorted(VARIANTS))}")
     return (f"ND_DEFECT_{defect.upper()}",)
 
 
@@ -218,7 +244,7 @@ def _build(name: str, defines: tuple[str, ...], directory: Path) -> Path:
         raise CoreBuildError(
             "the simulator runs the firmware's C core, built with cffi: pip install cffi"
         ) from None
-    if shutil.which(os.environ.get("CC", "cc")) is None:
+    if shutil.which(os.environ.get("CC") or "cc") is None:
         raise CoreBuildError(
             "the simulator runs the firmware's C core and needs a C compiler to build it:"
             " install one (e.g. apt-get install gcc) — a real rig needs none"
@@ -251,7 +277,7 @@ def _build(name: str, defines: tuple[str, ...], directory: Path) -> Path:
 
 
 def core(defect: str | None = None) -> Any:
-    """The compiled core (module with .ffi, .lib) for a planted defect or the clean one."""
+    """The compiled core (module with .ffi, .lib): clean, a planted defect or a mutant."""
     return load(defines_for(defect))
 
 

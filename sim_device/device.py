@@ -8,13 +8,13 @@ from ``seed``, so the same options give the same bytes.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sim_device.clock import VirtualClock
-from sim_device.firmware import TICK_US, Firmware
-from sim_device.limits import DEFECTS, HardLimits
+from sim_device.core import TICK_US, CoreFirmware
+from sim_device.core_build import VARIANTS, CoreBuildError
 from sim_device.linkfaults import LinkFaultConfig, LinkFaults
 
 RIG_FAULTS = ("loadcell_stuck", "loadcell_disconnected", "encoder_lost", "motor_stall")
@@ -85,9 +85,9 @@ class DeviceOptions:
         if fault is not None and fault not in RIG_FAULTS:
             raise DeviceOptionError(f"unknown rig fault {fault!r}; known: {', '.join(RIG_FAULTS)}")
         defect = params.get("defect") or None
-        if defect is not None and defect not in DEFECTS:
+        if defect is not None and defect not in VARIANTS:
             raise DeviceOptionError(
-                f"unknown firmware defect {defect!r}; known: {', '.join(sorted(DEFECTS))}"
+                f"unknown firmware defect {defect!r}; known: {', '.join(sorted(VARIANTS))}"
             )
         cut_at = params.get("cut_at_s")
         try:
@@ -126,7 +126,8 @@ class DeviceOptions:
 
 
 class Device:
-    """Firmware + rig on one clock, with the link (and its faults) between it and the host."""
+    """Firmware (the C core) + rig on one clock, with the link (and its faults) between it
+    and the host."""
 
     def __init__(self, options: DeviceOptions, rig: Any | None = None) -> None:
         self.options = options
@@ -134,16 +135,21 @@ class Device:
             rig = _make_rig(options)
         self.rig = rig
         self.clock = VirtualClock()
-        self.firmware = Firmware(
-            rig,
-            clock=self.clock,
-            hard=HardLimits.from_params(getattr(rig, "params", None)),
-            watchdog_ms=options.watchdog_ms,
-            defect=options.defect,
-            serial_number=options.serial_number,
-            loadcell_stuck_check=options.noise > 0,
-        )
+        try:
+            self.firmware = CoreFirmware(
+                rig,
+                clock=self.clock,
+                watchdog_ms=options.watchdog_ms,
+                defect=options.defect,
+                serial_number=options.serial_number,
+                loadcell_stuck_check=options.noise > 0,
+            )
+        except CoreBuildError as exc:
+            raise DeviceOptionError(str(exc)) from None
         self.link = LinkFaults(options.link, options.seed)
+        # tests: what the device sends passes through this before the link (a frame
+        # dropped or changed on purpose); the firmware never knows
+        self.outgoing: Callable[[bytes], bytes] | None = None
         self._faulty_link = options.link.active
         if options.fault is not None:
             fault = options.fault
@@ -162,6 +168,8 @@ class Device:
         data = self.firmware.take_output()
         if not data:
             return b""
+        if self.outgoing is not None:
+            data = self.outgoing(data)
         if self._faulty_link:
             data = self.link.to_host.apply(data, self.clock.monotonic())
         return data

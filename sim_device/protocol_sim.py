@@ -20,8 +20,8 @@ from serial.serialutil import PortNotOpenError, SerialBase, SerialException
 
 if TYPE_CHECKING:
     from sim_device.clock import VirtualClock
+    from sim_device.core import CoreFirmware
     from sim_device.device import Device
-    from sim_device.firmware import Firmware
 
 
 class Serial(SerialBase):  # type: ignore[misc]
@@ -67,7 +67,7 @@ class Serial(SerialBase):  # type: ignore[misc]
     # ------------------------------------------------------------ the contract
 
     @property
-    def device(self) -> Firmware:
+    def device(self) -> CoreFirmware:
         return self._dev().firmware
 
     @property

@@ -31,9 +31,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from sim_device.core import TICK_US
+from sim_device.core_build import DEFECTS
 from sim_device.device import RIG_FAULTS, Device, DeviceOptionError, DeviceOptions
-from sim_device.firmware import TICK_US
-from sim_device.limits import DEFECTS
 from sim_device.linkfaults import LinkFaultConfig
 
 STATS_EVERY_S = 1.0

@@ -26,8 +26,8 @@ import usb.core
 
 from protocol import USB_PID, USB_VID
 from sim_device.clock import VirtualClock
+from sim_device.core import TICK_US
 from sim_device.device import Device, DeviceOptions, parse_query
-from sim_device.firmware import TICK_US
 
 EP_OUT = 0x01
 EP_IN = 0x81

@@ -173,9 +173,15 @@ static void stop(uint8_t id)
 
 static void estop(uint8_t id)
 {
+#ifdef ND_DEFECT_ESTOP_DECELERATES
+    /* mutant: e-stop handled like STOP, the axes ramp down instead of halting */
+    nd_axis_decelerate(&D.adv);
+    nd_axis_decelerate(&D.rot);
+#else
     /* within this tick: both axes halt where they are */
     nd_axis_halt(&D.adv);
     nd_axis_halt(&D.rot);
+#endif
     D.osc_amp_ucdeg = 0;
     D.homing = false;
     D.stall_ticks = 0;
@@ -217,7 +223,9 @@ static void set_limits(uint8_t id, const uint8_t *p)
     if (m.stall_force_mn > b->force_limit_mn)
         REFUSE(ND_NAK_REASON_BEYOND_LIMIT, b->force_limit_mn);
     D.soft_depth_limit_um = m.soft_depth_limit_um;
+#ifndef ND_DEFECT_FORCE_LIMIT_IGNORED /* mutant: ACKed, never in force */
     D.force_limit_mn = m.force_limit_mn;
+#endif
     D.stall_force_mn = m.stall_force_mn;
     D.stall_time_ms = m.stall_time_ms;
     /* a move in progress beyond the new limit is stopped there by the tick's check */

@@ -123,8 +123,10 @@ uint8_t nd_dev_flags(void)
  * what a safety cut-off exists to prevent. */
 void nd_dev_latch(uint16_t fault, uint8_t code, int32_t value)
 {
+#ifndef ND_DEFECT_FAULT_LEAVES_ROTATION /* mutant: the needle goes on turning */
     D.osc_amp_ucdeg = 0;
     if (D.rot.active) nd_axis_decelerate(&D.rot);
+#endif
     D.latched |= fault;
     nd_dev_event(code, value);
     nd_dev_update_state();
@@ -163,6 +165,9 @@ void nd_dev_home_found(void)
     /* zero both coordinates here: the motor's count and the encoder's reading */
     D.motor_origin_nm = motor_nm();
     if (hal_encoder_read_nm(&enc_nm)) D.enc_zero_nm = enc_nm;
+#ifdef ND_DEFECT_HOME_OFFSET
+    D.enc_zero_nm -= 50000; /* mutant: depth 0 is 50 µm away from the switch */
+#endif
     D.adv.pos = 0;
     D.adv.target = 0;
     D.depth_nm = 0;

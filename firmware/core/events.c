@@ -33,6 +33,9 @@ uint8_t nd_events_pack(const struct nd_events *log, uint32_t from_number,
 {
     uint32_t oldest, n;
     uint8_t count = 0;
+#ifdef ND_DEFECT_EVENT_LOG_EMPTY
+    return 0; /* mutant: GET_EVENTS answers with no records */
+#endif
     if (log->last_number == 0) return 0;
     oldest = log->last_number > ND_EVENT_LOG_SIZE ? log->last_number - ND_EVENT_LOG_SIZE + 1u
                                                   : 1u;

@@ -110,3 +110,13 @@ def test_run_beyond_the_travel_is_refused_before_moving_with_4(cli: Cli) -> None
     """docs/operator.md §7: a command checked against the device's limits is refused, 4."""
     line = cli.one_line_error(cli.run("--port", SOFT, "run", "pierce", "--target-mm", "149"), 4)
     assert "beyond the device's travel" in line and "refused" in line
+
+
+def test_the_simulator_without_a_c_compiler_says_what_to_install(cli: Cli, tmp_path: Path) -> None:
+    """The simulator runs the firmware's C core, built on first use: on a machine with no
+    compiler (CC names none, an empty build cache) that is one line saying what to
+    install — and a command that talks to no simulator still works."""
+    env = {"CC": str(tmp_path / "no-such-cc"), "ND_CORE_BUILD_DIR": str(tmp_path / "cache")}
+    line = cli.one_line_error(cli.run("--port", SOFT, "status", env=env), 2)
+    assert "C compiler" in line and "apt-get install gcc" in line, line
+    assert cli.run("sim", "lesions", env=env).returncode == 0

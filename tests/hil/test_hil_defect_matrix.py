@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from hil_runner import HilRun, run_hil
 
-from sim_device.firmware import DEFECTS
+from sim_device.core_build import DEFECTS
 
 # The conformance test written to catch each defect (others may fail too).
 CAUGHT_BY: dict[str, str] = {

@@ -14,6 +14,27 @@ from typing import Any
 from protocol import Frame, StreamDecoder, encode
 
 
+def tamper_device_frames(nd: Any, tamper: Callable[[Frame, bytes], bytes | None]) -> None:
+    """Every frame the simulated device behind ``nd`` (a NeedleDriver on sim://) sends goes
+    through ``tamper(frame, raw)`` on its way to the host: it returns the bytes to send
+    instead (``raw`` itself, another frame) or None to drop the frame."""
+    dev = nd.link.transport.port.sim
+
+    def outgoing(data: bytes) -> bytes:
+        out = bytearray()
+        for chunk in data.split(b"\x00"):
+            if not chunk:
+                continue
+            raw = chunk + b"\x00"
+            frames = StreamDecoder().feed(raw)
+            sent = tamper(frames[0], raw) if frames else raw
+            if sent is not None:
+                out += b"\x00" + sent
+        return bytes(out)
+
+    dev.outgoing = outgoing
+
+
 class Pty:
     """A pty pair: the host opens ``path``; the test drives ``master``."""
 

@@ -239,7 +239,9 @@ def test_exactly_once_over_a_lossy_link(seed: int) -> None:
     commands equals the number of successes (nothing failed was run, nothing ran twice)."""
     url = f"sim://?seed={seed}&corrupt=0.004&drop=0.004&duplicate=0.004&watchdog_ms=5000"
     rng = random.Random(seed)
-    with NeedleDriver.open(url, link_config=LinkConfig(max_retries=12)) as nd:
+    # ~1 % of bytes damaged each way: a 60-byte reply is lost about half the time, so a
+    # request gets 30 tries (all lost: ~1e-8), or a status poll would fail the setup
+    with NeedleDriver.open(url, link_config=LinkConfig(max_retries=30)) as nd:
         fw = _fw(nd)
         nd.home()
         nd.move_to_mm(50.0, 5.0)

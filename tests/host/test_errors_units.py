@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from firmware_host import units
@@ -18,9 +16,11 @@ from firmware_host.errors import (
     SchemaMismatch,
     Timeout,
 )
-from protocol import FaultFlags, NakReason, Status
+from protocol import FaultFlags, Frame, NakReason, Status
 from protocol.codec import encode_body, frame_body
 from protocol.schema import HEADER_BYTES
+
+from .helpers import tamper_device_frames
 
 
 @pytest.mark.parametrize(
@@ -71,22 +71,18 @@ def test_an_undefined_device_state_is_a_typed_schema_error() -> None:
     from firmware_host.client import NeedleDriver
 
     with NeedleDriver.open("sim://?seed=13") as nd:
-        fw = nd.link.transport.port.device  # type: ignore[attr-defined]
-        real_send = fw._send
 
-        def send(msg: Any, seq: int = 0, flags: int = 0) -> None:
-            if not isinstance(msg, Status):
-                real_send(msg, seq, flags)
-                return
+        def tamper(frame: Frame, raw: bytes) -> bytes:
+            if not isinstance(frame.message, Status):
+                return raw
             # a newer firmware's state 99 (our encoder refuses it: built byte by byte)
-            body = bytearray(encode_body(msg, seq, flags))
+            body = bytearray(encode_body(frame.message, frame.seq, frame.flags))
             body[HEADER_BYTES] = 99  # state: the payload's first byte
-            fw.tx += b"\x00" + frame_body(bytes(body))
+            return frame_body(bytes(body))
 
-        fw._send = send
+        tamper_device_frames(nd, tamper)
         with pytest.raises(ProtocolError) as info:
             nd.status()
-        fw._send = real_send
     err = info.value
     assert isinstance(err, NeedleDriverError) and isinstance(err, SchemaMismatch)
     assert not isinstance(err, ValueError)

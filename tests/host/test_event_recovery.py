@@ -7,27 +7,27 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from firmware_host.client import EVENTS_LOST, DeviceEvent, NeedleDriver
 from firmware_host.recorder import EVENTS_FILE, Recorder
-from protocol import EVENT_LOG_SIZE, Event, EventCode
+from protocol import EVENT_LOG_SIZE, Event, EventCode, Frame
+
+from .helpers import tamper_device_frames
 
 
 def _drop_event_frames(nd: NeedleDriver, drop: Callable[[Event], bool]) -> list[int]:
     """The simulated device's EVENT frames for which drop(event) is true never reach the
     host (exactly those frames; everything else passes). Returns the dropped numbers."""
-    fw = nd.link.transport.port.device  # type: ignore[attr-defined]
-    real_send = fw._send
     dropped: list[int] = []
 
-    def send(msg: Any, seq: int = 0, flags: int = 0) -> None:
+    def tamper(frame: Frame, raw: bytes) -> bytes | None:
+        msg = frame.message
         if isinstance(msg, Event) and drop(msg):
             dropped.append(msg.number)
-            return
-        real_send(msg, seq, flags)
+            return None
+        return raw
 
-    fw._send = send
+    tamper_device_frames(nd, tamper)
     return dropped
 
 

@@ -278,7 +278,7 @@ def test_a_frozen_load_cell_ends_the_run_in_fault(device_checks: bool) -> None:
     # a reading that never changes by one LSB for 0.5 s — ends the run.
     target = target_for("dense-calcified-cto")
     with rig("dense-calcified-cto", extra="&fault=loadcell_stuck&fault_at_s=15") as nd:
-        firmware(nd)._lc_stuck_check = device_checks
+        firmware(nd).loadcell_stuck_check = device_checks
         out = run_procedure(nd, "pierce", target_depth_mm=target)
         assert out.result is Result.FAULT
         if device_checks:

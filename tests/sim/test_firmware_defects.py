@@ -28,7 +28,7 @@ from protocol import (
     Status,
     sample_array,
 )
-from sim_device.firmware import DEFECTS
+from sim_device.core_build import DEFECTS
 
 
 def host_for(defect: str | None, extra: str = "") -> MiniHost:

@@ -1,8 +1,9 @@
 """The device's bytes, pinned: a scripted session on fixed lesions and seeds must give the
 same byte stream as when the hash below was recorded.
 
-This is the guard for refactoring and speeding up the simulated firmware and rig
-(sim_device/firmware.py, commands.py, rig.py, physics.py): any change to what the device
+This is the guard for refactoring and speeding up the firmware core (firmware/core, run by
+the simulator through sim_device/core.py) and the rig (sim_device/rig.py, physics.py): any
+change to what the device
 sends — a telemetry sample's rounding, an event's tick, a heartbeat's time — changes the
 hash. A change of behaviour that is meant must re-record it (run this file as a script:
 it prints the hashes) and say why in its commit. The one field that is not the device's
@@ -48,10 +49,10 @@ from sim_device.device import Device, DeviceOptions
 
 # (lesion, seed, extra options) → sha256 of everything the device sent
 GOLDEN: dict[tuple[str, int, str], str] = {
-    ("cohort-2021-01", 11, ""): "c5cb2a9e213e7dfc7647a257345704cb47fb44fb2f87fe4ce5d287d0ff94292d",
-    ("cohort-2021-07", 22, ""): "c12310aeb4464e42e943c8fa6d4bddeb02c93429bb49f74b2cb2b033c7c90b3c",
+    ("cohort-2021-01", 11, ""): "e6d9052fd0590d8f777bf2a577a3de410a2a369f0e498783026abee11036e278",
+    ("cohort-2021-07", 22, ""): "4dbba338e9fceadbda23ee34e24a06978984c91ea3504c16092641eca5c5bc3a",
     ("cohort-2021-15", 33, "motor_stall@9.5"): (
-        "b30ba83e3c32e4086f3fb0bebbfc06e6dc77ca48f331d1a0f50fc974f6b1be15"
+        "726cd848a0504b4648a478b0c8fe0c9e2065d3d175a6030ba0a6320b4cf1c8af"
     ),
 }
 

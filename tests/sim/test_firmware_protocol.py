@@ -329,7 +329,9 @@ def test_watchdog_trips_exactly_one_period_after_the_last_host_frame(
         else:
             h.command(ClearFault())
         h.command(Rotate(RotateMode.CONTINUOUS, 30_000, 0))
-        last_host_us = fw.clock.now_us  # the reply came in the tick that parsed the command
+        # the reply came in the tick that parsed the command; the core parses at the start
+        # of a tick, before its clock moves on: the frame has the last tick's time
+        last_host_us = fw.clock.now_us - 1000
         h.pump(watchdog_ms / 1000 + 0.1)
         trips = [f.message for f in h.events if f.message.code == EventCode.WATCHDOG_TRIP]
         assert len(trips) == round_ + 1 and isinstance(trips[-1], Event)

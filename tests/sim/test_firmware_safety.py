@@ -30,7 +30,7 @@ from protocol import (
     Stop,
     sample_array,
 )
-from sim_device.firmware import Firmware
+from sim_device.core import CoreFirmware as Firmware
 
 STEP_MM = 0.000625
 

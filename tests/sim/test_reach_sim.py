@@ -10,7 +10,7 @@ import serial
 from minihost import MiniHost
 
 import sim_device  # noqa: F401
-from protocol import EventCode, SetTelemetry, encode
+from protocol import PROTOCOL_VERSION, SCHEMA_HASH, EventCode, Hello, SetTelemetry, encode
 from protocol.schema import Home, Move, Rotate
 
 
@@ -29,7 +29,8 @@ def test_sim_url_resolves_from_a_fresh_interpreter() -> None:
 def test_importing_the_package_does_not_load_the_simulator() -> None:
     code = (
         "import sys, sim_device\n"
-        "print(any(m in sys.modules for m in ('numpy', 'sim_device.rig', 'sim_device.firmware')))\n"
+        "heavy = ('numpy', 'sim_device.rig', 'sim_device.core', 'sim_device.core_build')\n"
+        "print(any(m in sys.modules for m in heavy))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
@@ -86,6 +87,45 @@ def test_same_url_and_seed_give_the_same_bytes_bit_for_bit() -> None:
     assert len(a) > 50_000 and a == b
     c = _session_bytes(url.replace("seed=7", "seed=8"))
     assert c != a
+
+
+def test_devices_in_one_process_keep_their_own_state() -> None:
+    """The core's state is one struct per device (the port points the core at each in
+    turn): two devices run interleaved, a tick of one then a tick of the other, send what
+    each sends when run alone."""
+    from sim_device.device import Device, DeviceOptions
+
+    def script(dev: Device) -> list[bytes]:
+        # homing, a move and telemetry, a HELLO and commands at fixed device times
+        cmds = {
+            5: encode(Hello(PROTOCOL_VERSION, SCHEMA_HASH), 1),
+            10: encode(SetTelemetry(1000, 7), 2),
+            20: encode(Home(5000), 3),
+            900: encode(Move(0, 2000, 2000), 4),
+        }
+        return [cmds.get(t, b"") for t in range(2000)]
+
+    alone = []
+    for seed in (3, 4):
+        dev = Device(DeviceOptions(lesion="soft-stenosis", seed=seed, watchdog_ms=65535))
+        out = bytearray()
+        for data in script(dev):
+            dev.host_write(data)
+            dev.firmware.tick()
+            out += dev.host_take()
+        alone.append(bytes(out))
+    devs = [
+        Device(DeviceOptions(lesion="soft-stenosis", seed=seed, watchdog_ms=65535))
+        for seed in (3, 4)
+    ]
+    outs = [bytearray(), bytearray()]
+    for step in zip(script(devs[0]), script(devs[1]), strict=True):
+        for dev, data, out in zip(devs, step, outs, strict=True):
+            dev.host_write(data)
+            dev.firmware.tick()
+            out += dev.host_take()
+    assert len(alone[0]) > 20_000 and alone[0] != alone[1]
+    assert [bytes(o) for o in outs] == alone
 
 
 def test_cutting_the_link_mid_move_trips_the_watchdog() -> None:

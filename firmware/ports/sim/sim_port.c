@@ -106,10 +106,11 @@ void nd_sim_feed(struct nd_sim *s, const uint8_t *data, size_t n)
     s->rx_len = 0;
 }
 
-void nd_sim_move(struct nd_sim *s)
+double nd_sim_move(struct nd_sim *s)
 {
     select_device(s);
     nd_core_tick_move();
+    return s->motor_mm;
 }
 
 size_t nd_sim_sense(struct nd_sim *s, double encoder_mm, double load_cell_n, bool home_switch)

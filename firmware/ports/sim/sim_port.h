@@ -7,7 +7,7 @@
  * own core state, so a process may run many (tests, sweeps, a USB bus of several).
  *
  * One control tick, as the simulator runs it:
- *   nd_sim_move(s)                 the core parses what arrived and steps its profiles;
+ *   nd_sim_move(s) -> motor_mm     the core parses what arrived and steps its profiles;
  *                                  s->motor_mm, s->angle_deg are where the motors are now
  *   (the physics model moves the needle to there and reads its sensors)
  *   nd_sim_sense(s, enc, force, home)
@@ -55,8 +55,9 @@ void nd_sim_init(struct nd_sim *s, double motor_origin_mm, double encoder_mm,
                  double load_cell_n, bool home_switch);
 /* Bytes from the host: parsed and answered now (a UART handler between ticks). */
 void nd_sim_feed(struct nd_sim *s, const uint8_t *data, size_t n);
-/* The first half of a tick: parse, step the motion profiles, command the motors. */
-void nd_sim_move(struct nd_sim *s);
+/* The first half of a tick: parse, step the motion profiles, command the motors.
+ * Returns s->motor_mm (one field read fewer for the caller, every tick). */
+double nd_sim_move(struct nd_sim *s);
 /* The second half: the rig's sensors (mm, N, switch) — NaN or out-of-range readings are
  * invalid — then safety, watchdog, telemetry, heartbeat. Returns s->tx_len. */
 size_t nd_sim_sense(struct nd_sim *s, double encoder_mm, double load_cell_n, bool home_switch);
