@@ -27,6 +27,7 @@ LOADCELL_STUCK_TICKS = 200  # a noisy reading frozen this long is a stuck amplif
 EVENT_LOG_SIZE = 256
 _NEVER_US = 1 << 62
 _TX_HIGH_BYTES = 32768  # drain the core's transmit buffer into Python beyond this
+_IDLE_BIT = 1 << 31  # nd_sim_sense's "nothing moves, homes or streams" flag
 _UM_PER_NM = 1e-3
 _DEG_PER_UCDEG = 1e-6
 
@@ -287,14 +288,15 @@ class CoreFirmware:
         lib = self._lib
         move = lib.nd_sim_move
         sense = lib.nd_sim_sense
-        adv = self._dev.adv
+        rx = self._rx  # receive() appends to this very bytearray
         if until_output and (self._out or s.tx_len):
             return
+        idle = skip_idle  # try a skip first; after each tick the core says if idle
         while True:
             now = clock.now_us
             if now >= end_us:
                 return
-            if skip_idle and not adv.active:
+            if idle:
                 self._idle_skip(end_us)
                 now = clock.now_us
                 if now >= end_us:
@@ -302,16 +304,22 @@ class CoreFirmware:
             now += TICK_US
             if now >= self._next_timer_us:
                 self._run_timers(now)
-            if self._rx:
+            if rx:
                 self._feed()
             rig_step(TICK_S, move(s), s.angle_deg)
             n = sense(s, rig.encoder_depth_mm, rig.load_cell_force_n, rig.home_switch)
             clock.now_us = now
-            if n:
-                if until_output:
-                    return
-                if n > _TX_HIGH_BYTES:
-                    self._drain()
+            if n:  # bytes waiting, or the idle bit (see nd_sim_sense)
+                idle = skip_idle and n >= _IDLE_BIT
+                if idle:
+                    n -= _IDLE_BIT
+                if n:
+                    if until_output:
+                        return
+                    if n > _TX_HIGH_BYTES:
+                        self._drain()
+            else:
+                idle = False
 
     def _run_timers(self, now: int) -> None:
         while self._timers and self._timers[0][0] <= now:

@@ -144,7 +144,7 @@ void nd_sim_init(struct nd_sim *s, double motor_origin_mm, double encoder_mm,
                  double load_cell_n, bool home_switch);
 void nd_sim_feed(struct nd_sim *s, const uint8_t *data, size_t n);
 double nd_sim_move(struct nd_sim *s);
-size_t nd_sim_sense(struct nd_sim *s, double encoder_mm, double load_cell_n, bool home_switch);
+uint32_t nd_sim_sense(struct nd_sim *s, double encoder_mm, double load_cell_n, bool home_switch);
 uint64_t nd_sim_idle_until_us(struct nd_sim *s);
 void nd_sim_skip(struct nd_sim *s, uint32_t ticks);
 size_t nd_sim_take(struct nd_sim *s, uint8_t *out, size_t max);

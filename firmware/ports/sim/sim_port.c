@@ -113,12 +113,13 @@ double nd_sim_move(struct nd_sim *s)
     return s->motor_mm;
 }
 
-size_t nd_sim_sense(struct nd_sim *s, double encoder_mm, double load_cell_n, bool home_switch)
+uint32_t nd_sim_sense(struct nd_sim *s, double encoder_mm, double load_cell_n,
+                      bool home_switch)
 {
     select_device(s);
     set_sensors(s, encoder_mm, load_cell_n, home_switch);
     nd_core_tick_sense();
-    return s->tx_len;
+    return (uint32_t)s->tx_len | (nd_core_idle_until_us() ? ND_SIM_IDLE : 0u);
 }
 
 uint64_t nd_sim_idle_until_us(struct nd_sim *s)

@@ -59,8 +59,12 @@ void nd_sim_feed(struct nd_sim *s, const uint8_t *data, size_t n);
  * Returns s->motor_mm (one field read fewer for the caller, every tick). */
 double nd_sim_move(struct nd_sim *s);
 /* The second half: the rig's sensors (mm, N, switch) — NaN or out-of-range readings are
- * invalid — then safety, watchdog, telemetry, heartbeat. Returns s->tx_len. */
-size_t nd_sim_sense(struct nd_sim *s, double encoder_mm, double load_cell_n, bool home_switch);
+ * invalid — then safety, watchdog, telemetry, heartbeat. Returns s->tx_len, plus
+ * ND_SIM_IDLE when nothing moves, homes or streams (the caller may skip ticks then):
+ * one return value, because the caller pays for every call and field read, every tick. */
+#define ND_SIM_IDLE 0x80000000u
+uint32_t nd_sim_sense(struct nd_sim *s, double encoder_mm, double load_cell_n,
+                      bool home_switch);
 /* Device time of the next tick an idle device must run (heartbeat, watchdog); 0 if any
  * tick may change something (motion, homing, telemetry). */
 uint64_t nd_sim_idle_until_us(struct nd_sim *s);
