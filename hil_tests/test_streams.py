@@ -77,14 +77,14 @@ def test_device_heartbeat_when_quiet(hil_device: Dut, hil_figures: dict[str, Any
     wire.wait_s(0.15)  # the telemetry stream has drained
     beats = wire.received.heartbeat_uptimes_ms
     before = len(beats)
-    wire.wait_s(1.0)
+    # ten heartbeats, judged by the device's own uptime stamps (not a host-timed window)
+    wire.wait_for(lambda: len(beats) - before >= 10, 5.0)
     got = beats[before:]
     periods = np.diff(np.asarray(got, dtype=np.int64))
-    hil_figures["device_heartbeats_per_s"] = len(got)
     if len(periods):
         hil_figures["device_heartbeat_max_period_ms"] = int(periods.max())
-    assert len(got) >= 8, f"{len(got)} device heartbeats in a quiet second (every 100 ms)"
-    assert len(periods) and int(periods.max()) <= DEVICE_HEARTBEAT_MS + 2, periods
+    assert len(got) >= 10, f"{len(got)} device heartbeats in 5 s when quiet (every 100 ms)"
+    assert int(periods.max()) <= DEVICE_HEARTBEAT_MS + 2, periods
     dut.set_telemetry(TELEMETRY_RATE_HZ, 10)
 
 
