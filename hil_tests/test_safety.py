@@ -146,7 +146,13 @@ def _check_stall(
     tl = dut.wire.received.telemetry
     mark = max(0, tl.mark() - 100)  # the last ~second before the stall too
     ev = dut.wait_event(EventCode.STALL, target / s.speed_um_s + 5.0, events_before)
-    assert ev is not None, "the advance stalled and was never cut off (no STALL event)"
+    if ev is None:
+        st = dut.status()  # what stopped it instead, if anything (a fault, a limit)
+        pytest.fail(
+            "the advance stalled and was never cut off (no STALL event): device "
+            f"{DeviceState(st.state).name} at {st.depth_um} µm, latched "
+            f"{FaultFlags(st.latched_faults)!r}"
+        )
     dut.wire.wait_s(ROTATION_RECORD_S)
     samples = tl.since(mark)
     t_stop = advance_stopped_at_us(samples, int(samples["t_us"][0]) + TICK_US)
