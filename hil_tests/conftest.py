@@ -32,6 +32,7 @@ from protocol import (
     Rotate,
     RotateMode,
     SampleFlags,
+    Status,
 )
 
 
@@ -54,9 +55,12 @@ def hil_session(request: pytest.FixtureRequest) -> Iterator[HilSession]:
         note = ""
         pre_stop = ""
         pre_beats: list[int] | None = None
+        pre_around: tuple[Status, Status] | None = None
         if not boot_status.flags & SampleFlags.ARMED and boot_status.last_event_number <= 1:
             pre_stop = type(dut.request(Rotate(RotateMode.STOP, 0, 0)).message).__name__
+            st_before = dut.status()
             reply = dut.request(Rotate(RotateMode.BY_ANGLE, 1_000, 1)).message
+            pre_around = (st_before, dut.status())
             pre_nak = reply if isinstance(reply, Nak) else None
             if pre_nak is None:
                 note = f"ROTATE before HELLO was answered {type(reply).__name__}"
@@ -91,6 +95,7 @@ def hil_session(request: pytest.FixtureRequest) -> Iterator[HilSession]:
         note,
         pre_stop,
         pre_beats,
+        pre_around,
     )
     config.stash[DUMP_KEY] = wire.dump
     report = config.stash[REPORT_KEY]

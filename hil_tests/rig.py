@@ -38,7 +38,7 @@ class RigConfig:
     force_test_depth_mm: float | None = None
     # [stall]: a solid block at block_depth_mm that the advance cannot pass
     stall_block_depth_mm: float | None = None
-    stall_latency_limit_ms: float | None = None  # asserted on hardware only if set
+    stall_latency_limit_ms: float | None = None  # None: the suite's own bound (10 ms)
 
     source: str = "(defaults)"
 

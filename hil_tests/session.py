@@ -59,6 +59,8 @@ class HilSession:
     # The uptimes of the device's HEARTBEATs in PRE_HELLO_QUIET_S of quiet before the first
     # HELLO (None: not observed, the device already had a session).
     pre_hello_heartbeats_ms: list[int] | None = None
+    # STATUS just before and just after that refused ROTATE: it must have run nothing.
+    pre_hello_around: tuple[Status, Status] | None = None
 
     @property
     def simulated(self) -> bool:

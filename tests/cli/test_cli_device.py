@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,15 +57,92 @@ def test_status_human_is_short_and_names_the_port(cli: Cli) -> None:
     assert "port: sim://?lesion=fibrous-cto&seed=4" in proc.stdout
 
 
-def test_home_estop_clear_stop_each_report_the_state_after(cli: Cli) -> None:
-    d = _json(cli.run("--json", "home"))
+def _popen(cli: Cli, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(cli.path), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+
+
+@pytest.fixture
+def rig_server(cli: Cli) -> Iterator[tuple[str, dict[str, str]]]:
+    """One device that keeps its state between commands: `needlectl sim serve --pty`,
+    owned by `needlectl serve` (so a second terminal can stop a move another started).
+    Yields the device's pty and the environment every needlectl must run with."""
+    runtime = tempfile.mkdtemp(prefix="wt-ndrt-")  # short: a Unix socket path fits 108 B
+    env = {k: v for k, v in os.environ.items() if k not in ("NEEDLECTL_PORT", "NEEDLECTL_TOKEN")}
+    env["NEEDLECTL_RUNTIME_DIR"] = runtime
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        sim = _popen(cli, env, "sim", "serve", "--pty", "--lesion", "soft-stenosis", "--seed", "1")
+        procs.append(sim)
+        port = sim.stdout.readline().strip()  # its first line is its pty
+        assert port.startswith("/dev/"), (port, sim.stderr.read())
+        server = _popen(cli, env, "--port", port, "--json", "serve")
+        procs.append(server)
+        line = server.stdout.readline()  # its first line says where it serves
+        assert line, server.stderr.read()
+        yield port, env
+    finally:
+        for proc in reversed(procs):
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_home_estop_clear_stop_each_report_the_state_after(
+    cli: Cli, rig_server: tuple[str, dict[str, str]]
+) -> None:
+    """On one served device, so that each command meets what the one before it left:
+    stop ends a move another terminal started, clear releases the e-stop it latched."""
+    port, env = rig_server
+
+    def run(*args: str) -> dict:  # type: ignore[type-arg]
+        return _json(cli.run("--port", port, "--json", *args, env=env))
+
+    d = run("home")
     assert (
         d["homed"] is True and d["state"] == "READY" and d["depth_mm"] == pytest.approx(0, abs=0.01)
     )
-    d = _json(cli.run("--json", "estop"))
+    # a long slow jog from a second terminal; stop it from this one while it moves
+    jog = _popen(cli, env, "--port", port, "jog", "--advance-mm", "20", "--speed-mm-s", "1")
+    try:
+        deadline = time.monotonic() + 30.0
+        while not (moving := run("status"))["moving"]:
+            assert jog.poll() is None and time.monotonic() < deadline, jog.communicate()
+        assert moving["depth_mm"] < 20
+        d = run("stop")
+        # the state the moment STOP was ACKed: braking (a controlled stop), nothing latched
+        assert d["done"] == "stopped" and d["latched_faults"] == [], d
+        while (d := run("status"))["moving"]:  # the device comes to rest by itself
+            assert time.monotonic() < deadline, d
+        stopped_mm = d["depth_mm"]
+        assert d["state"] == "READY" and 0 < stopped_mm < 19, d  # short of the 20 mm asked
+        # the jog's own needlectl ends too, reporting where the needle came to rest
+        # (it exits 0, "jogged", although its move was cut short: not judged here)
+        out, err = jog.communicate(timeout=30)
+        assert f"depth {stopped_mm:.3f} mm" in out, (jog.returncode, out, err)
+    finally:
+        if jog.poll() is None:
+            jog.kill()
+            jog.communicate()
+    d = run("status")
+    assert d["moving"] is False and d["depth_mm"] == pytest.approx(stopped_mm, abs=0.01)
+    d = run("estop")
     assert d["state"] == "ESTOPPED" and d["latched_faults"] == ["ESTOP"]
-    assert _json(cli.run("--json", "clear"))["latched_faults"] == []
-    assert _json(cli.run("--json", "stop"))["moving"] is False
+    d = run("status")
+    assert d["state"] == "ESTOPPED" and d["latched_faults"] == ["ESTOP"]  # latched: kept
+    d = run("clear")
+    assert d["latched_faults"] == [] and d["state"] == "UNHOMED", d  # e-stop unhomes
+    assert run("status")["latched_faults"] == []
 
 
 def test_events_are_json_lines_numbered_from_boot(cli: Cli) -> None:

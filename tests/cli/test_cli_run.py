@@ -1,5 +1,6 @@
 """`run` and `plot` through the console script on the in-process simulator (virtual
-time: a minute-long procedure takes seconds), and `make demo`'s module."""
+time: a minute-long procedure takes seconds), and `make demo`'s module. SIGTERM mid-run
+on a served simulator, which can be asked afterwards how the run left it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -83,20 +85,48 @@ def test_run_refuses_impossible_targets_before_moving(cli: Cli) -> None:
     cli.one_line_error(cli.run("plot", "/nonexistent/run"), 2)
 
 
-def test_sigterm_mid_run_stops_and_leaves_a_complete_record(cli: Cli, tmp_path: Path) -> None:
-    """SIGTERM once the advance has begun (watched on -v's phase log): the procedure
-    stops the rig, the record says so, the exit code is 143."""
-    run_dir = tmp_path / "run"
-    port = "sim://?lesion=dense-calcified-cto&seed=1"
+@pytest.fixture
+def served_sim(cli: Cli) -> Iterator[str]:
+    """A simulated rig in another process (`needlectl sim serve --pty`), in real time: it
+    outlives the needlectl that drives it, so it can be asked afterwards how it was left."""
     proc = subprocess.Popen(
-        [str(cli.path), "-v", "--port", port, "run", "pierce", "--record", str(run_dir)],
+        [str(cli.path), "sim", "serve", "--pty", "--lesion", "dense-calcified-cto", "--seed", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = proc.stdout.readline().strip()  # its first line is its pty
+        assert port.startswith("/dev/"), (port, proc.stderr.read() if proc.stderr else "")
+        yield port
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+
+
+def test_sigterm_mid_run_stops_and_leaves_a_complete_record(
+    cli: Cli, served_sim: str, tmp_path: Path
+) -> None:
+    """SIGTERM once the needle has advanced 1 mm (watched on -v's trace): the procedure
+    stops the rig, the record says so, the exit code is 143. On a served simulator, so the
+    device itself is asked afterwards whether it was stopped (as test_cli_served does
+    for SIGINT): at rest, nothing latched — not left moving for its watchdog to catch."""
+    run_dir = tmp_path / "run"
+    run = ["run", "pierce", "--target-mm", "48", "--record", str(run_dir)]
+    proc = subprocess.Popen(
+        [str(cli.path), "-v", "--port", served_sim, *run],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     assert proc.stderr is not None
     for line in proc.stderr:
-        if "needlectl.run: phase advance" in line:
+        if "needlectl.run: depth 1 mm" in line:
             proc.send_signal(signal.SIGTERM)
             break
     _, err = proc.communicate(timeout=60)
@@ -107,6 +137,19 @@ def test_sigterm_mid_run_stops_and_leaves_a_complete_record(cli: Cli, tmp_path: 
     events = read_events(run_dir / "events.jsonl")
     kinds = [e["kind"] for e in events]
     assert "operator_signal" in kinds and kinds.index("end") < kinds.index("operator_signal")
+    # stopped by needlectl while it still held the link, before it noted the signal
+    assert "stopped" in kinds and "stop_failed" not in kinds, kinds
+    assert kinds.index("stopped") < kinds.index("operator_signal")
+    (stopped,) = [e for e in events if e["kind"] == "stopped"]
+    # The device, asked afresh: at rest where the record says, short of the target,
+    # nothing commanded, nothing latched (a host gone mid-motion would have left WATCHDOG).
+    status = cli.run("--port", served_sim, "--json", "status")
+    assert status.returncode == 0, status.stderr
+    s = json.loads(status.stdout)
+    assert s["moving"] is False and s["latched_faults"] == [], s
+    assert s["depth_mm"] == pytest.approx(stopped["depth_mm"], abs=0.005)
+    assert s["commanded_depth_mm"] == pytest.approx(s["depth_mm"], abs=0.05)
+    assert 1 <= s["depth_mm"] < 48
     assert cli.run("plot", str(run_dir)).returncode == 0
 
 

@@ -11,8 +11,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
-SUITE_TIMEOUT_S = 300
+# One timeout policy. pytest-timeout's `timeout` in pyproject.toml bounds every test; a test
+# that runs HIL suites in subprocesses is marked suite_timeout(N) instead: N suite runs of
+# at most SUITE_TIMEOUT_S each (run_hil's own timeout, which therefore fires first and
+# fails with the suite's output, not a stack dump) plus a margin for the test's own work.
+# tests/hil/test_hil_timeouts.py holds every test here to it.
+SUITE_TIMEOUT_S = 240.0
+SUITE_MARGIN_S = 60.0
+
+
+def suite_timeout(runs: int = 1) -> pytest.MarkDecorator:
+    """The pytest-timeout marker of a test that runs ``runs`` HIL suites, one at a time."""
+    return pytest.mark.timeout(runs * SUITE_TIMEOUT_S + SUITE_MARGIN_S)
 
 
 @dataclass
@@ -47,6 +60,7 @@ def run_hil(
     args: list[str], workdir: Path, name: str = "run", timeout_s: float = SUITE_TIMEOUT_S
 ) -> HilRun:
     """``pytest hil_tests ARGS --junitxml WORKDIR/NAME.xml`` in a fresh interpreter."""
+    assert timeout_s <= SUITE_TIMEOUT_S, f"a suite run gets at most {SUITE_TIMEOUT_S} s"
     junit = workdir / f"{name}.xml"
     cmd = [
         sys.executable,

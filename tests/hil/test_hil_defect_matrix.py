@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hil_runner import HilRun, run_hil
+from hil_runner import HilRun, run_hil, suite_timeout
 
 from sim_device.core_build import DEFECTS
 
@@ -52,6 +52,7 @@ def test_every_defect_has_a_catching_test() -> None:
     assert set(CAUGHT_BY) == set(DEFECTS), "a planted defect with no test meant to catch it"
 
 
+@suite_timeout()
 def test_clean_simulator_passes(matrix: Matrix) -> None:
     run = matrix["clean"].result()
     assert run.returncode == 0, run.output[-3000:]
@@ -73,6 +74,7 @@ def test_clean_simulator_passes(matrix: Matrix) -> None:
 
 
 @pytest.mark.parametrize("defect", sorted(DEFECTS))
+@suite_timeout()
 def test_defect_is_caught(defect: str, matrix: Matrix) -> None:
     run = matrix[defect].result()
     assert run.returncode == 1, (

@@ -10,7 +10,10 @@ in real time over a real pty:
 And the planted-defect idea carried over: each defect is a compile flag, and the test
 written for it fails (all four on posix, one on the M3 image to show the same holds there).
 
-The runs wait on the device most of the time: three suites at a time share the two cores."""
+And the posix bench without its block (rig-full-travel.toml), driven to its hard travel.
+
+The suites that must pass run one at a time (real time: an ASan build and QEMU sharing two
+cores made each other late); the planted defects run beside them (class Runs)."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hil_runner import HilRun, run_hil
+from hil_runner import HilRun, run_hil, suite_timeout
 
 from firmware.launch import (
     DEFECTS,
@@ -45,16 +48,62 @@ _SELECT = {name: test.split("::")[1] for name, test in CAUGHT_BY.items()}
 M3_DEFECT = "watchdog_disabled"
 FLASH_BUDGET_B = 32 * 1024  # the smallest MCUs a rig would use
 RAM_BUDGET_B = 16 * 1024
-Runs = dict[str, "concurrent.futures.Future[tuple[HilRun, str]]"]
+# The posix bench with its block removed: the advance can be driven to the hard travel.
+FULL_TRAVEL_RIG = RIG_CONFIG["posix"].with_name("rig-full-travel.toml")
+NO_BLOCK_ARGS = ("--block-mm", "-1")
+VARIANTS = {"posix": ("clean", "full-travel", *CAUGHT_BY), "m3": ("clean", M3_DEFECT)}
 
 
-def _suite(port: str, defect: str | None, workdir: Path) -> tuple[HilRun, str]:
-    name = f"{port}-{defect or 'clean'}"
-    with running(port, defect=defect, sanitize=port == "posix") as dev:
-        args = ["--port", dev.path, "--rig-config", str(RIG_CONFIG[port])]
-        if defect is not None:
-            args += ["-k", _SELECT[defect]]
-        run = run_hil(args, workdir, name)
+class Runs:
+    """The suites, in two lanes of one suite at a time, started with the module; each test
+    waits for its own. Lane "pass" runs what must pass (the clean suites, the full travel):
+    they run in real time, and two of them sharing two cores (an ASan build, QEMU) make
+    each other late. Lane "fail" runs the planted defects beside them: each only has to
+    show its catching test failing, which a late machine cannot turn into a pass."""
+
+    def __init__(self, workdir: Path) -> None:
+        self._lanes = {
+            "pass": concurrent.futures.ThreadPoolExecutor(1, "hil-pass"),
+            "fail": concurrent.futures.ThreadPoolExecutor(1, "hil-fail"),
+        }
+        self._jobs: dict[str, concurrent.futures.Future[tuple[HilRun, str]]] = {}
+        for port, variants in (
+            ("posix", ["clean", "full-travel", *CAUGHT_BY]),
+            ("m3", ["clean", M3_DEFECT]),
+        ):
+            if _available(port) is not None:
+                continue
+            for variant in variants:
+                lane = self._lanes["pass" if variant in ("clean", "full-travel") else "fail"]
+                self._jobs[f"{port}-{variant}"] = lane.submit(_suite, port, variant, workdir)
+
+    def result(self, port: str, variant: str = "clean") -> tuple[HilRun, str]:
+        """``variant``: "clean", a defect's name, or "full-travel" (posix without a block)."""
+        missing = _available(port)
+        if missing is not None:
+            pytest.skip(missing)
+        return self._jobs[f"{port}-{variant}"].result()
+
+    def close(self) -> None:
+        for lane in self._lanes.values():
+            lane.shutdown(wait=True, cancel_futures=True)
+
+
+def _suite(port: str, variant: str, workdir: Path) -> tuple[HilRun, str]:
+    rig = RIG_CONFIG[port]
+    defect: str | None = None
+    launch_args: tuple[str, ...] = ()
+    select: list[str] = []
+    if variant == "full-travel":
+        rig, launch_args, select = FULL_TRAVEL_RIG, NO_BLOCK_ARGS, ["-k", "test_hard_travel_limit"]
+    elif variant != "clean":
+        defect, select = variant, ["-k", _SELECT[variant]]
+    # the clean run is the sanitizers' (a memory error anywhere in the core fails it); a
+    # defect run only has to show its catching test failing
+    sanitize = port == "posix" and variant == "clean"
+    with running(port, defect=defect, sanitize=sanitize, args=launch_args) as dev:
+        args = ["--port", dev.path, "--rig-config", str(rig), *select]
+        run = run_hil(args, workdir, f"{port}-{variant}")
     return run, dev.stderr()
 
 
@@ -68,25 +117,9 @@ def _available(port: str) -> str | None:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
-    workdir = tmp_path_factory.mktemp("hil-firmware")
-    jobs: list[tuple[str, str | None]] = []
-    if _available("m3") is None:
-        jobs += [("m3", None), ("m3", M3_DEFECT)]  # the longest first
-    if _available("posix") is None:
-        jobs += [("posix", None), *(("posix", d) for d in CAUGHT_BY)]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-        yield {
-            f"{port}-{defect or 'clean'}": pool.submit(_suite, port, defect, workdir)
-            for port, defect in jobs
-        }
-
-
-def _result(runs: Runs, key: str) -> tuple[HilRun, str]:
-    port = key.split("-")[0]
-    missing = _available(port)
-    if missing is not None:
-        pytest.skip(missing)
-    return runs[key].result()
+    r = Runs(tmp_path_factory.mktemp("hil-firmware"))
+    yield r
+    r.close()
 
 
 def test_every_firmware_defect_has_a_catching_test() -> None:
@@ -99,8 +132,9 @@ def test_every_firmware_defect_has_a_catching_test() -> None:
         assert ON_THE_SIMULATOR[defect] == test  # the same test catches it on both
 
 
+@suite_timeout(2)
 def test_suite_passes_on_the_posix_port(runs: Runs) -> None:
-    run, stderr = _result(runs, "posix-clean")
+    run, stderr = runs.result("posix")
     assert run.returncode == 0, run.output[-3000:]
     assert run.failed() == []
     assert len(run.outcomes) >= 25
@@ -121,9 +155,10 @@ def test_suite_passes_on_the_posix_port(runs: Runs) -> None:
     assert "ticks, longest" in stderr, stderr
 
 
+@suite_timeout(2)
 @pytest.mark.parametrize("defect", sorted(CAUGHT_BY))
 def test_defect_is_caught_on_the_posix_port(defect: str, runs: Runs) -> None:
-    run, _ = _result(runs, f"posix-{defect}")
+    run, _ = runs.result("posix", defect)
     assert run.returncode == 1, (
         f"suite exit {run.returncode} against {defect}:\n{run.output[-2000:]}"
     )
@@ -141,8 +176,9 @@ def test_m3_image_fits_the_smallest_mcus() -> None:
     assert size.ram_b <= RAM_BUDGET_B, size  # the 2 KiB stack is a .bss-like section
 
 
+@suite_timeout(2)
 def test_suite_passes_on_the_cortex_m3_image(runs: Runs) -> None:
-    run, _ = _result(runs, "m3-clean")
+    run, _ = runs.result("m3")
     assert run.returncode == 0, run.output[-3000:]
     assert run.failed() == [] and len(run.outcomes) >= 25
     skipped = {k for k, v in run.outcomes.items() if v == "skipped"}
@@ -156,7 +192,21 @@ def test_suite_passes_on_the_cortex_m3_image(runs: Runs) -> None:
     assert 0 <= stall["stall_latency_ms"] <= 10
 
 
+@suite_timeout(2)
 def test_a_planted_defect_is_caught_on_the_cortex_m3_image(runs: Runs) -> None:
-    run, _ = _result(runs, f"m3-{M3_DEFECT}")
+    run, _ = runs.result("m3", M3_DEFECT)
     assert run.returncode == 1, run.output[-2000:]
     assert run.outcomes.get(CAUGHT_BY[M3_DEFECT]) == "failed", run.outcomes
+
+
+@suite_timeout(2)
+def test_posix_port_is_driven_to_its_hard_travel(runs: Runs) -> None:
+    """The bench without its block (rig-full-travel.toml): test_hard_travel_limit drives
+    the advance at full speed to the hard travel and back — which rig.toml's block at
+    40 mm never lets it do."""
+    run, _ = runs.result("posix", "full-travel")
+    hard = "test_motion_limits.py::test_hard_travel_limit"
+    assert run.outcomes == {hard: "passed"}, (run.outcomes, run.skip_reasons, run.output[-2000:])
+    assert run.report is not None
+    figures = run.report["tests"][f"hil_tests/{hard}"]["figures"]
+    assert figures["deepest_encoder_um"] == figures["travel_um"] == 150_000

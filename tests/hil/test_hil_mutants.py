@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hil_runner import REPO, read_junit
+from hil_runner import REPO, SUITE_TIMEOUT_S, read_junit, suite_timeout
 from mutant_run import MUTANTS
 
 CAUGHT_BY = {
@@ -24,6 +24,7 @@ def test_every_mutant_has_a_catching_test() -> None:
     assert set(CAUGHT_BY) == set(MUTANTS)
 
 
+@suite_timeout()
 @pytest.mark.parametrize("mutant", sorted(MUTANTS))
 def test_mutant_is_caught(mutant: str, tmp_path: Path) -> None:
     expected = CAUGHT_BY[mutant]
@@ -42,7 +43,7 @@ def test_mutant_is_caught(mutant: str, tmp_path: Path) -> None:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=SUITE_TIMEOUT_S,
     )
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
     outcomes, _ = read_junit(junit)

@@ -9,7 +9,7 @@ import sys
 import tty
 from pathlib import Path
 
-from hil_runner import REPO, run_hil
+from hil_runner import REPO, run_hil, suite_timeout
 
 
 def _one_line_exit(output: str, starts: str) -> str:
@@ -21,6 +21,7 @@ def _one_line_exit(output: str, starts: str) -> str:
     return lines[0]
 
 
+@suite_timeout()
 def test_missing_port_stops_at_once_with_one_line(tmp_path: Path) -> None:
     run = run_hil(["--port", "/dev/ttyNOSUCH0"], tmp_path, timeout_s=60)
     assert run.returncode == 4, run.output[-2000:]
@@ -30,12 +31,14 @@ def test_missing_port_stops_at_once_with_one_line(tmp_path: Path) -> None:
     assert all(v != "failed" for v in run.outcomes.values())
 
 
+@suite_timeout()
 def test_bad_simulator_url_stops_with_one_line(tmp_path: Path) -> None:
     run = run_hil(["--port", "sim://?defect=bogus"], tmp_path, timeout_s=60)
     assert run.returncode == 4, run.output[-2000:]
     _one_line_exit(run.output, "unknown firmware defect 'bogus'")
 
 
+@suite_timeout()
 def test_silent_port_stops_with_one_line(tmp_path: Path) -> None:
     # a real pty with nothing behind it: it opens, but no device answers
     master, slave = os.openpty()
@@ -49,6 +52,7 @@ def test_silent_port_stops_with_one_line(tmp_path: Path) -> None:
     _one_line_exit(run.output, "no needle-driver device answering")
 
 
+@suite_timeout()
 def test_bad_rig_config_stops_with_one_line(tmp_path: Path) -> None:
     rig = tmp_path / "rig.toml"
     rig.write_text("[motion]\ntest_depht_mm = 10\n")
@@ -57,6 +61,7 @@ def test_bad_rig_config_stops_with_one_line(tmp_path: Path) -> None:
     _one_line_exit(run.output, "unknown key motion.test_depht_mm")
 
 
+@suite_timeout()
 def test_rig_config_is_in_force(tmp_path: Path) -> None:
     rig = tmp_path / "rig.toml"
     rig.write_text(
@@ -105,6 +110,7 @@ def test_plugin_is_harmless_outside_the_suite(tmp_path: Path) -> None:
     assert made == ["plain.xml", "test_plain.py"], "a HIL report written for a plain run"
 
 
+@suite_timeout()
 def test_explicit_report_path(tmp_path: Path) -> None:
     report = tmp_path / "lab" / "figures.json"
     run = run_hil(["-k", "identity_matches", "--hil-report", str(report)], tmp_path)

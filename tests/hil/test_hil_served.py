@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from hil_runner import REPO, run_hil
+from hil_runner import REPO, run_hil, suite_timeout
 from identity_proxy import NotSimulatedProxy
 
 # Tests that take a second or two in real time (the telemetry test takes 10 s, the full
@@ -55,6 +55,7 @@ def serve_pty() -> Iterator[ServerFactory]:
             proc.wait()
 
 
+@suite_timeout()
 def test_suite_subset_passes_over_a_pty(serve_pty: ServerFactory, tmp_path: Path) -> None:
     path = serve_pty(cli=True)  # needlectl sim serve --pty
     run = run_hil(["--port", path, "-k", SERVED_SUBSET], tmp_path, "served")
@@ -69,6 +70,7 @@ def test_suite_subset_passes_over_a_pty(serve_pty: ServerFactory, tmp_path: Path
     assert 199 <= figures["figures"]["watchdog_trip_after_ms"] <= 201
 
 
+@suite_timeout()
 def test_defect_caught_over_a_pty(serve_pty: ServerFactory, tmp_path: Path) -> None:
     path = serve_pty("--defect", "no_repeat_detection")
     run = run_hil(["--port", path, "-k", "exactly_once"], tmp_path, "served-defect")
@@ -76,6 +78,7 @@ def test_defect_caught_over_a_pty(serve_pty: ServerFactory, tmp_path: Path) -> N
     assert run.outcomes["test_exactly_once.py::test_lost_reply_resend_executes_once"] == "failed"
 
 
+@suite_timeout(2)
 def test_rig_motion_needs_allow_motion(serve_pty: ServerFactory, tmp_path: Path) -> None:
     proxy = NotSimulatedProxy(serve_pty())
     try:
@@ -102,6 +105,7 @@ def test_rig_motion_needs_allow_motion(serve_pty: ServerFactory, tmp_path: Path)
         proxy.close()
 
 
+@suite_timeout()
 def test_lost_device_stops_the_run_with_one_line(serve_pty: ServerFactory, tmp_path: Path) -> None:
     # the link goes dead 2 s into the run (device time) and stays dead
     path = serve_pty("--cut-at-s", "2", "--cut-for-s", "3600")

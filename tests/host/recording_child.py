@@ -1,6 +1,7 @@
-"""Child process for the recorder SIGKILL test: records a synthetic 1 kHz stream in real
-time (batches of 10 every 10 ms) and prints the host time of each batch it handed to the
-recorder, so the parent knows what was recorded when it kills it."""
+"""Child process for the recorder SIGKILL test: records a synthetic stream in real time
+(batches of 10 rows every PERIOD_S, argv[2], default 0.01: 1 kHz) and prints the host time
+of each batch it handed to the recorder, so the parent knows what was recorded when it
+kills it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from firmware_host.telemetry import TELEMETRY_DTYPE
 
 
 def main() -> None:
+    period_s = float(sys.argv[2]) if len(sys.argv) > 2 else 0.01
     rec = Recorder(sys.argv[1], extra_meta={"source": "synthetic"})
     rec.note("start")
     pace = threading.Event()  # never set: wait() paces the producer
@@ -29,7 +31,7 @@ def main() -> None:
         number += 10
         rec.write_rows(rows)
         print(f"{rows['host_time_s'][-1]:.6f}", flush=True)
-        pace.wait(0.01)
+        pace.wait(period_s)
 
 
 if __name__ == "__main__":

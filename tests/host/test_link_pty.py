@@ -8,7 +8,6 @@ import itertools
 import os
 import statistics
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -49,24 +48,34 @@ def _link(pty: Pty, **cfg: float) -> Link:
     return Link(open_transport(pty.path), LinkConfig(**cfg))  # type: ignore[arg-type]
 
 
+def _sync(link: Link) -> None:
+    """A GET_STATUS the peer answers: its reply comes after the peer has read everything
+    sent before it (one byte stream, read in order), so the peer's record is complete."""
+    assert isinstance(link.request(GetStatus()).message, Ack)
+
+
 def test_retransmits_with_same_seq_and_flag(pty: Pty) -> None:
     copies: list[Frame] = []
 
-    def answer_second_copy(peer: ScriptedPeer, frame: Frame) -> None:
+    def answer_from_the_second_copy(peer: ScriptedPeer, frame: Frame) -> None:
         if isinstance(frame.message, Stop):
             copies.append(frame)
-            if len(copies) == 2:
+            if len(copies) >= 2:  # the first copy "lost"; a loaded machine may send more
                 _ack(peer, frame)
+        elif isinstance(frame.message, GetStatus):
+            _ack(peer, frame)
 
-    peer = ScriptedPeer(pty.master, answer_second_copy)
+    peer = ScriptedPeer(pty.master, answer_from_the_second_copy)
     link = _link(pty, initial_rto_s=0.05)
     try:
         reply = link.request(Stop())
+        _sync(link)
         assert isinstance(reply.message, Ack)
-        assert [c.seq for c in copies] == [copies[0].seq] * 2
+        assert len(copies) >= 2
+        assert [c.seq for c in copies] == [copies[0].seq] * len(copies)
         assert copies[0].flags == 0
-        assert copies[1].flags & HeaderFlags.RETRANSMIT
-        assert link.stats.retransmits == 1
+        assert all(c.flags & HeaderFlags.RETRANSMIT for c in copies[1:])
+        assert link.stats.retransmits == len(copies) - 1
         assert reply.seq == copies[0].seq
     finally:
         link.close()
@@ -74,12 +83,17 @@ def test_retransmits_with_same_seq_and_flag(pty: Pty) -> None:
 
 
 def test_gives_up_with_timeout_after_bound(pty: Pty) -> None:
-    peer = ScriptedPeer(pty.master, lambda p, f: None)  # never answers
+    def answer_status_only(peer: ScriptedPeer, frame: Frame) -> None:
+        if isinstance(frame.message, GetStatus):
+            _ack(peer, frame)
+
+    peer = ScriptedPeer(pty.master, answer_status_only)  # never answers the STOP
     link = _link(pty, initial_rto_s=0.02, max_rto_s=0.04, max_retries=3)
     try:
         with pytest.raises(Timeout) as info:
             link.request(Stop())
         assert isinstance(info.value, TimeoutError)
+        _sync(link)  # the peer has read every copy the link sent before giving up
         stops = [f for f in peer.received if isinstance(f.message, Stop)]
         assert len(stops) == 4  # first try + 3 retries, all the same seq
         assert len({f.seq for f in stops}) == 1
@@ -90,19 +104,21 @@ def test_gives_up_with_timeout_after_bound(pty: Pty) -> None:
 
 
 def test_heartbeats_every_50_ms_while_open(pty: Pty) -> None:
-    times: list[float] = []
+    stamps_ms: list[int] = []
 
     def stamp(peer: ScriptedPeer, frame: Frame) -> None:
         if isinstance(frame.message, Heartbeat):
-            times.append(time.monotonic())
+            stamps_ms.append(frame.message.uptime_ms)  # the host's clock as it sent it
 
     peer = ScriptedPeer(pty.master, stamp)
     link = _link(pty)
     try:
         # (waiting in the link: the owner holds its liveness lease, heartbeats go out)
-        assert link.wait_until(lambda: len(times) >= 8, 5.0)
-        gaps = [b - a for a, b in itertools.pairwise(times)]
-        assert 0.04 <= statistics.median(gaps) <= 0.07
+        assert link.wait_until(lambda: len(stamps_ms) >= 9, 5.0)
+        gaps = [b - a for a, b in itertools.pairwise(stamps_ms)]
+        # never sooner than 50 ms (the ms stamp rounds down), and 50 ms apart: the median
+        # gap — which a gap stretched by a busy machine does not move — within 25 ms
+        assert min(gaps) >= 49 and statistics.median(gaps) <= 75, gaps
         assert all(f.seq == 0 for f in peer.received if isinstance(f.message, Heartbeat))
     finally:
         link.close()

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import itertools
 import os
+import statistics
 import threading
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 
+import firmware_host.pump as pump_module
 import sim_device  # noqa: F401  (registers sim://)
 from firmware_host.errors import LinkLost
 from firmware_host.pump import Pump
@@ -48,6 +51,10 @@ class Inbox:
     def wait_for(self, n: int, timeout_s: float = 5.0) -> bool:
         with self.cond:
             return self.cond.wait_for(lambda: len(self.frames) >= n, timeout_s)
+
+
+def _frames(data: bytes) -> list[Frame]:
+    return StreamDecoder().feed(data)
 
 
 def _heartbeat_times_ms(frames: list[Frame]) -> list[int]:
@@ -112,23 +119,56 @@ def _pty_pump(pty: Pty, inbox: Inbox, slice_s: float = 0.05, coalesce_s: float =
 
 def test_real_heartbeats_from_the_reader_thread_one_period_apart(pty: Pty) -> None:
     peer = ScriptedPeer(pty.master, lambda p, f: None)
-    pump = _pty_pump(pty, Inbox())
+    transport = open_transport(pty.path)
+    writers: list[tuple[str, bytes]] = []  # (writing thread, bytes) of every write
+    write = transport.write
+
+    def spy(data: bytes) -> None:
+        writers.append((threading.current_thread().name, bytes(data)))
+        write(data)
+
+    transport.write = spy  # type: ignore[method-assign]
+    pump = Pump(transport, Inbox())
     pump.start()
     try:
-        assert peer.wait_for(lambda rx: len(_heartbeat_times_ms(rx)) >= 5)
+        assert peer.wait_for(lambda rx: len(_heartbeat_times_ms(rx)) >= 9)
     finally:
         pump.close()
         peer.stop()
-        pump.transport.close()
-    times_ms = _heartbeat_times_ms(peer.received)
-    # never sooner than a period after the last (the ms stamp rounds down: ≥ period − 1)
-    assert all(b - a >= PERIOD_MS - 1 for a, b in itertools.pairwise(times_ms))
+        transport.close()
+    reader = f"pump {transport.name}"
+    beat_writers = [
+        name for name, data in writers if _heartbeat_times_ms(StreamDecoder().feed(data))
+    ]
+    assert len(beat_writers) >= 9 and set(beat_writers) == {reader}, set(beat_writers)
+    gaps_ms = [b - a for a, b in itertools.pairwise(_heartbeat_times_ms(peer.received))]
+    # never sooner than a period after the last (the ms stamp rounds down: ≥ period − 1),
+    # and one period apart: the median gap (a gap stretched by a busy machine does not
+    # move it) within half a period of it
+    assert min(gaps_ms) >= PERIOD_MS - 1, gaps_ms
+    assert statistics.median(gaps_ms) <= 1.5 * PERIOD_MS, gaps_ms
+
+
+class _SeenAside(threading.Event):
+    """A pump's closing event that notes when the reader thread waits on it: the reader
+    waits on it only while it stands aside for a caller (Pump._reader_main)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.aside = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if threading.current_thread().name.startswith("pump "):
+            self.aside.set()
+        return super().wait(timeout)
 
 
 def test_reader_stands_aside_while_a_caller_reads(pty: Pty) -> None:
     inbox = Inbox()
     pump = _pty_pump(pty, inbox, slice_s=0.02)
     pump.heartbeats_enabled = False
+    seen = _SeenAside()
+    pump._closing = seen  # before start(): the reader takes its closing event then
     pump.start()
     try:
         # the reader takes what arrives while nobody waits
@@ -137,11 +177,9 @@ def test_reader_stands_aside_while_a_caller_reads(pty: Pty) -> None:
         assert inbox.frames[0][1].startswith("pump ")
         pump.enter_caller()
         try:
-            # once the reader has seen the caller (its wait is at most slice_s), every
-            # frame is the caller's to read, on its own thread
-            deadline = pump.now() + 3 * pump.slice_s
-            while pump.now() < deadline:
-                pump.run(deadline - pump.now())
+            # once the reader has seen the caller (it stands aside: waits, reads nothing),
+            # every frame is the caller's to read, on its own thread
+            assert seen.aside.wait(5.0), "the reader never stood aside for the caller"
             for i in range(20):
                 os.write(pty.master, encode(Heartbeat(2 + i)))
                 deadline = pump.now() + 5.0
@@ -160,35 +198,50 @@ def test_reader_stands_aside_while_a_caller_reads(pty: Pty) -> None:
         pump.transport.close()
 
 
-def test_read_batching_does_not_delay_a_callers_reply(pty: Pty) -> None:
+def test_read_batching_does_not_delay_a_callers_reply(
+    pty: Pty, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def answer(peer: ScriptedPeer, frame: Frame) -> None:
         if isinstance(frame.message, GetStatus):
             peer.send(Ack(1), frame.seq)
 
+    # The reader's pause between reads (its coalesce_s sleep) held open by the test: the
+    # caller's reply must come while the reader still pauses, however long that is.
+    pausing, release = threading.Event(), threading.Event()
+
+    def sleep(seconds: float) -> None:
+        if threading.current_thread().name.startswith("pump "):
+            pausing.set()
+            release.wait(30.0)
+        else:
+            time.sleep(seconds)
+
+    monkeypatch.setattr(pump_module, "time", SimpleNamespace(sleep=sleep, monotonic=time.monotonic))
     peer = ScriptedPeer(pty.master, answer)
     inbox = Inbox()
-    coalesce_s = 1.0
-    pump = _pty_pump(pty, inbox, slice_s=5.0, coalesce_s=coalesce_s)
+    pump = _pty_pump(pty, inbox, slice_s=5.0, coalesce_s=1.0)
     pump.heartbeats_enabled = False
     pump.start()
     try:
-        # a frame the reader takes: it then waits coalesce_s before it looks again
+        # a frame the reader takes: it then pauses before it looks again
         peer.send(Heartbeat(1))
         assert inbox.wait_for(1)
-        t0 = time.monotonic()
+        assert pausing.wait(5.0), "the reader did not pause after its read"
         pump.enter_caller()
         try:
             pump.write(encode(GetStatus(), 7))
-            while len(inbox.frames) < 2 and time.monotonic() - t0 < 5.0:
+            deadline = time.monotonic() + 5.0  # a failure guard, not a measurement
+            while len(inbox.frames) < 2 and time.monotonic() < deadline:
                 pump.run(0.05)
         finally:
             pump.leave_caller()
-        waited_s = time.monotonic() - t0
+        assert len(inbox.frames) == 2, "the reply waited for the reader's pause"
+        assert not release.is_set()  # the reader has been pausing all along
         reply, thread = inbox.frames[1]
         assert reply.seq == 7 and isinstance(reply.message, Ack)
         assert thread == threading.current_thread().name  # read by the caller itself
-        assert waited_s < coalesce_s / 2  # not held back by the reader's pause
     finally:
+        release.set()
         pump.close()
         peer.stop()
         pump.transport.close()

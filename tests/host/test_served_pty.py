@@ -17,7 +17,7 @@ import pytest
 from firmware_host.client import NeedleDriver
 from firmware_host.errors import PortError
 from firmware_host.transports import open_transport
-from protocol import DeviceState, Event, EventCode, FaultFlags, StreamDecoder
+from protocol import DeviceState, Event, EventCode, FaultFlags, GetStatus, Status, StreamDecoder
 
 from .served import ServedDevice, child_env
 
@@ -45,9 +45,22 @@ def test_client_over_a_served_pty(served: ServedDevice) -> None:
         got = nd.telemetry.samples_received
         assert nd.wait_until(lambda: nd.telemetry.samples_received >= got + 200, 5.0)
         assert nd.telemetry.samples_lost == 0 and nd.stats.telemetry_samples_lost == 0
+        # Device time mapped to the host clock, checked by causality rather than a window
+        # of real time: the device stamped this STATUS after the request left and before
+        # the reply arrived, so its mapped time lies between the two (20 ms: the mapping
+        # is a line fitted to per-second minima of the delay, which a busy second can tilt);
+        # and no sample is mapped to after it was received.
+        sent_s = time.monotonic()
+        st_raw = nd.link.request(GetStatus()).message
+        replied_s = time.monotonic()
+        assert isinstance(st_raw, Status)
+        stamped_s = nd.timesync.to_host_s(st_raw.device_time_us)
+        assert sent_s - 0.02 <= stamped_s <= replied_s + 0.02, (
+            f"STATUS stamped at {stamped_s - sent_s:+.4f} s from its request, "
+            f"reply {replied_s - sent_s:.4f} s after it"
+        )
         rows = nd.telemetry.latest(200)
-        # device time mapped to the host clock: samples land within a few ms of "now"
-        assert abs(rows["host_time_s"][-1] - time.monotonic()) < 0.1
+        assert rows["host_time_s"][-1] <= time.monotonic() + 0.02
         assert nd.stats.retransmits == 0 and nd.stats.rtt_p99_s is not None
 
 
@@ -74,10 +87,8 @@ def test_sigkill_of_the_host_mid_move_stops_the_device(served: ServedDevice) -> 
         for frame in decoder.feed(port.read(4096, 0.1)):
             if isinstance(frame.message, Event) and frame.message.code == EventCode.WATCHDOG_TRIP:
                 trip_event = frame.message
-    t_trip_seen = time.monotonic()
     port.close()
     assert trip_event is not None, "the device never reported a watchdog trip"
-    assert t_trip_seen - t_kill <= 1.0  # sanity; the exact bound is the event value below
     # the next host finds the device stopped, the watchdog latched, and the event logged
     with NeedleDriver.open(served.path) as nd:
         st = nd.status()

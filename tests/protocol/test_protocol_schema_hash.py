@@ -10,11 +10,27 @@ import pytest
 
 from protocol.schema import SCHEMA_HASH, canonical_schema, compute_schema_hash
 
+# Protocol v1's schema hash and the SHA-256 of its canonical JSON, written down by hand
+# (docs/protocol.md §10 publishes the hash). Not derived from protocol/: a change to the
+# wire format moves them, and this test stops it until the change is deliberate — then
+# bump what must be bumped and write the new values here.
+PINNED_SCHEMA_HASH = 0x20790CFE
+PINNED_CANONICAL_SHA256 = "20790cfe0e5492a6f3c5fafb40b902d7dd997d37aac10d2b9b3f4756c3cff988"
 
-def test_hash_is_stable_and_derived_from_the_canonical_schema() -> None:
-    assert compute_schema_hash(canonical_schema()) == SCHEMA_HASH
-    assert compute_schema_hash() == SCHEMA_HASH
-    assert 0 <= SCHEMA_HASH < 2**32
+
+def test_hash_is_pinned_to_the_published_value() -> None:
+    import hashlib
+
+    from protocol import canonical_json
+
+    assert SCHEMA_HASH == PINNED_SCHEMA_HASH, (
+        f"the schema hash moved to {SCHEMA_HASH:#010x} (pinned {PINNED_SCHEMA_HASH:#010x}): "
+        "the wire format changed"
+    )
+    digest = hashlib.sha256(canonical_json().encode("ascii")).hexdigest()
+    assert digest == PINNED_CANONICAL_SHA256, f"the canonical JSON changed: {digest}"
+    assert int(PINNED_CANONICAL_SHA256[:8], 16) == PINNED_SCHEMA_HASH  # its first 4 bytes
+    assert compute_schema_hash(canonical_schema()) == PINNED_SCHEMA_HASH
 
 
 Edit = Callable[[dict[str, Any]], None]

@@ -3,6 +3,8 @@ simulator's backend."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import usb.core
 import usb.util
@@ -15,6 +17,7 @@ from protocol import (
     Event,
     EventCode,
     GetStatus,
+    Heartbeat,
     Hello,
     Home,
     Identity,
@@ -82,6 +85,11 @@ def test_other_vid_pid_is_not_found() -> None:
 
 
 def test_realtime_backend_follows_the_machine_clock() -> None:
+    """With realtime=True the device runs on the machine's clock and a read really waits.
+    Its clock is read right after two writes (a write brings it up to the machine's time)
+    with machine time taken around each: between them, while reads wait for its idle
+    heartbeats, it advances by what the machine's clock did — a bracket that holds however
+    late this process is scheduled — and the heartbeats are 100 ms of its time apart."""
     import time
 
     backend = get_backend("seed=2", realtime=True)
@@ -89,16 +97,36 @@ def test_realtime_backend_follows_the_machine_clock() -> None:
     assert dev is not None
     dev.set_configuration()
     dec = StreamDecoder()
-    t0 = time.monotonic()
+
+    def clock_at_write(seq: int) -> tuple[float, float, float]:
+        """(machine time before, after, the device's clock) around one write."""
+        before_s = time.monotonic()
+        dev.write(EP_OUT, encode(GetStatus(), seq=seq))
+        after_s = time.monotonic()
+        return before_s, after_s, backend.clock.monotonic()
+
     dev.write(EP_OUT, encode(Hello(1, SCHEMA_HASH), seq=1))
     frames = []
     while not any(f.seq == 1 for f in frames):
         frames += read_frames(dev, dec, 500)
-    assert time.monotonic() - t0 < 0.5
-    # an idle device heartbeats every 100 ms of real time
-    before = [f for f in frames if f.seq == 0]
-    t1 = time.monotonic()
-    while len([f for f in frames if f.seq == 0]) == len(before):
-        frames += read_frames(dev, dec, 500)
-    assert 0.0 < time.monotonic() - t1 < 0.3
-    assert backend.clock.monotonic() == pytest.approx(time.monotonic() - t0, abs=0.1)
+    b0, a0, c0 = clock_at_write(2)
+    sent: list[tuple[str, int]] = []  # what the device sent, with its time in ms
+    while sum(kind == "Heartbeat" for kind, _ in sent) < 5:  # reads wait for heartbeats
+        for f in read_frames(dev, dec, 500):
+            m = f.message
+            if isinstance(m, Heartbeat):
+                sent.append(("Heartbeat", m.uptime_ms))
+            elif isinstance(m, Event):
+                sent.append(("Event", m.time_us // 1000))
+            elif isinstance(m, Status):
+                sent.append(("Status", m.device_time_us // 1000))
+    b1, a1, c1 = clock_at_write(3)
+    tick_s = 0.001  # the device's clock moves in 1 ms control ticks
+    assert b1 - a0 - tick_s <= c1 - c0 <= a1 - b0 + tick_s, (
+        f"device clock advanced {c1 - c0:.4f} s while the machine's did "
+        f"{b1 - a0:.4f}..{a1 - b0:.4f} s"
+    )
+    assert c1 - c0 >= 0.4  # the reads waited for the heartbeats
+    # an idle device heartbeats when it has sent nothing for 100 ms (of its own time)
+    for (_, t_prev), (kind, t) in itertools.pairwise(sent):
+        assert kind != "Heartbeat" or t - t_prev == 100, sent
