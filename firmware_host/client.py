@@ -33,6 +33,7 @@ from firmware_host.link import Link, LinkConfig, LinkStats
 from firmware_host.telemetry import TelemetryBuffer, rows_from_samples
 from firmware_host.timesync import TimeSync
 from firmware_host.transports import Clock, Transport, open_transport
+from firmware_host.waiting import wait_until_idle
 from protocol import (
     PROTOCOL_VERSION,
     SCHEMA_HASH,
@@ -153,6 +154,11 @@ class DeviceStatus:
         return self.state in _MOVING_STATES or bool(
             self.flags & (SampleFlags.ADVANCING | SampleFlags.ROTATING)
         )
+
+    @property
+    def stopped_by_fault(self) -> bool:
+        """A fault, an e-stop or a stall stopped the axes (or a fault is latched)."""
+        return self.state in _STOPPED_BY_FAULT or bool(self.latched_faults)
 
     @classmethod
     def from_message(cls, msg: Status) -> DeviceStatus:
@@ -593,19 +599,22 @@ class NeedleDriver:
 
     def wait_idle(self, timeout_s: float, *, raise_on_fault: bool = False) -> DeviceStatus:
         """Poll until no axis moves; returns the final status (Timeout if it keeps moving)."""
-        deadline = self.clock.monotonic() + timeout_s
-        while True:
-            status = self.status()
-            if not status.moving:
-                if raise_on_fault and (status.state in _STOPPED_BY_FAULT or status.latched_faults):
-                    raise DeviceFault(
-                        f"{self.url}: stopped in state {status.state.name}",
-                        int(status.latched_faults),
-                    )
-                return status
-            if self.clock.monotonic() >= deadline:
-                raise Timeout(f"{self.url}: still moving after {timeout_s:g} s")
-            self.link.wait_s(_POLL_S)
+        status = wait_until_idle(
+            self.status,
+            lambda status: status.moving,
+            now=self.clock.monotonic,
+            wait_s=self.link.wait_s,
+            poll_s=_POLL_S,
+            timeout_s=timeout_s,
+            on_timeout=lambda _: Timeout(f"{self.url}: still moving after {timeout_s:g} s"),
+        )
+        assert status is not None  # (no abort)
+        if raise_on_fault and status.stopped_by_fault:
+            raise DeviceFault(
+                f"{self.url}: stopped in state {status.state.name}",
+                int(status.latched_faults),
+            )
+        return status
 
     def wait_s(self, seconds: float) -> None:
         """Let time pass with the link kept alive (virtual time on sim://). Every

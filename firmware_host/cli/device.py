@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from firmware_host import waiting
 from firmware_host.cli.exits import CLEAR_THEN_HOME, CliError, Exit, Interrupted
 from firmware_host.cli.interrupt import StopRequest, stop_on_signals
 from firmware_host.cli.output import Output, jsonable
@@ -94,24 +95,30 @@ def wait_until_idle(
     on_status: Callable[[Any], None] | None = None,
 ) -> Any:
     """Poll until no axis moves; a signal stops the rig and raises Interrupted."""
-    deadline_s = nd.clock.monotonic() + timeout_s
-    while True:
-        if stop.requested:
-            done = stop_rig(nd, "operator signal")
-            raise Interrupted(stop.signum or signal.SIGINT, f"{stop.signal_name}: {done}")
-        status = nd.status()
-        if on_status is not None:
-            on_status(status)
-        if not is_moving(status):
-            return status
-        if nd.clock.monotonic() >= deadline_s:
-            done = stop_rig(nd, "timeout")
-            raise CliError(
-                f"motion not finished after {timeout_s:g} s: {done} — raise --timeout-s"
-                " or check the rig",
-                Exit.LINK,
-            )
-        nd.wait_s(POLL_S)
+
+    def timed_out(status: Any) -> CliError:
+        done = stop_rig(nd, "timeout")
+        return CliError(
+            f"motion not finished after {timeout_s:g} s: {done} — raise --timeout-s"
+            " or check the rig",
+            Exit.LINK,
+        )
+
+    status = waiting.wait_until_idle(
+        nd.status,
+        is_moving,
+        now=nd.clock.monotonic,
+        wait_s=nd.wait_s,
+        poll_s=POLL_S,
+        timeout_s=timeout_s,
+        on_timeout=timed_out,
+        abort=stop.event,
+        on_status=on_status,
+    )
+    if status is None:
+        done = stop_rig(nd, "operator signal")
+        raise Interrupted(stop.signum or signal.SIGINT, f"{stop.signal_name}: {done}")
+    return status
 
 
 # ---------------------------------------------------------------- queries

@@ -1,0 +1,44 @@
+"""Waiting until the rig is idle: the one polling loop of the host library, the CLI,
+homing and the HIL suite (each brings its own status call, clock and wait).
+
+It asks for the status, hands it to ``on_status``, returns it once no axis moves, and
+otherwise lets ``poll_s`` pass with the caller's own wait (which keeps the link alive,
+and on ``sim://`` runs the device). An ``abort`` seen set — looked at before every
+status — ends the wait with None at once (the axis may still move: the caller stops
+it); at ``timeout_s`` the exception ``on_timeout(last status)`` makes is raised.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+S = TypeVar("S")
+
+
+def wait_until_idle(
+    status: Callable[[], S],
+    moving: Callable[[S], bool],
+    *,
+    now: Callable[[], float],
+    wait_s: Callable[[float], None],
+    poll_s: float,
+    timeout_s: float,
+    on_timeout: Callable[[S], BaseException],
+    abort: threading.Event | None = None,
+    on_status: Callable[[S], None] | None = None,
+) -> S | None:
+    """The first status with no axis moving; None if ``abort`` was set first."""
+    deadline_s = now() + timeout_s
+    while True:
+        if abort is not None and abort.is_set():
+            return None
+        last = status()
+        if on_status is not None:
+            on_status(last)
+        if not moving(last):
+            return last
+        if now() >= deadline_s:
+            raise on_timeout(last)
+        wait_s(poll_s)
