@@ -15,10 +15,10 @@ import enum
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from firmware_host import units
+from firmware_host.driver import ClosedOnExit
 from firmware_host.errors import (
     DeviceFault,
     LimitError,
@@ -239,7 +239,7 @@ def _event_code(code: int) -> EventCode | int:
 EventListener = Callable[[DeviceEvent], None]
 
 
-class NeedleDriver:
+class NeedleDriver(ClosedOnExit):
     """A connected rig (or simulator). Open with ``NeedleDriver.open(url)``; use as a
     context manager so that the rig is stopped when the block ends."""
 
@@ -293,18 +293,7 @@ class NeedleDriver:
         """Open the port named by url (see docs/architecture.md §4) and shake hands."""
         return cls(open_transport(url, usb_backend=usb_backend), **kwargs)
 
-    # ---------------------------------------------------------------- context manager
-
-    def __enter__(self) -> NeedleDriver:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    # ---------------------------------------------------------------- closing
 
     def close(self) -> None:
         """Stop the rig (best effort) if this session commanded motion, then close the

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 if TYPE_CHECKING:
     from firmware_host.client import DeviceEvent, DeviceIdentity, DeviceStatus
@@ -51,6 +52,25 @@ class Driver(Protocol):
     def rotate_rpm(self, rate_rpm: float) -> None: ...
     def wait_s(self, seconds: float) -> None: ...
     def keepalive(self) -> None: ...
+
+
+class ClosedOnExit:
+    """A driver is a context manager: the block's end closes it (which stops the rig if
+    the session commanded motion)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 # (the driver that holds the link, the call's keyword arguments) -> its result, as the
@@ -96,3 +116,11 @@ OPERATIONS: dict[str, Operation] = {
         RUN,
     )
 }
+
+
+if TYPE_CHECKING:  # both drivers are Drivers (checked by mypy)
+    from firmware_host.client import NeedleDriver
+    from firmware_host.server.remote import RemoteDriver
+
+    def _drivers(nd: NeedleDriver, remote: RemoteDriver) -> tuple[Driver, Driver]:
+        return nd, remote

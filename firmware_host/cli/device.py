@@ -8,13 +8,17 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from firmware_host import waiting
 from firmware_host.cli.exits import CLEAR_THEN_HOME, CliError, Exit, Interrupted
 from firmware_host.cli.interrupt import StopRequest, stop_on_signals
 from firmware_host.cli.output import Output, jsonable
 from firmware_host.procedure.homing import home_interruptibly
+
+if TYPE_CHECKING:
+    from firmware_host.client import DeviceStatus
+    from firmware_host.driver import Driver
 
 log = logging.getLogger("needlectl")
 
@@ -28,14 +32,14 @@ _SAFETY_STATES = (
 
 
 @contextmanager
-def connect(ns: argparse.Namespace) -> Iterator[Any]:
+def connect(ns: argparse.Namespace) -> Iterator[Driver]:
     """A NeedleDriver on the chosen port (closing it sends STOP, best effort) — or, when
     a rig server (`needlectl serve`) owns that port, the same calls through it."""
     from firmware_host.server.runtime import find_server
 
     server = find_server(ns.port)
     if server is not None:
-        from firmware_host.server.client import RemoteDriver
+        from firmware_host.server.remote import RemoteDriver
 
         with RemoteDriver.open(ns.port, server) as remote:
             yield remote
@@ -46,19 +50,15 @@ def connect(ns: argparse.Namespace) -> Iterator[Any]:
         yield nd
 
 
-def name_of(value: Any) -> str:
+def name_of(value: object) -> str:
     return str(getattr(value, "name", value))
 
 
-def is_moving(status: Any) -> bool:
-    return bool(status.moving)
-
-
-def confirm_motion(nd: Any, ns: argparse.Namespace, what: str) -> None:
+def confirm_motion(nd: Driver, ns: argparse.Namespace, what: str) -> None:
     """Real hardware moves only when the operator says so (--yes, or 'y' on a terminal)."""
-    if bool(getattr(nd.identity, "simulated", False)) or getattr(ns, "yes", False):
+    if nd.identity.simulated or getattr(ns, "yes", False):
         return
-    serial = getattr(nd.identity, "serial_number", "") or getattr(nd.identity, "serial", "")
+    serial = nd.identity.serial_number
     rig = f"rig {serial} on {ns.port}" if serial else f"rig on {ns.port}"
     if not sys.stdin.isatty():
         raise CliError(
@@ -72,7 +72,7 @@ def confirm_motion(nd: Any, ns: argparse.Namespace, what: str) -> None:
         raise CliError("cancelled by the operator: nothing moved")
 
 
-def stop_rig(nd: Any, why: str) -> str:
+def stop_rig(nd: Driver, why: str) -> str:
     """STOP, and ESTOP if STOP cannot be delivered. Returns what was done."""
     try:
         nd.stop()
@@ -89,14 +89,14 @@ def stop_rig(nd: Any, why: str) -> str:
 
 
 def wait_until_idle(
-    nd: Any,
+    nd: Driver,
     stop: StopRequest,
     timeout_s: float,
-    on_status: Callable[[Any], None] | None = None,
-) -> Any:
+    on_status: Callable[[DeviceStatus], None] | None = None,
+) -> DeviceStatus:
     """Poll until no axis moves; a signal stops the rig and raises Interrupted."""
 
-    def timed_out(status: Any) -> CliError:
+    def timed_out(status: DeviceStatus) -> CliError:
         done = stop_rig(nd, "timeout")
         return CliError(
             f"motion not finished after {timeout_s:g} s: {done} — raise --timeout-s"
@@ -106,7 +106,7 @@ def wait_until_idle(
 
     status = waiting.wait_until_idle(
         nd.status,
-        is_moving,
+        lambda status: status.moving,
         now=nd.clock.monotonic,
         wait_s=nd.wait_s,
         poll_s=POLL_S,
@@ -124,7 +124,7 @@ def wait_until_idle(
 # ---------------------------------------------------------------- queries
 
 
-def _status_dict(nd: Any, status: Any) -> dict[str, Any]:
+def _status_dict(nd: Driver, status: DeviceStatus) -> dict[str, Any]:
     d: dict[str, Any] = dict(jsonable(status))
     d["state"] = name_of(status.state)
     d["latched_faults"] = fault_list(status.latched_faults)
@@ -135,14 +135,14 @@ def _status_dict(nd: Any, status: Any) -> dict[str, Any]:
     return d
 
 
-def simulation(nd: Any) -> dict[str, Any] | None:
+def simulation(nd: Driver) -> dict[str, Any] | None:
     """None on a real device; the lesion and seed (None when unknown) on a simulated one."""
     from firmware_host.simulation import simulation_of
 
     return simulation_of(str(nd.url), nd.identity)
 
 
-def with_simulated(nd: Any, text: str) -> str:
+def with_simulated(nd: Driver, text: str) -> str:
     """A result line, marked SIMULATED (lesion, seed) when the device is simulated."""
     from firmware_host.simulation import simulated_label
 
@@ -150,16 +150,13 @@ def with_simulated(nd: Any, text: str) -> str:
     return f"{text} — {label}" if label else text
 
 
-def fault_list(faults: Any) -> list[str]:
-    if isinstance(faults, list | tuple | set | frozenset):
-        return sorted(name_of(f) for f in faults)
+def fault_list(faults: int) -> list[str]:
     from protocol import FaultFlags
 
-    value = int(faults or 0)
-    return [f.name or "" for f in FaultFlags if value & f]
+    return [f.name or "" for f in FaultFlags if faults & f]
 
 
-def status_line(status: Any) -> str:
+def status_line(status: DeviceStatus) -> str:
     faults = fault_list(status.latched_faults)
     homed = "homed" if status.homed else "NOT homed"
     return (
@@ -205,7 +202,7 @@ def link_line(link: dict[str, Any]) -> str:
     )
 
 
-def _fmt(v: Any) -> str:
+def _fmt(v: object) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
@@ -254,7 +251,7 @@ def cmd_events(ns: argparse.Namespace, out: Output) -> int:
 
 
 def _report(
-    out: Output, nd: Any, what: str, status: Any | None = None, motion: bool = False
+    out: Output, nd: Driver, what: str, status: DeviceStatus | None = None, motion: bool = False
 ) -> int:
     """Print the state after a command; a motion that ended in a latched fault is a
     safety stop (exit 5) even though the command itself was accepted."""
@@ -291,7 +288,7 @@ def cmd_clear(ns: argparse.Namespace, out: Output) -> int:
         return _report(out, nd, "faults cleared")
 
 
-def home(nd: Any, ns: argparse.Namespace, out: Output, stop: StopRequest) -> Any:
+def home(nd: Driver, ns: argparse.Namespace, out: Output, stop: StopRequest) -> DeviceStatus:
     """Home with a spinner; a signal stops the rig. Returns the status after."""
     from rich.status import Status as Spinner
 

@@ -31,6 +31,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -39,9 +40,10 @@ from typing import Any
 import numpy as np
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from firmware_host.driver import OPERATIONS
 from firmware_host.errors import LinkLost, Nak, NeedleDriverError
 from firmware_host.procedure.homing import AbortEvent
-from firmware_host.server.wire import error_to_wire, to_wire
+from firmware_host.server.messages import error_to_wire, to_wire
 from protocol import NakReason
 
 log = logging.getLogger("needlectl.serve")
@@ -52,8 +54,6 @@ DISPLAY_HZ = 50  # the 1 kHz stream decimated to this many points a second
 STATE_S = 0.25  # STATUS for the clients this often
 LATENESS_KEEP = 100_000
 
-# methods a client may call that move the rig (the client then owns that motion)
-MOTION_OPS = ("start_home", "advance_mm", "rotate_deg", "move_to_mm", "rotate_rpm")
 # telemetry: decimated for display; telemetry_full: every sample (a logger's stream)
 TOPICS = ("telemetry", "telemetry_full", "state", "events", "progress", "notes")
 
@@ -385,31 +385,24 @@ class RigServer:
             reply = {"id": req_id, "error": error_to_wire(exc)}
         self._push(conn, json.dumps(reply, separators=(",", ":")))
 
-    def _device_op(self, conn: Conn, op: str, args: dict[str, Any]) -> Any:
-        nd = self.nd
-        if op == "identity":
-            return lambda: to_wire(nd.identity)
-        if op == "status":
-            return lambda: {"status": to_wire(nd.status()), "link": to_wire(nd.stats.as_dict())}
-        if op == "events":
-            return lambda: [to_wire(e) for e in nd.events()]
-        if op in ("stop", "estop"):
-            why = f"{op.upper()} from {conn.name}"
+    def _device_op(self, conn: Conn, name: str, args: dict[str, Any]) -> Callable[[], object]:
+        """The call of one operation of the table (driver.OPERATIONS), its result as JSON."""
+        op = OPERATIONS.get(name)
+        if op is None or op.call is None:
+            raise ValueError(f"unknown operation {name!r}")
+        if op.stops:
+            why = f"{op.name.upper()} from {conn.name}"
             run = self.run
             if run is not None:
                 run.stopped_by = why
                 run.abort.set_because(why)
             self.broadcast("notes", {"type": "note", "text": why})
-            return nd.stop if op == "stop" else nd.estop
-        if op == "clear":
-            return nd.clear_fault
-        if op in MOTION_OPS:
+        if op.moves:
             if self.run is not None:
-                raise Nak(op, NakReason.BUSY)  # a run holds the rig: stop it first
+                raise Nak(op.name, NakReason.BUSY)  # a run holds the rig: stop it first
             conn.commanded_motion = True
-            method = getattr(nd, op)
-            return lambda: method(**args)
-        raise ValueError(f"unknown operation {op!r}")
+        call, nd = op.call, self.nd
+        return lambda: to_wire(call(nd, args))
 
     # ---------------------------------------------------------------- runs
 
