@@ -49,7 +49,7 @@ async def _serve(
     ns: argparse.Namespace, out: Output, port: str, paths: object, token: str | None
 ) -> int:
     from firmware_host.client import NeedleDriver
-    from firmware_host.server.rig import RigServer
+    from firmware_host.server.http import RigServer
     from firmware_host.server.runtime import Paths, write_info
 
     assert isinstance(paths, Paths)
