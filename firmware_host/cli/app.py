@@ -357,7 +357,12 @@ def _talks_to_a_device(handler: str) -> bool:
 
 
 def _check_sim_url(port: str, where: str) -> None:
-    from urllib.parse import parse_qsl, urlsplit
+    """needlectl's own rules (nothing between 'sim://' and '?', no empty value: it must
+    never quietly mean a default), then the simulator's parser checks the options."""
+    from urllib.parse import urlsplit
+
+    from firmware_host.simulation import sim_options
+    from sim_device.device import parse_query
 
     parts = urlsplit(port)
     if parts.netloc or parts.path:
@@ -365,23 +370,22 @@ def _check_sim_url(port: str, where: str) -> None:
             f"{where} {port!r}: a simulator URL is sim:// or sim://?lesion=NAME&seed=N"
             f" (nothing between 'sim://' and '?'; got {parts.netloc + parts.path!r})"
         )
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if not value.strip():
-            raise CliError(f"{where} {port!r}: {key}= is empty — give a value or leave it out")
+    try:
+        for key, value in parse_query(parts.query).items():
+            if not value.strip():
+                raise CliError(f"{where} {port!r}: {key}= is empty — give a value or leave it out")
+        sim_options(port)
+    except ValueError as exc:  # the simulator's DeviceOptionError
+        code, message = classify(exc, port)
+        raise CliError(message, code) from None
 
 
 def _check_socket_url(port: str, where: str) -> None:
-    from urllib.parse import urlsplit
+    from firmware_host.transports.serial import socket_url_problem
 
-    parts = urlsplit(port)
-    try:
-        number = parts.port
-    except ValueError:
-        number = None
-    if not parts.hostname or number is None or number == 0:
-        raise CliError(
-            f"{where} {port!r}: a TCP port is socket://HOST:PORT (e.g. socket://127.0.0.1:5555)"
-        )
+    problem = socket_url_problem(port)
+    if problem is not None:
+        raise CliError(f"{where} {port!r}: {problem}")
 
 
 def _handler(spec: str) -> Callable[[argparse.Namespace, Output], int]:

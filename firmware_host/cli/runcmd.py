@@ -128,12 +128,10 @@ def sim_target_mm(port: str) -> float | None:
     (A real rig, or a served simulator, needs --target-mm or a profile target.)"""
     if not port.startswith("sim://"):
         return None
-    from urllib.parse import parse_qs, urlsplit
-
+    from firmware_host.simulation import sim_options
     from sim_device.lesions import load_lesion
 
-    query = parse_qs(urlsplit(port).query)
-    name = query.get("lesion", ["soft-stenosis"])[0]
+    name = sim_options(port).lesion
     return round(float(load_lesion(name).end_mm) + SIM_TARGET_MARGIN_MM, 3)
 
 
