@@ -17,6 +17,26 @@ from typing import TypeVar
 S = TypeVar("S")
 
 
+class AbortEvent(threading.Event):
+    """A ``threading.Event`` that can say why it was set (needlectl: which signal).
+
+    ``run_procedure`` and ``home_interruptibly`` take any ``threading.Event``; with
+    this one the outcome's reason names the cause."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason = ""
+
+    def set_because(self, reason: str) -> None:
+        self.reason = reason
+        self.set()
+
+
+def abort_reason(abort: threading.Event | None, default: str) -> str:
+    why = getattr(abort, "reason", "")
+    return f"{default} ({why})" if why else default
+
+
 def wait_until_idle(
     status: Callable[[], S],
     moving: Callable[[S], bool],

@@ -10,11 +10,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from firmware_host import driver as ops
 from firmware_host import waiting
+from firmware_host.cli.command import Command, add_number
 from firmware_host.cli.exits import CLEAR_THEN_HOME, CliError, Exit, Interrupted
 from firmware_host.cli.interrupt import StopRequest, stop_on_signals
 from firmware_host.cli.output import Output, jsonable
-from firmware_host.procedure.homing import home_interruptibly
 
 if TYPE_CHECKING:
     from firmware_host.client import DeviceStatus
@@ -292,6 +293,8 @@ def home(nd: Driver, ns: argparse.Namespace, out: Output, stop: StopRequest) -> 
     """Home with a spinner; a signal stops the rig. Returns the status after."""
     from rich.status import Status as Spinner
 
+    from firmware_host.procedure.homing import home_interruptibly
+
     spinner = Spinner("homing…", console=out.console) if out.interactive else None
     if spinner is not None:
         spinner.start()
@@ -348,3 +351,72 @@ def cmd_jog(ns: argparse.Namespace, out: Output) -> int:
             raise
         status = wait_until_idle(nd, stop, ns.timeout_s)
         return _report(out, nd, "jogged", status, motion=True)
+
+
+# ---------------------------------------------------------------- the commands
+
+
+def _home_arguments(p: argparse.ArgumentParser) -> None:
+    add_number(p, "--speed-mm-s", 0.01, 50, 2.0, "homing speed in mm/s (2.0)")
+    add_number(
+        p, "--timeout-s", 1, 3600, 120.0, "stop the rig and fail if homing takes longer (120)"
+    )
+
+
+def _jog_arguments(p: argparse.ArgumentParser) -> None:
+    add_number(p, "--advance-mm", -200, 200, 0.0, "relative advance in mm (negative retracts)")
+    add_number(p, "--rotate-deg", -36000, 36000, 0.0, "relative rotation in degrees")
+    add_number(p, "--speed-mm-s", 0.001, 50, 0.5, "advance speed in mm/s (0.5)")
+    add_number(p, "--rate-rpm", 0.1, 600, 30.0, "rotation rate in rpm (30)")
+    add_number(
+        p, "--timeout-s", 1, 3600, 120.0, "stop the rig and fail if the move takes longer (120)"
+    )
+
+
+INFO = Command(
+    "info",
+    "identity: firmware, protocol version, schema hash, limits",
+    cmd_info,
+    operations=(ops.IDENTITY,),
+)
+STATUS = Command(
+    "status",
+    "state, homed, depth_mm, angle_deg, force_n, latched faults, link statistics",
+    cmd_status,
+    operations=(ops.STATUS,),
+)
+EVENTS = Command(
+    "events",
+    "the device's numbered event log (JSON lines with --json)",
+    cmd_events,
+    operations=(ops.EVENTS,),
+)
+HOME = Command(
+    "home",
+    "home the advance axis (motion)",
+    cmd_home,
+    _home_arguments,
+    operations=(ops.START_HOME,),
+)
+STOP = Command(
+    "stop", "stop all motion (controlled deceleration)", cmd_stop, operations=(ops.STOP,)
+)
+ESTOP = Command(
+    "estop",
+    "emergency stop: latched until `needlectl clear`",
+    cmd_estop,
+    operations=(ops.ESTOP,),
+)
+CLEAR = Command(
+    "clear",
+    "clear latched faults and e-stop (after fixing the cause)",
+    cmd_clear,
+    operations=(ops.CLEAR,),
+)
+JOG = Command(
+    "jog",
+    "small manual move: advance and/or rotate, then wait until idle",
+    cmd_jog,
+    _jog_arguments,
+    operations=(ops.ADVANCE_MM, ops.ROTATE_DEG),
+)

@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from firmware_host import driver as ops
+from firmware_host.cli.command import Command, add_number
 from firmware_host.cli.device import (
     confirm_motion,
     connect,
@@ -360,3 +362,41 @@ def cmd_plot(ns: argparse.Namespace, out: Output) -> int:
         raise CliError(f"cannot plot: {exc}") from None
     out.result({"plot": str(png), "run_dir": str(run_dir)}, f"wrote {png}")
     return Exit.OK
+
+
+# ---------------------------------------------------------------- the commands
+
+
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "profile", metavar="PROFILE", help="built-in profile name (e.g. pierce) or TOML file"
+    )
+    p.add_argument("--record", metavar="DIR", help="record the run into DIR (a new run folder)")
+    add_number(
+        p,
+        "--target-mm",
+        0.1,
+        500,
+        None,
+        "target depth in mm: the lesion's far end plus a margin (default: the"
+        " profile's; on sim://?lesion=NAME|PATH the lesion's end + 2 mm)",
+        metavar="MM",
+    )
+
+
+def _plot_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="DIR", help="a run folder written by `run --record`")
+    p.add_argument(
+        "-o", "--output", metavar="FILE.png", help="where to write the PNG (default: DIR/plot.png)"
+    )
+
+
+RUN = Command(
+    "run",
+    "the PIERCE procedure with live progress; outcome at the end (starts only with the"
+    " needle at home; homes first)",
+    cmd_run,
+    _run_arguments,
+    operations=(ops.RUN,),
+)
+PLOT = Command("plot", "picture of a recorded run (PNG)", cmd_plot, _plot_arguments)

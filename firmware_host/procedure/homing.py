@@ -14,7 +14,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from firmware_host.errors import DeviceFault, Timeout
-from firmware_host.waiting import wait_until_idle
+from firmware_host.waiting import AbortEvent, abort_reason, wait_until_idle
 
 if TYPE_CHECKING:
     from firmware_host.client import DeviceStatus
@@ -22,25 +22,7 @@ if TYPE_CHECKING:
 
 HOME_SLICE_S = 0.05
 
-
-class AbortEvent(threading.Event):
-    """A ``threading.Event`` that can say why it was set (needlectl: which signal).
-
-    ``run_procedure`` and ``home_interruptibly`` take any ``threading.Event``; with
-    this one the outcome's reason names the cause."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reason = ""
-
-    def set_because(self, reason: str) -> None:
-        self.reason = reason
-        self.set()
-
-
-def abort_reason(abort: threading.Event | None, default: str) -> str:
-    why = getattr(abort, "reason", "")
-    return f"{default} ({why})" if why else default
+__all__ = ["AbortEvent", "abort_reason", "home_interruptibly"]
 
 
 def home_interruptibly(

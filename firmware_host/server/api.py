@@ -29,10 +29,10 @@ from aiohttp import WSMsgType, web
 
 from firmware_host.driver import OPERATIONS, RUN
 from firmware_host.errors import Nak
-from firmware_host.procedure.homing import AbortEvent
 from firmware_host.server.feed import TOPICS, Conn, Feed
 from firmware_host.server.messages import error_to_wire, to_wire
 from firmware_host.server.session import Session
+from firmware_host.waiting import AbortEvent
 from protocol import NakReason
 
 if TYPE_CHECKING:
