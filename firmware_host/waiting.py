@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from firmware_host.client import DeviceStatus
+    from firmware_host.driver import Driver
 
 S = TypeVar("S")
 
@@ -62,3 +66,26 @@ def wait_until_idle(
         if now() >= deadline_s:
             raise on_timeout(last)
         wait_s(poll_s)
+
+
+def wait_driver_idle(
+    nd: Driver,
+    *,
+    poll_s: float,
+    timeout_s: float,
+    on_timeout: Callable[[DeviceStatus], BaseException],
+    abort: threading.Event | None = None,
+    on_status: Callable[[DeviceStatus], None] | None = None,
+) -> DeviceStatus | None:
+    """wait_until_idle on a driver: its status, its clock, its wait (link kept alive)."""
+    return wait_until_idle(
+        nd.status,
+        lambda status: status.moving,
+        now=nd.clock.monotonic,
+        wait_s=nd.wait_s,
+        poll_s=poll_s,
+        timeout_s=timeout_s,
+        on_timeout=on_timeout,
+        abort=abort,
+        on_status=on_status,
+    )

@@ -105,11 +105,8 @@ def wait_until_idle(
             Exit.LINK,
         )
 
-    status = waiting.wait_until_idle(
-        nd.status,
-        lambda status: status.moving,
-        now=nd.clock.monotonic,
-        wait_s=nd.wait_s,
+    status = waiting.wait_driver_idle(
+        nd,
         poll_s=POLL_S,
         timeout_s=timeout_s,
         on_timeout=timed_out,

@@ -14,7 +14,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from firmware_host.errors import DeviceFault, Timeout
-from firmware_host.waiting import AbortEvent, abort_reason, wait_until_idle
+from firmware_host.waiting import AbortEvent, abort_reason, wait_driver_idle
 
 if TYPE_CHECKING:
     from firmware_host.client import DeviceStatus
@@ -41,11 +41,8 @@ def home_interruptibly(
     if abort is not None and abort.is_set():
         return None
     nd.start_home(speed_mm_s)
-    status = wait_until_idle(
-        nd.status,
-        lambda status: status.moving,
-        now=nd.clock.monotonic,
-        wait_s=nd.wait_s,
+    status = wait_driver_idle(
+        nd,
         poll_s=slice_s,
         timeout_s=timeout_s,
         on_timeout=lambda _: Timeout(f"{nd.url}: still homing after {timeout_s:g} s"),
