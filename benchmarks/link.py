@@ -208,23 +208,22 @@ def measure_telemetry(duration_s: float) -> dict[str, Any]:
         _announce(kids)
         with NeedleDriver.open(dev_path) as nd:
             nd.set_telemetry(1000, 10)
-            got = nd.telemetry.samples_received
-            nd.wait_until(lambda: nd.telemetry.samples_received > got, 2.0)  # stream running
-            start_received = nd.telemetry.samples_received
+            got = nd.stats.telemetry_samples
+            nd.wait_until(lambda: nd.stats.telemetry_samples > got, 2.0)  # stream running
+            start_received = nd.stats.telemetry_samples
             cpu0 = time.process_time()
             wall0 = time.monotonic()
             nd.wait_s(duration_s)
             cpu_s = time.process_time() - cpu0
             wall_s = time.monotonic() - wall0
-            received = nd.telemetry.samples_received - start_received
-            lost = nd.telemetry.samples_lost
-            link_lost = nd.stats.telemetry_samples_lost
+            received = nd.stats.telemetry_samples - start_received
+            lost = nd.stats.telemetry_samples_lost
             nd.set_telemetry(0, 10)
     return {
         "telemetry_duration_s": wall_s,
         "telemetry_samples": received,
         "telemetry_rate_hz": received / wall_s,
-        "telemetry_samples_lost": max(lost, link_lost),
+        "telemetry_samples_lost": lost,
         "host_cpu_fraction": cpu_s / wall_s,
     }
 

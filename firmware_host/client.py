@@ -15,10 +15,10 @@ import enum
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from firmware_host import units
+from firmware_host.driver import ClosedOnExit
 from firmware_host.errors import (
     DeviceFault,
     LimitError,
@@ -33,6 +33,7 @@ from firmware_host.link import Link, LinkConfig, LinkStats
 from firmware_host.telemetry import TelemetryBuffer, rows_from_samples
 from firmware_host.timesync import TimeSync
 from firmware_host.transports import Clock, Transport, open_transport
+from firmware_host.waiting import wait_until_idle
 from protocol import (
     PROTOCOL_VERSION,
     SCHEMA_HASH,
@@ -154,6 +155,11 @@ class DeviceStatus:
             self.flags & (SampleFlags.ADVANCING | SampleFlags.ROTATING)
         )
 
+    @property
+    def stopped_by_fault(self) -> bool:
+        """A fault, an e-stop or a stall stopped the axes (or a fault is latched)."""
+        return self.state in _STOPPED_BY_FAULT or bool(self.latched_faults)
+
     @classmethod
     def from_message(cls, msg: Status) -> DeviceStatus:
         return cls(
@@ -233,7 +239,7 @@ def _event_code(code: int) -> EventCode | int:
 EventListener = Callable[[DeviceEvent], None]
 
 
-class NeedleDriver:
+class NeedleDriver(ClosedOnExit):
     """A connected rig (or simulator). Open with ``NeedleDriver.open(url)``; use as a
     context manager so that the rig is stopped when the block ends."""
 
@@ -287,18 +293,7 @@ class NeedleDriver:
         """Open the port named by url (see docs/architecture.md §4) and shake hands."""
         return cls(open_transport(url, usb_backend=usb_backend), **kwargs)
 
-    # ---------------------------------------------------------------- context manager
-
-    def __enter__(self) -> NeedleDriver:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    # ---------------------------------------------------------------- closing
 
     def close(self) -> None:
         """Stop the rig (best effort) if this session commanded motion, then close the
@@ -593,19 +588,22 @@ class NeedleDriver:
 
     def wait_idle(self, timeout_s: float, *, raise_on_fault: bool = False) -> DeviceStatus:
         """Poll until no axis moves; returns the final status (Timeout if it keeps moving)."""
-        deadline = self.clock.monotonic() + timeout_s
-        while True:
-            status = self.status()
-            if not status.moving:
-                if raise_on_fault and (status.state in _STOPPED_BY_FAULT or status.latched_faults):
-                    raise DeviceFault(
-                        f"{self.url}: stopped in state {status.state.name}",
-                        int(status.latched_faults),
-                    )
-                return status
-            if self.clock.monotonic() >= deadline:
-                raise Timeout(f"{self.url}: still moving after {timeout_s:g} s")
-            self.link.wait_s(_POLL_S)
+        status = wait_until_idle(
+            self.status,
+            lambda status: status.moving,
+            now=self.clock.monotonic,
+            wait_s=self.link.wait_s,
+            poll_s=_POLL_S,
+            timeout_s=timeout_s,
+            on_timeout=lambda _: Timeout(f"{self.url}: still moving after {timeout_s:g} s"),
+        )
+        assert status is not None  # (no abort)
+        if raise_on_fault and status.stopped_by_fault:
+            raise DeviceFault(
+                f"{self.url}: stopped in state {status.state.name}",
+                int(status.latched_faults),
+            )
+        return status
 
     def wait_s(self, seconds: float) -> None:
         """Let time pass with the link kept alive (virtual time on sim://). Every

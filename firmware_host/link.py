@@ -221,6 +221,15 @@ class Link:
         """Tests may switch the heartbeats off to trip the device's watchdog."""
         self._pump.heartbeats_enabled = on
 
+    @property
+    def on_beat(self) -> Callable[[float], None] | None:
+        """Called with the link's time of every heartbeat sent (the pump's hook)."""
+        return self._pump.on_beat
+
+    @on_beat.setter
+    def on_beat(self, hook: Callable[[float], None] | None) -> None:
+        self._pump.on_beat = hook
+
     def add_listener(self, listener: FrameListener) -> None:
         """Called with every unsolicited frame (telemetry, events, heartbeats), on the
         thread that decoded it (the reader, or a caller reading for itself)."""

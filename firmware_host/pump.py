@@ -13,7 +13,9 @@ tests' mini host all run on it (docs/architecture.md §4).
 Heartbeat policy: a period, a switch (``heartbeats_enabled``; tests turn it off to trip
 the watchdog), an optional ``allowed(now)`` (the link's liveness lease) and an optional
 ``beat(now)`` that sends it (default: a delimiter and a HEARTBEAT frame). A heartbeat
-withheld by ``allowed`` goes out at the next ``tick`` that allows it.
+withheld by ``allowed`` goes out at the next ``tick`` that allows it. ``on_beat(now)``
+(public, may be set at any time) hears of every heartbeat sent: the rig server times
+them with it.
 
 Reading in batches (real ports, ``coalesce_s``): after a read the reader waits that long
 before it looks again, so a 1 kHz stream in batches of 10 costs one wake-up per few frames
@@ -54,6 +56,7 @@ class Pump:
         heartbeat_s: float = HOST_HEARTBEAT_MS / 1000.0,
         allowed: Callable[[float], bool] | None = None,
         beat: Callable[[float], None] | None = None,
+        on_beat: Callable[[float], None] | None = None,
         on_timer: Callable[[float], None] | None = None,
         on_lost: Callable[[LinkLost], None] | None = None,
         slice_s: float = 0.05,
@@ -75,6 +78,7 @@ class Pump:
         self.next_heartbeat_s = self.now()
         self._allowed = allowed
         self._beat = beat or self._send_heartbeat
+        self.on_beat = on_beat
         self._withheld = False  # a heartbeat was due but not allowed
         self._on_timer = on_timer
         self._on_lost = on_lost
@@ -106,6 +110,8 @@ class Pump:
                 try:
                     self._beat(now)
                     self.heartbeats_out += 1
+                    if self.on_beat is not None:
+                        self.on_beat(now)
                 except LinkLost as exc:
                     self._lose(exc)
             else:

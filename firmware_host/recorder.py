@@ -169,7 +169,7 @@ class Recorder:
         self.meta["events"] = self.events_written
         if self._nd is not None:
             self.meta["link_stats"] = self._nd.stats.as_dict()
-            self.meta["telemetry_samples_lost"] = self._nd.telemetry.samples_lost
+            self.meta["telemetry_samples_lost"] = self._nd.stats.telemetry_samples_lost
         if summary:
             self.meta["summary"] = summary
         self._write_meta()

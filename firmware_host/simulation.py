@@ -8,10 +8,21 @@ them over the link: they are ``None`` then (see the terminal running ``sim serve
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-DEFAULT_LESION = "soft-stenosis"
-DEFAULT_SEED = 0
+if TYPE_CHECKING:
+    from sim_device.device import DeviceOptions
+
+
+def sim_options(port: str) -> DeviceOptions:
+    """The options of a ``sim://?...`` URL, read and checked by the simulator's own
+    parser (sim_device.device.DeviceOptions): the one reading of a sim:// URL. Raises
+    its DeviceOptionError (a ValueError) for a bad one."""
+    from urllib.parse import urlsplit
+
+    from sim_device.device import DeviceOptions, parse_query
+
+    return DeviceOptions.from_mapping(parse_query(urlsplit(port).query))
 
 
 def simulation_of(port: str | None, identity: Any) -> dict[str, Any] | None:
@@ -20,15 +31,8 @@ def simulation_of(port: str | None, identity: Any) -> dict[str, Any] | None:
         return None
     if port is None or not port.startswith("sim://"):
         return {"lesion": None, "seed": None}
-    from urllib.parse import parse_qsl, urlsplit
-
-    query = dict(parse_qsl(urlsplit(port).query))
-    seed_text = query.get("seed", "")
-    try:
-        seed: int | None = int(seed_text, 0) if seed_text else DEFAULT_SEED
-    except ValueError:
-        seed = None
-    return {"lesion": query.get("lesion") or DEFAULT_LESION, "seed": seed}
+    options = sim_options(port)  # (the port was opened with it: it is valid)
+    return {"lesion": options.lesion, "seed": options.seed}
 
 
 def simulated_label(simulation: dict[str, Any] | None) -> str:

@@ -1,6 +1,6 @@
 """Telemetry in a numpy ring buffer (preallocated: a row costs well under a µs, nothing
-grows), with subscriptions for live consumers and an exact count of lost samples from the
-device's sample counter."""
+grows), with subscriptions for live consumers. Lost samples are counted once, by the link
+(``LinkStats.telemetry_samples_lost``, exact from the device's sample counter)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,6 @@ TELEMETRY_DTYPE = np.dtype(
 
 TelemetryRows = npt.NDArray[np.void]
 Subscriber = Callable[[TelemetryRows], None]
-_MOD = 1 << 32
 
 
 def _run_view(dtype: np.dtype[Any], names: tuple[str, ...], base: str) -> np.dtype[Any]:
@@ -94,9 +93,6 @@ class TelemetryBuffer:
         self._count = 0  # rows ever pushed
         self._lock = threading.Lock()
         self._subscribers: list[Subscriber] = []
-        self._expected: int | None = None  # next sample number (mod 2^32)
-        self.samples_lost = 0
-        self.samples_received = 0
 
     def __len__(self) -> int:
         return min(self._count, self.capacity)
@@ -117,13 +113,6 @@ class TelemetryBuffer:
         n = len(rows)
         if n == 0:
             return
-        first = int(rows["sample_number"][0]) % _MOD
-        if self._expected is not None:
-            gap = (first - self._expected) % _MOD
-            if gap < _MOD // 2:
-                self.samples_lost += gap
-        self._expected = (first + n) % _MOD
-        self.samples_received += n
         with self._lock:
             if n >= self.capacity:
                 rows = rows[-self.capacity :]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from firmware_host.waiting import wait_until_idle
 from hil_tests.wire import Wire, events_of
 from protocol import (
     PROTOCOL_VERSION,
@@ -158,17 +159,19 @@ class Dut:
 
     def wait_idle(self, timeout_s: float, poll_s: float = 0.05) -> Status:
         """Poll STATUS until no axis moves; a failure if it is still moving at the timeout."""
-        deadline = self.wire.clock.monotonic() + timeout_s
-        while True:
-            st = self.status()
-            moving = st.state in MOVING_STATES or st.flags & (
-                SampleFlags.ADVANCING | SampleFlags.ROTATING
-            )
-            if not moving:
-                return st
-            if self.wire.clock.monotonic() >= deadline:
-                raise DeviceError(f"still {DeviceState(st.state).name} after {timeout_s} s")
-            self.wire.wait_s(poll_s)
+        st = wait_until_idle(
+            self.status,
+            _moving,
+            now=self.wire.clock.monotonic,
+            wait_s=self.wire.wait_s,
+            poll_s=poll_s,
+            timeout_s=timeout_s,
+            on_timeout=lambda st: DeviceError(
+                f"still {DeviceState(st.state).name} after {timeout_s} s"
+            ),
+        )
+        assert st is not None  # (no abort)
+        return st
 
     def wait_event(self, code: int, timeout_s: float, after: int = 0) -> Event | None:
         """The first event with this code numbered above ``after``, waiting for it."""
@@ -185,3 +188,9 @@ class Dut:
         """Wait until at least this many telemetry samples have been received in total."""
         tl = self.wire.received.telemetry
         return self.wire.wait_for(lambda: tl.count >= predicate_count, timeout_s)
+
+
+def _moving(st: Status) -> bool:
+    return st.state in MOVING_STATES or bool(
+        st.flags & (SampleFlags.ADVANCING | SampleFlags.ROTATING)
+    )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import NoReturn
 
+from firmware_host.cli import device, offline, runcmd, servecmd
+from firmware_host.cli.command import Command
 from firmware_host.cli.exits import EXIT_CODES_HELP, CliError, Exit, classify
 from firmware_host.cli.output import Output, StdoutClosed
 
@@ -30,37 +31,6 @@ The default sim:// starts a FRESH in-process simulator for every command, so sta
 that keeps its state, serve one in another terminal:
   needlectl sim serve --pty                  # prints the pty path to use as --port
 Motion on a device that is not simulated asks for confirmation unless --yes."""
-
-
-def _float_in(lo: float, hi: float, name: str) -> Callable[[str], float]:
-    """An argparse type: a number within [lo, hi] (the CLI's own sanity range;
-    the device's limits are checked again by the library and the device)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not (lo <= value <= hi):  # also rejects nan
-            raise argparse.ArgumentTypeError(f"{name} must be within {lo:g}..{hi:g}, got {text}")
-        return value
-
-    parse.__name__ = name
-    return parse
-
-
-def _int_in(lo: int, hi: int, name: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text, 0)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
-        if not (lo <= value <= hi):
-            raise argparse.ArgumentTypeError(f"{name} must be within {lo}..{hi}, got {text}")
-        return value
-
-    parse.__name__ = name
-    return parse
 
 
 class _Parser(argparse.ArgumentParser):
@@ -114,10 +84,26 @@ def _globals_parent(suppress: bool, port: bool = True, yes: bool = True) -> _Par
     return p
 
 
-# Commands whose --help lists --yes (they move the rig) and --port (they talk to one).
-_MOVES = frozenset({"home", "jog", "run"})
-_OFFLINE = frozenset({"ports", "plot", "decode", "sim", "codegen"})
 SUBCOMMAND_EPILOG = "exit codes: see `needlectl --help` (2 usage, 3 link, 4 refused, ...)"
+
+# The commands, in the order --help lists them.
+COMMANDS: tuple[Command, ...] = (
+    offline.PORTS,
+    device.INFO,
+    device.STATUS,
+    device.EVENTS,
+    device.HOME,
+    device.STOP,
+    device.ESTOP,
+    device.CLEAR,
+    device.JOG,
+    runcmd.RUN,
+    servecmd.SERVE,
+    runcmd.PLOT,
+    offline.DECODE,
+    offline.SIM,
+    offline.CODEGEN,
+)
 
 
 def _version() -> str:
@@ -149,187 +135,35 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", metavar="COMMAND", required=True, parser_class=_Parser
     )
 
-    def add(name: str, help_: str, handler: str) -> argparse.ArgumentParser:
+    for cmd in COMMANDS:
         p = sub.add_parser(
-            name,
-            help=help_,
-            description=help_,
-            parents=[parents[(name not in _OFFLINE, name in _MOVES)]],
+            cmd.name,
+            help=cmd.help,
+            description=cmd.help,
+            parents=[parents[(cmd.talks_to_a_device, cmd.moves)]],
             epilog=SUBCOMMAND_EPILOG,
         )
-        p.set_defaults(handler=handler)
-        return p
-
-    p = add("ports", "serial ports and USB devices that look like a rig", "offline:cmd_ports")
-    p.add_argument("--all", action="store_true", help="list every serial port, rig or not")
-    add("info", "identity: firmware, protocol version, schema hash, limits", "device:cmd_info")
-    add(
-        "status",
-        "state, homed, depth_mm, angle_deg, force_n, latched faults, link statistics",
-        "device:cmd_status",
-    )
-    add("events", "the device's numbered event log (JSON lines with --json)", "device:cmd_events")
-    p = add("home", "home the advance axis (motion)", "device:cmd_home")
-    p.add_argument(
-        "--speed-mm-s",
-        type=_float_in(0.01, 50, "--speed-mm-s"),
-        default=2.0,
-        help="homing speed in mm/s (2.0)",
-    )
-    p.add_argument(
-        "--timeout-s",
-        type=_float_in(1, 3600, "--timeout-s"),
-        default=120.0,
-        help="stop the rig and fail if homing takes longer (120)",
-    )
-    add("stop", "stop all motion (controlled deceleration)", "device:cmd_stop")
-    add("estop", "emergency stop: latched until `needlectl clear`", "device:cmd_estop")
-    add("clear", "clear latched faults and e-stop (after fixing the cause)", "device:cmd_clear")
-    p = add(
-        "jog", "small manual move: advance and/or rotate, then wait until idle", "device:cmd_jog"
-    )
-    p.add_argument(
-        "--advance-mm",
-        type=_float_in(-200, 200, "--advance-mm"),
-        default=0.0,
-        help="relative advance in mm (negative retracts)",
-    )
-    p.add_argument(
-        "--rotate-deg",
-        type=_float_in(-36000, 36000, "--rotate-deg"),
-        default=0.0,
-        help="relative rotation in degrees",
-    )
-    p.add_argument(
-        "--speed-mm-s",
-        type=_float_in(0.001, 50, "--speed-mm-s"),
-        default=0.5,
-        help="advance speed in mm/s (0.5)",
-    )
-    p.add_argument(
-        "--rate-rpm",
-        type=_float_in(0.1, 600, "--rate-rpm"),
-        default=30.0,
-        help="rotation rate in rpm (30)",
-    )
-    p.add_argument(
-        "--timeout-s",
-        type=_float_in(1, 3600, "--timeout-s"),
-        default=120.0,
-        help="stop the rig and fail if the move takes longer (120)",
-    )
-    p = add(
-        "run",
-        "the PIERCE procedure with live progress; outcome at the end (starts only with the"
-        " needle at home; homes first)",
-        "runcmd:cmd_run",
-    )
-    p.add_argument(
-        "profile", metavar="PROFILE", help="built-in profile name (e.g. pierce) or TOML file"
-    )
-    p.add_argument("--record", metavar="DIR", help="record the run into DIR (a new run folder)")
-    p.add_argument(
-        "--target-mm",
-        type=_float_in(0.1, 500, "--target-mm"),
-        metavar="MM",
-        help="target depth in mm: the lesion's far end plus a margin (default: the"
-        " profile's; on sim://?lesion=NAME|PATH the lesion's end + 2 mm)",
-    )
-    p = add(
-        "serve",
-        "own the port and keep its session; other needlectl commands, a web page and a"
-        " stop from any terminal go through it (until Ctrl-C)",
-        "servecmd:cmd_serve",
-    )
-    p.add_argument(
-        "--http-port",
-        type=_int_in(0, 65535, "--http-port"),
-        default=0,
-        help="TCP port of the web page and API (default 0: a free one, printed)",
-    )
-    p.add_argument(
-        "--allow-remote",
-        action="store_true",
-        help="listen on every interface, with a token (printed; or $NEEDLECTL_TOKEN)",
-    )
-    p.add_argument(
-        "--client-queue",
-        type=_int_in(4, 100_000, "--client-queue"),
-        default=256,
-        metavar="N",
-        help="messages a client may fall behind before it is cut off (256)",
-    )
-    p = add("plot", "picture of a recorded run (PNG)", "runcmd:cmd_plot")
-    p.add_argument("run_dir", metavar="DIR", help="a run folder written by `run --record`")
-    p.add_argument(
-        "-o", "--output", metavar="FILE.png", help="where to write the PNG (default: DIR/plot.png)"
-    )
-    p = add(
-        "decode",
-        "decode a raw byte capture, one message a line (JSON lines with --json)",
-        "offline:cmd_decode",
-    )
-    p.add_argument("file", metavar="FILE", help="raw bytes as captured from the wire ('-': stdin)")
-
-    p = add("sim", "the simulator: serve it, list its lesions", "offline:cmd_sim_help")
-    simsub = p.add_subparsers(dest="sim_command", metavar="SIM_COMMAND", required=True)
-    sp = simsub.add_parser(
-        "serve",
-        help="serve a simulated rig in real time on a pty or TCP (until Ctrl-C)",
-        description="Serve a simulated rig in real time on a pty or TCP until Ctrl-C. The "
-        "first line printed is the port: a pty path to pass as --port, or HOST:PORT to "
-        "pass as --port socket://HOST:PORT. State persists between needlectl commands.",
-        epilog="The simulator's other options (--noise, --fault, --fault-at-s, --corrupt, "
-        "--drop, --duplicate, --cut-at-s, --cut-for-s, --watchdog-ms, --serial, --defect) "
-        "are passed through: see `python -m sim_device serve --help`.",
-        parents=[g],
-    )
-    sp.set_defaults(handler="offline:cmd_sim_serve")
-    where = sp.add_mutually_exclusive_group()
-    where.add_argument("--pty", action="store_true", help="serve on a new pty (default)")
-    where.add_argument(
-        "--tcp", metavar="HOST:PORT", help="serve on TCP (then use --port socket://HOST:PORT)"
-    )
-    sp.add_argument("--lesion", metavar="NAME|FILE", help="lesion from the library or a TOML file")
-    sp.add_argument("--seed", type=_int_in(0, 2**32 - 1, "--seed"), help="random seed")
-    sp.add_argument("--stats", metavar="FILE", help="write the device's statistics here (JSON)")
-    sp = simsub.add_parser(
-        "lesions",
-        help="the lesion library",
-        description="The simulator's lesion library.",
-        parents=[g],
-    )
-    sp.set_defaults(handler="offline:cmd_sim_lesions")
-    sp = simsub.add_parser(
-        "sweep",
-        help="run every combination of a sweep file (lesions × seeds × noise × profiles)",
-        description="Run every combination of a sweep file as independent seeded in-process"
-        " simulations, on local processes or a Dask cluster; write one results table (CSV,"
-        " Parquet), a summary and a figure. Runs already in the table are not redone.",
-        parents=[g],
-    )
-    sp.set_defaults(handler="sweepcmd:cmd_sim_sweep")
-    sp.add_argument("sweep", metavar="SWEEP.toml", help="the sweep file (docs/operator.md)")
-    sp.add_argument("--out", metavar="DIR", help="results folder (default: NAME-results)")
-    sp.add_argument(
-        "--jobs", type=_int_in(1, 1024, "--jobs"), help="local processes (default: all cores)"
-    )
-    sp.add_argument(
-        "--dask", metavar="ADDRESS", help="run on Dask: tcp://HOST:8786, or local:N workers"
-    )
-    sp.add_argument("--fresh", action="store_true", help="ignore the table already in --out")
-    sp.add_argument("--no-figure", action="store_true", help="skip the figure")
-
-    p = add("codegen", "generate code from the protocol schema", "offline:cmd_codegen_help")
-    cgsub = p.add_subparsers(dest="lang", metavar="LANG", required=True)
-    cp = cgsub.add_parser(
-        "c", help="the firmware's C header", description="The firmware's C header.", parents=[g]
-    )
-    cp.set_defaults(handler="offline:cmd_codegen_c")
-    cp.add_argument(
-        "-o", "--output", metavar="FILE.h", required=True, help="the header to write ('-': stdout)"
-    )
+        _fill(p, cmd, g)
     return parser
+
+
+def _fill(p: argparse.ArgumentParser, cmd: Command, g: argparse.ArgumentParser) -> None:
+    """A command's parser: its arguments, or its subcommands; the command to call."""
+    p.set_defaults(command_to_run=cmd)
+    if cmd.arguments is not None:
+        cmd.arguments(p)
+    if not cmd.subcommands:
+        return
+    sub = p.add_subparsers(dest=cmd.subcommand_dest, metavar=cmd.subcommand_metavar, required=True)
+    for subcommand in cmd.subcommands:
+        sp = sub.add_parser(
+            subcommand.name,
+            help=subcommand.help,
+            description=subcommand.description or subcommand.help,
+            epilog=subcommand.epilog,
+            parents=[g],
+        )
+        _fill(sp, subcommand, g)
 
 
 def resolve_port(ns: argparse.Namespace) -> str:
@@ -352,12 +186,13 @@ def resolve_port(ns: argparse.Namespace) -> str:
     return port
 
 
-def _talks_to_a_device(handler: str) -> bool:
-    return handler.startswith("device:") or handler in ("runcmd:cmd_run", "servecmd:cmd_serve")
-
-
 def _check_sim_url(port: str, where: str) -> None:
-    from urllib.parse import parse_qsl, urlsplit
+    """needlectl's own rules (nothing between 'sim://' and '?', no empty value: it must
+    never quietly mean a default), then the simulator's parser checks the options."""
+    from urllib.parse import urlsplit
+
+    from firmware_host.simulation import sim_options
+    from sim_device.device import parse_query
 
     parts = urlsplit(port)
     if parts.netloc or parts.path:
@@ -365,30 +200,22 @@ def _check_sim_url(port: str, where: str) -> None:
             f"{where} {port!r}: a simulator URL is sim:// or sim://?lesion=NAME&seed=N"
             f" (nothing between 'sim://' and '?'; got {parts.netloc + parts.path!r})"
         )
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if not value.strip():
-            raise CliError(f"{where} {port!r}: {key}= is empty — give a value or leave it out")
+    try:
+        for key, value in parse_query(parts.query).items():
+            if not value.strip():
+                raise CliError(f"{where} {port!r}: {key}= is empty — give a value or leave it out")
+        sim_options(port)
+    except ValueError as exc:  # the simulator's DeviceOptionError
+        code, message = classify(exc, port)
+        raise CliError(message, code) from None
 
 
 def _check_socket_url(port: str, where: str) -> None:
-    from urllib.parse import urlsplit
+    from firmware_host.transports.serial import socket_url_problem
 
-    parts = urlsplit(port)
-    try:
-        number = parts.port
-    except ValueError:
-        number = None
-    if not parts.hostname or number is None or number == 0:
-        raise CliError(
-            f"{where} {port!r}: a TCP port is socket://HOST:PORT (e.g. socket://127.0.0.1:5555)"
-        )
-
-
-def _handler(spec: str) -> Callable[[argparse.Namespace, Output], int]:
-    module, func = spec.split(":")
-    mod = importlib.import_module(f"firmware_host.cli.{module}")
-    fn: Callable[[argparse.Namespace, Output], int] = getattr(mod, func)
-    return fn
+    problem = socket_url_problem(port)
+    if problem is not None:
+        raise CliError(f"{where} {port!r}: {problem}")
 
 
 def _discard_stdout() -> None:
@@ -413,16 +240,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         ns, extras = parser.parse_known_args(args)
+        command: Command = ns.command_to_run
         if extras:
             # `sim serve` hands the simulator's other options (--noise, --fault, link
             # faults...) through to the simulator's own parser; nothing else takes extras.
-            if getattr(ns, "handler", "") != "offline:cmd_sim_serve":
+            if not command.passes_extras:
                 parser.error(f"unrecognized arguments: {' '.join(extras)}")
             ns.serve_extra = extras
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
         return int(exc.code) if isinstance(exc.code, int) else Exit.USAGE
     try:
-        if _talks_to_a_device(str(getattr(ns, "handler", ""))):
+        if command.talks_to_a_device:
             ns.port = resolve_port(ns)
         else:  # plot, decode, ports, sim, codegen: the port is only named in messages
             ns.port = getattr(ns, "port", None) or os.environ.get(PORT_ENV) or DEFAULT_PORT
@@ -442,7 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="needlectl: %(name)s: %(message)s",
     )
     try:
-        return int(_handler(ns.handler)(ns, out))
+        assert command.handler is not None  # (a group's subcommand is required)
+        return int(command.handler(ns, out))
     except BaseException as exc:  # the one error boundary
         if isinstance(exc, SystemExit):
             raise

@@ -8,12 +8,18 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from firmware_host import driver as ops
+from firmware_host import waiting
+from firmware_host.cli.command import Command, add_number
 from firmware_host.cli.exits import CLEAR_THEN_HOME, CliError, Exit, Interrupted
 from firmware_host.cli.interrupt import StopRequest, stop_on_signals
 from firmware_host.cli.output import Output, jsonable
-from firmware_host.procedure.homing import home_interruptibly
+
+if TYPE_CHECKING:
+    from firmware_host.client import DeviceStatus
+    from firmware_host.driver import Driver
 
 log = logging.getLogger("needlectl")
 
@@ -27,14 +33,14 @@ _SAFETY_STATES = (
 
 
 @contextmanager
-def connect(ns: argparse.Namespace) -> Iterator[Any]:
+def connect(ns: argparse.Namespace) -> Iterator[Driver]:
     """A NeedleDriver on the chosen port (closing it sends STOP, best effort) — or, when
     a rig server (`needlectl serve`) owns that port, the same calls through it."""
     from firmware_host.server.runtime import find_server
 
     server = find_server(ns.port)
     if server is not None:
-        from firmware_host.server.client import RemoteDriver
+        from firmware_host.server.remote import RemoteDriver
 
         with RemoteDriver.open(ns.port, server) as remote:
             yield remote
@@ -45,19 +51,15 @@ def connect(ns: argparse.Namespace) -> Iterator[Any]:
         yield nd
 
 
-def name_of(value: Any) -> str:
+def name_of(value: object) -> str:
     return str(getattr(value, "name", value))
 
 
-def is_moving(status: Any) -> bool:
-    return bool(status.moving)
-
-
-def confirm_motion(nd: Any, ns: argparse.Namespace, what: str) -> None:
+def confirm_motion(nd: Driver, ns: argparse.Namespace, what: str) -> None:
     """Real hardware moves only when the operator says so (--yes, or 'y' on a terminal)."""
-    if bool(getattr(nd.identity, "simulated", False)) or getattr(ns, "yes", False):
+    if nd.identity.simulated or getattr(ns, "yes", False):
         return
-    serial = getattr(nd.identity, "serial_number", "") or getattr(nd.identity, "serial", "")
+    serial = nd.identity.serial_number
     rig = f"rig {serial} on {ns.port}" if serial else f"rig on {ns.port}"
     if not sys.stdin.isatty():
         raise CliError(
@@ -71,7 +73,7 @@ def confirm_motion(nd: Any, ns: argparse.Namespace, what: str) -> None:
         raise CliError("cancelled by the operator: nothing moved")
 
 
-def stop_rig(nd: Any, why: str) -> str:
+def stop_rig(nd: Driver, why: str) -> str:
     """STOP, and ESTOP if STOP cannot be delivered. Returns what was done."""
     try:
         nd.stop()
@@ -88,36 +90,39 @@ def stop_rig(nd: Any, why: str) -> str:
 
 
 def wait_until_idle(
-    nd: Any,
+    nd: Driver,
     stop: StopRequest,
     timeout_s: float,
-    on_status: Callable[[Any], None] | None = None,
-) -> Any:
+    on_status: Callable[[DeviceStatus], None] | None = None,
+) -> DeviceStatus:
     """Poll until no axis moves; a signal stops the rig and raises Interrupted."""
-    deadline_s = nd.clock.monotonic() + timeout_s
-    while True:
-        if stop.requested:
-            done = stop_rig(nd, "operator signal")
-            raise Interrupted(stop.signum or signal.SIGINT, f"{stop.signal_name}: {done}")
-        status = nd.status()
-        if on_status is not None:
-            on_status(status)
-        if not is_moving(status):
-            return status
-        if nd.clock.monotonic() >= deadline_s:
-            done = stop_rig(nd, "timeout")
-            raise CliError(
-                f"motion not finished after {timeout_s:g} s: {done} — raise --timeout-s"
-                " or check the rig",
-                Exit.LINK,
-            )
-        nd.wait_s(POLL_S)
+
+    def timed_out(status: DeviceStatus) -> CliError:
+        done = stop_rig(nd, "timeout")
+        return CliError(
+            f"motion not finished after {timeout_s:g} s: {done} — raise --timeout-s"
+            " or check the rig",
+            Exit.LINK,
+        )
+
+    status = waiting.wait_driver_idle(
+        nd,
+        poll_s=POLL_S,
+        timeout_s=timeout_s,
+        on_timeout=timed_out,
+        abort=stop.event,
+        on_status=on_status,
+    )
+    if status is None:
+        done = stop_rig(nd, "operator signal")
+        raise Interrupted(stop.signum or signal.SIGINT, f"{stop.signal_name}: {done}")
+    return status
 
 
 # ---------------------------------------------------------------- queries
 
 
-def _status_dict(nd: Any, status: Any) -> dict[str, Any]:
+def _status_dict(nd: Driver, status: DeviceStatus) -> dict[str, Any]:
     d: dict[str, Any] = dict(jsonable(status))
     d["state"] = name_of(status.state)
     d["latched_faults"] = fault_list(status.latched_faults)
@@ -128,14 +133,14 @@ def _status_dict(nd: Any, status: Any) -> dict[str, Any]:
     return d
 
 
-def simulation(nd: Any) -> dict[str, Any] | None:
+def simulation(nd: Driver) -> dict[str, Any] | None:
     """None on a real device; the lesion and seed (None when unknown) on a simulated one."""
     from firmware_host.simulation import simulation_of
 
     return simulation_of(str(nd.url), nd.identity)
 
 
-def with_simulated(nd: Any, text: str) -> str:
+def with_simulated(nd: Driver, text: str) -> str:
     """A result line, marked SIMULATED (lesion, seed) when the device is simulated."""
     from firmware_host.simulation import simulated_label
 
@@ -143,16 +148,13 @@ def with_simulated(nd: Any, text: str) -> str:
     return f"{text} — {label}" if label else text
 
 
-def fault_list(faults: Any) -> list[str]:
-    if isinstance(faults, list | tuple | set | frozenset):
-        return sorted(name_of(f) for f in faults)
+def fault_list(faults: int) -> list[str]:
     from protocol import FaultFlags
 
-    value = int(faults or 0)
-    return [f.name or "" for f in FaultFlags if value & f]
+    return [f.name or "" for f in FaultFlags if faults & f]
 
 
-def status_line(status: Any) -> str:
+def status_line(status: DeviceStatus) -> str:
     faults = fault_list(status.latched_faults)
     homed = "homed" if status.homed else "NOT homed"
     return (
@@ -198,7 +200,7 @@ def link_line(link: dict[str, Any]) -> str:
     )
 
 
-def _fmt(v: Any) -> str:
+def _fmt(v: object) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
@@ -247,7 +249,7 @@ def cmd_events(ns: argparse.Namespace, out: Output) -> int:
 
 
 def _report(
-    out: Output, nd: Any, what: str, status: Any | None = None, motion: bool = False
+    out: Output, nd: Driver, what: str, status: DeviceStatus | None = None, motion: bool = False
 ) -> int:
     """Print the state after a command; a motion that ended in a latched fault is a
     safety stop (exit 5) even though the command itself was accepted."""
@@ -284,9 +286,11 @@ def cmd_clear(ns: argparse.Namespace, out: Output) -> int:
         return _report(out, nd, "faults cleared")
 
 
-def home(nd: Any, ns: argparse.Namespace, out: Output, stop: StopRequest) -> Any:
+def home(nd: Driver, ns: argparse.Namespace, out: Output, stop: StopRequest) -> DeviceStatus:
     """Home with a spinner; a signal stops the rig. Returns the status after."""
     from rich.status import Status as Spinner
+
+    from firmware_host.procedure.homing import home_interruptibly
 
     spinner = Spinner("homing…", console=out.console) if out.interactive else None
     if spinner is not None:
@@ -344,3 +348,72 @@ def cmd_jog(ns: argparse.Namespace, out: Output) -> int:
             raise
         status = wait_until_idle(nd, stop, ns.timeout_s)
         return _report(out, nd, "jogged", status, motion=True)
+
+
+# ---------------------------------------------------------------- the commands
+
+
+def _home_arguments(p: argparse.ArgumentParser) -> None:
+    add_number(p, "--speed-mm-s", 0.01, 50, 2.0, "homing speed in mm/s (2.0)")
+    add_number(
+        p, "--timeout-s", 1, 3600, 120.0, "stop the rig and fail if homing takes longer (120)"
+    )
+
+
+def _jog_arguments(p: argparse.ArgumentParser) -> None:
+    add_number(p, "--advance-mm", -200, 200, 0.0, "relative advance in mm (negative retracts)")
+    add_number(p, "--rotate-deg", -36000, 36000, 0.0, "relative rotation in degrees")
+    add_number(p, "--speed-mm-s", 0.001, 50, 0.5, "advance speed in mm/s (0.5)")
+    add_number(p, "--rate-rpm", 0.1, 600, 30.0, "rotation rate in rpm (30)")
+    add_number(
+        p, "--timeout-s", 1, 3600, 120.0, "stop the rig and fail if the move takes longer (120)"
+    )
+
+
+INFO = Command(
+    "info",
+    "identity: firmware, protocol version, schema hash, limits",
+    cmd_info,
+    operations=(ops.IDENTITY,),
+)
+STATUS = Command(
+    "status",
+    "state, homed, depth_mm, angle_deg, force_n, latched faults, link statistics",
+    cmd_status,
+    operations=(ops.STATUS,),
+)
+EVENTS = Command(
+    "events",
+    "the device's numbered event log (JSON lines with --json)",
+    cmd_events,
+    operations=(ops.EVENTS,),
+)
+HOME = Command(
+    "home",
+    "home the advance axis (motion)",
+    cmd_home,
+    _home_arguments,
+    operations=(ops.START_HOME,),
+)
+STOP = Command(
+    "stop", "stop all motion (controlled deceleration)", cmd_stop, operations=(ops.STOP,)
+)
+ESTOP = Command(
+    "estop",
+    "emergency stop: latched until `needlectl clear`",
+    cmd_estop,
+    operations=(ops.ESTOP,),
+)
+CLEAR = Command(
+    "clear",
+    "clear latched faults and e-stop (after fixing the cause)",
+    cmd_clear,
+    operations=(ops.CLEAR,),
+)
+JOG = Command(
+    "jog",
+    "small manual move: advance and/or rotate, then wait until idle",
+    cmd_jog,
+    _jog_arguments,
+    operations=(ops.ADVANCE_MM, ops.ROTATE_DEG),
+)

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from types import FrameType
 
 from firmware_host.cli.exits import Interrupted
-from firmware_host.procedure.homing import AbortEvent
+from firmware_host.waiting import AbortEvent
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -8,13 +8,15 @@ import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from firmware_host.cli.command import Command, int_in
 from firmware_host.cli.exits import CliError, Exit
 from firmware_host.cli.output import Output, jsonable
-from protocol import StreamDecoder, fields_of, message_to_dict
-from protocol.codec import Frame
-from protocol.schema import HeaderFlags
+from firmware_host.cli.sweepcmd import SIM_SWEEP
+
+if TYPE_CHECKING:
+    from protocol.codec import Frame
 
 # ---------------------------------------------------------------- decode
 
@@ -38,6 +40,8 @@ def _enum_text(enum_type: type[enum.IntEnum] | type[enum.IntFlag], value: int) -
 
 def _fields(frame: Frame, named: bool) -> dict[str, Any]:
     """The message's fields; enum values by name when ``named``."""
+    from protocol import fields_of, message_to_dict
+
     values = message_to_dict(frame.message)
     if named:
         for spec in fields_of(type(frame.message)):
@@ -47,6 +51,8 @@ def _fields(frame: Frame, named: bool) -> dict[str, Any]:
 
 
 def _frame_line(index: int, frame: Frame) -> str:
+    from protocol.schema import HeaderFlags
+
     parts = []
     for key, value in _fields(frame, named=True).items():
         if isinstance(value, list):
@@ -64,6 +70,9 @@ def _frame_line(index: int, frame: Frame) -> str:
 
 def cmd_decode(ns: argparse.Namespace, out: Output) -> int:
     """Decode a raw capture streaming, chunk by chunk, so a large file costs no memory."""
+    from protocol import StreamDecoder
+    from protocol.schema import HeaderFlags
+
     decoder = StreamDecoder()
     count = 0
     source = sys.stdin.buffer if ns.file == "-" else open(ns.file, "rb")  # noqa: SIM115
@@ -111,10 +120,6 @@ def cmd_decode(ns: argparse.Namespace, out: Output) -> int:
 # ---------------------------------------------------------------- codegen
 
 
-def cmd_codegen_help(ns: argparse.Namespace, out: Output) -> int:  # pragma: no cover
-    raise CliError("choose what to generate: `needlectl codegen c -o FILE.h`")
-
-
 def cmd_codegen_c(ns: argparse.Namespace, out: Output) -> int:
     from protocol import codegen
 
@@ -132,10 +137,6 @@ def cmd_codegen_c(ns: argparse.Namespace, out: Output) -> int:
 
 
 # ---------------------------------------------------------------- sim
-
-
-def cmd_sim_help(ns: argparse.Namespace, out: Output) -> int:  # pragma: no cover
-    raise CliError("choose `needlectl sim serve` or `needlectl sim lesions`")
 
 
 def cmd_sim_serve(ns: argparse.Namespace, out: Output) -> int:
@@ -236,3 +237,85 @@ def cmd_ports(ns: argparse.Namespace, out: Output) -> int:
         sn = f"  serial {p.serial_number}" if p.serial_number else ""
         out.line(f"{mark} {p.url}  ({p.kind}: {p.description}){sn}")
     return Exit.OK
+
+
+# ---------------------------------------------------------------- the commands
+
+
+def _ports_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--all", action="store_true", help="list every serial port, rig or not")
+
+
+def _decode_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE", help="raw bytes as captured from the wire ('-': stdin)")
+
+
+def _sim_serve_arguments(p: argparse.ArgumentParser) -> None:
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--pty", action="store_true", help="serve on a new pty (default)")
+    where.add_argument(
+        "--tcp", metavar="HOST:PORT", help="serve on TCP (then use --port socket://HOST:PORT)"
+    )
+    p.add_argument("--lesion", metavar="NAME|FILE", help="lesion from the library or a TOML file")
+    p.add_argument("--seed", type=int_in(0, 2**32 - 1, "--seed"), help="random seed")
+    p.add_argument("--stats", metavar="FILE", help="write the device's statistics here (JSON)")
+
+
+def _codegen_c_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-o", "--output", metavar="FILE.h", required=True, help="the header to write ('-': stdout)"
+    )
+
+
+PORTS = Command(
+    "ports", "serial ports and USB devices that look like a rig", cmd_ports, _ports_arguments
+)
+DECODE = Command(
+    "decode",
+    "decode a raw byte capture, one message a line (JSON lines with --json)",
+    cmd_decode,
+    _decode_arguments,
+)
+SIM = Command(
+    "sim",
+    "the simulator: serve it, list its lesions",
+    subcommand_dest="sim_command",
+    subcommand_metavar="SIM_COMMAND",
+    subcommands=(
+        Command(
+            "serve",
+            "serve a simulated rig in real time on a pty or TCP (until Ctrl-C)",
+            cmd_sim_serve,
+            _sim_serve_arguments,
+            description="Serve a simulated rig in real time on a pty or TCP until Ctrl-C. The"
+            " first line printed is the port: a pty path to pass as --port, or HOST:PORT to"
+            " pass as --port socket://HOST:PORT. State persists between needlectl commands.",
+            epilog="The simulator's other options (--noise, --fault, --fault-at-s, --corrupt,"
+            " --drop, --duplicate, --cut-at-s, --cut-for-s, --watchdog-ms, --serial, --defect)"
+            " are passed through: see `python -m sim_device serve --help`.",
+            passes_extras=True,
+        ),
+        Command(
+            "lesions",
+            "the lesion library",
+            cmd_sim_lesions,
+            description="The simulator's lesion library.",
+        ),
+        SIM_SWEEP,
+    ),
+)
+CODEGEN = Command(
+    "codegen",
+    "generate code from the protocol schema",
+    subcommand_dest="lang",
+    subcommand_metavar="LANG",
+    subcommands=(
+        Command(
+            "c",
+            "the firmware's C header",
+            cmd_codegen_c,
+            _codegen_c_arguments,
+            description="The firmware's C header.",
+        ),
+    ),
+)

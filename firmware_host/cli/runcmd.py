@@ -8,8 +8,10 @@ import logging
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from firmware_host import driver as ops
+from firmware_host.cli.command import Command, add_number
 from firmware_host.cli.device import (
     confirm_motion,
     connect,
@@ -20,6 +22,11 @@ from firmware_host.cli.device import (
 from firmware_host.cli.exits import CLEAR_THEN_HOME, CliError, Exit
 from firmware_host.cli.interrupt import stop_on_signals
 from firmware_host.cli.output import Output, jsonable
+
+if TYPE_CHECKING:
+    from firmware_host.driver import Driver
+    from firmware_host.procedure import Outcome, Profile
+    from firmware_host.procedure import Progress as RunProgress
 
 # A run that ended in a fault because the link failed is a link problem (exit 3),
 # any other fault is a safety stop (exit 5).
@@ -37,7 +44,7 @@ class _PhaseLog:
         self.phase: str | None = None
         self.depth_mm = 0
 
-    def __call__(self, p: Any) -> None:
+    def __call__(self, p: RunProgress) -> None:
         if int(p.depth_mm) > self.depth_mm:
             self.depth_mm = int(p.depth_mm)
             log.debug("depth %d mm", self.depth_mm)
@@ -56,7 +63,7 @@ class _PhaseLog:
 @contextlib.contextmanager
 def _progress(
     out: Output, target_text: str, record_dir: Path | None
-) -> Iterator[Callable[[Any], None]]:
+) -> Iterator[Callable[[RunProgress], None]]:
     """rich progress on a terminal: depth against target, force against ceiling, phase."""
     phase_log = _PhaseLog()
     if not out.interactive:
@@ -75,7 +82,7 @@ def _progress(
     )
     task = bar.add_task("run", total=1.0, phase="setup", depth=target_text, force="", extra="")
 
-    def update(p: Any) -> None:
+    def update(p: RunProgress) -> None:
         phase_log(p)
         total = max(float(p.target_depth_mm), 1e-9)
         bar.update(
@@ -105,7 +112,7 @@ SIM_TARGET_MARGIN_MM = 2.0
 AT_HOME_TOL_MM = 0.5
 
 
-def refuse_unless_at_home(nd: Any) -> None:
+def refuse_unless_at_home(nd: Driver) -> None:
     """A run starts with the needle at home. A run that ended early (stopped, or killed
     and cleared) leaves it deep in the lesion: a run must not carry on from there
     (homing first is what retracts it)."""
@@ -123,12 +130,10 @@ def sim_target_mm(port: str) -> float | None:
     (A real rig, or a served simulator, needs --target-mm or a profile target.)"""
     if not port.startswith("sim://"):
         return None
-    from urllib.parse import parse_qs, urlsplit
-
+    from firmware_host.simulation import sim_options
     from sim_device.lesions import load_lesion
 
-    query = parse_qs(urlsplit(port).query)
-    name = query.get("lesion", ["soft-stenosis"])[0]
+    name = sim_options(port).lesion
     return round(float(load_lesion(name).end_mm) + SIM_TARGET_MARGIN_MM, 3)
 
 
@@ -148,7 +153,9 @@ def cmd_run(ns: argparse.Namespace, out: Output) -> int:
     with stop_on_signals() as stop, connect(ns) as nd:
         refuse_unless_at_home(nd)
         confirm_motion(nd, ns, f"PIERCE procedure '{profile.name}' to {target_mm:g} mm")
-        if getattr(nd, "remote", False):
+        from firmware_host.server.remote import RemoteDriver
+
+        if isinstance(nd, RemoteDriver):
             # A rig server owns the port: it runs the procedure (and records) next to
             # the link; this process shows progress, and its going away stops the rig.
             with _progress(out, f"target {target_mm:g} mm", record_dir) as show:
@@ -173,7 +180,7 @@ def cmd_run(ns: argparse.Namespace, out: Output) -> int:
                 port=ns.port,
                 extra_meta={"target_depth_mm": target_mm, "command": _command_line()},
             )
-        outcome: Any = None
+        outcome: Outcome | None = None
         try:
             with _progress(out, f"target {target_mm:g} mm", record_dir) as show:
                 # A signal only sets stop.event (an AbortEvent naming the signal): the
@@ -213,15 +220,14 @@ def _command_line() -> str:
 def _report_run(
     ns: argparse.Namespace,
     out: Output,
-    nd: Any,
-    profile: Any,
-    outcome: Any,
+    nd: Driver,
+    profile: Profile,
+    outcome: Outcome,
     signum: int | None,
     record_dir: Path | None,
 ) -> int:
-    from firmware_host.procedure import Result
 
-    latched = _latched_after(nd) if _exit_code(outcome, Result, signum) else []
+    latched = _latched_after(nd) if _exit_code(outcome, signum) else []
     result = outcome.to_dict()
     result["profile"] = profile.name
     result["port"] = ns.port
@@ -231,7 +237,7 @@ def _report_run(
         result["record_dir"] = str(record_dir)
     if signum is not None:
         result["signal"] = signal.Signals(signum).name
-    code = _exit_code(outcome, Result, signum)
+    code = _exit_code(outcome, signum)
     if out.json_mode:
         out.emit(jsonable(result))
     else:
@@ -252,7 +258,7 @@ def _report_run(
     return Exit.OK
 
 
-def _where(outcome: Any) -> str:
+def _where(outcome: Outcome) -> str:
     """Where the needle went and where it is: after a withdrawal the final depth alone
     (0 mm) would hide how deep it got."""
     final, target = outcome.final_depth_mm, outcome.target_depth_mm
@@ -266,15 +272,17 @@ def _where(outcome: Any) -> str:
     return text
 
 
-def _exit_code(outcome: Any, result_type: Any, signum: int | None) -> Exit:
+def _exit_code(outcome: Outcome, signum: int | None) -> Exit:
+    from firmware_host.procedure import Result
+
     withdraw_failed = outcome.withdrawn is False
-    if outcome.result is result_type.CROSSED and not withdraw_failed:
+    if outcome.result is Result.CROSSED and not withdraw_failed:
         return Exit.OK
-    if outcome.result is result_type.ABORTED and signum is None:
+    if outcome.result is Result.ABORTED and signum is None:
         return Exit.SAFETY_STOP  # stopped by someone else: a STOP/ESTOP through the server
-    if outcome.result is result_type.ABORTED or (withdraw_failed and signum is not None):
+    if outcome.result is Result.ABORTED or (withdraw_failed and signum is not None):
         return Exit.SIGTERM if signum == signal.SIGTERM else Exit.SIGINT
-    if outcome.result is result_type.STALLED:
+    if outcome.result is Result.STALLED:
         return Exit.NOT_CROSSED
     # A fault, or a crossing whose withdrawal failed: the needle is not where the
     # profile says it ends.
@@ -284,7 +292,7 @@ def _exit_code(outcome: Any, result_type: Any, signum: int | None) -> Exit:
     return Exit.SAFETY_STOP
 
 
-def _latched_after(nd: Any) -> list[str]:
+def _latched_after(nd: Driver) -> list[str]:
     """The device's latched faults once the run has ended (best effort: the link may
     be what ended it)."""
     from firmware_host.cli.device import fault_list
@@ -297,7 +305,7 @@ def _latched_after(nd: Any) -> list[str]:
 
 
 def _failure_line(
-    outcome: Any, signum: int | None, latched: list[str], record_dir: Path | None = None
+    outcome: Outcome, signum: int | None, latched: list[str], record_dir: Path | None = None
 ) -> str:
     what = outcome.result.value
     faults = f"; latched: {', '.join(latched)}" if latched else ""
@@ -354,3 +362,41 @@ def cmd_plot(ns: argparse.Namespace, out: Output) -> int:
         raise CliError(f"cannot plot: {exc}") from None
     out.result({"plot": str(png), "run_dir": str(run_dir)}, f"wrote {png}")
     return Exit.OK
+
+
+# ---------------------------------------------------------------- the commands
+
+
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "profile", metavar="PROFILE", help="built-in profile name (e.g. pierce) or TOML file"
+    )
+    p.add_argument("--record", metavar="DIR", help="record the run into DIR (a new run folder)")
+    add_number(
+        p,
+        "--target-mm",
+        0.1,
+        500,
+        None,
+        "target depth in mm: the lesion's far end plus a margin (default: the"
+        " profile's; on sim://?lesion=NAME|PATH the lesion's end + 2 mm)",
+        metavar="MM",
+    )
+
+
+def _plot_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="DIR", help="a run folder written by `run --record`")
+    p.add_argument(
+        "-o", "--output", metavar="FILE.png", help="where to write the PNG (default: DIR/plot.png)"
+    )
+
+
+RUN = Command(
+    "run",
+    "the PIERCE procedure with live progress; outcome at the end (starts only with the"
+    " needle at home; homes first)",
+    cmd_run,
+    _run_arguments,
+    operations=(ops.RUN,),
+)
+PLOT = Command("plot", "picture of a recorded run (PNG)", cmd_plot, _plot_arguments)

@@ -8,6 +8,7 @@ import os
 import secrets
 import signal
 
+from firmware_host.cli.command import Command, add_number
 from firmware_host.cli.exits import CliError, Exit
 from firmware_host.cli.output import Output
 
@@ -49,7 +50,7 @@ async def _serve(
     ns: argparse.Namespace, out: Output, port: str, paths: object, token: str | None
 ) -> int:
     from firmware_host.client import NeedleDriver
-    from firmware_host.server.rig import RigServer
+    from firmware_host.server.http import RigServer
     from firmware_host.server.runtime import Paths, write_info
 
     assert isinstance(paths, Paths)
@@ -87,3 +88,40 @@ async def _serve(
         )
     out.line(f"stopped serving {port}")
     return Exit.OK
+
+
+def _serve_arguments(p: argparse.ArgumentParser) -> None:
+    add_number(
+        p,
+        "--http-port",
+        0,
+        65535,
+        0,
+        "TCP port of the web page and API (default 0: a free one, printed)",
+        integer=True,
+    )
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="listen on every interface, with a token (printed; or $NEEDLECTL_TOKEN)",
+    )
+    add_number(
+        p,
+        "--client-queue",
+        4,
+        100_000,
+        256,
+        "messages a client may fall behind before it is cut off (256)",
+        integer=True,
+        metavar="N",
+    )
+
+
+SERVE = Command(
+    "serve",
+    "own the port and keep its session; other needlectl commands, a web page and a"
+    " stop from any terminal go through it (until Ctrl-C)",
+    cmd_serve,
+    _serve_arguments,
+    owns_port=True,
+)

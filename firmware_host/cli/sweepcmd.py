@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from firmware_host.cli.command import Command, int_in
 from firmware_host.cli.exits import CliError, Exit
 from firmware_host.cli.output import Output
 
@@ -104,3 +105,27 @@ def cmd_sim_sweep(ns: argparse.Namespace, out: Output) -> int:
             + (f"; figure: {result.figure_path}" if result.figure_path else "")
         )
     return Exit.OK if result.summary["violations"] == 0 else Exit.SAFETY_STOP
+
+
+def _sweep_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sweep", metavar="SWEEP.toml", help="the sweep file (docs/operator.md)")
+    p.add_argument("--out", metavar="DIR", help="results folder (default: NAME-results)")
+    p.add_argument(
+        "--jobs", type=int_in(1, 1024, "--jobs"), help="local processes (default: all cores)"
+    )
+    p.add_argument(
+        "--dask", metavar="ADDRESS", help="run on Dask: tcp://HOST:8786, or local:N workers"
+    )
+    p.add_argument("--fresh", action="store_true", help="ignore the table already in --out")
+    p.add_argument("--no-figure", action="store_true", help="skip the figure")
+
+
+SIM_SWEEP = Command(
+    "sweep",
+    "run every combination of a sweep file (lesions × seeds × noise × profiles)",
+    cmd_sim_sweep,
+    _sweep_arguments,
+    description="Run every combination of a sweep file as independent seeded in-process"
+    " simulations, on local processes or a Dask cluster; write one results table (CSV,"
+    " Parquet), a summary and a figure. Runs already in the table are not redone.",
+)

@@ -11,43 +11,28 @@ the rig when it sees the abort.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
 
 from firmware_host.errors import DeviceFault, Timeout
-from protocol import DeviceState
+from firmware_host.waiting import AbortEvent, abort_reason, wait_driver_idle
+
+if TYPE_CHECKING:
+    from firmware_host.client import DeviceStatus
+    from firmware_host.driver import Driver
 
 HOME_SLICE_S = 0.05
-_STOPPED_BY_FAULT = (DeviceState.FAULT, DeviceState.ESTOPPED, DeviceState.STALLED)
 
-
-class AbortEvent(threading.Event):
-    """A ``threading.Event`` that can say why it was set (needlectl: which signal).
-
-    ``run_procedure`` and ``home_interruptibly`` take any ``threading.Event``; with
-    this one the outcome's reason names the cause."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reason = ""
-
-    def set_because(self, reason: str) -> None:
-        self.reason = reason
-        self.set()
-
-
-def abort_reason(abort: threading.Event | None, default: str) -> str:
-    why = getattr(abort, "reason", "")
-    return f"{default} ({why})" if why else default
+__all__ = ["AbortEvent", "abort_reason", "home_interruptibly"]
 
 
 def home_interruptibly(
-    nd: Any,
+    nd: Driver,
     *,
     speed_mm_s: float,
     timeout_s: float,
     abort: threading.Event | None,
     slice_s: float = HOME_SLICE_S,
-) -> Any | None:
+) -> DeviceStatus | None:
     """Home the advance axis; the status once homed, or None as soon as ``abort`` is
     seen set (within ``slice_s``; the axis may still be moving: stop it).
 
@@ -56,20 +41,20 @@ def home_interruptibly(
     if abort is not None and abort.is_set():
         return None
     nd.start_home(speed_mm_s)
-    deadline_s = nd.clock.monotonic() + timeout_s
-    while True:
-        if abort is not None and abort.is_set():
-            return None
-        status = nd.status()
-        if not status.moving:
-            if status.state in _STOPPED_BY_FAULT or status.latched_faults:
-                raise DeviceFault(
-                    f"{nd.url}: homing stopped in state {status.state.name}",
-                    int(status.latched_faults),
-                )
-            if not status.homed:
-                raise DeviceFault(f"{nd.url}: homing ended without the axis homed", 0)
-            return status
-        if nd.clock.monotonic() >= deadline_s:
-            raise Timeout(f"{nd.url}: still homing after {timeout_s:g} s")
-        nd.wait_s(slice_s)
+    status = wait_driver_idle(
+        nd,
+        poll_s=slice_s,
+        timeout_s=timeout_s,
+        on_timeout=lambda _: Timeout(f"{nd.url}: still homing after {timeout_s:g} s"),
+        abort=abort,
+    )
+    if status is None:
+        return None
+    if status.stopped_by_fault:
+        raise DeviceFault(
+            f"{nd.url}: homing stopped in state {status.state.name}",
+            int(status.latched_faults),
+        )
+    if not status.homed:
+        raise DeviceFault(f"{nd.url}: homing ended without the axis homed", 0)
+    return status

@@ -133,8 +133,9 @@ def open_serial(url: str) -> SerialTransport:
     scheme = urlsplit(url).scheme if "://" in url else ""
     if scheme == "sim":
         import sim_device  # noqa: F401  (registers the sim:// handler with pyserial)
-    if scheme == "socket":
-        _check_socket_url(url)
+    problem = socket_url_problem(url) if scheme == "socket" else None
+    if problem is not None:
+        raise PortError(f"{url}: {problem}")
     try:
         port = serial.serial_for_url(url, exclusive=True, timeout=0)
     except serial.SerialException as exc:
@@ -144,16 +145,19 @@ def open_serial(url: str) -> SerialTransport:
     return SerialTransport(url, port)
 
 
-def _check_socket_url(url: str) -> None:
-    """socket://HOST:PORT needs both (pyserial's own complaint about a missing port is a
-    Python comparison error)."""
+def socket_url_problem(url: str) -> str | None:
+    """What is wrong with a socket:// URL, or None: socket://HOST:PORT needs both
+    (pyserial's own complaint about a missing port is a Python comparison error). The
+    one reading of a socket:// URL (needlectl checks --port with it too); loop:// is
+    pyserial's own (its handler's from_url)."""
     parts = urlsplit(url)
     try:
         port = parts.port
     except ValueError:
         port = None
     if not parts.hostname or port is None or not 0 < port <= 65535:
-        raise PortError(f"{url}: a TCP port is socket://HOST:PORT (e.g. socket://127.0.0.1:5555)")
+        return "a TCP port is socket://HOST:PORT (e.g. socket://127.0.0.1:5555)"
+    return None
 
 
 def _explain(url: str, exc: serial.SerialException) -> str:

@@ -96,6 +96,17 @@ def test_virtual_heartbeats_go_out_every_period_of_virtual_time() -> None:
     assert arrival_ms == times_ms
 
 
+def test_on_beat_hears_every_heartbeat_sent_at_its_time() -> None:
+    pump, received = _sim_pump()
+    beats: list[float] = []
+    pump.on_beat = beats.append  # public: may be set after the pump is made
+    while pump.now() < 1.0:
+        pump.run(1.0 - pump.now())
+    sent_ms = _heartbeat_times_ms(StreamDecoder().feed(b"".join(d for _, d in received)))
+    assert len(beats) == pump.heartbeats_out == len(sent_ms)
+    assert [round(t * 1000) for t in beats] == sent_ms
+
+
 def test_virtual_heartbeats_stop_when_disabled() -> None:
     pump, received = _sim_pump(heartbeats=False)
     while pump.now() < 1.0:

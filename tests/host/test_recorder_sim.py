@@ -21,7 +21,7 @@ def test_records_a_simulated_run(tmp_path: Path) -> None:
         nd.advance_mm(1.0, 2.0)
         nd.wait_idle(10.0)
         rec.close()
-        received = nd.telemetry.samples_received
+        received = nd.stats.telemetry_samples
     data = read_telemetry(tmp_path)
     assert len(data) == received > 1000
     assert np.all(np.diff(data["host_time_s"]) > 0)

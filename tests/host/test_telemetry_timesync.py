@@ -1,13 +1,16 @@
-"""The telemetry ring buffer and the device→host time mapping, without a device."""
+"""The telemetry ring buffer, the lost-sample count and the device→host time mapping,
+without a device."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from firmware_host.link import Link
 from firmware_host.telemetry import TELEMETRY_DTYPE, TelemetryBuffer, rows_from_samples
 from firmware_host.timesync import TimeSync
-from protocol import SAMPLE_DTYPE
+from firmware_host.transports import open_transport
+from protocol import SAMPLE_DTYPE, Telemetry, TelemetrySample, pack_samples
 
 
 def _rows(first: int, n: int) -> np.ndarray:
@@ -30,16 +33,21 @@ def test_ring_keeps_newest_in_order_and_wraps() -> None:
     assert list(buf.latest()["sample_number"]) == list(range(22, 30))
 
 
-def test_lost_samples_counted_exactly_from_the_counter() -> None:
-    buf = TelemetryBuffer(capacity=100)
-    buf.push(_rows(0, 10))
-    buf.push(_rows(10, 10))
-    assert buf.samples_lost == 0
-    buf.push(_rows(27, 10))  # 7 missing
-    assert buf.samples_lost == 7
-    buf.push(_rows(2**32 - 5, 5))  # the u32 counter is treated modulo 2^32: older, not lost
-    assert buf.samples_lost == 7
-    assert buf.samples_received == 35
+def test_lost_samples_counted_once_exactly_from_the_counter() -> None:
+    """The link counts lost samples (the buffer, fed by the link, does not count again):
+    gaps exactly, the u32 counter modulo 2^32, an older batch as a duplicate."""
+    link = Link(open_transport("loop://"))  # what is sent comes back as received
+    link.heartbeats_enabled = False
+    stats = link.stats
+    try:
+        for first, n, received in ((0, 10, 10), (10, 10, 20), (27, 10, 30), (2**32 - 5, 5, 30)):
+            link.send(Telemetry(first, pack_samples([TelemetrySample(0, 0, 0, 0, 0, 2, 0)] * n)))
+            assert link.wait_until(lambda: link.stats.frames_in >= link.stats.frames_out, 5.0)
+            assert stats.telemetry_samples == received
+        assert stats.telemetry_samples_lost == 7  # 20..26
+        assert not hasattr(TelemetryBuffer(1), "samples_lost")
+    finally:
+        link.close()
 
 
 def test_subscribers_get_each_batch_and_can_leave() -> None:

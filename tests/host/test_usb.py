@@ -27,7 +27,7 @@ def test_needle_driver_over_usb_bulk_virtual_clock() -> None:
         st = nd.wait_idle(10.0)
         assert st.state is DeviceState.READY
         assert st.depth_mm == pytest.approx(1.0, abs=0.05)
-        assert nd.telemetry.samples_received > 500 and nd.telemetry.samples_lost == 0
+        assert nd.stats.telemetry_samples > 500 and nd.stats.telemetry_samples_lost == 0
 
 
 def test_several_rigs_need_a_serial_number() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from firmware_host import errors
 from firmware_host.client import (
@@ -17,8 +17,11 @@ from firmware_host.client import (
 )
 from protocol import Capabilities, DeviceState, EventCode, FaultFlags, NakReason, SampleFlags
 
+if TYPE_CHECKING:
+    from firmware_host.procedure import Outcome, Progress
 
-def to_wire(value: Any) -> Any:
+
+def to_wire(value: object) -> Any:
     """Plain JSON: dataclasses as objects, enums and flags as their integer values."""
     if isinstance(value, enum.Enum):
         return value.value
@@ -109,7 +112,7 @@ def error_from_wire(d: dict[str, Any]) -> BaseException:
     return RemoteError(msg)
 
 
-def outcome_from_wire(d: dict[str, Any]) -> Any:
+def outcome_from_wire(d: dict[str, Any]) -> Outcome:
     from firmware_host.procedure import Outcome, ProcedureEvent, Result
 
     return Outcome(
@@ -121,7 +124,7 @@ def outcome_from_wire(d: dict[str, Any]) -> Any:
     )
 
 
-def progress_from_wire(d: dict[str, Any]) -> Any:
+def progress_from_wire(d: dict[str, Any]) -> Progress:
     from firmware_host.procedure import Phase, Progress
 
     return Progress(**{**d, "phase": Phase(d["phase"])})

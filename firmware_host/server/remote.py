@@ -4,7 +4,7 @@ the server knows when this client is gone — the dead-man rule).
 
 The CLI is synchronous; websocket-client is a maintained synchronous WebSocket client
 that runs over a socket we connect ourselves (AF_UNIX). Replies carry the library's
-objects as JSON (server.wire) and errors as the same exception classes, so every command
+objects as JSON (server/messages.py) and errors as the same exception classes, so every command
 prints the same lines and exits with the same codes as on the port itself.
 """
 
@@ -17,13 +17,14 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import websocket
 
+from firmware_host import driver as ops
+from firmware_host.driver import ClosedOnExit
 from firmware_host.errors import LinkLost, NeedleDriverError
-from firmware_host.server.wire import (
+from firmware_host.server.messages import (
     error_from_wire,
     event_from_wire,
     identity_from_wire,
@@ -31,7 +32,11 @@ from firmware_host.server.wire import (
     progress_from_wire,
     status_from_wire,
 )
-from firmware_host.transports.base import MONOTONIC
+from firmware_host.transports.base import MONOTONIC, Clock
+
+if TYPE_CHECKING:
+    from firmware_host.client import DeviceEvent, DeviceIdentity, DeviceStatus
+    from firmware_host.procedure import Outcome, Profile, Progress
 
 CALL_TIMEOUT_S = 30.0  # longer than the link's own retries (a few seconds)
 ABORT_POLL_S = 0.05  # a run's client looks at its stop request this often
@@ -45,15 +50,16 @@ class _Stats:
         return dict(self.link)
 
 
-class RemoteDriver:
-    """The rig through its server. ``remote`` tells needlectl to run procedures there."""
+class RemoteDriver(ClosedOnExit):
+    """The rig through its server (a ``driver.Driver``). ``remote`` tells needlectl to
+    run procedures there."""
 
     remote = True
 
     def __init__(self, port: str, info: dict[str, Any]) -> None:
         self.url = port
         self.server = info
-        self.clock = MONOTONIC
+        self.clock: Clock = MONOTONIC
         self.stats = _Stats()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -70,22 +76,11 @@ class RemoteDriver:
                 f"the rig server for {port} (pid {info.get('pid')}) does not answer on"
                 f" {info['socket']}: {exc}"
             ) from None
-        self.identity = identity_from_wire(self._call("identity"))
+        self.identity: DeviceIdentity = identity_from_wire(self._call(ops.IDENTITY))
 
     @classmethod
     def open(cls, port: str, info: dict[str, Any]) -> RemoteDriver:
         return cls(port, info)
-
-    def __enter__(self) -> RemoteDriver:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Leave; the server stops the rig if this client commanded motion (as close())."""
@@ -138,43 +133,47 @@ class RemoteDriver:
             if on_message is not None:
                 on_message(msg)
 
-    def _call(self, op: str, **args: Any) -> Any:
+    def _call(self, op: ops.Operation, **args: float) -> Any:
+        """One operation of the table (driver.OPERATIONS); its result as JSON."""
+        return self._ask(op.name, args)
+
+    def _ask(self, name: str, args: dict[str, Any]) -> Any:
         with self._lock:
-            return self._wait_reply(self._send(op, args))
+            return self._wait_reply(self._send(name, args))
 
     # ---------------------------------------------------------------- NeedleDriver's calls
 
-    def status(self) -> Any:
-        reply = self._call("status")
+    def status(self) -> DeviceStatus:
+        reply = self._call(ops.STATUS)
         self.stats.link = reply["link"]
         return status_from_wire(reply["status"])
 
-    def events(self) -> list[Any]:
-        return [event_from_wire(e) for e in self._call("events")]
+    def events(self) -> list[DeviceEvent]:
+        return [event_from_wire(e) for e in self._call(ops.EVENTS)]
 
     def stop(self) -> None:
-        self._call("stop")
+        self._call(ops.STOP)
 
     def estop(self) -> None:
-        self._call("estop")
+        self._call(ops.ESTOP)
 
     def clear_fault(self) -> None:
-        self._call("clear")
+        self._call(ops.CLEAR)
 
     def start_home(self, speed_mm_s: float = 2.0) -> None:
-        self._call("start_home", speed_mm_s=speed_mm_s)
+        self._call(ops.START_HOME, speed_mm_s=speed_mm_s)
 
     def advance_mm(self, distance_mm: float, speed_mm_s: float) -> None:
-        self._call("advance_mm", distance_mm=distance_mm, speed_mm_s=speed_mm_s)
+        self._call(ops.ADVANCE_MM, distance_mm=distance_mm, speed_mm_s=speed_mm_s)
 
     def rotate_deg(self, angle_deg: float, rate_rpm: float) -> None:
-        self._call("rotate_deg", angle_deg=angle_deg, rate_rpm=rate_rpm)
+        self._call(ops.ROTATE_DEG, angle_deg=angle_deg, rate_rpm=rate_rpm)
 
     def move_to_mm(self, depth_mm: float, speed_mm_s: float) -> None:
-        self._call("move_to_mm", depth_mm=depth_mm, speed_mm_s=speed_mm_s)
+        self._call(ops.MOVE_TO_MM, depth_mm=depth_mm, speed_mm_s=speed_mm_s)
 
     def rotate_rpm(self, rate_rpm: float) -> None:
-        self._call("rotate_rpm", rate_rpm=rate_rpm)
+        self._call(ops.ROTATE_RPM, rate_rpm=rate_rpm)
 
     def wait_s(self, seconds: float) -> None:
         """The server keeps the session alive: here, time just passes (a poll period)."""
@@ -184,19 +183,19 @@ class RemoteDriver:
         """Nothing to renew: the server holds the link."""
 
     def figures(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("figures")
+        result: dict[str, Any] = self._ask("figures", {})
         return result
 
     def run_procedure(
         self,
-        profile: Any,
+        profile: Profile,
         *,
         target_depth_mm: float,
         record_dir: str | None,
         command: str,
-        on_progress: Callable[[Any], None] | None,
+        on_progress: Callable[[Progress], None] | None,
         abort: threading.Event,
-    ) -> Any:
+    ) -> Outcome:
         """The procedure, run by the server (its control loop next to the link); progress
         comes back here. ``abort`` set (Ctrl-C) asks the server to stop it; this process
         killed, the server stops it anyway (dead-man)."""
@@ -222,7 +221,7 @@ class RemoteDriver:
                 self._send("abort", {"reason": reason})
 
         with self._lock:
-            req_id = self._send("run", args)
+            req_id = self._send(ops.RUN.name, args)
             self._ws.settimeout(ABORT_POLL_S)
             try:
                 result = self._wait_reply(req_id, on_message, check_abort)

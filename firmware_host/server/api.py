@@ -1,0 +1,255 @@
+"""The rig server's API: one WebSocket per client, JSON requests ``{"id", "op", "args"}``
+answered ``{"id", "ok"}`` or ``{"id", "error"}`` (docs/architecture.md §7).
+
+The device operations are the table's (driver.OPERATIONS); besides them a client may
+``subscribe`` to topics, start a ``run`` (the procedure, next to the link), ``abort`` its
+run and ask for the load ``figures``. Device calls run in a small thread pool, a run in a
+thread of its own: the link takes requests from several threads at once, so a STOP does
+not queue behind a run.
+
+Dead-man: a run belongs to the connection that started it. That connection closed (the
+client killed, its terminal gone), the run is aborted — the procedure stops the rig,
+the record notes why and is closed, so the folder stays plottable. A connection that
+commanded other motion (home, jog) gets a STOP when it goes, as NeedleDriver.close()
+does for a direct session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+from firmware_host.driver import OPERATIONS, RUN
+from firmware_host.errors import Nak
+from firmware_host.server.feed import TOPICS, Conn, Feed
+from firmware_host.server.messages import error_to_wire, to_wire
+from firmware_host.server.session import Session
+from firmware_host.waiting import AbortEvent
+from protocol import NakReason
+
+if TYPE_CHECKING:
+    from firmware_host.procedure import Outcome, Profile, Progress
+
+log = logging.getLogger("needlectl.serve")
+
+
+@dataclass(eq=False)
+class RunState:
+    owner: Conn
+    abort: AbortEvent
+    target_depth_mm: float
+    profile: str
+    progress: dict[str, Any] | None = None
+    stopped_by: str | None = None
+
+
+class Api:
+    def __init__(self, session: Session, feed: Feed, port: str) -> None:
+        self.session = session
+        self.feed = feed
+        self.port = port
+        self.run: RunState | None = None
+        self.state: dict[str, Any] | None = None  # the keeper's latest, as the clients got it
+        self.run_idle = asyncio.Event()
+        self.run_idle.set()
+        self._pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="rig-call")
+        self._run_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rig-run")
+
+    # ---------------------------------------------------------------- state
+
+    def publish_state(self, state: dict[str, Any]) -> None:
+        state["run"] = self.run_view()
+        state["server"] = self.session.figures()
+        self.state = state
+        self.feed.broadcast("state", {"type": "state", **state})
+
+    def run_view(self) -> dict[str, Any] | None:
+        run = self.run
+        if run is None:
+            return None
+        return {
+            "owner": run.owner.name,
+            "profile": run.profile,
+            "target_depth_mm": run.target_depth_mm,
+            "progress": run.progress,
+        }
+
+    # ---------------------------------------------------------------- clients
+
+    async def handle_ws(self, request: web.Request, via: str) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=1 << 20)
+        await ws.prepare(request)
+        conn = self.feed.connect(ws, via)
+        tasks: set[asyncio.Task[None]] = set()
+        why = "connection closed"
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    req = json.loads(msg.data)
+                    op = str(req["op"])
+                    args = dict(req.get("args") or {})
+                except (ValueError, KeyError, TypeError):
+                    self.feed.push(conn, json.dumps({"error": {"type": "BadRequest"}}))
+                    continue
+                task = asyncio.create_task(self._dispatch(conn, req.get("id"), op, args))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        except ConnectionError as exc:
+            why = f"connection broken: {exc}"
+        finally:
+            self.feed.disconnect(conn)
+            if conn.cut_off:
+                why = "cut off: it stopped reading"
+            self._client_gone(conn, why)
+        return ws
+
+    def _client_gone(self, conn: Conn, why: str) -> None:
+        run = self.run
+        if run is not None and run.owner is conn:
+            reason = f"dead-man: {conn.name} gone ({why})"
+            run.stopped_by = reason
+            run.abort.set_because(reason)
+            log.warning("dead-man: %s: stopping the run", reason)
+            self.feed.note(f"{reason}: rig stopped")
+        elif conn.commanded_motion and self.feed.loop is not None:
+            log.info("%s left after commanding motion: STOP", conn.name)
+            self.feed.loop.run_in_executor(self._pool, self.session.stop_quietly)
+
+    async def _dispatch(self, conn: Conn, req_id: object, op: str, args: dict[str, Any]) -> None:
+        result: object
+        try:
+            if op == "subscribe":
+                conn.topics = {t for t in args.get("topics", TOPICS) if t in TOPICS}
+                result = {"topics": sorted(conn.topics), "state": self.state}
+            elif op == "abort":
+                run = self.run
+                if run is not None and run.owner is conn:
+                    run.abort.set_because(str(args.get("reason", "aborted by its client")))
+                result = {"aborted": run is not None}
+            elif op == RUN.name:
+                result = await self._start_run(conn, args)
+            elif op == "figures":
+                result = self.session.figures()
+            else:
+                result = await self.device_call(conn, op, args)
+            reply: dict[str, Any] = {"id": req_id, "ok": result}
+        except Exception as exc:  # every failure goes back to the client that asked
+            reply = {"id": req_id, "error": error_to_wire(exc)}
+        self.feed.push(conn, json.dumps(reply, separators=(",", ":")))
+
+    async def device_call(self, conn: Conn, name: str, args: dict[str, Any]) -> object:
+        """One operation of the table (driver.OPERATIONS) for this client, in the pool;
+        its result as JSON."""
+        fn = self._device_op(conn, name, args)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    def _device_op(self, conn: Conn, name: str, args: dict[str, Any]) -> Callable[[], object]:
+        op = OPERATIONS.get(name)
+        if op is None or op.call is None:
+            raise ValueError(f"unknown operation {name!r}")
+        if op.stops:
+            why = f"{op.name.upper()} from {conn.name}"
+            run = self.run
+            if run is not None:
+                run.stopped_by = why
+                run.abort.set_because(why)
+            self.feed.note(why)
+        if op.moves:
+            if self.run is not None:
+                raise Nak(op.name, NakReason.BUSY)  # a run holds the rig: stop it first
+            conn.commanded_motion = True
+        call, nd = op.call, self.session.nd
+        return lambda: to_wire(call(nd, args))
+
+    # ---------------------------------------------------------------- runs
+
+    async def _start_run(self, conn: Conn, args: dict[str, Any]) -> object:
+        if self.run is not None:
+            raise Nak("RUN", NakReason.BUSY)
+        from firmware_host.procedure.profile import profile_from_dict
+
+        profile = profile_from_dict(args["profile"], source=str(args.get("source", "profile")))
+        target_mm = float(args["target_depth_mm"])
+        run = RunState(conn, AbortEvent(), target_mm, profile.name)
+        self.run = run
+        self.run_idle.clear()
+        conn.commanded_motion = True
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self._run_pool, self._run_body, run, profile, target_mm, args
+            )
+        finally:
+            self.run = None
+            self.run_idle.set()
+
+    def _run_body(
+        self, run: RunState, profile: Profile, target_mm: float, args: dict[str, Any]
+    ) -> object:
+        from firmware_host.procedure import run_procedure
+
+        session = self.session
+        recorder = None
+        record_dir = args.get("record_dir")
+        if record_dir:
+            from firmware_host.recorder import Recorder
+
+            recorder = Recorder(
+                Path(record_dir),
+                session.nd,
+                profile=profile.to_dict(),
+                port=self.port,
+                extra_meta={
+                    "target_depth_mm": target_mm,
+                    "command": str(args.get("command", "needlectl run")),
+                    "served_by": "needlectl serve",
+                },
+            )
+
+        def on_progress(p: Progress) -> None:
+            run.progress = to_wire(p)
+            self.feed.from_thread(self.feed.send_progress, run.owner, run.progress)
+
+        outcome: Outcome | None = None
+        try:
+            outcome = run_procedure(
+                session.timed(),
+                profile,
+                target_depth_mm=target_mm,
+                recorder=recorder,
+                on_progress=on_progress,
+                abort=run.abort,
+            )
+        except BaseException:
+            session.stop_quietly()  # the procedure stops the rig; this is for its errors
+            raise
+        finally:
+            if recorder is not None:
+                if run.abort.is_set():
+                    recorder.note("stopped_by", reason=run.abort.reason, action="rig stopped")
+                recorder.close(
+                    **(outcome.to_dict() if outcome is not None else {"outcome": "error"})
+                )
+        return to_wire(outcome)
+
+    async def abort_run(self, why: str) -> None:
+        """Stop a run (the procedure stops the rig and closes its record) and wait for it."""
+        run = self.run
+        if run is not None:
+            run.stopped_by = why
+            run.abort.set_because(why)
+            await self.run_idle.wait()  # the run thread ends within one control period
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._run_pool.shutdown(wait=True)
