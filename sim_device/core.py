@@ -292,29 +292,36 @@ class CoreFirmware:
         if until_output and (self._out or s.tx_len):
             return
         idle = skip_idle  # try a skip first; after each tick the core says if idle
+        now = clock.now_us
+        next_timer_us = self._next_timer_us
         while True:
-            now = clock.now_us
+            # ``now`` is kept local and given to the clock when anything else may look
+            # (a skip, a timer, leaving): a store per tick costs
             if now >= end_us:
+                clock.now_us = now
                 return
             if idle:
+                clock.now_us = now
                 self._idle_skip(end_us)
                 now = clock.now_us
                 if now >= end_us:
                     return
             now += TICK_US
-            if now >= self._next_timer_us:
+            if now >= next_timer_us:
+                clock.now_us = now
                 self._run_timers(now)
+                next_timer_us = self._next_timer_us
             if rx:
                 self._feed()
             rig_step(TICK_S, move(s), s.angle_deg)
             n = sense(s, rig.encoder_depth_mm, rig.load_cell_force_n, rig.home_switch)
-            clock.now_us = now
             if n:  # bytes waiting, or the idle bit (see nd_sim_sense)
                 idle = skip_idle and n >= _IDLE_BIT
                 if idle:
                     n -= _IDLE_BIT
                 if n:
                     if until_output:
+                        clock.now_us = now
                         return
                     if n > _TX_HIGH_BYTES:
                         self._drain()

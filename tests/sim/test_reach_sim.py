@@ -128,6 +128,38 @@ def test_devices_in_one_process_keep_their_own_state() -> None:
     assert [bytes(o) for o in outs] == alone
 
 
+def test_devices_on_two_threads_keep_their_own_state() -> None:
+    """cffi lets go of the GIL while the core runs: two threads, each running its own
+    device at full speed, must not run the one core on each other's state."""
+    import threading
+
+    from sim_device.device import Device, DeviceOptions
+
+    def run(seed: int) -> bytes:
+        dev = Device(DeviceOptions(lesion="soft-stenosis", seed=seed, watchdog_ms=65535))
+        dev.host_write(encode(Hello(PROTOCOL_VERSION, SCHEMA_HASH), 1))
+        dev.host_write(encode(SetTelemetry(1000, 10), 2))
+        dev.host_write(encode(Home(5000), 3))
+        out = bytearray()
+        for _ in range(60):
+            dev.firmware.run_ticks(50)
+            out += dev.host_take()
+        return bytes(out)
+
+    alone = {seed: run(seed) for seed in (5, 6)}
+    for _ in range(3):
+        together: dict[int, bytes] = {}
+        threads = [
+            threading.Thread(target=lambda seed=seed: together.update({seed: run(seed)}))
+            for seed in (5, 6)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert together == alone
+
+
 def test_cutting_the_link_mid_move_trips_the_watchdog() -> None:
     port = serial.serial_for_url("sim://?seed=3&cut_at_s=2.5&cut_for_s=0.5", timeout=0.05)
     host = MiniHost(port)

@@ -2,17 +2,26 @@
 #include "sim_port.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "../../core/nd_core.h"
 
+/* The core has one state pointer and some scratch buffers, and cffi releases the GIL
+ * around every call: two threads running two devices (a Dask worker's threads, a server)
+ * would run the core at once on one pointer. Every entry point holds this lock while the
+ * core runs; uncontended it costs a few tens of nanoseconds. */
+static pthread_mutex_t core_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct nd_sim *cur; /* the device being run (set by every entry point) */
 
 static void select_device(struct nd_sim *s)
 {
+    pthread_mutex_lock(&core_lock);
     cur = s;
     nd_current = &s->dev;
 }
+
+static void release(void) { pthread_mutex_unlock(&core_lock); }
 
 /* ------------------------------------------------------------ the HAL */
 
@@ -94,6 +103,7 @@ void nd_sim_init(struct nd_sim *s, double motor_origin_mm, double encoder_mm,
     s->tx_len = 0;
     set_sensors(s, encoder_mm, load_cell_n, home_switch);
     nd_core_init(&s->board);
+    release();
 }
 
 void nd_sim_feed(struct nd_sim *s, const uint8_t *data, size_t n)
@@ -104,28 +114,38 @@ void nd_sim_feed(struct nd_sim *s, const uint8_t *data, size_t n)
     nd_core_poll();
     s->rx = NULL;
     s->rx_len = 0;
+    release();
 }
 
 double nd_sim_move(struct nd_sim *s)
 {
+    double motor_mm;
     select_device(s);
     nd_core_tick_move();
-    return s->motor_mm;
+    motor_mm = s->motor_mm;
+    release();
+    return motor_mm;
 }
 
 uint32_t nd_sim_sense(struct nd_sim *s, double encoder_mm, double load_cell_n,
                       bool home_switch)
 {
+    uint32_t out;
     select_device(s);
     set_sensors(s, encoder_mm, load_cell_n, home_switch);
     nd_core_tick_sense();
-    return (uint32_t)s->tx_len | (nd_core_idle_until_us() ? ND_SIM_IDLE : 0u);
+    out = (uint32_t)s->tx_len | (nd_core_idle_until_us() ? ND_SIM_IDLE : 0u);
+    release();
+    return out;
 }
 
 uint64_t nd_sim_idle_until_us(struct nd_sim *s)
 {
+    uint64_t until;
     select_device(s);
-    return nd_core_idle_until_us();
+    until = nd_core_idle_until_us();
+    release();
+    return until;
 }
 
 void nd_sim_skip(struct nd_sim *s, uint32_t ticks)
@@ -147,4 +167,5 @@ void nd_sim_stats(struct nd_sim *s, struct nd_core_stats *out)
 {
     select_device(s);
     nd_core_stats(out);
+    release();
 }
