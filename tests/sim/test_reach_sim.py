@@ -146,13 +146,13 @@ def test_devices_on_two_threads_keep_their_own_state() -> None:
             out += dev.host_take()
         return bytes(out)
 
+    def run_into(seed: int, results: dict[int, bytes]) -> None:
+        results[seed] = run(seed)
+
     alone = {seed: run(seed) for seed in (5, 6)}
     for _ in range(3):
         together: dict[int, bytes] = {}
-        threads = [
-            threading.Thread(target=lambda seed=seed: together.update({seed: run(seed)}))
-            for seed in (5, 6)
-        ]
+        threads = [threading.Thread(target=run_into, args=(seed, together)) for seed in (5, 6)]
         for t in threads:
             t.start()
         for t in threads:
