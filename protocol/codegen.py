@@ -253,8 +253,21 @@ static inline int32_t nd_get_i32(const uint8_t *p)
 
 /* ------------------------------------------------------------ CRC-32/ISO-HDLC */
 /* Reflected, poly 0x04C11DB7 (0xEDB88320 reflected), init and xorout 0xFFFFFFFF:
- * the same as zlib's crc32(). Bitwise: small, ~8 cycles/bit; use a table if needed.
- * Start with crc = 0 and feed chunks: crc = nd_crc32_update(crc, p, n). */
+ * the same as zlib's crc32(). Bitwise by default: small, ~8 cycles/bit. Define
+ * ND_CRC32_TABLE for a 1 KiB table, about 8x faster (a board with the flash to spare, the
+ * simulator). Start with crc = 0 and feed chunks: crc = nd_crc32_update(crc, p, n). */
+#ifdef ND_CRC32_TABLE
+static const uint32_t nd_crc32_table[256] = {
+@CRC_TABLE@
+};
+static inline uint32_t nd_crc32_update(uint32_t crc, const uint8_t *p, size_t n)
+{
+    size_t i;
+    crc = ~crc;
+    for (i = 0; i < n; ++i) crc = nd_crc32_table[(crc ^ p[i]) & 0xFFu] ^ (crc >> 8);
+    return ~crc;
+}
+#else
 static inline uint32_t nd_crc32_update(uint32_t crc, const uint8_t *p, size_t n)
 {
     size_t i;
@@ -267,6 +280,7 @@ static inline uint32_t nd_crc32_update(uint32_t crc, const uint8_t *p, size_t n)
     }
     return ~crc;
 }
+#endif
 static inline uint32_t nd_crc32(const uint8_t *p, size_t n) { return nd_crc32_update(0u, p, n); }
 
 /* ------------------------------------------------------------ COBS */
@@ -363,6 +377,17 @@ def _c_enum(e: type[enum.IntEnum] | type[enum.IntFlag]) -> list[str]:
     return lines
 
 
+def _crc32_table_c() -> str:
+    """The reflected CRC-32 byte table, as C initialiser lines (six values a line)."""
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0xEDB88320 if crc & 1 else 0)
+        table.append(f"0x{crc:08X}u")
+    return "\n".join("    " + ", ".join(table[i : i + 6]) + "," for i in range(0, 256, 6))
+
+
 def c_header() -> str:
     """The C99 header (a string): ids, structs with pack/unpack, enums, CRC and COBS."""
     residue_std = s.CRC_RESIDUE ^ 0xFFFFFFFF  # the residue before the final xorout
@@ -406,7 +431,7 @@ def c_header() -> str:
         f"#define ND_EVENT_LOG_SIZE {s.EVENT_LOG_SIZE}u",
         f"#define ND_USB_VID 0x{s.USB_VID:04X}u",
         f"#define ND_USB_PID 0x{s.USB_PID:04X}u",
-        _C_HELPERS,
+        _C_HELPERS.replace("@CRC_TABLE@", _crc32_table_c()),
         "/* ------------------------------------------------------------ enums */",
     ]
     for e in s.ENUMS:
