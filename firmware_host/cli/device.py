@@ -16,6 +16,7 @@ from firmware_host.cli.command import Command, add_number
 from firmware_host.cli.exits import CLEAR_THEN_HOME, CliError, Exit, Interrupted
 from firmware_host.cli.interrupt import StopRequest, stop_on_signals
 from firmware_host.cli.output import Output, jsonable
+from firmware_host.errors import Nak
 
 if TYPE_CHECKING:
     from firmware_host.client import DeviceStatus
@@ -304,6 +305,10 @@ def home(nd: Driver, ns: argparse.Namespace, out: Output, stop: StopRequest) -> 
     except Interrupted as exc:  # a second signal: the operator insists
         done = stop_rig(nd, "homing interrupted")
         raise Interrupted(exc.signum, f"{stop.signal_name} while homing: {done}") from None
+    except Nak:
+        # HOME refused (BUSY: another client's run, a latched fault): this command started
+        # nothing, so it stops nothing — a STOP here would end someone else's motion
+        raise
     except BaseException:
         stop_rig(nd, "homing failed")  # nothing may keep moving; the error says the rest
         raise
@@ -334,20 +339,34 @@ def cmd_jog(ns: argparse.Namespace, out: Output) -> int:
             what.append(f"rotate {ns.rotate_deg:+g} deg at {ns.rate_rpm:g} rpm")
         confirm_motion(nd, ns, " and ".join(what))
         log.info("jog: %s on %s", " and ".join(what), ns.port)
-        stop.check_before_motion()
-        try:
-            if ns.advance_mm:
-                nd.advance_mm(ns.advance_mm, speed_mm_s=ns.speed_mm_s)
-            if ns.rotate_deg:
-                nd.rotate_deg(ns.rotate_deg, rate_rpm=ns.rate_rpm)
-        except Interrupted as exc:
-            done = stop_rig(nd, "jog interrupted")
-            raise Interrupted(exc.signum, f"{stop.signal_name} during jog: {done}") from None
-        except BaseException:
-            stop_rig(nd, "jog refused")  # e.g. the rotation NAKed after the advance began
-            raise
-        status = wait_until_idle(nd, stop, ns.timeout_s)
+        status = jog(nd, ns, stop)
         return _report(out, nd, "jogged", status, motion=True)
+
+
+def jog(nd: Driver, ns: argparse.Namespace, stop: StopRequest) -> DeviceStatus:
+    """Start the jog's moves and wait for rest. Stops the rig on the way out only when this
+    jog may have set something moving: a refusal of its first move changed nothing (it may
+    be another client's run that made the rig BUSY), so it stops nothing."""
+    stop.check_before_motion()
+    advancing = False  # our advance was accepted: it moves now
+    try:
+        if ns.advance_mm:
+            nd.advance_mm(ns.advance_mm, speed_mm_s=ns.speed_mm_s)
+            advancing = True
+        if ns.rotate_deg:
+            nd.rotate_deg(ns.rotate_deg, rate_rpm=ns.rate_rpm)
+    except Interrupted as exc:
+        done = stop_rig(nd, "jog interrupted")
+        raise Interrupted(exc.signum, f"{stop.signal_name} during jog: {done}") from None
+    except Nak:
+        if advancing:  # the rotation refused after our advance began: stop our advance
+            stop_rig(nd, "jog refused")
+        raise
+    except BaseException:
+        # a timeout, a lost link: a move of ours may have run (its reply lost)
+        stop_rig(nd, "jog failed")
+        raise
+    return wait_until_idle(nd, stop, ns.timeout_s)
 
 
 # ---------------------------------------------------------------- the commands
