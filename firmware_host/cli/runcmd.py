@@ -117,6 +117,14 @@ def refuse_unless_at_home(nd: Driver) -> None:
     and cleared) leaves it deep in the lesion: a run must not carry on from there
     (homing first is what retracts it)."""
     depth_mm = float(nd.status().depth_mm)
+    going = getattr(nd, "run_going", None)  # a rig server says whose run holds the rig
+    if going:
+        raise CliError(
+            f"another client's run is going ({going['owner']}: {going['profile']} to"
+            f" {going['target_depth_mm']:g} mm) — wait for it, or stop it with"
+            " `needlectl stop`; nothing moved",
+            Exit.REFUSED,
+        )
     if depth_mm > AT_HOME_TOL_MM:
         raise CliError(
             f"the needle is at {depth_mm:.2f} mm, not at home: run `needlectl home` first"
@@ -151,7 +159,7 @@ def cmd_run(ns: argparse.Namespace, out: Output) -> int:
         )
     record_dir = _check_record_dir(ns.record)
     with stop_on_signals() as stop, connect(ns) as nd:
-        refuse_unless_at_home(nd)
+        refuse_unless_at_home(nd)  # reads the status (and, through a server, its run)
         confirm_motion(nd, ns, f"PIERCE procedure '{profile.name}' to {target_mm:g} mm")
         from firmware_host.server.remote import RemoteDriver
 

@@ -23,11 +23,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import WSMsgType, web
 
-from firmware_host.driver import OPERATIONS, RUN
+from firmware_host.driver import OPERATIONS, RUN, STATUS
 from firmware_host.errors import Nak
 from firmware_host.server.feed import TOPICS, Conn, Feed
 from firmware_host.server.messages import error_to_wire, to_wire
@@ -169,6 +169,9 @@ class Api:
                 raise Nak(op.name, NakReason.BUSY)  # a run holds the rig: stop it first
             conn.commanded_motion = True
         call, nd = op.call, self.session.nd
+        if op is STATUS:  # with the run going, if any: a client about to start one must know
+            going = self.run_view()
+            return lambda: to_wire({**cast("dict[str, Any]", call(nd, args)), "run": going})
         return lambda: to_wire(call(nd, args))
 
     # ---------------------------------------------------------------- runs

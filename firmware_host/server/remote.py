@@ -61,6 +61,7 @@ class RemoteDriver(ClosedOnExit):
         self.server = info
         self.clock: Clock = MONOTONIC
         self.stats = _Stats()
+        self.run_going: dict[str, Any] | None = None  # as of the last status()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -146,6 +147,7 @@ class RemoteDriver(ClosedOnExit):
     def status(self) -> DeviceStatus:
         reply = self._call(ops.STATUS)
         self.stats.link = reply["link"]
+        self.run_going = reply.get("run")  # another client's run, as the server sees it
         return status_from_wire(reply["status"])
 
     def events(self) -> list[DeviceEvent]:

@@ -99,6 +99,27 @@ def test_stop_from_a_second_terminal_ends_the_run_without_a_fault(served: Served
     assert s["depth_mm"] == pytest.approx(result["final_depth_mm"], abs=0.01)
 
 
+def test_refused_commands_from_a_second_terminal_change_nothing(served: Served) -> None:
+    """Terminal A runs PIERCE; terminal B's jog, home and second run are refused — and
+    change nothing: A's run goes on, ended later by a STOP of ours (issue 21: B's refused
+    jog sent a STOP that ended A's run; B's run was told to home first)."""
+    run = start_run(served, "--json")
+    wait_phase_advance(run)
+    jog = served.cli("--yes", "jog", "--advance-mm", "1")
+    assert jog.returncode == 4 and "BUSY" in jog.stderr, (jog.returncode, jog.stderr)
+    home = served.cli("--yes", "home")
+    assert home.returncode == 4 and "BUSY" in home.stderr, (home.returncode, home.stderr)
+    second = served.cli("--yes", "run", "pierce", "--target-mm", "48")
+    assert second.returncode == 4, second.stderr
+    assert "another client's run is going" in second.stderr and "home" not in second.stderr
+    assert run.poll() is None  # A's run was not ended by any of them...
+    assert served.json("status")["moving"] is True
+    assert served.cli("stop").returncode == 0  # ...only by this STOP
+    out, err = run.communicate(timeout=30)
+    assert run.returncode == 5, err
+    assert json.loads(out)["outcome"] == "aborted"
+
+
 def test_sigint_of_the_run_through_the_server_is_130_as_directly(served: Served) -> None:
     run = start_run(served)
     wait_phase_advance(run)
