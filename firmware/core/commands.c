@@ -2,8 +2,9 @@
  * (HELLO, schema hash), and each command's checks and effect. The NAK order is protocol
  * §5's: NOT_ARMED / SCHEMA_MISMATCH (motion only), BAD_ARGUMENT, ESTOPPED, LATCHED_FAULT,
  * BUSY, NOT_HOMED, BEYOND_LIMIT. Stopping (STOP, ESTOP, ROTATE STOP) is never refused. */
-#include "device.h"
+#include "commands.h"
 
+#include "device.h"
 #include "link.h"
 #include "nd_core.h"
 
@@ -91,7 +92,7 @@ static void identity(void)
 
 static void status(void)
 {
-    const struct nd_link_stats *l = nd_link_stats();
+    const struct nd_link_stats *l = nd_link_stats(&D.link);
     struct nd_status m;
     m.state = D.state;
     m.flags = nd_dev_flags();
@@ -109,7 +110,7 @@ static void status(void)
     m.last_event_number = D.events.last_number;
     m.samples_sent = D.samples_sent;
     m.frames_ok = l->frames_ok;
-    m.frames_bad = nd_link_frames_bad();
+    m.frames_bad = nd_link_frames_bad(&D.link);
     m.commands_executed = D.commands_executed;
     m.replies_replayed = D.replies_replayed;
     m.watchdog_trips = D.watchdog_trips;

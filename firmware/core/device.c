@@ -59,7 +59,7 @@ static int64_t motor_nm(void)
 void nd_dev_send(uint8_t msg_id, uint8_t flags, uint16_t seq, const uint8_t *payload,
                  size_t len)
 {
-    nd_link_send(msg_id, flags, seq, payload, len);
+    nd_link_send(&D.link, msg_id, flags, seq, payload, len);
     D.last_tx_us = D.now_us;
 }
 
@@ -416,10 +416,10 @@ void nd_core_poll(void)
 {
     uint8_t buf[64];
     size_t n;
-    while ((n = hal_serial_read(buf, sizeof buf)) > 0) nd_link_feed(buf, n);
+    while ((n = hal_serial_read(buf, sizeof buf)) > 0) nd_link_feed(&D.link, buf, n);
 }
 
-void nd_core_init(const struct nd_board *board)
+void nd_dev_init(const struct nd_board *board, nd_frame_handler on_frame)
 {
     memset(&D, 0, sizeof D);
     D.board = board;
@@ -427,8 +427,7 @@ void nd_core_init(const struct nd_board *board)
     nd_axis_init(&D.rot, ND_ROTATE_ACCEL_UCDEG_TICK2);
     nd_events_init(&D.events);
     nd_reply_cache_clear(&D.cache);
-    nd_link_init(nd_commands_on_frame);
-    nd_commands_init();
+    nd_link_init(&D.link, on_frame);
     D.soft_depth_limit_um = board->travel_um;
     D.force_limit_mn = board->force_limit_mn;
     D.stall_force_mn = board->default_stall_force_mn;
@@ -447,9 +446,9 @@ void nd_core_init(const struct nd_board *board)
 
 void nd_core_stats(struct nd_core_stats *out)
 {
-    const struct nd_link_stats *l = nd_link_stats();
+    const struct nd_link_stats *l = nd_link_stats(&D.link);
     out->frames_ok = l->frames_ok;
-    out->frames_bad = nd_link_frames_bad();
+    out->frames_bad = nd_link_frames_bad(&D.link);
     out->commands_executed = D.commands_executed;
     out->replies_replayed = D.replies_replayed;
     out->watchdog_trips = D.watchdog_trips;

@@ -107,6 +107,10 @@ extern struct nd_device *nd_current;
 #define nd_dev (*nd_current)
 
 /* device.c */
+/* Boot: the state zeroed, the limits the board's, the sensors read, BOOT logged; each
+ * valid frame the link completes goes to on_frame (the command handlers: core.c wires
+ * them, so that this file needs nothing of commands.c). */
+void nd_dev_init(const struct nd_board *board, nd_frame_handler on_frame);
 void nd_dev_send(uint8_t msg_id, uint8_t flags, uint16_t seq, const uint8_t *payload,
                  size_t len);
 void nd_dev_event(uint8_t code, int32_t value);
@@ -122,9 +126,5 @@ int32_t nd_um_from_nm(int64_t nm);
 int32_t nd_cdeg_from_ucdeg(int64_t ucdeg);
 int64_t nd_floor_div(int64_t a, int64_t b);
 
-/* commands.c: the handler of every valid frame from the host */
-void nd_commands_init(void);
-void nd_commands_on_frame(uint8_t msg_id, uint8_t flags, uint16_t seq, const uint8_t *payload,
-                          size_t len);
 
 #endif

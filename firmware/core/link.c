@@ -1,23 +1,21 @@
 /* link.c: see link.h. The receive rules are protocol §1 "Receiving", in its order. */
 #include "link.h"
 
-#include "device.h"
 #include "hal.h"
 
 /* Scratch for one frame at a time (the core is never re-entered); what must survive
- * between calls (the chunk being received, the counters) is the device's (device.h), so
- * a host running several devices in one process keeps each one's apart. */
+ * between calls (the chunk being received, the counters) is the caller's struct nd_link
+ * (the device's), so a host running several devices in one process keeps each apart. */
 static struct {
     uint8_t raw[ND_MAX_ENCODED_FRAME_BYTES];
     uint8_t out[1u + ND_MAX_FRAME_BUFFER_BYTES];
 } S;
-#define L (nd_dev.link)
 
-void nd_link_init(nd_frame_handler handler)
+void nd_link_init(struct nd_link *l, nd_frame_handler handler)
 {
-    L.len = 0;
-    L.oversize = false;
-    L.handler = handler;
+    l->len = 0;
+    l->oversize = false;
+    l->handler = handler;
 }
 
 /* 1: the payload length fits the message; 0: it does not; -1: the id is not known. */
@@ -59,59 +57,59 @@ static int length_ok(uint8_t msg_id, const uint8_t *payload, size_t len)
     return len == fixed + payload[fixed - 1u] * record;
 }
 
-static void chunk_done(void)
+static void chunk_done(struct nd_link *l)
 {
     size_t n;
     int ok;
     const uint8_t *payload;
-    if (L.oversize) {
-        L.stats.oversize++;
+    if (l->oversize) {
+        l->stats.oversize++;
         return;
     }
-    if (L.len == 0) return; /* two delimiters in a row: the leading 0x00, not an error */
-    n = nd_cobs_decode(L.chunk, L.len, S.raw);
+    if (l->len == 0) return; /* two delimiters in a row: the leading 0x00, not an error */
+    n = nd_cobs_decode(l->chunk, l->len, S.raw);
     if (n == (size_t)-1 || n < ND_HEADER_BYTES + ND_CRC_BYTES) {
-        L.stats.malformed++;
+        l->stats.malformed++;
         return;
     }
     if (nd_crc32(S.raw, n) != ND_CRC_GOOD_FRAME) {
-        L.stats.crc_failures++;
+        l->stats.crc_failures++;
         return;
     }
     n -= ND_HEADER_BYTES + ND_CRC_BYTES;
     payload = S.raw + ND_HEADER_BYTES;
     ok = length_ok(S.raw[1], payload, n);
     if (ok < 0) {
-        L.stats.unknown_id++;
+        l->stats.unknown_id++;
         return;
     }
     if (S.raw[0] != ND_PROTOCOL_VERSION || ok == 0) {
-        L.stats.malformed++;
+        l->stats.malformed++;
         return;
     }
-    L.stats.frames_ok++;
-    L.handler(S.raw[1], S.raw[2], nd_get_u16(S.raw + 3), payload, n);
+    l->stats.frames_ok++;
+    l->handler(S.raw[1], S.raw[2], nd_get_u16(S.raw + 3), payload, n);
 }
 
-void nd_link_feed(const uint8_t *data, size_t n)
+void nd_link_feed(struct nd_link *l, const uint8_t *data, size_t n)
 {
     size_t i;
     for (i = 0; i < n; ++i) {
         const uint8_t b = data[i];
         if (b == ND_COBS_DELIMITER) {
-            chunk_done();
-            L.len = 0;
-            L.oversize = false;
-        } else if (L.len < sizeof L.chunk) {
-            L.chunk[L.len++] = b;
+            chunk_done(l);
+            l->len = 0;
+            l->oversize = false;
+        } else if (l->len < sizeof l->chunk) {
+            l->chunk[l->len++] = b;
         } else {
-            L.oversize = true;
+            l->oversize = true;
         }
     }
 }
 
-bool nd_link_send(uint8_t msg_id, uint8_t flags, uint16_t seq, const uint8_t *payload,
-                  size_t len)
+bool nd_link_send(struct nd_link *l, uint8_t msg_id, uint8_t flags, uint16_t seq,
+                  const uint8_t *payload, size_t len)
 {
     size_t n;
     /* a 0x00 before every frame (protocol §1): noise on the line ends as a chunk of its
@@ -119,16 +117,16 @@ bool nd_link_send(uint8_t msg_id, uint8_t flags, uint16_t seq, const uint8_t *pa
     S.out[0] = ND_COBS_DELIMITER;
     n = 1u + nd_frame_encode(msg_id, flags, seq, payload, len, S.out + 1);
     if (n == 1u || hal_serial_tx_room() < n) {
-        L.stats.tx_dropped++;
+        l->stats.tx_dropped++;
         return false;
     }
     hal_serial_write(S.out, n);
     return true;
 }
 
-const struct nd_link_stats *nd_link_stats(void) { return &L.stats; }
+const struct nd_link_stats *nd_link_stats(const struct nd_link *l) { return &l->stats; }
 
-uint32_t nd_link_frames_bad(void)
+uint32_t nd_link_frames_bad(const struct nd_link *l)
 {
-    return L.stats.crc_failures + L.stats.malformed + L.stats.oversize + L.stats.unknown_id;
+    return l->stats.crc_failures + l->stats.malformed + l->stats.oversize + l->stats.unknown_id;
 }

@@ -31,14 +31,14 @@ struct nd_link {
     struct nd_link_stats stats;
 };
 
-void nd_link_init(nd_frame_handler handler);
+void nd_link_init(struct nd_link *l, nd_frame_handler handler);
 /* Feeds received bytes; calls the handler for each valid frame they complete. */
-void nd_link_feed(const uint8_t *data, size_t n);
+void nd_link_feed(struct nd_link *l, const uint8_t *data, size_t n);
 /* Sends 0x00 COBS(header | payload | CRC) 0x00 if it fits whole in the transmit buffer;
  * returns false (and counts it) if not. */
-bool nd_link_send(uint8_t msg_id, uint8_t flags, uint16_t seq, const uint8_t *payload,
-                  size_t len);
-const struct nd_link_stats *nd_link_stats(void);
-uint32_t nd_link_frames_bad(void);
+bool nd_link_send(struct nd_link *l, uint8_t msg_id, uint8_t flags, uint16_t seq,
+                  const uint8_t *payload, size_t len);
+const struct nd_link_stats *nd_link_stats(const struct nd_link *l);
+uint32_t nd_link_frames_bad(const struct nd_link *l);
 
 #endif
