@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from firmware_host.procedure.profile import ProfileError, load_profile, profile_from_dict
-from firmware_host.sweep.job import Job
 from sim_device.families import FamilyError, build_lesion, draw_params, features
 from sim_device.lesions import Lesion, LesionError, load_lesion
+from studies.sweep.job import Job
 
 _TOP_KEYS = {"name", "description", "seeds", "noise", "margin_mm", "lesions", "family", "profile"}
 _FAMILY_KEYS = {"name", "count", "seed", "params"}
