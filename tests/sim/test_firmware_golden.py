@@ -2,7 +2,7 @@
 same byte stream as when the hash below was recorded.
 
 This is the guard for refactoring and speeding up the firmware core (firmware/core, run by
-the simulator through sim_device/core.py) and the rig (sim_device/rig.py, physics.py): any
+the simulator through sim_device/core.py) and the rig (sim_device/rig_model.py, physics.py): any
 change to what the device
 sends — a telemetry sample's rounding, an event's tick, a heartbeat's time — changes the
 hash. A change of behaviour that is meant must re-record it (run this file as a script:

@@ -29,7 +29,7 @@ def test_sim_url_resolves_from_a_fresh_interpreter() -> None:
 def test_importing_the_package_does_not_load_the_simulator() -> None:
     code = (
         "import sys, sim_device\n"
-        "heavy = ('numpy', 'sim_device.rig', 'sim_device.core', 'sim_device.core_build')\n"
+        "heavy = ('numpy', 'sim_device.rig_model', 'sim_device.core', 'sim_device.core_build')\n"
         "print(any(m in sys.modules for m in heavy))\n"
     )
     out = subprocess.run(
