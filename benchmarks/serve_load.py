@@ -29,6 +29,8 @@ from typing import Any
 
 import aiohttp
 
+from firmware.launch import stop
+
 NEEDLECTL = Path(sys.executable).parent / "needlectl"
 
 
@@ -44,12 +46,7 @@ def _start(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str],
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop(proc, signal.SIGINT, timeout_s=20)
 
 
 def _cli(port: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -112,7 +112,7 @@ def drive_lesion(lesion_name: str, seed: int = 1) -> dict[str, Any]:
 def rig_only(lesion_name: str, virtual_s: float, seed: int = 1) -> float:
     """Seconds of wall time for the rig alone over the same motion (the baseline)."""
     from sim_device.lesions import load_lesion
-    from sim_device.rig import Rig
+    from sim_device.rig_model import Rig
 
     rig = Rig(load_lesion(lesion_name), seed=seed)
     ticks = round(virtual_s * 1000)

@@ -42,9 +42,9 @@ def timed(fn: Any) -> tuple[list[dict[str, Any]], float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from firmware_host.sweep import engines, table
-    from firmware_host.sweep.job import run_job
-    from firmware_host.sweep.spec import load_sweep
+    from studies.sweep import engines, table
+    from studies.sweep.job import run_job
+    from studies.sweep.spec import load_sweep
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sweep", default=str(ROOT / "sweeps" / "example.toml"))

@@ -142,15 +142,17 @@ def _read_first_line(stream: IO[str], proc: subprocess.Popen[str]) -> str:
     return line
 
 
-def stop(proc: subprocess.Popen[Any]) -> None:
-    """SIGTERM, then SIGKILL if it has not gone within 10 s; always reaped."""
+def stop(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> None:
+    """``sig``, then SIGKILL if it has not gone within ``timeout_s``; always reaped, its
+    pipes read to the end (a child blocked writing to a full pipe still ends). The one
+    way the firmware's processes, the tests' servers and the benchmarks' children stop."""
     if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         try:
-            proc.wait(timeout=10)
+            proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
+            proc.communicate()
 
 
 @contextmanager

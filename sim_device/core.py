@@ -33,7 +33,7 @@ _DEG_PER_UCDEG = 1e-6
 
 
 class RigLike(Protocol):
-    """What the firmware needs from the rig (sim_device.rig.Rig implements it)."""
+    """What the firmware needs from the rig (sim_device.rig_model.Rig implements it)."""
 
     encoder_depth_mm: float
     load_cell_force_n: float

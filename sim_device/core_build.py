@@ -73,26 +73,26 @@ MUTANTS: dict[str, str] = {
 }
 VARIANTS: dict[str, str] = DEFECTS | MUTANTS
 
+
+def _declared(header: str, struct: str) -> str:
+    """``struct NAME { ... };`` as the firmware's header declares it: the structs Python
+    reads whole come from the headers, not from a copy kept here."""
+    text = (CORE_DIR / header).read_text(encoding="utf-8")
+    start = text.index(f"struct {struct} {{\n")
+    return text[start : text.index("\n};", start) + 3]
+
+
 # What Python sees of the core and its port. Structs the simulator only reads part of are
-# declared partially ("...;"): cffi takes their layout from the C headers.
-CDEF = """
+# declared partially ("...;"): cffi takes their layout from the C headers; those it reads
+# whole are the headers' own declarations.
+CDEF = "\n".join(
+    [
+        """\
 struct nd_axis { int64_t pos; int64_t target; int32_t vel; int32_t vmax; bool active; ...; };
 struct nd_event_slot { uint64_t time_us; int32_t value; uint8_t code; ...; };
-struct nd_events { struct nd_event_slot slots[256]; uint32_t last_number; ...; };
-struct nd_board {
-    char serial_number[16];
-    uint8_t simulated;
-    int32_t travel_um;
-    int32_t force_limit_mn;
-    uint32_t max_speed_um_s;
-    int32_t max_rate_mrpm;
-    uint16_t watchdog_ms;
-    int32_t nm_per_microstep;
-    int32_t default_stall_force_mn;
-    int32_t load_cell_rail_mn;
-    uint16_t load_cell_stuck_ticks;
-    uint32_t extra_capabilities;
-};
+struct nd_events { struct nd_event_slot slots[256]; uint32_t last_number; ...; };""",
+        _declared("hal.h", "nd_board"),
+        """\
 struct nd_device {
     struct nd_axis adv;
     struct nd_axis rot;
@@ -119,18 +119,9 @@ struct nd_device {
     uint32_t samples_sent;
     struct nd_events events;
     ...;
-};
-struct nd_core_stats {
-    uint32_t frames_ok;
-    uint32_t frames_bad;
-    uint32_t commands_executed;
-    uint32_t replies_replayed;
-    uint32_t watchdog_trips;
-    uint32_t samples_sent;
-    uint32_t frames_dropped_tx;
-    uint32_t ticks;
-    uint32_t max_tick_us;
-};
+};""",
+        _declared("nd_core.h", "nd_core_stats"),
+        """\
 struct nd_sim {
     struct nd_device dev;
     struct nd_board board;
@@ -149,7 +140,9 @@ uint64_t nd_sim_idle_until_us(struct nd_sim *s);
 void nd_sim_skip(struct nd_sim *s, uint32_t ticks);
 size_t nd_sim_take(struct nd_sim *s, uint8_t *out, size_t max);
 void nd_sim_stats(struct nd_sim *s, struct nd_core_stats *out);
-"""
+""",
+    ]
+)
 
 _CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]
 # The table-driven CRC (1 KiB, ~8x the bitwise one's speed): a board may choose either, and

@@ -188,7 +188,7 @@ class Device:
 def _make_rig(options: DeviceOptions) -> Any:
     # heavy imports (numpy, the lesion library) only when a device is really built
     from sim_device.lesions import LesionError, load_lesion
-    from sim_device.rig import Rig
+    from sim_device.rig_model import Rig
 
     try:
         lesion = load_lesion(options.lesion)
@@ -202,7 +202,7 @@ def _make_rig(options: DeviceOptions) -> Any:
 def check_lesion_fits(lesion: Any, travel_mm: float | None = None) -> None:
     """A lesion the needle cannot reach past is refused: a run could never cross it."""
     if travel_mm is None:
-        from sim_device.rig import RigParams
+        from sim_device.rig_model import RigParams
 
         travel_mm = RigParams().travel_limit_mm
     if float(lesion.end_mm) > travel_mm:

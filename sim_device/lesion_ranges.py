@@ -83,7 +83,7 @@ def doc_block(text: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sim_device.rig import RigParams
+    from sim_device.rig_model import RigParams
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--write", type=Path, help="replace the block in this page")

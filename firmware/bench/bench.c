@@ -33,6 +33,28 @@ void nd_bench_defaults(struct nd_bench_config *c)
     c->seed = 1;
 }
 
+void nd_bench_board(struct nd_board *b, const char *serial_number)
+{
+    static const struct nd_board bench_board = {
+        .serial_number = "",
+        .simulated = 1,
+        .travel_um = 150000,
+        .force_limit_mn = 40000,
+        .max_speed_um_s = 20000,
+        .max_rate_mrpm = 120000,
+        .watchdog_ms = 200,
+        .nm_per_microstep = 625,
+        .default_stall_force_mn = 9000,
+        .load_cell_rail_mn = 50000,
+        .load_cell_stuck_ticks = 0, /* the bench model's noise may be set to 0 */
+        .extra_capabilities = 0,
+    };
+    unsigned i;
+    *b = bench_board;
+    for (i = 0; i < sizeof b->serial_number && serial_number[i] != '\0'; ++i)
+        b->serial_number[i] = serial_number[i];
+}
+
 static int64_t mul_per_mm(int64_t depth_nm, int32_t mn_per_mm)
 {
     return depth_nm * mn_per_mm / 1000000;

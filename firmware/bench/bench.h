@@ -22,6 +22,8 @@
 
 #include <stdint.h>
 
+#include "../core/hal.h"
+
 struct nd_bench_config {
     int64_t start_depth_nm;           /* where the carriage stands at power-up */
     int64_t membrane_depth_nm;        /* < 0: no membrane */
@@ -40,6 +42,13 @@ struct nd_bench_config {
  * 3 N (2 N/mm), block at 40 mm, thrust 10 N, noise 20 mN, carriage at 5 mm. */
 void nd_bench_defaults(struct nd_bench_config *cfg);
 void nd_bench_init(const struct nd_bench_config *cfg);
+
+/* The board every port of the bench model declares (one source for its IDENTITY): 150 mm
+ * of travel, 40 N hard force limit, 20 mm/s, 120 rpm, a 200 ms watchdog, 625 nm per
+ * microstep, stall at 9 N until SET_LIMITS, the load cell's rail at 50 N (the model's
+ * full scale) and no stuck-reading check (its noise may be set to 0); simulated. The
+ * port's serial number (up to 16 characters, NUL-padded) is the only difference. */
+void nd_bench_board(struct nd_board *board, const char *serial_number);
 
 /* For a port's own diagnostics (not used by the core). */
 int64_t nd_bench_carriage_nm(void);

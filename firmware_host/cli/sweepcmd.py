@@ -23,9 +23,9 @@ def cmd_sim_sweep(ns: argparse.Namespace, out: Output) -> int:
         TimeRemainingColumn,
     )
 
-    from firmware_host.sweep import engines, report
-    from firmware_host.sweep.runner import run_sweep
-    from firmware_host.sweep.spec import load_sweep
+    from studies.sweep import engines, report
+    from studies.sweep.runner import run_sweep
+    from studies.sweep.spec import load_sweep
 
     sweep = load_sweep(ns.sweep)
     if ns.dask is not None:

@@ -28,177 +28,126 @@ class ProfileError(ValueError):
     """A profile could not be found, parsed or validated (one line: where and why)."""
 
 
-def _num(lo: float, hi: float, doc: str, unit: str = "") -> dict[str, Any]:
-    return {"lo": lo, "hi": hi, "doc": doc, "unit": unit}
+# A profile field is declared in one call: its default, then its range (or its choices),
+# its meaning and its unit, which the validator, the errors and docs/procedure.md read
+# from the field's metadata.
+def _num(default: float | None, lo: float, hi: float, doc: str, unit: str = "") -> Any:
+    return field(default=default, metadata={"lo": lo, "hi": hi, "doc": doc, "unit": unit})
 
 
-def _choice(choices: tuple[str, ...], doc: str) -> dict[str, Any]:
-    return {"choices": choices, "doc": doc}
+def _choice(default: str, choices: tuple[str, ...], doc: str) -> Any:
+    return field(default=default, metadata={"choices": choices, "doc": doc})
 
 
 @dataclass(frozen=True)
 class Rotation:
-    mode: str = field(
-        default="continuous",
-        metadata=_choice(("continuous", "oscillate"), "turn one way, or back and forth"),
+    mode: str = _choice(
+        "continuous", ("continuous", "oscillate"), "turn one way, or back and forth"
     )
-    rate_rpm: float = field(
-        default=30.0, metadata=_num(1.0, 120.0, "rotation rate (slow: tens of rpm)", "rpm")
+    rate_rpm: float = _num(30.0, 1.0, 120.0, "rotation rate (slow: tens of rpm)", "rpm")
+    oscillate_amplitude_deg: float = _num(
+        180.0, 10.0, 720.0, "oscillate: amplitude either side of the start", "deg"
     )
-    oscillate_amplitude_deg: float = field(
-        default=180.0,
-        metadata=_num(10.0, 720.0, "oscillate: amplitude either side of the start", "deg"),
-    )
-    spin_up_s: float = field(
-        default=0.5,
-        metadata=_num(0.0, 10.0, "rotate this long before the first advance", "s"),
-    )
+    spin_up_s: float = _num(0.5, 0.0, 10.0, "rotate this long before the first advance", "s")
 
 
 @dataclass(frozen=True)
 class Advance:
-    speed_mm_s: float = field(
-        default=0.5, metadata=_num(0.02, 5.0, "advance speed while the force allows", "mm/s")
+    speed_mm_s: float = _num(0.5, 0.02, 5.0, "advance speed while the force allows", "mm/s")
+    approach_speed_mm_s: float = _num(
+        2.0, 0.02, 10.0, "advance speed while the force is low (lumen, soft tissue)", "mm/s"
     )
-    approach_speed_mm_s: float = field(
-        default=2.0,
-        metadata=_num(
-            0.02, 10.0, "advance speed while the force is low (lumen, soft tissue)", "mm/s"
-        ),
+    approach_below_fraction: float = _num(
+        0.25,
+        0.0,
+        0.9,
+        "approach speed only while the force is below this × the ceiling (0: never)",
+        "",
     )
-    approach_below_fraction: float = field(
-        default=0.25,
-        metadata=_num(
-            0.0,
-            0.9,
-            "approach speed only while the force is below this × the ceiling (0: never)",
-            "",
-        ),
+    force_ceiling_n: float = _num(
+        8.0, 0.5, 40.0, "filtered force at which the advance pauses (hold)", "N"
     )
-    force_ceiling_n: float = field(
-        default=8.0,
-        metadata=_num(0.5, 40.0, "filtered force at which the advance pauses (hold)", "N"),
+    resume_fraction: float = _num(
+        0.8, 0.3, 0.98, "a hold ends when the force falls below this × the ceiling", ""
     )
-    resume_fraction: float = field(
-        default=0.8,
-        metadata=_num(0.3, 0.98, "a hold ends when the force falls below this × the ceiling", ""),
+    force_filter_s: float = _num(
+        0.03, 0.001, 1.0, "time constant of the load-cell low-pass filter (noise)", "s"
     )
-    force_filter_s: float = field(
-        default=0.03,
-        metadata=_num(0.001, 1.0, "time constant of the load-cell low-pass filter (noise)", "s"),
-    )
-    control_period_s: float = field(
-        default=0.01, metadata=_num(0.002, 0.2, "control loop period", "s")
-    )
+    control_period_s: float = _num(0.01, 0.002, 0.2, "control loop period", "s")
 
 
 @dataclass(frozen=True)
 class Target:
-    depth_mm: float | None = field(
-        default=None,
-        metadata=_num(
-            0.5,
-            300.0,
-            "target depth (lesion end + margin); the run's --target-mm overrides it",
-            "mm",
-        ),
+    depth_mm: float | None = _num(
+        None,
+        0.5,
+        300.0,
+        "target depth (lesion end + margin); the run's --target-mm overrides it",
+        "mm",
     )
-    overshoot_limit_mm: float = field(
-        default=2.0,
-        metadata=_num(0.1, 20.0, "device soft depth limit = target + this", "mm"),
+    overshoot_limit_mm: float = _num(
+        2.0, 0.1, 20.0, "device soft depth limit = target + this", "mm"
     )
-    on_crossed: str = field(
-        default="stay",
-        metadata=_choice(("stay", "withdraw"), "at target: stay there, or withdraw to home"),
+    on_crossed: str = _choice(
+        "stay", ("stay", "withdraw"), "at target: stay there, or withdraw to home"
     )
-    withdraw_speed_mm_s: float = field(
-        default=2.0, metadata=_num(0.1, 10.0, "withdraw speed after crossing", "mm/s")
-    )
+    withdraw_speed_mm_s: float = _num(2.0, 0.1, 10.0, "withdraw speed after crossing", "mm/s")
 
 
 @dataclass(frozen=True)
 class Hold:
-    max_hold_s: float = field(
-        default=20.0,
-        metadata=_num(0.5, 600.0, "a hold longer than this ends in a peck", "s"),
-    )
-    crack_drop_n: float = field(
-        default=1.0,
-        metadata=_num(
-            0.1, 20.0, "a filtered force drop this large within 50 ms is noted as a crack", "N"
-        ),
+    max_hold_s: float = _num(20.0, 0.5, 600.0, "a hold longer than this ends in a peck", "s")
+    crack_drop_n: float = _num(
+        1.0, 0.1, 20.0, "a filtered force drop this large within 50 ms is noted as a crack", "N"
     )
 
 
 @dataclass(frozen=True)
 class Peck:
-    back_off_mm: float = field(
-        default=0.5, metadata=_num(0.05, 10.0, "retract this far, then re-advance", "mm")
-    )
-    speed_mm_s: float = field(
-        default=1.0, metadata=_num(0.05, 10.0, "speed of the back-off", "mm/s")
-    )
-    dwell_s: float = field(
-        default=1.0,
-        metadata=_num(0.0, 60.0, "rotate this long while backed off", "s"),
-    )
+    back_off_mm: float = _num(0.5, 0.05, 10.0, "retract this far, then re-advance", "mm")
+    speed_mm_s: float = _num(1.0, 0.05, 10.0, "speed of the back-off", "mm/s")
+    dwell_s: float = _num(1.0, 0.0, 60.0, "rotate this long while backed off", "s")
 
 
 @dataclass(frozen=True)
 class Stall:
-    max_pecks: int = field(
-        default=4,
-        metadata=_num(1, 100, "pecks in a row without progress before the run stops stalled"),
+    max_pecks: int = _num(4, 1, 100, "pecks in a row without progress before the run stops stalled")
+    progress_mm: float = _num(
+        0.3, 0.01, 10.0, "depth gained since the last peck that counts as progress", "mm"
     )
-    progress_mm: float = field(
-        default=0.3,
-        metadata=_num(0.01, 10.0, "depth gained since the last peck that counts as progress", "mm"),
-    )
-    max_duration_s: float = field(
-        default=900.0,
-        metadata=_num(10.0, 7200.0, "the run stops stalled after this long in all", "s"),
+    max_duration_s: float = _num(
+        900.0, 10.0, 7200.0, "the run stops stalled after this long in all", "s"
     )
 
 
 @dataclass(frozen=True)
 class Escalate:
-    max_force_ceiling_n: float | None = field(
-        default=None,
-        metadata=_num(
-            0.5,
-            40.0,
-            "escalation on: the highest ceiling it may reach (below the stall threshold, at most"
-            " 80 % of the force limit); unset: off",
-            "N",
-        ),
+    max_force_ceiling_n: float | None = _num(
+        None,
+        0.5,
+        40.0,
+        "escalation on: the highest ceiling it may reach (below the stall threshold, at most"
+        " 80 % of the force limit); unset: off",
+        "N",
     )
-    after_pecks: int = field(
-        default=1,
-        metadata=_num(1, 100, "pecks in a row without progress at a ceiling before a step up"),
+    after_pecks: int = _num(
+        1, 1, 100, "pecks in a row without progress at a ceiling before a step up"
     )
-    step_n: float = field(
-        default=1.0, metadata=_num(0.1, 10.0, "how much one step raises the ceiling", "N")
-    )
-    rate_rpm: float | None = field(
-        default=None,
-        metadata=_num(1.0, 120.0, "rotation rate from the first step on (unset: unchanged)", "rpm"),
+    step_n: float = _num(1.0, 0.1, 10.0, "how much one step raises the ceiling", "N")
+    rate_rpm: float | None = _num(
+        None, 1.0, 120.0, "rotation rate from the first step on (unset: unchanged)", "rpm"
     )
 
 
 @dataclass(frozen=True)
 class Limits:
-    force_limit_n: float = field(
-        default=15.0,
-        metadata=_num(1.0, 50.0, "device force limit: above it the device stops and latches", "N"),
+    force_limit_n: float = _num(
+        15.0, 1.0, 50.0, "device force limit: above it the device stops and latches", "N"
     )
-    stall_force_n: float = field(
-        default=12.0,
-        metadata=_num(0.5, 50.0, "device stall threshold (force held at or above)", "N"),
+    stall_force_n: float = _num(
+        12.0, 0.5, 50.0, "device stall threshold (force held at or above)", "N"
     )
-    stall_time_s: float = field(
-        default=3.0,
-        metadata=_num(0.01, 10.0, "device stall time at the stall threshold", "s"),
-    )
+    stall_time_s: float = _num(3.0, 0.01, 10.0, "device stall time at the stall threshold", "s")
 
 
 @dataclass(frozen=True)

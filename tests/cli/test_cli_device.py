@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from firmware.launch import stop
 from protocol import SCHEMA_HASH
 
 if TYPE_CHECKING:
@@ -89,12 +90,7 @@ def rig_server(cli: Cli) -> Iterator[tuple[str, dict[str, str]]]:
         yield port, env
     finally:
         for proc in reversed(procs):
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.communicate(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
+            stop(proc, signal.SIGINT, timeout_s=15)
         shutil.rmtree(runtime, ignore_errors=True)
 
 

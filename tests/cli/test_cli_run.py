@@ -89,24 +89,8 @@ def test_run_refuses_impossible_targets_before_moving(cli: Cli) -> None:
 def served_sim(cli: Cli) -> Iterator[str]:
     """A simulated rig in another process (`needlectl sim serve --pty`), in real time: it
     outlives the needlectl that drives it, so it can be asked afterwards how it was left."""
-    proc = subprocess.Popen(
-        [str(cli.path), "sim", "serve", "--pty", "--lesion", "dense-calcified-cto", "--seed", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        port = proc.stdout.readline().strip()  # its first line is its pty
-        assert port.startswith("/dev/"), (port, proc.stderr.read() if proc.stderr else "")
+    with cli.served_sim() as (port, _):
         yield port
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
 
 
 def test_sigterm_mid_run_stops_and_leaves_a_complete_record(
@@ -118,20 +102,9 @@ def test_sigterm_mid_run_stops_and_leaves_a_complete_record(
     for SIGINT): at rest, nothing latched — not left moving for its watchdog to catch."""
     run_dir = tmp_path / "run"
     run = ["run", "pierce", "--target-mm", "48", "--record", str(run_dir)]
-    proc = subprocess.Popen(
-        [str(cli.path), "-v", "--port", served_sim, *run],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if "needlectl.run: depth 1 mm" in line:
-            proc.send_signal(signal.SIGTERM)
-            break
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err
-    assert err.rstrip().splitlines()[-1].startswith("needlectl: run aborted by SIGTERM")
+    proc = cli.start_until(served_sim, "needlectl.run: depth 1 mm", *run)
+    last = cli.interrupt(proc, signal.SIGTERM, 143, timeout_s=60)
+    assert last.startswith("needlectl: run aborted by SIGTERM"), last
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["summary"]["outcome"] == "aborted"
     events = read_events(run_dir / "events.jsonl")

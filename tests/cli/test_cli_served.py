@@ -35,25 +35,9 @@ def served(cli: Cli, request: pytest.FixtureRequest) -> Iterator[str]:
         except PortUnavailable as exc:
             pytest.skip(str(exc))
         return
-    proc = subprocess.Popen(
-        [str(cli.path), "sim", "serve", "--pty", "--lesion", "dense-calcified-cto", "--seed", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        port = proc.stdout.readline().strip()  # the server's first line is its port
-        assert port.startswith("/dev/"), (port, proc.stderr.read() if proc.stderr else "")
+    with cli.served_sim() as (port, proc):
         yield port
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        assert proc.returncode == 0
+    assert proc.returncode == 0
 
 
 def _json(cli: Cli, port: str, *args: str) -> dict[str, Any]:
@@ -62,19 +46,11 @@ def _json(cli: Cli, port: str, *args: str) -> dict[str, Any]:
     return json.loads(proc.stdout)  # type: ignore[no-any-return]
 
 
-def _start_until(cli: Cli, port: str, marker: str, *args: str) -> subprocess.Popen[str]:
-    """`needlectl -v --port PORT ARGS` in the background, once its stderr shows marker."""
-    proc = subprocess.Popen(
-        [str(cli.path), "-v", "--port", port, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if marker in line:
-            return proc
-    pytest.fail(f"needlectl {' '.join(args)} never logged {marker!r}: {proc.communicate()}")
+def _start_run(cli: Cli, port: str, marker: str, run_dir: Path) -> subprocess.Popen[str]:
+    """`needlectl run pierce --target-mm 48 --record RUN_DIR` on the served device, once
+    its log shows marker (the run still going)."""
+    run = ("run", "pierce", "--target-mm", "48", "--record", str(run_dir))
+    return cli.start_until(port, marker, *run)
 
 
 def test_a_served_device_keeps_its_state_between_commands(cli: Cli, served: str) -> None:
@@ -134,18 +110,13 @@ def test_sigint_mid_run_stops_the_device_and_completes_the_record(
     cli: Cli, served: str, tmp_path: Path
 ) -> None:
     run_dir = tmp_path / "run"
-    proc = _start_until(
-        cli, served, "needlectl.run: phase advance",
-        *("run", "pierce", "--target-mm", "48", "--record", str(run_dir)),
-    )  # fmt: skip
+    proc = _start_run(cli, served, "needlectl.run: phase advance", run_dir)
     # The needle is being driven forward now. A second needlectl meanwhile is told the
     # port is busy (ports are opened exclusively), and changes nothing.
     line = cli.one_line_error(cli.run("--port", served, "stop"), 3)
     assert served in line and "busy" in line.lower()
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
-    assert err.rstrip().splitlines()[-1].startswith("needlectl: run aborted by SIGINT")
+    last = cli.interrupt(proc, signal.SIGINT, 130)
+    assert last.startswith("needlectl: run aborted by SIGINT"), last
     # The device, asked afresh: at rest, short of the target, nothing commanded, nothing
     # latched (needlectl stopped it before leaving: its session ended without a fault).
     s = _json(cli, served, "status")
@@ -173,11 +144,8 @@ def test_sigint_mid_run_stops_the_device_and_completes_the_record(
 def test_sigint_while_homing_stops_the_axis(cli: Cli, served: str) -> None:
     """Homing is one blocking library call: the signal interrupts it and needlectl
     stops the rig before leaving."""
-    proc = _start_until(cli, served, "needlectl: homing at", "home", "--speed-mm-s", "0.05")
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
-    last = err.rstrip().splitlines()[-1]
+    proc = cli.start_until(served, "needlectl: homing at", "home", "--speed-mm-s", "0.05")
+    last = cli.interrupt(proc, signal.SIGINT, 130)
     assert last.startswith("needlectl: SIGINT while homing: STOP sent"), last
     s = _json(cli, served, "status")
     assert s["moving"] is False and s["homed"] is False and s["state"] != "HOMING"
@@ -205,14 +173,9 @@ def test_sigterm_while_the_run_homes_is_recorded_as_sigterm(
     cli: Cli, served: str, tmp_path: Path
 ) -> None:
     run_dir = tmp_path / "run"
-    proc = _start_until(
-        cli, served, "needlectl.run: phase setup",
-        *("run", "pierce", "--target-mm", "48", "--record", str(run_dir)),
-    )  # fmt: skip
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 143, err
-    assert err.rstrip().splitlines()[-1].startswith("needlectl: run aborted by SIGTERM")
+    proc = _start_run(cli, served, "needlectl.run: phase setup", run_dir)
+    last = cli.interrupt(proc, signal.SIGTERM, 143)
+    assert last.startswith("needlectl: run aborted by SIGTERM"), last
     events = read_events(run_dir / "events.jsonl")
     (end,) = [e for e in events if e["kind"] == "end"]
     assert end["outcome"] == "aborted"
@@ -231,8 +194,8 @@ def test_status_after_a_kill_mid_run_explains_watchdog_never_as_normal(
     between commands" with the needle deep in the lesion. A host lost mid-motion is
     never normal: status says what happened and what to do."""
     # well into the advance
-    proc = _start_until(
-        cli, served, "needlectl.run: depth 1 mm", "run", "pierce", "--target-mm", "48"
+    proc = cli.start_until(
+        served, "needlectl.run: depth 1 mm", "run", "pierce", "--target-mm", "48"
     )
     proc.kill()
     proc.communicate(timeout=10)

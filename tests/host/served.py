@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from firmware.launch import stop
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,13 +27,7 @@ class ServedDevice:
             raise RuntimeError("sim_device serve printed no pty path")
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop(self.proc)
 
 
 def child_env() -> dict[str, str]:

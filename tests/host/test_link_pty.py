@@ -8,7 +8,8 @@ import itertools
 import os
 import statistics
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -48,6 +49,21 @@ def _link(pty: Pty, **cfg: float) -> Link:
     return Link(open_transport(pty.path), LinkConfig(**cfg))  # type: ignore[arg-type]
 
 
+@contextmanager
+def _connected(
+    pty: Pty, answer: Callable[[ScriptedPeer, Frame], None], **cfg: float
+) -> Iterator[tuple[ScriptedPeer, Link]]:
+    """A scripted peer on the pty's far end answering with ``answer``, a link on its near
+    end (``cfg``: LinkConfig's settings); both closed at the block's end."""
+    peer = ScriptedPeer(pty.master, answer)
+    link = _link(pty, **cfg)
+    try:
+        yield peer, link
+    finally:
+        link.close()
+        peer.stop()
+
+
 def _sync(link: Link) -> None:
     """A GET_STATUS the peer answers: its reply comes after the peer has read everything
     sent before it (one byte stream, read in order), so the peer's record is complete."""
@@ -65,9 +81,7 @@ def test_retransmits_with_same_seq_and_flag(pty: Pty) -> None:
         elif isinstance(frame.message, GetStatus):
             _ack(peer, frame)
 
-    peer = ScriptedPeer(pty.master, answer_from_the_second_copy)
-    link = _link(pty, initial_rto_s=0.05)
-    try:
+    with _connected(pty, answer_from_the_second_copy, initial_rto_s=0.05) as (_, link):
         reply = link.request(Stop())
         _sync(link)
         assert isinstance(reply.message, Ack)
@@ -77,9 +91,6 @@ def test_retransmits_with_same_seq_and_flag(pty: Pty) -> None:
         assert all(c.flags & HeaderFlags.RETRANSMIT for c in copies[1:])
         assert link.stats.retransmits == len(copies) - 1
         assert reply.seq == copies[0].seq
-    finally:
-        link.close()
-        peer.stop()
 
 
 def test_gives_up_with_timeout_after_bound(pty: Pty) -> None:
@@ -87,9 +98,9 @@ def test_gives_up_with_timeout_after_bound(pty: Pty) -> None:
         if isinstance(frame.message, GetStatus):
             _ack(peer, frame)
 
-    peer = ScriptedPeer(pty.master, answer_status_only)  # never answers the STOP
-    link = _link(pty, initial_rto_s=0.02, max_rto_s=0.04, max_retries=3)
-    try:
+    # the peer never answers the STOP
+    cfg = {"initial_rto_s": 0.02, "max_rto_s": 0.04, "max_retries": 3}
+    with _connected(pty, answer_status_only, **cfg) as (peer, link):
         with pytest.raises(Timeout) as info:
             link.request(Stop())
         assert isinstance(info.value, TimeoutError)
@@ -98,9 +109,6 @@ def test_gives_up_with_timeout_after_bound(pty: Pty) -> None:
         assert len(stops) == 4  # first try + 3 retries, all the same seq
         assert len({f.seq for f in stops}) == 1
         assert link.stats.timeouts == 1
-    finally:
-        link.close()
-        peer.stop()
 
 
 def test_heartbeats_every_50_ms_while_open(pty: Pty) -> None:
@@ -110,9 +118,7 @@ def test_heartbeats_every_50_ms_while_open(pty: Pty) -> None:
         if isinstance(frame.message, Heartbeat):
             stamps_ms.append(frame.message.uptime_ms)  # the host's clock as it sent it
 
-    peer = ScriptedPeer(pty.master, stamp)
-    link = _link(pty)
-    try:
+    with _connected(pty, stamp) as (peer, link):
         # (waiting in the link: the owner holds its liveness lease, heartbeats go out)
         assert link.wait_until(lambda: len(stamps_ms) >= 9, 5.0)
         gaps = [b - a for a, b in itertools.pairwise(stamps_ms)]
@@ -120,38 +126,28 @@ def test_heartbeats_every_50_ms_while_open(pty: Pty) -> None:
         # gap — which a gap stretched by a busy machine does not move — within 25 ms
         assert min(gaps) >= 49 and statistics.median(gaps) <= 75, gaps
         assert all(f.seq == 0 for f in peer.received if isinstance(f.message, Heartbeat))
-    finally:
-        link.close()
-        peer.stop()
 
 
 def test_silent_device_is_link_lost(pty: Pty) -> None:
-    peer = ScriptedPeer(pty.master, lambda p, f: None)
-    link = _link(pty, silence_timeout_s=0.2)
-    try:
+    with _connected(pty, lambda p, f: None, silence_timeout_s=0.2) as (peer, link):
         peer.send(Heartbeat(1))  # the device spoke once, then went silent
         assert link.wait_until(lambda: link.lost is not None, 3.0)
         assert "silent" in str(link.lost)
         with pytest.raises(LinkLost):
             link.request(Stop())
-    finally:
-        link.close()
-        peer.stop()
 
 
 def test_telemetry_and_events_arrive_without_any_command(pty: Pty) -> None:
-    peer = ScriptedPeer(pty.master, lambda p, f: None)
-    link = _link(pty)
-    got: list[Frame] = []
-    done = threading.Event()
+    with _connected(pty, lambda p, f: None) as (peer, link):
+        got: list[Frame] = []
+        done = threading.Event()
 
-    def listener(frame: Frame) -> None:
-        got.append(frame)
-        if isinstance(frame.message, Event):
-            done.set()
+        def listener(frame: Frame) -> None:
+            got.append(frame)
+            if isinstance(frame.message, Event):
+                done.set()
 
-    link.add_listener(listener)
-    try:
+        link.add_listener(listener)
         samples = pack_samples([TelemetrySample(i, i, i, 0, 0, 2, 0) for i in range(10)])
         peer.send(Telemetry(0, samples))
         peer.send(Telemetry(15, samples))  # 5 samples lost in between
@@ -160,9 +156,6 @@ def test_telemetry_and_events_arrive_without_any_command(pty: Pty) -> None:
         assert [type(f.message) for f in got] == [Telemetry, Telemetry, Event]
         assert link.stats.telemetry_samples == 20
         assert link.stats.telemetry_samples_lost == 5
-    finally:
-        link.close()
-        peer.stop()
 
 
 def test_duplicate_reply_is_stray_not_confused(pty: Pty) -> None:
@@ -171,42 +164,32 @@ def test_duplicate_reply_is_stray_not_confused(pty: Pty) -> None:
             _ack(peer, frame)
             _ack(peer, frame)
 
-    peer = ScriptedPeer(pty.master, ack_twice)
-    link = _link(pty)
-    try:
+    with _connected(pty, ack_twice) as (_, link):
         link.request(Stop())
         link.request(Stop())
         assert link.wait_until(lambda: link.stats.replies_stray >= 2, 5.0)
-    finally:
-        link.close()
-        peer.stop()
 
 
 def test_two_threads_get_their_own_replies(pty: Pty) -> None:
-    peer = ScriptedPeer(pty.master, _ack)
-    link = _link(pty)
-    errors: list[BaseException] = []
+    with _connected(pty, _ack) as (_, link):
+        errors: list[BaseException] = []
 
-    def worker(msg: Stop | GetStatus) -> None:
-        try:
-            for _ in range(200):
-                reply = link.request(msg)
-                assert isinstance(reply.message, Ack)
-                assert reply.message.command_id == MSG_ID[type(msg)]
-        except BaseException as exc:  # collected, re-raised in the main thread
-            errors.append(exc)
+        def worker(msg: Stop | GetStatus) -> None:
+            try:
+                for _ in range(200):
+                    reply = link.request(msg)
+                    assert isinstance(reply.message, Ack)
+                    assert reply.message.command_id == MSG_ID[type(msg)]
+            except BaseException as exc:  # collected, re-raised in the main thread
+                errors.append(exc)
 
-    threads = [threading.Thread(target=worker, args=(m,)) for m in (Stop(), GetStatus())]
-    try:
+        threads = [threading.Thread(target=worker, args=(m,)) for m in (Stop(), GetStatus())]
         for t in threads:
             t.start()
         for t in threads:
             t.join(30)
         assert not errors
         assert link.stats.frames_out >= 400
-    finally:
-        link.close()
-        peer.stop()
 
 
 def test_port_dying_is_link_lost_for_waiters_and_callers(pty: Pty) -> None:
@@ -228,24 +211,19 @@ def test_a_wait_ends_with_what_has_arrived_while_the_reader_lets_frames_gather(
     """The reader batches reads (read_coalesce_s) to save CPU, but a waiter — a control
     loop's period — must see data as fresh as the device sent it: wait_s ends by taking
     in what is already on the port."""
-    peer = ScriptedPeer(pty.master, lambda p, f: None)
-    link = _link(pty, read_coalesce_s=0.5)
-    numbers: list[int] = []
-    first = threading.Event()
+    with _connected(pty, lambda p, f: None, read_coalesce_s=0.5) as (peer, link):
+        numbers: list[int] = []
+        first = threading.Event()
 
-    def listener(frame: Frame) -> None:
-        if isinstance(frame.message, Telemetry):
-            numbers.append(frame.message.first_sample_number)
-            first.set()
+        def listener(frame: Frame) -> None:
+            if isinstance(frame.message, Telemetry):
+                numbers.append(frame.message.first_sample_number)
+                first.set()
 
-    link.add_listener(listener)
-    try:
+        link.add_listener(listener)
         samples = pack_samples([TelemetrySample(i, i, i, 0, 0, 2, 0) for i in range(10)])
         peer.send(Telemetry(0, samples))
         assert first.wait(5.0)  # the reader took it in, and now lets frames gather
         peer.send(Telemetry(10, samples))
         link.wait_s(0.02)  # far shorter than the reader's 0.5 s pause
         assert numbers == [0, 10], numbers
-    finally:
-        link.close()
-        peer.stop()

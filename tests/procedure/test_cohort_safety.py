@@ -1,29 +1,20 @@
-"""The cohort benchmark's safety judge (``firmware_host.sweep.judge``, the sweep's too)
-can fire: on synthetic telemetry that breaks each rule, and on live simulated runs of
-the benchmark's own ``run_one`` with a fault planted in the procedure — while the
-honest procedure on the same lesions breaks none."""
+"""The cohort study's safety judge (``studies.judge``, the sweep's too) can fire: on
+synthetic telemetry that breaks each rule, and on live simulated runs of the cohort
+study's own ``run_one`` (``studies.cohort``, what benchmarks/cohort.py runs) with a
+fault planted in the procedure — while the honest procedure on the same lesions breaks
+none."""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from firmware_host.sweep.judge import LATE_ADVANCE_MM, JudgeLimits, findings, measured_over
 from firmware_host.telemetry import TELEMETRY_DTYPE
-
-_SPEC = importlib.util.spec_from_file_location(
-    "cohort_bench", Path(__file__).parents[2] / "benchmarks" / "cohort.py"
-)
-assert _SPEC is not None and _SPEC.loader is not None
-cohort: Any = importlib.util.module_from_spec(_SPEC)
-sys.modules["cohort_bench"] = cohort  # dataclasses look their module up there
-_SPEC.loader.exec_module(cohort)
+from studies import cohort
+from studies.judge import LATE_ADVANCE_MM, JudgeLimits, findings, measured_over
 
 LIMITS = JudgeLimits(
     force_limit_n=15.0,

@@ -42,6 +42,11 @@ def target_for(lesion: str) -> float:
     return load_lesion(lesion).end_mm + MARGIN_MM
 
 
+def pierce(nd: NeedleDriver, lesion: str, **kwargs: Any) -> Outcome:
+    """The default profile through ``lesion`` to its end + MARGIN_MM."""
+    return run_procedure(nd, "pierce", target_depth_mm=target_for(lesion), **kwargs)
+
+
 def assert_rig_at_rest(nd: NeedleDriver, seconds: float = 1.0) -> None:
     """Nothing moves now, nor over the next seconds of device time (truth from the rig)."""
     fw = firmware(nd)
@@ -146,10 +151,9 @@ def test_an_estop_asked_for_through_the_abort_event_is_an_abort_not_a_fault() ->
                 abort.set()
                 nd.estop()  # the e-stop lands before the procedure looks at the event
 
-        out = run_procedure(
+        out = pierce(
             nd,
-            "pierce",
-            target_depth_mm=target_for("dense-calcified-cto"),
+            "dense-calcified-cto",
             on_progress=on_progress,
             abort=abort,
         )
@@ -168,10 +172,9 @@ def test_abort_mid_hold_stops_the_rig_first() -> None:
             abort.set()
 
     with rig("dense-calcified-cto") as nd:
-        out = run_procedure(
+        out = pierce(
             nd,
-            "pierce",
-            target_depth_mm=target_for("dense-calcified-cto"),
+            "dense-calcified-cto",
             on_progress=on_progress,
             abort=abort,
         )
@@ -215,7 +218,7 @@ def test_link_lost_mid_advance_ends_in_fault_with_the_rig_stopped() -> None:
 def test_a_device_stall_ends_the_run_stalled() -> None:
     # The advance motor dies mid-run: the device's following-error cut-off stops it.
     with rig("soft-stenosis", extra="&fault=motor_stall&fault_at_s=10") as nd:
-        out = run_procedure(nd, "pierce", target_depth_mm=target_for("soft-stenosis"))
+        out = pierce(nd, "soft-stenosis")
         assert out.result is Result.STALLED
         assert "device" in out.reason
         assert out.stalls == 1
@@ -242,7 +245,7 @@ def test_oscillating_profile_crosses_calcium() -> None:
 def test_noisy_load_cell_does_not_cause_a_false_stall() -> None:
     # Load cell noise doubled: same lesion, still crossed, no peck.
     with rig("dense-calcified-cto", seed=4, extra="&noise=2") as nd:
-        out = run_procedure(nd, "pierce", target_depth_mm=target_for("dense-calcified-cto"))
+        out = pierce(nd, "dense-calcified-cto")
         assert out.result is Result.CROSSED, out.reason
         assert out.stalls == 0
 
@@ -401,7 +404,7 @@ def test_a_withdraw_that_fails_keeps_the_crossing_and_says_so(fault: str, why: s
 
 def test_a_profile_that_stays_reports_no_withdrawal() -> None:
     with rig("soft-stenosis") as nd:
-        out = run_procedure(nd, "pierce", target_depth_mm=target_for("soft-stenosis"))
+        out = pierce(nd, "soft-stenosis")
         assert out.result is Result.CROSSED and out.withdrawn is None
 
 

@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 import websocket
 
+from firmware.launch import stop
+
 NEEDLECTL = Path(sys.executable).parent / "needlectl"
 LESION = "dense-calcified-cto"  # the run to 48 mm lasts long enough to be stopped
 
@@ -69,13 +71,7 @@ class Served:
 
 
 def stop_process(proc: subprocess.Popen[str], timeout_s: float = 15.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop(proc, signal.SIGINT, timeout_s)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 same byte stream as when the hash below was recorded.
 
 This is the guard for refactoring and speeding up the firmware core (firmware/core, run by
-the simulator through sim_device/core.py) and the rig (sim_device/rig.py, physics.py): any
+the simulator through sim_device/core.py) and the rig (sim_device/rig_model.py, physics.py): any
 change to what the device
 sends — a telemetry sample's rounding, an event's tick, a heartbeat's time — changes the
 hash. A change of behaviour that is meant must re-record it (run this file as a script:
@@ -97,24 +97,20 @@ class Script:
 
     def run_ms(self, ms: int) -> None:
         """Let ``ms`` ms pass in 50 ms slices (heartbeats between), reading at each."""
-        end_us = self.fw.clock.now_us + ms * 1000
-        while self.fw.clock.now_us < end_us:
-            now = self.fw.clock.now_us
-            if self.heartbeats and now >= self._next_hb_us:
-                self.dev.host_write(encode(Heartbeat((now // 1000) & 0xFFFF_FFFF)))
-                self._next_hb_us = now + 50_000
-            self.fw.run_ticks(min(50, (end_us - now) // 1000))
-            self.take()
+        self._pass(ms, self.fw.run_ticks)
 
     def read_ms(self, ms: int) -> None:
         """Like ``run_ms`` but as a ``sim://`` read does: run until output, take it."""
+        self._pass(ms, self.fw.run_until_output)
+
+    def _pass(self, ms: int, run: Callable[[int], object]) -> None:
         end_us = self.fw.clock.now_us + ms * 1000
         while self.fw.clock.now_us < end_us:
             now = self.fw.clock.now_us
             if self.heartbeats and now >= self._next_hb_us:
                 self.dev.host_write(encode(Heartbeat((now // 1000) & 0xFFFF_FFFF)))
                 self._next_hb_us = now + 50_000
-            self.fw.run_until_output(min(50, (end_us - now) // 1000))
+            run(min(50, (end_us - now) // 1000))
             self.take()
 
 

@@ -255,7 +255,7 @@ def test_simulator_page_states_the_library_ranges_as_the_files_hold_them() -> No
     """docs/simulator.md's calcium ranges are generated from the lesion files: a file edited
     without refreshing the page (python -m sim_device.lesion_ranges --write …) fails here."""
     from sim_device.lesion_ranges import doc_block, ranges_markdown
-    from sim_device.rig import RigParams
+    from sim_device.rig_model import RigParams
 
     page = Path(__file__).resolve().parents[2] / "docs" / "simulator.md"
     block = doc_block(page.read_text(encoding="utf-8"))

@@ -9,7 +9,7 @@ import pytest
 
 from sim_device.lesions import Lesion, parse_lesion
 from sim_device.physics import compile_profile, friction_at_n
-from sim_device.rig import Rig, RigParams
+from sim_device.rig_model import Rig, RigParams
 
 DT_S = 0.001
 

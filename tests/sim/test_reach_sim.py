@@ -14,28 +14,30 @@ from protocol import PROTOCOL_VERSION, SCHEMA_HASH, EventCode, Hello, SetTelemet
 from protocol.schema import Home, Move, Rotate
 
 
+def _fresh_python(code: str) -> str:
+    """What ``code`` prints in a new interpreter (nothing imported by this one)."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    return out.stdout
+
+
 def test_sim_url_resolves_from_a_fresh_interpreter() -> None:
     code = (
         "import serial, sim_device\n"
         "p = serial.serial_for_url('sim://?lesion=soft-stenosis&seed=3', timeout=0.2)\n"
         "print(type(p).__module__, p.virtual, len(p.read(100)) > 0)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert out.stdout.split() == ["sim_device.protocol_sim", "True", "True"]
+    assert _fresh_python(code).split() == ["sim_device.protocol_sim", "True", "True"]
 
 
 def test_importing_the_package_does_not_load_the_simulator() -> None:
     code = (
         "import sys, sim_device\n"
-        "heavy = ('numpy', 'sim_device.rig', 'sim_device.core', 'sim_device.core_build')\n"
+        "heavy = ('numpy', 'sim_device.rig_model', 'sim_device.core', 'sim_device.core_build')\n"
         "print(any(m in sys.modules for m in heavy))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert out.stdout.strip() == "False"
+    assert _fresh_python(code).strip() == "False"
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim_device.lesions import load_lesion
-from sim_device.rig import FAULTS, Rig, RigParams
+from sim_device.rig_model import FAULTS, Rig, RigParams
 
 DT_S = 0.001
 

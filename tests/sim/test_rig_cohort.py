@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from sim_device.lesions import Lesion, cohort, library
-from sim_device.rig import Rig
+from sim_device.rig_model import Rig
 
 DT_S = 0.005
 

@@ -1,7 +1,7 @@
 """Smoke test of the rig contract: the needle follows the motor in free space."""
 
 from sim_device.lesions import load_lesion
-from sim_device.rig import Rig
+from sim_device.rig_model import Rig
 
 
 def test_needle_follows_motor_in_free_space_and_encoder_reads_it() -> None:

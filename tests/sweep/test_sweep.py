@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from firmware_host.sweep import job as job_mod
-from firmware_host.sweep import table
-from firmware_host.sweep.runner import run_sweep
-from firmware_host.sweep.spec import SweepError, load_sweep
+from studies.sweep import job as job_mod
+from studies.sweep import table
+from studies.sweep.runner import run_sweep
+from studies.sweep.spec import SweepError, load_sweep
 
 # Four short runs: two generated one-block lesions (one the 8 N ceiling cracks, one
 # whose floor is above it), one seed, two noise levels.

@@ -7,20 +7,7 @@
 #include "hal.h"
 #include "nd_core.h"
 
-static const struct nd_board board = {
-    .serial_number = "ND-M3-QEMU-0001", /* 15 characters, NUL-padded to 16 */
-    .simulated = 1,
-    .travel_um = 150000,
-    .force_limit_mn = 40000,
-    .max_speed_um_s = 20000,
-    .max_rate_mrpm = 120000,
-    .watchdog_ms = 200,
-    .nm_per_microstep = 625,
-    .default_stall_force_mn = 9000,
-    .load_cell_rail_mn = 50000,
-    .load_cell_stuck_ticks = 0, /* the bench model's noise may be set to 0 */
-    .extra_capabilities = 0,
-};
+static struct nd_board board;
 
 int main(void)
 {
@@ -30,6 +17,7 @@ int main(void)
     struct nd_bench_config bench;
     nd_bench_defaults(&bench);
     nd_bench_init(&bench);
+    nd_bench_board(&board, "ND-M3-QEMU-0001");
     nd_core_init(&board);
 
     uint64_t ticks_done = hal_time_us() / ND_TICK_US;

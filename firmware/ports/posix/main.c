@@ -124,20 +124,7 @@ static int number(const char *text, double lo, double hi, double *out)
 
 int main(int argc, char **argv)
 {
-    static struct nd_board board = {
-        .serial_number = "ND-POSIX-0001",
-        .simulated = 1,
-        .travel_um = 150000,
-        .force_limit_mn = 40000,
-        .max_speed_um_s = 20000,
-        .max_rate_mrpm = 120000,
-        .watchdog_ms = 200,
-        .nm_per_microstep = 625,
-        .default_stall_force_mn = 9000,
-        .load_cell_rail_mn = 50000,
-        .load_cell_stuck_ticks = 0, /* the bench model's noise may be set to 0 */
-        .extra_capabilities = 0,
-    };
+    static struct nd_board board;
     struct nd_bench_config bench;
     struct termios raw;
     struct sigaction sa;
@@ -145,6 +132,7 @@ int main(int argc, char **argv)
     int slave_fd, i;
     uint64_t next_tick_us;
     nd_bench_defaults(&bench);
+    nd_bench_board(&board, "ND-POSIX-0001");
 
     for (i = 1; i < argc; ++i) {
         const char *opt = argv[i];

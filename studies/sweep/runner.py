@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from firmware_host.sweep import engines, report, table
-from firmware_host.sweep.spec import Sweep
+from studies.sweep import engines, report, table
+from studies.sweep.spec import Sweep
 
 FIGURE_NAME = "sweep.png"
 SUMMARY_NAME = "summary.json"

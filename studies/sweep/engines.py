@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
-from firmware_host.sweep.job import Job, run_job
+from studies.sweep.job import Job, run_job
 
 OnRow = Callable[[dict[str, Any]], None]
 

@@ -1,7 +1,7 @@
 """One sweep run: a seeded in-process simulator, the PIERCE procedure, and a safety
 judgement from the simulator's truth.
 
-The judge (``firmware_host.sweep.judge``, the cohort benchmark's too) never trusts the
+The judge (``studies.judge``, the cohort benchmark's too) never trusts the
 procedure or the load cell. Its limits are fixed before the run, outside the
 procedure: the profile's numbers and the device's hard limits read from its IDENTITY —
 the lower of each pair. Every rig step (1 ms) of the run and of one second watched
@@ -35,8 +35,8 @@ def run_job(job: Job) -> dict[str, Any]:
     from firmware_host.client import NeedleDriver
     from firmware_host.procedure import run_procedure
     from firmware_host.procedure.profile import profile_from_dict
-    from firmware_host.sweep.judge import JudgeLimits, SafetyJudge
     from sim_device.lesions import registered
+    from studies.judge import JudgeLimits, SafetyJudge
 
     profile = profile_from_dict(job.profile_data, source=f"run {job.run_id}")
     # Registered in memory under a name unique to this run (a worker needs no file).

@@ -27,14 +27,15 @@ import hashlib
 import itertools
 import json
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from firmware_host.procedure.profile import ProfileError, load_profile, profile_from_dict
-from firmware_host.sweep.job import Job
 from sim_device.families import FamilyError, build_lesion, draw_params, features
 from sim_device.lesions import Lesion, LesionError, load_lesion
+from studies.sweep.job import Job
 
 _TOP_KEYS = {"name", "description", "seeds", "noise", "margin_mm", "lesions", "family", "profile"}
 _FAMILY_KEYS = {"name", "count", "seed", "params"}
@@ -74,6 +75,25 @@ def _list(where: str, value: Any, kind: type | tuple[type, ...], what: str) -> l
         if isinstance(v, bool) or not isinstance(v, kind):
             raise SweepError(f"{where}: {v!r} is not {what}")
     return value
+
+
+def _tables(
+    src: str, data: dict[str, Any], key: str, known: set[str], default: list[Any]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The sweep file's array of tables ``[[key]]`` (``default`` when absent; an empty one
+    given is an error where the default is not empty), one at a time with where it is
+    ("FILE: key N"), each checked to be a table of known keys only."""
+    tables = data.get(key, default)
+    if not isinstance(tables, list) or (default and not tables):
+        raise SweepError(f"{src}: {key} must be an array of tables ([[{key}]])")
+    for i, table in enumerate(tables, start=1):
+        where = f"{src}: {key} {i}"
+        if not isinstance(table, dict):
+            raise SweepError(f"{where} must be a table")
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise SweepError(f"{where}: unknown key(s) {', '.join(unknown)}")
+        yield where, table
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -127,16 +147,7 @@ def _lesion_cases(path: Path, data: dict[str, Any]) -> list[LesionCase]:
         except LesionError as exc:
             raise SweepError(f"{src}: lesions: {exc}") from None
         cases.append(LesionCase(lesion.name, "", lesion, {}))
-    families = data.get("family", [])
-    if not isinstance(families, list):
-        raise SweepError(f"{src}: family must be an array of tables ([[family]])")
-    for i, fam in enumerate(families, start=1):
-        where = f"{src}: family {i}"
-        if not isinstance(fam, dict):
-            raise SweepError(f"{where} must be a table")
-        unknown = sorted(set(fam) - _FAMILY_KEYS)
-        if unknown:
-            raise SweepError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    for where, fam in _tables(src, data, "family", _FAMILY_KEYS, default=[]):
         fname = fam.get("name")
         if not isinstance(fname, str) or not fname.replace("-", "").replace("_", "").isalnum():
             raise SweepError(f"{where}: name must be a word (letters, digits, - or _)")
@@ -162,17 +173,8 @@ def _lesion_cases(path: Path, data: dict[str, Any]) -> list[LesionCase]:
 
 def _profile_cases(path: Path, data: dict[str, Any]) -> list[ProfileCase]:
     src = str(path)
-    specs = data.get("profile", [{"name": "pierce"}])
-    if not isinstance(specs, list) or not specs:
-        raise SweepError(f"{src}: profile must be an array of tables ([[profile]])")
     cases: list[ProfileCase] = []
-    for i, spec in enumerate(specs, start=1):
-        where = f"{src}: profile {i}"
-        if not isinstance(spec, dict):
-            raise SweepError(f"{where} must be a table")
-        unknown = sorted(set(spec) - _PROFILE_KEYS)
-        if unknown:
-            raise SweepError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    for where, spec in _tables(src, data, "profile", _PROFILE_KEYS, default=[{"name": "pierce"}]):
         pname = spec.get("name")
         if not isinstance(pname, str):
             raise SweepError(f"{where}: name must be a profile name or file")
