@@ -70,6 +70,17 @@ MUTANTS: dict[str, str] = {
     "event_log_empty": "GET_EVENTS answers with no records",
     "home_offset": "homing zeroes the depth 50 µm away from the switch",
     "fault_leaves_rotation": "a latched fault stops the advance only: the needle turns on",
+    # issue 17: the defects an independent read planted that the suite once passed
+    "reply_cache_one_entry": "the reply cache keeps one entry: an older resend runs again",
+    "cache_only_on_retransmit": "the reply cache is consulted only when RETRANSMIT is set",
+    "force_limit_push_only": "the force limit is checked in the push direction only",
+    "stall_force_off_rotating": "the force-held stall is off while the needle turns",
+    "hello_clears_estop": "HELLO clears a latched e-stop",
+    "stop_ignored_homing": "STOP is ACKed during HOME but the homing goes on",
+    "relative_limit_on_increment": "a relative move's limit is checked on the increment",
+    "crc_skipped_for_move": "a MOVE with a bad CRC is executed",
+    "by_angle_32bit": "a BY_ANGLE target computed in 32 bits (over ~2147° is wrong)",
+    "event_oldest_off_by_one": "the event ring's oldest kept event is off by one",
 }
 VARIANTS: dict[str, str] = DEFECTS | MUTANTS
 

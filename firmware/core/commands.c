@@ -138,6 +138,9 @@ static void hello(const uint8_t *p)
     D.session_open = true;
     D.schema_ok = m.protocol_version == ND_PROTOCOL_VERSION && m.schema_hash == ND_SCHEMA_HASH;
     D.wd_tripped = false;
+#ifdef ND_DEFECT_HELLO_CLEARS_ESTOP
+    D.latched &= (uint16_t)~ND_FAULT_FLAGS_ESTOP; /* mutant: a new session forgets the e-stop */
+#endif
     nd_dev_update_state();
     D.commands_executed++;
     identity();
@@ -149,8 +152,10 @@ static void hello(const uint8_t *p)
 static void advance_to_rest(void)
 {
     if (D.homing) {
+#ifndef ND_DEFECT_STOP_IGNORED_HOMING /* mutant: STOP ACKed, the homing goes on */
         D.homing = false;
         nd_axis_halt(&D.adv);
+#endif
     } else if (D.adv.active) {
         nd_axis_decelerate(&D.adv);
     }
@@ -326,7 +331,11 @@ static void move(uint8_t id, const uint8_t *p)
     target_nm = (int64_t)m.target_um * 1000 + (m.mode == ND_MOVE_MODE_RELATIVE ? base : 0);
     if (target_nm < 0) REFUSE(ND_NAK_REASON_BEYOND_LIMIT, 0);
     limit_steps = D.limit_pos_nm / step;
+#ifdef ND_DEFECT_RELATIVE_LIMIT_ON_INCREMENT
+    if (nd_floor_div((int64_t)m.target_um * 1000, step) > limit_steps) /* mutant: the step */
+#else
     if (nd_floor_div(target_nm, step) > limit_steps)
+#endif
         REFUSE(ND_NAK_REASON_BEYOND_LIMIT, D.soft_depth_limit_um);
     if (!D.adv.active) nd_dev_begin_follow();
     /* the target is kept in exact nm (relative moves add up exactly); only the motor's
@@ -369,7 +378,12 @@ static void rotate(uint8_t id, const uint8_t *p)
         D.osc_center_ucdeg = D.rot.pos;
         D.osc_amp_ucdeg = (int64_t)m.angle_cdeg * ND_UCDEG_PER_CDEG;
     }
+#ifdef ND_DEFECT_BY_ANGLE_32BIT /* mutant: the angle in ucdeg computed in 32 bits */
+    nd_axis_move_to(&D.rot, D.rot.pos + (int32_t)((uint32_t)m.angle_cdeg * ND_UCDEG_PER_CDEG),
+                    speed);
+#else
     nd_axis_move_to(&D.rot, D.rot.pos + (int64_t)m.angle_cdeg * ND_UCDEG_PER_CDEG, speed);
+#endif
     nd_dev_update_state();
     ack(id);
 }
@@ -474,6 +488,10 @@ void nd_commands_on_frame(uint8_t id, uint8_t flags, uint16_t seq, const uint8_t
     }
     /* HELLO is never replayed: a new host process starts its seqs at 1 again and must not
      * get its predecessor's replies (HELLO is harmless to run twice) */
+#ifdef ND_DEFECT_CACHE_ONLY_ON_RETRANSMIT
+    if (!(flags & ND_HEADER_FLAGS_RETRANSMIT)) { /* mutant: a resend without the flag runs */
+    } else
+#endif
     if (REPEAT_DETECTION && id != ND_HELLO_ID) {
         cached = nd_reply_cache_lookup(&D.cache, seq, id);
         if (cached != NULL) {

@@ -219,7 +219,11 @@ static void sensor_safety(void)
             nd_dev_latch(ND_FAULT_FLAGS_LOAD_CELL, ND_EVENT_CODE_FAULT,
                          ND_FAULT_FLAGS_LOAD_CELL);
         }
+#ifdef ND_DEFECT_FORCE_LIMIT_PUSH_ONLY
+    } else if (f > D.force_limit_mn && /* mutant: a pulling force is never limited */
+#else
     } else if ((f > D.force_limit_mn || -f > D.force_limit_mn) &&
+#endif
                !(D.latched & ND_FAULT_FLAGS_FORCE_LIMIT)) {
         nd_dev_stop_advance();
         nd_dev_latch(ND_FAULT_FLAGS_FORCE_LIMIT, ND_EVENT_CODE_FORCE_OVER_LIMIT, f);
@@ -256,7 +260,11 @@ static void stall_check(void)
 {
     int64_t motor_moved, enc_moved, error;
     /* force held at the stall threshold while advancing */
-    if (D.adv.vel > 0 && D.force_mn != ND_FORCE_INVALID_MN && D.force_mn >= D.stall_force_mn) {
+    if (D.adv.vel > 0 && D.force_mn != ND_FORCE_INVALID_MN && D.force_mn >= D.stall_force_mn
+#ifdef ND_DEFECT_STALL_FORCE_OFF_ROTATING
+        && !D.rot.active /* mutant: the force-held stall is off while the needle turns */
+#endif
+    ) {
         if (++D.stall_ticks >= D.stall_time_ms) {
             stall();
             return;

@@ -1,0 +1,273 @@
+"""The edges the first suite never tried (issue 17): a resend without RETRANSMIT and older
+than the newest reply, a bad CRC on every command, the force-held stall while turning,
+latches across HELLO, stops in unusual states, relative moves from a depth, large angles
+and more events than the log keeps. Through the wire only, like every conformance test;
+each is shown failing on a planted mutant (tests/hil/test_hil_mutants.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from cobs import cobs
+
+from hil_tests.dut import REPLY_TIMEOUT_S, Dut, Limits
+from hil_tests.session import HilSession
+from protocol import (
+    EVENT_LOG_SIZE,
+    Ack,
+    ClearFault,
+    DeviceState,
+    EStop,
+    EventCode,
+    FaultFlags,
+    GetStatus,
+    HeaderFlags,
+    Home,
+    Move,
+    MoveMode,
+    Nak,
+    NakReason,
+    Rotate,
+    RotateMode,
+    SampleFlags,
+    SetTelemetry,
+    Stop,
+    encode_body,
+    frame_body,
+)
+from protocol.schema import Message
+
+STEP_UM = 1000
+REPLY_CACHE_DEPTH = 32  # protocol §2: the last 32 replies are kept
+
+
+def _move_rel(s: HilSession) -> Move:
+    return Move(MoveMode.RELATIVE, STEP_UM, s.speed_um_s)
+
+
+def _replies(dut: Dut, seq: int, count: int) -> list[Any]:
+    got = dut.wire.received.replies
+    dut.wire.wait_for(lambda: len(got.get(seq, [])) >= count, REPLY_TIMEOUT_S)
+    frames = got.get(seq, [])
+    assert len(frames) >= count, f"{len(frames)} replies with seq {seq}, expected {count}"
+    return frames[:count]
+
+
+@pytest.mark.parametrize("flags", [0, HeaderFlags.RETRANSMIT], ids=["plain", "retransmit"])
+def test_old_resend_executes_once(hil_homed: Dut, hil_session: HilSession, flags: int) -> None:
+    """A MOVE resent after 30 other commands — older than the newest reply, within the
+    32-deep cache — with or without RETRANSMIT (protocol §2: "whether or not") is replayed,
+    never run again."""
+    dut = hil_homed
+    wire = dut.wire
+    start = dut.status()
+    move = _move_rel(hil_session)
+    seq = wire.send(move)
+    (first,) = _replies(dut, seq, 1)
+    assert isinstance(first.message, Ack), f"MOVE answered {first.message!r}"
+    for _ in range(REPLY_CACHE_DEPTH - 2):  # the MOVE's reply is still among the last 32
+        dut.status()
+    wire.send(move, seq=seq, flags=flags)
+    _, again = _replies(dut, seq, 2)
+    assert again.message == first.message and again.flags & HeaderFlags.REPLAYED, (
+        f"the resend of a MOVE {REPLY_CACHE_DEPTH - 2} commands back answered "
+        f"{again.message!r} (flags {again.flags:#x}), not the cached ACK"
+    )
+    st = dut.wait_idle(30.0)
+    moved = st.commanded_depth_um - start.commanded_depth_um
+    assert moved == STEP_UM, f"one MOVE +{STEP_UM} µm sent twice moved {moved} µm"
+
+
+def test_bad_crc_is_dropped_for_every_command(hil_homed: Dut, hil_session: HilSession) -> None:
+    """A frame whose CRC is wrong is dropped whatever its id: no reply, nothing run,
+    counted in frames_bad (protocol §1 Receiving)."""
+    dut = hil_homed
+    wire = dut.wire
+    s = hil_session
+    st0 = dut.status()
+    msgs: list[Message] = [
+        Move(MoveMode.RELATIVE, STEP_UM, s.speed_um_s),
+        Rotate(RotateMode.BY_ANGLE, 1_000, 1_000),
+        Home(round(s.rig.homing_speed_mm_s * 1000)),
+        EStop(),
+        Stop(),
+        ClearFault(),
+        SetTelemetry(0, 1),
+        GetStatus(),
+    ]
+    seqs = []
+    for msg in msgs:
+        seq = wire.next_seq()
+        raw = bytearray(cobs.decode(frame_body(encode_body(msg, seq))[:-1]))
+        raw[-1] ^= 0x5A  # the CRC's last byte corrupted
+        wire.write(b"\x00" + cobs.encode(bytes(raw)) + b"\x00")
+        seqs.append(seq)
+    wire.wait_s(0.2)
+    for msg, seq in zip(msgs, seqs, strict=True):
+        assert not wire.received.replies.get(seq), f"{msg!r} with a bad CRC was answered"
+    st = dut.status()
+    assert st.frames_bad - st0.frames_bad >= len(msgs), "bad-CRC frames not counted bad"
+    assert st.commanded_depth_um == st0.commanded_depth_um, "a bad-CRC MOVE was run"
+    assert st.angle_cdeg == st0.angle_cdeg, "a bad-CRC ROTATE was run"
+    assert not st.latched_faults & FaultFlags.ESTOP, "a bad-CRC ESTOP was run"
+
+
+def test_force_held_stall_while_rotating(
+    hil_homed: Dut, hil_session: HilSession, hil_figures: dict[str, Any]
+) -> None:
+    """The force-held stall ([force] depth_mm, where the rig loads the needle above
+    limit_n, used as the stall force) fires while the needle turns: the force check is
+    not the following-error one, and not only for a needle at rest in its angle."""
+    s = hil_session
+    dut = hil_homed
+    if s.rig.force_test_limit_n is None or s.rig.force_test_depth_mm is None:
+        pytest.skip("needs a load on the needle: set [force] limit_n and depth_mm in the rig file")
+    stall_mn = round(s.rig.force_test_limit_n * 1000)
+    depth_um = round(s.rig.force_test_depth_mm * 1000)
+    d = s.default_limits()
+    dut.set_limits(Limits(d.soft_depth_limit_um, d.force_limit_mn, stall_mn, d.stall_time_ms))
+    before = dut.status().last_event_number
+    dut.ack(Rotate(RotateMode.CONTINUOUS, 30_000, 0))
+    dut.move_to_um(depth_um, s.speed_um_s)
+    ev = dut.wait_event(EventCode.STALL, depth_um / s.speed_um_s + 5.0, before)
+    st = dut.status()
+    assert ev is not None, (
+        f"force held above the {stall_mn} mN stall force while turning and no STALL: "
+        f"{DeviceState(st.state).name} at {st.depth_um} µm"
+    )
+    hil_figures["stall_depth_um"] = int(ev.value)
+    assert st.latched_faults & FaultFlags.STALL and st.state == DeviceState.STALLED
+    dut.set_limits(d)
+    dut.clear_fault()
+    dut.home(round(s.rig.homing_speed_mm_s * 1000), s.rig.homing_timeout_s)
+
+
+def test_estop_latch_survives_hello(hil_device: Dut, hil_session: HilSession) -> None:
+    """A latched e-stop is cleared by CLEAR_FAULT only: a new session (HELLO) keeps it."""
+    dut = hil_device
+    dut.estop()
+    dut.hello()
+    st = dut.status()
+    assert st.latched_faults & FaultFlags.ESTOP, "HELLO cleared a latched e-stop"
+    assert st.state == DeviceState.ESTOPPED
+    nak = dut.nak(Rotate(RotateMode.BY_ANGLE, 1_000, 1))  # 0.01°: harmless if run
+    assert NakReason(nak.reason) is NakReason.ESTOPPED
+    dut.clear_fault()
+
+
+def test_stop_during_home_ends_it(hil_homed: Dut, hil_session: HilSession) -> None:
+    """STOP in HOMING ends the homing at once (protocol §5): nothing moves afterwards, the
+    device is not homed, and homing again works."""
+    s = hil_session
+    dut = hil_homed
+    depth = min(s.test_depth_um, 5000)
+    dut.move_to_um(depth, s.speed_um_s)
+    dut.wait_idle(depth / s.speed_um_s + 5.0)
+    dut.ack(Home(round(s.rig.homing_speed_mm_s * 1000)))
+    dut.wire.wait_s(0.1)
+    assert dut.status().state == DeviceState.HOMING
+    dut.stop()
+    dut.wire.wait_s(0.05)
+    a = dut.status()
+    dut.wire.wait_s(0.2)
+    b = dut.status()
+    assert b.state != DeviceState.HOMING, "STOP ACKed and the homing went on"
+    assert a.commanded_depth_um == b.commanded_depth_um, "the advance went on after STOP"
+    assert not b.flags & SampleFlags.HOMED
+    dut.home(round(s.rig.homing_speed_mm_s * 1000), s.rig.homing_timeout_s)
+
+
+def test_relative_move_limit_is_on_the_result(hil_homed: Dut, hil_session: HilSession) -> None:
+    """A relative move from a depth is refused when its resulting target is beyond the
+    soft limit, though its increment alone is not."""
+    s = hil_session
+    dut = hil_homed
+    limit = max(2000, (s.test_depth_um // 2) // 1000 * 1000)
+    d = s.default_limits()
+    dut.set_limits(Limits(limit, d.force_limit_mn, d.stall_force_mn, d.stall_time_ms))
+    dut.move_to_um(limit - 1000, s.speed_um_s)
+    dut.wait_idle(limit / s.speed_um_s + 5.0)
+    nak = dut.nak(Move(MoveMode.RELATIVE, 2000, s.speed_um_s))
+    assert NakReason(nak.reason) is NakReason.BEYOND_LIMIT, NakReason(nak.reason).name
+    assert nak.detail == limit
+    dut.set_limits(d)
+    dut.move_to_um(0, s.speed_um_s)
+    dut.wait_idle(limit / s.speed_um_s + 5.0)
+
+
+def test_rotate_by_large_angle(hil_device: Dut, hil_session: HilSession, hil_motion: None) -> None:
+    """BY_ANGLE over several turns (3,600°: beyond 32-bit microdegrees) turns exactly that."""
+    dut = hil_device
+    angle = 360_000
+    rate = min(120_000, hil_session.identity.max_rate_mrpm)
+    start = dut.status().angle_cdeg
+    dut.ack(Rotate(RotateMode.BY_ANGLE, rate, angle))
+    st = dut.wait_idle(angle / 100 / (rate / 1000 * 6) + 5.0)
+    assert st.angle_cdeg - start == angle, f"BY_ANGLE {angle} cdeg turned {st.angle_cdeg - start}"
+
+
+def test_event_log_beyond_its_size(hil_device: Dut) -> None:
+    """More events than the log keeps: the oldest kept is last - size + 1 and every record
+    fetched is the event sent live under that number."""
+    dut = hil_device
+    wire = dut.wire
+    last = dut.status().last_event_number
+    while last < EVENT_LOG_SIZE + 20:
+        dut.estop()
+        dut.clear_fault()
+        last += 2
+    last = dut.status().last_event_number
+    oldest = last - EVENT_LOG_SIZE + 1
+    log, page = dut.event_log(1, 12)
+    assert page, "empty EVENT_LOG"
+    assert page[0].number == oldest, f"oldest record {page[0].number}, expected {oldest}"
+    live = {e.number: e for e in wire.received.events}
+    for e in page:
+        if e.number in live:
+            assert e == live[e.number], f"event {e.number} in the log differs from the one sent"
+    assert [e.number for e in page] == list(range(oldest, oldest + len(page)))
+    assert isinstance(log.last_event_number, int) and not isinstance(log, Nak)
+
+
+PULL_SEEN_MN = 60  # a pull clearly above the load cell's noise
+PULL_LIMIT_MN = 40
+
+
+def test_force_limit_when_pulling(
+    hil_homed: Dut, hil_session: HilSession, hil_figures: dict[str, Any]
+) -> None:
+    """The force limit bounds |force|: withdrawn from [force] depth_mm, the tissue pulls
+    on the needle, and a limit set below that pull trips FORCE_OVER_LIMIT on a negative
+    force. A rig whose load pulls on nothing on the way out is skipped."""
+    s = hil_session
+    dut = hil_homed
+    if s.rig.force_test_depth_mm is None:
+        pytest.skip("needs a load on the needle: set [force] depth_mm in the rig file")
+    depth_um = round(s.rig.force_test_depth_mm * 1000)
+    d = s.default_limits()
+    dut.move_to_um(depth_um, s.speed_um_s)
+    dut.wait_idle(depth_um / s.speed_um_s + 5.0)
+    tl = dut.wire.received.telemetry
+    mark = tl.mark()
+    before = dut.status().last_event_number
+    dut.move_to_um(0, s.speed_um_s)
+
+    def pulled() -> bool:
+        got = tl.since(mark)
+        return len(got) > 0 and int(got["force_mn"].min()) < -PULL_SEEN_MN
+
+    if not dut.wire.wait_for(pulled, depth_um / s.speed_um_s + 2.0):
+        dut.wait_idle(depth_um / s.speed_um_s + 5.0)
+        pytest.skip(f"no pull above {PULL_SEEN_MN} mN on the way out of {depth_um} µm")
+    dut.set_limits(Limits(d.soft_depth_limit_um, PULL_LIMIT_MN, PULL_LIMIT_MN, d.stall_time_ms))
+    ev = dut.wait_event(EventCode.FORCE_OVER_LIMIT, 1.0, before)
+    assert ev is not None, f"pulled above {PULL_SEEN_MN} mN, limit {PULL_LIMIT_MN} mN: no trip"
+    hil_figures["pull_at_trip_mn"] = int(ev.value)
+    assert ev.value < -PULL_LIMIT_MN, f"tripped on {ev.value} mN, not on the pull"
+    st = dut.status()
+    assert st.latched_faults & FaultFlags.FORCE_LIMIT
+    dut.set_limits(d)
+    dut.clear_fault()
+    dut.move_to_um(0, s.speed_um_s)
+    dut.wait_idle(depth_um / s.speed_um_s + 5.0)
