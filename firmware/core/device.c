@@ -42,9 +42,15 @@ static int32_t clip_i32(int64_t v)
 
 int32_t nd_um_from_nm(int64_t nm) { return clip_i32(nd_floor_div(nm + 500, 1000)); }
 
+/* The angle on the wire wraps modulo 2^32 centidegrees (≈ 59,650 turns) instead of
+ * clipping: a clipped angle froze while the needle turned on, and every "rotation at rest"
+ * check took it for still (issue 17). Differences of two readings, taken modulo 2^32, stay
+ * right across the wrap. */
 int32_t nd_cdeg_from_ucdeg(int64_t ucdeg)
 {
-    return clip_i32(nd_floor_div(ucdeg + ND_UCDEG_PER_CDEG / 2, ND_UCDEG_PER_CDEG));
+    const uint32_t u =
+        (uint32_t)(uint64_t)nd_floor_div(ucdeg + ND_UCDEG_PER_CDEG / 2, ND_UCDEG_PER_CDEG);
+    return u <= (uint32_t)INT32_MAX ? (int32_t)u : -(int32_t)(UINT32_MAX - u) - 1;
 }
 
 /* The motor's coordinate for an advance position: on a whole microstep. */
@@ -361,7 +367,7 @@ void nd_core_tick_move(void)
     D.adv_was_active = D.adv.active;
     D.rot_was_active = D.rot.active;
     D.ticks++;
-    D.now_us = (uint64_t)D.ticks * ND_TICK_US;
+    D.now_us = D.ticks * ND_TICK_US;
     step_axes();
 }
 
@@ -463,6 +469,6 @@ void nd_core_stats(struct nd_core_stats *out)
     out->watchdog_trips = D.watchdog_trips;
     out->samples_sent = D.samples_sent;
     out->frames_dropped_tx = l->tx_dropped;
-    out->ticks = D.ticks;
+    out->ticks = (uint32_t)D.ticks; /* the statistics' count: modulo 2^32 */
     out->max_tick_us = D.max_tick_us;
 }
