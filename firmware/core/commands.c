@@ -438,6 +438,14 @@ static void execute(uint8_t id, const uint8_t *p)
 /* The schema gives device->host messages ids from 0x81 (HEARTBEAT, both ways, is 0x02). */
 static bool is_device_to_host(uint8_t id) { return id >= ND_IDENTITY_ID; }
 
+/* ESTOP, STOP, MOVE STOP, ROTATE STOP: the commands that are never refused */
+static bool is_stop(uint8_t id, const uint8_t *p)
+{
+    return id == ND_ESTOP_ID || id == ND_STOP_ID ||
+           (id == ND_MOVE_ID && p[ND_MOVE_MODE_OFFSET] == ND_MOVE_MODE_STOP) ||
+           (id == ND_ROTATE_ID && p[ND_ROTATE_MODE_OFFSET] == ND_ROTATE_MODE_STOP);
+}
+
 static void send_reply(uint16_t seq, uint8_t flags)
 {
     nd_dev_send(R.id, flags, seq, R.payload, R.len);
@@ -481,7 +489,9 @@ void nd_commands_on_frame(uint8_t id, uint8_t flags, uint16_t seq, const uint8_t
     if (id == ND_HEARTBEAT_ID) return; /* unsequenced, no reply, whatever its seq */
     if (seq == 0) {
         /* a command without a seq (any id but HEARTBEAT's, a device->host id too): not
-         * executed, not cached — it could never be retransmitted as itself */
+         * executed, not cached — it could never be retransmitted as itself. But stopping
+         * is never refused: a stop malformed in its seq still stops, NAKed all the same. */
+        if (is_stop(id, payload)) execute(id, payload);
         nak(id, ND_NAK_REASON_BAD_ARGUMENT, 0);
         send_reply(0, 0);
         return;
