@@ -271,3 +271,91 @@ def test_force_limit_when_pulling(
     dut.clear_fault()
     dut.move_to_um(0, s.speed_um_s)
     dut.wait_idle(depth_um / s.speed_um_s + 5.0)
+
+
+def test_reversal_mid_move_ramps_within_speed_and_acceleration(
+    hil_homed: Dut, hil_session: HilSession, hil_figures: dict[str, Any]
+) -> None:
+    """A MOVE back to 0 sent halfway out brakes down its ramp before it turns, never goes
+    beyond the first target, never faster than asked, and ends at 0: the commanded depth's
+    speed (over 20 ms) changes by no more than [motion] max_accel_mm_s2 allows."""
+    s = hil_session
+    dut = hil_homed
+    if s.rig.max_accel_mm_s2 is None:
+        pytest.skip("needs the advance's ramp: set [motion] max_accel_mm_s2 in the rig file")
+    far = s.test_depth_um
+    tl = dut.wire.received.telemetry
+    mark = tl.mark()
+    dut.move_to_um(far, s.speed_um_s)
+    out = dut.wire.wait_for(
+        lambda: tl.count > 0 and int(tl.batches[-1]["commanded_depth_um"][-1]) >= far // 2,
+        far / s.speed_um_s + 5.0,
+    )
+    assert out, f"the advance never reached {far // 2} µm"
+    dut.move_to_um(0, s.speed_um_s)
+    st = dut.wait_idle(2 * far / s.speed_um_s + 5.0)
+    dut.wire.wait_s(0.05)
+    d = tl.since(mark)["commanded_depth_um"].astype("i8")
+    assert st.commanded_depth_um == 0, f"ended at {st.commanded_depth_um} µm, not 0"
+    assert int(d.max()) <= far, f"went to {int(d.max())} µm, beyond the first target {far}"
+    w = 200  # samples (1 kHz): no window faster than the speed asked (+1 µm of rounding)
+    fastest = int(abs(d[w:] - d[:-w]).max())
+    hil_figures["fastest_200ms_um"] = fastest
+    assert fastest <= s.speed_um_s * w // 1000 + 1, f"{fastest} µm in {w} ms"
+    n = 20  # ms: the speed over 20 ms, its change to the next 20 ms
+    v = (d[n:] - d[:-n]) / n  # µm/ms
+    dv = float(abs(v[n:] - v[:-n]).max())
+    bound = s.rig.max_accel_mm_s2 * 1e-3 * n + 0.3  # + the µm rounding, and a margin
+    hil_figures["max_speed_change_um_ms_per_20ms"] = dv
+    assert dv <= bound, f"the speed jumped {dv:.2f} µm/ms within {n} ms (bound {bound:.2f})"
+
+
+def test_limits_at_their_hard_limits_are_accepted(hil_device: Dut, hil_session: HilSession) -> None:
+    """SET_LIMITS with every limit exactly at its hard limit (IDENTITY) is ACKed."""
+    ident = hil_session.identity
+    d = hil_session.default_limits()
+    at = Limits(ident.travel_limit_um, ident.force_limit_mn, ident.force_limit_mn, 5)
+    hil_device.set_limits(at)
+    st = hil_device.status()
+    assert (st.soft_depth_limit_um, st.force_limit_mn, st.stall_force_mn) == (
+        ident.travel_limit_um,
+        ident.force_limit_mn,
+        ident.force_limit_mn,
+    )
+    hil_device.set_limits(d)
+
+
+def test_home_speed_below_and_beyond_the_max(
+    hil_device: Dut, hil_session: HilSession, hil_motion: None
+) -> None:
+    """HOME at half the hard speed is ACKed; one µm/s above it: NAK BEYOND_LIMIT, detail
+    the hard speed (when the schema's range lets the request through)."""
+    s = hil_session
+    dut = hil_device
+    top = s.identity.max_speed_um_s
+    if top + 1 <= 20_000:
+        nak = dut.nak(Home(top + 1))
+        assert NakReason(nak.reason) is NakReason.BEYOND_LIMIT and nak.detail == top
+    dut.ack(Home(max(1, top // 2)))
+    dut.stop()
+    dut.wait_idle(5.0)
+    dut.home(round(s.rig.homing_speed_mm_s * 1000), s.rig.homing_timeout_s)
+
+
+def test_replayed_event_log_is_the_first(hil_device: Dut) -> None:
+    """GET_EVENTS resent after more events came: the replay is the first EVENT_LOG,
+    identical (the cache keeps the reply, not the question)."""
+    dut = hil_device
+    wire = dut.wire
+    last = dut.status().last_event_number
+    from protocol import GetEvents
+
+    ask = GetEvents(max(1, last - 3), 12)
+    seq = wire.send(ask)
+    (first,) = _replies(dut, seq, 1)
+    dut.estop()
+    dut.clear_fault()
+    wire.resend(ask, seq)
+    _, again = _replies(dut, seq, 2)
+    assert again.flags & HeaderFlags.REPLAYED
+    assert again.message == first.message, f"replayed {again.message!r} ≠ {first.message!r}"
