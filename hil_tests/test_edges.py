@@ -359,3 +359,47 @@ def test_replayed_event_log_is_the_first(hil_device: Dut) -> None:
     _, again = _replies(dut, seq, 2)
     assert again.flags & HeaderFlags.REPLAYED
     assert again.message == first.message, f"replayed {again.message!r} ≠ {first.message!r}"
+
+
+def test_device_initiated_frames_carry_seq_0(hil_device: Dut) -> None:
+    """TELEMETRY, EVENT and the device's HEARTBEAT are sent with seq 0 (protocol §2)."""
+    dut = hil_device
+    dut.estop()
+    dut.clear_fault()
+    dut.set_telemetry(0)
+    dut.wire.wait_s(0.25)  # quiet: the device heartbeats
+    dut.set_telemetry(1000, 10)
+    dut.wire.wait_s(0.05)
+    seqs = dut.wire.received.unsequenced_seqs
+    assert seqs == {0}, f"device-initiated frames with seqs {sorted(seqs)}"
+
+
+def test_sample_flags_follow_the_latches(hil_device: Dut, hil_session: HilSession) -> None:
+    """Telemetry's fault flags say what is latched: none with nothing latched; ESTOP while
+    e-stopped; FAULT (not STALL) while the watchdog's fault is latched."""
+    dut = hil_device
+    wire = dut.wire
+    tl = wire.received.telemetry
+    faults = int(SampleFlags.STALL | SampleFlags.FAULT | SampleFlags.ESTOP)
+
+    def flags_now() -> set[int]:
+        wire.wait_s(0.03)  # the batches sampled before are in
+        mark = tl.mark()
+        wire.wait_s(0.05)
+        return {int(f) & faults for f in tl.since(mark)["flags"]}
+
+    assert flags_now() == {0}, "fault flags with nothing latched"
+    dut.estop()
+    assert flags_now() == {int(SampleFlags.ESTOP)}
+    dut.clear_fault()
+    dut.hello()
+    dut.ack(Rotate(RotateMode.CONTINUOUS, 30_000, 0))
+    before = dut.status().last_event_number
+    wire.heartbeats_enabled = False
+    ev = dut.wait_event(
+        EventCode.WATCHDOG_TRIP, 3 * hil_session.identity.watchdog_ms / 1000, before
+    )
+    wire.heartbeats_enabled = True
+    assert ev is not None
+    assert flags_now() == {int(SampleFlags.FAULT)}
+    dut.clear_fault()
