@@ -403,3 +403,15 @@ def test_sample_flags_follow_the_latches(hil_device: Dut, hil_session: HilSessio
     assert ev is not None
     assert flags_now() == {int(SampleFlags.FAULT)}
     dut.clear_fault()
+
+
+def test_rotate_beyond_the_hard_rate(hil_device: Dut, hil_session: HilSession) -> None:
+    """ROTATE one mrpm beyond the hard rate, either sign: NAK BEYOND_LIMIT, detail the
+    hard rate (when the schema's range lets the request through)."""
+    top = hil_session.identity.max_rate_mrpm
+    if top + 1 > 600_000:
+        pytest.skip("the hard rate is the schema's maximum: nothing beyond it to ask")
+    for rate in (top + 1, -(top + 1)):
+        nak = hil_device.nak(Rotate(RotateMode.CONTINUOUS, rate, 0))
+        assert NakReason(nak.reason) is NakReason.BEYOND_LIMIT, NakReason(nak.reason).name
+        assert nak.detail == top
