@@ -415,3 +415,46 @@ def test_rotate_beyond_the_hard_rate(hil_device: Dut, hil_session: HilSession) -
         nak = hil_device.nak(Rotate(RotateMode.CONTINUOUS, rate, 0))
         assert NakReason(nak.reason) is NakReason.BEYOND_LIMIT, NakReason(nak.reason).name
         assert nak.detail == top
+
+
+def test_variable_length_device_message_is_unknown_message(hil_device: Dut) -> None:
+    """A well-formed TELEMETRY (a device→host message, variable length) sent to the device
+    is a valid frame: NAK UNKNOWN_MESSAGE. One whose record count disagrees with its
+    length is malformed: dropped, counted bad, unanswered."""
+    from protocol import Telemetry
+
+    dut = hil_device
+    msg_id = Telemetry.MSG_ID  # type: ignore[attr-defined]
+    seq = dut.wire.send_raw(msg_id, bytes(5))  # first_sample_number 0, 0 samples
+    (reply,) = _replies(dut, seq, 1)
+    assert isinstance(reply.message, Nak), f"answered {reply.message!r}"
+    assert NakReason(reply.message.reason) is NakReason.UNKNOWN_MESSAGE
+    st0 = dut.status()
+    bad = dut.wire.send_raw(msg_id, bytes(4) + b"\x02")  # says 2 samples, has none
+    dut.wire.wait_s(0.1)
+    assert not dut.wire.received.replies.get(bad), "a malformed TELEMETRY was answered"
+    assert dut.status().frames_bad == st0.frames_bad + 1
+
+
+def test_a_fresh_device_keeps_its_hard_limits_until_set(hil_session: HilSession) -> None:
+    """From boot, before any SET_LIMITS, the hard limits are in force — a MOVE within
+    them is ACKed — and event 1 is BOOT with value 0. Needs a device fresh from boot: a
+    second in-process simulator."""
+    s = hil_session
+    if not (s.wire.virtual and s.url.startswith("sim://")):
+        pytest.skip("needs a device fresh from boot (the in-process simulator makes one)")
+    from hil_tests.session import open_wire
+
+    wire = open_wire(s.url)
+    try:
+        dut = Dut(wire)
+        _, first = dut.event_log(1, 1)
+        assert first and first[0].number == 1 and first[0].code == EventCode.BOOT
+        assert first[0].value == 0, f"BOOT event value {first[0].value}"
+        dut.hello()
+        dut.home(round(s.rig.homing_speed_mm_s * 1000), s.rig.homing_timeout_s)
+        dut.move_to_um(1000, s.speed_um_s)
+        st = dut.wait_idle(5.0)
+        assert st.commanded_depth_um == 1000
+    finally:
+        wire.close()
