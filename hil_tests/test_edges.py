@@ -458,3 +458,19 @@ def test_a_fresh_device_keeps_its_hard_limits_until_set(hil_session: HilSession)
         assert st.commanded_depth_um == 1000
     finally:
         wire.close()
+
+
+def test_silence_at_rest_with_telemetry_off(hil_device: Dut, hil_session: HilSession) -> None:
+    """With nothing streaming (telemetry off: the device may idle) host silence at rest
+    still ends the session after the watchdog period ±1 ms, not later."""
+    dut = hil_device
+    wd_ms = hil_session.identity.watchdog_ms
+    dut.set_telemetry(0)
+    before = dut.status().last_event_number
+    dut.wire.heartbeats_enabled = False
+    ev = dut.wait_event(EventCode.SESSION_ENDED, 3 * wd_ms / 1000, before)
+    dut.wire.heartbeats_enabled = True
+    assert ev is not None, "host silent at rest and no SESSION_ENDED"
+    assert wd_ms - 1 <= ev.value <= wd_ms + 1, f"session ended after {ev.value} ms, not {wd_ms}"
+    dut.hello()
+    dut.set_telemetry(1000, 10)
