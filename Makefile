@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo bench lint clean
+.PHONY: venv test demo bench lint clean mutants
 
 venv: $(STAMP)
 
@@ -29,6 +29,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# Mutation testing of the firmware's C core against the HIL suite (tests/hil/mutation.py):
+# every universalmutator mutant, or MUTANTS_ARGS="--sample 200" for a sample.
+MUTANTS_ARGS ?=
+mutants: $(STAMP)
+	$(BIN)/python -m pip install --quiet universalmutator
+	$(BIN)/python tests/hil/mutation.py --json firmware/build/mutants/results.json $(MUTANTS_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

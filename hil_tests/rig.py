@@ -32,6 +32,8 @@ class RigConfig:
     homing_speed_mm_s: float = 5.0
     homing_timeout_s: float = 120.0
     full_travel: bool | None = None  # the hard-limit test may drive to hard travel
+    # the advance's acceleration, at most (None: the ramp is not checked)
+    max_accel_mm_s2: float | None = None
     # [force]: the force-limit test drives to depth_mm, where the rig loads the needle
     # above limit_n (the simulator: its lesion)
     force_test_limit_n: float | None = None
@@ -56,6 +58,7 @@ _SECTIONS: dict[str, dict[str, str]] = {
         "homing_speed_mm_s": "homing_speed_mm_s",
         "homing_timeout_s": "homing_timeout_s",
         "full_travel": "full_travel",
+        "max_accel_mm_s2": "max_accel_mm_s2",
     },
     "force": {"limit_n": "force_test_limit_n", "depth_mm": "force_test_depth_mm"},
     "stall": {

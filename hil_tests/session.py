@@ -31,6 +31,7 @@ SIM_DEFAULTS = RigConfig(
     homing_speed_mm_s=5.0,
     homing_timeout_s=60.0,
     full_travel=True,
+    max_accel_mm_s2=20.0,
     force_test_limit_n=1.0,
     force_test_depth_mm=32.0,
     stall_block_depth_mm=40.0,

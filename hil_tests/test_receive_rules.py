@@ -10,6 +10,7 @@ from hil_tests.dut import REPLY_TIMEOUT_S, Dut
 from hil_tests.session import HilSession
 from protocol import (
     Ack,
+    DeviceState,
     EStop,
     EventCode,
     FaultFlags,
@@ -23,9 +24,11 @@ from protocol import (
     NakReason,
     SampleFlags,
     SetLimits,
+    SetTelemetry,
+    Stop,
     StreamDecoder,
 )
-from protocol.schema import MSG_ID
+from protocol.schema import MSG_ID, Message
 
 UNASSIGNED_ID = 0x40  # no message has this id
 
@@ -50,10 +53,10 @@ def _raw_nak(dut: Dut, msg_id: int, payload: bytes) -> Nak:
 
 def test_command_with_seq_0_is_refused_unexecuted_uncached(hil_device: Dut) -> None:
     """Any command with seq 0 (HEARTBEAT aside), a device→host id too: NAK BAD_ARGUMENT at
-    seq 0, detail 0; nothing executed; not cached (a repeat is not REPLAYED)."""
+    seq 0, detail 0; nothing executed (but a stop); not cached (a repeat is not REPLAYED)."""
     dut = hil_device
     wire = dut.wire
-    for msg in (EStop(), EStop(), Ack(0x0B)):
+    for msg in (SetTelemetry(0, 1), SetTelemetry(0, 1), Ack(0x0B)):
         wire.received.replies.pop(0, None)
         wire.send(msg, seq=0)
         (reply,) = _replies(dut, 0, 1)
@@ -63,7 +66,39 @@ def test_command_with_seq_0_is_refused_unexecuted_uncached(hil_device: Dut) -> N
         assert reply.message.detail == 0
         assert not reply.flags & HeaderFlags.REPLAYED, "a seq-0 reply came from the cache"
     wire.received.replies.pop(0, None)
-    assert not dut.status().latched_faults & FaultFlags.ESTOP, "ESTOP at seq 0 was executed"
+    assert dut.status().telemetry_rate_hz != 0, "SET_TELEMETRY at seq 0 was executed"
+
+
+def _seq0_nak(dut: Dut, msg: Message) -> None:
+    dut.wire.received.replies.pop(0, None)
+    dut.wire.send(msg, seq=0)
+    (reply,) = _replies(dut, 0, 1)
+    dut.wire.received.replies.pop(0, None)
+    assert isinstance(reply.message, Nak), f"{msg!r} at seq 0 answered {reply.message!r}"
+    assert NakReason(reply.message.reason) is NakReason.BAD_ARGUMENT
+
+
+def test_stop_with_seq_0_still_stops(hil_homed: Dut, hil_session: HilSession) -> None:
+    """Stopping is never refused (protocol §2, §5): a STOP or an ESTOP malformed in its seq
+    (0) is NAKed BAD_ARGUMENT and stops all the same."""
+    s = hil_session
+    dut = hil_homed
+    far = s.test_depth_um
+    dut.move_to_um(far, s.speed_um_s)
+    dut.wire.wait_s(0.2)
+    _seq0_nak(dut, Stop())
+    dut.wire.wait_s(0.3)  # down its ramp
+    a = dut.status()
+    dut.wire.wait_s(0.1)
+    b = dut.status()
+    assert a.commanded_depth_um == b.commanded_depth_um < far, "a seq-0 STOP did not stop"
+    dut.move_to_um(far, s.speed_um_s)
+    dut.wire.wait_s(0.2)
+    _seq0_nak(dut, EStop())
+    st = dut.status()
+    assert st.latched_faults & FaultFlags.ESTOP, "a seq-0 ESTOP was not executed"
+    assert st.state == DeviceState.ESTOPPED
+    dut.clear_fault()
 
 
 def test_device_to_host_id_is_unknown_message_and_cached(hil_device: Dut) -> None:

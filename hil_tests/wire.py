@@ -126,6 +126,8 @@ class Received:
     dropped_events: list[Event] = field(default_factory=list)  # withheld on purpose (gap tests)
     telemetry: TelemetryLog = field(default_factory=TelemetryLog)
     heartbeat_uptimes_ms: list[int] = field(default_factory=list)  # the device's HEARTBEATs
+    # the seqs seen on TELEMETRY, EVENT and HEARTBEAT frames (protocol §2: always 0)
+    unsequenced_seqs: set[int] = field(default_factory=set)
     last: deque[Frame] = field(default_factory=lambda: deque(maxlen=200))
 
 
@@ -214,6 +216,8 @@ class Wire:
             for fr in frames:
                 rec.last.append(fr)
                 msg = fr.message
+                if isinstance(msg, Telemetry | Event | Heartbeat):
+                    rec.unsequenced_seqs.add(fr.seq)
                 if isinstance(msg, Telemetry):
                     rec.telemetry.add(msg)
                 elif isinstance(msg, Event):

@@ -230,6 +230,16 @@ class CoreFirmware:
         """One 1 ms control period."""
         self._run(self.clock.now_us + TICK_US, False, False)
 
+    def age(self, ticks: int) -> None:
+        """Tests only: let ``ticks`` control ticks pass at once, as if the device had been
+        up that much longer (the rig left as it is). Before a session: the host's
+        watchdog would see the jump as silence."""
+        while ticks > 0:
+            n = min(ticks, 0xFFFF_FFFF)
+            self._lib.nd_sim_skip(self._s, n)
+            self.clock.now_us += n * TICK_US
+            ticks -= n
+
     def run_ticks(self, n: int) -> None:
         """Run ``n`` control ticks, skipping through idle stretches in one rig step."""
         self._run(self.clock.now_us + n * TICK_US, False, True)

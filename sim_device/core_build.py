@@ -33,7 +33,8 @@ from types import ModuleType
 from typing import Any
 
 FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "firmware"
-CORE_DIR = FIRMWARE_DIR / "core"
+# ND_CORE_DIR: the core's sources from elsewhere (a mutant's copy: tests/hil/mutation.py)
+CORE_DIR = Path(os.environ.get("ND_CORE_DIR") or FIRMWARE_DIR / "core")
 PORT_DIR = FIRMWARE_DIR / "ports" / "sim"
 
 
@@ -70,6 +71,17 @@ MUTANTS: dict[str, str] = {
     "event_log_empty": "GET_EVENTS answers with no records",
     "home_offset": "homing zeroes the depth 50 µm away from the switch",
     "fault_leaves_rotation": "a latched fault stops the advance only: the needle turns on",
+    # issue 17: the defects an independent read planted that the suite once passed
+    "reply_cache_one_entry": "the reply cache keeps one entry: an older resend runs again",
+    "cache_only_on_retransmit": "the reply cache is consulted only when RETRANSMIT is set",
+    "force_limit_push_only": "the force limit is checked in the push direction only",
+    "stall_force_off_rotating": "the force-held stall is off while the needle turns",
+    "hello_clears_estop": "HELLO clears a latched e-stop",
+    "stop_ignored_homing": "STOP is ACKed during HOME but the homing goes on",
+    "relative_limit_on_increment": "a relative move's limit is checked on the increment",
+    "crc_skipped_for_move": "a MOVE with a bad CRC is executed",
+    "by_angle_32bit": "a BY_ANGLE target computed in 32 bits (over ~2147° is wrong)",
+    "event_oldest_off_by_one": "the event ring's oldest kept event is off by one",
 }
 VARIANTS: dict[str, str] = DEFECTS | MUTANTS
 
@@ -110,7 +122,7 @@ struct nd_device {
     uint16_t telemetry_rate_hz;
     int32_t depth_um;
     int32_t force_mn;
-    uint32_t ticks;
+    uint64_t ticks;
     uint64_t now_us;
     uint32_t commands_executed;
     uint32_t commands_naked;
@@ -149,19 +161,19 @@ _CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parame
 # the simulator, which pays for every byte of 1 kHz telemetry, takes the fast one. Both
 # give zlib's CRC-32: every HIL run checks every frame's.
 _PORT_DEFINES = ("ND_CRC32_TABLE",)
-_loaded: dict[tuple[str, ...], ModuleType] = {}
+_loaded: dict[tuple[tuple[str, ...], Path], ModuleType] = {}
 
 
 class CoreBuildError(RuntimeError):
     """The core could not be built (no C compiler, a compile error): one line."""
 
 
-def sources() -> list[Path]:
-    return [*sorted(CORE_DIR.glob("*.c")), PORT_DIR / "sim_port.c"]
+def sources(core_dir: Path = CORE_DIR) -> list[Path]:
+    return [*sorted(core_dir.glob("*.c")), PORT_DIR / "sim_port.c"]
 
 
-def _headers() -> list[Path]:
-    return [*sorted(CORE_DIR.glob("*.h")), PORT_DIR / "sim_port.h"]
+def _headers(core_dir: Path = CORE_DIR) -> list[Path]:
+    return [*sorted(core_dir.glob("*.h")), PORT_DIR / "sim_port.h"]
 
 
 def defines_for(defect: str | None) -> tuple[str, ...]:
@@ -173,10 +185,10 @@ def defines_for(defect: str | None) -> tuple[str, ...]:
     return (f"ND_DEFECT_{defect.upper()}",)
 
 
-def build_key(defines: Sequence[str]) -> str:
+def build_key(defines: Sequence[str], core_dir: Path = CORE_DIR) -> str:
     """Hash of everything that goes into a build: sources, headers, cdef, flags."""
     h = hashlib.sha256()
-    for path in sources() + _headers():
+    for path in sources(core_dir) + _headers(core_dir):
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     h.update(CDEF.encode())
     h.update(" ".join([*_CFLAGS, *_PORT_DEFINES, *sorted(defines)]).encode())
@@ -189,13 +201,13 @@ def _module_name(defines: Sequence[str], key: str) -> str:
     return f"_nd_core_{tag}_{key}"
 
 
-def load(defines: Sequence[str] = ()) -> ModuleType:
+def load(defines: Sequence[str] = (), core_dir: Path | None = None) -> ModuleType:
     """The compiled core with these -D flags (an extension module with .ffi and .lib),
-    built on first use and cached."""
-    wanted = tuple(sorted(defines))
+    built on first use and cached; from the sources in ``core_dir`` if given (a mutant)."""
+    wanted = (tuple(sorted(defines)), Path(core_dir or CORE_DIR))
     mod = _loaded.get(wanted)
     if mod is None:
-        mod = _load_or_build(wanted)
+        mod = _load_or_build(*wanted)
         _loaded[wanted] = mod
     return mod
 
@@ -205,8 +217,8 @@ def _find_built(directory: Path, name: str) -> Path | None:
     return found[0] if found else None
 
 
-def _load_or_build(defines: tuple[str, ...]) -> ModuleType:
-    key = build_key(defines)
+def _load_or_build(defines: tuple[str, ...], core_dir: Path) -> ModuleType:
+    key = build_key(defines, core_dir)
     name = _module_name(defines, key)
     directory = CACHE_DIR / name
     path = _find_built(directory, name)
@@ -214,7 +226,7 @@ def _load_or_build(defines: tuple[str, ...]) -> ModuleType:
         with _build_lock():
             path = _find_built(directory, name)  # another process may have built it
             if path is None:
-                path = _build(name, defines, directory)
+                path = _build(name, defines, directory, core_dir)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise CoreBuildError(f"cannot load the simulator's core from {path}")
@@ -234,7 +246,7 @@ def _build_lock() -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _build(name: str, defines: tuple[str, ...], directory: Path) -> Path:
+def _build(name: str, defines: tuple[str, ...], directory: Path, core_dir: Path) -> Path:
     try:
         import cffi
     except ImportError:
@@ -251,8 +263,8 @@ def _build(name: str, defines: tuple[str, ...], directory: Path) -> Path:
     ffi.set_source(
         name,
         '#include "sim_port.h"\n',
-        sources=[str(p) for p in sources()],
-        include_dirs=[str(PORT_DIR), str(CORE_DIR)],
+        sources=[str(p) for p in sources(core_dir)],
+        include_dirs=[str(PORT_DIR), str(core_dir)],
         define_macros=[(d, None) for d in (*_PORT_DEFINES, *defines)],
         extra_compile_args=_CFLAGS,
         libraries=["m"],

@@ -139,6 +139,9 @@ static void hello(const uint8_t *p)
     D.session_open = true;
     D.schema_ok = m.protocol_version == ND_PROTOCOL_VERSION && m.schema_hash == ND_SCHEMA_HASH;
     D.wd_tripped = false;
+#ifdef ND_DEFECT_HELLO_CLEARS_ESTOP
+    D.latched &= (uint16_t)~ND_FAULT_FLAGS_ESTOP; /* mutant: a new session forgets the e-stop */
+#endif
     nd_dev_update_state();
     D.commands_executed++;
     identity();
@@ -150,8 +153,10 @@ static void hello(const uint8_t *p)
 static void advance_to_rest(void)
 {
     if (D.homing) {
+#ifndef ND_DEFECT_STOP_IGNORED_HOMING /* mutant: STOP ACKed, the homing goes on */
         D.homing = false;
         nd_axis_halt(&D.adv);
+#endif
     } else if (D.adv.active) {
         nd_axis_decelerate(&D.adv);
     }
@@ -327,7 +332,11 @@ static void move(uint8_t id, const uint8_t *p)
     target_nm = (int64_t)m.target_um * 1000 + (m.mode == ND_MOVE_MODE_RELATIVE ? base : 0);
     if (target_nm < 0) REFUSE(ND_NAK_REASON_BEYOND_LIMIT, 0);
     limit_steps = D.limit_pos_nm / step;
+#ifdef ND_DEFECT_RELATIVE_LIMIT_ON_INCREMENT
+    if (nd_floor_div((int64_t)m.target_um * 1000, step) > limit_steps) /* mutant: the step */
+#else
     if (nd_floor_div(target_nm, step) > limit_steps)
+#endif
         REFUSE(ND_NAK_REASON_BEYOND_LIMIT, D.soft_depth_limit_um);
     if (!D.adv.active) nd_dev_begin_follow();
     /* the target is kept in exact nm (relative moves add up exactly); only the motor's
@@ -370,7 +379,12 @@ static void rotate(uint8_t id, const uint8_t *p)
         D.osc_center_ucdeg = D.rot.pos;
         D.osc_amp_ucdeg = (int64_t)m.angle_cdeg * ND_UCDEG_PER_CDEG;
     }
+#ifdef ND_DEFECT_BY_ANGLE_32BIT /* mutant: the angle in ucdeg computed in 32 bits */
+    nd_axis_move_to(&D.rot, D.rot.pos + (int32_t)((uint32_t)m.angle_cdeg * ND_UCDEG_PER_CDEG),
+                    speed);
+#else
     nd_axis_move_to(&D.rot, D.rot.pos + (int64_t)m.angle_cdeg * ND_UCDEG_PER_CDEG, speed);
+#endif
     nd_dev_update_state();
     ack(id);
 }
@@ -425,6 +439,14 @@ static void execute(uint8_t id, const uint8_t *p)
 /* The schema gives device->host messages ids from 0x81 (HEARTBEAT, both ways, is 0x02). */
 static bool is_device_to_host(uint8_t id) { return id >= ND_IDENTITY_ID; }
 
+/* ESTOP, STOP, MOVE STOP, ROTATE STOP: the commands that are never refused */
+static bool is_stop(uint8_t id, const uint8_t *p)
+{
+    return id == ND_ESTOP_ID || id == ND_STOP_ID ||
+           (id == ND_MOVE_ID && p[ND_MOVE_MODE_OFFSET] == ND_MOVE_MODE_STOP) ||
+           (id == ND_ROTATE_ID && p[ND_ROTATE_MODE_OFFSET] == ND_ROTATE_MODE_STOP);
+}
+
 static void send_reply(uint16_t seq, uint8_t flags)
 {
     nd_dev_send(R.id, flags, seq, R.payload, R.len);
@@ -468,13 +490,19 @@ void nd_commands_on_frame(uint8_t id, uint8_t flags, uint16_t seq, const uint8_t
     if (id == ND_HEARTBEAT_ID) return; /* unsequenced, no reply, whatever its seq */
     if (seq == 0) {
         /* a command without a seq (any id but HEARTBEAT's, a device->host id too): not
-         * executed, not cached — it could never be retransmitted as itself */
+         * executed, not cached — it could never be retransmitted as itself. But stopping
+         * is never refused: a stop malformed in its seq still stops, NAKed all the same. */
+        if (is_stop(id, payload)) execute(id, payload);
         nak(id, ND_NAK_REASON_BAD_ARGUMENT, 0);
         send_reply(0, 0);
         return;
     }
     /* HELLO is never replayed: a new host process starts its seqs at 1 again and must not
      * get its predecessor's replies (HELLO is harmless to run twice) */
+#ifdef ND_DEFECT_CACHE_ONLY_ON_RETRANSMIT
+    if (!(flags & ND_HEADER_FLAGS_RETRANSMIT)) { /* mutant: a resend without the flag runs */
+    } else
+#endif
     if (REPEAT_DETECTION && id != ND_HELLO_ID) {
         cached = nd_reply_cache_lookup(&D.cache, seq, id);
         if (cached != NULL) {

@@ -42,9 +42,15 @@ static int32_t clip_i32(int64_t v)
 
 int32_t nd_um_from_nm(int64_t nm) { return clip_i32(nd_floor_div(nm + 500, 1000)); }
 
+/* The angle on the wire wraps modulo 2^32 centidegrees (≈ 59,650 turns) instead of
+ * clipping: a clipped angle froze while the needle turned on, and every "rotation at rest"
+ * check took it for still (issue 17). Differences of two readings, taken modulo 2^32, stay
+ * right across the wrap. */
 int32_t nd_cdeg_from_ucdeg(int64_t ucdeg)
 {
-    return clip_i32(nd_floor_div(ucdeg + ND_UCDEG_PER_CDEG / 2, ND_UCDEG_PER_CDEG));
+    const uint32_t u =
+        (uint32_t)(uint64_t)nd_floor_div(ucdeg + ND_UCDEG_PER_CDEG / 2, ND_UCDEG_PER_CDEG);
+    return u <= (uint32_t)INT32_MAX ? (int32_t)u : -(int32_t)(UINT32_MAX - u) - 1;
 }
 
 /* The motor's coordinate for an advance position: on a whole microstep. */
@@ -219,7 +225,11 @@ static void sensor_safety(void)
             nd_dev_latch(ND_FAULT_FLAGS_LOAD_CELL, ND_EVENT_CODE_FAULT,
                          ND_FAULT_FLAGS_LOAD_CELL);
         }
+#ifdef ND_DEFECT_FORCE_LIMIT_PUSH_ONLY
+    } else if (f > D.force_limit_mn && /* mutant: a pulling force is never limited */
+#else
     } else if ((f > D.force_limit_mn || -f > D.force_limit_mn) &&
+#endif
                !(D.latched & ND_FAULT_FLAGS_FORCE_LIMIT)) {
         nd_dev_stop_advance();
         nd_dev_latch(ND_FAULT_FLAGS_FORCE_LIMIT, ND_EVENT_CODE_FORCE_OVER_LIMIT, f);
@@ -256,7 +266,11 @@ static void stall_check(void)
 {
     int64_t motor_moved, enc_moved, error;
     /* force held at the stall threshold while advancing */
-    if (D.adv.vel > 0 && D.force_mn != ND_FORCE_INVALID_MN && D.force_mn >= D.stall_force_mn) {
+    if (D.adv.vel > 0 && D.force_mn != ND_FORCE_INVALID_MN && D.force_mn >= D.stall_force_mn
+#ifdef ND_DEFECT_STALL_FORCE_OFF_ROTATING
+        && !D.rot.active /* mutant: the force-held stall is off while the needle turns */
+#endif
+    ) {
         if (++D.stall_ticks >= D.stall_time_ms) {
             stall();
             return;
@@ -353,7 +367,7 @@ void nd_core_tick_move(void)
     D.adv_was_active = D.adv.active;
     D.rot_was_active = D.rot.active;
     D.ticks++;
-    D.now_us = (uint64_t)D.ticks * ND_TICK_US;
+    D.now_us = D.ticks * ND_TICK_US;
     step_axes();
 }
 
@@ -454,6 +468,6 @@ void nd_core_stats(struct nd_core_stats *out)
     out->watchdog_trips = D.watchdog_trips;
     out->samples_sent = D.samples_sent;
     out->frames_dropped_tx = l->tx_dropped;
-    out->ticks = D.ticks;
+    out->ticks = (uint32_t)D.ticks; /* the statistics' count: modulo 2^32 */
     out->max_tick_us = D.max_tick_us;
 }

@@ -74,8 +74,10 @@ struct nd_device {
     int64_t follow_motor0_nm;
     int64_t follow_enc0_nm;
 
-    /* time: the control tick is the device's clock (samples exactly 1 ms apart) */
-    uint32_t ticks;
+    /* time: the control tick is the device's clock (samples exactly 1 ms apart); 64 bits,
+     * as device_time_us on the wire: a 32-bit count wrapped after 49.7 days, turning time
+     * back and tripping the watchdog (issue 17) */
+    uint64_t ticks;
     uint64_t now_us;
     uint64_t last_host_us;
     uint64_t last_tx_us;

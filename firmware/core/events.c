@@ -39,6 +39,9 @@ uint8_t nd_events_pack(const struct nd_events *log, uint32_t from_number,
     if (log->last_number == 0) return 0;
     oldest = log->last_number > ND_EVENT_LOG_SIZE ? log->last_number - ND_EVENT_LOG_SIZE + 1u
                                                   : 1u;
+#ifdef ND_DEFECT_EVENT_OLDEST_OFF_BY_ONE
+    if (oldest > 1u) oldest--; /* mutant: a record overwritten is sent as the oldest */
+#endif
     if (up_to_number > log->last_number) up_to_number = log->last_number;
     n = from_number < oldest ? oldest : from_number;
     for (; n <= up_to_number && count < max_count; ++n, ++count)

@@ -72,7 +72,11 @@ static void chunk_done(struct nd_link *l)
         l->stats.malformed++;
         return;
     }
-    if (nd_crc32(S.raw, n) != ND_CRC_GOOD_FRAME) {
+    if (nd_crc32(S.raw, n) != ND_CRC_GOOD_FRAME
+#ifdef ND_DEFECT_CRC_SKIPPED_FOR_MOVE
+        && S.raw[1] != ND_MOVE_ID /* mutant: a corrupted MOVE is taken as sent */
+#endif
+    ) {
         l->stats.crc_failures++;
         return;
     }

@@ -38,6 +38,9 @@ void nd_reply_cache_store(struct nd_reply_cache *c, uint16_t seq, uint8_t comman
             if (c->entries[i].age < e->age) e = &c->entries[i];
             if (e->age == 0) break;
         }
+#ifdef ND_DEFECT_REPLY_CACHE_ONE_ENTRY
+        e = &c->entries[0]; /* mutant: every reply overwrites the one before */
+#endif
     }
     if (len > ND_CACHED_PAYLOAD_MAX) len = ND_CACHED_PAYLOAD_MAX; /* callers never do */
     e->age = ++c->stamp;

@@ -37,7 +37,8 @@ EXIT_CODES_HELP = """exit codes:
   6    procedure ended without crossing (stalled)
   130  interrupted by Ctrl-C (SIGINT): the rig was stopped first
   141  stdout closed early (e.g. `| head`): output cut short, quietly; any
-       motion was stopped first  143  terminated by SIGTERM: the rig was stopped first"""
+       motion was stopped first
+  143  terminated by SIGTERM: the rig was stopped first"""
 
 
 # After a stall, an e-stop or a fault the device's position is not trusted (it forgets

@@ -82,3 +82,11 @@ def test_every_option_is_described() -> None:
             what = f"{prog} {'/'.join(action.option_strings) or action.dest}"
             # a description, not only a default in parentheses
             assert text and not text.startswith("("), what
+
+
+def test_exit_code_table_has_one_code_per_line() -> None:
+    """issue 17: 141's entry and 143's ran together on one line."""
+    from firmware_host.cli.exits import EXIT_CODES_HELP, Exit
+
+    starts = [line.split()[0] for line in EXIT_CODES_HELP.splitlines()[1:] if line[:3].strip()]
+    assert starts == [str(int(code)) for code in Exit], EXIT_CODES_HELP

@@ -339,7 +339,8 @@ def test_watchdog_trips_exactly_one_period_after_the_last_host_frame(
         assert not fw.rot.active and fw.watchdog_trips == round_ + 1
 
 
-def test_telemetry_values_beyond_i32_are_clipped_not_dropped(host: MiniHost) -> None:
+def test_telemetry_angle_beyond_i32_wraps_not_dropped(host: MiniHost) -> None:
+    """The angle wraps modulo 2^32 centidegrees (issue 17: clipped, it froze)."""
     host.command(SetTelemetry(1000, 10))
     fw = host.port.device
     host.command(Rotate(RotateMode.CONTINUOUS, 30_000, 0))
@@ -349,7 +350,8 @@ def test_telemetry_values_beyond_i32_are_clipped_not_dropped(host: MiniHost) -> 
     host.pump(0.05)
     samples = [s for f in host.telemetry[n_before:] for s in sample_array(f.message)]
     assert len(samples) >= 40
-    assert all(int(s["angle_cdeg"]) == 0x7FFF_FFFF for s in samples[10:])
+    angles = {int(s["angle_cdeg"]) for s in samples[10:]}
+    assert angles == {3_000_000_000 - (1 << 32)}, "3e9 cdeg not wrapped into i32"
     times = [int(s["time_us"]) for s in samples]
     assert all(b - a == 1000 for a, b in itertools.pairwise(times))
 

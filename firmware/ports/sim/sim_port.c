@@ -151,7 +151,7 @@ uint64_t nd_sim_idle_until_us(struct nd_sim *s)
 void nd_sim_skip(struct nd_sim *s, uint32_t ticks)
 {
     s->dev.ticks += ticks;
-    s->dev.now_us = (uint64_t)s->dev.ticks * ND_TICK_US;
+    s->dev.now_us = s->dev.ticks * ND_TICK_US;
 }
 
 size_t nd_sim_take(struct nd_sim *s, uint8_t *out, size_t max)

@@ -1,0 +1,289 @@
+"""Mutation testing of the firmware's C core against the unchanged HIL suite.
+
+    python tests/hil/mutation.py [--files F.c ...] [--sample N] [--seed S] [--fixed]
+                                 [--timeout S] [--json OUT]
+
+Mutants of firmware/core/*.c come from universalmutator (``pip install universalmutator``;
+its ``mutate`` generates C mutants by regular-expression rules: operators, constants,
+conditions, deleted statements). ``--fixed`` uses the few hand-written mutants of FIXED
+instead (no tool needed: the quick sample in ``make test``).
+
+Each mutant is first compiled alone with the core's flags (-Werror): one that does not
+compile is discarded, one whose object code is byte-identical to the original's is
+equivalent (trivial compiler equivalence) and not run. The others are built into the
+simulator's core (sim_device/core_build.py, ND_CORE_DIR) and the whole HIL suite runs on
+``sim://`` against it in virtual time, stopping at its first failure: a failure (or a
+crash, or a hang past --timeout) kills the mutant; a green suite lets it survive.
+
+The score is killed / (killed + survived), over the whole core and over the safety paths
+(SAFETY_FUNCTIONS: limits, stall, watchdog, e-stop and stop, exactly once, frame checks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CORE = REPO / "firmware" / "core"
+CACHE = REPO / "firmware" / "build" / "mutants"
+CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]
+
+# Functions whose every mutant the suite must kill (issue 17: 100 % in the safety paths).
+SAFETY_FUNCTIONS = frozenset(
+    {
+        # limits
+        "nd_dev_set_limit_pos",
+        "hit_limit",
+        "move",
+        "set_limits",
+        "step_axes",
+        # force, sensors, stall
+        "sensor_safety",
+        "stall_check",
+        "stall",
+        "nd_dev_stop_advance",
+        "nd_dev_latch",
+        "homing_check",
+        "nd_core_tick_sense",
+        # watchdog
+        "watchdog_trip",
+        # e-stop, stop
+        "estop",
+        "stop",
+        "advance_to_rest",
+        "rotation_to_rest",
+        "rotate_stop",
+        "move_stop",
+        "state_allows",
+        "is_stop",
+        # exactly once
+        "nd_commands_on_frame",
+        "store_reply",
+        "replay",
+        "find",
+        "nd_reply_cache_lookup",
+        "nd_reply_cache_store",
+        "nd_reply_cache_clear",
+        # frame checks
+        "chunk_done",
+        "length_ok",
+        "nd_link_feed",
+    }
+)
+
+# A few fixed mutants (file, original text, mutated text): the quick sample of make test,
+# each a one-token change in a safety path that some conformance test must catch.
+FIXED: list[tuple[str, str, str]] = [
+    ("reply_cache.c", "c->entries[i].seq == seq", "c->entries[i].seq != seq"),
+    ("device.c", "(f > D.force_limit_mn || -f > D.force_limit_mn)", "f > D.force_limit_mn"),
+    ("link.c", "if (l->len == 0) return;", "if (l->len == 1) return;"),
+    ("commands.c", "if (D.latched & ND_FAULT_FLAGS_ESTOP) {", "if (0) {"),
+]
+
+# a definition's first line at column 0: "type name(" not ending in ";" (or a one-liner)
+_FUNC_RE = re.compile(r"^[A-Za-z_][\w \*]*?\b([A-Za-z_]\w*)\s*\((?:[^;]*$|.*\{.*\}\s*$)")
+
+
+@dataclass
+class Mutant:
+    file: str
+    line: int
+    original: str
+    mutated: str
+    function: str
+    source: str  # the mutant's whole text (not in the report)
+    outcome: str = ""  # killed, survived, equivalent, uncompilable
+    detail: str = ""
+
+    @property
+    def safety(self) -> bool:
+        return self.function in SAFETY_FUNCTIONS
+
+
+def enclosing_function(lines: list[str], index: int) -> str:
+    """The C function a line belongs to: the last definition opened at column 0 above it."""
+    for i in range(index, -1, -1):
+        line = lines[i]
+        if line.startswith("}") and i != index:
+            return "(file scope)"
+        m = _FUNC_RE.match(line)
+        if m and not line.startswith(("#", "/*", " ")):
+            one_liner = line.rstrip().endswith("}")
+            return "(file scope)" if one_liner and i != index else m.group(1)
+    return "(file scope)"
+
+
+def _describe(file: str, original: str, text: str) -> Mutant | None:
+    a, b = original.splitlines(), text.splitlines()
+    if len(a) != len(b):  # a deleted line: universalmutator comments lines out instead
+        return None
+    diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+    if len(diff) != 1:
+        return None
+    i = diff[0]
+    return Mutant(file, i + 1, a[i].strip(), b[i].strip(), enclosing_function(a, i), text)
+
+
+def generate(files: list[str]) -> list[Mutant]:
+    """universalmutator's mutants of each file (cached by the file's hash)."""
+    mutate = shutil.which("mutate") or str(Path(sys.executable).with_name("mutate"))
+    if not Path(mutate).exists():
+        sys.exit("mutation.py: needs universalmutator (pip install universalmutator), or --fixed")
+    out: list[Mutant] = []
+    for name in files:
+        src = (CORE / name).read_text()
+        digest = hashlib.sha256(src.encode()).hexdigest()[:12]
+        directory = CACHE / f"{name}-{digest}"
+        if not directory.is_dir():
+            tmp = Path(tempfile.mkdtemp(prefix="gen-", dir=_mkdir(CACHE)))
+            subprocess.run(
+                [mutate, str(CORE / name), "c", "--mutantDir", str(tmp), "--noCheck"],
+                cwd=tmp,
+                check=True,
+                capture_output=True,
+            )
+            os.replace(tmp, directory)
+        stem = Path(name).stem
+        paths = sorted(
+            directory.glob(f"{stem}.mutant.*.c"), key=lambda p: int(p.name.split(".")[-2])
+        )
+        for path in paths:
+            m = _describe(name, src, path.read_text())
+            if m is not None:
+                out.append(m)
+    return out
+
+
+def fixed() -> list[Mutant]:
+    out = []
+    for name, old, new in FIXED:
+        src = (CORE / name).read_text()
+        assert src.count(old) == 1, f"FIXED mutant of {name}: {old!r} is not there once"
+        m = _describe(name, src, src.replace(old, new))
+        assert m is not None
+        out.append(m)
+    return out
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _object(directory: Path, name: str) -> bytes | None:
+    """The file compiled alone (-c, the core's flags); None if it does not compile."""
+    obj = directory / (name + ".o")
+    proc = subprocess.run(
+        [os.environ.get("CC") or "cc", *CFLAGS, "-c", str(directory / name), "-o", str(obj)],
+        capture_output=True,
+    )
+    return obj.read_bytes() if proc.returncode == 0 else None
+
+
+def run_one(m: Mutant, baseline: dict[str, bytes], timeout_s: float, work: Path) -> None:
+    core = work / "core"
+    if core.exists():
+        shutil.rmtree(core)
+    shutil.copytree(CORE, core)
+    (core / m.file).write_text(m.source)
+    obj = _object(core, m.file)
+    if obj is None:
+        m.outcome, m.detail = "uncompilable", "does not compile (-Werror)"
+        return
+    if obj == baseline[m.file]:
+        m.outcome, m.detail = "equivalent", "object code identical to the original's"
+        return
+    env = dict(os.environ, ND_CORE_DIR=str(core), ND_CORE_BUILD_DIR=str(work / "build"))
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "hil_tests"]
+    try:
+        proc = subprocess.run(
+            cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout_s
+        )
+    except subprocess.TimeoutExpired:
+        m.outcome, m.detail = "killed", f"the suite hung (> {timeout_s:.0f} s)"
+        return
+    finally:
+        shutil.rmtree(work / "build", ignore_errors=True)
+    if proc.returncode == 0:
+        m.outcome = "survived"
+    elif "building the simulator's C core failed" in proc.stdout + proc.stderr:
+        m.outcome, m.detail = "uncompilable", "the simulator's build failed"
+    else:
+        failed = re.findall(r"^FAILED (\S+)", proc.stdout, re.M)
+        m.outcome = "killed"
+        m.detail = failed[0] if failed else f"suite exit {proc.returncode}"
+
+
+def score(ms: list[Mutant]) -> tuple[int, int, float]:
+    k = sum(m.outcome == "killed" for m in ms)
+    s = sum(m.outcome == "survived" for m in ms)
+    return k, s, (100.0 * k / (k + s) if k + s else 100.0)
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--files", nargs="*", default=None, help="core files (default: all *.c)")
+    ap.add_argument("--sample", type=int, default=0, help="run N mutants drawn at random")
+    ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--safety-only", action="store_true", help="only the safety paths")
+    ap.add_argument("--fixed", action="store_true", help="the fixed quick sample (FIXED)")
+    ap.add_argument("--timeout", type=float, default=120.0, help="per mutant's suite run")
+    ap.add_argument("--json", type=Path, default=None, help="write the results here")
+    args = ap.parse_args(argv)
+    files = args.files or sorted(p.name for p in CORE.glob("*.c"))
+    mutants = fixed() if args.fixed else generate(files)
+    if args.safety_only:
+        mutants = [m for m in mutants if m.safety]
+    if args.sample and args.sample < len(mutants):
+        mutants = random.Random(args.seed).sample(mutants, args.sample)
+        mutants.sort(key=lambda m: (m.file, m.line))
+    print(f"mutation: {len(mutants)} mutants of {', '.join(files)}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="nd-mutation-") as tmp:
+        work = Path(tmp)
+        base = work / "base"
+        shutil.copytree(CORE, base)
+        baseline = {}
+        for name in files:
+            obj = _object(base, name)
+            assert obj is not None, f"{name} does not compile as it is"
+            baseline[name] = obj
+        for n, m in enumerate(mutants, 1):
+            run_one(m, baseline, args.timeout, work)
+            where = f"{m.file}:{m.line} {m.function}"
+            print(f"[{n}/{len(mutants)}] {m.outcome:12s} {where}: {m.mutated}", flush=True)
+    k, s, pct = score(mutants)
+    ks, ss, pcts = score([m for m in mutants if m.safety])
+    eq = sum(m.outcome == "equivalent" for m in mutants)
+    bad = sum(m.outcome == "uncompilable" for m in mutants)
+    print(
+        f"\nmutation score: {pct:.1f} % ({k} killed, {s} survived; {eq} equivalent by "
+        f"object code, {bad} not compiling)\nsafety paths:   {pcts:.1f} % ({ks} killed, "
+        f"{ss} survived)"
+    )
+    for m in mutants:
+        if m.outcome == "survived":
+            print(f"SURVIVED {m.file}:{m.line} [{m.function}] {m.original!r} -> {m.mutated!r}")
+    if args.json:
+        rows = []
+        for m in mutants:
+            row = asdict(m)
+            del row["source"]
+            row["safety"] = m.safety
+            rows.append(row)
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0 if s == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
