@@ -121,9 +121,22 @@ def _available(port: str) -> str | None:
     return None
 
 
+_started: Runs | None = None
+
+
+def start_runs(workdir: Path) -> Runs:
+    """The suites, started once: by the session as its virtual-time tests begin (the root
+    conftest.py: they use one core, these real-time suites the other — make test's wall
+    time is otherwise these suites' ~4 minutes of waiting), or else by this module."""
+    global _started
+    if _started is None:
+        _started = Runs(workdir)
+    return _started
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
-    r = Runs(tmp_path_factory.mktemp("hil-firmware"))
+    r = start_runs(tmp_path_factory.mktemp("hil-firmware"))
     yield r
     r.close()
 
