@@ -76,6 +76,16 @@ class HilSession:
     def speed_um_s(self) -> int:
         return min(round(self.rig.speed_mm_s * 1000), self.identity.max_speed_um_s)
 
+    def force_load(self) -> tuple[int, int]:
+        """The rig file's [force] load: (force mN above which the needle is loaded, depth µm
+        where it is). Skips the test on a rig file without one."""
+        limit_n, depth_mm = self.rig.force_test_limit_n, self.rig.force_test_depth_mm
+        if limit_n is None or depth_mm is None:
+            pytest.skip(
+                "needs a load on the needle: set [force] limit_n and depth_mm in the rig file"
+            )
+        return round(limit_n * 1000), round(depth_mm * 1000)
+
     def default_limits(self) -> Limits:
         st = self.boot_status
         return Limits(

@@ -121,10 +121,7 @@ def test_force_held_stall_while_rotating(
     not the following-error one, and not only for a needle at rest in its angle."""
     s = hil_session
     dut = hil_homed
-    if s.rig.force_test_limit_n is None or s.rig.force_test_depth_mm is None:
-        pytest.skip("needs a load on the needle: set [force] limit_n and depth_mm in the rig file")
-    stall_mn = round(s.rig.force_test_limit_n * 1000)
-    depth_um = round(s.rig.force_test_depth_mm * 1000)
+    stall_mn, depth_um = s.force_load()
     d = s.default_limits()
     dut.set_limits(Limits(d.soft_depth_limit_um, d.force_limit_mn, stall_mn, d.stall_time_ms))
     before = dut.status().last_event_number

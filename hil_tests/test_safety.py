@@ -79,10 +79,7 @@ def _wait_depth(dut: Dut, s: HilSession, depth_um: int) -> None:
 def test_force_limit(hil_homed: Dut, hil_session: HilSession, hil_figures: dict[str, Any]) -> None:
     s = hil_session
     dut = hil_homed
-    if s.rig.force_test_limit_n is None or s.rig.force_test_depth_mm is None:
-        pytest.skip("needs a load on the needle: set [force] limit_n and depth_mm in the rig file")
-    limit_mn = round(s.rig.force_test_limit_n * 1000)
-    depth_um = round(s.rig.force_test_depth_mm * 1000)
+    limit_mn, depth_um = s.force_load()
     d = s.default_limits()
     dut.set_limits(Limits(d.soft_depth_limit_um, limit_mn, d.stall_force_mn, d.stall_time_ms))
     tl = dut.wire.received.telemetry

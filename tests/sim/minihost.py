@@ -21,8 +21,10 @@ from protocol import (
     SCHEMA_HASH,
     Event,
     Frame,
+    GetStatus,
     Heartbeat,
     Hello,
+    Status,
     Telemetry,
     encode,
 )
@@ -107,6 +109,12 @@ class MiniHost:
         """Send a command, wait for the reply echoing its seq (heartbeats kept going)."""
         seq = self.send(msg, seq, flags)
         return self.wait_reply(seq, timeout_s)
+
+    def status(self) -> Status:
+        """GET_STATUS, answered."""
+        msg = self.command(GetStatus()).message
+        assert isinstance(msg, Status), msg
+        return msg
 
     def wait_reply(self, seq: int, timeout_s: float = 1.0) -> Frame:
         deadline = self.clock() + timeout_s

@@ -17,7 +17,6 @@ from protocol import (
     Ack,
     EventCode,
     FaultFlags,
-    GetStatus,
     Home,
     Move,
     MoveMode,
@@ -25,7 +24,6 @@ from protocol import (
     NakReason,
     SetLimits,
     SetTelemetry,
-    Status,
     sample_array,
 )
 from sim_device.core_build import DEFECTS
@@ -43,12 +41,6 @@ def home(host: MiniHost) -> None:
     host.pump(5.0, until=lambda: EventCode.HOMED in host.event_codes())
 
 
-def status(host: MiniHost) -> Status:
-    msg = host.command(GetStatus()).message
-    assert isinstance(msg, Status)
-    return msg
-
-
 def repeat_detected(defect: str | None) -> bool:
     host = host_for(defect)
     home(host)
@@ -56,7 +48,7 @@ def repeat_detected(defect: str | None) -> bool:
     host.wait_reply(seq)
     host.command(Move(MoveMode.RELATIVE, 1000, 2000), seq=seq, flags=1)
     host.pump(2.0)
-    return status(host).commanded_depth_um == 1000
+    return host.status().commanded_depth_um == 1000
 
 
 def watchdog_trips(defect: str | None) -> bool:
@@ -64,7 +56,7 @@ def watchdog_trips(defect: str | None) -> bool:
     home(host)
     host.command(Move(MoveMode.ABSOLUTE, 20_000, 2000))
     host.port.advance_s(0.3)
-    st = status(host)
+    st = host.status()
     return bool(st.latched_faults & FaultFlags.WATCHDOG) and st.commanded_depth_um < 1000
 
 
@@ -73,7 +65,7 @@ def limit_exact(defect: str | None) -> bool:
     home(host)
     host.command(SetLimits(5_000, 40_000, 27_000, 5))
     beyond = host.command(Move(MoveMode.ABSOLUTE, 5_001, 2000)).message
-    return isinstance(beyond, Nak) and status(host).commanded_depth_um == 0
+    return isinstance(beyond, Nak) and host.status().commanded_depth_um == 0
 
 
 def stall_cut_off(defect: str | None) -> bool:

@@ -12,7 +12,7 @@ import serial
 from minihost import MiniHost
 
 import sim_device  # noqa: F401
-from protocol import Ack, EventCode, FaultFlags, GetStatus, Rotate, RotateMode, Status
+from protocol import Ack, EventCode, FaultFlags, Rotate, RotateMode
 
 WRAP_TICKS = 1 << 32  # a 32-bit count of 1 ms ticks wraps after 49.7 days
 INT32_MAX = (1 << 31) - 1
@@ -25,22 +25,16 @@ def host() -> Iterator[MiniHost]:
     h.port.close()
 
 
-def status(h: MiniHost) -> Status:
-    msg = h.command(GetStatus()).message
-    assert isinstance(msg, Status)
-    return msg
-
-
 def test_device_time_runs_on_past_the_32bit_tick_count(host: MiniHost) -> None:
     """49.7 days up, rotating across the wrap: device time goes on forward and the host,
     which keeps talking, never trips the watchdog."""
     fw = host.port.device
     fw.age(WRAP_TICKS - 1000)  # before any session: no watchdog to trip
     host.hello()
-    before = status(host)
+    before = host.status()
     assert isinstance(host.command(Rotate(RotateMode.CONTINUOUS, 30_000, 0)).message, Ack)
     host.pump(3.0)  # the wrap is 1 s in
-    after = status(host)
+    after = host.status()
     assert after.device_time_us > before.device_time_us >= (WRAP_TICKS - 1000) * 1000
     assert after.device_time_us >= WRAP_TICKS * 1000, "device time ran backwards at the wrap"
     assert not after.latched_faults & FaultFlags.WATCHDOG, "the watchdog tripped at the wrap"
@@ -58,7 +52,7 @@ def test_angle_goes_on_changing_past_int32_centidegrees(host: MiniHost) -> None:
     angles = []
     for _ in range(6):
         host.pump(0.25)
-        angles.append(status(host).angle_cdeg)
+        angles.append(host.status().angle_cdeg)
     host.command(Rotate(RotateMode.STOP, 0, 0))
     steps = [(b - a) % (1 << 32) for a, b in itertools.pairwise(angles)]
     assert all(0 < d < 1 << 31 for d in steps), f"the angle froze or ran back: {angles}"

@@ -59,12 +59,6 @@ def host() -> Iterator[MiniHost]:
     h.port.close()
 
 
-def status(h: MiniHost) -> Status:
-    msg = h.command(GetStatus()).message
-    assert isinstance(msg, Status)
-    return msg
-
-
 def nak_reason(frame_msg: object) -> int:
     assert isinstance(frame_msg, Nak), frame_msg
     return frame_msg.reason
@@ -89,7 +83,7 @@ def test_identity_says_simulated_and_arms_on_matching_hash(host: MiniHost) -> No
 def test_motion_before_hello_is_not_armed_but_queries_work(host: MiniHost) -> None:
     assert nak_reason(host.command(Home(1000)).message) == NakReason.NOT_ARMED
     assert nak_reason(host.command(Rotate(1, 10_000, 0)).message) == NakReason.NOT_ARMED
-    assert status(host).state == DeviceState.UNHOMED
+    assert host.status().state == DeviceState.UNHOMED
 
 
 def test_schema_mismatch_refuses_motion_allows_queries(host: MiniHost) -> None:
@@ -106,7 +100,7 @@ def test_move_before_homing_is_refused_not_homed(host: MiniHost) -> None:
 
 def test_homing_zeroes_position_at_the_switch(host: MiniHost) -> None:
     homed(host)
-    st = status(host)
+    st = host.status()
     assert st.state == DeviceState.READY and st.depth_um == 0 and st.commanded_depth_um == 0
     assert abs(host.port.sim.rig.needle_depth_mm) < 0.002
 
@@ -114,9 +108,9 @@ def test_homing_zeroes_position_at_the_switch(host: MiniHost) -> None:
 def test_move_reaches_target_and_reports_it(host: MiniHost) -> None:
     homed(host)
     assert isinstance(host.command(Move(MoveMode.ABSOLUTE, 2000, 1000)).message, Ack)
-    assert status(host).state == DeviceState.MOVING
+    assert host.status().state == DeviceState.MOVING
     host.pump(5.0, until=lambda: EventCode.TARGET_REACHED in host.event_codes())
-    st = status(host)
+    st = host.status()
     assert st.state == DeviceState.READY and st.commanded_depth_um == 2000
     assert abs(st.depth_um - 2000) <= 2
 
@@ -129,7 +123,7 @@ def test_repeat_with_same_seq_and_id_is_replayed_not_executed(host: MiniHost) ->
     assert again.flags & HeaderFlags.REPLAYED and not first.flags & HeaderFlags.REPLAYED
     assert again.message == first.message
     host.pump(3.0)
-    st = status(host)
+    st = host.status()
     assert st.commanded_depth_um == 1000 and st.replies_replayed == 1
 
 
@@ -153,7 +147,7 @@ def test_reply_cache_holds_the_last_32_commands(host: MiniHost) -> None:
     again = host.command(Move(MoveMode.RELATIVE, 100, 2000), seq=first)
     assert not again.flags & HeaderFlags.REPLAYED
     host.pump(2.0)
-    assert status(host).commanded_depth_um == 200
+    assert host.status().commanded_depth_um == 200
 
 
 def test_hello_empties_the_reply_cache(host: MiniHost) -> None:
@@ -173,7 +167,7 @@ def test_limits_can_only_be_tightened_within_hard(host: MiniHost) -> None:
     over_force = SetLimits(10_000, ident.force_limit_mn + 1, 5_000, 5)
     assert nak_reason(host.command(over_force).message) == NakReason.BEYOND_LIMIT
     assert isinstance(host.command(SetLimits(10_000, 10_000, 5_000, 5)).message, Ack)
-    st = status(host)
+    st = host.status()
     assert (st.soft_depth_limit_um, st.force_limit_mn) == (10_000, 10_000)
 
 
@@ -188,12 +182,12 @@ def test_watchdog_stops_motion_and_latches_until_clear_fault(host: MiniHost) -> 
     homed(host)
     host.command(Move(MoveMode.ABSOLUTE, 20_000, 2000))
     host.pump(0.3)
-    before = status(host).commanded_depth_um
+    before = host.status().commanded_depth_um
     assert before > 0
     t0 = host.clock()
     host.port.advance_s(0.5)  # the host falls silent
     host.pump(0.01)
-    st = status(host)
+    st = host.status()
     assert st.latched_faults & FaultFlags.WATCHDOG and st.watchdog_trips == 1
     trip = [f.message for f in host.events if f.message.code == EventCode.WATCHDOG_TRIP]
     assert trip and isinstance(trip[0], Event)
@@ -202,7 +196,7 @@ def test_watchdog_stops_motion_and_latches_until_clear_fault(host: MiniHost) -> 
     assert st.commanded_depth_um - before <= 2000 * 0.25
     assert nak_reason(host.command(Move(0, 1000, 1000)).message) == NakReason.LATCHED_FAULT
     assert isinstance(host.command(ClearFault()).message, Ack)
-    assert status(host).latched_faults == 0
+    assert host.status().latched_faults == 0
     assert isinstance(host.command(Move(0, 1000, 1000)).message, Ack)
 
 
@@ -230,11 +224,11 @@ def test_estop_halts_within_one_tick_and_unhomes(host: MiniHost) -> None:
     assert fw.adv.pos == pos_before and not fw.adv.active
     reply = host.wait_reply(seq)
     assert isinstance(reply.message, Ack)
-    st = status(host)
+    st = host.status()
     assert st.state == DeviceState.ESTOPPED and st.latched_faults & FaultFlags.ESTOP
     assert nak_reason(host.command(Move(0, 100, 100)).message) == NakReason.ESTOPPED
     host.command(ClearFault())
-    assert status(host).state == DeviceState.UNHOMED
+    assert host.status().state == DeviceState.UNHOMED
     assert nak_reason(host.command(Move(0, 100, 100)).message) == NakReason.NOT_HOMED
 
 
@@ -285,7 +279,7 @@ def test_stop_decelerates_without_latching(host: MiniHost) -> None:
     host.pump(0.3)
     host.command(Stop())
     host.pump(0.5)
-    st = status(host)
+    st = host.status()
     assert st.state == DeviceState.READY and st.latched_faults == 0
     assert st.commanded_depth_um < 20_000
 

@@ -15,7 +15,6 @@ from protocol import (
     EStop,
     EventCode,
     FaultFlags,
-    GetStatus,
     Home,
     Move,
     MoveMode,
@@ -26,7 +25,6 @@ from protocol import (
     SampleFlags,
     SetLimits,
     SetTelemetry,
-    Status,
     Stop,
     sample_array,
 )
@@ -42,12 +40,6 @@ def homed_host(query: str) -> MiniHost:
     host.pump(5.0, until=lambda: EventCode.HOMED in host.event_codes())
     assert EventCode.HOMED in host.event_codes()
     return host
-
-
-def status(host: MiniHost) -> Status:
-    msg = host.command(GetStatus()).message
-    assert isinstance(msg, Status)
-    return msg
 
 
 def run_into_stall(fw: Firmware, max_ticks: int = 60_000) -> tuple[int, int, str]:
@@ -89,7 +81,7 @@ def test_uncrossable_lesion_ends_in_a_stall_within_10ms_of_onset() -> None:
     # cut-off is the force path's, one stall time after the force first held there
     assert path == "force"
     assert fw.stall_time_ms * 1000 - 1000 <= stopped_us - onset_us <= 10_000
-    st = status(host)
+    st = host.status()
     assert st.state == DeviceState.STALLED and st.latched_faults & FaultFlags.STALL
     assert EventCode.STALL in host.event_codes()
     # position invalid until re-homed
@@ -126,11 +118,11 @@ def test_force_limit_stops_the_advance_and_latches() -> None:
     host.command(SetTelemetry(1000, 10))
     host.command(Move(MoveMode.ABSOLUTE, 60_000, 2000))
     host.pump(60.0, until=lambda: EventCode.FORCE_OVER_LIMIT in host.event_codes())
-    st = status(host)
+    st = host.status()
     assert st.state == DeviceState.FAULT and st.latched_faults & FaultFlags.FORCE_LIMIT
     depth = st.commanded_depth_um
     host.pump(0.5)
-    assert status(host).commanded_depth_um == depth  # the advance stays stopped
+    assert host.status().commanded_depth_um == depth  # the advance stays stopped
     forces = [int(x) for f in host.telemetry for x in sample_array(f.message)["force_mn"]]
     over = [i for i, f in enumerate(forces) if f > 3_000]
     assert over, "the force never crossed the limit"
@@ -145,7 +137,7 @@ def test_tightening_the_soft_limit_mid_move_stops_at_it() -> None:
     host.pump(1.0)
     assert isinstance(host.command(SetLimits(3_000, 40_000, 27_000, 5)).message, Ack)
     host.pump(3.0)
-    st = status(host)
+    st = host.status()
     assert st.state == DeviceState.LIMIT and EventCode.LIMIT_REACHED in host.event_codes()
     samples = [s for f in host.telemetry for s in sample_array(f.message)]
     assert max(int(s["commanded_depth_um"]) for s in samples) <= 3_000
@@ -158,21 +150,21 @@ def test_rig_motor_stall_is_cut_off_as_a_stall() -> None:
     host = homed_host("seed=5&watchdog_ms=60000&fault=motor_stall&fault_at_s=3")
     host.command(Move(MoveMode.ABSOLUTE, 20_000, 2000))
     host.pump(5.0, until=lambda: EventCode.STALL in host.event_codes())
-    assert status(host).state == DeviceState.STALLED
+    assert host.status().state == DeviceState.STALLED
 
 
 def test_disconnected_load_cell_latches_a_sensor_fault() -> None:
     host = homed_host("seed=6&watchdog_ms=60000&fault=loadcell_disconnected&fault_at_s=3")
     host.pump(3.0, until=lambda: EventCode.FAULT in host.event_codes())
-    st = status(host)
+    st = host.status()
     assert st.latched_faults & FaultFlags.LOAD_CELL and st.state == DeviceState.FAULT
 
 
 def test_stuck_load_cell_is_detected_while_advancing() -> None:
     host = homed_host("seed=7&watchdog_ms=60000&fault=loadcell_stuck&fault_at_s=3")
     host.command(Move(MoveMode.ABSOLUTE, 20_000, 1000))
-    host.pump(5.0, until=lambda: FaultFlags.LOAD_CELL & status(host).latched_faults > 0)
-    st = status(host)
+    host.pump(5.0, until=lambda: FaultFlags.LOAD_CELL & host.status().latched_faults > 0)
+    st = host.status()
     assert st.latched_faults & FaultFlags.LOAD_CELL
     assert st.commanded_depth_um < 20_000  # the advance was stopped
 
@@ -181,7 +173,7 @@ def test_lost_encoder_during_an_advance_is_cut_off() -> None:
     host = homed_host("seed=8&watchdog_ms=60000&fault=encoder_lost&fault_at_s=3")
     host.command(Move(MoveMode.ABSOLUTE, 20_000, 1000))
     host.pump(5.0, until=lambda: EventCode.STALL in host.event_codes())
-    st = status(host)
+    st = host.status()
     assert st.state == DeviceState.STALLED
     assert st.commanded_depth_um - st.depth_um <= 20  # stopped within a few µm of following
 
@@ -222,11 +214,11 @@ def test_every_latched_fault_stops_the_rotation_too(case: str) -> None:
     host.heartbeat = True
     latched_at_deg = fw.rot.pos
     host.pump(0.1)  # twice the ramp
-    angle_cdeg = status(host).angle_cdeg
+    angle_cdeg = host.status().angle_cdeg
     assert abs(fw.rot.pos - latched_at_deg) <= 4.6, f"{case}: turned on after the fault"
     assert not fw.rot.active
     host.pump(1.0)
-    st = status(host)
+    st = host.status()
     assert st.angle_cdeg == angle_cdeg, f"{case}: the needle still turns with {fault!r} latched"
     assert not st.flags & (SampleFlags.ROTATING | SampleFlags.ADVANCING)
     # motion refused while latched, except stopping
@@ -235,7 +227,7 @@ def test_every_latched_fault_stops_the_rotation_too(case: str) -> None:
     assert isinstance(reply, Nak) and reply.reason == want
     assert isinstance(host.command(Rotate(RotateMode.STOP, 0, 0)).message, Ack)
     host.pump(0.5)
-    assert status(host).angle_cdeg == angle_cdeg
+    assert host.status().angle_cdeg == angle_cdeg
 
 
 def test_sample_flags_mean_what_the_spec_says() -> None:
@@ -243,49 +235,49 @@ def test_sample_flags_mean_what_the_spec_says() -> None:
     until the advance moves again (not ended by STOP or CLEAR_FAULT, kept under a fault),
     ESTOP / STALL / FAULT = the latched bits, ARMED = session armed."""
     host = MiniHost(serial.serial_for_url("sim://?seed=4", timeout=0.1))
-    st = status(host)
+    st = host.status()
     assert st.flags == 0 and st.state == DeviceState.UNHOMED  # not homed, not armed
     host.hello()
-    assert status(host).flags == SampleFlags.ARMED
+    assert host.status().flags == SampleFlags.ARMED
     host.command(SetTelemetry(1000, 1))
     assert isinstance(host.command(Home(5000)).message, Ack)
     host.pump(5.0, until=lambda: EventCode.HOMED in host.event_codes())
     flags = [int(x) for f in host.telemetry for x in sample_array(f.message)["flags"]]
     assert any(f & SampleFlags.ADVANCING and not f & SampleFlags.HOMED for f in flags)  # homing
-    assert status(host).flags == SampleFlags.HOMED | SampleFlags.ARMED
+    assert host.status().flags == SampleFlags.HOMED | SampleFlags.ARMED
     host.command(Move(MoveMode.ABSOLUTE, 10_000, 2000))
     host.pump(0.5)
-    assert status(host).flags & SampleFlags.ADVANCING
+    assert host.status().flags & SampleFlags.ADVANCING
     assert isinstance(host.command(SetLimits(3_000, 40_000, 27_000, 5)).message, Ack)
     host.pump(3.0)
     at_limit = SampleFlags.HOMED | SampleFlags.ARMED | SampleFlags.AT_LIMIT
-    st = status(host)
+    st = host.status()
     assert (st.state, st.flags) == (DeviceState.LIMIT, at_limit)
     assert isinstance(host.command(Stop()).message, Ack)  # STOP moves nothing: still LIMIT
-    st = status(host)
+    st = host.status()
     assert (st.state, st.flags) == (DeviceState.LIMIT, at_limit)
     host.command(Rotate(RotateMode.CONTINUOUS, 10_000, 0))
     host.pump(0.2)
-    st = status(host)
+    st = host.status()
     assert (st.state, st.flags) == (DeviceState.LIMIT, at_limit | SampleFlags.ROTATING)
     assert isinstance(host.command(EStop()).message, Ack)  # a fault on top: the bit stays
-    st = status(host)
+    st = host.status()
     assert st.state == DeviceState.ESTOPPED
     assert st.flags == SampleFlags.ARMED | SampleFlags.AT_LIMIT | SampleFlags.ESTOP
     assert isinstance(host.command(ClearFault()).message, Ack)
-    st = status(host)
+    st = host.status()
     assert (st.state, st.flags) == (DeviceState.UNHOMED, SampleFlags.ARMED | SampleFlags.AT_LIMIT)
     assert isinstance(host.command(Home(5000)).message, Ack)  # the advance moves: bit ends
-    assert not status(host).flags & SampleFlags.AT_LIMIT
+    assert not host.status().flags & SampleFlags.AT_LIMIT
     host.pump(5.0, until=lambda: host.event_codes().count(EventCode.HOMED) == 2)
-    assert status(host).flags == SampleFlags.HOMED | SampleFlags.ARMED
+    assert host.status().flags == SampleFlags.HOMED | SampleFlags.ARMED
     # a fault other than STALL / ESTOP: FAULT (the watchdog here: silent while turning)
     host.command(Rotate(RotateMode.CONTINUOUS, 10_000, 0))
     host.pump(0.1)
     host.heartbeat = False
     host.pump(0.5)
     host.heartbeat = True
-    st = status(host)
+    st = host.status()
     assert st.latched_faults == FaultFlags.WATCHDOG
     assert st.flags == SampleFlags.HOMED | SampleFlags.ARMED | SampleFlags.FAULT
     assert st.state == DeviceState.FAULT
