@@ -88,6 +88,7 @@ class FaultFlags(enum.IntFlag):
     TRAVEL_LIMIT = 0x0010
     ENCODER = 0x0020
     LOAD_CELL = 0x0040
+    OVERRUN = 0x0080  # the control loop fell further behind than the board allows, mid-motion
 
 
 class SampleFlags(enum.IntFlag):
@@ -313,6 +314,13 @@ class GetEvents(NamedTuple):
     max_count: Annotated[int, U8, Range(1, 12), Doc("at most this many events")]
 
 
+@message(0x0D, Direction.HOST_TO_DEVICE)
+class Bye(NamedTuple):
+    """End this host's session in order: ACK, then motion is NOT_ARMED until a HELLO, and
+    nothing is logged (a host that only goes silent ends it through the watchdog, logged
+    SESSION_ENDED). While anything moves or homes: NAK BUSY, the session goes on."""
+
+
 @message(0x81, Direction.DEVICE_TO_HOST)
 class Identity(NamedTuple):
     """Reply to HELLO."""
@@ -375,6 +383,9 @@ class Status(NamedTuple):
     commands_executed: Annotated[int, U32, Doc("commands executed (not replays)")]
     replies_replayed: Annotated[int, U32, Doc("repeated commands answered from the reply cache")]
     watchdog_trips: Annotated[int, U32, Doc("since boot")]
+    tick_overruns: Annotated[
+        int, U32, Doc("control ticks run a period or more late, or skipped, since boot")
+    ]
 
 
 class TelemetrySample(NamedTuple):
@@ -440,6 +451,7 @@ Message = (
     | SetTelemetry
     | GetStatus
     | GetEvents
+    | Bye
     | Identity
     | Ack
     | Nak
@@ -463,6 +475,7 @@ MESSAGES: tuple[type[Message], ...] = (
     SetTelemetry,
     GetStatus,
     GetEvents,
+    Bye,
     Identity,
     Ack,
     Nak,

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #define ND_PROTOCOL_VERSION 1u
-#define ND_SCHEMA_HASH 0x20790CFEu /* sent in HELLO and IDENTITY */
+#define ND_SCHEMA_HASH 0x02328441u /* sent in HELLO and IDENTITY */
 /* frame: COBS(header | payload | CRC-32 LE) 0x00; header = version u8, msg_id u8,
  * flags u8, seq u16 LE */
 #define ND_HEADER_BYTES 5u
@@ -268,6 +268,7 @@ static inline int nd_frame_decode(const uint8_t *frame, size_t n, uint8_t *raw)
 #define ND_FAULT_FLAGS_TRAVEL_LIMIT 0x10u
 #define ND_FAULT_FLAGS_ENCODER 0x20u
 #define ND_FAULT_FLAGS_LOAD_CELL 0x40u
+#define ND_FAULT_FLAGS_OVERRUN 0x80u
 
 /* SampleFlags: flags (bits) */
 #define ND_SAMPLE_FLAGS_HOMED 0x01u
@@ -676,6 +677,26 @@ static inline int nd_get_events_unpack(struct nd_get_events *m, const uint8_t *i
     return 1;
 }
 
+/* 0x0D BYE (host->device): End this host's session in order: ACK, then motion is NOT_ARMED until a HELLO, and nothing is logged (a host that only goes silent ends it through the watchdog, logged SESSION_ENDED). While anything moves or homes: NAK BUSY, the session goes on. */
+#define ND_BYE_ID 0x0Du
+#define ND_BYE_PAYLOAD_BYTES 0u
+struct nd_bye {
+    uint8_t unused_; /* no fields */
+};
+/* Writes the payload; returns its length in bytes. */
+static inline size_t nd_bye_pack(const struct nd_bye *m, uint8_t *out)
+{
+    (void)m; (void)out;
+    return 0u;
+}
+/* Reads a payload of len bytes; returns 0 if its length is wrong. */
+static inline int nd_bye_unpack(struct nd_bye *m, const uint8_t *in, size_t len)
+{
+    if (len != 0u) return 0;
+    (void)m; (void)in;
+    return 1;
+}
+
 /* 0x81 IDENTITY (device->host): Reply to HELLO. */
 #define ND_IDENTITY_ID 0x81u
 #define ND_IDENTITY_PROTOCOL_VERSION_OFFSET 0u
@@ -825,7 +846,8 @@ static inline int nd_nak_unpack(struct nd_nak *m, const uint8_t *in, size_t len)
 #define ND_STATUS_COMMANDS_EXECUTED_OFFSET 60u
 #define ND_STATUS_REPLIES_REPLAYED_OFFSET 64u
 #define ND_STATUS_WATCHDOG_TRIPS_OFFSET 68u
-#define ND_STATUS_PAYLOAD_BYTES 72u
+#define ND_STATUS_TICK_OVERRUNS_OFFSET 72u
+#define ND_STATUS_PAYLOAD_BYTES 76u
 struct nd_status {
     uint8_t state;
     uint8_t flags;
@@ -847,6 +869,7 @@ struct nd_status {
     uint32_t commands_executed;
     uint32_t replies_replayed;
     uint32_t watchdog_trips;
+    uint32_t tick_overruns;
 };
 /* Writes the payload; returns its length in bytes. */
 static inline size_t nd_status_pack(const struct nd_status *m, uint8_t *out)
@@ -871,12 +894,13 @@ static inline size_t nd_status_pack(const struct nd_status *m, uint8_t *out)
     nd_put_u32(out + 60, m->commands_executed);
     nd_put_u32(out + 64, m->replies_replayed);
     nd_put_u32(out + 68, m->watchdog_trips);
-    return 72u;
+    nd_put_u32(out + 72, m->tick_overruns);
+    return 76u;
 }
 /* Reads a payload of len bytes; returns 0 if its length is wrong. */
 static inline int nd_status_unpack(struct nd_status *m, const uint8_t *in, size_t len)
 {
-    if (len != 72u) return 0;
+    if (len != 76u) return 0;
     m->state = nd_get_u8(in + 0);
     m->flags = nd_get_u8(in + 1);
     m->latched_faults = nd_get_u16(in + 2);
@@ -897,6 +921,7 @@ static inline int nd_status_unpack(struct nd_status *m, const uint8_t *in, size_
     m->commands_executed = nd_get_u32(in + 60);
     m->replies_replayed = nd_get_u32(in + 64);
     m->watchdog_trips = nd_get_u32(in + 68);
+    m->tick_overruns = nd_get_u32(in + 72);
     return 1;
 }
 

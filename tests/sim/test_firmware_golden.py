@@ -49,10 +49,10 @@ from sim_device.device import Device, DeviceOptions
 
 # (lesion, seed, extra options) → sha256 of everything the device sent
 GOLDEN: dict[tuple[str, int, str], str] = {
-    ("cohort-2021-01", 11, ""): "e6d9052fd0590d8f777bf2a577a3de410a2a369f0e498783026abee11036e278",
-    ("cohort-2021-07", 22, ""): "4dbba338e9fceadbda23ee34e24a06978984c91ea3504c16092641eca5c5bc3a",
+    ("cohort-2021-01", 11, ""): "2e999871b8d9f5d660f2887f4eb853002a6bb890544e74e871cc39230c3fccc7",
+    ("cohort-2021-07", 22, ""): "c721a18192a4090d7ae02bde8979d72a233ac7b25dec31bf0a13e0d77d25a2d8",
     ("cohort-2021-15", 33, "motor_stall@9.5"): (
-        "726cd848a0504b4648a478b0c8fe0c9e2065d3d175a6030ba0a6320b4cf1c8af"
+        "95cf633cd9399cf7d3ead2d82661d2fe43f7463651e423bc792474411e891209"
     ),
 }
 
