@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo bench lint clean mutants
+.PHONY: venv test safety demo bench lint clean mutants
 
 venv: $(STAMP)
 
@@ -16,8 +16,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m sim_device.core_build  # the simulator's firmware core (C, via cffi)
 	touch $(STAMP)
 
+# make test: the whole suite, its results as JUnit XML, then the safety case judged from
+# them (make safety) — whatever pytest said, so a red run still leaves the matrix to read;
+# make test fails if either does.
+JUNIT := build/test-results/junit.xml
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	rc=0; $(BIN)/python -m pytest -q -p no:cacheprovider --junitxml=$(JUNIT) || rc=$$?; \
+	$(BIN)/python -m safety_case --junit $(JUNIT) --out build/safety/matrix.md || rc=$$((rc ? rc : 1)); \
+	exit $$rc
+
+# The traceability matrix (build/safety/matrix.md) from docs/safety/ and the JUnit XML of
+# the last make test; red when a risk control has no test, or its test failed or skipped.
+safety: $(STAMP)
+	$(BIN)/python -m safety_case --junit $(JUNIT) --out build/safety/matrix.md
 
 demo: $(STAMP)
 	$(BIN)/python -m firmware_host.demo

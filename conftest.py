@@ -23,6 +23,7 @@ _VIRTUAL_TIME = (
     "tests/sim/",
     "tests/sweep/",
     "tests/test_codec_smoke.py",
+    "tests/safety/test_campaign.py",
     "hil_tests/",
 )
 _FIRMWARE_SUITES = "tests/hil/test_hil_firmware.py"

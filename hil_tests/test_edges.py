@@ -79,6 +79,7 @@ def test_old_resend_executes_once(hil_homed: Dut, hil_session: HilSession, flags
     assert moved == STEP_UM, f"one MOVE +{STEP_UM} µm sent twice moved {moved} µm"
 
 
+@pytest.mark.control("RC-CRC")
 def test_bad_crc_is_dropped_for_every_command(hil_homed: Dut, hil_session: HilSession) -> None:
     """A frame whose CRC is wrong is dropped whatever its id: no reply, nothing run,
     counted in frames_bad (protocol §1 Receiving)."""
@@ -140,6 +141,7 @@ def test_force_held_stall_while_rotating(
     dut.home(round(s.rig.homing_speed_mm_s * 1000), s.rig.homing_timeout_s)
 
 
+@pytest.mark.control("RC-LATCH")
 def test_estop_latch_survives_hello(hil_device: Dut, hil_session: HilSession) -> None:
     """A latched e-stop is cleared by CLEAR_FAULT only: a new session (HELLO) keeps it."""
     dut = hil_device
@@ -433,6 +435,7 @@ def test_variable_length_device_message_is_unknown_message(hil_device: Dut) -> N
     assert dut.status().frames_bad == st0.frames_bad + 1
 
 
+@pytest.mark.control("RC-HOMING")
 def test_a_fresh_device_keeps_its_hard_limits_until_set(hil_session: HilSession) -> None:
     """From boot, before any SET_LIMITS, the hard limits are in force — a MOVE within
     them is ACKed — and event 1 is BOOT with value 0. Needs a device fresh from boot: a

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from hil_tests.dut import Dut
 from hil_tests.session import HilSession
 from protocol import Ack, HeaderFlags, Move, MoveMode, Nak, NakReason
@@ -13,6 +15,7 @@ STEP_UM = 1000
 RESENDS = 3
 
 
+@pytest.mark.control("RC-EXACTLYONCE")
 def test_lost_reply_resend_executes_once(
     hil_homed: Dut, hil_session: HilSession, hil_figures: dict[str, Any]
 ) -> None:

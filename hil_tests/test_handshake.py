@@ -48,6 +48,7 @@ def test_identity_matches_protocol_and_schema(
         assert ident.serial_number == rig.serial_number
 
 
+@pytest.mark.control("RC-SCHEMAHASH")
 def test_schema_mismatch_refuses_motion_allows_queries(hil_device: Dut) -> None:
     wrong = SCHEMA_HASH ^ 0x5A5A5A5A
     ident = hil_device.hello(schema_hash=wrong)

@@ -34,6 +34,7 @@ def _travel_time_s(distance_um: int, s: HilSession) -> float:
     return abs(distance_um) / s.speed_um_s + 2.0
 
 
+@pytest.mark.control("RC-HOMING")
 def test_homing(
     hil_device: Dut, hil_session: HilSession, hil_motion: None, hil_figures: dict[str, Any]
 ) -> None:
@@ -66,6 +67,7 @@ def test_homing(
     hil_figures["home_depth_um"] = st.depth_um
 
 
+@pytest.mark.control("RC-SOFTLIMIT")
 def test_soft_limit_refuses_target_beyond(hil_homed: Dut, hil_session: HilSession) -> None:
     s = hil_session
     dut = hil_homed
@@ -87,6 +89,7 @@ def test_soft_limit_refuses_target_beyond(hil_homed: Dut, hil_session: HilSessio
     assert int(samples["depth_um"].max()) <= limit_um
 
 
+@pytest.mark.control("RC-SOFTLIMIT")
 def test_soft_limit_tightened_mid_move_stops_there(
     hil_homed: Dut, hil_session: HilSession, hil_figures: dict[str, Any]
 ) -> None:
@@ -134,6 +137,7 @@ def test_soft_limit_tightened_mid_move_stops_there(
     assert dut.wait_idle(_travel_time_s(limit_um, s)).commanded_depth_um == 0
 
 
+@pytest.mark.control("RC-TRAVEL")
 def test_hard_travel_limit(
     hil_homed: Dut, hil_session: HilSession, hil_figures: dict[str, Any]
 ) -> None:

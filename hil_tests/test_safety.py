@@ -77,6 +77,7 @@ def _wait_depth(dut: Dut, s: HilSession, depth_um: int) -> None:
     assert ok, f"the advance never reached {depth_um} µm"
 
 
+@pytest.mark.control("RC-FORCELIMIT")
 def test_force_limit(hil_homed: Dut, hil_session: HilSession, hil_figures: dict[str, Any]) -> None:
     s = hil_session
     dut = hil_homed
@@ -117,6 +118,7 @@ def test_force_limit(hil_homed: Dut, hil_session: HilSession, hil_figures: dict[
     dut.wait_idle(depth_um / s.speed_um_s + 5.0)
 
 
+@pytest.mark.control("RC-STALL")
 def test_stall_cutoff_latency(
     hil_homed: Dut, hil_session: HilSession, hil_figures: dict[str, Any]
 ) -> None:
@@ -181,6 +183,7 @@ def _check_stall(
     assert dut.status().state == DeviceState.UNHOMED, "a stall must leave the device unhomed"
 
 
+@pytest.mark.control("RC-WATCHDOG")
 def test_watchdog_stops_motion_and_latches(
     hil_homed: Dut, hil_session: HilSession, hil_figures: dict[str, Any]
 ) -> None:
@@ -227,6 +230,7 @@ def test_watchdog_stops_motion_and_latches(
     dut.wait_idle(target / s.speed_um_s + 5.0)
 
 
+@pytest.mark.control("RC-ESTOP")
 def test_estop_latency(
     hil_homed: Dut, hil_session: HilSession, hil_figures: dict[str, Any]
 ) -> None:
@@ -330,6 +334,7 @@ def test_bye_ends_the_session_unlogged_and_is_refused_while_anything_moves(
     dut.hello()
 
 
+@pytest.mark.control("RC-WATCHDOG")
 def test_silence_while_only_rotating_stops_and_latches(
     hil_device: Dut, hil_session: HilSession, hil_motion: None
 ) -> None:

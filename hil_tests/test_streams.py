@@ -161,6 +161,7 @@ def _make_events(dut: Dut, pairs: int) -> None:
         dut.clear_fault()
 
 
+@pytest.mark.control("RC-EVENTS")
 def test_event_gap_recovered_with_get_events(hil_device: Dut, hil_figures: dict[str, Any]) -> None:
     dut = hil_device
     wire = dut.wire

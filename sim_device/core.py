@@ -28,6 +28,20 @@ EVENT_LOG_SIZE = 256
 _NEVER_US = 1 << 62
 _TX_HIGH_BYTES = 32768  # drain the core's transmit buffer into Python beyond this
 _IDLE_BIT = 1 << 31  # nd_sim_sense's "nothing moves, homes or streams" flag
+# The fault hooks between the core and its HAL (firmware/faults/fault_hooks.h): one
+# scheduled single fault per device, for the single-fault campaign (studies/campaign.py).
+# Each kind's number and the unit of its parameter.
+HOOK_FAULTS: dict[str, tuple[int, str]] = {
+    "loadcell_stuck": (1, ""),
+    "loadcell_disconnected": (2, ""),
+    "loadcell_saturated": (3, ""),
+    "loadcell_drift": (4, "mN/s"),
+    "encoder_lost": (5, ""),
+    "encoder_jump": (6, "nm"),
+    "motor_stalled": (7, ""),
+    "driver_disabled": (8, ""),
+    "tick_overrun": (9, "ms"),
+}
 _UM_PER_NM = 1e-3
 _DEG_PER_UCDEG = 1e-6
 
@@ -223,6 +237,29 @@ class CoreFirmware:
         self._timers.append((time_us, self._timer_serial, action))
         self._timers.sort(key=lambda t: (t[0], t[1]))
         self._next_timer_us = self._timers[0][0]
+
+    def arm_fault(self, kind: str, at_us: int, param: int = 0) -> None:
+        """Schedule one fault in the HAL's hooks from device time ``at_us`` (replacing
+        any other): the core sees a faulty sensor, actuator or loop, never the hook."""
+        if kind not in HOOK_FAULTS:
+            raise ValueError(f"unknown fault {kind!r}; known: {', '.join(HOOK_FAULTS)}")
+        self._lib.nd_sim_fault_arm(self._s, HOOK_FAULTS[kind][0], at_us, param)
+
+    def reset(self) -> None:
+        """The device resets (brown-out, a watchdog reset) where it stands: the core
+        boots again — unhomed, no session, its latches and event log gone — with the
+        motors and the sensors where they are."""
+        rig = self.rig
+        s = self._s
+        self._rx.clear()
+        s.angle_origin_deg = s.angle_deg  # the rotation stays where it was too
+        self._lib.nd_sim_init(
+            s,
+            float(s.motor_mm),  # the motor stays where it was: no jump for the rig
+            float(rig.encoder_depth_mm),
+            float(rig.load_cell_force_n),
+            bool(rig.home_switch),
+        )
 
     # ------------------------------------------------------------ running
 

@@ -36,6 +36,8 @@ FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "firmware"
 # ND_CORE_DIR: the core's sources from elsewhere (a mutant's copy: tests/hil/mutation.py)
 CORE_DIR = Path(os.environ.get("ND_CORE_DIR") or FIRMWARE_DIR / "core")
 PORT_DIR = FIRMWARE_DIR / "ports" / "sim"
+# the single-fault campaign's hooks between the core and the port's HAL (never a mutant's)
+FAULTS_DIR = FIRMWARE_DIR / "faults"
 
 
 def _cache_dir() -> Path:
@@ -137,6 +139,7 @@ struct nd_device {
 struct nd_sim {
     struct nd_device dev;
     struct nd_board board;
+    double angle_origin_deg;
     double motor_mm;
     double angle_deg;
     size_t tx_len;
@@ -152,6 +155,7 @@ uint64_t nd_sim_idle_until_us(struct nd_sim *s);
 void nd_sim_skip(struct nd_sim *s, uint32_t ticks);
 size_t nd_sim_take(struct nd_sim *s, uint8_t *out, size_t max);
 void nd_sim_stats(struct nd_sim *s, struct nd_core_stats *out);
+void nd_sim_fault_arm(struct nd_sim *s, uint8_t kind, uint64_t at_us, int64_t param);
 """,
     ]
 )
@@ -169,11 +173,11 @@ class CoreBuildError(RuntimeError):
 
 
 def sources(core_dir: Path = CORE_DIR) -> list[Path]:
-    return [*sorted(core_dir.glob("*.c")), PORT_DIR / "sim_port.c"]
+    return [*sorted(core_dir.glob("*.c")), FAULTS_DIR / "fault_hooks.c", PORT_DIR / "sim_port.c"]
 
 
 def _headers(core_dir: Path = CORE_DIR) -> list[Path]:
-    return [*sorted(core_dir.glob("*.h")), PORT_DIR / "sim_port.h"]
+    return [*sorted(core_dir.glob("*.h")), FAULTS_DIR / "fault_hooks.h", PORT_DIR / "sim_port.h"]
 
 
 def defines_for(defect: str | None) -> tuple[str, ...]:

@@ -36,6 +36,10 @@ import numpy as np
 WATCH_AFTER_S = 1.0
 OVERRUN_GRACE_S = 2.0  # time to notice max_duration_s (a control period) and brake
 LATE_ADVANCE_MM = 0.05
+# What a sample carries when the device has no valid load-cell reading (the core's
+# ND_FORCE_INVALID_MN, INT32_MIN mN): no force at all, so no force above a limit — the
+# device latches LOAD_CELL for it (the single-fault campaign counts those).
+NO_READING_N = -(2**31) / 1000.0
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,9 @@ def measured_over(rows: Any, limits: JudgeLimits) -> tuple[int, int]:
     in telemetry rows (``TELEMETRY_DTYPE``)."""
     if len(rows) == 0:
         return 0, 0
-    force = int(np.count_nonzero(np.abs(rows["force_n"]) > limits.force_limit_n))
+    force_n = rows["force_n"]
+    over = (np.abs(force_n) > limits.force_limit_n) & (force_n != NO_READING_N)
+    force = int(np.count_nonzero(over))
     depth = int(np.count_nonzero(rows["depth_mm"] > limits.depth_limit_mm + 1e-9))
     return force, depth
 

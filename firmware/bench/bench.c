@@ -5,6 +5,15 @@
 
 #include "../core/hal.h"
 
+#ifdef ND_FAULT_HOOKS
+/* the single-fault campaign's hooks (faults/fault_hooks.h): the posix port's build only,
+ * never the Cortex-M3 image; armed by the port (nd-firmware --fault) */
+struct nd_fault_hooks nd_bench_fault;
+#define HOOK(call) call
+#else
+#define HOOK(call)
+#endif
+
 #define ENCODER_COUNT_NM 100
 
 static struct {
@@ -105,9 +114,11 @@ void nd_bench_mcu_reset(void)
 
 void hal_advance_command_nm(int64_t motor_nm)
 {
-    const int forward = motor_nm > B.last_motor_nm;
-    int64_t want = B.cfg.start_depth_nm + motor_nm - B.lost_nm;
-    int64_t f;
+    int forward;
+    int64_t want, f;
+    HOOK(motor_nm = nd_fault_advance(&nd_bench_fault, hal_time_us(), motor_nm));
+    forward = motor_nm > B.last_motor_nm;
+    want = B.cfg.start_depth_nm + motor_nm - B.lost_nm;
     B.last_motor_nm = motor_nm;
     if (forward) {
         /* the stepper pushes until the load reaches its thrust; beyond it, steps are lost
@@ -135,7 +146,11 @@ void hal_advance_command_nm(int64_t motor_nm)
     B.force_mn = (int32_t)f;
 }
 
-void hal_rotate_command_ucdeg(int64_t angle_ucdeg) { B.angle_ucdeg = angle_ucdeg; }
+void hal_rotate_command_ucdeg(int64_t angle_ucdeg)
+{
+    HOOK(angle_ucdeg = nd_fault_rotate(&nd_bench_fault, hal_time_us(), angle_ucdeg));
+    B.angle_ucdeg = angle_ucdeg;
+}
 
 bool hal_encoder_read_nm(int64_t *position_nm)
 {
@@ -144,7 +159,11 @@ bool hal_encoder_read_nm(int64_t *position_nm)
     int64_t q = rel / ENCODER_COUNT_NM;
     if (rel % ENCODER_COUNT_NM != 0 && rel < 0) q--;
     *position_nm = q * ENCODER_COUNT_NM;
+#ifdef ND_FAULT_HOOKS
+    return nd_fault_encoder(&nd_bench_fault, hal_time_us(), position_nm, true);
+#else
     return true;
+#endif
 }
 
 static uint32_t xorshift32(void)
@@ -168,6 +187,10 @@ bool hal_load_cell_read_mn(int32_t *force_mn)
         noise /= 2;
     }
     *force_mn = B.force_mn + noise;
+#ifdef ND_FAULT_HOOKS
+    if (!nd_fault_load_cell(&nd_bench_fault, hal_time_us(), force_mn, true, B.cfg.rail_mn))
+        return false;
+#endif
     return *force_mn > -B.cfg.rail_mn && *force_mn < B.cfg.rail_mn;
 }
 

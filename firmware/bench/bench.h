@@ -54,6 +54,12 @@ void nd_bench_mcu_reset(void);
  * port's serial number (up to 16 characters, NUL-padded) is the only difference. */
 void nd_bench_board(struct nd_board *board, const char *serial_number);
 
+#ifdef ND_FAULT_HOOKS
+#include "../faults/fault_hooks.h"
+/* The bench's fault hooks, between the core and this model (posix port only). */
+extern struct nd_fault_hooks nd_bench_fault;
+#endif
+
 /* For a port's own diagnostics (not used by the core). */
 int64_t nd_bench_carriage_nm(void);
 int32_t nd_bench_true_force_mn(void);

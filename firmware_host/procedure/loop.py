@@ -45,7 +45,7 @@ from firmware_host.procedure.outcome import (
 )
 from firmware_host.procedure.profile import Profile, ProfileError, load_profile
 from firmware_host.procedure.signals import DropDetector, ForceFilter
-from protocol import DeviceState, EventCode
+from protocol import DeviceState, EventCode, FaultFlags, SampleFlags
 
 _PROGRESS_PERIOD_S = 0.2
 _AT_TARGET_TOL_MM = 0.005  # one encoder count or so
@@ -76,6 +76,22 @@ _BAD_STATES = {
     int(DeviceState.ESTOPPED): (Result.FAULT, "the device is e-stopped"),
     int(DeviceState.UNHOMED): (Result.FAULT, "the device lost its homing"),
 }
+# The latched faults in an operator's words (the run's reason says which fault it was).
+_FAULT_WORDS = {
+    FaultFlags.LOAD_CELL: "load cell (no valid reading: disconnected, frozen or at its rail)",
+    FaultFlags.ENCODER: "encoder (no valid reading: position unknown, re-home)",
+    FaultFlags.WATCHDOG: "watchdog (the device heard nothing from the host in time)",
+    FaultFlags.FORCE_LIMIT: "force over the limit",
+    FaultFlags.TRAVEL_LIMIT: "travel limit",
+    FaultFlags.STALL: "stall",
+    FaultFlags.ESTOP: "e-stop",
+}
+# A device that reset mid-run (its BOOT event) has lost its session, homing and limits:
+# the run ends, and nothing moves again until the operator homes it (RC-NORESUME).
+DEVICE_RESET_REASON = (
+    "the device reset mid-run (power or firmware restart): it is unhomed and will not"
+    " move until homed again"
+)
 
 
 class _Run:
@@ -139,6 +155,11 @@ class _Run:
         self._pending: deque[Any] = deque()
         self._unsubscribe: Callable[[], None] | None = None
         self.device_event_base = 0
+        self.device_reset = False
+        listen = getattr(driver, "add_event_listener", None)
+        self._unlisten: Callable[[], None] | None = (
+            listen(self._on_device_event) if listen is not None else None
+        )
         self.withdrawing = False
         self.withdraw_failure: str | None = None
 
@@ -230,9 +251,35 @@ class _Run:
                 f"{self.now() - self.frozen_since:.1f} s (stuck sensor?)",
             )
 
+    def _on_device_event(self, event: Any) -> None:
+        # on a real port from the link's reader thread: a bool store is atomic
+        if event.code == EventCode.BOOT:
+            self.device_reset = True
+
+    def fault_words(self, reason: str) -> str:
+        """``reason`` and which faults the device has latched, in words."""
+        try:
+            latched = self.nd.status().latched_faults
+        except NeedleDriverError:
+            return reason  # the run ends on the fault all the same
+        words = [w for flag, w in _FAULT_WORDS.items() if latched & flag]
+        return f"{reason}: {', '.join(words)}" if words else reason
+
+    def check_silent_device(self) -> None:
+        """No telemetry for a whole control period: ask the device why. One that reset
+        (its BOOT event may come before any session, so it is not streamed) answers
+        with no session and no homing: the run ends there, the rig left as it is."""
+        st = self.nd.status()
+        if not st.homed and not st.flags & SampleFlags.ARMED:
+            self.device_reset = True
+
     def check_device(self) -> None:
+        if self.device_reset:
+            raise _Ended(Result.FAULT, DEVICE_RESET_REASON)
         if self.state in _BAD_STATES:
             result, reason = _BAD_STATES[self.state]
+            if self.state == int(DeviceState.FAULT):
+                reason = self.fault_words(reason)
             if self.state == int(DeviceState.STALLED):
                 self.stalls += 1
                 self.note("stall", by="device", depth_mm=self.depth_mm)
@@ -243,6 +290,8 @@ class _Run:
         sim://, runs the device), then sense and check."""
         self.check_abort()
         self.nd.wait_s(self.p.advance.control_period_s)
+        if not self._pending and self._unsubscribe is not None:
+            self.check_silent_device()
         self.sense()
         self.check_device()
         self.check_abort()
@@ -554,6 +603,8 @@ class _Run:
         finally:
             if self._unsubscribe is not None:
                 self._unsubscribe()
+            if self._unlisten is not None:
+                self._unlisten()
         try:
             self.restore_limits()
         except NeedleDriverError as exc:

@@ -201,6 +201,7 @@ def held_pty() -> Iterator[str]:
         os.close(master)
 
 
+@pytest.mark.control("RC-EXCLUSIVE")
 def test_busy_port_is_a_one_line_link_error(cli: Cli, held_pty: str) -> None:
     line = cli.one_line_error(cli.run("--port", held_pty, "status"), 3)
     assert held_pty in line and "busy" in line.lower()

@@ -42,6 +42,7 @@ def _advancing(drv: NeedleDriver) -> None:
     assert drv.status().moving
 
 
+@pytest.mark.control("RC-LOOPBOUND")
 def test_a_loop_held_up_past_its_bound_halts_motion_and_latches_overrun(
     firmware: Device,
 ) -> None:
@@ -85,12 +86,13 @@ def test_a_short_hold_up_is_caught_up_and_counted_without_a_fault(firmware: Devi
         drv.stop()
 
 
+@pytest.mark.control("RC-HWWATCHDOG")
 def test_a_hung_loop_is_reset_by_the_watchdog_into_the_boot_state(firmware: Device) -> None:
     drv = NeedleDriver.open(firmware.path)
     try:
         _advancing(drv)
         uptime_before_s = drv.status().device_time_s
-        os.kill(firmware.proc.pid, signal.SIGUSR1)  # the main loop hangs
+        os.kill(firmware.proc.pid, signal.SIGUSR2)  # the main loop hangs
         with pytest.raises(LinkLost, match="device silent"):
             drv.wait_s(HW_WATCHDOG_S * 3)  # the host hears nothing ...
     finally:

@@ -123,6 +123,7 @@ def test_relative_moves_checked_against_the_hard_travel_from_the_device_depth() 
         assert nd.wait_idle(10.0).commanded_depth_mm == pytest.approx(travel)
 
 
+@pytest.mark.control("RC-SCHEMAHASH")
 def test_schema_mismatch_queries_work_motion_refused() -> None:
     nd = NeedleDriver(open_transport("sim://?seed=3"), schema_hash=SCHEMA_HASH ^ 0x1)
     try:
@@ -215,6 +216,7 @@ def test_a_moving_rig_left_silent_latches_the_watchdog() -> None:
     assert fw.latched & FaultFlags.WATCHDOG and not fw.rot.active
 
 
+@pytest.mark.control("RC-LINKLOST")
 def test_cut_link_is_link_lost_and_device_stops() -> None:
     nd = NeedleDriver.open("sim://?seed=6&cut_at_s=3&cut_for_s=60")
     fw = _fw(nd)
@@ -247,6 +249,7 @@ def test_timeout_when_device_never_answers() -> None:
         nd.close()
 
 
+@pytest.mark.control("RC-EXACTLYONCE")
 @pytest.mark.parametrize("seed", [11, 12, 13])
 def test_exactly_once_over_a_lossy_link(seed: int) -> None:
     """Relative moves over a link that corrupts, drops and duplicates bytes: the device's

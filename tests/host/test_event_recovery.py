@@ -8,6 +8,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from firmware_host.client import EVENTS_LOST, DeviceEvent, NeedleDriver
 from firmware_host.recorder import EVENTS_FILE, Recorder
 from protocol import EVENT_LOG_SIZE, Event, EventCode, Frame
@@ -31,6 +33,7 @@ def _drop_event_frames(nd: NeedleDriver, drop: Callable[[Event], bool]) -> list[
     return dropped
 
 
+@pytest.mark.control("RC-EVENTS")
 def test_a_lost_last_event_is_fetched_on_the_next_status() -> None:
     with NeedleDriver.open("sim://?seed=31") as nd:
         nd.home()
@@ -56,6 +59,7 @@ def test_a_lost_last_event_is_fetched_while_waiting() -> None:
         assert dropped and seen == dropped
 
 
+@pytest.mark.control("RC-EVENTS")
 def test_events_gone_from_the_device_log_are_reported(tmp_path: Path) -> None:
     with NeedleDriver.open("sim://?seed=33") as nd:
         nd.home()

@@ -38,6 +38,7 @@ def _trip_listener(nd: NeedleDriver) -> tuple[threading.Event, list[float]]:
     return tripped, seen_at_s
 
 
+@pytest.mark.control("RC-WATCHDOG")
 def test_a_hung_host_lets_the_watchdog_stop_the_moving_rig(served: ServedDevice) -> None:
     with NeedleDriver.open(served.path) as nd:
         nd.home(speed_mm_s=5.0)

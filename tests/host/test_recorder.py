@@ -38,6 +38,7 @@ def _rows(first: int, n: int) -> np.ndarray:
     return rows
 
 
+@pytest.mark.control("RC-PROFILERECORD")
 def test_folder_format_round_trips(tmp_path: Path) -> None:
     run = tmp_path / "run1"
     rec = Recorder(run, profile={"name": "pierce"}, port="sim://")
@@ -73,6 +74,7 @@ def test_reopening_appends_without_a_second_header(tmp_path: Path) -> None:
     assert list(read_telemetry(tmp_path)["depth_mm"]) == pytest.approx(list(np.arange(10) / 100.0))
 
 
+@pytest.mark.control("RC-RECORDER")
 def test_sigkill_loses_only_what_came_since_the_last_flush(tmp_path: Path) -> None:
     """A slow stream (100 rows/s: the file buffer alone would hold ~1.8 s of it), killed
     with SIGKILL 1.5 s in: the rows handed over up to one flush period (0.2 s) before the

@@ -33,6 +33,7 @@ def test_ring_keeps_newest_in_order_and_wraps() -> None:
     assert list(buf.latest()["sample_number"]) == list(range(22, 30))
 
 
+@pytest.mark.control("RC-SAMPLECOUNT")
 def test_lost_samples_counted_once_exactly_from_the_counter() -> None:
     """The link counts lost samples (the buffer, fed by the link, does not count again):
     gaps exactly, the u32 counter modulo 2^32, an older batch as a duplicate."""

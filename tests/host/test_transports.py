@@ -69,6 +69,7 @@ def test_missing_port_is_one_line_port_error() -> None:
     assert isinstance(info.value, OSError) and isinstance(info.value, NeedleDriverError)
 
 
+@pytest.mark.control("RC-EXCLUSIVE")
 def test_busy_port_is_port_error(pty_pair: Pty) -> None:
     first = open_transport(pty_pair.path)
     try:

@@ -121,6 +121,7 @@ def run(lesion: str) -> dict[str, Any]:
     return row
 
 
+@pytest.mark.control("RC-HOSTCEILING")
 @pytest.mark.parametrize(
     ("lesion", "outcome"), [("soft-stenosis", "crossed"), ("uncrossable", "stalled")]
 )

@@ -68,6 +68,7 @@ def quick_stall_profile() -> Profile:
     )
 
 
+@pytest.mark.control("RC-TARGET")
 def test_soft_stenosis_is_crossed_and_the_needle_stays_at_target() -> None:
     target = target_for("soft-stenosis")
     with rig("soft-stenosis") as nd:
@@ -79,6 +80,7 @@ def test_soft_stenosis_is_crossed_and_the_needle_stays_at_target() -> None:
         assert_rig_at_rest(nd)
 
 
+@pytest.mark.control("RC-LIMITSRESTORE")
 def test_the_device_limits_are_put_back_when_the_run_ends() -> None:
     # The profile's limits govern the run only: a later jog must not run under them
     # (issue 17: a 12 N stall force left on a 10 N bench, where it can never fire).
@@ -202,6 +204,7 @@ def test_abort_mid_hold_stops_the_rig_first() -> None:
         assert end_t - hold_t < 0.05
 
 
+@pytest.mark.control("RC-CTRLC")
 def test_ctrl_c_from_the_progress_callback_aborts_and_stops() -> None:
     def on_progress(p: Progress) -> None:
         if p.phase is Phase.ADVANCE and p.depth_mm > 5.0:
@@ -213,6 +216,7 @@ def test_ctrl_c_from_the_progress_callback_aborts_and_stops() -> None:
         assert_rig_at_rest(nd)
 
 
+@pytest.mark.control("RC-LINKLOST")
 def test_link_lost_mid_advance_ends_in_fault_with_the_rig_stopped() -> None:
     # The link goes silent 15 s in (homing takes ~1.5 s, the needle is advancing).
     target = target_for("fibrous-cto")
@@ -263,6 +267,7 @@ def test_noisy_load_cell_does_not_cause_a_false_stall() -> None:
         assert out.stalls == 0
 
 
+@pytest.mark.control("RC-TARGET")
 def test_target_beyond_the_device_is_refused_before_any_motion() -> None:
     with rig("soft-stenosis") as nd:
         with pytest.raises(ProcedureError, match="beyond the device's travel 150 mm"):
@@ -287,6 +292,7 @@ def test_same_seed_same_outcome_and_figures() -> None:
     assert results[2] != results[0]  # a different seed is a different run
 
 
+@pytest.mark.control("RC-STUCK")
 @pytest.mark.parametrize("device_checks", [True, False])
 def test_a_frozen_load_cell_ends_the_run_in_fault(device_checks: bool) -> None:
     # The load cell sticks 15 s in, mid-approach. The device's own check latches a fault
@@ -298,7 +304,9 @@ def test_a_frozen_load_cell_ends_the_run_in_fault(device_checks: bool) -> None:
         out = run_procedure(nd, "pierce", target_depth_mm=target)
         assert out.result is Result.FAULT
         if device_checks:
-            assert out.reason == "the device latched a fault"
+            assert out.reason == "the device latched a fault: " + (
+                "load cell (no valid reading: disconnected, frozen or at its rail)"
+            )
         else:
             assert "load cell reading frozen" in out.reason
             assert firmware(nd).latched == 0
@@ -354,6 +362,7 @@ def test_an_abort_set_before_the_run_moves_nothing_and_setup_is_reported() -> No
         ("rotation", "rate_rpm", 121.0, "[rotation] rate_rpm = 121 rpm"),
     ],
 )
+@pytest.mark.control("RC-PROFILECHECK")
 def test_every_speed_in_the_profile_is_checked_before_any_motion(
     section: str, key: str, value: float, words: str
 ) -> None:

@@ -79,6 +79,7 @@ def test_file_profile_overrides_only_what_it_names(tmp_path: Path) -> None:
         ("[hold]\nmax_hold_s = 100\n[stall]\nmax_duration_s = 60\n", "must be shorter than"),
     ],
 )
+@pytest.mark.control("RC-PROFILECHECK")
 def test_bad_profiles_give_one_clear_line(text: str, expected: str) -> None:
     with pytest.raises(ProfileError) as info:
         parse_profile(text, source="bad.toml")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from protocol import SCHEMA_HASH
 from protocol.codegen import c_header
 
@@ -18,6 +20,7 @@ def test_committed_header_is_the_generated_one() -> None:
     )
 
 
+@pytest.mark.control("RC-SCHEMAPIN")
 def test_header_carries_the_schema_hash() -> None:
     assert f"#define ND_SCHEMA_HASH 0x{SCHEMA_HASH:08X}u" in HEADER.read_text()
 

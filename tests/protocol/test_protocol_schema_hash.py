@@ -91,6 +91,7 @@ def _edits(schema: dict[str, Any]) -> list[tuple[str, Edit]]:
     return edits
 
 
+@pytest.mark.control("RC-SCHEMAPIN")
 def test_any_change_to_any_message_changes_the_hash() -> None:
     base = canonical_schema()
     seen = {SCHEMA_HASH: "original"}

@@ -49,6 +49,7 @@ def test_post_needs_json_and_then_stops(served: Served) -> None:
     assert served.json("status")["latched_faults"] == ["ESTOP"]
 
 
+@pytest.mark.control("RC-LOCALONLY")
 def test_websocket_origin_and_host_are_checked(served: Served) -> None:
     url = served.web.replace("http://", "ws://") + "api/ws"
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
@@ -67,6 +68,7 @@ def test_websocket_origin_and_host_are_checked(served: Served) -> None:
     ws.close()
 
 
+@pytest.mark.control("RC-LOCALONLY")
 def test_allow_remote_requires_the_token(sim_pty: str, runtime_env: dict[str, str]) -> None:
     served = start_server(sim_pty, runtime_env, "--allow-remote")
     try:

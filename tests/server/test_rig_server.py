@@ -71,6 +71,7 @@ def test_commands_give_the_same_answers_through_the_server(
     assert json.loads(cli("--json", "status").stdout)["homed"] is True
 
 
+@pytest.mark.control("RC-ESTOP")
 def test_estop_from_a_second_terminal_stops_a_run_at_once(served: Served) -> None:
     run = start_run(served)
     wait_phase_advance(run)
@@ -99,6 +100,7 @@ def test_stop_from_a_second_terminal_ends_the_run_without_a_fault(served: Served
     assert s["depth_mm"] == pytest.approx(result["final_depth_mm"], abs=0.01)
 
 
+@pytest.mark.control("RC-RUNOWNER")
 def test_refused_commands_from_a_second_terminal_change_nothing(served: Served) -> None:
     """Terminal A runs PIERCE; terminal B's jog, home and second run are refused — and
     change nothing: A's run goes on, ended later by a STOP of ours (issue 21: B's refused
@@ -120,6 +122,7 @@ def test_refused_commands_from_a_second_terminal_change_nothing(served: Served) 
     assert json.loads(out)["outcome"] == "aborted"
 
 
+@pytest.mark.control("RC-CTRLC")
 def test_sigint_of_the_run_through_the_server_is_130_as_directly(served: Served) -> None:
     run = start_run(served)
     wait_phase_advance(run)
@@ -130,6 +133,7 @@ def test_sigint_of_the_run_through_the_server_is_130_as_directly(served: Served)
     assert served.json("status")["moving"] is False
 
 
+@pytest.mark.control("RC-DEADMAN")
 def test_dead_man_the_run_stops_when_its_client_is_killed(served: Served, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     watcher = served.ws(["state", "notes"])
@@ -159,6 +163,7 @@ def test_dead_man_the_run_stops_when_its_client_is_killed(served: Served, tmp_pa
     assert plot.returncode == 0, plot.stderr
 
 
+@pytest.mark.control("RC-DEADMAN")
 def test_a_jog_whose_client_is_killed_is_stopped(served: Served) -> None:
     """Dead-man for every motion, not only runs: a `jog` whose needlectl is killed outright
     mid-move gets a STOP from the server — the advance does not go on to its target."""
@@ -178,6 +183,7 @@ def test_a_jog_whose_client_is_killed_is_stopped(served: Served) -> None:
     assert state["status"]["depth_mm"] == pytest.approx(s["depth_mm"], abs=0.01)
 
 
+@pytest.mark.control("RC-ONESERVER")
 def test_a_second_server_for_the_same_port_is_refused(served: Served) -> None:
     proc = subprocess.run(
         [str(NEEDLECTL), "--port", served.port, "serve"],
@@ -206,6 +212,7 @@ def test_serving_the_in_process_simulator_is_a_usage_error(runtime_env: dict[str
     assert "sim serve --pty" in proc.stderr
 
 
+@pytest.mark.control("RC-LOCALONLY")
 def test_the_socket_and_its_directory_are_the_users_alone(served: Served) -> None:
     sock = Path(served.socket)
     assert stat.S_ISSOCK(sock.stat().st_mode)

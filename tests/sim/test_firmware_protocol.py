@@ -93,6 +93,7 @@ def test_schema_mismatch_refuses_motion_allows_queries(host: MiniHost) -> None:
     assert isinstance(host.command(GetStatus()).message, Status)
 
 
+@pytest.mark.control("RC-HOMING")
 def test_move_before_homing_is_refused_not_homed(host: MiniHost) -> None:
     host.hello()
     assert nak_reason(host.command(Move(0, 1000, 500)).message) == NakReason.NOT_HOMED
@@ -232,6 +233,7 @@ def test_estop_halts_within_one_tick_and_unhomes(host: MiniHost) -> None:
     assert nak_reason(host.command(Move(0, 100, 100)).message) == NakReason.NOT_HOMED
 
 
+@pytest.mark.control("RC-SAMPLECOUNT")
 def test_telemetry_counter_runs_without_gaps(host: MiniHost) -> None:
     homed(host)
     host.command(SetTelemetry(1000, 10))

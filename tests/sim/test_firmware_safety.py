@@ -72,6 +72,7 @@ def run_into_stall(fw: Firmware, max_ticks: int = 60_000) -> tuple[int, int, str
     return onsets[path], stopped_us, path
 
 
+@pytest.mark.control("RC-STALL")
 def test_uncrossable_lesion_ends_in_a_stall_within_10ms_of_onset() -> None:
     host = homed_host("lesion=uncrossable&seed=1&watchdog_ms=60000")
     host.command(Move(MoveMode.ABSOLUTE, 60_000, 2000))
@@ -102,6 +103,7 @@ def test_force_path_stall_latency_is_the_stall_time(stall_time_ms: int) -> None:
     assert abs((stopped_us - onset_us) - stall_time_ms * 1000) <= 1000
 
 
+@pytest.mark.control("RC-STALL")
 def test_following_error_alone_cuts_off_a_stall_within_10ms() -> None:
     # the force criterion made slow (10 s): only "encoder not following" can fire in time
     host = homed_host("lesion=uncrossable&seed=2&watchdog_ms=60000")
@@ -112,6 +114,7 @@ def test_following_error_alone_cuts_off_a_stall_within_10ms() -> None:
     assert 0 <= stopped_us - onset_us <= 10_000
 
 
+@pytest.mark.control("RC-FORCELIMIT")
 def test_force_limit_stops_the_advance_and_latches() -> None:
     host = homed_host("lesion=dense-calcified-cto&seed=3&watchdog_ms=60000")
     host.command(SetLimits(150_000, 3_000, 2_500, 5_000))
@@ -130,6 +133,7 @@ def test_force_limit_stops_the_advance_and_latches() -> None:
     assert isinstance(reply, Nak) and reply.reason == NakReason.LATCHED_FAULT
 
 
+@pytest.mark.control("RC-SOFTLIMIT")
 def test_tightening_the_soft_limit_mid_move_stops_at_it() -> None:
     host = homed_host("seed=4&watchdog_ms=60000")
     host.command(SetTelemetry(1000, 10))
@@ -146,6 +150,7 @@ def test_tightening_the_soft_limit_mid_move_stops_at_it() -> None:
     assert isinstance(host.command(Move(MoveMode.ABSOLUTE, 1_000, 2000)).message, Ack)
 
 
+@pytest.mark.control("RC-STALL")
 def test_rig_motor_stall_is_cut_off_as_a_stall() -> None:
     host = homed_host("seed=5&watchdog_ms=60000&fault=motor_stall&fault_at_s=3")
     host.command(Move(MoveMode.ABSOLUTE, 20_000, 2000))
@@ -153,6 +158,7 @@ def test_rig_motor_stall_is_cut_off_as_a_stall() -> None:
     assert host.status().state == DeviceState.STALLED
 
 
+@pytest.mark.control("RC-LOADCELL")
 def test_disconnected_load_cell_latches_a_sensor_fault() -> None:
     host = homed_host("seed=6&watchdog_ms=60000&fault=loadcell_disconnected&fault_at_s=3")
     host.pump(3.0, until=lambda: EventCode.FAULT in host.event_codes())
@@ -160,6 +166,7 @@ def test_disconnected_load_cell_latches_a_sensor_fault() -> None:
     assert st.latched_faults & FaultFlags.LOAD_CELL and st.state == DeviceState.FAULT
 
 
+@pytest.mark.control("RC-STUCK")
 def test_stuck_load_cell_is_detected_while_advancing() -> None:
     host = homed_host("seed=7&watchdog_ms=60000&fault=loadcell_stuck&fault_at_s=3")
     host.command(Move(MoveMode.ABSOLUTE, 20_000, 1000))
@@ -169,6 +176,7 @@ def test_stuck_load_cell_is_detected_while_advancing() -> None:
     assert st.commanded_depth_um < 20_000  # the advance was stopped
 
 
+@pytest.mark.control("RC-ENCODER")
 def test_lost_encoder_during_an_advance_is_cut_off() -> None:
     host = homed_host("seed=8&watchdog_ms=60000&fault=encoder_lost&fault_at_s=3")
     host.command(Move(MoveMode.ABSOLUTE, 20_000, 1000))
@@ -193,6 +201,7 @@ FAULT_CASES = {
 }
 
 
+@pytest.mark.control("RC-LATCH")
 @pytest.mark.parametrize("case", sorted(FAULT_CASES))
 def test_every_latched_fault_stops_the_rotation_too(case: str) -> None:
     query, fault = FAULT_CASES[case]

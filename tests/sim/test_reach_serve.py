@@ -134,6 +134,7 @@ def test_tcp_serves_one_client_on_loopback() -> None:
         assert stop(proc) == 0
 
 
+@pytest.mark.control("RC-LOCALONLY")
 def test_tcp_refuses_a_non_loopback_bind_without_allow_remote() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "sim_device", "serve", "--tcp", "0.0.0.0:0"],

@@ -177,6 +177,7 @@ def test_cutting_the_link_mid_move_trips_the_watchdog() -> None:
     assert port.sim.link.to_device.cut_bytes > 0
 
 
+@pytest.mark.control("RC-CRC")
 def test_corrupted_bytes_are_counted_and_never_executed() -> None:
     port = serial.serial_for_url("sim://?seed=9&corrupt=0.01", timeout=0.05)
     fw = port.device

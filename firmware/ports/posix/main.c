@@ -4,9 +4,17 @@
  *
  *   nd-firmware [--serial S] [--membrane-mm X] [--membrane-break-n F] [--block-mm X]
  *               [--thrust-n F] [--noise-mn N] [--seed N] [--start-mm X] [--watchdog-ms N]
+ *               [--fault KIND --fault-at-ms T [--fault-param P]]
+ *
+ * --fault schedules one fault in the bench's HAL hooks (faults/fault_hooks.h: the
+ * single-fault campaign's, the same as the simulator's): loadcell_stuck,
+ * loadcell_disconnected, loadcell_saturated, loadcell_drift (P mN/s), encoder_lost,
+ * encoder_jump (P nm), motor_stalled, driver_disabled, tick_overrun (P ms: the loop
+ * sleeps that long once). SIGUSR1 resets the device where it stands (the core boots
+ * again: unhomed, no session; the bench and the pty stay).
  *
  * SIGTERM or SIGINT ends it; it prints its counters (and the longest tick) on stderr.
- * SIGUSR1 hangs its main loop (a test of the watchdog below: no tick completes, so the
+ * SIGUSR2 hangs its main loop (a test of the watchdog below: no tick completes, so the
  * emulated MCU watchdog resets the core into its boot state — the process and its pty
  * stay, as a board and its USB-serial adapter would).
  * This file is the port: it may use libc. The core (../../core) uses none of it. */
@@ -39,12 +47,18 @@ static int master_fd = -1;
 static int host_connected = 0;
 static struct timespec boot;
 static volatile sig_atomic_t stopping = 0;
-static volatile sig_atomic_t hung = 0;
+static volatile sig_atomic_t hung = 0;      /* SIGUSR2: the main loop hangs */
+static volatile sig_atomic_t resetting = 0; /* SIGUSR1: the device resets */
 /* The emulated MCU watchdog: an interval timer re-armed by every kick; SIGALRM jumps back
  * to boot (the core state is all re-initialised there, as a reset would). */
 static sigjmp_buf reset_point;
 static uint32_t watchdog_timeout_ms;
 static unsigned watchdog_resets;
+/* --fault's names, in enum nd_fault_kind's order */
+static const char *const fault_names[ND_FAULT_KINDS] = {
+    "none", "loadcell_stuck", "loadcell_disconnected", "loadcell_saturated", "loadcell_drift",
+    "encoder_lost", "encoder_jump", "motor_stalled", "driver_disabled", "tick_overrun",
+};
 static struct {
     uint8_t buf[TX_RING_BYTES];
     size_t head, len; /* bytes at head .. head+len (mod size) wait to be written */
@@ -134,8 +148,10 @@ static void flush_tx(void)
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stopping = 1;
+    if (sig == SIGUSR1)
+        resetting = 1;
+    else
+        stopping = 1;
 }
 
 static void on_hang(int sig)
@@ -169,6 +185,8 @@ int main(int argc, char **argv)
     struct sigaction sa;
     struct nd_core_stats st;
     int slave_fd, i;
+    uint8_t fault_kind = ND_FAULT_NONE;
+    double fault_at_ms = 0.0, fault_param = 0.0;
     nd_bench_defaults(&bench);
     nd_bench_board(&board, "ND-POSIX-0001");
 
@@ -181,6 +199,10 @@ int main(int argc, char **argv)
                 return usage("serial number longer than 16 characters", argv[i + 1]);
             memset(board.serial_number, 0, sizeof board.serial_number);
             memcpy(board.serial_number, argv[i + 1], strlen(argv[i + 1]));
+        } else if (strcmp(opt, "--fault") == 0) {
+            for (fault_kind = 1; fault_kind < ND_FAULT_KINDS; ++fault_kind)
+                if (strcmp(argv[i + 1], fault_names[fault_kind]) == 0) break;
+            if (fault_kind == ND_FAULT_KINDS) return usage("unknown fault", argv[i + 1]);
         } else if (!number(argv[i + 1], -1e6, 1e9, &v)) {
             return usage("not a number in range", argv[i + 1]);
         } else if (strcmp(opt, "--membrane-mm") == 0) {
@@ -197,6 +219,10 @@ int main(int argc, char **argv)
             bench.seed = (uint32_t)v;
         } else if (strcmp(opt, "--start-mm") == 0) {
             bench.start_depth_nm = (int64_t)(v * 1e6);
+        } else if (strcmp(opt, "--fault-at-ms") == 0) {
+            fault_at_ms = v;
+        } else if (strcmp(opt, "--fault-param") == 0) {
+            fault_param = v;
         } else if (strcmp(opt, "--watchdog-ms") == 0) {
             if (v < 1 || v > 65535) return usage("watchdog out of 1..65535 ms", argv[i + 1]);
             board.watchdog_ms = (uint16_t)v;
@@ -228,14 +254,17 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_hang;
-    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
 
     clock_gettime(CLOCK_MONOTONIC, &boot);
     nd_bench_init(&bench);
+    nd_fault_arm(&nd_bench_fault, fault_kind, (uint64_t)(fault_at_ms * 1000.0),
+                 (int64_t)fault_param);
     if (sigsetjmp(reset_point, 1)) {
         /* the watchdog fired: the MCU resets, the rig stays where it is; what the UART
          * had queued is lost with it */
@@ -251,7 +280,20 @@ int main(int argc, char **argv)
         uint64_t now, next;
         struct pollfd pfd;
         struct timespec wait;
+        uint32_t late_ms;
         while (hung) pause(); /* a hung loop: only the watchdog gets it out */
+        late_ms = nd_fault_overrun_ms(&nd_bench_fault, mono_us());
+        if (late_ms) { /* the loop late, for real: nothing runs meanwhile */
+            wait.tv_sec = (time_t)(late_ms / 1000u);
+            wait.tv_nsec = (long)(late_ms % 1000u) * 1000000L;
+            nanosleep(&wait, NULL);
+        }
+        if (resetting) { /* the core boots again; the bench (the rig) stays as it is */
+            resetting = 0;
+            tx.len = 0;
+            nd_bench_mcu_reset();
+            nd_core_init(&board);
+        }
         nd_core_run_ticks();
         check_host();
         flush_tx();

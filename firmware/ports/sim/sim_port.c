@@ -52,21 +52,27 @@ void hal_watchdog_kick(void) {}
 
 void hal_advance_command_nm(int64_t motor_nm)
 {
+    motor_nm = nd_fault_advance(&cur->fault, cur->dev.now_us, motor_nm);
     cur->motor_mm = cur->motor_origin_mm + (double)motor_nm * 1e-6;
 }
 
-void hal_rotate_command_ucdeg(int64_t angle_ucdeg) { cur->angle_deg = (double)angle_ucdeg * 1e-6; }
+void hal_rotate_command_ucdeg(int64_t angle_ucdeg)
+{
+    angle_ucdeg = nd_fault_rotate(&cur->fault, cur->dev.now_us, angle_ucdeg);
+    cur->angle_deg = cur->angle_origin_deg + (double)angle_ucdeg * 1e-6;
+}
 
 bool hal_encoder_read_nm(int64_t *position_nm)
 {
     *position_nm = cur->encoder_nm;
-    return cur->encoder_ok;
+    return nd_fault_encoder(&cur->fault, cur->dev.now_us, position_nm, cur->encoder_ok);
 }
 
 bool hal_load_cell_read_mn(int32_t *force_mn)
 {
     *force_mn = cur->load_cell_mn;
-    return cur->load_cell_ok;
+    return nd_fault_load_cell(&cur->fault, cur->dev.now_us, force_mn, cur->load_cell_ok,
+                              cur->board.load_cell_rail_mn);
 }
 
 bool hal_home_switch(void) { return cur->home_switch; }
@@ -100,10 +106,11 @@ void nd_sim_init(struct nd_sim *s, double motor_origin_mm, double encoder_mm,
     s->motor_origin_mm = motor_origin_mm;
     s->encoder_origin_mm = encoder_mm;
     s->motor_mm = motor_origin_mm;
-    s->angle_deg = 0.0;
+    s->angle_deg = s->angle_origin_deg;
     s->rx = NULL;
     s->rx_len = 0;
     s->tx_len = 0;
+    nd_fault_arm(&s->fault, ND_FAULT_NONE, 0, 0);
     set_sensors(s, encoder_mm, load_cell_n, home_switch);
     nd_core_init(&s->board);
     release();
@@ -123,7 +130,14 @@ void nd_sim_feed(struct nd_sim *s, const uint8_t *data, size_t n)
 double nd_sim_move(struct nd_sim *s)
 {
     double motor_mm;
+    uint32_t late_ms;
     select_device(s);
+    /* a late control loop: its clock has run on while it did not (no steps meanwhile) */
+    late_ms = nd_fault_overrun_ms(&s->fault, s->dev.now_us);
+    if (late_ms) {
+        s->dev.ticks += late_ms;
+        s->dev.now_us = s->dev.ticks * ND_TICK_US;
+    }
     nd_core_tick_move();
     motor_mm = s->motor_mm;
     release();
@@ -164,6 +178,11 @@ size_t nd_sim_take(struct nd_sim *s, uint8_t *out, size_t max)
     memmove(s->tx, s->tx + n, s->tx_len - n);
     s->tx_len -= n;
     return n;
+}
+
+void nd_sim_fault_arm(struct nd_sim *s, uint8_t kind, uint64_t at_us, int64_t param)
+{
+    nd_fault_arm(&s->fault, kind, at_us, param);
 }
 
 void nd_sim_stats(struct nd_sim *s, struct nd_core_stats *out)

@@ -24,6 +24,7 @@
 #include "../../core/device.h"
 #include "../../core/hal.h"
 #include "../../core/nd_core.h"
+#include "../../faults/fault_hooks.h"
 
 #define ND_SIM_TX_BYTES 65536u
 
@@ -34,6 +35,8 @@ struct nd_sim {
      * encoder's reading at boot (the HAL counts both from boot) */
     double motor_origin_mm;
     double encoder_origin_mm;
+    /* the rotation's angle at boot (0 at power-up; where it stood, after a reset) */
+    double angle_origin_deg;
     /* inputs: the rig's sensors as last read (nd_sim_sense) */
     int64_t encoder_nm;
     int32_t load_cell_mn;
@@ -48,6 +51,8 @@ struct nd_sim {
     size_t rx_len;
     size_t tx_len;
     uint8_t tx[ND_SIM_TX_BYTES];
+    /* the single-fault campaign's hooks between the core and this HAL (faults/) */
+    struct nd_fault_hooks fault;
 };
 
 /* Boot: the board (filled by the caller), where the motor and the encoder stand. */
@@ -72,6 +77,8 @@ uint64_t nd_sim_idle_until_us(struct nd_sim *s);
 void nd_sim_skip(struct nd_sim *s, uint32_t ticks);
 /* Bytes sent since the last call: copied into out (at most max), removed from tx. */
 size_t nd_sim_take(struct nd_sim *s, uint8_t *out, size_t max);
+/* Schedule one fault in the HAL's hooks (faults/fault_hooks.h); kind 0 disarms. */
+void nd_sim_fault_arm(struct nd_sim *s, uint8_t kind, uint64_t at_us, int64_t param);
 /* The core's counters (as STATUS carries them, plus the link's). */
 void nd_sim_stats(struct nd_sim *s, struct nd_core_stats *out);
 

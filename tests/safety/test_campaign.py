@@ -1,0 +1,88 @@
+"""The single-fault campaign's quick mode (make test): every modelled fault, at two
+moments of a PIERCE run on the simulator's C core, reaches the safe state within the
+bound — and a planted defect in a control shows as unsafe runs, so the campaign's judge
+is shown firing."""
+
+from __future__ import annotations
+
+import pytest
+
+from studies.campaign import (
+    DEVICE_RESET_WORDS,
+    FAULTS,
+    KNOWN_GAPS,
+    NOT_REACHED,
+    SAFE,
+    SAFE_BOUND_S,
+    UNSAFE,
+    Trial,
+    TrialResult,
+    main,
+    run,
+    summarise,
+    trials,
+)
+
+QUICK_MOMENTS = 2
+
+
+@pytest.fixture(scope="module")
+def quick() -> list[TrialResult]:
+    return run(
+        trials(
+            lesion="soft-stenosis", seed=1, moments=QUICK_MOMENTS, defect=None, faults=list(FAULTS)
+        )
+    )
+
+
+@pytest.mark.control("RC-SAFESTATE", "RC-LOADCELL", "RC-STUCK", "RC-ENCODER", "RC-WATCHDOG")
+def test_every_single_fault_reaches_the_safe_state_in_bound(quick: list[TrialResult]) -> None:
+    s = summarise(quick)
+    assert s.not_reached == 0 and s.tried == len(FAULTS) * QUICK_MOMENTS
+    unsafe = [r for r in quick if r.verdict == UNSAFE and r.fault not in KNOWN_GAPS]
+    assert unsafe == [] and s.unsafe == 0
+    assert 0 < s.worst_time_to_safe_s <= SAFE_BOUND_S
+    # every fault of a sensor or an actuator is latched and stopped, none ridden through
+    for r in quick:
+        if FAULTS[r.fault][1] not in (None, "tick_overrun") and r.fault not in KNOWN_GAPS:
+            assert r.verdict == SAFE and r.latched, r
+
+
+@pytest.mark.control("RC-NORESUME")
+def test_a_device_reset_mid_run_ends_it_and_nothing_moves_again(
+    quick: list[TrialResult],
+) -> None:
+    resets = [r for r in quick if r.fault == "device_reset"]
+    assert resets and all(r.verdict == SAFE and r.outcome == "fault" for r in resets)
+    assert all(DEVICE_RESET_WORDS in r.reason for r in resets)
+    assert all(r.time_to_safe_s is not None and r.time_to_safe_s < 0.1 for r in resets)
+
+
+def test_a_planted_defect_in_a_control_shows_as_unsafe() -> None:
+    # the core built without its watchdog: a host frozen mid-run leaves the needle driven
+    # with nothing latched (the stall cut-off's defect shows the same way, in the full
+    # campaign: docs/safety/README.md)
+    results = run(
+        trials(
+            lesion="soft-stenosis", seed=1, moments=1, defect="watchdog_disabled",
+            faults=["host_frozen"],
+        )
+    )  # fmt: skip
+    assert [r.verdict for r in results] == [UNSAFE]
+    assert "no fault latched" in results[0].why
+
+
+def test_the_campaign_prints_faults_by_moments_and_its_figures(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--quick", "--moments", "1", "--fault", "encoder_lost"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:5] == ["fault", "tried", "safe", "ridden", "unsafe"]
+    assert out[1].split()[:5] == ["encoder_lost", "1", "1", "0", "0"]
+    assert out[-1].startswith("campaign: soft-stenosis seed 1: 1 faults x 1 moments, 1 acted:")
+    assert "0 unsafe" in out[-1] and "worst time to safe state" in out[-1]
+
+
+def test_a_moment_after_the_run_is_not_counted() -> None:
+    late = Trial("encoder_lost", 9.0, "soft-stenosis", 1, None, 10_000.0)
+    assert [r.verdict for r in run([late])] == [NOT_REACHED]
