@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ log = logging.getLogger("needlectl.serve")
 OUT_QUEUE_MAX = 256  # messages waiting for one client; more = it is cut off
 PUBLISH_S = 0.1  # telemetry goes out to clients in batches this often
 DISPLAY_HZ = 50  # the 1 kHz stream decimated to this many points a second
+BACKLOG_S = 300.0  # the display stream kept for clients that (re)connect: five minutes
 # telemetry: decimated for display; telemetry_full: every sample (a logger's stream)
 TOPICS = ("telemetry", "telemetry_full", "state", "events", "progress", "notes")
 
@@ -44,6 +46,7 @@ class Conn:
     ws: web.WebSocketResponse
     via: str  # "unix" or "tcp PEER"
     queue: asyncio.Queue[str]
+    user: str = ""  # the peer's user name (Unix socket), or "" (the token's holder)
     topics: set[str] = field(default_factory=set)
     commanded_motion: bool = False
     cut_off: bool = False
@@ -64,6 +67,8 @@ class Feed:
         self.clients_cut_off = 0
         self.telemetry_samples_out = 0
         self._rows: list[TelemetryRows] = []  # since the last publication (the loop's own)
+        # the display stream's last BACKLOG_S, as sent: (device_time_s, depth_mm, force_n)
+        self.backlog: deque[tuple[float, float, float]] = deque(maxlen=int(BACKLOG_S * DISPLAY_HZ))
         self.loop: asyncio.AbstractEventLoop | None = None
 
     # ---------------------------------------------------------------- from the threads
@@ -84,9 +89,9 @@ class Feed:
 
     # ---------------------------------------------------------------- on the loop
 
-    def connect(self, ws: web.WebSocketResponse, via: str) -> Conn:
+    def connect(self, ws: web.WebSocketResponse, via: str, user: str = "") -> Conn:
         self._numbers += 1
-        conn = Conn(self._numbers, ws, via, asyncio.Queue(self.client_queue))
+        conn = Conn(self._numbers, ws, via, asyncio.Queue(self.client_queue), user)
         self.conns.add(conn)
         conn.sender = asyncio.create_task(self._send_loop(conn))
         return conn
@@ -95,6 +100,21 @@ class Feed:
         self.conns.discard(conn)
         if conn.sender is not None:
             conn.sender.cancel()
+
+    def send_backlog(self, conn: Conn) -> None:
+        """The display trace so far, to a client that just subscribed to it."""
+        if "telemetry" not in conn.topics or not self.backlog:
+            return
+        t, depth, force = zip(*self.backlog, strict=True)
+        msg = {
+            "type": "telemetry",
+            "backlog": True,
+            "device_time_s": list(t),
+            "depth_mm": list(depth),
+            "force_n": list(force),
+            "samples_lost": None,
+        }
+        self.push(conn, json.dumps(msg, separators=(",", ":")))
 
     def note(self, text: str) -> None:
         self.broadcast("notes", {"type": "note", "text": text})
@@ -166,6 +186,9 @@ class Feed:
                 "samples_lost": samples_lost(),
             }
             self.telemetry_samples_out += n_bins
+            self.backlog.extend(
+                zip(msg["device_time_s"], msg["depth_mm"], msg["force_n"], strict=True)
+            )
             self.broadcast("telemetry", msg)
 
 

@@ -130,15 +130,15 @@ def test_sigint_of_the_run_through_the_server_is_130_as_directly(served: Served)
     assert served.json("status")["moving"] is False
 
 
-def test_dead_man_the_run_stops_when_its_client_is_killed(served: Served, tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
+def test_dead_man_the_run_stops_when_its_client_is_killed(served: Served) -> None:
+    run_dir = served.runs_dir / "dead-man"
     watcher = served.ws(["state", "notes"])
-    run = start_run(served, "--record", str(run_dir))
+    run = start_run(served, "--record", "dead-man")
     wait_phase_advance(run)
     _next(watcher, "state", lambda m: m["run"] is not None and m["status"]["depth_mm"] > 0.5)
     run.kill()  # SIGKILL: no handler runs in the client
     run.wait(timeout=10)
-    note = _next(watcher, "note")
+    note = _next(watcher, "note", lambda m: "dead-man" in m["text"])
     assert "dead-man" in note["text"] and "gone" in note["text"]
     state = _next(watcher, "state", lambda m: m["run"] is None)  # the run has ended
     watcher.close()
