@@ -9,7 +9,7 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-from firmware_host.cli import device, offline, runcmd, servecmd
+from firmware_host.cli import device, exportcmd, offline, runcmd, servecmd
 from firmware_host.cli.command import Command
 from firmware_host.cli.exits import EXIT_CODES_HELP, CliError, Exit, classify
 from firmware_host.cli.output import Output, StdoutClosed
@@ -100,6 +100,7 @@ COMMANDS: tuple[Command, ...] = (
     runcmd.RUN,
     servecmd.SERVE,
     runcmd.PLOT,
+    exportcmd.EXPORT,
     offline.DECODE,
     offline.SIM,
     offline.CODEGEN,

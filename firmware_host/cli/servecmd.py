@@ -29,13 +29,16 @@ def cmd_serve(ns: argparse.Namespace, out: Output) -> int:
             " — serve one that runs on its own (`needlectl sim serve --pty`) and pass its"
             " pty as --port"
         )
-    from firmware_host.server.guard import TOKEN_ENV, TokenError, make_token
+    from firmware_host.server.guard import TOKEN_ENV, TOKEN_MIN_CHARS, TokenError, make_token
+    from firmware_host.server.runtime import keep_token, kept_token
 
+    paths = Paths.for_port(port)
     try:
+        # the operator's, else the last server's on this port (a page left open finds
+        # the restarted server), else a new random one
         token = make_token(os.environ.get(TOKEN_ENV))
     except TokenError as exc:
         raise CliError(str(exc)) from None
-    paths = Paths.for_port(port)
     lock = PortLock(paths)
     if not lock.acquire():
         info = find_server(port) or {}
@@ -46,6 +49,10 @@ def cmd_serve(ns: argparse.Namespace, out: Output) -> int:
             Exit.LINK,
         )
     try:
+        kept = kept_token(paths)
+        if not os.environ.get(TOKEN_ENV) and kept is not None and len(kept) >= TOKEN_MIN_CHARS:
+            token = kept
+        keep_token(paths, token)
         return asyncio.run(_serve(ns, out, port, paths, token))
     finally:
         lock.release()

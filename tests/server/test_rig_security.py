@@ -143,9 +143,7 @@ def test_the_printed_address_gives_the_page_an_httponly_strict_cookie(served: Se
     ws.close()
 
 
-def test_records_go_only_under_the_servers_runs_directory(
-    served: Served, tmp_path: Path
-) -> None:
+def test_records_go_only_under_the_servers_runs_directory(served: Served, tmp_path: Path) -> None:
     """A client names a run, never a path: a path, a `..` or a record_dir is refused, and
     nothing is written outside the runs directory."""
     from firmware_host.procedure import load_profile
