@@ -280,7 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Unwound through the device's context (which stops the rig); say nothing.
             _discard_stdout()
             return int(Exit.STDOUT_CLOSED)
-        code, message = classify(exc, ns.port)
+        words = ns.command if command.name == ns.command else f"{ns.command} {command.name}"
+        code, message = classify(exc, ns.port, words)
         if verbose:
             traceback.print_exc()
         sys.stderr.write(f"needlectl: {message}\n")

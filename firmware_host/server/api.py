@@ -133,11 +133,14 @@ class Api:
     def _client_gone(self, conn: Conn, why: str) -> None:
         run = self.run
         if run is not None and run.owner is conn:
-            reason = f"dead-man: {conn.name} gone ({why})"
+            reason = (
+                f"client lost: {conn.name}, which started the run, is gone ({why});"
+                " dead-man: the server stopped the rig"
+            )
             run.stopped_by = reason
-            run.abort.set_because(reason)
+            run.abort.set_because(reason, by_operator=False)
             log.warning("dead-man: %s: stopping the run", reason)
-            self.feed.note(f"{reason}: rig stopped")
+            self.feed.note(reason)
         elif conn.commanded_motion and self.feed.loop is not None:
             log.info("%s left after commanding motion: STOP", conn.name)
             self.feed.loop.run_in_executor(self._pool, self.session.stop_quietly)

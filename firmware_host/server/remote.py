@@ -42,6 +42,10 @@ CALL_TIMEOUT_S = 30.0  # longer than the link's own retries (a few seconds)
 ABORT_POLL_S = 0.05  # a run's client looks at its stop request this often
 
 
+class ServerGone(LinkLost):
+    """The rig server went away (killed, crashed, stopped): not the cable, not the rig."""
+
+
 class _Stats:
     def __init__(self) -> None:
         self.link: dict[str, Any] = {}
@@ -78,7 +82,7 @@ class RemoteDriver(ClosedOnExit):
             )
         except (OSError, websocket.WebSocketException) as exc:
             sock.close()
-            raise LinkLost(
+            raise ServerGone(
                 f"the rig server for {port} (pid {info.get('pid')}) does not answer on"
                 f" {info['socket']}: {exc}"
             ) from None
@@ -103,8 +107,11 @@ class RemoteDriver(ClosedOnExit):
             raise self._gone(exc) from None
         return req_id
 
-    def _gone(self, exc: BaseException) -> LinkLost:
-        return LinkLost(f"rig server for {self.url} gone: {exc or type(exc).__name__}")
+    def _gone(self, exc: BaseException) -> ServerGone:
+        return ServerGone(
+            f"the rig server for {self.url} (pid {self.server.get('pid', '?')}) went away:"
+            f" {exc or type(exc).__name__}"
+        )
 
     def _recv(self) -> dict[str, Any]:
         try:

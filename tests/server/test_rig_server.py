@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import signal
 import socket
 import stat
@@ -149,9 +150,15 @@ def test_dead_man_the_run_stops_when_its_client_is_killed(served: Served) -> Non
     kinds = [e["kind"] for e in events]
     assert "stopped" in kinds and "stopped_by" in kinds
     (why,) = [e for e in events if e["kind"] == "stopped_by"]
-    assert why["reason"].startswith("dead-man:")
+    assert why["reason"].startswith("client lost: client ") and "dead-man" in why["reason"]
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["summary"]["outcome"] == "aborted" and meta["served_by"] == "needlectl serve"
+    # no operator acted: the outcome says the client was lost, not "by the operator"
+    assert meta["summary"]["reason"].startswith("client lost: client ")
+    assert "operator" not in meta["summary"]["reason"]
+    assert meta["started_by"]["client"].endswith("(unix)")
+    assert meta["started_by"]["user"] == pwd.getpwuid(os.getuid()).pw_name
+    assert (run_dir / "run.mcap").stat().st_size > 0
     assert meta["command"].startswith("needlectl --port")
     plot = subprocess.run(
         [str(NEEDLECTL), "plot", str(run_dir)], capture_output=True, text=True, check=False
@@ -233,3 +240,55 @@ def test_a_client_that_stops_reading_is_cut_off(sim_pty: str, runtime_env: dict[
     finally:
         stop_process(served.proc)
     assert served.proc.returncode == 0
+
+
+def test_a_server_killed_mid_run_is_named_as_the_server(
+    sim_pty: str, runtime_env: dict[str, str]
+) -> None:
+    """The client of a run whose server is killed says the server went away — not "check
+    cable and power", which sends the operator to the wrong place."""
+    served = start_server(sim_pty, runtime_env)
+    try:
+        run = start_run(served)
+        wait_phase_advance(run)
+        served.proc.kill()  # SIGKILL: the server has no last word
+        served.proc.wait(timeout=10)
+        _, err = run.communicate(timeout=30)
+    finally:
+        stop_process(served.proc)
+    assert run.returncode == 3, err
+    last = err.rstrip().splitlines()[-1]
+    assert last.startswith("needlectl: the rig server for") and "went away" in last
+    assert "it was the server, not the cable" in last and "check cable" not in last
+
+
+def test_stop_reports_the_rig_at_rest(served: Served) -> None:
+    """`needlectl stop` prints the state once the rig has halted, not the MOVING of the
+    deceleration ramp the instant after STOP."""
+    assert served.json("home")["homed"] is True
+    watcher = served.ws(["state"])
+    jog = served.popen("jog", "--advance-mm", "30", "--speed-mm-s", "5")
+    _next(watcher, "state", lambda m: m["status"]["depth_mm"] > 0.5)
+    watcher.close()
+    d = served.json("stop")
+    jog.communicate(timeout=30)
+    assert d["done"] == "stopped" and d["moving"] is False and d["state"] != "MOVING", d
+    assert served.json("status")["depth_mm"] == pytest.approx(d["depth_mm"], abs=0.005)
+
+
+def test_a_busy_port_names_a_server_in_another_runtime_directory(
+    served: Served, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "rt"
+    proc = subprocess.run(
+        [str(NEEDLECTL), "--port", served.port, "status"],
+        capture_output=True,
+        text=True,
+        env={**served.env, "NEEDLECTL_RUNTIME_DIR": str(elsewhere)},
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 3
+    (line,) = proc.stderr.strip().splitlines()
+    assert "port is busy" in line and "a needlectl serve may own it" in line
+    assert f"NEEDLECTL_RUNTIME_DIR={elsewhere}" in line
