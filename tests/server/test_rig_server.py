@@ -11,6 +11,7 @@ import signal
 import socket
 import stat
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,17 @@ from conftest import (
 from firmware_host.recorder import read_events
 
 
-def _next(ws: websocket.WebSocket, kind: str, pred: Any = None) -> dict[str, Any]:
-    """The next message of one type (that pred accepts), as the server sends it."""
-    while True:
+def _next(
+    ws: websocket.WebSocket, kind: str, pred: Any = None, within_s: float = 60.0
+) -> dict[str, Any]:
+    """The next message of one type (that pred accepts), as the server sends it; a
+    failure, not a hang, if none comes within_s."""
+    deadline_s = time.monotonic() + within_s
+    while time.monotonic() < deadline_s:
         msg: dict[str, Any] = json.loads(ws.recv())
         if msg.get("type") == kind and (pred is None or pred(msg)):
             return msg
+    pytest.fail(f"no {kind} message as expected within {within_s:g} s")
 
 
 def test_commands_give_the_same_answers_through_the_server(
@@ -292,3 +298,34 @@ def test_a_busy_port_names_a_server_in_another_runtime_directory(
     (line,) = proc.stderr.strip().splitlines()
     assert "port is busy" in line and "a needlectl serve may own it" in line
     assert f"NEEDLECTL_RUNTIME_DIR={elsewhere}" in line
+
+
+def test_a_session_the_device_ended_while_the_server_was_silent_is_reopened(
+    served: Served,
+) -> None:
+    """A server starved of CPU (a loaded machine) falls silent at rest: the device ends the
+    session (SESSION_ENDED, nothing latched). The server says HELLO again, so a client's
+    next motion is not refused NOT_ARMED for a session the server holds."""
+    from protocol import SampleFlags
+
+    watcher = served.ws(["events", "state"])
+    while json.loads(watcher.recv()).get("id") != 1:
+        pass  # subscribed before the silence: its SESSION_ENDED is not missed
+    served.proc.send_signal(signal.SIGSTOP)
+    try:
+        # the silence itself, the stimulus: past the device's 200 ms watchdog, short of
+        # the host's 0.5 s "device silent" (this is no wait for a state)
+        time.sleep(0.3)
+    finally:
+        served.proc.send_signal(signal.SIGCONT)
+    _next(watcher, "event", lambda m: m["code_name"] == "SESSION_ENDED")
+    _next(
+        watcher,
+        "state",
+        lambda m: (
+            m["server"]["sessions_reopened"] >= 1 and m["status"]["flags"] & SampleFlags.ARMED
+        ),
+    )
+    watcher.close()
+    d = served.json("home")
+    assert d["homed"] is True and d["latched_faults"] == []
