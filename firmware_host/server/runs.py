@@ -101,10 +101,13 @@ def summarise(name: str, meta: dict[str, Any], folder: Path) -> dict[str, Any]:
     summary = meta.get("summary") or {}
     simulation = meta.get("simulation") or {}
     device = meta.get("device") or {}
-    if simulation:
-        subject = f"lesion {simulation.get('lesion') or '?'}"
+    rig = f"{device.get('serial_number', '?')} on {meta.get('port', '?')}"
+    if simulation and simulation.get("lesion"):
+        subject = f"lesion {simulation['lesion']}"
+    elif simulation:  # a served simulator does not say its lesion over the link
+        subject = f"simulated rig {rig}"
     else:
-        subject = f"rig {device.get('serial_number', '?')} on {meta.get('port', '?')}"
+        subject = f"rig {rig}"
     started = meta.get("started_by") or {}
     return {
         "name": name,

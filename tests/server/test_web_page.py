@@ -69,8 +69,10 @@ def _fetch_status(driver: Any, path: str) -> int:
     )
 
 
+# The browser first in every test's arguments: chromium's start is the heaviest moment,
+# and on a loaded machine it starves a real-time simulator started before it.
 def test_the_page_traces_a_run_stops_it_and_shows_a_lost_server(
-    served: Served, browser: Any
+    browser: Any, served: Served
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -102,13 +104,16 @@ def test_the_page_traces_a_run_stops_it_and_shows_a_lost_server(
     # the run's outcome, and why
     wait.until(lambda d: _view(d, "outcome") == "aborted")
     outcome = browser.find_element(By.ID, "outcome").text
-    assert outcome.startswith("ABORTED: STOP from client") and "pierce" in outcome
+    assert outcome.startswith("ABORTED: ") and "STOP from client" in outcome, outcome
+    assert "pierce" in outcome
     # the history: the run recorded by the server, with its files
     wait.until(lambda d: _view(d, "history") == 1)
     (row,) = browser.find_elements(By.CSS_SELECTOR, "#history tbody tr")
     cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
-    assert cells[2].startswith("ABORTED: STOP from client")
-    assert cells[3] == "lesion dense-calcified-cto" and cells[4] == "pierce"
+    assert cells[2].startswith("ABORTED: ") and "STOP from client" in cells[2], cells
+    # a served simulator does not report its lesion over the link: the rig, then
+    assert cells[3].startswith("simulated rig ") and served.port in cells[3], cells
+    assert cells[4] == "pierce"
     assert float(cells[5]) > 0 and float(cells[6]) > 0 and "client" in cells[7]
     links = {a.text: a.get_attribute("href") for a in row.find_elements(By.TAG_NAME, "a")}
     assert set(links) == {"plot", "CSV", "MCAP"}
@@ -137,7 +142,7 @@ def _greyed(driver: Any) -> bool:
 
 
 def test_a_reload_keeps_the_trace_and_a_restarted_server_is_found_again(
-    sim_pty: str, runtime_env: dict[str, str], browser: Any
+    browser: Any, sim_pty: str, runtime_env: dict[str, str]
 ) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -151,10 +156,12 @@ def test_a_reload_keeps_the_trace_and_a_restarted_server_is_found_again(
         run = start_run(served)
         wait_phase_advance(run)
         wait.until(lambda d: (_view(d, "lastDepth") or 0) > 0.5)
+        first_t = _view(browser, "trace()")["t"][0]
         browser.refresh()  # the live trace survives: the server sends its last minutes
         wait.until(lambda d: _view(d, "connected") is True and _view(d, "points") > 0)
         trace = _view(browser, "trace()")
-        assert max(trace["depth"]) > 0.5 and trace["t"][-1] - trace["t"][0] > 5
+        assert max(trace["depth"]) > 0.5  # the run's advance, from before the reload...
+        assert trace["t"][0] <= first_t + 0.05  # ...back to where the old page began
         run.send_signal(signal.SIGINT)
         run.communicate(timeout=WAIT_S)
         stop_process(served.proc)
@@ -169,7 +176,7 @@ def test_a_reload_keeps_the_trace_and_a_restarted_server_is_found_again(
         stop_process(served.proc)
 
 
-def test_an_800px_window_estop_stop_and_readouts(served: Served, browser: Any) -> None:
+def test_an_800px_window_estop_stop_and_readouts(browser: Any, served: Served) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -210,7 +217,7 @@ def test_an_800px_window_estop_stop_and_readouts(served: Served, browser: Any) -
     assert served.json("status")["latched_faults"] == ["ESTOP"]
 
 
-def test_without_the_token_the_page_is_not_served(served: Served, browser: Any) -> None:
+def test_without_the_token_the_page_is_not_served(browser: Any, served: Served) -> None:
     from selenium.webdriver.common.by import By
 
     browser.get(served.base)  # the bare address: no token, no cookie
