@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +23,15 @@ from firmware_host.recorder import (
     EVENTS_FILE,
     META_FILE,
     TELEMETRY_COLUMNS,
+    TELEMETRY_FILE,
     read_events,
-    read_telemetry,
 )
 
 MCAP_FILE = "run.mcap"
 TELEMETRY_TOPIC = "/telemetry"
 EVENTS_TOPIC = "/events"
 NOTES_TOPIC = "/notes"
-_INTEGER_COLUMNS = ("state", "flags")
+_INTEGER_COLUMNS = ("state", "flags")  # written as integers in the CSV too
 
 TELEMETRY_SCHEMA = {
     "type": "object",
@@ -74,7 +76,6 @@ def write_mcap(run_dir: str | Path, out: str | Path | None = None) -> Path:
     except ValueError as exc:
         raise ExportError(f"{folder / META_FILE}: not JSON ({exc})") from None
     to_ns = _wall_clock_ns(meta)
-    rows = read_telemetry(folder)
     events = read_events(folder)
     target = Path(out) if out is not None else folder / MCAP_FILE
     tmp = target.with_name(target.name + ".tmp")
@@ -97,35 +98,61 @@ def write_mcap(run_dir: str | Path, out: str | Path | None = None) -> Path:
                 (NOTES_TOPIC, NOTE_SCHEMA),
             )
         }
-        names = (rows.dtype.names or ()) if len(rows) else ()
-        columns = [rows[c].tolist() for c in names]
-        for seq, values in enumerate(zip(*columns, strict=True)):
-            sample = dict(zip(names, values, strict=True))
-            for c in _INTEGER_COLUMNS:
-                if c in sample:
-                    sample[c] = int(sample[c])
-            t_ns = to_ns(sample["host_time_s"])
+        for seq, (host_time_s, body) in enumerate(_sample_messages(folder)):
+            t_ns = to_ns(host_time_s)
             w.add_message(
                 channel_id=ids[TELEMETRY_TOPIC],
                 log_time=t_ns,
                 publish_time=t_ns,
                 sequence=seq,
-                data=json.dumps(sample, separators=(",", ":")).encode(),
+                data=body,
             )
         for seq, event in enumerate(events):
             topic = EVENTS_TOPIC if event.get("source") == "device" else NOTES_TOPIC
-            body = {k: v for k, v in event.items() if k != "source"}
+            fields = {k: v for k, v in event.items() if k != "source"}
             t_ns = to_ns(float(event.get("host_time_s") or 0.0))
             w.add_message(
                 channel_id=ids[topic],
                 log_time=t_ns,
                 publish_time=t_ns,
                 sequence=seq,
-                data=json.dumps(body, separators=(",", ":")).encode(),
+                data=json.dumps(fields, separators=(",", ":")).encode(),
             )
         w.finish()  # type: ignore[no-untyped-call]
     tmp.replace(target)
     return target
+
+
+def _sample_messages(folder: Path) -> Iterator[tuple[float, bytes]]:
+    """(host_time_s, JSON body) per row of telemetry.csv, built from the CSV's own text:
+    its numbers are JSON numbers already, and formatting 1 kHz rows through json.dumps
+    would triple the time a run's end takes. Rows as read_telemetry keeps them: a last
+    line cut short by a kill, or a malformed one, is skipped; a non-finite value is null."""
+    file = folder / TELEMETRY_FILE
+    if not file.is_file():
+        return
+    text = file.read_text(encoding="ascii")
+    lines = text.splitlines()
+    if lines and not text.endswith("\n"):
+        lines.pop()  # cut short by a kill mid-write
+    if not lines:
+        return
+    header = lines[0].split(",")
+    keys = [f'"{h}":' for h in header]
+    n = len(header)
+    at = header.index("host_time_s") if "host_time_s" in header else None
+    for line in lines[1:]:
+        fields = line.split(",")
+        if len(fields) != n:
+            continue
+        try:
+            if "n" in line:  # nan or inf (no other number has an n): no JSON numbers
+                fields = [f if math.isfinite(float(f)) else "null" for f in fields]
+            host_time_s = float(fields[at]) if at is not None else 0.0
+        except ValueError:
+            continue  # not numbers: skipped, as read_telemetry does
+        body = "{" + ",".join([k + f for k, f in zip(keys, fields, strict=True)]) + "}"
+        yield host_time_s, body.encode()
 
 
 def _wall_clock_ns(meta: dict[str, Any]) -> Any:
