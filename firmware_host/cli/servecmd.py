@@ -100,6 +100,15 @@ async def _serve(ns: argparse.Namespace, out: Output, port: str, paths: object, 
                 " rig) or another program has it: give --http-port N (0: any free port)",
                 Exit.LINK,
             ) from None
+        if ns.foxglove_port is not None:
+            from firmware_host.server.foxglove_live import FoxgloveLive, FoxgloveUnavailable
+
+            try:
+                server.feed.foxglove = FoxgloveLive(host, ns.foxglove_port)
+            except FoxgloveUnavailable as exc:
+                raise CliError(str(exc)) from None
+            except Exception as exc:  # the SDK's own error (a busy port, say)
+                raise CliError(f"--foxglove-port {ns.foxglove_port}: {exc}", Exit.LINK) from None
         web = f"{server.http_url}?token={token}"
         info = {
             "port": port,
@@ -121,14 +130,19 @@ async def _serve(ns: argparse.Namespace, out: Output, port: str, paths: object, 
                 "socket": str(paths.sock),
                 "runs_dir": str(runs.root),
                 "pid": os.getpid(),
+                "foxglove": _foxglove_url(server, host),
             },
             f"serving {port}: web {' '.join(shown)} · socket {paths.sock} · runs"
-            f" {runs.root} (Ctrl-C to stop)",
+            f" {runs.root}"
+            + (f" · foxglove {_foxglove_url(server, host)}" if server.feed.foxglove else "")
+            + " (Ctrl-C to stop)",
         )
         await server.stopped.wait()
         why = stop_why[0] if stop_why else f"link lost: {server.link_lost}"
         await server.shutdown(why, runners)
     finally:
+        if server.feed.foxglove is not None:
+            server.feed.foxglove.stop()
         await loop.run_in_executor(None, nd.close)
     if server.link_lost is not None and not stop_why:
         raise CliError(
@@ -137,6 +151,16 @@ async def _serve(ns: argparse.Namespace, out: Output, port: str, paths: object, 
         )
     out.line(f"stopped serving {port}")
     return Exit.OK
+
+
+def _foxglove_url(server: object, host: str) -> str | None:
+    from firmware_host.server.http import RigServer
+
+    assert isinstance(server, RigServer)
+    live = server.feed.foxglove
+    if live is None:
+        return None
+    return f"ws://{'127.0.0.1' if host in ('127.0.0.1', '0.0.0.0') else host}:{live.port}"
 
 
 def _lan_addresses() -> list[str]:
@@ -170,6 +194,16 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
         DEFAULT_HTTP_PORT,
         f"TCP port of the web page and API (default {DEFAULT_HTTP_PORT}, the same every"
         " start so the page finds the server again; 0: a free one, printed)",
+        integer=True,
+    )
+    add_number(
+        p,
+        "--foxglove-port",
+        0,
+        65535,
+        None,
+        "also stream the rig live in the Foxglove WebSocket protocol on this port (0: a"
+        " free one), read-only, for Foxglove / Lichtblick; needs needle-driver[foxglove]",
         integer=True,
     )
     p.add_argument(

@@ -26,6 +26,7 @@ from firmware_host.server.messages import to_wire
 
 if TYPE_CHECKING:
     from firmware_host.client import DeviceEvent
+    from firmware_host.server.foxglove_live import FoxgloveLive
     from firmware_host.telemetry import TelemetryRows
 
 log = logging.getLogger("needlectl.serve")
@@ -70,6 +71,7 @@ class Feed:
         # the display stream's last BACKLOG_S, as sent: (device_time_s, depth_mm, force_n)
         self.backlog: deque[tuple[float, float, float]] = deque(maxlen=int(BACKLOG_S * DISPLAY_HZ))
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.foxglove: FoxgloveLive | None = None  # the opt-in Foxglove live stream
 
     # ---------------------------------------------------------------- from the threads
 
@@ -120,10 +122,21 @@ class Feed:
         self.broadcast("notes", {"type": "note", "text": text})
 
     def broadcast(self, topic: str, msg: dict[str, Any]) -> None:
+        if self.foxglove is not None and topic in ("events", "notes"):
+            self._to_foxglove(topic, msg)
         text = json.dumps(msg, separators=(",", ":"))
         for conn in list(self.conns):
             if topic in conn.topics:
                 self.push(conn, text)
+
+    def _to_foxglove(self, topic: str, msg: dict[str, Any]) -> None:
+        live = self.foxglove
+        assert live is not None
+        if topic == "events":
+            keys = ("number", "device_time_s", "host_time_s", "value")
+            live.event({**{k: msg.get(k) for k in keys}, "code": msg.get("code_name")})
+        else:
+            live.note({k: v for k, v in msg.items() if k != "type"})
 
     def send_progress(self, owner: Conn, progress: dict[str, Any]) -> None:
         """A run's progress: to its owner, and to the clients that subscribed to it."""
@@ -173,6 +186,8 @@ class Feed:
             rows = fresh if carry is None else np.concatenate((carry, fresh))
             n_bins = len(rows) // per_bin
             carry = rows[n_bins * per_bin :] if len(rows) % per_bin else None
+            if self.foxglove is not None:
+                self.foxglove.rows(fresh)
             if any("telemetry_full" in c.topics for c in self.conns):
                 self.broadcast("telemetry_full", _full_message(fresh))
             if n_bins == 0:
