@@ -60,6 +60,23 @@ class _PhaseLog:
             )
 
 
+class _MotionClock:
+    """The bar's time on the outcome's clock: the outcome's duration counts from the first
+    motion (after homing), the progress's elapsed_s from the run's start — so the bar
+    shows homing as such, then the time since the first motion (the first progress out
+    of setup is reported at that instant), ending where the outcome's "in X s" does."""
+
+    def __init__(self) -> None:
+        self.motion_at_s: float | None = None
+
+    def shown(self, p: RunProgress) -> str:
+        if str(getattr(p.phase, "value", p.phase)) == "setup":
+            return f"homing {p.elapsed_s:5.1f} s"
+        if self.motion_at_s is None:
+            self.motion_at_s = float(p.elapsed_s)
+        return f"t {float(p.elapsed_s) - self.motion_at_s:5.1f} s"
+
+
 @contextlib.contextmanager
 def _progress(
     out: Output, target_text: str, record_dir: Path | None
@@ -82,6 +99,8 @@ def _progress(
     )
     task = bar.add_task("run", total=1.0, phase="setup", depth=target_text, force="", extra="")
 
+    clock = _MotionClock()
+
     def update(p: RunProgress) -> None:
         phase_log(p)
         total = max(float(p.target_depth_mm), 1e-9)
@@ -91,7 +110,7 @@ def _progress(
             phase=str(getattr(p.phase, "value", p.phase)),
             depth=f"{p.depth_mm:6.2f}/{p.target_depth_mm:.2f} mm",
             force=f"{p.force_n:5.2f}/{p.force_ceiling_n:.1f} N",
-            extra=f"holds {p.holds} pecks {p.pecks}  t {p.elapsed_s:5.1f} s",
+            extra=f"holds {p.holds} pecks {p.pecks}  {clock.shown(p)}",
         )
 
     with bar:
