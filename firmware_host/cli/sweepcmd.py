@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from firmware_host.cli.command import Command, int_in
+from firmware_host.cli.command import Command, add_number, int_in
 from firmware_host.cli.exits import CliError, Exit
 from firmware_host.cli.output import Output
 
@@ -83,6 +83,8 @@ def cmd_sim_sweep(ns: argparse.Namespace, out: Output) -> int:
                 figure=not ns.no_figure,
                 on_start=on_start,
                 on_row=on_row,
+                dask_wait_s=ns.dask_wait_s,
+                on_wait=lambda text: err.print(f"sweep {sweep.name}: {text}", soft_wrap=True),
             )
     except KeyboardInterrupt:
         raise CliError(
@@ -141,6 +143,15 @@ def _sweep_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--dask", metavar="ADDRESS", help="run on Dask: tcp://HOST:8786, or local:N workers"
+    )
+    add_number(
+        p,
+        "--dask-wait-s",
+        1,
+        86_400,
+        60,
+        "with a scheduler that has no worker yet: how long to wait for one (60 s)",
+        metavar="S",
     )
     p.add_argument("--fresh", action="store_true", help="ignore the table already in --out")
     p.add_argument("--no-figure", action="store_true", help="skip the figure")

@@ -75,3 +75,23 @@ def test_a_bad_dask_address_is_one_line_before_anything_runs(cli: Any, tmp_path:
     proc = cli.run("sim", "sweep", "s.toml", "--dask", "local:zero", cwd=tmp_path)
     assert "local:N needs N workers" in cli.one_line_error(proc, 2)
     assert not (tmp_path / "cli-results").exists()
+
+
+def test_a_scheduler_without_workers_is_said_and_given_up_on(cli: Any, tmp_path: Path) -> None:
+    """A real TCP Dask scheduler with no worker: the sweep says it waits for one, for how
+    long, then gives up in one line — it never sits silent."""
+    from dask.distributed import LocalCluster
+
+    (tmp_path / "s.toml").write_text(SWEEP)
+    with LocalCluster(
+        n_workers=0, processes=False, protocol="tcp://", host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        address = cluster.scheduler_address
+        proc = cli.run(
+            "sim", "sweep", "s.toml", "--dask", address, "--dask-wait-s", "1", cwd=tmp_path
+        )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert f"{address} has no workers yet: waiting up to 1 s" in proc.stderr
+    assert "no worker joined the scheduler in 1 s" in lines[-1]
+    assert not (tmp_path / "cli-results" / "results.csv").exists()
