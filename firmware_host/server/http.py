@@ -158,11 +158,14 @@ class RigServer:
             raise web.HTTPNotFound(text=f"{exc}\n") from None
         name = request.match_info["file"]
         if name == "plot.png":
-            from firmware_host.plot import plot_run
+            from firmware_host.plot import RunFolderError, plot_run
 
             png = folder / "plot.png"
             if not png.exists():
-                await asyncio.get_running_loop().run_in_executor(None, plot_run, folder, png)
+                try:
+                    await asyncio.get_running_loop().run_in_executor(None, plot_run, folder, png)
+                except RunFolderError as exc:  # a run with nothing to draw yet
+                    raise web.HTTPNotFound(text=f"no plot of {folder.name}: {exc}\n") from None
             return web.FileResponse(png)
         if name not in RUN_FILES or not (folder / name).is_file():
             raise web.HTTPNotFound(text=f"run {folder.name} has no {name}\n")
