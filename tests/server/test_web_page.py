@@ -4,7 +4,7 @@ trace moves while a simulated run advances and survives a reload, its STOP stops
 (checked on the device's depth), the run's outcome, the procedure's notes and the run
 history are shown, a lost server is greyed and found again when it comes back on its
 port; in an 800 px window STOP and ESTOP cover no readout, ESTOP is the largest target,
-and an idle trace's y-range follows the data."""
+and an idle trace's y-range follows the data; without the token there is no page."""
 
 from __future__ import annotations
 
@@ -182,6 +182,9 @@ def test_an_800px_window_estop_stop_and_readouts(browser: Any, served: Served) -
 
     browser.set_window_size(800, 900)
     wait = WebDriverWait(browser, WAIT_S)
+    browser.get(served.base)  # the bare address: no token, no cookie — no page
+    assert "token required" in browser.find_element(By.TAG_NAME, "body").text
+    assert browser.find_elements(By.ID, "estop") == []
     browser.get(served.web)
     wait.until(lambda d: _view(d, "connected") is True and _view(d, "state") is not None)
     wait.until(lambda d: _view(d, "points") > 50)
@@ -215,12 +218,3 @@ def test_an_800px_window_estop_stop_and_readouts(browser: Any, served: Served) -
     browser.find_element(By.ID, "estop").click()
     wait.until(lambda d: "ESTOP" in d.find_element(By.ID, "faults").text)
     assert served.json("status")["latched_faults"] == ["ESTOP"]
-
-
-def test_without_the_token_the_page_is_not_served(browser: Any, served: Served) -> None:
-    from selenium.webdriver.common.by import By
-
-    browser.get(served.base)  # the bare address: no token, no cookie
-    body = browser.find_element(By.TAG_NAME, "body").text
-    assert "token required" in body
-    assert browser.find_elements(By.ID, "estop") == []
