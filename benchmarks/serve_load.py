@@ -95,10 +95,10 @@ async def _stream(url: str, counts: dict[str, int], done: asyncio.Event) -> None
 async def _phase(
     port: str, env: dict[str, str], n_clients: int, run_s: float
 ) -> tuple[dict[str, Any], list[dict[str, int]], float]:
-    server, line = _start(["--port", port, "--json", "serve"], env)
+    server, line = _start(["--port", port, "--json", "serve", "--http-port", "0"], env)
     try:
-        web = json.loads(line)["web"]
-        ws_url = web.replace("http://", "ws://") + "api/ws"
+        base, token = json.loads(line)["web"].split("?", 1)  # the address carries the token
+        ws_url = base.replace("http://", "ws://") + "api/ws?" + token
         home = _cli(port, env, "home")
         assert home.returncode == 0, home.stderr
         done = asyncio.Event()
@@ -122,7 +122,8 @@ async def _phase(
         _cli(port, env, "stop")
         await loop.run_in_executor(None, run.wait)
         elapsed_s = time.monotonic() - t0
-        async with aiohttp.ClientSession() as session, session.get(web + "api/status") as r:
+        status_url = base + "api/status?" + token
+        async with aiohttp.ClientSession() as session, session.get(status_url) as r:
             figures: dict[str, Any] = (await r.json())["server"]
         done.set()
         await asyncio.gather(*tasks)
@@ -143,6 +144,7 @@ def main() -> int:
     run_s = 8.0 if ns.quick else ns.run_s
     env = {k: v for k, v in os.environ.items() if k != "NEEDLECTL_PORT"}
     env["NEEDLECTL_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="ndbench-")
+    env["NEEDLECTL_RUNS_DIR"] = env["NEEDLECTL_RUNTIME_DIR"] + "/runs"  # every run is recorded
     sim, port = _start(
         ["sim", "serve", "--pty", "--lesion", "dense-calcified-cto", "--seed", "1"], env
     )

@@ -313,6 +313,15 @@ class NeedleDriver(ClosedOnExit):
                 self.link.request(Bye(), max_retries=1)
         self.link.close()
 
+    def rearm(self) -> None:
+        """HELLO again on the open link: re-open a session the device ended because this
+        host fell silent with both axes at rest (SESSION_ENDED; motion NOT_ARMED until a
+        HELLO). For a long-lived owner (the rig server) that is alive again; nothing was
+        latched, so nothing needs clearing."""
+        frame = self.link.request(Hello(PROTOCOL_VERSION, self._schema_hash))
+        if not isinstance(frame.message, Identity):
+            raise NeedleDriverError(f"{self.url}: HELLO answered by {frame.message!r}")
+
     # ---------------------------------------------------------------- properties
 
     @property

@@ -1,4 +1,5 @@
-"""A run folder: telemetry (CSV), events (JSON lines) and metadata (meta.json).
+"""A run folder: telemetry (CSV), events (JSON lines), metadata (meta.json) and, when the
+run ends, the same as MCAP (run.mcap, firmware_host.mcap_export) for the robotics tools.
 The format is documented in docs/recording.md.
 
 Durability: rows are written as they arrive and the files are flushed to the OS by a
@@ -52,8 +53,10 @@ class Recorder:
         port: str | None = None,
         extra_meta: dict[str, Any] | None = None,
         flush_s: float = FLUSH_S,
+        mcap: bool = True,
     ) -> None:
         self.path = Path(path)
+        self._mcap = mcap
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._nd = nd
@@ -173,6 +176,25 @@ class Recorder:
         if summary:
             self.meta["summary"] = summary
         self._write_meta()
+        if self._mcap:
+            self._write_mcap()
+
+    def _write_mcap(self) -> None:
+        """The run as MCAP, from the files just closed. Failing it loses nothing: the
+        folder is whole, and `needlectl export DIR --mcap` can write it later."""
+        from firmware_host.mcap_export import write_mcap
+
+        try:
+            write_mcap(self.path)
+        except (OSError, ValueError) as exc:
+            import logging
+
+            logging.getLogger("needlectl.record").warning(
+                "%s: no run.mcap (%s): needlectl export %s --mcap writes it",
+                self.path,
+                exc,
+                self.path,
+            )
 
     # ---------------------------------------------------------------- helpers
 

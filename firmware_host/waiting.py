@@ -30,14 +30,21 @@ class AbortEvent(threading.Event):
     def __init__(self) -> None:
         super().__init__()
         self.reason = ""
+        self.by_operator = True
 
-    def set_because(self, reason: str) -> None:
+    def set_because(self, reason: str, *, by_operator: bool = True) -> None:
+        """Set, saying why. ``by_operator=False``: no one asked (the rig server's
+        dead-man, its client lost): the reason alone is the outcome's, never "aborted by
+        the operator"."""
         self.reason = reason
+        self.by_operator = by_operator
         self.set()
 
 
 def abort_reason(abort: threading.Event | None, default: str) -> str:
     why = getattr(abort, "reason", "")
+    if why and not getattr(abort, "by_operator", True):
+        return why
     return f"{default} ({why})" if why else default
 
 

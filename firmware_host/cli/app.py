@@ -9,7 +9,7 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-from firmware_host.cli import device, offline, runcmd, servecmd
+from firmware_host.cli import device, exportcmd, offline, runcmd, servecmd
 from firmware_host.cli.command import Command
 from firmware_host.cli.exits import EXIT_CODES_HELP, CliError, Exit, classify
 from firmware_host.cli.output import Output, StdoutClosed
@@ -100,6 +100,7 @@ COMMANDS: tuple[Command, ...] = (
     runcmd.RUN,
     servecmd.SERVE,
     runcmd.PLOT,
+    exportcmd.EXPORT,
     offline.DECODE,
     offline.SIM,
     offline.CODEGEN,
@@ -279,7 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Unwound through the device's context (which stops the rig); say nothing.
             _discard_stdout()
             return int(Exit.STDOUT_CLOSED)
-        code, message = classify(exc, ns.port)
+        words = ns.command if command.name == ns.command else f"{ns.command} {command.name}"
+        code, message = classify(exc, ns.port, words)
         if verbose:
             traceback.print_exc()
         sys.stderr.write(f"needlectl: {message}\n")

@@ -269,10 +269,27 @@ def _report(
     return Exit.OK
 
 
+STOP_SETTLE_S = 2.0  # a STOP decelerates on the ramp: wait this long for rest
+
+
+def _at_rest_after_stop(nd: Driver) -> tuple[DeviceStatus, str]:
+    """The state once the rig has halted (the state the instant after STOP is still
+    MOVING on the deceleration ramp): 'stopped', or 'stopping' if it is not yet at rest."""
+    deadline_s = nd.clock.monotonic() + STOP_SETTLE_S
+    while True:
+        status = nd.status()
+        if not status.moving:
+            return status, "stopped"
+        if nd.clock.monotonic() >= deadline_s:
+            return status, "stopping (not yet at rest)"
+        nd.wait_s(0.02)  # a poll period of the rig's own deceleration, not a test's sleep
+
+
 def cmd_stop(ns: argparse.Namespace, out: Output) -> int:
     with connect(ns) as nd:
         nd.stop()
-        return _report(out, nd, "stopped")
+        status, what = _at_rest_after_stop(nd)
+        return _report(out, nd, what, status)
 
 
 def cmd_estop(ns: argparse.Namespace, out: Output) -> int:

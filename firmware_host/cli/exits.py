@@ -99,14 +99,30 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return out
 
 
-def classify(exc: BaseException, port: str | None = None) -> tuple[Exit, str]:
-    """(exit code, one-line message naming what was wrong and what to do)."""
+def _busy_hint() -> str:
+    """A busy port is often owned by a `needlectl serve` announced in another runtime
+    directory (a different $NEEDLECTL_RUNTIME_DIR or $XDG_RUNTIME_DIR, another user)."""
+    import os
+
+    where = os.environ.get("NEEDLECTL_RUNTIME_DIR")
+    looked = f"$NEEDLECTL_RUNTIME_DIR={where}" if where else "this user's runtime directory"
+    return (
+        f"; a needlectl serve may own it — none is announced in {looked}: run with the"
+        " server's NEEDLECTL_RUNTIME_DIR (and user), or stop it"
+    )
+
+
+def classify(
+    exc: BaseException, port: str | None = None, command: str | None = None
+) -> tuple[Exit, str]:
+    """(exit code, one-line message naming what was wrong and what to do); ``command``
+    (e.g. "sim sweep") names the help to read."""
     # A simulator URL naming a bad lesion reaches us as a PortError caused by a
     # LesionError (or the simulator's option error): that is bad input, not a link.
     for cause in _chain(exc)[1:]:
         cause_names = _class_names(cause)
         if "LesionError" in cause_names or "DeviceOptionError" in cause_names:
-            return classify(cause, port)
+            return classify(cause, port, command)
     names = _class_names(exc)
     msg = _first_line(exc)
     sim_hint = ""
@@ -123,6 +139,8 @@ def classify(exc: BaseException, port: str | None = None) -> tuple[Exit, str]:
     if isinstance(exc, KeyboardInterrupt):
         return Exit.SIGINT, "interrupted"
     if "PortError" in names:
+        if "port is busy" in msg:  # often a rig server this command did not find
+            msg += _busy_hint()
         return Exit.LINK, msg
     if "SchemaMismatch" in names:
         return Exit.REFUSED, f"refused: {msg} — update the firmware or needlectl so they match"
@@ -138,6 +156,12 @@ def classify(exc: BaseException, port: str | None = None) -> tuple[Exit, str]:
     if "DeviceFault" in names:
         return Exit.SAFETY_STOP, (
             f"safety stop: {msg} — see `needlectl events`, fix the cause, then {CLEAR_THEN_HOME}"
+        )
+    if "ServerGone" in names:  # the server, not the cable: say so
+        return Exit.LINK, (
+            f"{msg} — it was the server, not the cable or the rig: the device's watchdog"
+            " stops the rig; see the server's terminal, start `needlectl serve` again,"
+            " then `needlectl status`"
         )
     if "LinkLost" in names or isinstance(exc, ConnectionError):
         return Exit.LINK, (
@@ -173,7 +197,7 @@ def classify(exc: BaseException, port: str | None = None) -> tuple[Exit, str]:
     if isinstance(exc, OSError):
         return Exit.USAGE, f"{msg} — check the path and free space"
     if isinstance(exc, ValueError):
-        return Exit.USAGE, f"{msg} — see `needlectl COMMAND --help`"
+        return Exit.USAGE, f"{msg} — see `needlectl {command or 'COMMAND'} --help`"
     return Exit.INTERNAL, (
         f"internal error: {type(exc).__name__}: {msg} — rerun with -v and report the traceback"
     )

@@ -8,7 +8,7 @@ import logging
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from firmware_host import driver as ops
 from firmware_host.cli.command import Command, add_number
@@ -60,6 +60,23 @@ class _PhaseLog:
             )
 
 
+class _MotionClock:
+    """The bar's time on the outcome's clock: the outcome's duration counts from the first
+    motion (after homing), the progress's elapsed_s from the run's start — so the bar
+    shows homing as such, then the time since the first motion (the first progress out
+    of setup is reported at that instant), ending where the outcome's "in X s" does."""
+
+    def __init__(self) -> None:
+        self.motion_at_s: float | None = None
+
+    def shown(self, p: RunProgress) -> str:
+        if str(getattr(p.phase, "value", p.phase)) == "setup":
+            return f"homing {p.elapsed_s:5.1f} s"
+        if self.motion_at_s is None:
+            self.motion_at_s = float(p.elapsed_s)
+        return f"t {float(p.elapsed_s) - self.motion_at_s:5.1f} s"
+
+
 @contextlib.contextmanager
 def _progress(
     out: Output, target_text: str, record_dir: Path | None
@@ -82,6 +99,8 @@ def _progress(
     )
     task = bar.add_task("run", total=1.0, phase="setup", depth=target_text, force="", extra="")
 
+    clock = _MotionClock()
+
     def update(p: RunProgress) -> None:
         phase_log(p)
         total = max(float(p.target_depth_mm), 1e-9)
@@ -91,11 +110,27 @@ def _progress(
             phase=str(getattr(p.phase, "value", p.phase)),
             depth=f"{p.depth_mm:6.2f}/{p.target_depth_mm:.2f} mm",
             force=f"{p.force_n:5.2f}/{p.force_ceiling_n:.1f} N",
-            extra=f"holds {p.holds} pecks {p.pecks}  t {p.elapsed_s:5.1f} s",
+            extra=f"holds {p.holds} pecks {p.pecks}  {clock.shown(p)}",
         )
 
     with bar:
         yield update
+
+
+def _check_run_name(record: str | None, nd: Any) -> str | None:
+    """Through a rig server --record names the run: the server records it in its own runs
+    directory and never writes where a client points it."""
+    if record is None:
+        return None
+    from firmware_host.server.runs import RunNameError, check_name
+
+    try:
+        return check_name(record)
+    except RunNameError:
+        raise CliError(
+            f"--record {record}: through the rig server a run is named, not placed —"
+            f" give a plain name (it is recorded in {nd.server.get('runs_dir', 'its runs dir')})"
+        ) from None
 
 
 def _check_record_dir(record: str | None) -> Path | None:
@@ -157,26 +192,32 @@ def cmd_run(ns: argparse.Namespace, out: Output) -> int:
             f"profile {profile.name} has no target depth: give --target-mm X (the lesion's"
             " end plus a margin)"
         )
-    record_dir = _check_record_dir(ns.record)
     with stop_on_signals() as stop, connect(ns) as nd:
-        refuse_unless_at_home(nd)  # reads the status (and, through a server, its run)
-        confirm_motion(nd, ns, f"PIERCE procedure '{profile.name}' to {target_mm:g} mm")
         from firmware_host.server.remote import RemoteDriver
 
         if isinstance(nd, RemoteDriver):
-            # A rig server owns the port: it runs the procedure (and records) next to
-            # the link; this process shows progress, and its going away stops the rig.
-            with _progress(out, f"target {target_mm:g} mm", record_dir) as show:
+            # A rig server owns the port: it runs the procedure and records it, in its own
+            # runs directory (--record names the run); this process shows progress, and
+            # its going away stops the rig.
+            name = _check_run_name(ns.record, nd)
+            refuse_unless_at_home(nd)  # reads the status (and, through a server, its run)
+            confirm_motion(nd, ns, f"PIERCE procedure '{profile.name}' to {target_mm:g} mm")
+            runs_dir = str(nd.server.get("runs_dir", "the server's runs directory"))
+            with _progress(out, f"target {target_mm:g} mm", None) as show:
                 stop.check_before_motion()
                 remote_outcome = nd.run_procedure(
                     profile,
                     target_depth_mm=target_mm,
-                    record_dir=str(record_dir.resolve()) if record_dir is not None else None,
+                    record=name,
                     command=_command_line(),
                     on_progress=show,
                     abort=stop.event,
                 )
-            return _report_run(ns, out, nd, profile, remote_outcome, stop.signum, record_dir)
+            folder = Path(nd.record_path) if nd.record_path else Path(runs_dir)
+            return _report_run(ns, out, nd, profile, remote_outcome, stop.signum, folder)
+        record_dir = _check_record_dir(ns.record)
+        refuse_unless_at_home(nd)
+        confirm_motion(nd, ns, f"PIERCE procedure '{profile.name}' to {target_mm:g} mm")
         recorder = None
         if record_dir is not None:
             from firmware_host.recorder import Recorder
@@ -379,7 +420,12 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "profile", metavar="PROFILE", help="built-in profile name (e.g. pierce) or TOML file"
     )
-    p.add_argument("--record", metavar="DIR", help="record the run into DIR (a new run folder)")
+    p.add_argument(
+        "--record",
+        metavar="DIR",
+        help="record the run into DIR (a new run folder); through a rig server, a run NAME"
+        " (the server records every run in its runs directory)",
+    )
     add_number(
         p,
         "--target-mm",

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from firmware_host.cli.command import Command, int_in
+from firmware_host.cli.command import Command, add_number, int_in
 from firmware_host.cli.exits import CliError, Exit
 from firmware_host.cli.output import Output
 
@@ -27,7 +27,13 @@ def cmd_sim_sweep(ns: argparse.Namespace, out: Output) -> int:
     from studies.sweep.runner import run_sweep
     from studies.sweep.spec import load_sweep
 
-    sweep = load_sweep(ns.sweep)
+    try:
+        sweep = load_sweep(ns.sweep)
+    except UnicodeDecodeError as exc:  # the decoder's message names no file
+        raise CliError(
+            f"{ns.sweep}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset"
+            f" {exc.start}) — a sweep file is TOML, saved as UTF-8"
+        ) from None
     if ns.dask is not None:
         engines.parse_dask_address(ns.dask)  # a bad address: one line before anything runs
     workers = ns.jobs or engines.default_workers()
@@ -64,6 +70,8 @@ def cmd_sim_sweep(ns: argparse.Namespace, out: Output) -> int:
         counts["bad"] += row["violations"] > 0
         bar.update(task, advance=1, crossed=counts["crossed"], bad=counts["bad"])
 
+    csv_path = out_dir / "results.csv"
+    made_dir, made_csv = not out_dir.exists(), not csv_path.exists()
     try:
         with bar:
             result = run_sweep(
@@ -75,6 +83,8 @@ def cmd_sim_sweep(ns: argparse.Namespace, out: Output) -> int:
                 figure=not ns.no_figure,
                 on_start=on_start,
                 on_row=on_row,
+                dask_wait_s=ns.dask_wait_s,
+                on_wait=lambda text: err.print(f"sweep {sweep.name}: {text}", soft_wrap=True),
             )
     except KeyboardInterrupt:
         raise CliError(
@@ -82,6 +92,9 @@ def cmd_sim_sweep(ns: argparse.Namespace, out: Output) -> int:
             "run the same command again to resume",
             Exit.SIGINT,
         ) from None
+    except Exception:
+        _leave_no_stray(out_dir, made_dir, csv_path, made_csv)
+        raise
     payload = {
         "sweep": sweep.name,
         "runs": len(result.rows),
@@ -107,6 +120,21 @@ def cmd_sim_sweep(ns: argparse.Namespace, out: Output) -> int:
     return Exit.OK if result.summary["violations"] == 0 else Exit.SAFETY_STOP
 
 
+def _leave_no_stray(out_dir: Path, made_dir: bool, csv_path: Path, made_csv: bool) -> None:
+    """A sweep that failed before any run (no Dask scheduler, say) leaves nothing behind:
+    a results table of this command's making with no rows, and its folder if empty."""
+    try:
+        if made_csv and csv_path.is_file():
+            with csv_path.open(encoding="utf-8", errors="replace") as f:
+                rows = sum(1 for _ in f) - 1  # less the header
+            if rows <= 0:
+                csv_path.unlink()
+        if made_dir and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+    except OSError:
+        pass  # the error being reported matters more than the tidying
+
+
 def _sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("sweep", metavar="SWEEP.toml", help="the sweep file (docs/operator.md)")
     p.add_argument("--out", metavar="DIR", help="results folder (default: NAME-results)")
@@ -115,6 +143,15 @@ def _sweep_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--dask", metavar="ADDRESS", help="run on Dask: tcp://HOST:8786, or local:N workers"
+    )
+    add_number(
+        p,
+        "--dask-wait-s",
+        1,
+        86_400,
+        60,
+        "with a scheduler that has no worker yet: how long to wait for one (60 s)",
+        metavar="S",
     )
     p.add_argument("--fresh", action="store_true", help="ignore the table already in --out")
     p.add_argument("--no-figure", action="store_true", help="skip the figure")

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from firmware_host.server.messages import to_wire
 
 if TYPE_CHECKING:
     from firmware_host.client import DeviceEvent
+    from firmware_host.server.foxglove_live import FoxgloveLive
     from firmware_host.telemetry import TelemetryRows
 
 log = logging.getLogger("needlectl.serve")
@@ -32,6 +34,7 @@ log = logging.getLogger("needlectl.serve")
 OUT_QUEUE_MAX = 256  # messages waiting for one client; more = it is cut off
 PUBLISH_S = 0.1  # telemetry goes out to clients in batches this often
 DISPLAY_HZ = 50  # the 1 kHz stream decimated to this many points a second
+BACKLOG_S = 300.0  # the display stream kept for clients that (re)connect: five minutes
 # telemetry: decimated for display; telemetry_full: every sample (a logger's stream)
 TOPICS = ("telemetry", "telemetry_full", "state", "events", "progress", "notes")
 
@@ -44,6 +47,7 @@ class Conn:
     ws: web.WebSocketResponse
     via: str  # "unix" or "tcp PEER"
     queue: asyncio.Queue[str]
+    user: str = ""  # the peer's user name (Unix socket), or "" (the token's holder)
     topics: set[str] = field(default_factory=set)
     commanded_motion: bool = False
     cut_off: bool = False
@@ -64,7 +68,10 @@ class Feed:
         self.clients_cut_off = 0
         self.telemetry_samples_out = 0
         self._rows: list[TelemetryRows] = []  # since the last publication (the loop's own)
+        # the display stream's last BACKLOG_S, as sent: (device_time_s, depth_mm, force_n)
+        self.backlog: deque[tuple[float, float, float]] = deque(maxlen=int(BACKLOG_S * DISPLAY_HZ))
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.foxglove: FoxgloveLive | None = None  # the opt-in Foxglove live stream
 
     # ---------------------------------------------------------------- from the threads
 
@@ -84,9 +91,9 @@ class Feed:
 
     # ---------------------------------------------------------------- on the loop
 
-    def connect(self, ws: web.WebSocketResponse, via: str) -> Conn:
+    def connect(self, ws: web.WebSocketResponse, via: str, user: str = "") -> Conn:
         self._numbers += 1
-        conn = Conn(self._numbers, ws, via, asyncio.Queue(self.client_queue))
+        conn = Conn(self._numbers, ws, via, asyncio.Queue(self.client_queue), user)
         self.conns.add(conn)
         conn.sender = asyncio.create_task(self._send_loop(conn))
         return conn
@@ -96,14 +103,40 @@ class Feed:
         if conn.sender is not None:
             conn.sender.cancel()
 
+    def send_backlog(self, conn: Conn) -> None:
+        """The display trace so far, to a client that just subscribed to it."""
+        if "telemetry" not in conn.topics or not self.backlog:
+            return
+        t, depth, force = zip(*self.backlog, strict=True)
+        msg = {
+            "type": "telemetry",
+            "backlog": True,
+            "device_time_s": list(t),
+            "depth_mm": list(depth),
+            "force_n": list(force),
+            "samples_lost": None,
+        }
+        self.push(conn, json.dumps(msg, separators=(",", ":")))
+
     def note(self, text: str) -> None:
         self.broadcast("notes", {"type": "note", "text": text})
 
     def broadcast(self, topic: str, msg: dict[str, Any]) -> None:
+        if self.foxglove is not None and topic in ("events", "notes"):
+            self._to_foxglove(topic, msg)
         text = json.dumps(msg, separators=(",", ":"))
         for conn in list(self.conns):
             if topic in conn.topics:
                 self.push(conn, text)
+
+    def _to_foxglove(self, topic: str, msg: dict[str, Any]) -> None:
+        live = self.foxglove
+        assert live is not None
+        if topic == "events":
+            keys = ("number", "device_time_s", "host_time_s", "value")
+            live.event({**{k: msg.get(k) for k in keys}, "code": msg.get("code_name")})
+        else:
+            live.note({k: v for k, v in msg.items() if k != "type"})
 
     def send_progress(self, owner: Conn, progress: dict[str, Any]) -> None:
         """A run's progress: to its owner, and to the clients that subscribed to it."""
@@ -153,6 +186,8 @@ class Feed:
             rows = fresh if carry is None else np.concatenate((carry, fresh))
             n_bins = len(rows) // per_bin
             carry = rows[n_bins * per_bin :] if len(rows) % per_bin else None
+            if self.foxglove is not None:
+                self.foxglove.rows(fresh)
             if any("telemetry_full" in c.topics for c in self.conns):
                 self.broadcast("telemetry_full", _full_message(fresh))
             if n_bins == 0:
@@ -166,6 +201,9 @@ class Feed:
                 "samples_lost": samples_lost(),
             }
             self.telemetry_samples_out += n_bins
+            self.backlog.extend(
+                zip(msg["device_time_s"], msg["depth_mm"], msg["force_n"], strict=True)
+            )
             self.broadcast("telemetry", msg)
 
 

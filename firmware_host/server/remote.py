@@ -42,6 +42,10 @@ CALL_TIMEOUT_S = 30.0  # longer than the link's own retries (a few seconds)
 ABORT_POLL_S = 0.05  # a run's client looks at its stop request this often
 
 
+class ServerGone(LinkLost):
+    """The rig server went away (killed, crashed, stopped): not the cable, not the rig."""
+
+
 class _Stats:
     def __init__(self) -> None:
         self.link: dict[str, Any] = {}
@@ -62,18 +66,23 @@ class RemoteDriver(ClosedOnExit):
         self.clock: Clock = MONOTONIC
         self.stats = _Stats()
         self.run_going: dict[str, Any] | None = None  # as of the last status()
+        self.record_path: str | None = None  # the folder the server records the last run in
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.settimeout(CALL_TIMEOUT_S)
             sock.connect(str(info["socket"]))
+            # the server's token, from its announcement in the 0700 runtime directory
             self._ws = websocket.create_connection(
-                "ws://localhost/api/ws", socket=sock, timeout=CALL_TIMEOUT_S
+                "ws://localhost/api/ws",
+                socket=sock,
+                timeout=CALL_TIMEOUT_S,
+                header=[f"Authorization: Bearer {info.get('token', '')}"],
             )
         except (OSError, websocket.WebSocketException) as exc:
             sock.close()
-            raise LinkLost(
+            raise ServerGone(
                 f"the rig server for {port} (pid {info.get('pid')}) does not answer on"
                 f" {info['socket']}: {exc}"
             ) from None
@@ -98,8 +107,11 @@ class RemoteDriver(ClosedOnExit):
             raise self._gone(exc) from None
         return req_id
 
-    def _gone(self, exc: BaseException) -> LinkLost:
-        return LinkLost(f"rig server for {self.url} gone: {exc or type(exc).__name__}")
+    def _gone(self, exc: BaseException) -> ServerGone:
+        return ServerGone(
+            f"the rig server for {self.url} (pid {self.server.get('pid', '?')}) went away:"
+            f" {exc or type(exc).__name__}"
+        )
 
     def _recv(self) -> dict[str, Any]:
         try:
@@ -193,24 +205,29 @@ class RemoteDriver(ClosedOnExit):
         profile: Profile,
         *,
         target_depth_mm: float,
-        record_dir: str | None,
+        record: str | None,
         command: str,
         on_progress: Callable[[Progress], None] | None,
         abort: threading.Event,
     ) -> Outcome:
         """The procedure, run by the server (its control loop next to the link); progress
         comes back here. ``abort`` set (Ctrl-C) asks the server to stop it; this process
-        killed, the server stops it anyway (dead-man)."""
-        args = {
+        killed, the server stops it anyway (dead-man). The server records every run, in
+        its runs directory: ``record`` names it (None: the server names it); the folder is
+        ``record_path`` once the run has begun."""
+        args: dict[str, Any] = {
             "profile": profile.to_dict(),
             "source": f"profile {profile.name}",
             "target_depth_mm": target_depth_mm,
-            "record_dir": record_dir,
             "command": command,
         }
+        if record is not None:
+            args["record"] = record
         asked = False
 
         def on_message(msg: dict[str, Any]) -> None:
+            if msg.get("type") == "record":
+                self.record_path = str(msg["path"])
             if msg.get("type") == "progress" and on_progress is not None:
                 on_progress(progress_from_wire({k: v for k, v in msg.items() if k != "type"}))
             check_abort()

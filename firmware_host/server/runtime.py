@@ -8,7 +8,10 @@ served port (its key: a hash of the port URL, a device path resolved through sym
   the same port cannot take it, and a server that died leaves it free (nothing stale
   needs cleaning by hand).
 * ``KEY.sock`` — the Unix socket of its API (mode 0600).
-* ``KEY.json`` — the port, the server's pid and its web address.
+* ``KEY.json`` — the port, the server's pid, its web address, its runs directory and its
+  token (mode 0600: the clients of this user read it; no one else can).
+* ``KEY.token`` — the token, kept (0600) for the next server on the same port: a page left
+  open finds the restarted server with the cookie it has.
 """
 
 from __future__ import annotations
@@ -62,11 +65,31 @@ class Paths:
     lock: Path
     sock: Path
     info: Path
+    token: Path
 
     @classmethod
     def for_port(cls, port: str) -> Paths:
         base = runtime_dir() / port_key(port)
-        return cls(base.with_suffix(".lock"), base.with_suffix(".sock"), base.with_suffix(".json"))
+        return cls(
+            base.with_suffix(".lock"),
+            base.with_suffix(".sock"),
+            base.with_suffix(".json"),
+            base.with_suffix(".token"),
+        )
+
+
+def kept_token(paths: Paths) -> str | None:
+    """The token the last server on this port used, if any."""
+    try:
+        return paths.token.read_text(encoding="ascii").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def keep_token(paths: Paths, token: str) -> None:
+    fd = os.open(paths.token, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(token + "\n")
 
 
 class PortLock:

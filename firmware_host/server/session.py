@@ -4,7 +4,9 @@
   telemetry rows and events go to the clients through the feed;
 * a keeper thread: waits in the library (which renews the link's liveness lease, so the
   heartbeats keep going while no client does anything) and asks STATUS four times a
-  second for the clients;
+  second for the clients; if the device ended the session because the server fell
+  silent at rest (a starved process on a loaded machine: SESSION_ENDED, nothing latched)
+  it says HELLO again, so the clients never meet NOT_ARMED from a session they hold;
 * the load figures: control-loop lateness (every wait of a run's procedure timed through
   ``TimedDriver``), heartbeat gaps (the link's ``on_beat`` hook), samples lost (the
   link's exact count).
@@ -25,6 +27,7 @@ import numpy as np
 from firmware_host.errors import LinkLost, NeedleDriverError
 from firmware_host.server.feed import Feed
 from firmware_host.server.messages import to_wire
+from protocol import SampleFlags
 
 if TYPE_CHECKING:
     from firmware_host.client import NeedleDriver
@@ -60,6 +63,7 @@ class Session:
         self.link_lost: str | None = None
         self.lateness_s: deque[float] = deque(maxlen=LATENESS_KEEP)
         self.heartbeat_at_s: deque[float] = deque(maxlen=LATENESS_KEEP)
+        self.rearms = 0  # sessions the device ended (server silent at rest) and reopened
         self._keeper: threading.Thread | None = None
         nd.link.on_beat = self._beat_sent
 
@@ -96,6 +100,13 @@ class Session:
             except NeedleDriverError as exc:
                 log.warning("status: %s", exc)
                 continue
+            if not status.flags & SampleFlags.ARMED and not self.closing.is_set():
+                log.warning("the device ended the session (the server was silent): HELLO again")
+                try:
+                    self.nd.rearm()
+                    self.rearms += 1
+                except NeedleDriverError as exc:
+                    log.warning("re-arm: %s", exc)
             shown = to_wire(status)
             shown["state_name"] = status.state.name
             state = {
@@ -127,6 +138,7 @@ class Session:
             "control_lateness_p99_ms": _ms(_percentile(late, 99)),
             "control_lateness_max_ms": _ms(max(late) if late else None),
             "heartbeats": len(self.heartbeat_at_s),
+            "sessions_reopened": self.rearms,
             "heartbeat_gap_p99_ms": _ms(_percentile(beats, 99)),
             "heartbeat_gap_max_ms": _ms(float(beats.max()) if len(beats) else None),
             "telemetry_samples": stats.telemetry_samples,

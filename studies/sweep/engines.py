@@ -68,9 +68,22 @@ def parse_dask_address(address: str) -> tuple[str, int | None]:
     return address, None
 
 
-def run_dask(jobs: Sequence[Job], address: str, on_row: OnRow, *, processes: bool = True) -> None:
+WORKER_WAIT_S = 60.0  # a scheduler with no worker: how long to wait for one
+
+
+def run_dask(
+    jobs: Sequence[Job],
+    address: str,
+    on_row: OnRow,
+    *,
+    processes: bool = True,
+    worker_wait_s: float = WORKER_WAIT_S,
+    on_wait: Callable[[str], None] | None = None,
+) -> None:
     """On a Dask cluster: ``tcp://scheduler:8786``, or ``local:N`` for a LocalCluster of N
-    single-threaded workers (``processes=False``: threads in this process, for tests)."""
+    single-threaded workers (``processes=False``: threads in this process, for tests). A
+    scheduler with no worker is waited for at most ``worker_wait_s`` — said through
+    ``on_wait`` — then given up on: a sweep never sits silent."""
     from dask.distributed import Client, LocalCluster, as_completed
 
     where, n_workers = parse_dask_address(address)
@@ -89,6 +102,19 @@ def run_dask(jobs: Sequence[Job], address: str, on_row: OnRow, *, processes: boo
         except OSError as exc:
             raise EngineError(f"--dask {address}: no scheduler there ({exc})") from None
     try:
+        if n_workers is None and not client.scheduler_info().get("workers"):
+            if on_wait is not None:
+                on_wait(
+                    f"the Dask scheduler at {where} has no workers yet: waiting up to"
+                    f" {worker_wait_s:g} s for one (`dask worker {where}`)"
+                )
+            try:
+                client.wait_for_workers(1, timeout=worker_wait_s)
+            except TimeoutError:
+                raise EngineError(
+                    f"--dask {address}: no worker joined the scheduler in {worker_wait_s:g} s"
+                    f" (--dask-wait-s) — start one: `dask worker {where}`"
+                ) from None
         futures = client.map(run_job, list(jobs), key=[f"sweep-{j.run_id}" for j in jobs])
         for fut in as_completed(futures):
             on_row(fut.result())

@@ -38,6 +38,8 @@ def run_sweep(
     figure: bool = True,
     on_start: Callable[[int, int], None] | None = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    dask_wait_s: float = engines.WORKER_WAIT_S,
+    on_wait: Callable[[str], None] | None = None,
 ) -> SweepResult:
     """``on_start(to_run, total)`` once before the first job, ``on_row(row)`` per finished
     run. Rows already in ``out_dir``'s table for jobs of this sweep are kept (unless
@@ -61,7 +63,14 @@ def run_sweep(
         # Longest lesions first, so the pool's tail is short.
         order = sorted(todo, key=lambda j: -float(j.inputs["length_mm"]))
         if dask is not None:
-            engines.run_dask(order, dask, finished, processes=dask_processes)
+            engines.run_dask(
+                order,
+                dask,
+                finished,
+                processes=dask_processes,
+                worker_wait_s=dask_wait_s,
+                on_wait=on_wait,
+            )
         else:
             engines.run_local(order, workers, finished)
     finally:

@@ -30,6 +30,7 @@ COMMANDS = (
     "run",
     "serve",
     "plot",
+    "export",
     "decode",
     "sim",
     "codegen",

@@ -77,13 +77,14 @@ def rig_server(cli: Cli) -> Iterator[tuple[str, dict[str, str]]]:
     runtime = tempfile.mkdtemp(prefix="wt-ndrt-")  # short: a Unix socket path fits 108 B
     env = {k: v for k, v in os.environ.items() if k not in ("NEEDLECTL_PORT", "NEEDLECTL_TOKEN")}
     env["NEEDLECTL_RUNTIME_DIR"] = runtime
+    env["NEEDLECTL_RUNS_DIR"] = os.path.join(runtime, "runs")
     procs: list[subprocess.Popen[str]] = []
     try:
         sim = _popen(cli, env, "sim", "serve", "--pty", "--lesion", "soft-stenosis", "--seed", "1")
         procs.append(sim)
         port = sim.stdout.readline().strip()  # its first line is its pty
         assert port.startswith("/dev/"), (port, sim.stderr.read())
-        server = _popen(cli, env, "--port", port, "--json", "serve")
+        server = _popen(cli, env, "--port", port, "--json", "serve", "--http-port", "0")
         procs.append(server)
         line = server.stdout.readline()  # its first line says where it serves
         assert line, server.stderr.read()

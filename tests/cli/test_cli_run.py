@@ -181,3 +181,40 @@ def test_a_withdrawing_run_reports_the_deepest_depth_and_the_withdrawal(cli: Cli
     d = json.loads(cli.run("--json", "--port", SOFT, "run", "pierce-withdraw").stdout)
     assert d["deepest_depth_mm"] == pytest.approx(d["target_depth_mm"], abs=0.05)
     assert d["depth_mm"] == pytest.approx(0.0, abs=0.02) and d["withdrawn"] is True
+
+
+def test_the_progress_bar_ends_on_the_outcomes_clock(tmp_path: Path) -> None:
+    """On a terminal (a real pty), the bar's last time and the outcome's "in X s" are one
+    clock — from the first motion — not 56.1 s against 54.5 s (homing counted in one)."""
+    import os
+    import pty
+    import re
+
+    from conftest import NEEDLECTL
+
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "NEEDLECTL_PORT"}
+    env.update(COLUMNS="160", TERM="xterm")
+    proc = subprocess.Popen(
+        [str(NEEDLECTL), "--port", SOFT, "run", "pierce"],
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the pty
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=60) == 0
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode(errors="replace"))
+    bar_s = [float(x) for x in re.findall(r"\bt +([0-9.]+) s", text)]
+    (outcome_s,) = [float(x) for x in re.findall(r"CROSSED: .* in ([0-9.]+) s", text)]
+    assert bar_s and abs(bar_s[-1] - outcome_s) <= 0.25, (bar_s[-1], outcome_s)

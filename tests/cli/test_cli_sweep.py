@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,37 @@ def test_a_sweep_writes_its_table_and_answers_in_json(cli: Any, tmp_path: Path) 
 def test_a_missing_sweep_file_is_one_line(cli: Any, tmp_path: Path) -> None:
     line = cli.one_line_error(cli.run("sim", "sweep", "nope.toml", cwd=tmp_path), 2)
     assert "nope.toml: no such sweep file" in line
+    assert line.endswith("see `needlectl sim sweep --help`")  # the command, not COMMAND
+
+
+def test_a_sweep_file_not_in_utf8_is_named(cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "latin1.toml").write_bytes('name = "déjà"\n'.encode("latin-1"))
+    line = cli.one_line_error(cli.run("sim", "sweep", "latin1.toml", cwd=tmp_path), 2)
+    assert line.startswith("needlectl: latin1.toml: not UTF-8 text") and "0xe9" in line
+
+
+def test_a_failed_dask_connection_leaves_no_stray_table(cli: Any, tmp_path: Path) -> None:
+    """A "scheduler" that hangs up at once: the sweep fails fast — and leaves no
+    results.csv (nor folder) behind to be mistaken for a table."""
+    (tmp_path / "s.toml").write_text(SWEEP)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        address = f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+
+        def hang_up() -> None:
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return  # closed: the test is over
+                conn.close()
+
+        threading.Thread(target=hang_up, daemon=True).start()
+        proc = cli.run("sim", "sweep", "s.toml", "--dask", address, cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "no scheduler there" in proc.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "cli-results").exists()
 
 
 def test_a_bad_dask_address_is_one_line_before_anything_runs(cli: Any, tmp_path: Path) -> None:
@@ -42,3 +75,23 @@ def test_a_bad_dask_address_is_one_line_before_anything_runs(cli: Any, tmp_path:
     proc = cli.run("sim", "sweep", "s.toml", "--dask", "local:zero", cwd=tmp_path)
     assert "local:N needs N workers" in cli.one_line_error(proc, 2)
     assert not (tmp_path / "cli-results").exists()
+
+
+def test_a_scheduler_without_workers_is_said_and_given_up_on(cli: Any, tmp_path: Path) -> None:
+    """A real TCP Dask scheduler with no worker: the sweep says it waits for one, for how
+    long, then gives up in one line — it never sits silent."""
+    from dask.distributed import LocalCluster
+
+    (tmp_path / "s.toml").write_text(SWEEP)
+    with LocalCluster(
+        n_workers=0, processes=False, protocol="tcp://", host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        address = cluster.scheduler_address
+        proc = cli.run(
+            "sim", "sweep", "s.toml", "--dask", address, "--dask-wait-s", "1", cwd=tmp_path
+        )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert f"{address} has no workers yet: waiting up to 1 s" in proc.stderr
+    assert "no worker joined the scheduler in 1 s" in lines[-1]
+    assert not (tmp_path / "cli-results" / "results.csv").exists()

@@ -13,9 +13,10 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import websocket
@@ -33,6 +34,18 @@ class Served:
     socket: str
     proc: subprocess.Popen[str]
     env: dict[str, str]
+    runs_dir: Path  # where the server records every run
+    announced: dict[str, Any] = field(default_factory=dict)  # serve's first line (--json)
+
+    @property
+    def token(self) -> str:
+        return parse_qs(urlsplit(self.web).query)["token"][0]
+
+    @property
+    def base(self) -> str:
+        """The page's bare address (the printed one without its token)."""
+        u = urlsplit(self.web)
+        return f"{u.scheme}://{u.netloc}/"
 
     def cli(self, *args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -61,10 +74,15 @@ class Served:
         )
 
     def ws(self, topics: list[str] | None = None) -> websocket.WebSocket:
-        """A client of the server's Unix socket, subscribed to topics."""
+        """A client of the server's Unix socket (with the token), subscribed to topics."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(self.socket)
-        ws = websocket.create_connection("ws://localhost/api/ws", socket=sock, timeout=30)
+        ws = websocket.create_connection(
+            "ws://localhost/api/ws",
+            socket=sock,
+            timeout=30,
+            header=[f"Authorization: Bearer {self.token}"],
+        )
         if topics is not None:
             ws.send(json.dumps({"id": 1, "op": "subscribe", "args": {"topics": topics}}))
         return ws
@@ -80,6 +98,7 @@ def runtime_env() -> Iterator[dict[str, str]]:
     rt = tempfile.mkdtemp(prefix="ndrt-")
     env = {k: v for k, v in os.environ.items() if k not in ("NEEDLECTL_PORT", "NEEDLECTL_TOKEN")}
     env["NEEDLECTL_RUNTIME_DIR"] = rt
+    env["NEEDLECTL_RUNS_DIR"] = os.path.join(rt, "runs")  # never the user's own runs
     yield env
     shutil.rmtree(rt, ignore_errors=True)
 
@@ -103,6 +122,10 @@ def sim_pty(runtime_env: dict[str, str]) -> Iterator[str]:
 
 
 def start_server(port: str, env: dict[str, str], *extra: str) -> Served:
+    """`needlectl serve` on a free HTTP port (parallel tests; the fixed default is the
+    operator's)."""
+    if "--http-port" not in extra:
+        extra = ("--http-port", "0", *extra)
     proc = subprocess.Popen(
         [str(NEEDLECTL), "--port", port, "--json", "serve", *extra],
         stdout=subprocess.PIPE,
@@ -116,7 +139,7 @@ def start_server(port: str, env: dict[str, str], *extra: str) -> Served:
         proc.wait(timeout=10)
         pytest.fail(f"serve did not start: {proc.stderr.read() if proc.stderr else ''}")
     info = json.loads(line)
-    return Served(port, info["web"], info["socket"], proc, env)
+    return Served(port, info["web"], info["socket"], proc, env, Path(info["runs_dir"]), info)
 
 
 @pytest.fixture

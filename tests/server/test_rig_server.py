@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import signal
 import socket
 import stat
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +29,17 @@ from conftest import (
 from firmware_host.recorder import read_events
 
 
-def _next(ws: websocket.WebSocket, kind: str, pred: Any = None) -> dict[str, Any]:
-    """The next message of one type (that pred accepts), as the server sends it."""
-    while True:
+def _next(
+    ws: websocket.WebSocket, kind: str, pred: Any = None, within_s: float = 60.0
+) -> dict[str, Any]:
+    """The next message of one type (that pred accepts), as the server sends it; a
+    failure, not a hang, if none comes within_s."""
+    deadline_s = time.monotonic() + within_s
+    while time.monotonic() < deadline_s:
         msg: dict[str, Any] = json.loads(ws.recv())
         if msg.get("type") == kind and (pred is None or pred(msg)):
             return msg
+    pytest.fail(f"no {kind} message as expected within {within_s:g} s")
 
 
 def test_commands_give_the_same_answers_through_the_server(
@@ -134,15 +141,15 @@ def test_sigint_of_the_run_through_the_server_is_130_as_directly(served: Served)
 
 
 @pytest.mark.control("RC-DEADMAN")
-def test_dead_man_the_run_stops_when_its_client_is_killed(served: Served, tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
+def test_dead_man_the_run_stops_when_its_client_is_killed(served: Served) -> None:
+    run_dir = served.runs_dir / "dead-man"
     watcher = served.ws(["state", "notes"])
-    run = start_run(served, "--record", str(run_dir))
+    run = start_run(served, "--record", "dead-man")
     wait_phase_advance(run)
     _next(watcher, "state", lambda m: m["run"] is not None and m["status"]["depth_mm"] > 0.5)
     run.kill()  # SIGKILL: no handler runs in the client
     run.wait(timeout=10)
-    note = _next(watcher, "note")
+    note = _next(watcher, "note", lambda m: "dead-man" in m["text"])
     assert "dead-man" in note["text"] and "gone" in note["text"]
     state = _next(watcher, "state", lambda m: m["run"] is None)  # the run has ended
     watcher.close()
@@ -153,9 +160,15 @@ def test_dead_man_the_run_stops_when_its_client_is_killed(served: Served, tmp_pa
     kinds = [e["kind"] for e in events]
     assert "stopped" in kinds and "stopped_by" in kinds
     (why,) = [e for e in events if e["kind"] == "stopped_by"]
-    assert why["reason"].startswith("dead-man:")
+    assert why["reason"].startswith("client lost: client ") and "dead-man" in why["reason"]
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["summary"]["outcome"] == "aborted" and meta["served_by"] == "needlectl serve"
+    # no operator acted: the outcome says the client was lost, not "by the operator"
+    assert meta["summary"]["reason"].startswith("client lost: client ")
+    assert "operator" not in meta["summary"]["reason"]
+    assert meta["started_by"]["client"].endswith("(unix)")
+    assert meta["started_by"]["user"] == pwd.getpwuid(os.getuid()).pw_name
+    assert (run_dir / "run.mcap").stat().st_size > 0
     assert meta["command"].startswith("needlectl --port")
     plot = subprocess.run(
         [str(NEEDLECTL), "plot", str(run_dir)], capture_output=True, text=True, check=False
@@ -240,3 +253,86 @@ def test_a_client_that_stops_reading_is_cut_off(sim_pty: str, runtime_env: dict[
     finally:
         stop_process(served.proc)
     assert served.proc.returncode == 0
+
+
+def test_a_server_killed_mid_run_is_named_as_the_server(
+    sim_pty: str, runtime_env: dict[str, str]
+) -> None:
+    """The client of a run whose server is killed says the server went away — not "check
+    cable and power", which sends the operator to the wrong place."""
+    served = start_server(sim_pty, runtime_env)
+    try:
+        run = start_run(served)
+        wait_phase_advance(run)
+        served.proc.kill()  # SIGKILL: the server has no last word
+        served.proc.wait(timeout=10)
+        _, err = run.communicate(timeout=30)
+    finally:
+        stop_process(served.proc)
+    assert run.returncode == 3, err
+    last = err.rstrip().splitlines()[-1]
+    assert last.startswith("needlectl: the rig server for") and "went away" in last
+    assert "it was the server, not the cable" in last and "check cable" not in last
+
+
+def test_stop_reports_the_rig_at_rest(served: Served) -> None:
+    """`needlectl stop` prints the state once the rig has halted, not the MOVING of the
+    deceleration ramp the instant after STOP."""
+    assert served.json("home")["homed"] is True
+    watcher = served.ws(["state"])
+    jog = served.popen("jog", "--advance-mm", "30", "--speed-mm-s", "5")
+    _next(watcher, "state", lambda m: m["status"]["depth_mm"] > 0.5)
+    watcher.close()
+    d = served.json("stop")
+    jog.communicate(timeout=30)
+    assert d["done"] == "stopped" and d["moving"] is False and d["state"] != "MOVING", d
+    assert served.json("status")["depth_mm"] == pytest.approx(d["depth_mm"], abs=0.005)
+
+
+def test_a_busy_port_names_a_server_in_another_runtime_directory(
+    served: Served, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "rt"
+    proc = subprocess.run(
+        [str(NEEDLECTL), "--port", served.port, "status"],
+        capture_output=True,
+        text=True,
+        env={**served.env, "NEEDLECTL_RUNTIME_DIR": str(elsewhere)},
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 3
+    (line,) = proc.stderr.strip().splitlines()
+    assert "port is busy" in line and "a needlectl serve may own it" in line
+    assert f"NEEDLECTL_RUNTIME_DIR={elsewhere}" in line
+
+
+def test_a_session_the_device_ended_while_the_server_was_silent_is_reopened(
+    served: Served,
+) -> None:
+    """A server starved of CPU (a loaded machine) falls silent at rest: the device ends the
+    session (SESSION_ENDED, nothing latched). The server says HELLO again, so a client's
+    next motion is not refused NOT_ARMED for a session the server holds."""
+    from protocol import SampleFlags
+
+    watcher = served.ws(["events", "state"])
+    while json.loads(watcher.recv()).get("id") != 1:
+        pass  # subscribed before the silence: its SESSION_ENDED is not missed
+    served.proc.send_signal(signal.SIGSTOP)
+    try:
+        # the silence itself, the stimulus: past the device's 200 ms watchdog, short of
+        # the host's 0.5 s "device silent" (this is no wait for a state)
+        time.sleep(0.3)
+    finally:
+        served.proc.send_signal(signal.SIGCONT)
+    _next(watcher, "event", lambda m: m["code_name"] == "SESSION_ENDED")
+    _next(
+        watcher,
+        "state",
+        lambda m: (
+            m["server"]["sessions_reopened"] >= 1 and m["status"]["flags"] & SampleFlags.ARMED
+        ),
+    )
+    watcher.close()
+    d = served.json("home")
+    assert d["homed"] is True and d["latched_faults"] == []
