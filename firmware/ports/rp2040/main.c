@@ -1,0 +1,54 @@
+/* main.c: the needle-driver firmware on a Raspberry Pi Pico (RP2040) with two TMC2209
+ * drivers, an HX711, a quadrature encoder, a home switch and an e-stop. The core runs
+ * from the main loop only; interrupts fill the rings, pace the step trains, count the
+ * encoder and wake the loop. */
+#include <stdint.h>
+
+#include "board.h"
+#include "encoder.h"
+#include "hal.h"
+#include "nd_core.h"
+#include "steppers.h"
+
+void sensors_init(void);
+
+static const struct nd_board board = {
+    .serial_number = "ND-RP2040-0001",
+    .simulated = 0, /* the image a Pico is flashed with: a real rig */
+    .travel_um = 150000,
+    .force_limit_mn = 40000,
+    .max_speed_um_s = 20000,
+    .max_rate_mrpm = 120000,
+    .watchdog_ms = 200,
+    .nm_per_microstep = ADV_NM_PER_MICROSTEP,
+    .default_stall_force_mn = 9000,
+    .load_cell_rail_mn = 50000,
+    .load_cell_stuck_ticks = 0, /* an 80 SPS cell repeats each reading for 12 ticks */
+    .extra_capabilities = 0,
+};
+
+int main(void)
+{
+    board_init();
+    steppers_init();
+    encoder_init();
+    sensors_init();
+    nd_core_init(&board);
+    board_watchdog_start();
+
+    uint64_t ticks_done = hal_time_us() / ND_TICK_US;
+    for (;;) {
+        hal_watchdog_kick();
+        board_tick_clear();
+        nd_core_poll();
+        while (ticks_done < hal_time_us() / ND_TICK_US) {
+            nd_core_tick();
+            ticks_done++;
+        }
+        uint32_t primask = board_irq_save();
+        if (!board_tick_pending() && !board_rx_pending()) {
+            board_wfi();
+        }
+        board_irq_restore(primask);
+    }
+}
