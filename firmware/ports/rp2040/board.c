@@ -21,8 +21,9 @@ static uint8_t rx_buf[BOARD_RX_RING];
 static volatile uint32_t rx_head; /* UART0 interrupt */
 static volatile uint32_t rx_tail; /* main loop */
 static volatile bool tick_flag;
-static uint32_t next_alarm_us;
 static bool watchdog_reset;
+
+static void set_tick_alarm(void);
 
 static void unreset(uint32_t bits)
 {
@@ -105,12 +106,12 @@ void board_init(void)
     unreset(RESET_IO_BANK0 | RESET_PADS_BANK0 | RESET_TIMER | RESET_UART0 | RESET_UART1);
     uart0_init();
     board_gpio_output(PIN_LED, true);
-    /* UART above the tick, so a byte is never held up by it */
+    /* priorities: the step trains and the encoder (0, steppers.c, encoder.c) above the
+     * UART, the UART above the tick's wake-up */
     REG(NVIC_IPR(IRQ_UART0)) |= 0x40u << (8u * (IRQ_UART0 % 4u));
     REG(NVIC_IPR(IRQ_TIMER_0)) |= 0x80u << (8u * (IRQ_TIMER_0 % 4u));
     REG_SET(TIMER_INTE) = 1u << 0;
-    next_alarm_us = REG(TIMER_RAWL) + BOARD_TICK_US;
-    REG(TIMER_ALARM(0)) = next_alarm_us;
+    set_tick_alarm();
     NVIC_ISER = (1u << IRQ_UART0) | (1u << IRQ_TIMER_0);
 }
 
@@ -125,15 +126,21 @@ void hal_watchdog_kick(void) { REG(WATCHDOG_LOAD) = BOARD_WATCHDOG_MS * 1000u * 
 
 bool board_watchdog_caused_reset(void) { return watchdog_reset; }
 
-/* TIMER alarm 0, every 1 ms: only wakes the loop. The next alarm is set from the last
- * target, not from now, so a late interrupt does not drift the tick. */
+/* TIMER alarm 0, every 1 ms, on the millisecond: only wakes the loop. On the boundary
+ * (not at boot time + n ms) so that a wake-up finds exactly one tick due — an alarm just
+ * before a boundary found none, then two at the next: a tick's sensing ran right after
+ * the previous tick's motion, before its step train (main.c). */
+static void set_tick_alarm(void)
+{
+    uint32_t next = (uint32_t)((hal_time_us() / BOARD_TICK_US + 1u) * BOARD_TICK_US);
+    if ((int32_t)(next - REG(TIMER_RAWL)) < 2) next += BOARD_TICK_US; /* never in the past */
+    REG(TIMER_ALARM(0)) = next;
+}
+
 void isr_timer0(void)
 {
     REG(TIMER_INTR) = 1u << 0;
-    next_alarm_us += BOARD_TICK_US;
-    if ((int32_t)(next_alarm_us - REG(TIMER_RAWL)) <= 0)
-        next_alarm_us = REG(TIMER_RAWL) + BOARD_TICK_US; /* long late: resynchronise */
-    REG(TIMER_ALARM(0)) = next_alarm_us;
+    set_tick_alarm();
     tick_flag = true;
 }
 
@@ -151,7 +158,9 @@ void isr_uart0(void)
             rx_head++;
         }
     }
-    while (tx_tail != tx_head && !(UART0_REG(UART_FR) & UART_FR_TXFF)) {
+    /* at most a FIFO's worth (32 B) a call, as silicon takes them: the emulator's TX
+     * FIFO never fills, and draining 2 KiB at once held the step trains up ~160 µs */
+    for (int n = 0; n < 32 && tx_tail != tx_head && !(UART0_REG(UART_FR) & UART_FR_TXFF); ++n) {
         UART0_REG(UART_DR) = tx_buf[tx_tail & (BOARD_TX_RING - 1u)];
         tx_tail++;
     }

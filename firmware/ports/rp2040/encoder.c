@@ -26,7 +26,7 @@ void encoder_init(void)
                            IO_EDGE_LOW(PIN_ENC_B) | IO_EDGE_HIGH(PIN_ENC_B);
     REG(IO_INTR(PIN_ENC_A)) = edges; /* clear stale edges (A and B share a register) */
     REG_SET(IO_PROC0_INTE(PIN_ENC_A)) = edges;
-    REG(NVIC_IPR(IRQ_IO_BANK0)) |= 0x00u; /* highest: a count must never be missed */
+    /* priority 0 (reset value), with the step trains: a count is never missed */
     NVIC_ISER = 1u << IRQ_IO_BANK0;
 }
 

@@ -75,11 +75,22 @@ def main(argv: list[str] | None = None) -> int:
     ]  # fmt: skip
     if ns.unthrottled:
         command += ["--unthrottled", "1"]
-    harness = subprocess.Popen(command, pass_fds=(master, to_bench_w, from_bench_r))
+    harness = subprocess.Popen(
+        command, pass_fds=(master, to_bench_w, from_bench_r), stdout=subprocess.PIPE, text=True
+    )
     # the harness holds them now; the bench sees the end of its input when it goes
     os.close(master)
     os.close(to_bench_w)
     os.close(from_bench_r)
+    # the pty is named once the image runs: Node takes ~0.5 s to start on a loaded
+    # machine, and a host's first HELLO would go unanswered
+    assert harness.stdout is not None
+    if harness.stdout.readline().strip() != "ready":
+        harness.wait()
+        print(f"run_rp2040: the harness did not start ({harness.returncode})", file=sys.stderr)
+        bench.terminate()
+        bench.wait()
+        return 1
     print(os.ttyname(slave), flush=True)
 
     stop = threading.Event()

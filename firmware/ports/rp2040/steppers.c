@@ -1,9 +1,11 @@
 /* steppers.c: the HAL's actuator functions (hal_advance_command_nm,
  * hal_rotate_command_ucdeg). Once per tick the core gives each axis a new position; the
- * microsteps between the last one and it are spread evenly over the next millisecond by
- * that axis's TIMER alarm: each interrupt emits one STEP pulse (or first sets DIR) and
- * sets the alarm for the next. At most 32 advance microsteps per tick (20 mm/s), 7
- * rotation ones (120 rpm): ≤ 39 short interrupts per millisecond. */
+ * microsteps between the last one and it are spread evenly over the first STEP_TRAIN_US
+ * of the next millisecond by that axis's TIMER alarm: each interrupt emits one STEP
+ * pulse (or first sets DIR) and sets the alarm for the next. At most 32 advance
+ * microsteps per tick (20 mm/s: 64 kHz within the train), 7 rotation ones (120 rpm):
+ * ≤ 39 short interrupts per millisecond. The train ends well before the next tick, whose
+ * first half (main.c) reads the sensors: the carriage has done what was commanded. */
 #include "steppers.h"
 
 #include <stdbool.h>
@@ -15,6 +17,7 @@
 /* TMC2209: STEP high ≥ 100 ns; DIR set ≥ 20 ns before the STEP edge (datasheet 13.1).
  * A few instructions at 125 MHz. */
 #define STEP_HIGH_NOPS 16
+#define STEP_TRAIN_US 500u
 
 struct train {
     uint32_t alarm;        /* TIMER alarm (and IRQ) number */
@@ -48,7 +51,7 @@ static void train_init(struct train *t)
     board_gpio_output(t->dir_pin, true);
     t->dir_up = true;
     REG_SET(TIMER_INTE) = 1u << t->alarm;
-    REG(NVIC_IPR(t->alarm)) |= 0x40u << (8u * (t->alarm % 4u));
+    /* priority 0 (reset value), with the encoder: a step is never held up */
     NVIC_ISER = 1u << t->alarm;
 }
 
@@ -65,8 +68,8 @@ static void command(struct train *t, int64_t target)
     int64_t n = target - t->pos;
     if (n < 0) n = -n;
     t->target = target;
-    /* the steps due over the next millisecond, evenly; a DIR change costs one slot */
-    t->period_us = n > 0 ? (uint32_t)((BOARD_TICK_US - 50u) / (uint64_t)(n + 1)) : 0u;
+    /* the steps due, evenly over the train; a DIR change costs one slot */
+    t->period_us = n > 0 ? (uint32_t)(STEP_TRAIN_US / (uint64_t)(n + 1)) : 0u;
     if (t->period_us == 0u) t->period_us = 1u;
     if (n > 0 && !t->armed) arm(t, 1u);
     board_irq_restore(saved);

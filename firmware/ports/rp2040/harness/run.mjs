@@ -6,12 +6,12 @@
 //
 // The rig at the pins (docs/firmware.md, "The RP2040 port"):
 //   * STEP/DIR of both TMC2209s (GP2/3 advance, GP6/7 rotation): each rising STEP edge
-//     is a microstep in DIR's direction; once per emulated millisecond the motor
-//     positions go to the bench model (firmware/bench, through nd-bench-link), which
-//     answers with the carriage (thrust-limited: steps lost above it), the force and
-//     the home switch;
-//   * the encoder (GP12/13): quadrature edges follow the carriage, 1 µm a count, one
-//     transition at most every ENC_EDGE_NS;
+//     is a microstep in DIR's direction; every 250 µs of emulated time while they
+//     change, the motor positions go to the bench model (firmware/bench, through
+//     nd-bench-link), which answers with the carriage (thrust-limited: steps lost above
+//     it), the force and the home switch;
+//   * the encoder (GP12/13): quadrature transitions follow the carriage, 1 µm each,
+//     spread over the next 200 µs;
 //   * the HX711 (GP10 SCK in, GP11 DOUT out): a conversion every 12.5 ms (80 SPS) of the
 //     bench's force with its noise; DOUT low when ready, shifted out MSB first on SCK's
 //     rising edges, the 25th pulse ends it; SCK high for more than 60 µs powers it down;
@@ -36,7 +36,8 @@ for (const need of ['image', 'pty-fd', 'bench-in', 'bench-out']) {
 const PTY_FD = Number(args['pty-fd']);
 const BENCH_IN = Number(args['bench-in']); // we write requests here
 const BENCH_OUT = Number(args['bench-out']); // and read replies here
-const UNTHROTTLED = args.unthrottled === '1'; // for measuring the emulator's speed
+const UNTHROTTLED = args.unthrottled === '1';
+const DEBUG = process.env.ND_RP2040_DEBUG === '1'; // the rig's every physics step on stderr // for measuring the emulator's speed
 
 const PIN = {
   advStep: 2, advDir: 3, rotStep: 6, rotDir: 7, hxSck: 10, hxDout: 11,
@@ -45,11 +46,11 @@ const PIN = {
 const ADV_NM_PER_MICROSTEP = 625n;
 const ROT_UCDEG_PER_MICROSTEP = 112500n;
 const ENC_NM_PER_COUNT = 1000;
-const ENC_EDGE_NS = 10_000;
+const ENC_SPREAD_NS = 200_000; // a physics period's count changes, spread over this
 const HX711_PERIOD_NS = 12_500_000; // 80 SPS
 const HX711_COUNTS_PER_MN = 160;
 const HX711_POWER_DOWN_NS = 60_000;
-const PHYSICS_PERIOD_NS = 1_000_000;
+const PHYSICS_PERIOD_NS = 250_000; // while the motors move; at rest, per conversion
 const SLICE_NS = 100_000; // host bytes are exchanged between slices of emulated time
 const FLASH_BASE = 0x10000000;
 
@@ -146,11 +147,27 @@ function physics() {
   rig.forceMn = reply.readInt32LE(8);
   rig.forceValid = reply[12] !== 0;
   rig.home = reply[13] !== 0;
+  if (DEBUG) {
+    log(`t ${mcu.clock.nanos / 1000} us motor ${motor.adv * ADV_NM_PER_MICROSTEP} nm ` +
+      `carriage ${rig.encoderNm} nm encoder ${encoder.count} counts force ${rig.forceMn} mN`);
+  }
   setInput(PIN.home, !rig.home); // closed to GND at home
   encoder.target = Math.floor(rig.encoderNm / ENC_NM_PER_COUNT);
-  if (encoder.count !== encoder.target && !encoder.alarmSet) {
+  const n = Math.abs(encoder.target - encoder.count);
+  if (n > 0) {
+    // (re)paced: what is still to go, spread over the next 200 µs
+    encoder.edgeNs = Math.max(1000, Math.floor(ENC_SPREAD_NS / n));
     encoder.alarmSet = true;
-    encoderAlarm.schedule(ENC_EDGE_NS);
+    encoderAlarm.schedule(encoder.edgeNs);
+  }
+}
+// the bench is asked only when a motor moved (IPC costs), and at each HX711 conversion
+const asked = { adv: 0n, rot: 0n };
+function physicsIfMoved() {
+  if (motor.adv !== asked.adv || motor.rot !== asked.rot) {
+    asked.adv = motor.adv;
+    asked.rot = motor.rot;
+    physics();
   }
 }
 const inputs = new Map();
@@ -162,13 +179,13 @@ function setInput(pin, value) {
   }
 }
 const physicsAlarm = mcu.clock.createAlarm(() => {
-  physics();
+  physicsIfMoved();
   physicsAlarm.schedule(PHYSICS_PERIOD_NS);
 });
 
 // ------------------------------------------------------------------ encoder
 const GRAY = [0b00, 0b10, 0b11, 0b01]; // (A << 1) | B, forward: A leads B
-const encoder = { count: 0, target: 0, alarmSet: false };
+const encoder = { count: 0, target: 0, alarmSet: false, edgeNs: 1000 };
 function showEncoder() {
   const ab = GRAY[((encoder.count % 4) + 4) % 4];
   setInput(PIN.encA, (ab & 2) !== 0);
@@ -181,14 +198,14 @@ const encoderAlarm = mcu.clock.createAlarm(() => {
   showEncoder();
   if (encoder.count !== encoder.target) {
     encoder.alarmSet = true;
-    encoderAlarm.schedule(ENC_EDGE_NS);
+    encoderAlarm.schedule(encoder.edgeNs);
   }
 });
 
 // ------------------------------------------------------------------ HX711
-const hx = { ready: false, word: 0, pulses: 0, sckHighAt: 0, poweredDown: false, lateReads: 0 };
+const hx = { ready: false, word: 0, pulses: 0, sckHighAt: 0, lateReads: 0 };
 function hxConvert() {
-  if (hx.poweredDown) return;
+  physics(); // the force now, with a fresh draw of the cell's noise
   let counts = Math.round(rig.forceMn * HX711_COUNTS_PER_MN);
   if (!rig.forceValid) counts = rig.forceMn >= 0 ? 0x7fffff : -0x800000; // at its rail
   counts = Math.max(-0x800000, Math.min(0x7fffff, counts));
@@ -222,6 +239,22 @@ mcu.gpio[PIN.hxSck].addListener((state, old) => {
   }
 });
 
+// ------------------------------------------------------------------ the tick (LED, GP25)
+const tick = { startNs: 0, count: 0, lateMax: 0, longest: 0 };
+mcu.gpio[25].addListener((state, old) => {
+  if (state === GPIOPinState.High && old !== GPIOPinState.High) {
+    tick.startNs = mcu.clock.nanos;
+    tick.count++;
+    tick.lateMax = Math.max(tick.lateMax, mcu.clock.nanos % 1e6);
+  } else if (state === GPIOPinState.Low && old === GPIOPinState.High) {
+    const took = mcu.clock.nanos - tick.startNs;
+    if (DEBUG && (took > 100_000 || tick.startNs % 1e6 > 100_000)) {
+      log(`tick at ${tick.startNs / 1000} us took ${took / 1000} us`);
+    }
+    tick.longest = Math.max(tick.longest, took);
+  }
+});
+
 // ------------------------------------------------------------------ e-stop, watchdog
 setInput(PIN.estop, false); // the NC contact is closed: not pressed
 process.on('SIGUSR1', () => {
@@ -248,7 +281,12 @@ function runFor(deltaNs) {
   const { clock, core } = mcu;
   const until = clock.nanos + deltaNs;
   while (clock.nanos < until) {
-    if (core.waiting) {
+    if (core.waiting && core.pendingInterrupts & core.enabledInterrupts && core.checkForInterrupts()) {
+      // rp2040js 1.4.1 sleeps through an interrupt that was already pending when WFI
+      // ran (it wakes on a new one only): the encoder's edges waited for the next tick,
+      // two transitions came together and read as a lost count. Silicon's WFI returns.
+      core.waiting = false;
+    } else if (core.waiting) {
       const next = clock.nanosToNextAlarm;
       const left = until - clock.nanos;
       clock.tick(next > 0 && next < left ? next : left);
@@ -260,7 +298,10 @@ function runFor(deltaNs) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const started = process.hrtime.bigint();
-const wallNs = () => Number(process.hrtime.bigint() - started);
+const MAX_LAG_NS = 5e6;
+let wallOffsetNs = 0; // wall time given up while the emulator was behind
+let slipNs = 0;
+const wallNs = () => Number(process.hrtime.bigint() - started) - wallOffsetNs;
 let instructionsAtReport = 0;
 
 setInput(PIN.hxDout, true);
@@ -272,19 +313,33 @@ hxAlarm.schedule(HX711_PERIOD_NS);
 
 async function main() {
   let slices = 0;
+  let ready = false;
   while (!stopping) {
     runFor(SLICE_NS);
+    if (!ready && tick.count > 20) {
+      // booted and ticking (and the JIT warmed a little): run_rp2040.py prints the pty
+      process.stdout.write('ready\n');
+      ready = true;
+    }
     exchangeHost();
     const ahead = mcu.clock.nanos - wallNs();
     if (!UNTHROTTLED && ahead > 1e6) await sleep(Math.floor(ahead / 1e6));
+    else if (!UNTHROTTLED && ahead < -MAX_LAG_NS) {
+      // behind (JIT warm-up, a loaded machine): let the time go rather than race to
+      // catch up — at 5× real time a host's heartbeats 50 ms apart would arrive 250 ms
+      // apart in emulated time, and the device's watchdog would trip
+      wallOffsetNs += -ahead - MAX_LAG_NS;
+      slipNs += -ahead - MAX_LAG_NS;
+    }
     else if (++slices % 20 === 0) await new Promise((r) => setImmediate(r)); // signals
   }
   const emulated = mcu.clock.nanos / 1e9;
-  const wall = wallNs() / 1e9;
+  const wall = (wallNs() + wallOffsetNs) / 1e9;
   log(
     `stopped: ${emulated.toFixed(2)} s emulated in ${wall.toFixed(2)} s ` +
       `(${(emulated / wall).toFixed(3)} of real time), watchdog resets ${resets}, ` +
-      `HX711 power-downs ${hx.lateReads}, host bytes in ${hostReads}`,
+      `HX711 power-downs ${hx.lateReads}, host bytes in ${hostReads}, ` +
+      `${(slipNs / 1e9).toFixed(2)} s behind and let go, longest tick ${tick.longest / 1000} us`,
   );
   void instructionsAtReport;
   process.exit(0);
