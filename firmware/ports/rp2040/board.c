@@ -146,7 +146,6 @@ void isr_timer0(void)
 
 void board_tick_clear(void) { tick_flag = false; }
 bool board_tick_pending(void) { return tick_flag; }
-bool board_rx_pending(void) { return rx_head != rx_tail; }
 
 void isr_uart0(void)
 {

@@ -40,7 +40,6 @@ void board_init(void);
 /* TIMER alarm 0 wakes the loop every 1 ms; which ticks are due is read from the clock. */
 void board_tick_clear(void);
 bool board_tick_pending(void);
-bool board_rx_pending(void);
 
 /* The RP2040 watchdog: armed once the loop runs, kicked once per pass (hal_watchdog_kick
  * for issue 17's HAL), it resets the chip if the loop hangs for BOARD_WATCHDOG_MS. */

@@ -13,6 +13,7 @@
 #include "steppers.h"
 
 void sensors_init(void);
+bool sensors_estop_pressed(void);
 
 static const struct nd_board board = {
     .serial_number = "ND-RP2040-0001",
@@ -43,25 +44,31 @@ int main(void)
      * half millisecond; nd_core_tick_sense() reads the encoder and the load cell at the
      * start of the next tick, once the carriage has done what was commanded. Sensing in
      * the same millisecond would see the encoder a whole tick behind the command: a
-     * following error of 20 µm at 20 mm/s, four times the core's stall threshold. */
+     * following error of 20 µm at 20 mm/s, four times the core's stall threshold.
+     * Commands are taken between a sense and the next move, where every other port
+     * takes them (a command between move and sense saw this tick's position with the
+     * last tick's readings: an oscillation overshot by a tick); a reply waits ≤ 1 ms. */
     uint64_t ticks_done = hal_time_us() / ND_TICK_US;
     bool moved = false;
     for (;;) {
         hal_watchdog_kick();
         board_tick_clear();
-        nd_core_poll();
         while (ticks_done < hal_time_us() / ND_TICK_US) {
             /* the LED is high while a tick runs: a scope (or the emulator's harness)
              * on GP25 sees each tick's start and length; it glows while running */
             SIO_GPIO_OUT_SET = 1u << PIN_LED;
             if (moved) nd_core_tick_sense();
+            /* the button latches ESTOP in the tick that sees it, before any motion */
+            if (sensors_estop_pressed()) nd_core_estop();
+            nd_core_poll();
             nd_core_tick_move();
             SIO_GPIO_OUT_CLR = 1u << PIN_LED;
             moved = true;
             ticks_done++;
         }
+        /* the bytes wait in the ring for the next tick: only the tick wakes the loop */
         uint32_t primask = board_irq_save();
-        if (!board_tick_pending() && !board_rx_pending()) {
+        if (!board_tick_pending()) {
             board_wfi();
         }
         board_irq_restore(primask);

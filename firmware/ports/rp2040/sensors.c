@@ -1,4 +1,5 @@
-/* sensors.c: the HAL's load cell (the HX711 in newtons' units) and home switch. */
+/* sensors.c: the HAL's load cell (the HX711 in newtons' units), the home switch, the
+ * e-stop input. */
 #include <stdbool.h>
 
 #include "board.h"
@@ -30,6 +31,9 @@ bool hal_load_cell_read_mn(int32_t *out_mn)
 /* Closed to GND at home: low while the carriage is on it. */
 bool hal_home_switch(void) { return !board_gpio_get(PIN_HOME); }
 
+/* The e-stop's NC contact to GND: high when pressed or when its wire is cut. */
+bool sensors_estop_pressed(void) { return board_gpio_get(PIN_ESTOP); }
+
 /* Wait, at boot only, for the first conversion (the HX711 settles ~400 ms after power-up
  * at 10 SPS, ~50 ms at 80): the core reads the sensors in nd_core_init and a load cell
  * with no reading yet would latch LOAD_CELL at once. */
@@ -38,6 +42,7 @@ void sensors_init(void)
     int32_t raw;
     hx711_init(hal_time_us());
     board_gpio_input(PIN_HOME, BOARD_PULL_UP);
+    board_gpio_input(PIN_ESTOP, BOARD_PULL_UP);
     for (;;) {
         const enum hx711_result r = hx711_poll(hal_time_us(), &raw);
         if (r == HX711_FAULT) return; /* the core latches LOAD_CELL: a wiring fault */
