@@ -51,6 +51,14 @@ int main(void)
     uint64_t ticks_done = hal_time_us() / ND_TICK_US;
     bool moved = false;
     for (;;) {
+#ifdef ND_PLANT_LOOP_HANG
+        /* planted (tests/hil/test_hil_rp2040.py): the loop hangs 2 s after a power-on
+         * boot; the watchdog resets the chip, and the boot after that runs on */
+        if (hal_time_us() > 2000000u && !board_watchdog_caused_reset()) {
+            for (;;) {
+            }
+        }
+#endif
         hal_watchdog_kick();
         board_tick_clear();
         while (ticks_done < hal_time_us() / ND_TICK_US) {

@@ -64,10 +64,21 @@ function log(text) {
 }
 
 function boot() {
+  // rp2040js's core.reset() sets SP and PC only: a watchdog reset taken inside an
+  // interrupt handler left the core in handler mode, and the new boot's tick interrupt
+  // was never taken. What a chip reset does to the core, here; the peripherals keep
+  // their state (the firmware sets up every one it uses).
+  const core = mcu.core;
+  Object.assign(core, {
+    IPSR: 0, PM: false, SPSEL: 0, nPRIV: false, currentMode: 0, waiting: false,
+    pendingInterrupts: 0, enabledInterrupts: 0, interruptPriorities: [0xffffffff, 0, 0, 0],
+    pendingNMI: false, pendingPendSV: false, pendingSVCall: false, pendingSystick: false,
+    VTOR: 0, SHPR2: 0, SHPR3: 0,
+  });
+  core.reset();
   // no bootrom (it is not redistributable here): start at boot2, as its hand-over would
-  mcu.core.reset();
-  mcu.core.SP = 0x20042000;
-  mcu.core.PC = FLASH_BASE;
+  core.SP = 0x20042000;
+  core.PC = FLASH_BASE;
 }
 
 // ------------------------------------------------------------------ UART0 <-> pty
@@ -266,9 +277,11 @@ process.on('SIGUSR2', () => {
   setInput(PIN.estop, false);
 });
 let resets = 0;
-mcu.peripherals[0x40058].onWatchdogTrigger = () => {
+const watchdog = mcu.peripherals[0x40058];
+watchdog.onWatchdogTrigger = () => {
   resets++;
-  log(`watchdog reset #${resets} at ${(mcu.clock.nanos / 1e6).toFixed(1)} ms`);
+  watchdog.writeUint32(0, 0); // a chip reset stops the watchdog (REASON stays: TIMER)
+  log(`watchdog reset #${resets} at ${(mcu.clock.nanos / 1e6).toFixed(1)} ms (pc 0x${mcu.core.PC.toString(16)})`);
   boot();
 };
 
