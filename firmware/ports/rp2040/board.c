@@ -105,7 +105,7 @@ void board_init(void)
     clocks_init();
     unreset(RESET_IO_BANK0 | RESET_PADS_BANK0 | RESET_TIMER | RESET_UART0 | RESET_UART1);
     uart0_init();
-    board_gpio_output(PIN_LED, true);
+    board_gpio_output(PIN_LED, false); /* high while a tick runs (main.c) */
     /* priorities: the step trains and the encoder (0, steppers.c, encoder.c) above the
      * UART, the UART above the tick's wake-up */
     REG(NVIC_IPR(IRQ_UART0)) |= 0x40u << (8u * (IRQ_UART0 % 4u));
