@@ -11,6 +11,7 @@
 #include "nd_core.h"
 #include "rp2040_regs.h"
 #include "steppers.h"
+#include "tmc2209.h"
 
 void sensors_init(void);
 bool sensors_estop_pressed(void);
@@ -33,7 +34,9 @@ static const struct nd_board board = {
 int main(void)
 {
     board_init();
-    steppers_init();
+    board_gpio_output(PIN_DRV_EN, true); /* drivers off until they are set up */
+    tmc2209_init();
+    steppers_init(); /* ... and on */
     encoder_init();
     sensors_init();
     nd_core_init(&board);

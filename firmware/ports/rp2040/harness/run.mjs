@@ -15,6 +15,8 @@
 //   * the HX711 (GP10 SCK in, GP11 DOUT out): a conversion every 12.5 ms (80 SPS) of the
 //     bench's force with its noise; DOUT low when ready, shifted out MSB first on SCK's
 //     rising edges, the 25th pulse ends it; SCK high for more than 60 µs powers it down;
+//   * the TMC2209s' UART (UART1): datagrams checked (sync, address, CRC); the microstep
+//     resolution they set scales each STEP edge (the pins' default until then);
 //   * the home switch (GP14, low at home), the e-stop (GP15, high when pressed: SIGUSR1
 //     presses it, SIGUSR2 releases it);
 //   * the watchdog: a reset it causes restarts the core (logged on stderr).
@@ -43,8 +45,9 @@ const PIN = {
   advStep: 2, advDir: 3, rotStep: 6, rotDir: 7, hxSck: 10, hxDout: 11,
   encA: 12, encB: 13, home: 14, estop: 15,
 };
-const ADV_NM_PER_MICROSTEP = 625n;
-const ROT_UCDEG_PER_MICROSTEP = 112500n;
+// per full step (1.8°): the advance's 2 mm lead screw, the rotation direct
+const ADV_NM_PER_FULL_STEP = 10_000;
+const ROT_UCDEG_PER_FULL_STEP = 1_800_000;
 const ENC_NM_PER_COUNT = 1000;
 const ENC_SPREAD_NS = 200_000; // a physics period's count changes, spread over this
 const HX711_PERIOD_NS = 12_500_000; // 80 SPS
@@ -117,16 +120,59 @@ function exchangeHost() {
 }
 
 // ------------------------------------------------------------------ steppers
-const motor = { adv: 0n, rot: 0n };
-function stepper(stepPin, dirPin, axis) {
+// ------------------------------------------------------------------ TMC2209s on UART1
+// Each driver's microstep resolution is what its registers say: until a valid write of
+// GCONF.mstep_reg_select and CHOPCONF.MRES, its MS1/MS2 pins' (which also set its
+// address: 00 -> 1/8 for the advance, 01 -> 1/32 for the rotation) — a board whose UART
+// set-up failed moves the wrong distances and the suite sees it.
+const MICROSTEPS_BY_PINS = [8, 32];
+const tmc = MICROSTEPS_BY_PINS.map((m) => ({ microsteps: m, gconf: 0, chopconf: 0x10000053 }));
+const tmcStats = { writes: 0, bad: 0 };
+let tmcBytes = [];
+function tmcCrc(bytes) {
+  let crc = 0;
+  for (let byte of bytes) {
+    for (let bit = 0; bit < 8; bit++) {
+      crc = ((crc >> 7) ^ (byte & 1)) !== 0 ? ((crc << 1) ^ 0x07) & 0xff : (crc << 1) & 0xff;
+      byte >>= 1;
+    }
+  }
+  return crc;
+}
+mcu.uart[1].onByte = (b) => {
+  tmcBytes.push(b);
+  if (tmcBytes[0] !== 0x05) tmcBytes.shift(); // hunt for the sync byte
+  if (tmcBytes.length < 8) return;
+  const d = tmcBytes;
+  tmcBytes = [];
+  if (tmcCrc(d.slice(0, 7)) !== d[7] || d[1] > 1 || !(d[2] & 0x80)) {
+    tmcStats.bad++;
+    return;
+  }
+  tmcStats.writes++;
+  const drv = tmc[d[1]];
+  const value = ((d[3] << 24) | (d[4] << 16) | (d[5] << 8) | d[6]) >>> 0;
+  const reg = d[2] & 0x7f;
+  if (reg === 0x00) drv.gconf = value;
+  if (reg === 0x6c) drv.chopconf = value;
+  drv.microsteps = drv.gconf & (1 << 7) ? 256 >> ((drv.chopconf >>> 24) & 0xf) : MICROSTEPS_BY_PINS[d[1]];
+};
+
+// ------------------------------------------------------------------ steppers
+const motor = { advNm: 0, rotUcdeg: 0 };
+function stepper(stepPin, dirPin, step) {
   mcu.gpio[stepPin].addListener((state, old) => {
     if (state === GPIOPinState.High && old !== GPIOPinState.High) {
-      motor[axis] += mcu.gpio[dirPin].value === GPIOPinState.High ? 1n : -1n;
+      step(mcu.gpio[dirPin].value === GPIOPinState.High ? 1 : -1);
     }
   });
 }
-stepper(PIN.advStep, PIN.advDir, 'adv');
-stepper(PIN.rotStep, PIN.rotDir, 'rot');
+stepper(PIN.advStep, PIN.advDir, (dir) => {
+  motor.advNm += (dir * ADV_NM_PER_FULL_STEP) / tmc[0].microsteps;
+});
+stepper(PIN.rotStep, PIN.rotDir, (dir) => {
+  motor.rotUcdeg += (dir * ROT_UCDEG_PER_FULL_STEP) / tmc[1].microsteps;
+});
 
 // ------------------------------------------------------------------ bench model link
 const request = Buffer.alloc(16);
@@ -150,8 +196,8 @@ function readExactly(fd, buf) {
   }
 }
 function physics() {
-  request.writeBigInt64LE(motor.adv * ADV_NM_PER_MICROSTEP, 0);
-  request.writeBigInt64LE(motor.rot * ROT_UCDEG_PER_MICROSTEP, 8);
+  request.writeBigInt64LE(BigInt(Math.round(motor.advNm)), 0);
+  request.writeBigInt64LE(BigInt(Math.round(motor.rotUcdeg)), 8);
   fs.writeSync(BENCH_IN, request);
   readExactly(BENCH_OUT, reply);
   rig.encoderNm = Number(reply.readBigInt64LE(0));
@@ -159,7 +205,7 @@ function physics() {
   rig.forceValid = reply[12] !== 0;
   rig.home = reply[13] !== 0;
   if (DEBUG) {
-    log(`t ${mcu.clock.nanos / 1000} us motor ${motor.adv * ADV_NM_PER_MICROSTEP} nm ` +
+    log(`t ${mcu.clock.nanos / 1000} us motor ${Math.round(motor.advNm)} nm ` +
       `carriage ${rig.encoderNm} nm encoder ${encoder.count} counts force ${rig.forceMn} mN`);
   }
   setInput(PIN.home, !rig.home); // closed to GND at home
@@ -173,11 +219,11 @@ function physics() {
   }
 }
 // the bench is asked only when a motor moved (IPC costs), and at each HX711 conversion
-const asked = { adv: 0n, rot: 0n };
+const asked = { adv: 0, rot: 0 };
 function physicsIfMoved() {
-  if (motor.adv !== asked.adv || motor.rot !== asked.rot) {
-    asked.adv = motor.adv;
-    asked.rot = motor.rot;
+  if (motor.advNm !== asked.adv || motor.rotUcdeg !== asked.rot) {
+    asked.adv = motor.advNm;
+    asked.rot = motor.rotUcdeg;
     physics();
   }
 }
@@ -352,6 +398,8 @@ async function main() {
     `stopped: ${emulated.toFixed(2)} s emulated in ${wall.toFixed(2)} s ` +
       `(${(emulated / wall).toFixed(3)} of real time), watchdog resets ${resets}, ` +
       `HX711 power-downs ${hx.lateReads}, host bytes in ${hostReads}, ` +
+      `TMC2209 writes ${tmcStats.writes} (bad ${tmcStats.bad}), ` +
+      `microsteps ${tmc[0].microsteps}/${tmc[1].microsteps}, ` +
       `${(slipNs / 1e9).toFixed(2)} s behind and let go, longest tick ${tick.longest / 1000} us`,
   );
   void instructionsAtReport;
