@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test safety demo bench lint clean mutants
+.PHONY: venv test safety demo bench lint clean mutants hil-rp2040
 
 venv: $(STAMP)
 
@@ -47,6 +47,17 @@ MUTANTS_ARGS ?=
 mutants: $(STAMP)
 	$(BIN)/python -m pip install --quiet universalmutator
 	$(BIN)/python tests/hil/mutation.py --json firmware/build/mutants/results.json $(MUTANTS_ARGS)
+
+# The whole HIL suite on the firmware under rp2040js (an emulated Raspberry Pi Pico, real
+# time, ~2 minutes); make test runs a subset (tests/hil/test_hil_rp2040.py).
+hil-rp2040: $(STAMP)
+	mkdir -p firmware/build; rm -f firmware/build/rp2040-pty.txt
+	$(BIN)/python -m firmware.launch rp2040 > firmware/build/rp2040-pty.txt & \
+	pid=$$!; \
+	while [ ! -s firmware/build/rp2040-pty.txt ]; do kill -0 $$pid || exit 1; sleep 0.2; done; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider hil_tests --port $$(head -1 firmware/build/rp2040-pty.txt) \
+	    --rig-config firmware/ports/rp2040/rig.toml --allow-motion; \
+	status=$$?; kill $$pid; wait $$pid; exit $$status
 
 clean:
 	rm -rf $(VENV) build *.egg-info

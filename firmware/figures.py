@@ -1,12 +1,13 @@
 """The HIL suite on every device, its figures side by side in one table.
 
-    python -m firmware.figures [--devices sim,posix,m3] [--json]
+    python -m firmware.figures [--devices sim,posix,m3,rp2040] [--json]
 
 runs ``pytest hil_tests`` against the in-process simulator (virtual clock), the C
-firmware's posix port (a pty, real time) and its Cortex-M3 image under QEMU (a pty, real
-time), each with its rig file, and prints passed/skipped/failed and the safety figures
-the suite measured (device time, from telemetry and events), plus the M3 image's size. A
-device whose tools are missing is reported as such, not run.
+firmware's posix port (a pty, real time), its Cortex-M3 image under QEMU and, when asked,
+its Raspberry Pi Pico image under rp2040js (ptys, real time), each with its rig file, and
+prints passed/skipped/failed and the safety figures the suite measured (device time, from
+telemetry and events), plus the images' sizes. A device whose tools are missing is
+reported as such, not run.
 """
 
 from __future__ import annotations
@@ -57,9 +58,11 @@ def _device(name: str) -> Iterator[tuple[str, list[str]]]:
     if name == "sim":
         yield "sim://", []
         return
-    port = "posix" if name == "posix" else "m3"
+    port = name if name in ("posix", "rp2040") else "m3"
+    # the Pico's image declares a real rig (simulated = 0): its motion needs the opt-in
+    opt_in = ["--allow-motion"] if port == "rp2040" else []
     with running(port) as dev:
-        yield dev.path, ["--rig-config", str(RIG_CONFIG[port])]
+        yield dev.path, ["--rig-config", str(RIG_CONFIG[port]), *opt_in]
 
 
 def run_suite(name: str, workdir: Path) -> dict[str, Any]:
@@ -80,10 +83,10 @@ def run_suite(name: str, workdir: Path) -> dict[str, Any]:
     return data
 
 
-def m3_size() -> str:
-    """arm-none-eabi-size of the Cortex-M3 image (text, data, bss)."""
+def m3_size(port: str = "m3") -> str:
+    """arm-none-eabi-size of a cross-built image (text, data, bss): m3 or rp2040."""
     try:
-        elf = build("m3")
+        elf = build(port)
     except PortUnavailable as exc:
         return str(exc)
     s = image_size(elf)
@@ -143,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: FAILED {k}: {rep['tests'][k].get('failure', '')}")
     if "m3" in ns.devices:
         print(f"Cortex-M3 image: {m3_size()}")
+    if "rp2040" in ns.devices:
+        print(f"RP2040 image: {m3_size('rp2040')}")
     return 0
 
 

@@ -2,6 +2,7 @@
 
     python -m firmware.launch posix [--defect NAME] [--sanitize] [-- ARGS…]
     python -m firmware.launch m3    [--defect NAME]
+    python -m firmware.launch rp2040 [--defect NAME] [-- BENCH ARGS…]
 
 builds the port (make), starts it, prints the pty path as the first line (as
 ``needlectl sim serve --pty`` does) and runs until Ctrl-C / SIGTERM, when the device
@@ -31,20 +32,27 @@ from typing import IO, Any
 from sim_device.core_build import VARIANTS
 
 FIRMWARE = Path(__file__).resolve().parent
-PORTS = ("posix", "m3")
+PORTS = ("posix", "m3", "rp2040")
 # every compile-flag variant of the core: the planted defects and the suite's mutants
 # (one list, sim_device/core_build.py; the simulator builds the same flags)
 DEFECTS = tuple(VARIANTS)
 RIG_CONFIG = {
     "posix": FIRMWARE / "ports" / "posix" / "rig.toml",
     "m3": FIRMWARE / "ports" / "mps2-an385" / "rig.toml",
+    "rp2040": FIRMWARE / "ports" / "rp2040" / "rig.toml",
 }
+RP2040_HARNESS = FIRMWARE / "ports" / "rp2040" / "harness"
 _TOOLS = {
     "posix": (("make", "make"), ("cc", "gcc")),
     "m3": (
         ("make", "make"),
         ("arm-none-eabi-gcc", "gcc-arm-none-eabi libnewlib-arm-none-eabi"),
         ("qemu-system-arm", "qemu-system-arm"),
+    ),
+    "rp2040": (
+        ("make", "make"),
+        ("arm-none-eabi-gcc", "gcc-arm-none-eabi libnewlib-arm-none-eabi"),
+        ("node", "nodejs"),
     ),
 }
 START_TIMEOUT_S = 20.0
@@ -60,14 +68,20 @@ def check_tools(port: str) -> None:
         raise PortUnavailable(
             f"firmware port {port} needs {', '.join(missing)}: apt-get install {' '.join(missing)}"
         )
+    if port == "rp2040" and not (RP2040_HARNESS / "node_modules" / "rp2040js").is_dir():
+        # the emulator is an npm package (.ci/run installs it)
+        raise PortUnavailable(
+            f"firmware port rp2040 needs the npm package rp2040js: npm ci --prefix {RP2040_HARNESS}"
+        )
 
 
 def build(port: str = "posix", defect: str | None = None, sanitize: bool = False) -> Path:
-    """Build a port (make is incremental); returns the binary (posix) or ELF image (m3)."""
+    """Build a port (make is incremental); returns the binary (posix) or the ELF image (m3,
+    rp2040: its .bin and .uf2 beside it)."""
     check_tools(port)
     if defect is not None and defect not in DEFECTS:
         raise ValueError(f"unknown defect {defect!r}; known: {', '.join(DEFECTS)}")
-    args = ["make", "-s", "-C", str(FIRMWARE), "posix" if port == "posix" else "m3"]
+    args = ["make", "-s", "-C", str(FIRMWARE), port]
     suffix = ""
     if sanitize and port == "posix":
         args.append("SANITIZE=1")
@@ -80,6 +94,8 @@ def build(port: str = "posix", defect: str | None = None, sanitize: bool = False
         raise RuntimeError(f"building firmware port {port} failed:\n{proc.stdout}{proc.stderr}")
     if port == "posix":
         return FIRMWARE / "build" / f"posix{suffix}" / "nd-firmware"
+    if port == "rp2040":
+        return FIRMWARE / "build" / f"rp2040{suffix}" / "nd-firmware.elf"
     return FIRMWARE / "build" / f"mps2-an385{suffix}" / "nd-firmware.elf"
 
 
@@ -174,6 +190,15 @@ def running(
                 )
                 assert proc.stdout is not None
                 path = _read_first_line(proc.stdout, proc)
+            elif port == "rp2040":
+                # the emulator under Node, the bench model's options passed on
+                runner = FIRMWARE / "ports" / "rp2040" / "run_rp2040.py"
+                command = [sys.executable, str(runner), "--image", str(image.with_suffix(".bin"))]
+                proc = subprocess.Popen(
+                    [*command, "--", *args], stdout=subprocess.PIPE, stderr=err, text=True
+                )
+                assert proc.stdout is not None
+                path = _read_first_line(proc.stdout, proc)
             else:
                 # QEMU names its pty slowly and starts passing host bytes ~1 s after the
                 # pty is opened (it polls for the open): the HIL suite's first HELLO waits
@@ -194,7 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("port", choices=PORTS)
     parser.add_argument("--defect", choices=DEFECTS, help="plant a defect (HIL suite check)")
     parser.add_argument("--sanitize", action="store_true", help="posix: ASan + UBSan build")
-    parser.add_argument("args", nargs="*", help="posix: options of nd-firmware (after --)")
+    parser.add_argument(
+        "args", nargs="*", help="posix: options of nd-firmware; rp2040: of its bench (after --)"
+    )
     ns = parser.parse_args(argv)
     try:
         with running(ns.port, ns.defect, ns.sanitize, tuple(ns.args)) as dev:

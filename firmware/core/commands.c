@@ -188,7 +188,8 @@ static void stop(uint8_t id)
     ack(id);
 }
 
-static void estop(uint8_t id)
+/* The e-stop's effect: the ESTOP command's and a board's e-stop input's (nd_core_estop) */
+static void estop_now(void)
 {
 #ifdef ND_DEFECT_ESTOP_DECELERATES
     /* mutant: e-stop handled like STOP, the axes ramp down instead of halting */
@@ -208,8 +209,15 @@ static void estop(uint8_t id)
     } else {
         nd_dev_update_state(); /* idempotent: a second ESTOP changes nothing */
     }
+}
+
+static void estop(uint8_t id)
+{
+    estop_now();
     ack(id);
 }
+
+void nd_core_estop(void) { estop_now(); }
 
 static void clear_fault(uint8_t id)
 {

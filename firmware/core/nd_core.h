@@ -43,6 +43,10 @@ void nd_core_tick_sense(void);
  * anything to do (a heartbeat, the watchdog) if no byte arrives before it; 0 while any
  * tick may change something. A port may sleep until then (the simulator skips to it). */
 uint64_t nd_core_idle_until_us(void);
+/* A board's hardware e-stop input: what the ESTOP command does (both axes halted, ESTOP
+ * latched, re-homing needed), with no reply. Idempotent: call it every tick the button
+ * is pressed, from the main loop (a real button also cuts the drivers' power). */
+void nd_core_estop(void);
 
 /* Counters a port may print (the same figures STATUS carries). */
 struct nd_core_stats {

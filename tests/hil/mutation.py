@@ -60,6 +60,7 @@ SAFETY_FUNCTIONS = frozenset(
         "watchdog_trip",
         # e-stop, stop
         "estop",
+        "estop_now",
         "stop",
         "advance_to_rest",
         "rotation_to_rest",

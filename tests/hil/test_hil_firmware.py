@@ -58,6 +58,11 @@ BENCH_SKIPS = {
 FULL_TRAVEL_RIG = RIG_CONFIG["posix"].with_name("rig-full-travel.toml")
 NO_BLOCK_ARGS = ("--block-mm", "-1")
 VARIANTS = {"posix": ("clean", "full-travel", *CAUGHT_BY), "m3": ("clean", M3_DEFECT)}
+# The Raspberry Pi Pico image under rp2040js runs a subset of the suite here (the whole one
+# is ~2 minutes: make hil-rp2040); tests/hil/test_hil_rp2040.py has the rest of its checks.
+RP2040_SUBSET = (
+    "test_handshake or test_lost_reply_resend_executes_once or test_stall_cutoff_latency"
+)
 
 
 class Runs:
@@ -76,6 +81,7 @@ class Runs:
         for port, variants in (
             ("posix", ["clean", "full-travel", *CAUGHT_BY]),
             ("m3", ["clean", M3_DEFECT]),
+            ("rp2040", ["clean", M3_DEFECT]),
         ):
             if _available(port) is not None:
                 continue
@@ -104,6 +110,10 @@ def _suite(port: str, variant: str, workdir: Path) -> tuple[HilRun, str]:
         rig, launch_args, select = FULL_TRAVEL_RIG, NO_BLOCK_ARGS, ["-k", "test_hard_travel_limit"]
     elif variant != "clean":
         defect, select = variant, ["-k", _SELECT[variant]]
+    elif port == "rp2040":
+        select = ["-k", RP2040_SUBSET]
+    if port == "rp2040":
+        select.append("--allow-motion")  # its image declares a real rig (simulated = 0)
     # the clean run is the sanitizers' (a memory error anywhere in the core fails it); a
     # defect run only has to show its catching test failing
     sanitize = port == "posix" and variant == "clean"
@@ -229,3 +239,23 @@ def test_posix_port_is_driven_to_its_hard_travel(runs: Runs) -> None:
     assert run.report is not None
     figures = run.report["tests"][f"hil_tests/{hard}"]["figures"]
     assert figures["deepest_encoder_um"] == figures["travel_um"] == 150_000
+
+
+@suite_timeout(2)
+def test_suite_subset_passes_on_the_rp2040(runs: Runs) -> None:
+    run, stderr = runs.result("rp2040")
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.failed() == [] and 6 <= len(run.outcomes) <= 15, run.outcomes
+    assert run.report is not None
+    assert run.report["device"]["serial_number"] == "ND-RP2040-0001"
+    stall = run.report["tests"]["hil_tests/test_safety.py::test_stall_cutoff_latency"]["figures"]
+    assert 0 <= stall["stall_latency_ms"] <= 10
+    # the harness's report as it stopped: no watchdog reset, the HX711 never powered down
+    assert "watchdog resets 0" in stderr and "HX711 power-downs 0" in stderr, stderr[-2000:]
+
+
+@suite_timeout(2)
+def test_a_planted_defect_is_caught_on_the_rp2040(runs: Runs) -> None:
+    run, _ = runs.result("rp2040", M3_DEFECT)
+    assert run.returncode == 1, run.output[-2000:]
+    assert run.outcomes.get(CAUGHT_BY[M3_DEFECT]) == "failed", run.outcomes

@@ -1,0 +1,172 @@
+"""The firmware on an emulated Raspberry Pi Pico (firmware/ports/rp2040): the image built
+with arm-none-eabi-gcc runs under rp2040js (Node), the rig at its pins, UART0 on a real
+pty, in real time. Skipped with one line saying what to install when Node, the npm
+package or the toolchain is missing (`.ci/run` installs them).
+
+Here: the image's size and its UF2, the e-stop button, the RP2040 watchdog resetting a
+hung loop. A subset of the unchanged HIL suite and a planted defect run with the other
+ports' suites, in tests/hil/test_hil_firmware.py's lanes (the whole suite is ~2 minutes
+of real time: `make hil-rp2040`)."""
+
+from __future__ import annotations
+
+import select
+import signal
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from firmware.launch import (
+    FIRMWARE,
+    PortUnavailable,
+    build,
+    check_tools,
+    image_size,
+    running,
+    stop,
+)
+from firmware_host.client import NeedleDriver
+from protocol.schema import EventCode, FaultFlags
+
+PORT_DIR = FIRMWARE / "ports" / "rp2040"
+FLASH_BUDGET_B = 32 * 1024
+RAM_BUDGET_B = 16 * 1024
+UF2_MAGIC = (0x0A324655, 0x9E5D5157)
+RP2040_FAMILY_ID = 0xE48BFF56
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tools() -> None:
+    try:
+        check_tools("rp2040")
+    except PortUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+def test_image_fits_and_its_uf2_carries_it() -> None:
+    elf = build("rp2040")
+    size = image_size(elf)
+    assert size.flash_b <= FLASH_BUDGET_B and size.ram_b <= RAM_BUDGET_B, size
+    image = elf.with_suffix(".bin").read_bytes()
+    uf2 = elf.with_suffix(".uf2").read_bytes()
+    blocks = [uf2[i : i + 512] for i in range(0, len(uf2), 512)]
+    assert len(blocks) == (len(image) + 255) // 256
+    carried = b""
+    for n, block in enumerate(blocks):
+        m0, m1, _flags, addr, size_b, number, total, family = struct.unpack("<8I", block[:32])
+        assert (m0, m1) == UF2_MAGIC and family == RP2040_FAMILY_ID
+        assert (addr, size_b, number, total) == (0x10000000 + 256 * n, 256, n, len(blocks))
+        carried += block[32 : 32 + size_b]
+    assert carried[: len(image)] == image
+
+
+@pytest.mark.timeout(60)
+def test_the_estop_button_latches_until_released_and_the_drivers_are_set_up() -> None:
+    with running("rp2040") as dev:
+        latched, events, cleared_while_pressed, cleared_after = _press_the_button(
+            dev.path, dev.proc
+        )
+    assert latched & FaultFlags.ESTOP, latched
+    assert EventCode.ESTOP in events
+    assert cleared_while_pressed & FaultFlags.ESTOP, "the e-stop cleared while pressed"
+    assert not cleared_after & FaultFlags.ESTOP, "the e-stop did not clear once released"
+    # at boot both TMC2209s took their five registers over UART1 (the harness checks each
+    # datagram's CRC) and run at 16 microsteps, the distance steppers.h assumes
+    assert "TMC2209 writes 10 (bad 0), microsteps 16/16" in dev.stderr(), dev.stderr()
+
+
+def _press_the_button(
+    path: str, proc: subprocess.Popen[str]
+) -> tuple[FaultFlags, list[EventCode | int], FaultFlags, FaultFlags]:
+    """Press the rig's e-stop (SIGUSR1 to run_rp2040.py), clear while it is held, release
+    it (SIGUSR2), clear again: the latched faults after each."""
+    with NeedleDriver.open(path) as nd:
+        before = nd.status().counters.last_event_number
+        proc.send_signal(signal.SIGUSR1)
+        # each STATUS is a round trip (≤ 1 ms of device time): the button is seen within
+        # a tick, so a few round trips find the latch (no predicate calling back into
+        # the link from its own wait: that deadlocks the client)
+        deadline = time.monotonic() + 2.0
+        latched = nd.status().latched_faults
+        while not latched & FaultFlags.ESTOP and time.monotonic() < deadline:
+            latched = nd.status().latched_faults
+        events = [e.code for e in nd.events() if e.number > before]
+        nd.clear_fault()
+        held = nd.status().latched_faults
+        proc.send_signal(signal.SIGUSR2)
+        nd.wait_s(0.05)
+        nd.clear_fault()
+        after = nd.status().latched_faults
+    return latched, events, held, after
+
+
+@pytest.fixture
+def hung_image() -> Path:
+    """The image with a planted hang: its main loop stops 2 s after boot (once)."""
+    proc = subprocess.run(
+        ["make", "-s", "-C", str(PORT_DIR), "PLANT=loop_hang"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return FIRMWARE / "build" / "rp2040-plant-loop_hang" / "nd-firmware.bin"
+
+
+@pytest.mark.timeout(60)
+def test_the_watchdog_resets_a_hung_loop(hung_image: Path) -> None:
+    with _run_image(hung_image) as (path, log):
+        with NeedleDriver.open(path) as nd:
+            assert nd.status().counters.last_event_number >= 1
+        # hung at 2 s, reset BOARD_WATCHDOG_MS (100 ms) later: the harness says so
+        assert log.wait_for("watchdog reset #1", 20.0), log.text
+        with NeedleDriver.open(path) as nd:
+            st = nd.status()
+            events = nd.events()
+    # a fresh boot: its device time restarted, its event log begins with BOOT
+    assert st.device_time_s < 10.0, st
+    assert [e.code for e in events][:1] == [EventCode.BOOT], events
+
+
+class _Log:
+    """The emulator's stderr, read as it comes (a pipe: waiting is select, not sleep)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.text = ""
+
+    def wait_for(self, needle: str, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while needle not in self.text:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.stream], [], [], left)[0]:
+                return False
+            line = self.stream.readline()
+            if not line:
+                return False
+            self.text += line
+        return True
+
+
+@contextmanager
+def _run_image(image: Path) -> Iterator[tuple[str, _Log]]:
+    proc = subprocess.Popen(
+        [sys.executable, str(PORT_DIR / "run_rp2040.py"), "--image", str(image)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        path = proc.stdout.readline().strip()
+        assert path.startswith("/dev/"), proc.stderr.read()
+        yield path, _Log(proc.stderr)
+    finally:
+        stop(proc)
