@@ -57,6 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lesion", default="soft-stenosis", help="library name or TOML file")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--noise", type=float, default=1.0, help="load cell noise multiplier")
+    p.add_argument(
+        "--load-cell",
+        metavar="PART",
+        default=None,
+        help="load cell part (ideal, hx711-10, hx711-80, hx717-320, ads1220-660, "
+        "ads1220-2000; default: the lesion file's, else ideal)",
+    )
+    p.add_argument("--drift", type=float, default=1.0, help="load cell drift multiplier")
     p.add_argument("--stats", metavar="FILE", help="write device statistics (JSON) here")
     p.add_argument("--defect", choices=sorted(DEFECTS), help="plant a firmware defect")
     p.add_argument("--watchdog-ms", type=int, default=200)
@@ -79,6 +87,13 @@ def options_from_args(ns: argparse.Namespace) -> DeviceOptions:
         raise ServeError(f"link faults: {exc}") from None
     if not 1 <= ns.watchdog_ms <= 65535:
         raise ServeError(f"--watchdog-ms {ns.watchdog_ms} must be 1..65535")
+    if ns.load_cell is not None:
+        from sim_device.load_cells import LoadCellError, get_part
+
+        try:
+            get_part(ns.load_cell)
+        except LoadCellError as exc:
+            raise ServeError(f"--load-cell: {exc}") from None
     return DeviceOptions(
         lesion=ns.lesion,
         seed=ns.seed,
@@ -89,6 +104,8 @@ def options_from_args(ns: argparse.Namespace) -> DeviceOptions:
         defect=ns.defect,
         watchdog_ms=ns.watchdog_ms,
         serial_number=ns.serial,
+        load_cell=ns.load_cell,
+        drift=ns.drift,
     )
 
 
