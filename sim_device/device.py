@@ -123,6 +123,8 @@ class DeviceOptions:
         load_cell = params.get("load_cell") or None
         check_load_cell(load_cell)
         drift = number("drift", 1.0)
+        if drift < 0:
+            raise DeviceOptionError(f"sim option drift={drift} must be ≥ 0")
         seed = integer("seed", 0)
         if not 0 <= seed <= 2**32 - 1:
             raise DeviceOptionError(f"sim option seed={seed} must be 0..{2**32 - 1}")

@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--load-cell",
         metavar="PART",
+        type=_load_cell_part,
         default=None,
         help="load cell part (ideal, hx711-10, hx711-80, hx717-320, ads1220-660, "
         "ads1220-2000; default: the lesion file's, else ideal)",
@@ -80,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _load_cell_part(name: str) -> str:
+    """argparse type: a known part's name (an unknown one is a usage error naming them)."""
+    from sim_device.load_cells import LoadCellError, get_part
+
+    try:
+        return get_part(name).name
+    except LoadCellError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def options_from_args(ns: argparse.Namespace) -> DeviceOptions:
     try:
         link = LinkFaultConfig(ns.corrupt, ns.drop, ns.duplicate, ns.cut_at_s, ns.cut_for_s)
@@ -87,13 +98,6 @@ def options_from_args(ns: argparse.Namespace) -> DeviceOptions:
         raise ServeError(f"link faults: {exc}") from None
     if not 1 <= ns.watchdog_ms <= 65535:
         raise ServeError(f"--watchdog-ms {ns.watchdog_ms} must be 1..65535")
-    if ns.load_cell is not None:
-        from sim_device.load_cells import LoadCellError, get_part
-
-        try:
-            get_part(ns.load_cell)
-        except LoadCellError as exc:
-            raise ServeError(f"--load-cell: {exc}") from None
     return DeviceOptions(
         lesion=ns.lesion,
         seed=ns.seed,
