@@ -100,34 +100,34 @@ PARTS: Mapping[str, LoadCellPart] = {
             sample_hz=10.0,
             lsb_n=_HX_LSB_N,
             adc_noise_rms_n=0.050 * _N_PER_UV,  # 50 nV rms input noise at 10 SPS
-            description="HX711 at RATE low: 10 SPS, 50/60 Hz nulled by its conversion",
+            description="HX711, RATE pin low: 10 SPS, 50/60 Hz nulled by its conversion",
         ),
         LoadCellPart(
             name="hx711-80",
             sample_hz=80.0,
             lsb_n=_HX_LSB_N,
             adc_noise_rms_n=0.090 * _N_PER_UV,  # 90 nV rms at 80 SPS
-            description="HX711 at RATE high: 80 SPS",
+            description="HX711, RATE pin high: 80 SPS (Klipper's default rate for it)",
         ),
         LoadCellPart(
             name="hx717-320",
             sample_hz=320.0,
             lsb_n=_HX_LSB_N,
-            adc_noise_rms_n=0.20 * _N_PER_UV,  # estimate: HX711's 80 SPS × √4
-            description="HX717 at 320 SPS",
+            adc_noise_rms_n=0.20 * _N_PER_UV,  # estimate: HX711's 80 SPS figure × √4
+            description="HX717 at 320 SPS (Klipper's default rate for it)",
         ),
         LoadCellPart(
             name="ads1220-660",
             sample_hz=660.0,
             lsb_n=_ADS_LSB_N,
-            adc_noise_rms_n=0.33 * _N_PER_UV,  # ADS1220 noise table, gain 128, 660 SPS
-            description="ADS1220, normal mode 660 SPS (Klipper's default rate for it)",
+            adc_noise_rms_n=0.33 * _N_PER_UV,  # estimate, order of the ADS1220's noise tables
+            description="ADS1220, turbo mode 660 SPS (Klipper's default rate for it)",
         ),
         LoadCellPart(
             name="ads1220-2000",
             sample_hz=2000.0,
             lsb_n=_ADS_LSB_N,
-            adc_noise_rms_n=0.75 * _N_PER_UV,  # ADS1220 turbo mode 2000 SPS, gain 128
+            adc_noise_rms_n=0.75 * _N_PER_UV,  # estimate, order of the ADS1220's noise tables
             description="ADS1220, turbo mode 2000 SPS",
         ),
     )
