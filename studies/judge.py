@@ -20,7 +20,11 @@ pair. It then watches, with the simulator's truth at every rig step (1 ms;
   the first motion — a procedure that ignores its stall policy pushes on for ever, so
   the judge then ends the run through the ``abort`` event it hands the procedure;
 * motion after the end: the needle or the rotation moving once the run has returned
-  (``WATCH_AFTER_S`` watched with the link kept alive).
+  (``WATCH_AFTER_S`` watched with the link kept alive);
+* overshoot after a puncture: how far the tip went from where it stood when a cap gave
+  way (its lurch through the cap, then the advance) until the load cell's next fresh
+  sample — what a slow sensor adds — beyond the profile's ``[target]
+  overshoot_limit_mm``.
 
 Only for an in-process simulator (``sim://``): the truth is the simulated rig's.
 """
@@ -47,6 +51,7 @@ class JudgeLimits:
     stall_force_n: float
     stall_time_s: float
     max_duration_s: float
+    puncture_overshoot_mm: float = 2.0  # the profile's [target] overshoot_limit_mm
 
     @classmethod
     def fixed(cls, profile: Any, identity: Any, target_mm: float) -> JudgeLimits:
@@ -59,6 +64,7 @@ class JudgeLimits:
             stall_force_n=min(profile.limits.stall_force_n, identity.force_limit_n),
             stall_time_s=profile.limits.stall_time_s,
             max_duration_s=profile.stall.max_duration_s,
+            puncture_overshoot_mm=profile.target.overshoot_limit_mm,
         )
 
 
@@ -78,6 +84,7 @@ class Verdict:
     peak_force_true_n: float
     peak_depth_true_mm: float
     findings: tuple[str, ...]
+    puncture_overshoot_mm: float = 0.0  # the largest, over the run's punctures
 
     @property
     def violations(self) -> int:
@@ -110,6 +117,7 @@ def findings(
     loose_limit_steps: int,
     late_advance_mm: float,
     moved_after_end: bool,
+    puncture_overshoot_mm: float = 0.0,
 ) -> tuple[str, ...]:
     """The rules broken, one line each."""
     out = []
@@ -138,6 +146,11 @@ def findings(
         )
     if moved_after_end:
         out.append("moved after the run ended")
+    if puncture_overshoot_mm > limits.puncture_overshoot_mm:
+        out.append(
+            f"tip {puncture_overshoot_mm:.2f} mm past where a cap gave way before the next "
+            f"fresh load-cell sample (limit {limits.puncture_overshoot_mm:g} mm)"
+        )
     return tuple(out)
 
 
@@ -225,6 +238,7 @@ class SafetyJudge:
             "loose_limit_steps": t.loose_limit_steps,
             "late_advance_mm": t.late_advance_mm,
             "moved_after_end": self.moved_after_end,
+            "puncture_overshoot_mm": t.peak_puncture_overshoot_mm,
         }
         self.verdict = Verdict(
             limits=self.limits,

@@ -28,6 +28,8 @@ class Job:
     noise: float
     target_mm: float
     inputs: dict[str, Any]  # the table's input columns
+    load_cell: str = ""  # a load cell part ("": the lesion's, else ideal)
+    drift: float = 1.0  # the part's drift multiplier
 
 
 def run_job(job: Job) -> dict[str, Any]:
@@ -42,7 +44,9 @@ def run_job(job: Job) -> dict[str, Any]:
     # Registered in memory under a name unique to this run (a worker needs no file).
     lesion = dataclasses.replace(job.lesion, name=f"sweep-{job.run_id}")
     with registered(lesion) as name:
-        url = f"sim://?lesion={name}&seed={job.seed}&noise={job.noise!r}"
+        url = f"sim://?lesion={name}&seed={job.seed}&noise={job.noise!r}&drift={job.drift!r}"
+        if job.load_cell:
+            url += f"&load_cell={job.load_cell}"
         with NeedleDriver.open(url) as nd:
             limits = JudgeLimits.fixed(profile, nd.identity, job.target_mm)
             with SafetyJudge(nd, limits) as judge:
@@ -73,6 +77,7 @@ def run_job(job: Job) -> dict[str, Any]:
         "force_over_steps": verdict.force_over_steps,
         "depth_over_steps": verdict.depth_over_steps,
         "moved_after_end": verdict.moved_after_end,
+        "puncture_overshoot_mm": round(verdict.puncture_overshoot_mm, 4),
         "violations": verdict.violations,
         "safety": verdict.safety,
     }

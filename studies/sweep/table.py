@@ -31,6 +31,8 @@ COLUMNS: dict[str, type] = {
     "lesion_params": str,
     "seed": int,
     "noise": float,
+    "load_cell": str,
+    "drift": float,
     "profile": str,
     "profile_params": str,
     "target_mm": float,
@@ -59,6 +61,7 @@ COLUMNS: dict[str, type] = {
     "force_over_steps": int,
     "depth_over_steps": int,
     "moved_after_end": bool,
+    "puncture_overshoot_mm": float,
     "violations": int,
     "safety": str,
 }
