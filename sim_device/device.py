@@ -44,6 +44,7 @@ class DeviceOptions:
     # the load cell part (sim_device/load_cells.py); None: the lesion file's, else ideal
     load_cell: str | None = None
     drift: float = 1.0  # multiplier of the part's zero drift
+    rig_file: str | None = None  # a simulator rig file (sim_device/rig_file.py)
 
     @classmethod
     def from_mapping(cls, params: Mapping[str, str]) -> DeviceOptions:
@@ -64,6 +65,7 @@ class DeviceOptions:
             "serial",
             "load_cell",
             "drift",
+            "rig",
         }
         unknown = sorted(set(params) - known)
         if unknown:
@@ -140,6 +142,7 @@ class DeviceOptions:
             serial_number=serial,
             load_cell=load_cell,
             drift=drift,
+            rig_file=params.get("rig") or None,
         )
 
 
@@ -207,7 +210,7 @@ def _make_rig(options: DeviceOptions) -> Any:
     # heavy imports (numpy, the lesion library) only when a device is really built
     from sim_device.lesions import LesionError, load_lesion
     from sim_device.load_cells import get_part
-    from sim_device.rig_model import Rig
+    from sim_device.rig_model import Rig, RigParams
 
     try:
         lesion = load_lesion(options.lesion)
@@ -215,10 +218,21 @@ def _make_rig(options: DeviceOptions) -> Any:
         raise DeviceOptionError(str(exc) + _plus_hint(options.lesion)) from None
     check_load_cell(options.load_cell)
     part = None if options.load_cell is None else get_part(options.load_cell)
+    params = RigParams()
+    if options.rig_file is not None:
+        from sim_device.rig_file import RigFileError, read_rig_file
+
+        try:
+            bench = read_rig_file(options.rig_file)
+        except RigFileError as exc:
+            raise DeviceOptionError(str(exc)) from None
+        params = bench.params(params)
+        part = part if part is not None else bench.load_cell
     rig = Rig(
         lesion,
         seed=options.seed,
         noise_scale=options.noise,
+        params=params,
         load_cell=part,
         drift_scale=options.drift,
     )

@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         "ads1220-2000; default: the lesion file's, else ideal)",
     )
     p.add_argument("--drift", type=float, default=1.0, help="load cell drift multiplier")
+    p.add_argument(
+        "--rig", metavar="FILE", type=_rig_file, default=None, help="a simulator rig file (TOML)"
+    )
     p.add_argument("--stats", metavar="FILE", help="write device statistics (JSON) here")
     p.add_argument("--defect", choices=sorted(DEFECTS), help="plant a firmware defect")
     p.add_argument("--watchdog-ms", type=int, default=200)
@@ -91,6 +94,17 @@ def _load_cell_part(name: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _rig_file(path: str) -> str:
+    """argparse type: a rig file that reads (a bad one is a usage error saying why)."""
+    from sim_device.rig_file import RigFileError, read_rig_file
+
+    try:
+        read_rig_file(path)
+    except RigFileError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return path
+
+
 def options_from_args(ns: argparse.Namespace) -> DeviceOptions:
     try:
         link = LinkFaultConfig(ns.corrupt, ns.drop, ns.duplicate, ns.cut_at_s, ns.cut_for_s)
@@ -110,6 +124,7 @@ def options_from_args(ns: argparse.Namespace) -> DeviceOptions:
         serial_number=ns.serial,
         load_cell=ns.load_cell,
         drift=ns.drift,
+        rig_file=ns.rig,
     )
 
 

@@ -3,6 +3,7 @@ URL and `needlectl sim serve --load-cell PART`; an unknown part is one line, exi
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import serial
@@ -34,3 +35,10 @@ def test_the_part_named_reaches_the_rig() -> None:
         port.close()
     served = options_from_args(build_parser().parse_args(["--load-cell", "ads1220-660"]))
     assert served.load_cell == "ads1220-660"
+
+
+def test_sim_serve_refuses_a_bad_rig_file_in_one_line(cli: Cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[mechanics]\nbacklash = 0.1\n")
+    line = cli.one_line_error(cli.run("sim", "serve", "--rig", str(bad)), 2)
+    assert "--rig" in line and "unknown key 'backlash'" in line, line
