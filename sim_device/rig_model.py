@@ -440,6 +440,11 @@ class Rig:
 
     # -- outside the tick -----------------------------------------------------------
 
+    def track_winding(self) -> None:
+        """Follow the tissue's twist from now on (a truth figure: wind_rev, peak_wind_rev),
+        as ``RigParams(track_winding=True)`` would from the start."""
+        self._wind_on = True
+
     def rebase_motor(self, motor_depth_mm: float) -> None:
         """The firmware redefined its step count (e.g. zeroed at the switch): no motion."""
         self.motor_depth_mm = motor_depth_mm

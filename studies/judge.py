@@ -85,6 +85,7 @@ class Verdict:
     peak_depth_true_mm: float
     findings: tuple[str, ...]
     puncture_overshoot_mm: float = 0.0  # the largest, over the run's punctures
+    peak_wind_rev: float = 0.0  # the most turns the tissue held twisted (not judged)
 
     @property
     def violations(self) -> int:
@@ -179,6 +180,9 @@ class SafetyJudge:
         self._first_event = int(nd.status().counters.last_event_number)
         self._batches: list[Any] = []
         self._unsubscribe = nd.telemetry.subscribe(self._batches.append)
+        # the tissue's twist, a truth figure of rotation's cost (Lin & Huang 2020)
+        if hasattr(self.rig, "track_winding"):
+            self.rig.track_winding()
         self.truth = TruthMonitor(
             self.rig,
             force_limit_n=limits.force_limit_n,
@@ -244,6 +248,7 @@ class SafetyJudge:
             limits=self.limits,
             peak_force_true_n=t.peak_force_n,
             peak_depth_true_mm=t.peak_depth_mm,
+            peak_wind_rev=float(getattr(self.rig, "peak_wind_rev", 0.0)),
             findings=findings(self.limits, **counts),
             **counts,
         )

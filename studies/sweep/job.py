@@ -54,6 +54,7 @@ def run_job(job: Job) -> dict[str, Any]:
                 judge.watch_after()
             verdict = judge.close()
             true_cracks = int(judge.rig.cracks)
+            sensor_hz = float(judge.rig.load_cell_sample_hz)  # the part the rig simulated
     return {
         **job.inputs,
         "outcome": out.result.value,
@@ -70,6 +71,7 @@ def run_job(job: Job) -> dict[str, Any]:
         "cracks": out.cracks,
         "punctures": out.punctures,
         "true_cracks": true_cracks,
+        "load_cell_sample_hz": sensor_hz,
         "escalations": out.escalations,
         "final_ceiling_n": out.force_ceiling_n,
         "judge_force_limit_n": limits.force_limit_n,
@@ -78,6 +80,7 @@ def run_job(job: Job) -> dict[str, Any]:
         "depth_over_steps": verdict.depth_over_steps,
         "moved_after_end": verdict.moved_after_end,
         "puncture_overshoot_mm": round(verdict.puncture_overshoot_mm, 4),
+        "peak_wind_rev": round(verdict.peak_wind_rev, 4),
         "violations": verdict.violations,
         "safety": verdict.safety,
     }

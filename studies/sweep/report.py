@@ -57,6 +57,7 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "duration_s_median": float(np.median([r["duration_s"] for r in rs])),
             "duration_s_max": max(r["duration_s"] for r in rs),
             "puncture_overshoot_mm_max": max(r.get("puncture_overshoot_mm", 0.0) for r in rs),
+            "peak_wind_rev_median": float(np.median([r.get("peak_wind_rev", 0.0) for r in rs])),
             "crossing_rate_by_floor_n": {
                 f: {"crossed": sum(r["outcome"] == "crossed" for r in g), "runs": len(g)}
                 for f, g in sorted(floors.items())
@@ -72,13 +73,15 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def summary_lines(summary: dict[str, Any]) -> list[str]:
     lines = [
         f"{'profile':<34} {'runs':>5} {'crossed':>8} {'stalled':>8} {'fault':>6} "
-        f"{'violations':>10} {'peak true N':>11} {'median s':>9} {'overshoot mm':>12}"
+        f"{'violations':>10} {'peak true N':>11} {'median s':>9} {'overshoot mm':>12} "
+        f"{'wind rev':>8}"
     ]
     for name, s in summary["profiles"].items():
         lines.append(
             f"{name:<34} {s['runs']:>5} {s['crossed']:>8} {s['stalled']:>8} {s['fault']:>6} "
             f"{s['violations']:>10} {s['peak_force_true_n']:>11.2f} "
-            f"{s['duration_s_median']:>9.1f} {s['puncture_overshoot_mm_max']:>12.2f}"
+            f"{s['duration_s_median']:>9.1f} {s['puncture_overshoot_mm_max']:>12.2f} "
+            f"{s['peak_wind_rev_median']:>8.2f}"
         )
     floors = sorted(
         {f for s in summary["profiles"].values() for f in s["crossing_rate_by_floor_n"]}

@@ -54,6 +54,7 @@ COLUMNS: dict[str, type] = {
     "cracks": int,
     "punctures": int,
     "true_cracks": int,
+    "load_cell_sample_hz": float,
     "escalations": int,
     "final_ceiling_n": float,
     "judge_force_limit_n": float,
@@ -62,6 +63,7 @@ COLUMNS: dict[str, type] = {
     "depth_over_steps": int,
     "moved_after_end": bool,
     "puncture_overshoot_mm": float,
+    "peak_wind_rev": float,
     "violations": int,
     "safety": str,
 }

@@ -42,3 +42,11 @@ def test_sim_serve_refuses_a_bad_rig_file_in_one_line(cli: Cli, tmp_path: Path) 
     bad.write_text("[mechanics]\nbacklash = 0.1\n")
     line = cli.one_line_error(cli.run("sim", "serve", "--rig", str(bad)), 2)
     assert "--rig" in line and "unknown key 'backlash'" in line, line
+
+
+def test_pierce_crosses_the_dense_calcified_cto_with_an_hx711_at_80_hz(cli: Cli) -> None:
+    # issue 18's "done when": the operator's command, as typed, with a bench's HX711
+    url = "sim://?lesion=dense-calcified-cto&load_cell=hx711-80"
+    proc = cli.run("--port", url, "--yes", "run", "pierce", timeout_s=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("CROSSED: reached the target depth"), proc.stdout
