@@ -16,6 +16,7 @@ static struct {
     int32_t force_mn;       /* true axial force */
     int punctured;          /* the septum gave way and has not sealed yet */
     uint32_t rng;
+    uint32_t lc_acc;        /* conversions due: + lc_sample_hz per 1 ms tick, one per 1000 */
 } B;
 
 void nd_bench_defaults(struct nd_bench_config *c)
@@ -30,10 +31,13 @@ void nd_bench_defaults(struct nd_bench_config *c)
     c->thrust_mn = 10000;
     c->noise_mn = 20;
     c->rail_mn = 50000;
+    c->lc_sample_hz = 80;
+    c->lc_silent_depth_nm = -1;
     c->seed = 1;
 }
 
-void nd_bench_board(struct nd_board *b, const char *serial_number)
+void nd_bench_board(struct nd_board *b, const struct nd_bench_config *cfg,
+                    const char *serial_number)
 {
     static const struct nd_board bench_board = {
         .serial_number = "",
@@ -46,11 +50,14 @@ void nd_bench_board(struct nd_board *b, const char *serial_number)
         .nm_per_microstep = 625,
         .default_stall_force_mn = 9000,
         .load_cell_rail_mn = 50000,
-        .load_cell_stuck_ticks = 0, /* the bench model's noise may be set to 0 */
+        .load_cell_stuck_samples = 0, /* the bench model's noise may be set to 0 */
+        .load_cell_sample_hz = 80,
         .extra_capabilities = 0,
     };
     unsigned i;
     *b = bench_board;
+    b->load_cell_rail_mn = cfg->rail_mn;
+    b->load_cell_sample_hz = cfg->lc_sample_hz;
     for (i = 0; i < sizeof b->serial_number && serial_number[i] != '\0'; ++i)
         b->serial_number[i] = serial_number[i];
 }
@@ -87,6 +94,7 @@ void nd_bench_init(const struct nd_bench_config *cfg)
     B.angle_ucdeg = 0;
     B.punctured = 0;
     B.rng = cfg->seed ? cfg->seed : 1u;
+    B.lc_acc = 1000u; /* a conversion is ready at boot */
     B.force_mn = (int32_t)force_at(B.carriage_nm, 0);
 }
 
@@ -144,18 +152,26 @@ static uint32_t xorshift32(void)
     return x;
 }
 
-bool hal_load_cell_read_mn(int32_t *force_mn)
+enum nd_lc_read hal_load_cell_read_mn(int32_t *force_mn)
 {
     /* noise: the sum of four uniforms in ±noise·√3/2 is near-Gaussian, σ ≈ noise */
-    int32_t noise = 0;
+    int32_t noise = 0, f;
     int i;
+    /* the core calls once per 1 ms tick: a conversion completes every 1000/rate calls */
+    B.lc_acc += B.cfg.lc_sample_hz;
+    if (B.lc_acc < 1000u) return ND_LC_NONE;
+    B.lc_acc -= 1000u;
+    if (B.cfg.lc_silent_depth_nm >= 0 && B.carriage_nm > B.cfg.lc_silent_depth_nm)
+        return ND_LC_NONE; /* the cable is too short from here: nothing arrives */
     if (B.cfg.noise_mn > 0) {
         const int32_t span = B.cfg.noise_mn * 173 / 100; /* √3 · σ per uniform, ×2 /2 */
         for (i = 0; i < 4; ++i) noise += (int32_t)(xorshift32() % (uint32_t)(2 * span + 1)) - span;
         noise /= 2;
     }
-    *force_mn = B.force_mn + noise;
-    return *force_mn > -B.cfg.rail_mn && *force_mn < B.cfg.rail_mn;
+    f = B.force_mn + noise;
+    /* an amplifier clips at its full scale: it reads the rail, not the force */
+    *force_mn = f > B.cfg.rail_mn ? B.cfg.rail_mn : f < -B.cfg.rail_mn ? -B.cfg.rail_mn : f;
+    return ND_LC_NEW;
 }
 
 bool hal_home_switch(void) { return B.carriage_nm <= 0; }

@@ -8,8 +8,11 @@
  *    against it exceeds the stepper's thrust: then steps are lost (the carriage stays,
  *    the encoder stops, the motor count runs on: the core's following-error stall);
  *  - an encoder on the carriage (100 nm counts), a home switch at depth <= 0;
- *  - a load cell: the force below plus noise (a seeded PRNG), quantised to 1 mN, invalid
- *    at its rail;
+ *  - a load cell: the force below plus noise (a seeded PRNG), quantised to 1 mN, clipped at
+ *    its rail (the core latches SATURATED there), converting at its own rate (80 samples/s
+ *    by default, an HX711 at its fast setting: the core holds the last conversion between
+ *    two); a bench for the sensor-watchdog test has a depth beyond which its cable is too
+ *    short and no conversion arrives;
  *  - a phantom membrane at membrane_depth: a self-sealing septum that loads the needle
  *    elastically and gives way (punctures) above membrane_break_mn; once punctured it only
  *    grips the shaft (friction) until the needle is withdrawn behind it, when it seals;
@@ -34,21 +37,25 @@ struct nd_bench_config {
     int32_t block_mn_per_mm;          /* block stiffness */
     int32_t thrust_mn;                /* stepper thrust: beyond it steps are lost */
     int32_t noise_mn;                 /* load cell noise, about one standard deviation */
-    int32_t rail_mn;                  /* load cell full scale: beyond it, no valid reading */
+    int32_t rail_mn;                  /* load cell full scale: readings clip here */
+    uint16_t lc_sample_hz;            /* load cell conversions per second (<= 1000) */
+    int64_t lc_silent_depth_nm;       /* < 0: none; beyond it the load cell is silent */
     uint32_t seed;                    /* noise seed (0 is replaced by 1) */
 };
 
 /* The bench every port uses unless told otherwise: membrane at 20 mm giving way at
- * 3 N (2 N/mm), block at 40 mm, thrust 10 N, noise 20 mN, carriage at 5 mm. */
+ * 3 N (2 N/mm), block at 40 mm, thrust 10 N, noise 20 mN, carriage at 5 mm, the load
+ * cell at 80 samples/s with its rail at 50 N. */
 void nd_bench_defaults(struct nd_bench_config *cfg);
 void nd_bench_init(const struct nd_bench_config *cfg);
 
 /* The board every port of the bench model declares (one source for its IDENTITY): 150 mm
  * of travel, 40 N hard force limit, 20 mm/s, 120 rpm, a 200 ms watchdog, 625 nm per
- * microstep, stall at 9 N until SET_LIMITS, the load cell's rail at 50 N (the model's
- * full scale) and no stuck-reading check (its noise may be set to 0); simulated. The
- * port's serial number (up to 16 characters, NUL-padded) is the only difference. */
-void nd_bench_board(struct nd_board *board, const char *serial_number);
+ * microstep, stall at 9 N until SET_LIMITS, the load cell's rail and rate the bench
+ * config's and no stuck-reading check (its noise may be set to 0); simulated. The port's
+ * serial number (up to 16 characters, NUL-padded) is the only other difference. */
+void nd_bench_board(struct nd_board *board, const struct nd_bench_config *cfg,
+                    const char *serial_number);
 
 /* For a port's own diagnostics (not used by the core). */
 int64_t nd_bench_carriage_nm(void);

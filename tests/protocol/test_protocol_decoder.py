@@ -119,7 +119,7 @@ def test_zero_bytes_in_payload_do_not_break_framing() -> None:
     all_zero: Any = Status
     msgs: list[Message] = [
         Move(MoveMode.ABSOLUTE, 0, 256),
-        all_zero(*([0] * 20)),
+        all_zero(*([0] * len(Status._fields))),
         Move(MoveMode.RELATIVE, -1, 1),
     ]
     stream = b"".join(encode(m, i) for i, m in enumerate(msgs))

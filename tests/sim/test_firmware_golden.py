@@ -49,10 +49,10 @@ from sim_device.device import Device, DeviceOptions
 
 # (lesion, seed, extra options) → sha256 of everything the device sent
 GOLDEN: dict[tuple[str, int, str], str] = {
-    ("cohort-2021-01", 11, ""): "e6d9052fd0590d8f777bf2a577a3de410a2a369f0e498783026abee11036e278",
-    ("cohort-2021-07", 22, ""): "4dbba338e9fceadbda23ee34e24a06978984c91ea3504c16092641eca5c5bc3a",
+    ("cohort-2021-01", 11, ""): "121cc6599e7ab801c504b94e42417080e1195a82866fe8a4dcf6f8d3ea29c8d7",
+    ("cohort-2021-07", 22, ""): "fd4942cd86b5f57f45f23af0d293e76e9db7f65346402ca6984e2e49ae381a08",
     ("cohort-2021-15", 33, "motor_stall@9.5"): (
-        "726cd848a0504b4648a478b0c8fe0c9e2065d3d175a6030ba0a6320b4cf1c8af"
+        "7cd2d8b3d183f020d3c3764aacf17dd23053e06dfb8730e5f90bf2089ee1095b"
     ),
 }
 

@@ -4,6 +4,7 @@
  *
  *   nd-firmware [--serial S] [--membrane-mm X] [--membrane-break-n F] [--block-mm X]
  *               [--thrust-n F] [--noise-mn N] [--seed N] [--start-mm X] [--watchdog-ms N]
+ *               [--lc-sample-hz N] [--lc-rail-n F] [--lc-silent-mm X]
  *
  * SIGTERM or SIGINT ends it; it prints its counters (and the longest tick) on stderr.
  * This file is the port: it may use libc. The core (../../core) uses none of it. */
@@ -132,7 +133,7 @@ int main(int argc, char **argv)
     int slave_fd, i;
     uint64_t next_tick_us;
     nd_bench_defaults(&bench);
-    nd_bench_board(&board, "ND-POSIX-0001");
+    nd_bench_board(&board, &bench, "ND-POSIX-0001");
 
     for (i = 1; i < argc; ++i) {
         const char *opt = argv[i];
@@ -159,6 +160,16 @@ int main(int argc, char **argv)
             bench.seed = (uint32_t)v;
         } else if (strcmp(opt, "--start-mm") == 0) {
             bench.start_depth_nm = (int64_t)(v * 1e6);
+        } else if (strcmp(opt, "--lc-sample-hz") == 0) {
+            if (v < 1 || v > 1000) return usage("load cell rate out of 1..1000 Hz", argv[i + 1]);
+            bench.lc_sample_hz = (uint16_t)v;
+            board.load_cell_sample_hz = bench.lc_sample_hz;
+        } else if (strcmp(opt, "--lc-rail-n") == 0) {
+            if (v < 0.001 || v > 2e6) return usage("load cell rail out of range", argv[i + 1]);
+            bench.rail_mn = (int32_t)(v * 1e3);
+            board.load_cell_rail_mn = bench.rail_mn;
+        } else if (strcmp(opt, "--lc-silent-mm") == 0) {
+            bench.lc_silent_depth_nm = (int64_t)(v * 1e6);
         } else if (strcmp(opt, "--watchdog-ms") == 0) {
             if (v < 1 || v > 65535) return usage("watchdog out of 1..65535 ms", argv[i + 1]);
             board.watchdog_ms = (uint16_t)v;
