@@ -150,8 +150,6 @@ class Rig:
         self._inv_lsb = 1.0 / params.load_cell_lsb_n
         self.encoder_depth_mm = round(self.needle_depth_mm * self._enc_inv_res) * res_mm
         self.load_cell_force_n = 0.0
-        self.load_cell_fresh = True  # the ideal sensor: a conversion every step
-        self.load_cell_sample_hz = 1000.0
         self.home_switch = self.needle_depth_mm <= 0.0
         self._read_load_cell(0.0)
         # a conversion completed in the last step (ideal: every step); the part's rate
