@@ -454,10 +454,8 @@ class _Run:
     def watch_cracks(self) -> bool:
         """Note a sudden fall of the filtered force: during a hold (advance paused, the
         needle turning under load) calcium cracking; while advancing, a cap giving way
-        under the needle — a puncture, not a crack. Fresh samples only: a held value
-        says nothing new."""
-        if not self.fresh_now:
-            return False
+        under the needle — a puncture, not a crack. The filtered force moves only with
+        fresh samples (``sense``), so a held value never makes a drop."""
         drop = self.drops.update(self.now(), self.force_n)
         if drop is None:
             return False
