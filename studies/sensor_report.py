@@ -3,7 +3,8 @@ the results of ``needlectl sim sweep`` runs of sweeps/load-cells*.toml:
 
     python -m studies.sensor_report OUT_DIR [OUT_DIR ...] [--figure PNG]
 
-One row per condition — load cell part, rotation profile, noise, drift — with the
+One row per condition — lesions (the cohort, or a generated family by name), load cell
+part, rotation profile, noise, drift — with the
 crossing rate, the safety judge's violations (from the simulator's truth), the largest
 overshoot after a puncture, the median time per lesion and the median tissue twist.
 """
@@ -23,16 +24,17 @@ from studies.sweep.table import CSV_NAME, read_rows
 
 PART_ORDER = ("ideal", "ads1220-2000", "ads1220-660", "hx717-320", "hx711-80", "hx711-10")
 
-Key = tuple[str, str, float, float]
+Key = tuple[str, str, str, float, float]  # lesions, part, profile, noise, drift
 
 
 def _key(r: dict[str, Any]) -> Key:
-    return (str(r["load_cell"]), str(r["profile"]), float(r["noise"]), float(r["drift"]))
+    lesions = f"family {r['family']}" if r["family"] else "cohort"
+    return (lesions, str(r["load_cell"]), str(r["profile"]), float(r["noise"]), float(r["drift"]))
 
 
-def _order(k: Key) -> tuple[int, str, float, float]:
-    part = PART_ORDER.index(k[0]) if k[0] in PART_ORDER else len(PART_ORDER)
-    return (part, k[1], k[2], k[3])
+def _order(k: Key) -> tuple[bool, str, int, str, float, float]:
+    part = PART_ORDER.index(k[1]) if k[1] in PART_ORDER else len(PART_ORDER)
+    return (k[0] != "cohort", k[0], part, k[2], k[3], k[4])
 
 
 def conditions(rows: Sequence[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
@@ -60,14 +62,15 @@ def conditions(rows: Sequence[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
 
 def table_lines(stats: dict[Key, dict[str, Any]]) -> list[str]:
     lines = [
-        "| load cell | rotation | noise | drift | crossed | violations | overshoot mm (max) "
-        "| s per lesion (median) | tissue twist, turns (median) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| lesions | load cell | rotation | noise | drift | crossed | violations "
+        "| overshoot mm (max) | s per lesion (median) | tissue twist, turns (median) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for (part, prof, noise, drift), s in stats.items():
+    for (lesions, part, prof, noise, drift), s in stats.items():
         rate = 100.0 * s["crossed"] / s["runs"]
         lines.append(
-            f"| {part} | {prof} | ×{noise:g} | ×{drift:g} | {s['crossed']}/{s['runs']} "
+            f"| {lesions} | {part} | {prof} | ×{noise:g} | ×{drift:g} "
+            f"| {s['crossed']}/{s['runs']} "
             f"({rate:.0f} %) | {s['violations']} | {s['overshoot_mm']:.2f} "
             f"| {s['median_s']:.0f} | {s['wind_rev']:.2f} |"
         )
@@ -81,13 +84,13 @@ def write_figure(stats: dict[Key, dict[str, Any]], path: Path) -> None:
     fig = Figure(figsize=(12, 4.2), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     ax_r, ax_t, ax_w = fig.subplots(1, 3)
-    plain = {k: s for k, s in stats.items() if k[2] == 1.0 and k[3] == 1.0}
-    parts = sorted({k[0] for k in plain}, key=lambda p: _order((p, "", 0, 0)))
+    plain = {k[1:3]: s for k, s in stats.items() if k[0] == "cohort" and k[3:] == (1.0, 1.0)}
+    parts = sorted({k[0] for k in plain}, key=lambda p: _order(("cohort", p, "", 0, 0)))
     profiles = sorted({k[1] for k in plain})
     width = 0.8 / max(1, len(profiles))
     x = np.arange(len(parts))
     for i, prof in enumerate(profiles):
-        got = [plain.get((p, prof, 1.0, 1.0)) for p in parts]
+        got = [plain.get((p, prof)) for p in parts]
         rate = [100.0 * s["crossed"] / s["runs"] if s else np.nan for s in got]
         secs = [s["median_s"] if s else np.nan for s in got]
         wind = [s["wind_rev"] if s else np.nan for s in got]
@@ -106,7 +109,8 @@ def write_figure(stats: dict[Key, dict[str, Any]], path: Path) -> None:
     bad = sum(s["violations"] for s in stats.values())
     runs = sum(s["runs"] for s in stats.values())
     fig.suptitle(
-        f"PIERCE on the cohort with bench load cells: {runs} runs, "
+        "PIERCE on the cohort with bench load cells (noise ×1, drift ×1); "
+        f"all sweeps: {runs} runs, "
         + (f"{bad} safety violations" if bad else "no safety violation")
     )
     fig.savefig(path)

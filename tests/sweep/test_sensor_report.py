@@ -37,9 +37,12 @@ def test_one_row_per_condition_and_each_run_once(tmp_path: Path) -> None:
         row("c", "ideal", "crossed", 90.0),  # the same run in a second table
     ]
     stats = conditions(rows)
-    assert list(stats) == [("ideal", "pierce", 1.0, 1.0), ("hx711-80", "pierce", 1.0, 1.0)]
-    assert stats[("ideal", "pierce", 1.0, 1.0)]["runs"] == 1
-    hx = stats[("hx711-80", "pierce", 1.0, 1.0)]
+    assert list(stats) == [
+        ("cohort", "ideal", "pierce", 1.0, 1.0),
+        ("cohort", "hx711-80", "pierce", 1.0, 1.0),
+    ]
+    assert stats[("cohort", "ideal", "pierce", 1.0, 1.0)]["runs"] == 1
+    hx = stats[("cohort", "hx711-80", "pierce", 1.0, 1.0)]
     assert (hx["crossed"], hx["violations"], hx["overshoot_mm"], hx["median_s"]) == (
         1,
         1,
@@ -47,8 +50,8 @@ def test_one_row_per_condition_and_each_run_once(tmp_path: Path) -> None:
         200.0,
     )
     lines = table_lines(stats)
-    assert lines[2].startswith("| ideal | pierce | ×1 | ×1 | 1/1 (100 %) | 0 |")
-    assert lines[3].startswith("| hx711-80 | pierce | ×1 | ×1 | 1/2 (50 %) | 1 | 2.50 | 200 |")
+    assert lines[2].startswith("| cohort | ideal | pierce | ×1 | ×1 | 1/1 (100 %) | 0 |")
+    assert lines[3].startswith("| cohort | hx711-80 | pierce | ×1 | ×1 | 1/2 (50 %) | 1 | 2.50 |")
     for name, rs in (("one", rows[:2]), ("two", rows[2:])):
         j = Journal(tmp_path / name, rs)
         j.close()
