@@ -134,7 +134,7 @@ def test_fresh_bit_marks_each_conversion(hil_device: Dut, hil_session: HilSessio
     dut.wire.wait_s(0.5)
     st1 = dut.status()
     samples = tl.since(mark)
-    assert len(samples) > 100
+    assert len(samples) > 100, f"{len(samples)} samples in 0.5 s of 1 kHz telemetry"
     fresh = (samples["force_flags"] & ForceFlags.FRESH) != 0
     expected = len(samples) * min(1.0, nominal / 1000.0)
     assert abs(int(fresh.sum()) - expected) <= 0.1 * expected + 2, (
@@ -145,10 +145,13 @@ def test_fresh_bit_marks_each_conversion(hil_device: Dut, hil_session: HilSessio
     consecutive = np.diff(samples["number"].astype(np.int64)) == 1
     held = ~fresh[1:] & consecutive
     changed = force[1:] != force[:-1]
-    assert not (held & changed).any(), "a sample marked held carries a new force"
+    assert not (held & changed).any(), (
+        f"{int((held & changed).sum())} samples marked held carry a new force"
+    )
     stale = st1.load_cell_stale_samples - st0.load_cell_stale_samples
     assert stale >= int((~fresh).sum()), f"STATUS counted {stale} stale samples"
-    assert stale <= st1.samples_sent - st0.samples_sent
+    sent = st1.samples_sent - st0.samples_sent
+    assert stale <= sent, f"STATUS counted {stale} stale of {sent} samples sent"
 
 
 def test_filter_frequencies_below_half_the_sample_rate(
