@@ -20,9 +20,9 @@ from sim_device.linkfaults import LinkFaultConfig, LinkFaults
 RIG_FAULTS = (
     "loadcell_stuck",
     "loadcell_disconnected",
-    "loadcell_silent",
     "encoder_lost",
     "motor_stall",
+    "loadcell_silent",  # the amplifier's data line cut at the HAL: no conversion arrives
 )
 
 
@@ -175,7 +175,10 @@ class Device:
         if options.fault is not None:
             fault = options.fault
             at_us = round(options.fault_at_s * 1_000_000)
-            self.firmware.at(at_us, lambda: rig.inject(fault))
+            if fault == "loadcell_silent":  # the port's, not the rig's: nothing converts
+                self.firmware.at(at_us, lambda: setattr(self.firmware, "load_cell_cut", True))
+            else:
+                self.firmware.at(at_us, lambda: rig.inject(fault))
 
     def host_write(self, data: bytes) -> None:
         """Bytes from the host to the device (through the link faults)."""

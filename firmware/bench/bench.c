@@ -13,6 +13,7 @@ static struct {
     int64_t lost_nm;        /* motor steps lost against the load: motor − carriage */
     int64_t last_motor_nm;  /* the last advance command */
     int64_t angle_ucdeg;
+    int64_t turn_ucdeg_tick; /* the last rotation command's step: the rate, per 1 ms tick */
     int32_t force_mn;       /* true axial force */
     int punctured;          /* the septum gave way and has not sealed yet */
     uint32_t rng;
@@ -32,7 +33,7 @@ void nd_bench_defaults(struct nd_bench_config *c)
     c->noise_mn = 20;
     c->rail_mn = 50000;
     c->lc_sample_hz = 80;
-    c->lc_silent_depth_nm = -1;
+    c->lc_silent_backward_mrpm = 100000;
     c->seed = 1;
 }
 
@@ -92,6 +93,7 @@ void nd_bench_init(const struct nd_bench_config *cfg)
     B.lost_nm = 0;
     B.last_motor_nm = 0;
     B.angle_ucdeg = 0;
+    B.turn_ucdeg_tick = 0;
     B.punctured = 0;
     B.rng = cfg->seed ? cfg->seed : 1u;
     B.lc_acc = 1000u; /* a conversion is ready at boot */
@@ -130,7 +132,11 @@ void hal_advance_command_nm(int64_t motor_nm)
     B.force_mn = (int32_t)f;
 }
 
-void hal_rotate_command_ucdeg(int64_t angle_ucdeg) { B.angle_ucdeg = angle_ucdeg; }
+void hal_rotate_command_ucdeg(int64_t angle_ucdeg)
+{
+    B.turn_ucdeg_tick = angle_ucdeg - B.angle_ucdeg;
+    B.angle_ucdeg = angle_ucdeg;
+}
 
 bool hal_encoder_read_nm(int64_t *position_nm)
 {
@@ -161,8 +167,10 @@ enum nd_lc_read hal_load_cell_read_mn(int32_t *force_mn)
     B.lc_acc += B.cfg.lc_sample_hz;
     if (B.lc_acc < 1000u) return ND_LC_NONE;
     B.lc_acc -= 1000u;
-    if (B.cfg.lc_silent_depth_nm >= 0 && B.carriage_nm > B.cfg.lc_silent_depth_nm)
-        return ND_LC_NONE; /* the cable is too short from here: nothing arrives */
+    /* 1 mrpm = 6 ucdeg per tick (hal.h) */
+    if (B.cfg.lc_silent_backward_mrpm > 0 &&
+        -B.turn_ucdeg_tick > (int64_t)B.cfg.lc_silent_backward_mrpm * 6)
+        return ND_LC_NONE; /* the slip ring has lost contact: nothing arrives */
     if (B.cfg.noise_mn > 0) {
         const int32_t span = B.cfg.noise_mn * 173 / 100; /* √3 · σ per uniform, ×2 /2 */
         for (i = 0; i < 4; ++i) noise += (int32_t)(xorshift32() % (uint32_t)(2 * span + 1)) - span;

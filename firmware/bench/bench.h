@@ -11,8 +11,9 @@
  *  - a load cell: the force below plus noise (a seeded PRNG), quantised to 1 mN, clipped at
  *    its rail (the core latches SATURATED there), converting at its own rate (80 samples/s
  *    by default, an HX711 at its fast setting: the core holds the last conversion between
- *    two); a bench for the sensor-watchdog test has a depth beyond which its cable is too
- *    short and no conversion arrives;
+ *    two), its signal through a slip ring that loses contact while the needle turns
+ *    backward faster than 100 rpm: no conversion arrives then (the bench fault the
+ *    suite's sensor-watchdog test provokes; nothing else turns backward that fast);
  *  - a phantom membrane at membrane_depth: a self-sealing septum that loads the needle
  *    elastically and gives way (punctures) above membrane_break_mn; once punctured it only
  *    grips the shaft (friction) until the needle is withdrawn behind it, when it seals;
@@ -39,13 +40,13 @@ struct nd_bench_config {
     int32_t noise_mn;                 /* load cell noise, about one standard deviation */
     int32_t rail_mn;                  /* load cell full scale: readings clip here */
     uint16_t lc_sample_hz;            /* load cell conversions per second (<= 1000) */
-    int64_t lc_silent_depth_nm;       /* < 0: none; beyond it the load cell is silent */
+    int32_t lc_silent_backward_mrpm;  /* 0: none; turning backward faster: no conversion */
     uint32_t seed;                    /* noise seed (0 is replaced by 1) */
 };
 
 /* The bench every port uses unless told otherwise: membrane at 20 mm giving way at
  * 3 N (2 N/mm), block at 40 mm, thrust 10 N, noise 20 mN, carriage at 5 mm, the load
- * cell at 80 samples/s with its rail at 50 N. */
+ * cell at 80 samples/s with its rail at 50 N, silent while turning backward > 100 rpm. */
 void nd_bench_defaults(struct nd_bench_config *cfg);
 void nd_bench_init(const struct nd_bench_config *cfg);
 

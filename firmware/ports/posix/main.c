@@ -4,7 +4,7 @@
  *
  *   nd-firmware [--serial S] [--membrane-mm X] [--membrane-break-n F] [--block-mm X]
  *               [--thrust-n F] [--noise-mn N] [--seed N] [--start-mm X] [--watchdog-ms N]
- *               [--lc-sample-hz N] [--lc-rail-n F] [--lc-silent-mm X]
+ *               [--lc-sample-hz N] [--lc-rail-n F] [--lc-silent-backward-rpm R]
  *
  * SIGTERM or SIGINT ends it; it prints its counters (and the longest tick) on stderr.
  * This file is the port: it may use libc. The core (../../core) uses none of it. */
@@ -168,8 +168,9 @@ int main(int argc, char **argv)
             if (v < 0.001 || v > 2e6) return usage("load cell rail out of range", argv[i + 1]);
             bench.rail_mn = (int32_t)(v * 1e3);
             board.load_cell_rail_mn = bench.rail_mn;
-        } else if (strcmp(opt, "--lc-silent-mm") == 0) {
-            bench.lc_silent_depth_nm = (int64_t)(v * 1e6);
+        } else if (strcmp(opt, "--lc-silent-backward-rpm") == 0) {
+            if (v < 0 || v > 1e6) return usage("slip ring rate out of range", argv[i + 1]);
+            bench.lc_silent_backward_mrpm = (int32_t)(v * 1e3); /* 0: never silent */
         } else if (strcmp(opt, "--watchdog-ms") == 0) {
             if (v < 1 || v > 65535) return usage("watchdog out of 1..65535 ms", argv[i + 1]);
             board.watchdog_ms = (uint16_t)v;
