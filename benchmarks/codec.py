@@ -86,11 +86,12 @@ def ours_messages() -> tuple[Status, Telemetry]:
     status = Status(
         int(DeviceState.MOVING), 0x83, 0, 123_456_789, 12_500, 12_600, 36_000, 850,
         60_000, 8_000, 6_000, 500, 1000, 17, 1_234_567, 4321, 2, 4300, 3, 0,
+        80, 12_345, 11_000, 0, 0, 150, 0, 0, 0,
     )  # fmt: skip
     flags = int(SampleFlags.HOMED | SampleFlags.ADVANCING)
     samples = [
         TelemetrySample(1_000_000 + 1000 * i, 12_500 + i, 12_600 + i, 36_000 + 36 * i,
-                        850 + i, int(DeviceState.MOVING), flags)
+                        850 + i, int(DeviceState.MOVING), flags, i % 2)
         for i in range(10)
     ]  # fmt: skip
     return status, Telemetry(1000, pack_samples(samples))

@@ -49,6 +49,14 @@ FIGURES: tuple[tuple[str, str, str], ...] = (
     ("telemetry 1 kHz × 10 s: lost", _TELEMETRY, "samples_lost"),
     ("HELLO round trip (host), ms", "test_handshake.py::test_identity_matches_protocol_and_schema",
      "hello_round_trip_ms"),
+    ("load cell: measured rate, Hz", "test_load_cell.py::test_identity_and_status_know_the_sensor",
+     "load_cell_rate_hz"),
+    ("load cell silent: fault after last fresh, ms",
+     "test_load_cell.py::test_sensor_watchdog_on_a_silent_cell", "silent_to_fault_ms"),
+    ("load under the drift filter (1 Hz), mN",
+     "test_load_cell.py::test_drift_filter_and_tare_under_a_steady_load", "filtered_mn"),
+    ("load after TARE, mN",
+     "test_load_cell.py::test_drift_filter_and_tare_under_a_steady_load", "after_tare_mn"),
 )  # fmt: skip
 
 

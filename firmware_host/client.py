@@ -53,15 +53,18 @@ from protocol import (
     Hello,
     Home,
     Identity,
+    LoadCellFault,
     Move,
     MoveMode,
     Rotate,
     RotateMode,
     SampleFlags,
     SetLimits,
+    SetLoadCell,
     SetTelemetry,
     Status,
     Stop,
+    Tare,
     Telemetry,
     event_array,
     sample_array,
@@ -95,6 +98,7 @@ class DeviceIdentity:
     watchdog_s: float
     session_armed: bool  # the device will run motion in this session
     schema_matches: bool  # device's schema hash == ours
+    load_cell_sample_hz: float = 1000.0  # the sensor's nominal rate: a fresh force this often
 
     @classmethod
     def from_message(cls, msg: Identity) -> DeviceIdentity:
@@ -113,6 +117,7 @@ class DeviceIdentity:
             session_armed=bool(msg.session_armed),
             schema_matches=msg.schema_hash == SCHEMA_HASH
             and msg.protocol_version == PROTOCOL_VERSION,
+            load_cell_sample_hz=float(msg.load_cell_sample_hz),
         )
 
 
@@ -137,6 +142,21 @@ class DeviceCounters:
 
 
 @dataclass(frozen=True)
+class LoadCellStatus:
+    """The load cell as the device sees it (like Klipper's LOAD_CELL_DIAGNOSTIC)."""
+
+    rate_hz: int  # conversions counted in the last whole second
+    samples: int  # conversions since boot
+    stale_samples: int  # telemetry samples whose force was held, not fresh
+    saturated: int  # conversions at or beyond the rail
+    fault: LoadCellFault  # why LOAD_CELL is latched (NONE: it is not)
+    offset_n: float  # tare offset in force
+    drift_corner_hz: float  # filters in force (0: off)
+    notch_hz: int
+    lowpass_hz: int
+
+
+@dataclass(frozen=True)
 class DeviceStatus:
     state: DeviceState
     flags: SampleFlags
@@ -150,6 +170,7 @@ class DeviceStatus:
     limits: DeviceLimits
     telemetry_rate_hz: int
     counters: DeviceCounters
+    load_cell: LoadCellStatus
 
     @property
     def moving(self) -> bool:
@@ -190,6 +211,17 @@ class DeviceStatus:
                 watchdog_trips=msg.watchdog_trips,
                 last_event_number=msg.last_event_number,
                 tick_overruns=msg.tick_overruns,
+            ),
+            load_cell=LoadCellStatus(
+                rate_hz=msg.load_cell_rate_hz,
+                samples=msg.load_cell_samples,
+                stale_samples=msg.load_cell_stale_samples,
+                saturated=msg.load_cell_saturated,
+                fault=_device_enum(LoadCellFault, msg.load_cell_fault, "load_cell_fault"),
+                offset_n=units.mn_to_n(msg.load_cell_offset_mn),
+                drift_corner_hz=msg.drift_corner_mhz / 1000.0,
+                notch_hz=msg.notch_hz,
+                lowpass_hz=msg.lowpass_hz,
             ),
         )
 
@@ -497,6 +529,20 @@ class NeedleDriver(ClosedOnExit):
         _check_range("batch_samples", batch_samples, 1, 10)
         self._command(SetTelemetry(int(rate_hz), int(batch_samples)))
 
+    def tare(self) -> None:
+        """Zero the load cell where the needle is (the device also tares after homing)."""
+        self._command(Tare())
+
+    def set_load_cell(
+        self, drift_corner_hz: float = 0.0, notch_hz: int = 0, lowpass_hz: int = 0
+    ) -> None:
+        """The device's load-cell filters (0 = off): continuous-tare drift high-pass,
+        mains notch (50 or 60), low-pass. Each must be below half the sensor's rate."""
+        _check_range("drift_corner_hz", drift_corner_hz, 0, 10)
+        _check_range("notch_hz", notch_hz, 0, 100)
+        _check_range("lowpass_hz", lowpass_hz, 0, 1000)
+        self._command(SetLoadCell(round(drift_corner_hz * 1000), int(notch_hz), int(lowpass_hz)))
+
     # ---------------------------------------------------------------- motion
 
     def start_home(self, speed_mm_s: float = 2.0) -> None:
@@ -751,5 +797,6 @@ __all__ = [
     "DeviceLimits",
     "DeviceStatus",
     "LinkLost",
+    "LoadCellStatus",
     "NeedleDriver",
 ]

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from protocol import SAMPLE_DTYPE
+from protocol import SAMPLE_DTYPE, ForceFlags
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,9 @@ TELEMETRY_DTYPE = np.dtype(
         ("force_n", np.float64),
         ("state", np.uint8),
         ("flags", np.uint8),
+        # the force is from a new load-cell conversion (else held from an earlier one:
+        # a sensor slower than the telemetry rate, protocol ForceFlags.FRESH)
+        ("force_fresh", np.bool_),
     ]
 )
 
@@ -81,6 +84,7 @@ def rows_from_samples(
         samples.view(_WIRE_QUANTITIES)["v"], _QUANTITY_DIVISORS, out=rows.view(_ROW_QUANTITIES)["v"]
     )
     rows.view(_ROW_CODES)["v"] = samples.view(_WIRE_CODES)["v"]
+    np.not_equal(samples["force_flags"] & ForceFlags.FRESH, 0, out=rows["force_fresh"])
     return rows
 
 

@@ -41,6 +41,12 @@ class RigConfig:
     # [stall]: a solid block at block_depth_mm that the advance cannot pass
     stall_block_depth_mm: float | None = None
     stall_latency_limit_ms: float | None = None  # None: the suite's own bound (10 ms)
+    # [load_cell]: its nominal rate (IDENTITY must say it), and the bench faults the suite
+    # may provoke: turning backward faster than silent_backward_rpm silences the sensor
+    # (a slip ring losing contact); driving to saturation_depth_mm loads it beyond its rail
+    load_cell_sample_hz: int | None = None
+    load_cell_silent_backward_rpm: float | None = None
+    load_cell_saturation_depth_mm: float | None = None
 
     source: str = "(defaults)"
 
@@ -64,6 +70,11 @@ _SECTIONS: dict[str, dict[str, str]] = {
     "stall": {
         "block_depth_mm": "stall_block_depth_mm",
         "latency_limit_ms": "stall_latency_limit_ms",
+    },
+    "load_cell": {
+        "sample_hz": "load_cell_sample_hz",
+        "silent_backward_rpm": "load_cell_silent_backward_rpm",
+        "saturation_depth_mm": "load_cell_saturation_depth_mm",
     },
 }
 _TYPES = {f.name: f.type for f in fields(RigConfig)}

@@ -107,9 +107,14 @@ def open_wire(url: str) -> Wire:
 def with_lesion(url: str, lesion: str | Path) -> str:
     """A ``sim://`` URL with its lesion replaced (the other options kept, the defect too);
     the lesion's name or path is quoted, so a path with ``+``, ``&`` or spaces survives."""
+    return with_options(url, lesion=str(lesion))
+
+
+def with_options(url: str, **options: str) -> str:
+    """A ``sim://`` URL with these options set (replaced if present, the others kept)."""
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "lesion"]
-    query.append(("lesion", str(lesion)))
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in options]
+    query.extend(options.items())
     return f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(query)}"
 
 

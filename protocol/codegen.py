@@ -699,8 +699,9 @@ def _examples() -> list[tuple[str, type[Any], dict[str, Any], int, int]]:
         "force_mn": 850,
         "state": int(s.DeviceState.MOVING),
         "flags": int(s.SampleFlags.HOMED | s.SampleFlags.ADVANCING | s.SampleFlags.ARMED),
+        "force_flags": int(s.ForceFlags.FRESH),
     }
-    sample2 = dict(sample, time_us=1_001_000, depth_um=12_510, force_mn=861)
+    sample2 = dict(sample, time_us=1_001_000, depth_um=12_510, force_mn=861, force_flags=0)
     return [
         ("hello", s.Hello, {"protocol_version": 1, "schema_hash": s.SCHEMA_HASH}, 1, 0),
         ("heartbeat", s.Heartbeat, {"uptime_ms": 1234}, 0, 0),

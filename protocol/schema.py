@@ -142,6 +142,22 @@ class Capabilities(enum.IntFlag):
     FAULT_INJECTION = 0x20  # simulators only
 
 
+class ForceFlags(enum.IntFlag):
+    """Bits of every TELEMETRY sample's force_flags: what its force_mn is."""
+
+    FRESH = 0x01  # from a load-cell conversion that no earlier sample carried (else: held)
+
+
+class LoadCellFault(enum.IntEnum):
+    """Why FaultFlags.LOAD_CELL latched (STATUS.load_cell_fault)."""
+
+    NONE = 0
+    NO_READING = 1  # the amplifier reported a fault (open bridge, not answering)
+    TIMEOUT = 2  # no fresh conversion within two nominal sample periods
+    SATURATED = 3  # a conversion at or beyond the cell's rail (clipped, or a loose wire)
+    STUCK = 4  # a noisy reading repeated exactly, conversion after conversion
+
+
 ENUMS: tuple[type[enum.IntEnum] | type[enum.IntFlag], ...] = (
     HeaderFlags,
     NakReason,
@@ -152,6 +168,8 @@ ENUMS: tuple[type[enum.IntEnum] | type[enum.IntFlag], ...] = (
     MoveMode,
     RotateMode,
     Capabilities,
+    ForceFlags,
+    LoadCellFault,
 )
 
 # What each member means, where the name alone does not say it all: shown as the
@@ -193,6 +211,21 @@ MEANINGS: dict[type[enum.Enum], dict[str, str]] = {
         "USB_BULK": "also offers the vendor USB bulk interface (ND_USB_VID:ND_USB_PID), "
         "same frames",
         "FAULT_INJECTION": "a simulator that accepts injected faults; never a rig",
+    },
+    ForceFlags: {
+        "FRESH": "force_mn comes from a load-cell conversion no earlier sample carried; "
+        "clear: the value is held from an earlier conversion (a sensor slower than the "
+        "telemetry rate)",
+    },
+    LoadCellFault: {
+        "NONE": "LOAD_CELL not latched",
+        "NO_READING": "the amplifier reported a fault (open bridge, not answering)",
+        "TIMEOUT": "no fresh conversion within two nominal sample periods "
+        "(IDENTITY.load_cell_sample_hz): the sensor watchdog",
+        "SATURATED": "a conversion at or beyond the cell's rail (over its rated load, or "
+        "an open wire reading all ones)",
+        "STUCK": "a noisy reading repeated exactly, conversion after conversion (a frozen "
+        "amplifier; boards that declare the check)",
     },
 }
 
@@ -321,6 +354,28 @@ class Bye(NamedTuple):
     SESSION_ENDED). While anything moves or homes: NAK BUSY, the session goes on."""
 
 
+@message(0x0E, Direction.HOST_TO_DEVICE)
+class Tare(NamedTuple):
+    """Zero the load cell here: the mean of its last 8 raw conversions becomes the offset
+    subtracted from every reading, and the filters restart from zero. The device also tares
+    at the end of every HOME (the needle at the switch, out of tissue). Refused BUSY while
+    the advance moves or homes, LATCHED_FAULT while LOAD_CELL is latched."""
+
+
+@message(0x0F, Direction.HOST_TO_DEVICE)
+class SetLoadCell(NamedTuple):
+    """Configure the load cell's filter chain, run on every fresh conversion: tare offset,
+    drift high-pass (continuous tare), mains notch, low-pass; 0 turns a filter off (all
+    off at boot). Refused BUSY while the advance moves or homes, BEYOND_LIMIT (detail: the
+    nominal sample rate, Hz) when a frequency is not below half the sample rate."""
+
+    drift_corner_mhz: Annotated[
+        int, U32, Range(0, 10_000), Doc("continuous-tare high-pass corner, milli-hertz")
+    ]
+    notch_hz: Annotated[int, U8, Range(0, 100), Doc("mains notch centre (50 or 60), hertz")]
+    lowpass_hz: Annotated[int, U16, Range(0, 1000), Doc("low-pass corner, hertz")]
+
+
 @message(0x81, Direction.DEVICE_TO_HOST)
 class Identity(NamedTuple):
     """Reply to HELLO."""
@@ -341,6 +396,9 @@ class Identity(NamedTuple):
     max_rate_mrpm: Annotated[int, I32, Doc("hard rotation rate limit")]
     watchdog_ms: Annotated[int, U16, Doc("host silence after which motion stops")]
     session_armed: Annotated[int, U8, Range(0, 1), Doc("1 = hashes matched, motion allowed")]
+    load_cell_sample_hz: Annotated[
+        int, U16, Doc("the load cell's nominal conversion rate (a fresh force this often)")
+    ]
 
 
 @message(0x82, Direction.DEVICE_TO_HOST)
@@ -386,6 +444,19 @@ class Status(NamedTuple):
     tick_overruns: Annotated[
         int, U32, Doc("control ticks run a period or more late, or skipped, since boot")
     ]
+    load_cell_rate_hz: Annotated[int, U16, Doc("conversions counted in the last whole second")]
+    load_cell_samples: Annotated[int, U32, Doc("load-cell conversions since boot")]
+    load_cell_stale_samples: Annotated[
+        int, U32, Doc("telemetry samples whose force was held, not fresh")
+    ]
+    load_cell_saturated: Annotated[int, U32, Doc("conversions at or beyond the rail")]
+    load_cell_fault: Annotated[
+        int, U8, EnumOf(LoadCellFault), Doc("why LOAD_CELL is latched (NONE: it is not)")
+    ]
+    load_cell_offset_mn: Annotated[int, I32, Doc("tare offset in force (raw reading at zero)")]
+    drift_corner_mhz: Annotated[int, U32, Doc("in force (SET_LOAD_CELL)")]
+    notch_hz: Annotated[int, U8, Doc("in force (SET_LOAD_CELL)")]
+    lowpass_hz: Annotated[int, U16, Doc("in force (SET_LOAD_CELL)")]
 
 
 class TelemetrySample(NamedTuple):
@@ -398,6 +469,7 @@ class TelemetrySample(NamedTuple):
     force_mn: Annotated[int, I32, Doc("load cell")]
     state: Annotated[int, U8, EnumOf(DeviceState), Doc("state machine state")]
     flags: Annotated[int, U8, EnumOf(SampleFlags), Doc("status bits")]
+    force_flags: Annotated[int, U8, EnumOf(ForceFlags), Doc("FRESH: a new conversion")]
 
 
 @message(0x85, Direction.DEVICE_TO_HOST)
@@ -452,6 +524,8 @@ Message = (
     | GetStatus
     | GetEvents
     | Bye
+    | Tare
+    | SetLoadCell
     | Identity
     | Ack
     | Nak
@@ -476,6 +550,8 @@ MESSAGES: tuple[type[Message], ...] = (
     GetStatus,
     GetEvents,
     Bye,
+    Tare,
+    SetLoadCell,
     Identity,
     Ack,
     Nak,

@@ -23,7 +23,7 @@ from sim_device.core_build import VARIANTS, core
 
 TICK_US = 1000
 TICK_S = TICK_US / 1_000_000
-LOADCELL_STUCK_TICKS = 200  # a noisy reading frozen this long is a stuck amplifier
+LOADCELL_STUCK_SAMPLES = 200  # a noisy reading frozen this many conversions: stuck amplifier
 EVENT_LOG_SIZE = 256
 _NEVER_US = 1 << 62
 _TX_HIGH_BYTES = 32768  # drain the core's transmit buffer into Python beyond this
@@ -51,6 +51,8 @@ class RigLike(Protocol):
 
     encoder_depth_mm: float
     load_cell_force_n: float
+    load_cell_fresh: bool  # a conversion completed in the last step (else: held)
+    load_cell_sample_hz: float  # the load cell's nominal rate (the board's, IDENTITY)
     home_switch: bool
     needle_depth_mm: float
 
@@ -159,7 +161,8 @@ class CoreFirmware:
         b.nm_per_microstep = hard.nm_per_microstep
         b.default_stall_force_mn = hard.thrust_mn * 9 // 10  # 90 % of the thrust
         b.load_cell_rail_mn = hard.load_cell_rail_mn
-        b.load_cell_stuck_ticks = LOADCELL_STUCK_TICKS if loadcell_stuck_check else 0
+        b.load_cell_stuck_samples = LOADCELL_STUCK_SAMPLES if loadcell_stuck_check else 0
+        b.load_cell_sample_hz = max(1, min(0xFFFF, round(rig.load_cell_sample_hz)))
         b.extra_capabilities = int(Capabilities.USB_BULK | Capabilities.FAULT_INJECTION)
         self._dev = s.dev
         # the transmit buffer, viewed once as char * (unpack gives bytes; a field access costs)
@@ -361,7 +364,9 @@ class CoreFirmware:
             if rx:
                 self._feed()
             rig_step(TICK_S, move(s), s.angle_deg)
-            n = sense(s, rig.encoder_depth_mm, rig.load_cell_force_n, rig.home_switch)
+            n = sense(
+                s, rig.encoder_depth_mm, rig.load_cell_force_n, rig.home_switch, rig.load_cell_fresh
+            )
             if n:  # bytes waiting, or the idle bit (see nd_sim_sense)
                 idle = skip_idle and n >= _IDLE_BIT
                 if idle:
@@ -448,12 +453,22 @@ class CoreFirmware:
 
     @property
     def loadcell_stuck_check(self) -> bool:
-        """Does the core latch LOAD_CELL on a reading frozen for LOADCELL_STUCK_TICKS?"""
-        return bool(self._s.board.load_cell_stuck_ticks)
+        """Does the core latch LOAD_CELL on a reading frozen for LOADCELL_STUCK_SAMPLES?"""
+        return bool(self._s.board.load_cell_stuck_samples)
 
     @loadcell_stuck_check.setter
     def loadcell_stuck_check(self, on: bool) -> None:  # tests: a firmware without it
-        self._s.board.load_cell_stuck_ticks = LOADCELL_STUCK_TICKS if on else 0
+        self._s.board.load_cell_stuck_samples = LOADCELL_STUCK_SAMPLES if on else 0
+
+    @property
+    def load_cell_cut(self) -> bool:
+        """Fault injection at the HAL: the load cell's data line cut, no conversion arrives
+        (the sensor watchdog's test; the rig's own sensor faults are the rig's)."""
+        return bool(self._s.load_cell_cut)
+
+    @load_cell_cut.setter
+    def load_cell_cut(self, cut: bool) -> None:
+        self._s.load_cell_cut = cut
 
     @property
     def stall_stop_us(self) -> int | None:

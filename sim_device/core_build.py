@@ -84,6 +84,13 @@ MUTANTS: dict[str, str] = {
     "crc_skipped_for_move": "a MOVE with a bad CRC is executed",
     "by_angle_32bit": "a BY_ANGLE target computed in 32 bits (over ~2147° is wrong)",
     "event_oldest_off_by_one": "the event ring's oldest kept event is off by one",
+    # issue 18: the load cell's tare, filters, watchdog, saturation and fresh bit
+    "tare_ignored": "TARE is ACKed but its offset is never subtracted",
+    "no_tare_at_home": "homing leaves the load cell's offset as it was",
+    "drift_filter_off": "the drift high-pass tracks its baseline but never subtracts it",
+    "sensor_watchdog_disabled": "a load cell that stops converting goes unnoticed",
+    "saturation_ignored": "a reading at the load cell's rail passes as a force",
+    "fresh_bit_always": "every telemetry sample claims a fresh force",
 }
 VARIANTS: dict[str, str] = DEFECTS | MUTANTS
 
@@ -140,6 +147,7 @@ struct nd_sim {
     struct nd_device dev;
     struct nd_board board;
     double angle_origin_deg;
+    bool load_cell_cut;
     double motor_mm;
     double angle_deg;
     size_t tx_len;
@@ -150,7 +158,8 @@ void nd_sim_init(struct nd_sim *s, double motor_origin_mm, double encoder_mm,
                  double load_cell_n, bool home_switch);
 void nd_sim_feed(struct nd_sim *s, const uint8_t *data, size_t n);
 double nd_sim_move(struct nd_sim *s);
-uint32_t nd_sim_sense(struct nd_sim *s, double encoder_mm, double load_cell_n, bool home_switch);
+uint32_t nd_sim_sense(struct nd_sim *s, double encoder_mm, double load_cell_n, bool home_switch,
+                      bool load_cell_fresh);
 uint64_t nd_sim_idle_until_us(struct nd_sim *s);
 void nd_sim_skip(struct nd_sim *s, uint32_t ticks);
 size_t nd_sim_take(struct nd_sim *s, uint8_t *out, size_t max);

@@ -17,7 +17,13 @@ from sim_device.core import TICK_US, CoreFirmware
 from sim_device.core_build import VARIANTS, CoreBuildError
 from sim_device.linkfaults import LinkFaultConfig, LinkFaults
 
-RIG_FAULTS = ("loadcell_stuck", "loadcell_disconnected", "encoder_lost", "motor_stall")
+RIG_FAULTS = (
+    "loadcell_stuck",
+    "loadcell_disconnected",
+    "encoder_lost",
+    "motor_stall",
+    "loadcell_silent",  # the amplifier's data line cut at the HAL: no conversion arrives
+)
 
 
 class DeviceOptionError(ValueError):
@@ -35,6 +41,10 @@ class DeviceOptions:
     defect: str | None = None
     watchdog_ms: int = 200
     serial_number: str = "SIM-0001"
+    # the load cell part (sim_device/load_cells.py); None: the lesion file's, else ideal
+    load_cell: str | None = None
+    drift: float = 1.0  # multiplier of the part's zero drift
+    rig_file: str | None = None  # a simulator rig file (sim_device/rig_file.py)
 
     @classmethod
     def from_mapping(cls, params: Mapping[str, str]) -> DeviceOptions:
@@ -53,6 +63,9 @@ class DeviceOptions:
             "defect",
             "watchdog_ms",
             "serial",
+            "load_cell",
+            "drift",
+            "rig",
         }
         unknown = sorted(set(params) - known)
         if unknown:
@@ -109,6 +122,11 @@ class DeviceOptions:
         serial = params.get("serial") or "SIM-0001"
         if len(serial) > 16 or not serial.isascii():
             raise DeviceOptionError(f"sim option serial={serial!r}: at most 16 ASCII characters")
+        load_cell = params.get("load_cell") or None
+        check_load_cell(load_cell)
+        drift = number("drift", 1.0)
+        if drift < 0:
+            raise DeviceOptionError(f"sim option drift={drift} must be ≥ 0")
         seed = integer("seed", 0)
         if not 0 <= seed <= 2**32 - 1:
             raise DeviceOptionError(f"sim option seed={seed} must be 0..{2**32 - 1}")
@@ -122,6 +140,9 @@ class DeviceOptions:
             defect=defect,
             watchdog_ms=watchdog_ms,
             serial_number=serial,
+            load_cell=load_cell,
+            drift=drift,
+            rig_file=params.get("rig") or None,
         )
 
 
@@ -154,7 +175,10 @@ class Device:
         if options.fault is not None:
             fault = options.fault
             at_us = round(options.fault_at_s * 1_000_000)
-            self.firmware.at(at_us, lambda: rig.inject(fault))
+            if fault == "loadcell_silent":  # the port's, not the rig's: nothing converts
+                self.firmware.at(at_us, lambda: setattr(self.firmware, "load_cell_cut", True))
+            else:
+                self.firmware.at(at_us, lambda: rig.inject(fault))
 
     def host_write(self, data: bytes) -> None:
         """Bytes from the host to the device (through the link faults)."""
@@ -188,15 +212,47 @@ class Device:
 def _make_rig(options: DeviceOptions) -> Any:
     # heavy imports (numpy, the lesion library) only when a device is really built
     from sim_device.lesions import LesionError, load_lesion
-    from sim_device.rig_model import Rig
+    from sim_device.load_cells import get_part
+    from sim_device.rig_model import Rig, RigParams
 
     try:
         lesion = load_lesion(options.lesion)
     except LesionError as exc:
         raise DeviceOptionError(str(exc) + _plus_hint(options.lesion)) from None
-    rig = Rig(lesion, seed=options.seed, noise_scale=options.noise)
+    check_load_cell(options.load_cell)
+    part = None if options.load_cell is None else get_part(options.load_cell)
+    params = RigParams()
+    if options.rig_file is not None:
+        from sim_device.rig_file import RigFileError, read_rig_file
+
+        try:
+            bench = read_rig_file(options.rig_file)
+        except RigFileError as exc:
+            raise DeviceOptionError(str(exc)) from None
+        params = bench.params(params)
+        part = part if part is not None else bench.load_cell
+    rig = Rig(
+        lesion,
+        seed=options.seed,
+        noise_scale=options.noise,
+        params=params,
+        load_cell=part,
+        drift_scale=options.drift,
+    )
     check_lesion_fits(lesion, rig.params.travel_limit_mm)
     return rig
+
+
+def check_load_cell(name: str | None) -> None:
+    """An unknown load cell part is a one-line option error naming the known ones."""
+    if name is None:
+        return
+    from sim_device.load_cells import LoadCellError, get_part
+
+    try:
+        get_part(name)
+    except LoadCellError as exc:
+        raise DeviceOptionError(f"sim option load_cell: {exc}") from None
 
 
 def check_lesion_fits(lesion: Any, travel_mm: float | None = None) -> None:

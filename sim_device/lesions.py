@@ -13,6 +13,10 @@ A lesion file (format documented in docs/simulator.md):
     length_mm = 1.0                 # or start_mm / end_mm (depth from the home switch)
     puncture_force_n = 3.0          # optional: overrides the tissue's default
 
+    [load_cell]                     # optional: the bench's sensor (sim_device/load_cells.py)
+    part = "hx711-80"
+    rated_load_n = 10.0             # optional: overrides the part's number
+
 Every problem is reported as a LesionError with one line naming the file, the
 segment and the field.
 """
@@ -28,11 +32,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from sim_device.load_cells import LoadCellError, LoadCellPart, part_from_table
 from sim_device.physics import TISSUE_DEFAULTS
 
 LIBRARY_DIR = Path(__file__).with_name("lesions")
 
-_TOP_KEYS = frozenset({"name", "description", "start_mm", "tags", "cohort", "segment"})
+_TOP_KEYS = frozenset({"name", "description", "start_mm", "tags", "cohort", "segment", "load_cell"})
 _SEGMENT_KEYS = frozenset({"tissue", "length_mm", "start_mm", "end_mm"})
 MIN_CHUNK_MM = 0.05  # finer chunks would only multiply the per-chunk state
 
@@ -63,6 +68,9 @@ class Lesion:
     tags: frozenset[str] = field(default_factory=frozenset)
     cohort: str | None = None
     source: str = ""
+    # the bench's sensor this lesion is run with ([load_cell]); None: the simulator's
+    # choice (a sim:// URL's load_cell=, else ideal)
+    load_cell: LoadCellPart | None = None
 
     @property
     def length_mm(self) -> float:
@@ -190,6 +198,12 @@ def parse_lesion(data: Mapping[str, Any], source: str) -> Lesion:
             )
         segments.append(Segment(tissue, start, end, params))
         cursor = end
+    load_cell = None
+    if "load_cell" in data:
+        try:
+            load_cell = part_from_table(data["load_cell"], source)
+        except LoadCellError as exc:
+            raise LesionError(str(exc)) from None
     return Lesion(
         name=name,
         description=description,
@@ -199,6 +213,7 @@ def parse_lesion(data: Mapping[str, Any], source: str) -> Lesion:
         tags=frozenset(tags),
         cohort=cohort_name,
         source=source,
+        load_cell=load_cell,
     )
 
 

@@ -10,16 +10,23 @@ numpy per tick, noise drawn in blocks.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import exp
 
 import numpy as np
 
 from sim_device.lesions import Lesion
+from sim_device.load_cells import PARTS, Converter, LoadCellPart
 from sim_device.physics import compile_profile
 from sim_device.sensors import NOISE_BLOCK, NoiseBlocks
 
-FAULTS = ("loadcell_stuck", "loadcell_disconnected", "encoder_lost", "motor_stall")
+FAULTS = (
+    "loadcell_stuck",
+    "loadcell_disconnected",
+    "loadcell_silent",
+    "encoder_lost",
+    "motor_stall",
+)
 
 _NO_FACE_MM = 1e12  # face of "no barrier ahead"
 
@@ -53,6 +60,16 @@ class RigParams:
     force_relax_s: float = 0.15  # ... and relaxes (viscoelastic) with this one
     crack_load_ref_n: float = 10.0  # damage += revolutions × F_elastic / this
     crack_variation: float = 0.1  # relative spread (1 σ) of each chunk's crack threshold
+    # lead-screw backlash: a reversal turns the motor this far before the nut moves
+    # (0: none, as before parts; a bench's anti-backlash nut keeps it small)
+    backlash_mm: float = 0.0
+    # tissue winding (Lin & Huang 2020): net turns in tissue twist it; the twist relaxes
+    # with this time constant and, with a gain > 0, tightens the tissue on the shaft
+    # (friction × (1 + gain × |turns|)). Gain 0 (default) keeps today's forces: the
+    # twist is then a truth figure only (wind_rev, peak_wind_rev)
+    wind_relax_s: float = 5.0
+    wind_friction_gain: float = 0.0
+    track_winding: bool = False  # follow the twist with gain 0 too (a truth figure)
 
 
 class Rig:
@@ -65,10 +82,23 @@ class Rig:
         seed: int,
         params: RigParams = RigParams(),
         noise_scale: float = 1.0,
+        load_cell: LoadCellPart | None = None,
+        drift_scale: float = 1.0,
     ) -> None:
+        part = load_cell if load_cell is not None else (lesion.load_cell or PARTS["ideal"])
+        if not part.ideal:
+            # the firmware reads the rail from these (HardLimits): the part's, not the ideal's
+            params = replace(
+                params,
+                load_cell_full_scale_n=part.rated_load_n,
+                load_cell_offset_n=part.offset_n,
+                load_cell_noise_rms_n=part.bench_noise_rms_n,
+                load_cell_lsb_n=part.lsb_n,
+            )
         self.lesion = lesion
         self.params = params
         self.noise_scale = noise_scale
+        self.load_cell_part = part
         # Separate streams: the physics draws do not depend on noise_scale or block size.
         physics_rng = np.random.default_rng([seed, 1])
         noise_rng = np.random.default_rng([seed, 2])
@@ -122,6 +152,26 @@ class Rig:
         self.load_cell_force_n = 0.0
         self.home_switch = self.needle_depth_mm <= 0.0
         self._read_load_cell(0.0)
+        # a conversion completed in the last step (ideal: every step); the part's rate
+        self.load_cell_fresh = True
+        self.load_cell_sample_hz = part.sample_hz
+        self._converter: Converter | None = None
+        if not part.ideal:
+            self._converter = Converter(
+                part,
+                np.random.default_rng([seed, 3]),
+                noise_scale=noise_scale,
+                drift_scale=drift_scale,
+            )
+            self.load_cell_force_n = self._converter.value_n
+        # mechanics beyond the ideal rig: backlash (gap between motor and nut, 0..b) and
+        # tissue winding (signed net turns the tissue holds)
+        self._backlash_mm = params.backlash_mm
+        self._wind_gain = params.wind_friction_gain
+        self._wind_on = params.track_winding or params.wind_friction_gain > 0.0
+        self._lash_gap_mm = 0.0
+        self.wind_rev = 0.0
+        self.peak_wind_rev = 0.0
 
         self._dt_s = -1.0
         self._set_dt(0.001)
@@ -149,6 +199,7 @@ class Rig:
             p.thrust_limit_n,
             p.travel_limit_mm,
         )
+        self._a_wind = 1.0 - math.exp(-dt_s / p.wind_relax_s)
 
     def _load_barrier(self) -> None:
         """Cache the constants of the barrier ahead of the tip (or none)."""
@@ -253,6 +304,8 @@ class Rig:
         d_motor = motor_depth_mm - self.motor_depth_mm
         self.motor_depth_mm = motor_depth_mm
         if d_motor != 0.0 and -jump <= d_motor <= jump and not self._motor_dead:
+            if self._backlash_mm:
+                d_motor = self._through_backlash(d_motor)
             new = needle + d_motor
             if d_motor > 0.0:
                 if new > face and self._f_dyn_n + self._k_n_per_mm * (new - face) > thrust:
@@ -266,6 +319,7 @@ class Rig:
 
         d_angle = angle_deg - self.angle_deg
         self.angle_deg = angle_deg
+        signed_d_angle = d_angle
         if d_angle < 0.0:
             d_angle = -d_angle
 
@@ -296,6 +350,9 @@ class Rig:
         friction = (self._fric_before_n[i] + (tip - starts[i]) * self._fric_n_per_mm[i]) / (
             1.0 + rate * inv_fric_rpm
         )
+        if self._wind_on:  # tissue winding (RigParams): off unless asked, it costs per tick
+            wind = self._wind(self.wind_rev, signed_d_angle if self._fric_n_per_mm[i] else 0.0)
+            friction *= 1.0 + self._wind_gain * (wind if wind > 0.0 else -wind)
         if speed > 0.0:
             target = friction * speed / (speed + eps)
             if needle < face:
@@ -334,7 +391,14 @@ class Rig:
         self.true_force_n = force
 
         # sensors
-        if self._lc_live:
+        if self._converter is not None:
+            lc = self._lc_filtered_n
+            lc += self._a_lc * (force - lc)
+            self._lc_filtered_n = lc
+            conv = self._converter
+            self.load_cell_fresh = conv.step(dt_s, lc)
+            self.load_cell_force_n = conv.value_n
+        elif self._lc_live:
             lc = self._lc_filtered_n
             lc += self._a_lc * (force - lc)
             self._lc_filtered_n = lc
@@ -353,7 +417,33 @@ class Rig:
         elif needle > self._switch_open_mm:
             self.home_switch = False
 
+    def _through_backlash(self, d_motor_mm: float) -> float:
+        """The nut's move for a motor move: the gap between them (0..backlash) is taken
+        up first, so a reversal turns the motor by up to the backlash for nothing."""
+        gap = self._lash_gap_mm
+        new_gap = gap + d_motor_mm
+        b = self._backlash_mm
+        new_gap = 0.0 if new_gap < 0.0 else (b if new_gap > b else new_gap)
+        self._lash_gap_mm = new_gap
+        return d_motor_mm - (new_gap - gap)
+
+    def _wind(self, wind_rev: float, d_angle_deg: float) -> float:
+        """Net turns the tissue holds: rotation with the tip in tissue twists it (either
+        way: a reversal unwinds), the twist relaxes with wind_relax_s."""
+        wind_rev += d_angle_deg / 360.0
+        wind_rev -= self._a_wind * wind_rev
+        self.wind_rev = wind_rev
+        mag = wind_rev if wind_rev > 0.0 else -wind_rev
+        if mag > self.peak_wind_rev:
+            self.peak_wind_rev = mag
+        return wind_rev
+
     # -- outside the tick -----------------------------------------------------------
+
+    def track_winding(self) -> None:
+        """Follow the tissue's twist from now on (a truth figure: wind_rev, peak_wind_rev),
+        as ``RigParams(track_winding=True)`` would from the start."""
+        self._wind_on = True
 
     def rebase_motor(self, motor_depth_mm: float) -> None:
         """The firmware redefined its step count (e.g. zeroed at the switch): no motion."""
@@ -379,11 +469,23 @@ class Rig:
 
     def inject(self, fault: str) -> None:
         """Inject a rig fault; it lasts for the life of the rig."""
+        conv = self._converter
         if fault == "loadcell_stuck":
             self._lc_live = False  # the reading freezes at its last value
+            if conv is not None:
+                conv.stuck = True  # ... while conversions go on
         elif fault == "loadcell_disconnected":
             self._lc_live = False  # an open bridge drives the ADC to its rail
             self.load_cell_force_n = self.params.load_cell_full_scale_n
+            if conv is not None:
+                conv.disconnected = True
+                conv.value_n = self.params.load_cell_full_scale_n
+        elif fault == "loadcell_silent":
+            # the ADC stops converting (data-ready never comes): the last value is held
+            self._lc_live = False
+            self.load_cell_fresh = False
+            if conv is not None:
+                conv.silent = True
         elif fault == "encoder_lost":
             self._enc_live = False  # the reading freezes at its last value
         elif fault == "motor_stall":

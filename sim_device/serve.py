@@ -58,6 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lesion", default="soft-stenosis", help="library name or TOML file")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--noise", type=float, default=1.0, help="load cell noise multiplier")
+    p.add_argument(
+        "--load-cell",
+        metavar="PART",
+        type=_load_cell_part,
+        default=None,
+        help="load cell part (ideal, hx711-10, hx711-80, hx717-320, ads1220-660, "
+        "ads1220-2000; default: the lesion file's, else ideal)",
+    )
+    p.add_argument("--drift", type=float, default=1.0, help="load cell drift multiplier")
+    p.add_argument(
+        "--rig", metavar="FILE", type=_rig_file, default=None, help="a simulator rig file (TOML)"
+    )
     p.add_argument("--stats", metavar="FILE", help="write device statistics (JSON) here")
     p.add_argument("--defect", choices=sorted(DEFECTS), help="plant a firmware defect")
     p.add_argument("--watchdog-ms", type=int, default=200)
@@ -71,6 +83,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fault-at-s", type=float, default=0.0, help="... at this device time")
     p.add_argument("--json", action="store_true", help="first line as JSON")
     return p
+
+
+def _load_cell_part(name: str) -> str:
+    """argparse type: a known part's name (an unknown one is a usage error naming them)."""
+    from sim_device.load_cells import LoadCellError, get_part
+
+    try:
+        return get_part(name).name
+    except LoadCellError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _rig_file(path: str) -> str:
+    """argparse type: a rig file that reads (a bad one is a usage error saying why)."""
+    from sim_device.rig_file import RigFileError, read_rig_file
+
+    try:
+        read_rig_file(path)
+    except RigFileError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return path
 
 
 def options_from_args(ns: argparse.Namespace) -> DeviceOptions:
@@ -90,6 +123,9 @@ def options_from_args(ns: argparse.Namespace) -> DeviceOptions:
         defect=ns.defect,
         watchdog_ms=ns.watchdog_ms,
         serial_number=ns.serial,
+        load_cell=ns.load_cell,
+        drift=ns.drift,
+        rig_file=ns.rig,
     )
 
 

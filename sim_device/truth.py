@@ -50,6 +50,12 @@ class TruthMonitor:
         self.loose_limit_steps = 0
         self.late_advance_mm = 0.0
         self.motion_start_us: int | None = None
+        # Overshoot after a puncture: how far the tip went from where it stood the step
+        # before a cap gave way (the lurch through it, then the advance) until the load
+        # cell's next fresh sample — the first moment the host can know.
+        self.punctures_seen = int(getattr(rig, "punctures", 0))
+        self.peak_puncture_overshoot_mm = 0.0
+        self._overshoot_from_mm: float | None = None
         inner = rig.step
         fw = firmware
         # The device's limits are integers (µm, mN, ms); anything above these is looser.
@@ -61,10 +67,21 @@ class TruthMonitor:
 
         def step(dt_s: float, motor_depth_mm: float, angle_deg: float) -> None:
             before_mm = rig.needle_depth_mm
+            tip_before_mm = rig.tip_depth_mm
             inner(dt_s, motor_depth_mm, angle_deg)
             force = abs(rig.true_force_n)
             depth = rig.needle_depth_mm
             self.steps += 1
+            if rig.punctures != self.punctures_seen:
+                self.punctures_seen = rig.punctures
+                if self._overshoot_from_mm is None:
+                    self._overshoot_from_mm = tip_before_mm
+            if self._overshoot_from_mm is not None:
+                overshoot = rig.tip_depth_mm - self._overshoot_from_mm
+                if overshoot > self.peak_puncture_overshoot_mm:
+                    self.peak_puncture_overshoot_mm = overshoot
+                if getattr(rig, "load_cell_fresh", True):
+                    self._overshoot_from_mm = None
             if force > self.peak_force_n:
                 self.peak_force_n = force
             if depth > self.peak_depth_mm:

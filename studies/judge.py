@@ -20,7 +20,11 @@ pair. It then watches, with the simulator's truth at every rig step (1 ms;
   the first motion — a procedure that ignores its stall policy pushes on for ever, so
   the judge then ends the run through the ``abort`` event it hands the procedure;
 * motion after the end: the needle or the rotation moving once the run has returned
-  (``WATCH_AFTER_S`` watched with the link kept alive).
+  (``WATCH_AFTER_S`` watched with the link kept alive);
+* overshoot after a puncture: how far the tip went from where it stood when a cap gave
+  way (its lurch through the cap, then the advance) until the load cell's next fresh
+  sample — what a slow sensor adds — beyond the profile's ``[target]
+  overshoot_limit_mm``.
 
 Only for an in-process simulator (``sim://``): the truth is the simulated rig's.
 """
@@ -51,6 +55,7 @@ class JudgeLimits:
     stall_force_n: float
     stall_time_s: float
     max_duration_s: float
+    puncture_overshoot_mm: float = 2.0  # the profile's [target] overshoot_limit_mm
 
     @classmethod
     def fixed(cls, profile: Any, identity: Any, target_mm: float) -> JudgeLimits:
@@ -63,6 +68,7 @@ class JudgeLimits:
             stall_force_n=min(profile.limits.stall_force_n, identity.force_limit_n),
             stall_time_s=profile.limits.stall_time_s,
             max_duration_s=profile.stall.max_duration_s,
+            puncture_overshoot_mm=profile.target.overshoot_limit_mm,
         )
 
 
@@ -82,6 +88,8 @@ class Verdict:
     peak_force_true_n: float
     peak_depth_true_mm: float
     findings: tuple[str, ...]
+    puncture_overshoot_mm: float = 0.0  # the largest, over the run's punctures
+    peak_wind_rev: float = 0.0  # the most turns the tissue held twisted (not judged)
 
     @property
     def violations(self) -> int:
@@ -116,6 +124,7 @@ def findings(
     loose_limit_steps: int,
     late_advance_mm: float,
     moved_after_end: bool,
+    puncture_overshoot_mm: float = 0.0,
 ) -> tuple[str, ...]:
     """The rules broken, one line each."""
     out = []
@@ -144,6 +153,11 @@ def findings(
         )
     if moved_after_end:
         out.append("moved after the run ended")
+    if puncture_overshoot_mm > limits.puncture_overshoot_mm:
+        out.append(
+            f"tip {puncture_overshoot_mm:.2f} mm past where a cap gave way before the next "
+            f"fresh load-cell sample (limit {limits.puncture_overshoot_mm:g} mm)"
+        )
     return tuple(out)
 
 
@@ -172,6 +186,9 @@ class SafetyJudge:
         self._first_event = int(nd.status().counters.last_event_number)
         self._batches: list[Any] = []
         self._unsubscribe = nd.telemetry.subscribe(self._batches.append)
+        # the tissue's twist, a truth figure of rotation's cost (Lin & Huang 2020)
+        if hasattr(self.rig, "track_winding"):
+            self.rig.track_winding()
         self.truth = TruthMonitor(
             self.rig,
             force_limit_n=limits.force_limit_n,
@@ -231,11 +248,13 @@ class SafetyJudge:
             "loose_limit_steps": t.loose_limit_steps,
             "late_advance_mm": t.late_advance_mm,
             "moved_after_end": self.moved_after_end,
+            "puncture_overshoot_mm": t.peak_puncture_overshoot_mm,
         }
         self.verdict = Verdict(
             limits=self.limits,
             peak_force_true_n=t.peak_force_n,
             peak_depth_true_mm=t.peak_depth_mm,
+            peak_wind_rev=float(getattr(self.rig, "peak_wind_rev", 0.0)),
             findings=findings(self.limits, **counts),
             **counts,
         )

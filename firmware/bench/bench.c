@@ -22,9 +22,11 @@ static struct {
     int64_t lost_nm;        /* motor steps lost against the load: motor − carriage */
     int64_t last_motor_nm;  /* the last advance command */
     int64_t angle_ucdeg;
+    int64_t turn_ucdeg_tick; /* the last rotation command's step: the rate, per 1 ms tick */
     int32_t force_mn;       /* true axial force */
     int punctured;          /* the septum gave way and has not sealed yet */
     uint32_t rng;
+    uint32_t lc_acc;        /* conversions due: + lc_sample_hz per 1 ms tick, one per 1000 */
 } B;
 
 void nd_bench_defaults(struct nd_bench_config *c)
@@ -39,10 +41,13 @@ void nd_bench_defaults(struct nd_bench_config *c)
     c->thrust_mn = 10000;
     c->noise_mn = 20;
     c->rail_mn = 50000;
+    c->lc_sample_hz = 80;
+    c->lc_silent_backward_mrpm = 100000;
     c->seed = 1;
 }
 
-void nd_bench_board(struct nd_board *b, const char *serial_number)
+void nd_bench_board(struct nd_board *b, const struct nd_bench_config *cfg,
+                    const char *serial_number)
 {
     static const struct nd_board bench_board = {
         .serial_number = "",
@@ -55,7 +60,8 @@ void nd_bench_board(struct nd_board *b, const char *serial_number)
         .nm_per_microstep = 625,
         .default_stall_force_mn = 9000,
         .load_cell_rail_mn = 50000,
-        .load_cell_stuck_ticks = 0, /* the bench model's noise may be set to 0 */
+        .load_cell_stuck_samples = 0, /* the bench model's noise may be set to 0 */
+        .load_cell_sample_hz = 80,
         .extra_capabilities = 0,
         /* 200 ms: the host link's own watchdog; a board's timer is
          * never that late, a loaded desktop or emulator host may be */
@@ -64,6 +70,8 @@ void nd_bench_board(struct nd_board *b, const char *serial_number)
     };
     unsigned i;
     *b = bench_board;
+    b->load_cell_rail_mn = cfg->rail_mn;
+    b->load_cell_sample_hz = cfg->lc_sample_hz;
     for (i = 0; i < sizeof b->serial_number && serial_number[i] != '\0'; ++i)
         b->serial_number[i] = serial_number[i];
 }
@@ -98,8 +106,10 @@ void nd_bench_init(const struct nd_bench_config *cfg)
     B.lost_nm = 0;
     B.last_motor_nm = 0;
     B.angle_ucdeg = 0;
+    B.turn_ucdeg_tick = 0;
     B.punctured = 0;
     B.rng = cfg->seed ? cfg->seed : 1u;
+    B.lc_acc = 1000u; /* a conversion is ready at boot */
     B.force_mn = (int32_t)force_at(B.carriage_nm, 0);
 }
 
@@ -149,6 +159,7 @@ void hal_advance_command_nm(int64_t motor_nm)
 void hal_rotate_command_ucdeg(int64_t angle_ucdeg)
 {
     HOOK(angle_ucdeg = nd_fault_rotate(&nd_bench_fault, hal_time_us(), angle_ucdeg));
+    B.turn_ucdeg_tick = angle_ucdeg - B.angle_ucdeg;
     B.angle_ucdeg = angle_ucdeg;
 }
 
@@ -176,22 +187,32 @@ static uint32_t xorshift32(void)
     return x;
 }
 
-bool hal_load_cell_read_mn(int32_t *force_mn)
+enum nd_lc_read hal_load_cell_read_mn(int32_t *force_mn)
 {
     /* noise: the sum of four uniforms in ±noise·√3/2 is near-Gaussian, σ ≈ noise */
-    int32_t noise = 0;
+    int32_t noise = 0, f;
     int i;
+    /* the core calls once per 1 ms tick: a conversion completes every 1000/rate calls */
+    B.lc_acc += B.cfg.lc_sample_hz;
+    if (B.lc_acc < 1000u) return ND_LC_NONE;
+    B.lc_acc -= 1000u;
+    /* 1 mrpm = 6 ucdeg per tick (hal.h) */
+    if (B.cfg.lc_silent_backward_mrpm > 0 &&
+        -B.turn_ucdeg_tick > (int64_t)B.cfg.lc_silent_backward_mrpm * 6)
+        return ND_LC_NONE; /* the slip ring has lost contact: nothing arrives */
     if (B.cfg.noise_mn > 0) {
         const int32_t span = B.cfg.noise_mn * 173 / 100; /* √3 · σ per uniform, ×2 /2 */
         for (i = 0; i < 4; ++i) noise += (int32_t)(xorshift32() % (uint32_t)(2 * span + 1)) - span;
         noise /= 2;
     }
-    *force_mn = B.force_mn + noise;
+    f = B.force_mn + noise;
+    /* an amplifier clips at its full scale: it reads the rail, not the force */
+    *force_mn = f > B.cfg.rail_mn ? B.cfg.rail_mn : f < -B.cfg.rail_mn ? -B.cfg.rail_mn : f;
 #ifdef ND_FAULT_HOOKS
     if (!nd_fault_load_cell(&nd_bench_fault, hal_time_us(), force_mn, true, B.cfg.rail_mn))
-        return false;
+        return ND_LC_FAULT;
 #endif
-    return *force_mn > -B.cfg.rail_mn && *force_mn < B.cfg.rail_mn;
+    return ND_LC_NEW;
 }
 
 bool hal_home_switch(void) { return B.carriage_nm <= 0; }

@@ -8,8 +8,12 @@
  *    against it exceeds the stepper's thrust: then steps are lost (the carriage stays,
  *    the encoder stops, the motor count runs on: the core's following-error stall);
  *  - an encoder on the carriage (100 nm counts), a home switch at depth <= 0;
- *  - a load cell: the force below plus noise (a seeded PRNG), quantised to 1 mN, invalid
- *    at its rail;
+ *  - a load cell: the force below plus noise (a seeded PRNG), quantised to 1 mN, clipped at
+ *    its rail (the core latches SATURATED there), converting at its own rate (80 samples/s
+ *    by default, an HX711 at its fast setting: the core holds the last conversion between
+ *    two), its signal through a slip ring that loses contact while the needle turns
+ *    backward faster than 100 rpm: no conversion arrives then (the bench fault the
+ *    suite's sensor-watchdog test provokes; nothing else turns backward that fast);
  *  - a phantom membrane at membrane_depth: a self-sealing septum that loads the needle
  *    elastically and gives way (punctures) above membrane_break_mn; once punctured it only
  *    grips the shaft (friction) until the needle is withdrawn behind it, when it seals;
@@ -34,12 +38,15 @@ struct nd_bench_config {
     int32_t block_mn_per_mm;          /* block stiffness */
     int32_t thrust_mn;                /* stepper thrust: beyond it steps are lost */
     int32_t noise_mn;                 /* load cell noise, about one standard deviation */
-    int32_t rail_mn;                  /* load cell full scale: beyond it, no valid reading */
+    int32_t rail_mn;                  /* load cell full scale: readings clip here */
+    uint16_t lc_sample_hz;            /* load cell conversions per second (<= 1000) */
+    int32_t lc_silent_backward_mrpm;  /* 0: none; turning backward faster: no conversion */
     uint32_t seed;                    /* noise seed (0 is replaced by 1) */
 };
 
 /* The bench every port uses unless told otherwise: membrane at 20 mm giving way at
- * 3 N (2 N/mm), block at 40 mm, thrust 10 N, noise 20 mN, carriage at 5 mm. */
+ * 3 N (2 N/mm), block at 40 mm, thrust 10 N, noise 20 mN, carriage at 5 mm, the load
+ * cell at 80 samples/s with its rail at 50 N, silent while turning backward > 100 rpm. */
 void nd_bench_defaults(struct nd_bench_config *cfg);
 void nd_bench_init(const struct nd_bench_config *cfg);
 /* The MCU reset (its watchdog fired) while the rig stays put: the motor's and the
@@ -48,11 +55,12 @@ void nd_bench_mcu_reset(void);
 
 /* The board every port of the bench model declares (one source for its IDENTITY): 150 mm
  * of travel, 40 N hard force limit, 20 mm/s, 120 rpm, a 200 ms watchdog, 625 nm per
- * microstep, stall at 9 N until SET_LIMITS, the load cell's rail at 50 N (the model's
- * full scale) and no stuck-reading check (its noise may be set to 0); a main loop may
- * catch up 200 late ticks (then OVERRUN), the MCU watchdog resets after 1 s; simulated. The
- * port's serial number (up to 16 characters, NUL-padded) is the only difference. */
-void nd_bench_board(struct nd_board *board, const char *serial_number);
+ * microstep, stall at 9 N until SET_LIMITS, the load cell's rail and rate the bench
+ * config's and no stuck-reading check (its noise may be set to 0); a main loop may catch
+ * up 200 late ticks (then OVERRUN), the MCU watchdog resets after 1 s; simulated. The
+ * port's serial number (up to 16 characters, NUL-padded) is the only other difference. */
+void nd_bench_board(struct nd_board *board, const struct nd_bench_config *cfg,
+                    const char *serial_number);
 
 #ifdef ND_FAULT_HOOKS
 #include "../faults/fault_hooks.h"

@@ -86,6 +86,7 @@ static void identity(void)
     m.max_rate_mrpm = b->max_rate_mrpm;
     m.watchdog_ms = b->watchdog_ms;
     m.session_armed = D.schema_ok ? 1u : 0u;
+    m.load_cell_sample_hz = D.lc.sample_hz;
     R.id = ND_IDENTITY_ID;
     R.len = (uint8_t)nd_identity_pack(&m, R.payload);
 }
@@ -115,6 +116,15 @@ static void status(void)
     m.replies_replayed = D.replies_replayed;
     m.watchdog_trips = D.watchdog_trips;
     m.tick_overruns = D.tick_overruns;
+    m.load_cell_rate_hz = D.lc_rate_hz;
+    m.load_cell_samples = D.lc_samples;
+    m.load_cell_stale_samples = D.lc_stale_samples;
+    m.load_cell_saturated = D.lc_saturated;
+    m.load_cell_fault = (D.latched & ND_FAULT_FLAGS_LOAD_CELL) ? D.lc_fault : 0u;
+    m.load_cell_offset_mn = D.lc.offset_mn;
+    m.drift_corner_mhz = D.lc.drift_corner_mhz;
+    m.notch_hz = D.lc.notch_hz;
+    m.lowpass_hz = D.lc.lowpass_hz;
     R.id = ND_STATUS_ID;
     R.len = (uint8_t)nd_status_pack(&m, R.payload);
 }
@@ -223,6 +233,7 @@ static void clear_fault(uint8_t id)
 {
     const uint16_t cleared = D.latched;
     D.latched = 0;
+    D.lc_fault = ND_LOAD_CELL_FAULT_NONE;
     if (cleared) nd_dev_event(ND_EVENT_CODE_FAULT_CLEARED, cleared);
     nd_dev_update_state();
     ack(id);
@@ -255,6 +266,45 @@ static void set_limits(uint8_t id, const uint8_t *p)
     D.stall_time_ms = m.stall_time_ms;
     /* a move in progress beyond the new limit is stopped there by the tick's check */
     nd_dev_set_limit_pos();
+    ack(id);
+}
+
+/* Zeroing or refiltering the force under a moving advance would move what the force limit
+ * and the stall cut-off compare against mid-motion: both wait for the advance at rest. */
+static bool load_cell_may_change(uint8_t id)
+{
+    if (D.homing || D.adv.active) {
+        nak(id, ND_NAK_REASON_BUSY, 0);
+        return false;
+    }
+    if (D.latched & ND_FAULT_FLAGS_LOAD_CELL) {
+        nak(id, ND_NAK_REASON_LATCHED_FAULT, D.latched);
+        return false;
+    }
+    return true;
+}
+
+static void tare(uint8_t id)
+{
+    if (!load_cell_may_change(id)) return;
+    nd_lc_tare(&D.lc);
+    D.force_mn = nd_lc_output(&D.lc); /* the zero shows at once */
+    ack(id);
+}
+
+static void set_load_cell(uint8_t id, const uint8_t *p)
+{
+    struct nd_set_load_cell m;
+    nd_set_load_cell_unpack(&m, p, ND_SET_LOAD_CELL_PAYLOAD_BYTES);
+    if (m.drift_corner_mhz > ND_SET_LOAD_CELL_DRIFT_CORNER_MHZ_MAX)
+        REFUSE(ND_NAK_REASON_BAD_ARGUMENT, (int32_t)m.drift_corner_mhz);
+    if (m.notch_hz > ND_SET_LOAD_CELL_NOTCH_HZ_MAX) REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.notch_hz);
+    if (m.lowpass_hz > ND_SET_LOAD_CELL_LOWPASS_HZ_MAX)
+        REFUSE(ND_NAK_REASON_BAD_ARGUMENT, m.lowpass_hz);
+    if (!load_cell_may_change(id)) return;
+    if (!nd_lc_configure(&D.lc, m.drift_corner_mhz, m.notch_hz, m.lowpass_hz))
+        REFUSE(ND_NAK_REASON_BEYOND_LIMIT, D.lc.sample_hz);
+    D.force_mn = nd_lc_output(&D.lc);
     ack(id);
 }
 
@@ -452,6 +502,8 @@ static void execute(uint8_t id, const uint8_t *p)
     case ND_CLEAR_FAULT_ID: clear_fault(id); break;
     case ND_SET_LIMITS_ID: set_limits(id, p); break;
     case ND_SET_TELEMETRY_ID: set_telemetry(id, p); break;
+    case ND_TARE_ID: tare(id); break;
+    case ND_SET_LOAD_CELL_ID: set_load_cell(id, p); break;
     default: motion(id, p); break;
     }
 }

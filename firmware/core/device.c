@@ -181,16 +181,93 @@ void nd_dev_home_found(void)
     D.homing = false;
     D.homed = true;
     D.at_limit = false;
+    /* the needle at the switch, out of tissue: its force is zero here */
+#ifndef ND_DEFECT_NO_TARE_AT_HOME /* mutant: homing leaves the offset as it was */
+    if (!(D.latched & ND_FAULT_FLAGS_LOAD_CELL)) {
+        nd_lc_tare(&D.lc);
+        D.force_mn = nd_lc_output(&D.lc);
+    }
+#endif
     nd_dev_event(ND_EVENT_CODE_HOMED, 0);
     nd_dev_update_state();
 }
 
 /* ------------------------------------------------------------ sensors and safety */
 
-static void read_sensors(void)
+/* Latch LOAD_CELL for a reason (LoadCellFault); the force is invalid until cleared. */
+static void load_cell_fault(uint8_t reason)
+{
+    D.force_mn = ND_FORCE_INVALID_MN;
+    if (D.latched & ND_FAULT_FLAGS_LOAD_CELL) return;
+    D.lc_fault = reason;
+    nd_dev_stop_advance();
+    nd_dev_latch(ND_FAULT_FLAGS_LOAD_CELL, ND_EVENT_CODE_FAULT, ND_FAULT_FLAGS_LOAD_CELL);
+}
+
+/* One conversion: counted, checked (rail, stuck), tared and filtered. */
+static void load_cell_conversion(int32_t raw_mn)
+{
+    const int32_t rail = D.board->load_cell_rail_mn;
+    D.lc_samples++;
+    D.lc_window_count++;
+    D.lc_fresh_us = D.now_us;
+    D.lc_fresh_unsent = true;
+    /* a noisy reading that repeats exactly, conversion after conversion, is frozen */
+    if (raw_mn != D.lc_last_mn) {
+        D.lc_last_mn = raw_mn;
+        D.lc_same_count = 0;
+    } else if (D.lc_same_count < UINT16_MAX) {
+        D.lc_same_count++;
+    }
+#ifndef ND_DEFECT_SATURATION_IGNORED /* mutant: a clipped reading passes as a force */
+    if (raw_mn >= rail || raw_mn <= -rail) {
+        D.lc_saturated++;
+        load_cell_fault(ND_LOAD_CELL_FAULT_SATURATED);
+        return;
+    }
+#else
+    (void)rail;
+#endif
+    if (D.board->load_cell_stuck_samples &&
+        D.lc_same_count >= D.board->load_cell_stuck_samples) {
+        load_cell_fault(ND_LOAD_CELL_FAULT_STUCK);
+        return;
+    }
+    D.force_mn = nd_lc_filter(&D.lc, raw_mn);
+    if (D.latched & ND_FAULT_FLAGS_LOAD_CELL) D.force_mn = ND_FORCE_INVALID_MN;
+}
+
+static void read_load_cell(void)
+{
+    int32_t raw_mn = 0;
+    const enum nd_lc_read r = hal_load_cell_read_mn(&raw_mn);
+    if (r == ND_LC_NEW) {
+        load_cell_conversion(raw_mn);
+    } else if (r == ND_LC_FAULT) {
+        load_cell_fault(ND_LOAD_CELL_FAULT_NO_READING);
+#ifndef ND_DEFECT_SENSOR_WATCHDOG_DISABLED /* mutant: a silent load cell goes unnoticed */
+    } else if (D.now_us - D.lc_fresh_us > D.lc_timeout_us) {
+        load_cell_fault(ND_LOAD_CELL_FAULT_TIMEOUT); /* held too long: no longer a force */
+#endif
+    }
+    /* the measured rate: conversions counted over each whole second */
+    if (D.now_us - D.lc_window_us >= 1000000u) {
+        D.lc_rate_hz = D.lc_window_count;
+        D.lc_window_count = 0;
+        D.lc_window_us = D.now_us;
+    }
+}
+
+void nd_dev_lc_resync(void)
+{
+    D.lc_fresh_us = D.now_us;
+    D.lc_window_us = D.now_us;
+    D.lc_window_count = 0;
+}
+
+static void read_encoder(void)
 {
     int64_t enc_nm;
-    int32_t force_mn;
     if (hal_encoder_read_nm(&enc_nm)) {
         D.depth_nm = enc_nm - D.enc_zero_nm;
         D.depth_um = nd_um_from_nm(D.depth_nm);
@@ -198,33 +275,19 @@ static void read_sensors(void)
     } else {
         D.depth_um = ND_DEPTH_INVALID_UM;
     }
-    if (hal_load_cell_read_mn(&force_mn) && force_mn > -D.board->load_cell_rail_mn &&
-        force_mn < D.board->load_cell_rail_mn) {
-        D.force_mn = force_mn;
-    } else {
-        force_mn = ND_FORCE_INVALID_MN; /* at its rail, or no reading */
-        D.force_mn = force_mn;
-    }
-    /* a noisy reading that repeats exactly, tick after tick, is a frozen amplifier */
-    if (force_mn != D.lc_last_mn) {
-        D.lc_last_mn = force_mn;
-        D.lc_same_ticks = 0;
-    } else if (D.lc_same_ticks < UINT16_MAX) {
-        D.lc_same_ticks++;
-    }
-    if (D.board->load_cell_stuck_ticks && D.lc_same_ticks >= D.board->load_cell_stuck_ticks)
-        D.force_mn = ND_FORCE_INVALID_MN;
+}
+
+static void read_sensors(void)
+{
+    read_encoder();
+    read_load_cell();
 }
 
 static void sensor_safety(void)
 {
     const int32_t f = D.force_mn;
     if (f == ND_FORCE_INVALID_MN) {
-        if (!(D.latched & ND_FAULT_FLAGS_LOAD_CELL)) {
-            nd_dev_stop_advance();
-            nd_dev_latch(ND_FAULT_FLAGS_LOAD_CELL, ND_EVENT_CODE_FAULT,
-                         ND_FAULT_FLAGS_LOAD_CELL);
-        }
+        /* latched where it was found (load_cell_fault) */
 #ifdef ND_DEFECT_FORCE_LIMIT_PUSH_ONLY
     } else if (f > D.force_limit_mn && /* mutant: a pulling force is never limited */
 #else
@@ -330,6 +393,8 @@ static void loop_overrun(uint64_t dropped)
 {
     D.ticks += dropped;
     D.tick_overruns += (uint32_t)dropped;
+    /* the sensor was not asked meanwhile: its silence is the loop's, not the sensor's */
+    D.lc_fresh_us += dropped * ND_TICK_US;
     if (!(D.adv.active || D.rot.active || D.homing)) return;
     nd_axis_halt(&D.adv);
     nd_axis_halt(&D.rot);
@@ -368,6 +433,12 @@ static void take_sample(void)
     s.force_mn = D.force_mn;
     s.state = D.state;
     s.flags = nd_dev_flags();
+#ifdef ND_DEFECT_FRESH_BIT_ALWAYS /* mutant: every sample claims a fresh force */
+    D.lc_fresh_unsent = true;
+#endif
+    s.force_flags = D.lc_fresh_unsent ? ND_FORCE_FLAGS_FRESH : 0u;
+    if (!D.lc_fresh_unsent) D.lc_stale_samples++;
+    D.lc_fresh_unsent = false;
     nd_telemetry_sample_pack(&s, D.batch + (size_t)D.batch_count * ND_TELEMETRY_SAMPLE_BYTES);
     D.samples_sent++;
     if (++D.batch_count >= D.batch_samples) nd_dev_flush_batch();
@@ -487,8 +558,18 @@ void nd_dev_init(const struct nd_board *board, nd_frame_handler on_frame)
     if (!hal_encoder_read_nm(&D.enc_zero_nm)) D.enc_zero_nm = 0;
     hal_advance_command_nm(0);
     hal_rotate_command_ucdeg(0);
-    read_sensors();
-    D.lc_same_ticks = 0;
+    {
+        /* the load cell: its watchdog allows two nominal periods, rounded up */
+        const uint32_t hz = board->load_cell_sample_hz ? board->load_cell_sample_hz : 1000u;
+        int32_t raw_mn = 0;
+        D.lc_timeout_us = (2000000u + hz - 1u) / hz;
+        if (hal_load_cell_read_mn(&raw_mn) != ND_LC_NEW) raw_mn = 0;
+        nd_lc_init(&D.lc, (uint16_t)hz, raw_mn);
+        D.lc_last_mn = raw_mn;
+        D.lc_fresh_us = 0; /* boot: the first conversion is due within two periods */
+        D.force_mn = raw_mn; /* checked (rail, stuck) from the first tick on */
+    }
+    read_encoder();
     nd_dev_update_state();
     nd_dev_event(ND_EVENT_CODE_BOOT, 0);
     D.ticks_base = hal_time_us() / ND_TICK_US;

@@ -10,6 +10,7 @@
 #include "events.h"
 #include "hal.h"
 #include "link.h"
+#include "load_cell.h"
 #include "needle_protocol.h"
 #include "reply_cache.h"
 
@@ -91,9 +92,20 @@ struct nd_device {
     uint32_t replies_replayed;
     uint32_t watchdog_trips;
 
-    /* the load cell: a noisy reading repeated exactly this many ticks is stuck */
-    int32_t lc_last_mn;
-    uint16_t lc_same_ticks;
+    /* the load cell (load_cell.h: tare and filters; here its watchdog and statistics) */
+    struct nd_lc_chain lc;
+    int32_t lc_last_mn;     /* the last raw conversion */
+    uint16_t lc_same_count; /* conversions in a row equal to it (a stuck amplifier) */
+    bool lc_fresh_unsent;   /* a conversion no telemetry sample has carried yet */
+    uint8_t lc_fault;       /* LoadCellFault: why LOAD_CELL latched */
+    uint64_t lc_fresh_us;   /* device time of the last conversion */
+    uint32_t lc_timeout_us; /* two nominal periods */
+    uint64_t lc_window_us;  /* the measured rate: conversions counted per second */
+    uint16_t lc_window_count;
+    uint16_t lc_rate_hz;
+    uint32_t lc_samples;
+    uint32_t lc_stale_samples;
+    uint32_t lc_saturated;
 
     /* the tick in progress (between nd_core_tick_move and nd_core_tick_sense) */
     uint64_t tick_t0_us;
@@ -124,6 +136,9 @@ void nd_dev_stop_advance(void);
 void nd_dev_set_limit_pos(void);
 void nd_dev_flush_batch(void);
 void nd_dev_home_found(void);
+/* The sensor watchdog's clock restarted: ticks were skipped in which the port knew that
+ * nothing happens (the simulator's idle skip), the load cell's conversions with them. */
+void nd_dev_lc_resync(void);
 void nd_dev_begin_follow(void);
 uint8_t nd_dev_flags(void);
 int32_t nd_um_from_nm(int64_t nm);

@@ -30,9 +30,13 @@ struct nd_board {
     int32_t nm_per_microstep;        /* advance resolution: limits are exact to one microstep */
     int32_t default_stall_force_mn;  /* stall cut-off until SET_LIMITS (e.g. 90 % of thrust) */
     int32_t load_cell_rail_mn;       /* |reading| at or beyond this: amplifier at its rail */
-    /* A noisy load cell whose reading repeats exactly for this many ticks is stuck (a
-     * frozen amplifier): LOAD_CELL. 0: no such check (a quiet or slow sensor). */
-    uint16_t load_cell_stuck_ticks;
+    /* A noisy load cell whose conversions repeat exactly this many times in a row is stuck
+     * (a frozen amplifier): LOAD_CELL. 0: no such check (a quiet sensor). */
+    uint16_t load_cell_stuck_samples;
+    /* The load cell's nominal conversion rate (IDENTITY): an HX711 gives 10 or 80, an
+     * ADS1220 20-2000. The sensor watchdog latches LOAD_CELL when no conversion arrives
+     * within two periods; the filters are designed for this rate. 0 is taken as 1000. */
+    uint16_t load_cell_sample_hz;
     uint32_t extra_capabilities; /* Capabilities the port adds (USB_BULK, FAULT_INJECTION) */
     /* A main loop that finds more ticks due than this has been away too long to catch up
      * (safety checks did not run): it drops them, and if anything moved it halts both axes
@@ -77,9 +81,16 @@ void hal_rotate_command_ucdeg(int64_t angle_ucdeg);
 /* Encoder: carriage position in nm from where it stood at boot. false: the reading cannot
  * be trusted (encoder unplugged, quadrature error): the core latches ENCODER. */
 bool hal_encoder_read_nm(int64_t *position_nm);
-/* Load cell: axial force in mN, + resisting the advance. false: no valid reading (open
- * bridge, amplifier not answering): the core latches LOAD_CELL. */
-bool hal_load_cell_read_mn(int32_t *force_mn);
+/* Load cell: has a conversion completed since the last call? Called once per tick; most
+ * amplifiers convert slower than the tick (an HX711 at 80 samples/s: one tick in 12.5).
+ *   ND_LC_NEW:   yes, *force_mn is it: axial force in mN, + resisting the advance, raw
+ *                (the core tares and filters); a clipped reading is reported as it
+ *                reads, at or beyond the board's rail (the core latches SATURATED);
+ *   ND_LC_NONE:  no new conversion this tick (*force_mn untouched): the core holds the
+ *                last one, and latches TIMEOUT when none came within two periods;
+ *   ND_LC_FAULT: the amplifier reports a fault (open bridge, not answering). */
+enum nd_lc_read { ND_LC_NONE = 0, ND_LC_NEW = 1, ND_LC_FAULT = 2 };
+enum nd_lc_read hal_load_cell_read_mn(int32_t *force_mn);
 /* Homing switch: true while the carriage is on it (at or behind depth 0). */
 bool hal_home_switch(void);
 

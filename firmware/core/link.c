@@ -36,6 +36,8 @@ static int length_ok(uint8_t msg_id, const uint8_t *payload, size_t len)
     case ND_BYE_ID: return len == ND_BYE_PAYLOAD_BYTES;
     case ND_GET_STATUS_ID: return len == ND_GET_STATUS_PAYLOAD_BYTES;
     case ND_GET_EVENTS_ID: return len == ND_GET_EVENTS_PAYLOAD_BYTES;
+    case ND_TARE_ID: return len == ND_TARE_PAYLOAD_BYTES;
+    case ND_SET_LOAD_CELL_ID: return len == ND_SET_LOAD_CELL_PAYLOAD_BYTES;
     case ND_IDENTITY_ID: return len == ND_IDENTITY_PAYLOAD_BYTES;
     case ND_ACK_ID: return len == ND_ACK_PAYLOAD_BYTES;
     case ND_NAK_ID: return len == ND_NAK_PAYLOAD_BYTES;

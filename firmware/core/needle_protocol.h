@@ -9,7 +9,7 @@
 #include <string.h>
 
 #define ND_PROTOCOL_VERSION 1u
-#define ND_SCHEMA_HASH 0x02328441u /* sent in HELLO and IDENTITY */
+#define ND_SCHEMA_HASH 0x410F9B8Cu /* sent in HELLO and IDENTITY */
 /* frame: COBS(header | payload | CRC-32 LE) 0x00; header = version u8, msg_id u8,
  * flags u8, seq u16 LE */
 #define ND_HEADER_BYTES 5u
@@ -312,9 +312,19 @@ static inline int nd_frame_decode(const uint8_t *frame, size_t n, uint8_t *raw)
 #define ND_CAPABILITIES_USB_BULK 0x10u
 #define ND_CAPABILITIES_FAULT_INJECTION 0x20u
 
+/* ForceFlags: flags (bits) */
+#define ND_FORCE_FLAGS_FRESH 0x01u
+
+/* LoadCellFault: values */
+#define ND_LOAD_CELL_FAULT_NONE 0x00u
+#define ND_LOAD_CELL_FAULT_NO_READING 0x01u
+#define ND_LOAD_CELL_FAULT_TIMEOUT 0x02u
+#define ND_LOAD_CELL_FAULT_SATURATED 0x03u
+#define ND_LOAD_CELL_FAULT_STUCK 0x04u
+
 /* ------------------------------------------------------------ records */
-/* TelemetrySample: One sample inside TELEMETRY.  22 bytes packed. */
-#define ND_TELEMETRY_SAMPLE_BYTES 22u
+/* TelemetrySample: One sample inside TELEMETRY.  23 bytes packed. */
+#define ND_TELEMETRY_SAMPLE_BYTES 23u
 struct nd_telemetry_sample {
     uint32_t time_us;
     int32_t depth_um;
@@ -323,6 +333,7 @@ struct nd_telemetry_sample {
     int32_t force_mn;
     uint8_t state;
     uint8_t flags;
+    uint8_t force_flags;
 };
 static inline void nd_telemetry_sample_pack(const struct nd_telemetry_sample *r, uint8_t *out)
 {
@@ -333,6 +344,7 @@ static inline void nd_telemetry_sample_pack(const struct nd_telemetry_sample *r,
     nd_put_i32(out + 16, r->force_mn);
     nd_put_u8(out + 20, r->state);
     nd_put_u8(out + 21, r->flags);
+    nd_put_u8(out + 22, r->force_flags);
 }
 static inline void nd_telemetry_sample_unpack(struct nd_telemetry_sample *r, const uint8_t *in)
 {
@@ -343,6 +355,7 @@ static inline void nd_telemetry_sample_unpack(struct nd_telemetry_sample *r, con
     r->force_mn = nd_get_i32(in + 16);
     r->state = nd_get_u8(in + 20);
     r->flags = nd_get_u8(in + 21);
+    r->force_flags = nd_get_u8(in + 22);
 }
 
 /* EventRecord: One event inside EVENT_LOG.  17 bytes packed. */
@@ -697,6 +710,61 @@ static inline int nd_bye_unpack(struct nd_bye *m, const uint8_t *in, size_t len)
     return 1;
 }
 
+/* 0x0E TARE (host->device): Zero the load cell here: the mean of its last 8 raw conversions becomes the offset subtracted from every reading, and the filters restart from zero. The device also tares at the end of every HOME (the needle at the switch, out of tissue). Refused BUSY while the advance moves or homes, LATCHED_FAULT while LOAD_CELL is latched. */
+#define ND_TARE_ID 0x0Eu
+#define ND_TARE_PAYLOAD_BYTES 0u
+struct nd_tare {
+    uint8_t unused_; /* no fields */
+};
+/* Writes the payload; returns its length in bytes. */
+static inline size_t nd_tare_pack(const struct nd_tare *m, uint8_t *out)
+{
+    (void)m; (void)out;
+    return 0u;
+}
+/* Reads a payload of len bytes; returns 0 if its length is wrong. */
+static inline int nd_tare_unpack(struct nd_tare *m, const uint8_t *in, size_t len)
+{
+    if (len != 0u) return 0;
+    (void)m; (void)in;
+    return 1;
+}
+
+/* 0x0F SET_LOAD_CELL (host->device): Configure the load cell's filter chain, run on every fresh conversion: tare offset, drift high-pass (continuous tare), mains notch, low-pass; 0 turns a filter off (all off at boot). Refused BUSY while the advance moves or homes, BEYOND_LIMIT (detail: the nominal sample rate, Hz) when a frequency is not below half the sample rate. */
+#define ND_SET_LOAD_CELL_ID 0x0Fu
+#define ND_SET_LOAD_CELL_DRIFT_CORNER_MHZ_OFFSET 0u
+#define ND_SET_LOAD_CELL_NOTCH_HZ_OFFSET 4u
+#define ND_SET_LOAD_CELL_LOWPASS_HZ_OFFSET 5u
+#define ND_SET_LOAD_CELL_DRIFT_CORNER_MHZ_MIN 0u
+#define ND_SET_LOAD_CELL_DRIFT_CORNER_MHZ_MAX 10000u
+#define ND_SET_LOAD_CELL_NOTCH_HZ_MIN 0u
+#define ND_SET_LOAD_CELL_NOTCH_HZ_MAX 100u
+#define ND_SET_LOAD_CELL_LOWPASS_HZ_MIN 0u
+#define ND_SET_LOAD_CELL_LOWPASS_HZ_MAX 1000u
+#define ND_SET_LOAD_CELL_PAYLOAD_BYTES 7u
+struct nd_set_load_cell {
+    uint32_t drift_corner_mhz;
+    uint8_t notch_hz;
+    uint16_t lowpass_hz;
+};
+/* Writes the payload; returns its length in bytes. */
+static inline size_t nd_set_load_cell_pack(const struct nd_set_load_cell *m, uint8_t *out)
+{
+    nd_put_u32(out + 0, m->drift_corner_mhz);
+    nd_put_u8(out + 4, m->notch_hz);
+    nd_put_u16(out + 5, m->lowpass_hz);
+    return 7u;
+}
+/* Reads a payload of len bytes; returns 0 if its length is wrong. */
+static inline int nd_set_load_cell_unpack(struct nd_set_load_cell *m, const uint8_t *in, size_t len)
+{
+    if (len != 7u) return 0;
+    m->drift_corner_mhz = nd_get_u32(in + 0);
+    m->notch_hz = nd_get_u8(in + 4);
+    m->lowpass_hz = nd_get_u16(in + 5);
+    return 1;
+}
+
 /* 0x81 IDENTITY (device->host): Reply to HELLO. */
 #define ND_IDENTITY_ID 0x81u
 #define ND_IDENTITY_PROTOCOL_VERSION_OFFSET 0u
@@ -713,11 +781,12 @@ static inline int nd_bye_unpack(struct nd_bye *m, const uint8_t *in, size_t len)
 #define ND_IDENTITY_MAX_RATE_MRPM_OFFSET 41u
 #define ND_IDENTITY_WATCHDOG_MS_OFFSET 45u
 #define ND_IDENTITY_SESSION_ARMED_OFFSET 47u
+#define ND_IDENTITY_LOAD_CELL_SAMPLE_HZ_OFFSET 48u
 #define ND_IDENTITY_SIMULATED_MIN 0u
 #define ND_IDENTITY_SIMULATED_MAX 1u
 #define ND_IDENTITY_SESSION_ARMED_MIN 0u
 #define ND_IDENTITY_SESSION_ARMED_MAX 1u
-#define ND_IDENTITY_PAYLOAD_BYTES 48u
+#define ND_IDENTITY_PAYLOAD_BYTES 50u
 struct nd_identity {
     uint8_t protocol_version;
     uint32_t schema_hash;
@@ -733,6 +802,7 @@ struct nd_identity {
     int32_t max_rate_mrpm;
     uint16_t watchdog_ms;
     uint8_t session_armed;
+    uint16_t load_cell_sample_hz;
 };
 /* Writes the payload; returns its length in bytes. */
 static inline size_t nd_identity_pack(const struct nd_identity *m, uint8_t *out)
@@ -751,12 +821,13 @@ static inline size_t nd_identity_pack(const struct nd_identity *m, uint8_t *out)
     nd_put_i32(out + 41, m->max_rate_mrpm);
     nd_put_u16(out + 45, m->watchdog_ms);
     nd_put_u8(out + 47, m->session_armed);
-    return 48u;
+    nd_put_u16(out + 48, m->load_cell_sample_hz);
+    return 50u;
 }
 /* Reads a payload of len bytes; returns 0 if its length is wrong. */
 static inline int nd_identity_unpack(struct nd_identity *m, const uint8_t *in, size_t len)
 {
-    if (len != 48u) return 0;
+    if (len != 50u) return 0;
     m->protocol_version = nd_get_u8(in + 0);
     m->schema_hash = nd_get_u32(in + 1);
     m->firmware_major = nd_get_u8(in + 5);
@@ -771,6 +842,7 @@ static inline int nd_identity_unpack(struct nd_identity *m, const uint8_t *in, s
     m->max_rate_mrpm = nd_get_i32(in + 41);
     m->watchdog_ms = nd_get_u16(in + 45);
     m->session_armed = nd_get_u8(in + 47);
+    m->load_cell_sample_hz = nd_get_u16(in + 48);
     return 1;
 }
 
@@ -847,7 +919,16 @@ static inline int nd_nak_unpack(struct nd_nak *m, const uint8_t *in, size_t len)
 #define ND_STATUS_REPLIES_REPLAYED_OFFSET 64u
 #define ND_STATUS_WATCHDOG_TRIPS_OFFSET 68u
 #define ND_STATUS_TICK_OVERRUNS_OFFSET 72u
-#define ND_STATUS_PAYLOAD_BYTES 76u
+#define ND_STATUS_LOAD_CELL_RATE_HZ_OFFSET 76u
+#define ND_STATUS_LOAD_CELL_SAMPLES_OFFSET 78u
+#define ND_STATUS_LOAD_CELL_STALE_SAMPLES_OFFSET 82u
+#define ND_STATUS_LOAD_CELL_SATURATED_OFFSET 86u
+#define ND_STATUS_LOAD_CELL_FAULT_OFFSET 90u
+#define ND_STATUS_LOAD_CELL_OFFSET_MN_OFFSET 91u
+#define ND_STATUS_DRIFT_CORNER_MHZ_OFFSET 95u
+#define ND_STATUS_NOTCH_HZ_OFFSET 99u
+#define ND_STATUS_LOWPASS_HZ_OFFSET 100u
+#define ND_STATUS_PAYLOAD_BYTES 102u
 struct nd_status {
     uint8_t state;
     uint8_t flags;
@@ -870,6 +951,15 @@ struct nd_status {
     uint32_t replies_replayed;
     uint32_t watchdog_trips;
     uint32_t tick_overruns;
+    uint16_t load_cell_rate_hz;
+    uint32_t load_cell_samples;
+    uint32_t load_cell_stale_samples;
+    uint32_t load_cell_saturated;
+    uint8_t load_cell_fault;
+    int32_t load_cell_offset_mn;
+    uint32_t drift_corner_mhz;
+    uint8_t notch_hz;
+    uint16_t lowpass_hz;
 };
 /* Writes the payload; returns its length in bytes. */
 static inline size_t nd_status_pack(const struct nd_status *m, uint8_t *out)
@@ -895,12 +985,21 @@ static inline size_t nd_status_pack(const struct nd_status *m, uint8_t *out)
     nd_put_u32(out + 64, m->replies_replayed);
     nd_put_u32(out + 68, m->watchdog_trips);
     nd_put_u32(out + 72, m->tick_overruns);
-    return 76u;
+    nd_put_u16(out + 76, m->load_cell_rate_hz);
+    nd_put_u32(out + 78, m->load_cell_samples);
+    nd_put_u32(out + 82, m->load_cell_stale_samples);
+    nd_put_u32(out + 86, m->load_cell_saturated);
+    nd_put_u8(out + 90, m->load_cell_fault);
+    nd_put_i32(out + 91, m->load_cell_offset_mn);
+    nd_put_u32(out + 95, m->drift_corner_mhz);
+    nd_put_u8(out + 99, m->notch_hz);
+    nd_put_u16(out + 100, m->lowpass_hz);
+    return 102u;
 }
 /* Reads a payload of len bytes; returns 0 if its length is wrong. */
 static inline int nd_status_unpack(struct nd_status *m, const uint8_t *in, size_t len)
 {
-    if (len != 76u) return 0;
+    if (len != 102u) return 0;
     m->state = nd_get_u8(in + 0);
     m->flags = nd_get_u8(in + 1);
     m->latched_faults = nd_get_u16(in + 2);
@@ -922,6 +1021,15 @@ static inline int nd_status_unpack(struct nd_status *m, const uint8_t *in, size_
     m->replies_replayed = nd_get_u32(in + 64);
     m->watchdog_trips = nd_get_u32(in + 68);
     m->tick_overruns = nd_get_u32(in + 72);
+    m->load_cell_rate_hz = nd_get_u16(in + 76);
+    m->load_cell_samples = nd_get_u32(in + 78);
+    m->load_cell_stale_samples = nd_get_u32(in + 82);
+    m->load_cell_saturated = nd_get_u32(in + 86);
+    m->load_cell_fault = nd_get_u8(in + 90);
+    m->load_cell_offset_mn = nd_get_i32(in + 91);
+    m->drift_corner_mhz = nd_get_u32(in + 95);
+    m->notch_hz = nd_get_u8(in + 99);
+    m->lowpass_hz = nd_get_u16(in + 100);
     return 1;
 }
 
@@ -930,7 +1038,7 @@ static inline int nd_status_unpack(struct nd_status *m, const uint8_t *in, size_
 #define ND_TELEMETRY_FIRST_SAMPLE_NUMBER_OFFSET 0u
 #define ND_TELEMETRY_SAMPLES_OFFSET 4u
 #define ND_TELEMETRY_MIN_PAYLOAD_BYTES 5u
-#define ND_TELEMETRY_MAX_PAYLOAD_BYTES 225u
+#define ND_TELEMETRY_MAX_PAYLOAD_BYTES 235u
 struct nd_telemetry {
     uint32_t first_sample_number;
     uint8_t samples_count; /* 0..10 */
@@ -944,8 +1052,8 @@ static inline size_t nd_telemetry_pack(const struct nd_telemetry *m, uint8_t *ou
     count = m->samples_count > 10u ? 10u : m->samples_count; /* never overrun */
     out[4] = (uint8_t)count;
     for (i = 0; i < count; ++i)
-        nd_telemetry_sample_pack(&m->samples[i], out + 5u + i * 22u);
-    return 5u + count * 22u;
+        nd_telemetry_sample_pack(&m->samples[i], out + 5u + i * 23u);
+    return 5u + count * 23u;
 }
 /* Reads a payload of len bytes; returns 0 if its length is wrong. */
 static inline int nd_telemetry_unpack(struct nd_telemetry *m, const uint8_t *in, size_t len)
@@ -954,9 +1062,9 @@ static inline int nd_telemetry_unpack(struct nd_telemetry *m, const uint8_t *in,
     if (len < 5u) return 0;
     m->first_sample_number = nd_get_u32(in + 0);
     m->samples_count = in[4];
-    if (m->samples_count > 10u || len != 5u + (size_t)m->samples_count * 22u) return 0;
+    if (m->samples_count > 10u || len != 5u + (size_t)m->samples_count * 23u) return 0;
     for (i = 0; i < m->samples_count; ++i)
-        nd_telemetry_sample_unpack(&m->samples[i], in + 5u + i * 22u);
+        nd_telemetry_sample_unpack(&m->samples[i], in + 5u + i * 23u);
     return 1;
 }
 

@@ -178,9 +178,18 @@ def cmd_status(ns: argparse.Namespace, out: Output) -> int:
                 "(WATCHDOG: a host went silent while the rig moved and the device stopped it"
                 " — see `needlectl events`, then `needlectl clear`)"
             )
+        lc = status.load_cell
+        if "LOAD_CELL" in d["latched_faults"]:
+            out.line(f"(LOAD_CELL: {lc.fault.name} — see docs/protocol.md §7a)")
         limits = d.get("limits")
         if isinstance(limits, dict):
             out.extra("limits: " + ", ".join(f"{k} {v}" for k, v in limits.items()))
+        out.extra(
+            f"load cell: {lc.rate_hz} conversions/s, {lc.samples} since boot,"
+            f" {lc.stale_samples} samples held, {lc.saturated} saturated,"
+            f" tare offset {lc.offset_n:.3f} N, filters: drift {lc.drift_corner_hz:g} Hz,"
+            f" notch {lc.notch_hz} Hz, low-pass {lc.lowpass_hz} Hz (0: off)"
+        )
         out.extra(link_line(d["link"]))
         out.extra(f"port: {nd.url}")
     return Exit.OK

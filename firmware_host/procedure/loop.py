@@ -44,6 +44,7 @@ from firmware_host.procedure.outcome import (
     Result,
 )
 from firmware_host.procedure.profile import Profile, ProfileError, load_profile
+from firmware_host.procedure.sensor import SensorPlan, SensorRefused, plan_for, sample_hz_of
 from firmware_host.procedure.signals import DropDetector, ForceFilter
 from protocol import DeviceState, EventCode, FaultFlags, SampleFlags
 
@@ -54,6 +55,7 @@ _STOP_TIMEOUT_S = 10.0
 HOME_SPEED_MM_S = 2.0  # the library's homing speed (NeedleDriver.home's default)
 _HOME_TIMEOUT_S = 120.0
 LOAD_CELL_FROZEN_S = 0.5
+LOAD_CELL_FROZEN_SAMPLES = 20
 
 
 class ProcedureError(ValueError):
@@ -105,9 +107,11 @@ class _Run:
         recorder: Any,
         on_progress: Callable[[Progress], None] | None,
         abort: threading.Event | None,
+        sensor: SensorPlan,
     ) -> None:
         self.nd = driver
         self.p = profile
+        self.sensor = sensor
         self.target_mm = target_depth_mm
         self.recorder = recorder
         self.on_progress = on_progress
@@ -117,8 +121,14 @@ class _Run:
         self.t_motion0: float | None = None
         self.phase = Phase.SETUP
         self.phase_t = self.t0
-        self.filter = ForceFilter(profile.advance.force_filter_s)
-        self.drops = DropDetector(profile.hold.crack_drop_n)
+        # both fed with fresh load-cell samples only, at the sensor's own rate
+        self.filter = ForceFilter(profile.advance.force_filter_s, sensor.period_s)
+        self.drops = DropDetector(
+            profile.hold.crack_drop_n, window_s=max(0.05, 2.5 * sensor.period_s)
+        )
+        self.fresh_now = False  # a fresh sample arrived since the last pass
+        self.last_fresh_t = self.t0
+        self.force_rate_n_s = 0.0  # rise of the filtered force, per fresh sample
         self.force_n = 0.0  # filtered
         self.depth_mm = 0.0
         self.commanded_mm = 0.0
@@ -138,6 +148,7 @@ class _Run:
         self.frozen_value_n: float | None = None
         self.ending = False
         self.frozen_since = self.t0
+        self.frozen_samples = 0  # fresh samples equal to frozen_value_n in a row
         self.crack_now = False
         self.first_event_number = 0
         self.hold_time_s = 0.0
@@ -222,10 +233,21 @@ class _Run:
         if len(arr) == 0:
             return
         force = arr["force_n"]
-        self.watch_load_cell(force)
-        self.peak_force_n = max(self.peak_force_n, float(force.max()))
-        f = self.filter.update(force.tolist())
-        self.force_n = f if f is not None else 0.0
+        if "force_fresh" in (arr.dtype.names or ()):
+            # a held value is the last conversion again: never a new reading
+            force = force[arr["force_fresh"]]
+        self.fresh_now = len(force) > 0
+        if self.fresh_now:
+            self.last_fresh_t = self.now()
+            self.watch_load_cell(force)
+            self.peak_force_n = max(self.peak_force_n, float(force.max()))
+            before = self.filter.value_n
+            f = self.filter.update(force.tolist())
+            self.force_n = f if f is not None else 0.0
+            if before is not None:
+                self.force_rate_n_s = (self.force_n - before) / (len(force) * self.sensor.period_s)
+        else:
+            self.watch_silence()
         self.depth_mm = float(arr["depth_mm"][-1])
         self.deepest_mm = max(self.deepest_mm, float(arr["depth_mm"].max()))
         self.commanded_mm = float(arr["commanded_depth_mm"][-1])
@@ -235,8 +257,10 @@ class _Run:
 
     def watch_load_cell(self, force: Any) -> None:
         """A live load cell is never perfectly still (noise spans several LSBs); a reading
-        frozen to the last bit for LOAD_CELL_FROZEN_S means a stuck sensor, and a needle
-        pushed blind. The device cannot tell a frozen value from a real one."""
+        frozen to the last bit for LOAD_CELL_FROZEN_S — and for LOAD_CELL_FROZEN_SAMPLES
+        fresh samples, so that a slow, quiet sensor repeating a code a few times is not
+        taken for a stuck one — means a stuck sensor, and a needle pushed blind. The
+        device cannot tell a frozen value from a real one."""
         if self.ending:
             return
         lo, hi = float(force.min()), float(force.max())
@@ -244,7 +268,13 @@ class _Run:
             # The newest sample may start a frozen stretch.
             self.frozen_value_n = float(force[-1])
             self.frozen_since = self.now()
-        elif self.now() - self.frozen_since >= LOAD_CELL_FROZEN_S:
+            self.frozen_samples = 1
+            return
+        self.frozen_samples += len(force)
+        if (
+            self.now() - self.frozen_since >= LOAD_CELL_FROZEN_S
+            and self.frozen_samples >= LOAD_CELL_FROZEN_SAMPLES
+        ):
             raise _Ended(
                 Result.FAULT,
                 f"load cell reading frozen at {lo:.3f} N for "
@@ -272,6 +302,20 @@ class _Run:
         st = self.nd.status()
         if not st.homed and not st.flags & SampleFlags.ARMED:
             self.device_reset = True
+
+    def watch_silence(self) -> None:
+        """No fresh sample for three sample periods (and at least LOAD_CELL_FROZEN_S): the
+        sensor has stopped converting; the needle would be pushed blind. (The device's
+        sensor watchdog latches a fault after two periods; this is the host's own.)"""
+        if self.ending:
+            return
+        silent_s = self.now() - self.last_fresh_t
+        if silent_s >= max(LOAD_CELL_FROZEN_S, 3.0 * self.sensor.period_s):
+            raise _Ended(
+                Result.FAULT,
+                f"no fresh load-cell sample for {silent_s:.1f} s (the "
+                f"{self.sensor.sample_hz:g} Hz sensor stopped converting?)",
+            )
 
     def check_device(self) -> None:
         if self.device_reset:
@@ -321,12 +365,13 @@ class _Run:
         the approach speed only when the force has fallen to half the switch point, so
         noise around it does not toggle the command."""
         a = self.p.advance
+        approach, slow = self.sensor.approach_speed_mm_s, self.sensor.speed_mm_s
         switch_n = a.approach_below_fraction * self.ceiling_n
-        if self.commanded_speed_mm_s == a.approach_speed_mm_s:
+        if self.commanded_speed_mm_s == approach:
             fast = self.force_n < switch_n
         else:
             fast = self.force_n < 0.5 * switch_n
-        return a.approach_speed_mm_s if fast else a.speed_mm_s
+        return approach if fast else slow
 
     def advance_to_target(self) -> None:
         speed = self.advance_speed_mm_s()
@@ -375,6 +420,15 @@ class _Run:
             stall_force_n=lim.stall_force_n,
             stall_time_s=lim.stall_time_s,
         )
+        sp = self.sensor
+        self.note(
+            "sensor",
+            sample_hz=sp.sample_hz,
+            approach_speed_mm_s=sp.approach_speed_mm_s,
+            speed_mm_s=sp.speed_mm_s,
+            capped=sp.capped,
+            latency_s=sp.latency_s,
+        )
         nd.set_telemetry(rate_hz=1000, batch_samples=10)
         self._unsubscribe = nd.telemetry.subscribe(self._on_samples)
         st = nd.status()
@@ -412,7 +466,7 @@ class _Run:
                 if self.depth_mm >= self.target_mm - _AT_TARGET_TOL_MM:
                     self.note("target_reached", depth_mm=self.depth_mm)
                     return
-                if self.force_n >= self.ceiling_n:
+                if self.force_seen_ahead_n() >= self.ceiling_n:
                     self.begin_hold()
                 elif self.no_progress_too_long():
                     self.peck("no_progress")
@@ -420,6 +474,12 @@ class _Run:
                     self.adjust_speed()
             elif self.phase is Phase.HOLD:
                 self.in_hold()
+
+    def force_seen_ahead_n(self) -> float:
+        """The filtered force, plus what it rises over the sensor's extra latency (the
+        true force is that far ahead of the last conversion; 0 s for an ideal sensor)."""
+        rise_n = self.force_rate_n_s * self.sensor.latency_s
+        return self.force_n + (rise_n if rise_n > 0.0 else 0.0)
 
     def track_progress(self) -> None:
         if self.depth_mm > self.best_depth_mm:
@@ -449,7 +509,8 @@ class _Run:
     def watch_cracks(self) -> bool:
         """Note a sudden fall of the filtered force: during a hold (advance paused, the
         needle turning under load) calcium cracking; while advancing, a cap giving way
-        under the needle — a puncture, not a crack."""
+        under the needle — a puncture, not a crack. The filtered force moves only with
+        fresh samples (``sense``), so a held value never makes a drop."""
         drop = self.drops.update(self.now(), self.force_n)
         if drop is None:
             return False
@@ -638,7 +699,11 @@ def run_procedure(
             f"profile {prof.name}: no target depth: give one (--target-mm) or set [target] depth_mm"
         )
     _check_against_device(driver, prof, target)
-    run = _Run(driver, prof, float(target), recorder, on_progress, abort)
+    try:
+        sensor = plan_for(prof, sample_hz_of(driver.identity))
+    except SensorRefused as exc:
+        raise ProcedureError(str(exc)) from None
+    run = _Run(driver, prof, float(target), recorder, on_progress, abort, sensor)
     run.soft_limit_mm = min(
         target + prof.target.overshoot_limit_mm, driver.identity.travel_limit_mm
     )

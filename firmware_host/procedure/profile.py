@@ -140,6 +140,24 @@ class Escalate:
 
 
 @dataclass(frozen=True)
+class Sensor:
+    max_mm_per_sample: float = _num(
+        0.025,
+        0.001,
+        1.0,
+        "the advance moves the needle at most this far between two fresh load-cell samples"
+        " (Klipper: an HX711 at 80 Hz probes under 2 mm/s)",
+        "mm",
+    )
+    on_slow_sensor: str = _choice(
+        "slow",
+        ("slow", "refuse"),
+        "a load cell too slow for the advance speeds: advance slower (capped to"
+        " max_mm_per_sample × its rate), or refuse the run",
+    )
+
+
+@dataclass(frozen=True)
 class Limits:
     force_limit_n: float = _num(
         15.0, 1.0, 50.0, "device force limit: above it the device stops and latches", "N"
@@ -164,6 +182,7 @@ class Profile:
     peck: Peck = field(default_factory=Peck)
     stall: Stall = field(default_factory=Stall)
     escalate: Escalate = field(default_factory=Escalate)
+    sensor: Sensor = field(default_factory=Sensor)
     limits: Limits = field(default_factory=Limits)
 
     def to_dict(self) -> dict[str, Any]:
@@ -179,6 +198,7 @@ SECTIONS: dict[str, type[Any]] = {
     "peck": Peck,
     "stall": Stall,
     "escalate": Escalate,
+    "sensor": Sensor,
     "limits": Limits,
 }
 _TOP_LEVEL: dict[str, type] = {"name": str, "description": str, "home_first": bool}

@@ -14,8 +14,17 @@ from firmware_host.client import (
     DeviceIdentity,
     DeviceLimits,
     DeviceStatus,
+    LoadCellStatus,
 )
-from protocol import Capabilities, DeviceState, EventCode, FaultFlags, NakReason, SampleFlags
+from protocol import (
+    Capabilities,
+    DeviceState,
+    EventCode,
+    FaultFlags,
+    LoadCellFault,
+    NakReason,
+    SampleFlags,
+)
 
 if TYPE_CHECKING:
     from firmware_host.procedure import Outcome, Progress
@@ -50,6 +59,9 @@ def status_from_wire(d: dict[str, Any]) -> DeviceStatus:
             "latched_faults": FaultFlags(d["latched_faults"]),
             "limits": DeviceLimits(**d["limits"]),
             "counters": DeviceCounters(**d["counters"]),
+            "load_cell": LoadCellStatus(
+                **{**d["load_cell"], "fault": LoadCellFault(d["load_cell"]["fault"])}
+            ),
         }
     )
 

@@ -28,6 +28,8 @@ class Job:
     noise: float
     target_mm: float
     inputs: dict[str, Any]  # the table's input columns
+    load_cell: str = ""  # a load cell part ("": the lesion's, else ideal)
+    drift: float = 1.0  # the part's drift multiplier
 
 
 def run_job(job: Job) -> dict[str, Any]:
@@ -42,7 +44,9 @@ def run_job(job: Job) -> dict[str, Any]:
     # Registered in memory under a name unique to this run (a worker needs no file).
     lesion = dataclasses.replace(job.lesion, name=f"sweep-{job.run_id}")
     with registered(lesion) as name:
-        url = f"sim://?lesion={name}&seed={job.seed}&noise={job.noise!r}"
+        url = f"sim://?lesion={name}&seed={job.seed}&noise={job.noise!r}&drift={job.drift!r}"
+        if job.load_cell:
+            url += f"&load_cell={job.load_cell}"
         with NeedleDriver.open(url) as nd:
             limits = JudgeLimits.fixed(profile, nd.identity, job.target_mm)
             with SafetyJudge(nd, limits) as judge:
@@ -50,6 +54,7 @@ def run_job(job: Job) -> dict[str, Any]:
                 judge.watch_after()
             verdict = judge.close()
             true_cracks = int(judge.rig.cracks)
+            sensor_hz = float(judge.rig.load_cell_sample_hz)  # the part the rig simulated
     return {
         **job.inputs,
         "outcome": out.result.value,
@@ -66,6 +71,7 @@ def run_job(job: Job) -> dict[str, Any]:
         "cracks": out.cracks,
         "punctures": out.punctures,
         "true_cracks": true_cracks,
+        "load_cell_sample_hz": sensor_hz,
         "escalations": out.escalations,
         "final_ceiling_n": out.force_ceiling_n,
         "judge_force_limit_n": limits.force_limit_n,
@@ -73,6 +79,8 @@ def run_job(job: Job) -> dict[str, Any]:
         "force_over_steps": verdict.force_over_steps,
         "depth_over_steps": verdict.depth_over_steps,
         "moved_after_end": verdict.moved_after_end,
+        "puncture_overshoot_mm": round(verdict.puncture_overshoot_mm, 4),
+        "peak_wind_rev": round(verdict.peak_wind_rev, 4),
         "violations": verdict.violations,
         "safety": verdict.safety,
     }

@@ -23,12 +23,22 @@ def _rate(rows: Sequence[dict[str, Any]]) -> float:
     return sum(r["outcome"] == "crossed" for r in rows) / len(rows) if rows else math.nan
 
 
+def condition(row: dict[str, Any]) -> str:
+    """What a summary line groups by: the profile, and the load cell part and its drift
+    where a sweep varies them (a sweep of the ideal sensor groups by profile alone)."""
+    label = str(row["profile"])
+    part, drift = row.get("load_cell", "ideal"), row.get("drift", 1.0)
+    if part != "ideal" or drift != 1.0:
+        label += f" · {part}" + (f" drift×{drift:g}" if drift != 1.0 else "")
+    return label
+
+
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Per profile: runs, outcomes, violations, peak true force, duration; crossing rate
     by calcium floor (rounded to 0.5 N)."""
     by_profile: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        by_profile[r["profile"]].append(r)
+        by_profile[condition(r)].append(r)
     profiles = {}
     for name, rs in by_profile.items():
         floors: dict[float, list[dict[str, Any]]] = defaultdict(list)
@@ -46,6 +56,8 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "peak_force_true_n": max(r["peak_force_true_n"] for r in rs),
             "duration_s_median": float(np.median([r["duration_s"] for r in rs])),
             "duration_s_max": max(r["duration_s"] for r in rs),
+            "puncture_overshoot_mm_max": max(r.get("puncture_overshoot_mm", 0.0) for r in rs),
+            "peak_wind_rev_median": float(np.median([r.get("peak_wind_rev", 0.0) for r in rs])),
             "crossing_rate_by_floor_n": {
                 f: {"crossed": sum(r["outcome"] == "crossed" for r in g), "runs": len(g)}
                 for f, g in sorted(floors.items())
@@ -61,13 +73,15 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def summary_lines(summary: dict[str, Any]) -> list[str]:
     lines = [
         f"{'profile':<34} {'runs':>5} {'crossed':>8} {'stalled':>8} {'fault':>6} "
-        f"{'violations':>10} {'peak true N':>11} {'median s':>9}"
+        f"{'violations':>10} {'peak true N':>11} {'median s':>9} {'overshoot mm':>12} "
+        f"{'wind rev':>8}"
     ]
     for name, s in summary["profiles"].items():
         lines.append(
             f"{name:<34} {s['runs']:>5} {s['crossed']:>8} {s['stalled']:>8} {s['fault']:>6} "
             f"{s['violations']:>10} {s['peak_force_true_n']:>11.2f} "
-            f"{s['duration_s_median']:>9.1f}"
+            f"{s['duration_s_median']:>9.1f} {s['puncture_overshoot_mm_max']:>12.2f} "
+            f"{s['peak_wind_rev_median']:>8.2f}"
         )
     floors = sorted(
         {f for s in summary["profiles"].values() for f in s["crossing_rate_by_floor_n"]}
@@ -114,7 +128,7 @@ def write_figure(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path
     axes = fig.subplots(2, 3)
     by_profile: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        by_profile[r["profile"]].append(r)
+        by_profile[condition(r)].append(r)
     bad = [r for r in rows if r["violations"] > 0]
     for (key, label), ax in zip(
         [

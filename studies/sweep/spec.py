@@ -3,6 +3,8 @@
     name = "example"
     seeds = [1, 2]                       # simulator seeds
     noise = [1.0, 2.0]                   # load-cell noise scale
+    load_cells = ["ideal", "hx711-80"]   # load cell parts (sim_device/load_cells.py)
+    drift = [1.0, 3.0]                   # the part's drift multiplier
     margin_mm = 3.0                      # target depth = lesion end + this
     lesions = ["soft-stenosis", "my.toml"]   # library names or files (relative to this file)
 
@@ -35,9 +37,21 @@ from typing import Any
 from firmware_host.procedure.profile import ProfileError, load_profile, profile_from_dict
 from sim_device.families import FamilyError, build_lesion, draw_params, features
 from sim_device.lesions import Lesion, LesionError, load_lesion
+from sim_device.load_cells import LoadCellError, get_part
 from studies.sweep.job import Job
 
-_TOP_KEYS = {"name", "description", "seeds", "noise", "margin_mm", "lesions", "family", "profile"}
+_TOP_KEYS = {
+    "name",
+    "description",
+    "seeds",
+    "noise",
+    "load_cells",
+    "drift",
+    "margin_mm",
+    "lesions",
+    "family",
+    "profile",
+}
 _FAMILY_KEYS = {"name", "count", "seed", "params"}
 _PROFILE_KEYS = {"name", "grid"}
 
@@ -119,14 +133,27 @@ def load_sweep(path: str | Path) -> Sweep:
     ]
     if any(not 0 <= n <= 10 for n in noise):
         raise SweepError(f"{src}: noise scales must be within 0..10")
+    parts = _list(f"{src}: load_cells", data.get("load_cells", ["ideal"]), str, "part names")
+    for part in parts:
+        try:
+            get_part(part)
+        except LoadCellError as exc:
+            raise SweepError(f"{src}: load_cells: {exc}") from None
+    drift = [
+        float(d) for d in _list(f"{src}: drift", data.get("drift", [1.0]), (int, float), "numbers")
+    ]
+    if any(not 0 <= d <= 100 for d in drift):
+        raise SweepError(f"{src}: drift multipliers must be within 0..100")
     margin = data.get("margin_mm", 3.0)
     if isinstance(margin, bool) or not isinstance(margin, int | float) or not 0 < margin <= 50:
         raise SweepError(f"{src}: margin_mm must be a number within (0, 50]")
     lesions = _lesion_cases(path, data)
     profiles = _profile_cases(path, data)
     jobs = [
-        _job(les, prof, seed, nz, float(margin))
-        for les, prof, nz, seed in itertools.product(lesions, profiles, noise, seeds)
+        _job(les, prof, seed, nz, float(margin), part, dr)
+        for les, prof, part, nz, dr, seed in itertools.product(
+            lesions, profiles, parts, noise, drift, seeds
+        )
     ]
     ids = [j.run_id for j in jobs]
     if len(set(ids)) != len(ids):
@@ -216,12 +243,21 @@ def _lesion_digest(lesion: Lesion) -> str:
     return hashlib.sha256(repr(segs).encode()).hexdigest()[:16]
 
 
-def _job(les: LesionCase, prof: ProfileCase, seed: int, noise: float, margin_mm: float) -> Job:
+def _job(
+    les: LesionCase,
+    prof: ProfileCase,
+    seed: int,
+    noise: float,
+    margin_mm: float,
+    load_cell: str = "ideal",
+    drift: float = 1.0,
+) -> Job:
     target = round(les.lesion.end_mm + margin_mm, 3)
-    key = json.dumps(
-        [les.label, _lesion_digest(les.lesion), prof.label, prof.data, seed, noise, target],
-        sort_keys=True,
-    )
+    parts: list[Any] = [les.label, _lesion_digest(les.lesion), prof.label, prof.data, seed]
+    parts += [noise, target]
+    if load_cell != "ideal" or drift != 1.0:  # the runs of sweeps before parts keep their ids
+        parts += [load_cell, drift]
+    key = json.dumps(parts, sort_keys=True)
     run_id = hashlib.sha256(key.encode()).hexdigest()[:16]
     inputs: dict[str, Any] = {
         "run_id": run_id,
@@ -230,6 +266,8 @@ def _job(les: LesionCase, prof: ProfileCase, seed: int, noise: float, margin_mm:
         "lesion_params": json.dumps(les.params, sort_keys=True),
         "seed": seed,
         "noise": noise,
+        "load_cell": load_cell,
+        "drift": drift,
         "profile": prof.label,
         "profile_params": json.dumps(prof.overrides, sort_keys=True),
         "target_mm": target,
@@ -243,4 +281,6 @@ def _job(les: LesionCase, prof: ProfileCase, seed: int, noise: float, margin_mm:
         noise=noise,
         target_mm=target,
         inputs=inputs,
+        load_cell=load_cell,
+        drift=drift,
     )

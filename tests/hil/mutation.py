@@ -56,6 +56,11 @@ SAFETY_FUNCTIONS = frozenset(
         "nd_dev_latch",
         "homing_check",
         "nd_core_tick_sense",
+        # the load cell: its watchdog, saturation, stuck check, tare (issue 18)
+        "load_cell_fault",
+        "load_cell_conversion",
+        "read_load_cell",
+        "load_cell_may_change",
         # watchdog
         "watchdog_trip",
         # e-stop, stop

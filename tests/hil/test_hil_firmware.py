@@ -42,6 +42,8 @@ CAUGHT_BY: dict[str, str] = {
     "watchdog_disabled": "test_safety.py::test_watchdog_stops_motion_and_latches",
     "limit_off_by_one_step": "test_motion_limits.py::test_soft_limit_refuses_target_beyond",
     "stall_cutoff_disabled": "test_safety.py::test_stall_cutoff_latency",
+    # the bench's load cell converts at 80 samples/s: most 1 kHz samples hold its force
+    "fresh_bit_always": "test_load_cell.py::test_fresh_bit_marks_each_conversion",
 }
 # only the catching test's module, to keep each defect run short
 _SELECT = {name: test.split("::")[1] for name, test in CAUGHT_BY.items()}
@@ -54,10 +56,16 @@ RAM_BUDGET_B = 16 * 1024
 BENCH_SKIPS = {
     "test_motion_limits.py::test_hard_travel_limit",
     "test_edges.py::test_a_fresh_device_keeps_its_hard_limits_until_set",
+    # the bench's cell is rated 50 N, beyond the thrust: rig-lc-saturation.toml's is 2 N
+    "test_load_cell.py::test_saturation_latches",
 }
 FULL_TRAVEL_RIG = RIG_CONFIG["posix"].with_name("rig-full-travel.toml")
 NO_BLOCK_ARGS = ("--block-mm", "-1")
-VARIANTS = {"posix": ("clean", "full-travel", *CAUGHT_BY), "m3": ("clean", M3_DEFECT)}
+# The posix bench with a load cell rated for 2 N: the septum loads it beyond its rail.
+SATURATION_RIG = RIG_CONFIG["posix"].with_name("rig-lc-saturation.toml")
+LOW_RAIL_ARGS = ("--lc-rail-n", "2")
+MUST_PASS = ("clean", "full-travel", "lc-saturation")
+VARIANTS = {"posix": (*MUST_PASS, *CAUGHT_BY), "m3": ("clean", M3_DEFECT)}
 # The Raspberry Pi Pico image under rp2040js runs a subset of the suite here (the whole one
 # is ~2 minutes: make hil-rp2040); tests/hil/test_hil_rp2040.py has the rest of its checks.
 RP2040_SUBSET = (
@@ -79,18 +87,19 @@ class Runs:
         }
         self._jobs: dict[str, concurrent.futures.Future[tuple[HilRun, str]]] = {}
         for port, variants in (
-            ("posix", ["clean", "full-travel", *CAUGHT_BY]),
+            ("posix", [*MUST_PASS, *CAUGHT_BY]),
             ("m3", ["clean", M3_DEFECT]),
             ("rp2040", ["clean", M3_DEFECT]),
         ):
             if _available(port) is not None:
                 continue
             for variant in variants:
-                lane = self._lanes["pass" if variant in ("clean", "full-travel") else "fail"]
+                lane = self._lanes["pass" if variant in MUST_PASS else "fail"]
                 self._jobs[f"{port}-{variant}"] = lane.submit(_suite, port, variant, workdir)
 
     def result(self, port: str, variant: str = "clean") -> tuple[HilRun, str]:
-        """``variant``: "clean", a defect's name, or "full-travel" (posix without a block)."""
+        """``variant``: "clean", a defect's name, "full-travel" (posix without a block) or
+        "lc-saturation" (posix with a 2 N load cell)."""
         missing = _available(port)
         if missing is not None:
             pytest.skip(missing)
@@ -108,6 +117,8 @@ def _suite(port: str, variant: str, workdir: Path) -> tuple[HilRun, str]:
     select: list[str] = []
     if variant == "full-travel":
         rig, launch_args, select = FULL_TRAVEL_RIG, NO_BLOCK_ARGS, ["-k", "test_hard_travel_limit"]
+    elif variant == "lc-saturation":
+        rig, launch_args, select = SATURATION_RIG, LOW_RAIL_ARGS, ["-k", "test_saturation_latches"]
     elif variant != "clean":
         defect, select = variant, ["-k", _SELECT[variant]]
     elif port == "rp2040":
@@ -158,7 +169,10 @@ def test_every_firmware_defect_has_a_catching_test() -> None:
     assert set(ON_THE_SIMULATOR) | set(MUTANTS_ON_THE_SIMULATOR) == set(DEFECTS)
     assert set(CAUGHT_BY) <= set(DEFECTS) and len(CAUGHT_BY) >= 3
     for defect, test in CAUGHT_BY.items():
-        assert ON_THE_SIMULATOR[defect] == test  # the same test catches it on both
+        if defect in ON_THE_SIMULATOR:
+            assert ON_THE_SIMULATOR[defect] == test  # the same test catches it on both
+        else:  # a mutant: on the simulator's ideal sensor another test may catch it
+            assert defect in MUTANTS_ON_THE_SIMULATOR
 
 
 @suite_timeout(2)
@@ -259,3 +273,16 @@ def test_a_planted_defect_is_caught_on_the_rp2040(runs: Runs) -> None:
     run, _ = runs.result("rp2040", M3_DEFECT)
     assert run.returncode == 1, run.output[-2000:]
     assert run.outcomes.get(CAUGHT_BY[M3_DEFECT]) == "failed", run.outcomes
+
+
+def test_posix_port_saturates_its_low_rated_load_cell(runs: Runs) -> None:
+    """The bench whose load cell is rated 2 N (rig-lc-saturation.toml): the septum loads
+    it beyond its rail, and the device latches LOAD_CELL (SATURATED) — the bench of
+    rig.toml, rated 50 N, can never reach its rail."""
+    run, _ = runs.result("posix", "lc-saturation")
+    saturation = "test_load_cell.py::test_saturation_latches"
+    assert run.outcomes == {saturation: "passed"}, (
+        run.outcomes,
+        run.skip_reasons,
+        run.output[-2000:],
+    )

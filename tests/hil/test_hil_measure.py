@@ -17,7 +17,7 @@ from protocol import Telemetry, TelemetrySample, pack_samples
 
 def _batch(first: int, t0_us: int, n: int = 10, depth0: int = 0) -> Telemetry:
     samples = [
-        TelemetrySample((t0_us + i * 1000) & 0xFFFF_FFFF, depth0 + i, depth0 + i, 0, 0, 3, 0)
+        TelemetrySample((t0_us + i * 1000) & 0xFFFF_FFFF, depth0 + i, depth0 + i, 0, 0, 3, 0, 1)
         for i in range(n)
     ]
     return Telemetry(first, pack_samples(samples))

@@ -28,6 +28,14 @@ CAUGHT_BY = {
     "crc_skipped_for_move": "test_edges.py::test_bad_crc_is_dropped_for_every_command",
     "by_angle_32bit": "test_edges.py::test_rotate_by_large_angle",
     "event_oldest_off_by_one": "test_edges.py::test_event_log_beyond_its_size",
+    # issue 18: the load cell (hil_tests/test_load_cell.py)
+    "tare_ignored": "test_load_cell.py::test_drift_filter_and_tare_under_a_steady_load",
+    "no_tare_at_home": "test_load_cell.py::test_drift_filter_and_tare_under_a_steady_load",
+    "drift_filter_off": "test_load_cell.py::test_drift_filter_and_tare_under_a_steady_load",
+    "sensor_watchdog_disabled": "test_load_cell.py::test_sensor_watchdog_on_a_silent_cell",
+    "saturation_ignored": "test_load_cell.py::test_saturation_latches",
+    # on the ideal sensor every sample is fresh: it is the silence that shows a held one
+    "fresh_bit_always": "test_load_cell.py::test_sensor_watchdog_on_a_silent_cell",
 }
 
 

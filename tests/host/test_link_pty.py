@@ -148,7 +148,7 @@ def test_telemetry_and_events_arrive_without_any_command(pty: Pty) -> None:
                 done.set()
 
         link.add_listener(listener)
-        samples = pack_samples([TelemetrySample(i, i, i, 0, 0, 2, 0) for i in range(10)])
+        samples = pack_samples([TelemetrySample(i, i, i, 0, 0, 2, 0, 1) for i in range(10)])
         peer.send(Telemetry(0, samples))
         peer.send(Telemetry(15, samples))  # 5 samples lost in between
         peer.send(Event(1, 1000, 10, 0))
@@ -221,7 +221,7 @@ def test_a_wait_ends_with_what_has_arrived_while_the_reader_lets_frames_gather(
                 first.set()
 
         link.add_listener(listener)
-        samples = pack_samples([TelemetrySample(i, i, i, 0, 0, 2, 0) for i in range(10)])
+        samples = pack_samples([TelemetrySample(i, i, i, 0, 0, 2, 0, 1) for i in range(10)])
         peer.send(Telemetry(0, samples))
         assert first.wait(5.0)  # the reader took it in, and now lets frames gather
         peer.send(Telemetry(10, samples))

@@ -42,7 +42,7 @@ def test_lost_samples_counted_once_exactly_from_the_counter() -> None:
     stats = link.stats
     try:
         for first, n, received in ((0, 10, 10), (10, 10, 20), (27, 10, 30), (2**32 - 5, 5, 30)):
-            link.send(Telemetry(first, pack_samples([TelemetrySample(0, 0, 0, 0, 0, 2, 0)] * n)))
+            link.send(Telemetry(first, pack_samples([TelemetrySample(0, 0, 0, 0, 0, 2, 0, 1)] * n)))
             assert link.wait_until(lambda: link.stats.frames_in >= link.stats.frames_out, 5.0)
             assert stats.telemetry_samples == received
         assert stats.telemetry_samples_lost == 7  # 20..26

@@ -14,8 +14,8 @@ from protocol.schema import SCHEMA_HASH, canonical_schema, compute_schema_hash
 # (docs/protocol.md §10 publishes the hash). Not derived from protocol/: a change to the
 # wire format moves them, and this test stops it until the change is deliberate — then
 # bump what must be bumped and write the new values here.
-PINNED_SCHEMA_HASH = 0x02328441
-PINNED_CANONICAL_SHA256 = "02328441f9753d6fc1bf4555bd62e70fb397957fb0264c8f2fcd3c184dd07a6c"
+PINNED_SCHEMA_HASH = 0x410F9B8C
+PINNED_CANONICAL_SHA256 = "410f9b8cc06812a17d5012ecb2ca18b5885777f73c4ad74eba0ccdf577156641"
 
 
 def test_hash_is_pinned_to_the_published_value() -> None:

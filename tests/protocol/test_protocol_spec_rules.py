@@ -22,7 +22,7 @@ from protocol import (
 
 
 def _identity(serial: str) -> Identity:
-    return Identity(PROTOCOL_VERSION, SCHEMA_HASH, 1, 2, 3, serial, 0, 0, 1, 1, 1, 1, 200, 1)
+    return Identity(PROTOCOL_VERSION, SCHEMA_HASH, 1, 2, 3, serial, 0, 0, 1, 1, 1, 1, 200, 1, 1000)
 
 
 def _decode_one(frame: bytes) -> object:

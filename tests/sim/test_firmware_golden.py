@@ -49,10 +49,10 @@ from sim_device.device import Device, DeviceOptions
 
 # (lesion, seed, extra options) → sha256 of everything the device sent
 GOLDEN: dict[tuple[str, int, str], str] = {
-    ("cohort-2021-01", 11, ""): "2e999871b8d9f5d660f2887f4eb853002a6bb890544e74e871cc39230c3fccc7",
-    ("cohort-2021-07", 22, ""): "c721a18192a4090d7ae02bde8979d72a233ac7b25dec31bf0a13e0d77d25a2d8",
+    ("cohort-2021-01", 11, ""): "a663b6bf6671595453e9dc71345b1ee80e3497dfc7931c603ddcaf136006f994",
+    ("cohort-2021-07", 22, ""): "e6860fc53b2e60a04c0a128120248e876ba858cccfa87c046dcdc85f044b21fb",
     ("cohort-2021-15", 33, "motor_stall@9.5"): (
-        "95cf633cd9399cf7d3ead2d82661d2fe43f7463651e423bc792474411e891209"
+        "3c74555f1fac58e2874c2680da76bbed02e2ec65d63cff01097b4cca94abdd24"
     ),
 }
 

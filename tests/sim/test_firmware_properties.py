@@ -157,6 +157,8 @@ class _FixedRig:
     def __init__(self, encoder_depth_mm: float, load_cell_force_n: float) -> None:
         self.encoder_depth_mm = encoder_depth_mm
         self.load_cell_force_n = load_cell_force_n
+        self.load_cell_fresh = True
+        self.load_cell_sample_hz = 1000.0
         self.home_switch = False
         self.needle_depth_mm = 3.0
 

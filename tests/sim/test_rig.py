@@ -175,13 +175,19 @@ def test_faults(fault: str) -> None:
     needle_before_mm = rig.needle_depth_mm
     rig.inject(fault)
     readings = []
+    fresh = []
     for _ in range(200):
         motor_mm += 0.001
         rig.step(DT_S, motor_mm, 0.0)
         readings.append(rig.load_cell_force_n)
+        fresh.append(rig.load_cell_fresh)
     assert fault in rig.faults
     if fault == "loadcell_stuck":
         assert set(readings) == {force_before_n}
+        assert all(fresh)  # the ADC goes on converting, to the same code
+    elif fault == "loadcell_silent":
+        assert set(readings) == {force_before_n}
+        assert not any(fresh)  # no conversion completes: every reading is held
     elif fault == "loadcell_disconnected":
         assert set(readings) == {rig.params.load_cell_full_scale_n}
     elif fault == "encoder_lost":

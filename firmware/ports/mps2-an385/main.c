@@ -17,7 +17,7 @@ int main(void)
     struct nd_bench_config bench;
     nd_bench_defaults(&bench);
     nd_bench_init(&bench);
-    nd_bench_board(&board, "ND-M3-QEMU-0001");
+    nd_bench_board(&board, &bench, "ND-M3-QEMU-0001");
     nd_core_init(&board);
 
     for (;;) {

@@ -4,6 +4,7 @@
  *
  *   nd-firmware [--serial S] [--membrane-mm X] [--membrane-break-n F] [--block-mm X]
  *               [--thrust-n F] [--noise-mn N] [--seed N] [--start-mm X] [--watchdog-ms N]
+ *               [--lc-sample-hz N] [--lc-rail-n F] [--lc-silent-backward-rpm R]
  *               [--fault KIND --fault-at-ms T [--fault-param P]]
  *
  * --fault schedules one fault in the bench's HAL hooks (faults/fault_hooks.h: the
@@ -188,7 +189,7 @@ int main(int argc, char **argv)
     uint8_t fault_kind = ND_FAULT_NONE;
     double fault_at_ms = 0.0, fault_param = 0.0;
     nd_bench_defaults(&bench);
-    nd_bench_board(&board, "ND-POSIX-0001");
+    nd_bench_board(&board, &bench, "ND-POSIX-0001");
 
     for (i = 1; i < argc; ++i) {
         const char *opt = argv[i];
@@ -223,6 +224,17 @@ int main(int argc, char **argv)
             fault_at_ms = v;
         } else if (strcmp(opt, "--fault-param") == 0) {
             fault_param = v;
+        } else if (strcmp(opt, "--lc-sample-hz") == 0) {
+            if (v < 1 || v > 1000) return usage("load cell rate out of 1..1000 Hz", argv[i + 1]);
+            bench.lc_sample_hz = (uint16_t)v;
+            board.load_cell_sample_hz = bench.lc_sample_hz;
+        } else if (strcmp(opt, "--lc-rail-n") == 0) {
+            if (v < 0.001 || v > 2e6) return usage("load cell rail out of range", argv[i + 1]);
+            bench.rail_mn = (int32_t)(v * 1e3);
+            board.load_cell_rail_mn = bench.rail_mn;
+        } else if (strcmp(opt, "--lc-silent-backward-rpm") == 0) {
+            if (v < 0 || v > 1e6) return usage("slip ring rate out of range", argv[i + 1]);
+            bench.lc_silent_backward_mrpm = (int32_t)(v * 1e3); /* 0: never silent */
         } else if (strcmp(opt, "--watchdog-ms") == 0) {
             if (v < 1 || v > 65535) return usage("watchdog out of 1..65535 ms", argv[i + 1]);
             board.watchdog_ms = (uint16_t)v;

@@ -68,11 +68,15 @@ bool hal_encoder_read_nm(int64_t *position_nm)
     return nd_fault_encoder(&cur->fault, cur->dev.now_us, position_nm, cur->encoder_ok);
 }
 
-bool hal_load_cell_read_mn(int32_t *force_mn)
+enum nd_lc_read hal_load_cell_read_mn(int32_t *force_mn)
 {
+    if (cur->load_cell_cut || !cur->load_cell_fresh) return ND_LC_NONE;
+    if (!cur->load_cell_ok) return ND_LC_FAULT;
     *force_mn = cur->load_cell_mn;
-    return nd_fault_load_cell(&cur->fault, cur->dev.now_us, force_mn, cur->load_cell_ok,
-                              cur->board.load_cell_rail_mn);
+    return nd_fault_load_cell(&cur->fault, cur->dev.now_us, force_mn, true,
+                              cur->board.load_cell_rail_mn)
+               ? ND_LC_NEW
+               : ND_LC_FAULT;
 }
 
 bool hal_home_switch(void) { return cur->home_switch; }
@@ -89,8 +93,9 @@ static bool to_int64(double x, double lo, double hi, int64_t *out)
 }
 
 static void set_sensors(struct nd_sim *s, double encoder_mm, double load_cell_n,
-                        bool home_switch)
+                        bool home_switch, bool load_cell_fresh)
 {
+    s->load_cell_fresh = load_cell_fresh;
     int64_t v = 0;
     s->encoder_ok = to_int64((encoder_mm - s->encoder_origin_mm) * 1e6, -9.0e15, 9.0e15, &v);
     s->encoder_nm = v;
@@ -111,7 +116,8 @@ void nd_sim_init(struct nd_sim *s, double motor_origin_mm, double encoder_mm,
     s->rx_len = 0;
     s->tx_len = 0;
     nd_fault_arm(&s->fault, ND_FAULT_NONE, 0, 0);
-    set_sensors(s, encoder_mm, load_cell_n, home_switch);
+    s->load_cell_cut = false;
+    set_sensors(s, encoder_mm, load_cell_n, home_switch, true);
     nd_core_init(&s->board);
     release();
 }
@@ -145,11 +151,11 @@ double nd_sim_move(struct nd_sim *s)
 }
 
 uint32_t nd_sim_sense(struct nd_sim *s, double encoder_mm, double load_cell_n,
-                      bool home_switch)
+                      bool home_switch, bool load_cell_fresh)
 {
     uint32_t out;
     select_device(s);
-    set_sensors(s, encoder_mm, load_cell_n, home_switch);
+    set_sensors(s, encoder_mm, load_cell_n, home_switch, load_cell_fresh);
     nd_core_tick_sense();
     out = (uint32_t)s->tx_len | (nd_core_idle_until_us() ? ND_SIM_IDLE : 0u);
     release();
@@ -167,8 +173,11 @@ uint64_t nd_sim_idle_until_us(struct nd_sim *s)
 
 void nd_sim_skip(struct nd_sim *s, uint32_t ticks)
 {
+    select_device(s);
     s->dev.ticks += ticks;
     s->dev.now_us = s->dev.ticks * ND_TICK_US;
+    nd_dev_lc_resync(); /* the skipped ticks' conversions are not missing: none was read */
+    release();
 }
 
 size_t nd_sim_take(struct nd_sim *s, uint8_t *out, size_t max)

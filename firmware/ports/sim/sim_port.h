@@ -10,7 +10,7 @@
  *   nd_sim_move(s) -> motor_mm     the core parses what arrived and steps its profiles;
  *                                  s->motor_mm, s->angle_deg are where the motors are now
  *   (the physics model moves the needle to there and reads its sensors)
- *   nd_sim_sense(s, enc, force, home)
+ *   nd_sim_sense(s, enc, force, home, fresh)
  *                                  the core reads the sensors: safety, watchdog,
  *                                  telemetry, heartbeat. Returns the bytes waiting in tx.
  */
@@ -42,6 +42,10 @@ struct nd_sim {
     int32_t load_cell_mn;
     bool encoder_ok;
     bool load_cell_ok;
+    bool load_cell_fresh; /* a conversion completed this tick (the rig's load_cell_fresh) */
+    /* fault injection at the HAL: the amplifier's data line cut, no conversion arrives
+     * (the simulator's tests; a rig's fault model is the rig's, in Python) */
+    bool load_cell_cut;
     bool home_switch;
     /* outputs: where the core commands the motors (absolute, the rig's units) */
     double motor_mm;
@@ -63,13 +67,14 @@ void nd_sim_feed(struct nd_sim *s, const uint8_t *data, size_t n);
 /* The first half of a tick: parse, step the motion profiles, command the motors.
  * Returns s->motor_mm (one field read fewer for the caller, every tick). */
 double nd_sim_move(struct nd_sim *s);
-/* The second half: the rig's sensors (mm, N, switch) — NaN or out-of-range readings are
- * invalid — then safety, watchdog, telemetry, heartbeat. Returns s->tx_len, plus
+/* The second half: the rig's sensors (mm, N, switch; load_cell_fresh: a load-cell
+ * conversion completed this tick, else the core holds the last one) — NaN or
+ * out-of-range readings are invalid — then safety, watchdog, telemetry, heartbeat. Returns s->tx_len, plus
  * ND_SIM_IDLE when nothing moves, homes or streams (the caller may skip ticks then):
  * one return value, because the caller pays for every call and field read, every tick. */
 #define ND_SIM_IDLE 0x80000000u
 uint32_t nd_sim_sense(struct nd_sim *s, double encoder_mm, double load_cell_n,
-                      bool home_switch);
+                      bool home_switch, bool load_cell_fresh);
 /* Device time of the next tick an idle device must run (heartbeat, watchdog); 0 if any
  * tick may change something (motion, homing, telemetry). */
 uint64_t nd_sim_idle_until_us(struct nd_sim *s);
