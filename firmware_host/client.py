@@ -38,6 +38,7 @@ from protocol import (
     PROTOCOL_VERSION,
     SCHEMA_HASH,
     Ack,
+    Bye,
     Capabilities,
     ClearFault,
     DeviceState,
@@ -137,6 +138,7 @@ class DeviceCounters:
     replies_replayed: int
     watchdog_trips: int
     last_event_number: int
+    tick_overruns: int  # control ticks the device ran late or dropped (its loop's health)
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,7 @@ class DeviceStatus:
                 replies_replayed=msg.replies_replayed,
                 watchdog_trips=msg.watchdog_trips,
                 last_event_number=msg.last_event_number,
+                tick_overruns=msg.tick_overruns,
             ),
             load_cell=LoadCellStatus(
                 rate_hz=msg.load_cell_rate_hz,
@@ -328,14 +331,18 @@ class NeedleDriver(ClosedOnExit):
     # ---------------------------------------------------------------- closing
 
     def close(self) -> None:
-        """Stop the rig (best effort) if this session commanded motion, then close the
-        link. The device ends the session by itself once we are silent (protocol §4)."""
+        """Stop the rig (best effort) if this session commanded motion, end the session
+        with BYE, then close the link. A BYE refused (the rig still braking, an older
+        firmware) or lost changes nothing: the device then ends the session by itself
+        once we are silent, logging SESSION_ENDED (protocol §4)."""
         if self._closed:
             return
         self._closed = True
-        if self._commanded_motion and self.link.lost is None:
+        if self.link.lost is None:
             with contextlib.suppress(NeedleDriverError, OSError):
-                self.link.request(Stop(), max_retries=2)
+                if self._commanded_motion:
+                    self.link.request(Stop(), max_retries=2)
+                self.link.request(Bye(), max_retries=1)
         self.link.close()
 
     # ---------------------------------------------------------------- properties

@@ -16,6 +16,7 @@ from hil_tests.measure import (
 )
 from hil_tests.session import HilSession, block_device
 from protocol import (
+    Bye,
     DeviceState,
     EStop,
     EventCode,
@@ -299,6 +300,34 @@ def test_silence_at_rest_ends_the_session_without_a_fault(
     dut.hello()
     dut.ack(Rotate(RotateMode.BY_ANGLE, 1_000, 1))
     dut.wait_idle(2.0)
+
+
+def test_bye_ends_the_session_unlogged_and_is_refused_while_anything_moves(
+    hil_device: Dut, hil_session: HilSession, hil_motion: None
+) -> None:
+    """BYE (protocol §4): a host leaving in order ends its session with no SESSION_ENDED
+    in the event log (routine use must not fill it), and leaves nothing moving behind:
+    while the needle turns BYE is NAKed BUSY and the session — and its watchdog — go on."""
+    dut = hil_device
+    wd_ms = hil_session.identity.watchdog_ms
+    dut.ack(Rotate(RotateMode.CONTINUOUS, 6_000, 0))  # 6 rpm: something moves
+    nak = dut.nak(Bye())
+    assert NakReason(nak.reason) is NakReason.BUSY
+    assert dut.status().flags & SampleFlags.ARMED, "a refused BYE ended the session"
+    dut.stop()
+    dut.wait_idle(5.0)
+    before = dut.status()
+    dut.ack(Bye())
+    st = dut.status()
+    assert not st.flags & SampleFlags.ARMED, "BYE ACKed but the session goes on"
+    dut.wire.heartbeats_enabled = False  # silent after BYE: nothing left to end
+    dut.wire.wait_s(2.5 * wd_ms / 1000)
+    dut.wire.heartbeats_enabled = True
+    new = [e for e in dut.wire.received.events if e.number > before.last_event_number]
+    assert not new, f"events after an orderly BYE: {[e.code for e in new]}"
+    nak = dut.nak(Rotate(RotateMode.BY_ANGLE, 1_000, 1))  # motion waits for a HELLO
+    assert NakReason(nak.reason) is NakReason.NOT_ARMED
+    dut.hello()
 
 
 def test_silence_while_only_rotating_stops_and_latches(

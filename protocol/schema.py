@@ -88,6 +88,7 @@ class FaultFlags(enum.IntFlag):
     TRAVEL_LIMIT = 0x0010
     ENCODER = 0x0020
     LOAD_CELL = 0x0040
+    OVERRUN = 0x0080  # the control loop fell further behind than the board allows, mid-motion
 
 
 class SampleFlags(enum.IntFlag):
@@ -347,6 +348,13 @@ class GetEvents(NamedTuple):
 
 
 @message(0x0D, Direction.HOST_TO_DEVICE)
+class Bye(NamedTuple):
+    """End this host's session in order: ACK, then motion is NOT_ARMED until a HELLO, and
+    nothing is logged (a host that only goes silent ends it through the watchdog, logged
+    SESSION_ENDED). While anything moves or homes: NAK BUSY, the session goes on."""
+
+
+@message(0x0E, Direction.HOST_TO_DEVICE)
 class Tare(NamedTuple):
     """Zero the load cell here: the mean of its last 8 raw conversions becomes the offset
     subtracted from every reading, and the filters restart from zero. The device also tares
@@ -354,7 +362,7 @@ class Tare(NamedTuple):
     the advance moves or homes, LATCHED_FAULT while LOAD_CELL is latched."""
 
 
-@message(0x0E, Direction.HOST_TO_DEVICE)
+@message(0x0F, Direction.HOST_TO_DEVICE)
 class SetLoadCell(NamedTuple):
     """Configure the load cell's filter chain, run on every fresh conversion: tare offset,
     drift high-pass (continuous tare), mains notch, low-pass; 0 turns a filter off (all
@@ -433,6 +441,9 @@ class Status(NamedTuple):
     commands_executed: Annotated[int, U32, Doc("commands executed (not replays)")]
     replies_replayed: Annotated[int, U32, Doc("repeated commands answered from the reply cache")]
     watchdog_trips: Annotated[int, U32, Doc("since boot")]
+    tick_overruns: Annotated[
+        int, U32, Doc("control ticks run a period or more late, or skipped, since boot")
+    ]
     load_cell_rate_hz: Annotated[int, U16, Doc("conversions counted in the last whole second")]
     load_cell_samples: Annotated[int, U32, Doc("load-cell conversions since boot")]
     load_cell_stale_samples: Annotated[
@@ -512,6 +523,7 @@ Message = (
     | SetTelemetry
     | GetStatus
     | GetEvents
+    | Bye
     | Tare
     | SetLoadCell
     | Identity
@@ -537,6 +549,7 @@ MESSAGES: tuple[type[Message], ...] = (
     SetTelemetry,
     GetStatus,
     GetEvents,
+    Bye,
     Tare,
     SetLoadCell,
     Identity,

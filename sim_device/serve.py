@@ -39,6 +39,7 @@ from sim_device.linkfaults import LinkFaultConfig
 STATS_EVERY_S = 1.0
 MAX_CATCH_UP_TICKS = 200  # per loop turn, so input is never starved by a backlog
 MAX_WAIT_S = 0.05  # the loop wakes at least this often (stop requests, stats file)
+MAX_LATE_S = 0.05  # woken later than this after a deadline: the device's clock pauses
 
 
 class ServeError(Exception):
@@ -128,6 +129,7 @@ class RealTimeDevice:
         self.t0_s = 0.0
         self.bytes_discarded = 0
         self.clients = 0
+        self.clock_paused_s = 0.0  # how long the device's clock stood still (this process late)
         self._next_stats_s = 0.0
 
     def start(self) -> None:
@@ -139,7 +141,17 @@ class RealTimeDevice:
         """Run the ticks due by now."""
         if not self.started:
             return
-        due_us = int((time.monotonic() - self.t0_s) * 1e6)
+        now_s = time.monotonic()
+        late_s = now_s - (self.t0_s + self.fw.next_deadline_us() / 1e6)
+        if late_s > MAX_LATE_S:
+            # This process was not scheduled for a while (a loaded machine); the rig it
+            # models was not late. Running the missed time now, before the host's bytes
+            # that waited in the pty meanwhile, would show the device a silent host (a
+            # false SESSION_ENDED or watchdog trip): its clock pauses instead, as a
+            # stopped process's does.
+            self.t0_s += late_s - MAX_LATE_S
+            self.clock_paused_s += late_s - MAX_LATE_S
+        due_us = int((now_s - self.t0_s) * 1e6)
         ticks = (due_us - self.fw.clock.now_us) // TICK_US
         if ticks > 0:
             self.fw.run_ticks(min(ticks, MAX_CATCH_UP_TICKS))
@@ -172,6 +184,7 @@ class RealTimeDevice:
         stats: dict[str, Any] = self.device.stats()
         stats["bytes_discarded_no_client"] = self.bytes_discarded
         stats["clients"] = self.clients
+        stats["clock_paused_s"] = round(self.clock_paused_s, 3)
         stats["final"] = final
         tmp = self.stats_path.with_name(self.stats_path.name + ".tmp")
         tmp.write_text(json.dumps(stats, indent=1, sort_keys=True) + "\n", encoding="utf-8")

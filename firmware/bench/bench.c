@@ -54,6 +54,10 @@ void nd_bench_board(struct nd_board *b, const struct nd_bench_config *cfg,
         .load_cell_stuck_samples = 0, /* the bench model's noise may be set to 0 */
         .load_cell_sample_hz = 80,
         .extra_capabilities = 0,
+        /* 200 ms: the host link's own watchdog; a board's timer is
+         * never that late, a loaded desktop or emulator host may be */
+        .max_late_ticks = 200,
+        .hw_watchdog_ms = 1000,
     };
     unsigned i;
     *b = bench_board;
@@ -98,6 +102,15 @@ void nd_bench_init(const struct nd_bench_config *cfg)
     B.rng = cfg->seed ? cfg->seed : 1u;
     B.lc_acc = 1000u; /* a conversion is ready at boot */
     B.force_mn = (int32_t)force_at(B.carriage_nm, 0);
+}
+
+void nd_bench_mcu_reset(void)
+{
+    /* the rig stays where it is; the motor's and the encoder's counts restart from here */
+    B.cfg.start_depth_nm = B.carriage_nm;
+    B.lost_nm = 0;
+    B.last_motor_nm = 0;
+    B.angle_ucdeg = 0;
 }
 
 void hal_advance_command_nm(int64_t motor_nm)

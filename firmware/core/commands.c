@@ -115,6 +115,7 @@ static void status(void)
     m.commands_executed = D.commands_executed;
     m.replies_replayed = D.replies_replayed;
     m.watchdog_trips = D.watchdog_trips;
+    m.tick_overruns = D.tick_overruns;
     m.load_cell_rate_hz = D.lc_rate_hz;
     m.load_cell_samples = D.lc_samples;
     m.load_cell_stale_samples = D.lc_stale_samples;
@@ -155,6 +156,16 @@ static void hello(const uint8_t *p)
     nd_dev_update_state();
     D.commands_executed++;
     identity();
+}
+
+/* BYE: the host leaves in order, at rest; the watchdog has nothing to report then. */
+static void bye(uint8_t id)
+{
+    if (D.adv.active || D.rot.active || D.homing) REFUSE(ND_NAK_REASON_BUSY, 0);
+    D.session_open = false;
+    D.schema_ok = false;
+    nd_dev_update_state();
+    ACCEPT();
 }
 
 /* The advance to rest: a HOME ends at once, a move brakes down its ramp (velocity
@@ -474,6 +485,7 @@ static void execute(uint8_t id, const uint8_t *p)
 {
     switch (id) {
     case ND_HELLO_ID: hello(p); break;
+    case ND_BYE_ID: bye(id); break;
     case ND_GET_STATUS_ID:
         D.commands_executed++;
         status();

@@ -403,6 +403,40 @@ static void watchdog_trip(void)
     nd_dev_latch(ND_FAULT_FLAGS_WATCHDOG, ND_EVENT_CODE_WATCHDOG_TRIP, silent_ms);
 }
 
+/* The main loop was away longer than the board allows (a hung driver, a descheduled
+ * process): the ticks it missed ran no safety check, and replaying them would jump the
+ * motors through the whole backlog unchecked. They are dropped — device time still
+ * advances by them, so it stays the wall clock's and the gap shows in telemetry — and
+ * whatever moved halts, latching OVERRUN. */
+static void loop_overrun(uint64_t dropped)
+{
+    D.ticks += dropped;
+    D.tick_overruns += (uint32_t)dropped;
+    if (!(D.adv.active || D.rot.active || D.homing)) return;
+    nd_axis_halt(&D.adv);
+    nd_axis_halt(&D.rot);
+    D.osc_amp_ucdeg = 0;
+    D.homing = false;
+    D.stall_ticks = 0;
+    nd_dev_latch(ND_FAULT_FLAGS_OVERRUN, ND_EVENT_CODE_FAULT, ND_FAULT_FLAGS_OVERRUN);
+}
+
+void nd_core_run_ticks(void)
+{
+    const uint64_t due = hal_time_us() / ND_TICK_US - D.ticks_base;
+    uint64_t late;
+    if (due <= D.ticks) return;
+    late = due - D.ticks - 1; /* every due tick but the newest starts a period or more late */
+    if (D.board->max_late_ticks && late > D.board->max_late_ticks) {
+        loop_overrun(late);
+    } else {
+        D.tick_overruns += (uint32_t)late;
+    }
+    while (D.ticks < due) nd_core_tick();
+}
+
+uint64_t nd_core_next_tick_us(void) { return (D.ticks_base + D.ticks + 1u) * ND_TICK_US; }
+
 /* ------------------------------------------------------------ telemetry */
 
 static void take_sample(void)
@@ -497,6 +531,7 @@ void nd_core_tick_sense(void)
     }
     spent = hal_time_us() - D.tick_t0_us;
     if (spent > D.max_tick_us) D.max_tick_us = (uint32_t)spent;
+    hal_watchdog_kick(); /* a tick completed: the loop is alive */
 }
 
 void nd_core_tick(void)
@@ -558,6 +593,8 @@ void nd_dev_init(const struct nd_board *board, nd_frame_handler on_frame)
     read_encoder();
     nd_dev_update_state();
     nd_dev_event(ND_EVENT_CODE_BOOT, 0);
+    D.ticks_base = hal_time_us() / ND_TICK_US;
+    if (board->hw_watchdog_ms) hal_watchdog_start(board->hw_watchdog_ms);
 }
 
 void nd_core_stats(struct nd_core_stats *out)
@@ -572,4 +609,5 @@ void nd_core_stats(struct nd_core_stats *out)
     out->frames_dropped_tx = l->tx_dropped;
     out->ticks = (uint32_t)D.ticks; /* the statistics' count: modulo 2^32 */
     out->max_tick_us = D.max_tick_us;
+    out->tick_overruns = D.tick_overruns;
 }

@@ -84,6 +84,8 @@ struct nd_device {
     uint64_t last_host_us;
     uint64_t last_tx_us;
     uint32_t max_tick_us; /* the longest tick so far, measured with hal_time_us */
+    uint64_t ticks_base;    /* hal_time_us() / ND_TICK_US at boot (nd_core_run_ticks) */
+    uint32_t tick_overruns; /* ticks run a period or more late, or dropped */
 
     /* statistics */
     uint32_t commands_executed;

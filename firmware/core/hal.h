@@ -38,6 +38,16 @@ struct nd_board {
      * within two periods; the filters are designed for this rate. 0 is taken as 1000. */
     uint16_t load_cell_sample_hz;
     uint32_t extra_capabilities; /* Capabilities the port adds (USB_BULK, FAULT_INJECTION) */
+    /* A main loop that finds more ticks due than this has been away too long to catch up
+     * (safety checks did not run): it drops them, and if anything moved it halts both axes
+     * and latches OVERRUN. An MCU's timer interrupt is late by microseconds; a desktop OS
+     * may deschedule a process for tens of ms. 0: no bound (a port that never runs late,
+     * the simulator). */
+    uint16_t max_late_ticks;
+    /* The MCU's independent watchdog: a main loop that completes no control tick for this
+     * long is reset by hardware into the boot state (motion stopped, BOOT reported).
+     * 0: the board has none. */
+    uint16_t hw_watchdog_ms;
 };
 
 /* ------------------------------------------------------------ serial link */
@@ -52,6 +62,12 @@ void hal_serial_write(const uint8_t *data, size_t n);
 /* ------------------------------------------------------------ time */
 /* Microseconds since boot, monotonic. The core reads it once per control tick. */
 uint64_t hal_time_us(void);
+
+/* Start the MCU's independent watchdog (board.hw_watchdog_ms, when not 0; once, at boot):
+ * unless kicked within timeout_ms it resets the MCU. */
+void hal_watchdog_start(uint32_t timeout_ms);
+/* Kick it: the core does so at the end of every control tick it completes. */
+void hal_watchdog_kick(void);
 
 /* ------------------------------------------------------------ actuators */
 /* Commanded advance position of the motor, nm from where it stood at boot (the core's

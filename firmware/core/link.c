@@ -33,6 +33,7 @@ static int length_ok(uint8_t msg_id, const uint8_t *payload, size_t len)
     case ND_CLEAR_FAULT_ID: return len == ND_CLEAR_FAULT_PAYLOAD_BYTES;
     case ND_SET_LIMITS_ID: return len == ND_SET_LIMITS_PAYLOAD_BYTES;
     case ND_SET_TELEMETRY_ID: return len == ND_SET_TELEMETRY_PAYLOAD_BYTES;
+    case ND_BYE_ID: return len == ND_BYE_PAYLOAD_BYTES;
     case ND_GET_STATUS_ID: return len == ND_GET_STATUS_PAYLOAD_BYTES;
     case ND_GET_EVENTS_ID: return len == ND_GET_EVENTS_PAYLOAD_BYTES;
     case ND_TARE_ID: return len == ND_TARE_PAYLOAD_BYTES;

@@ -5,9 +5,14 @@
  *   nd_core_init(&board)  once at boot;
  *   nd_core_poll()        as often as it likes: parses the bytes the HAL has received and
  *                         answers commands at once (a reply does not wait for the tick);
- *   nd_core_tick()        once per 1 ms control period: motion, sensors, safety,
- *                         watchdog, telemetry, heartbeat. A port that fell behind (a late
- *                         timer) calls it again until it has caught up.
+ *   nd_core_run_ticks()   from the main loop: runs every control tick due by
+ *                         hal_time_us(), so a loop that fell behind catches up — at most
+ *                         board.max_late_ticks of them: beyond that it drops the rest and
+ *                         resynchronises, latching OVERRUN if anything moved (a loop away
+ *                         that long ran no safety check). Late and dropped ticks are
+ *                         counted (STATUS.tick_overruns).
+ *   nd_core_tick()        one 1 ms control period: motion, sensors, safety, watchdog,
+ *                         telemetry, heartbeat (nd_core_run_ticks calls it).
  *   nd_core_tick_move() then nd_core_tick_sense(): the same tick in its two halves, for a
  *                         port whose rig moves between them (the simulator, ports/sim,
  *                         steps its physics model on the commanded positions and then
@@ -27,6 +32,10 @@
 
 void nd_core_init(const struct nd_board *board);
 void nd_core_poll(void);
+void nd_core_run_ticks(void);
+/* hal_time_us() at which nd_core_run_ticks has the next tick to run (a port sleeps until
+ * then, or until a byte arrives). */
+uint64_t nd_core_next_tick_us(void);
 void nd_core_tick(void);
 void nd_core_tick_move(void);
 void nd_core_tick_sense(void);
@@ -46,6 +55,7 @@ struct nd_core_stats {
     uint32_t frames_dropped_tx; /* frames not sent: the transmit buffer was full */
     uint32_t ticks;
     uint32_t max_tick_us; /* the longest control tick so far (timing budget) */
+    uint32_t tick_overruns; /* ticks run a period or more late, or dropped */
 };
 void nd_core_stats(struct nd_core_stats *out);
 

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #define ND_PROTOCOL_VERSION 1u
-#define ND_SCHEMA_HASH 0x794748B1u /* sent in HELLO and IDENTITY */
+#define ND_SCHEMA_HASH 0x410F9B8Cu /* sent in HELLO and IDENTITY */
 /* frame: COBS(header | payload | CRC-32 LE) 0x00; header = version u8, msg_id u8,
  * flags u8, seq u16 LE */
 #define ND_HEADER_BYTES 5u
@@ -268,6 +268,7 @@ static inline int nd_frame_decode(const uint8_t *frame, size_t n, uint8_t *raw)
 #define ND_FAULT_FLAGS_TRAVEL_LIMIT 0x10u
 #define ND_FAULT_FLAGS_ENCODER 0x20u
 #define ND_FAULT_FLAGS_LOAD_CELL 0x40u
+#define ND_FAULT_FLAGS_OVERRUN 0x80u
 
 /* SampleFlags: flags (bits) */
 #define ND_SAMPLE_FLAGS_HOMED 0x01u
@@ -689,8 +690,28 @@ static inline int nd_get_events_unpack(struct nd_get_events *m, const uint8_t *i
     return 1;
 }
 
-/* 0x0D TARE (host->device): Zero the load cell here: the mean of its last 8 raw conversions becomes the offset subtracted from every reading, and the filters restart from zero. The device also tares at the end of every HOME (the needle at the switch, out of tissue). Refused BUSY while the advance moves or homes, LATCHED_FAULT while LOAD_CELL is latched. */
-#define ND_TARE_ID 0x0Du
+/* 0x0D BYE (host->device): End this host's session in order: ACK, then motion is NOT_ARMED until a HELLO, and nothing is logged (a host that only goes silent ends it through the watchdog, logged SESSION_ENDED). While anything moves or homes: NAK BUSY, the session goes on. */
+#define ND_BYE_ID 0x0Du
+#define ND_BYE_PAYLOAD_BYTES 0u
+struct nd_bye {
+    uint8_t unused_; /* no fields */
+};
+/* Writes the payload; returns its length in bytes. */
+static inline size_t nd_bye_pack(const struct nd_bye *m, uint8_t *out)
+{
+    (void)m; (void)out;
+    return 0u;
+}
+/* Reads a payload of len bytes; returns 0 if its length is wrong. */
+static inline int nd_bye_unpack(struct nd_bye *m, const uint8_t *in, size_t len)
+{
+    if (len != 0u) return 0;
+    (void)m; (void)in;
+    return 1;
+}
+
+/* 0x0E TARE (host->device): Zero the load cell here: the mean of its last 8 raw conversions becomes the offset subtracted from every reading, and the filters restart from zero. The device also tares at the end of every HOME (the needle at the switch, out of tissue). Refused BUSY while the advance moves or homes, LATCHED_FAULT while LOAD_CELL is latched. */
+#define ND_TARE_ID 0x0Eu
 #define ND_TARE_PAYLOAD_BYTES 0u
 struct nd_tare {
     uint8_t unused_; /* no fields */
@@ -709,8 +730,8 @@ static inline int nd_tare_unpack(struct nd_tare *m, const uint8_t *in, size_t le
     return 1;
 }
 
-/* 0x0E SET_LOAD_CELL (host->device): Configure the load cell's filter chain, run on every fresh conversion: tare offset, drift high-pass (continuous tare), mains notch, low-pass; 0 turns a filter off (all off at boot). Refused BUSY while the advance moves or homes, BEYOND_LIMIT (detail: the nominal sample rate, Hz) when a frequency is not below half the sample rate. */
-#define ND_SET_LOAD_CELL_ID 0x0Eu
+/* 0x0F SET_LOAD_CELL (host->device): Configure the load cell's filter chain, run on every fresh conversion: tare offset, drift high-pass (continuous tare), mains notch, low-pass; 0 turns a filter off (all off at boot). Refused BUSY while the advance moves or homes, BEYOND_LIMIT (detail: the nominal sample rate, Hz) when a frequency is not below half the sample rate. */
+#define ND_SET_LOAD_CELL_ID 0x0Fu
 #define ND_SET_LOAD_CELL_DRIFT_CORNER_MHZ_OFFSET 0u
 #define ND_SET_LOAD_CELL_NOTCH_HZ_OFFSET 4u
 #define ND_SET_LOAD_CELL_LOWPASS_HZ_OFFSET 5u
@@ -897,16 +918,17 @@ static inline int nd_nak_unpack(struct nd_nak *m, const uint8_t *in, size_t len)
 #define ND_STATUS_COMMANDS_EXECUTED_OFFSET 60u
 #define ND_STATUS_REPLIES_REPLAYED_OFFSET 64u
 #define ND_STATUS_WATCHDOG_TRIPS_OFFSET 68u
-#define ND_STATUS_LOAD_CELL_RATE_HZ_OFFSET 72u
-#define ND_STATUS_LOAD_CELL_SAMPLES_OFFSET 74u
-#define ND_STATUS_LOAD_CELL_STALE_SAMPLES_OFFSET 78u
-#define ND_STATUS_LOAD_CELL_SATURATED_OFFSET 82u
-#define ND_STATUS_LOAD_CELL_FAULT_OFFSET 86u
-#define ND_STATUS_LOAD_CELL_OFFSET_MN_OFFSET 87u
-#define ND_STATUS_DRIFT_CORNER_MHZ_OFFSET 91u
-#define ND_STATUS_NOTCH_HZ_OFFSET 95u
-#define ND_STATUS_LOWPASS_HZ_OFFSET 96u
-#define ND_STATUS_PAYLOAD_BYTES 98u
+#define ND_STATUS_TICK_OVERRUNS_OFFSET 72u
+#define ND_STATUS_LOAD_CELL_RATE_HZ_OFFSET 76u
+#define ND_STATUS_LOAD_CELL_SAMPLES_OFFSET 78u
+#define ND_STATUS_LOAD_CELL_STALE_SAMPLES_OFFSET 82u
+#define ND_STATUS_LOAD_CELL_SATURATED_OFFSET 86u
+#define ND_STATUS_LOAD_CELL_FAULT_OFFSET 90u
+#define ND_STATUS_LOAD_CELL_OFFSET_MN_OFFSET 91u
+#define ND_STATUS_DRIFT_CORNER_MHZ_OFFSET 95u
+#define ND_STATUS_NOTCH_HZ_OFFSET 99u
+#define ND_STATUS_LOWPASS_HZ_OFFSET 100u
+#define ND_STATUS_PAYLOAD_BYTES 102u
 struct nd_status {
     uint8_t state;
     uint8_t flags;
@@ -928,6 +950,7 @@ struct nd_status {
     uint32_t commands_executed;
     uint32_t replies_replayed;
     uint32_t watchdog_trips;
+    uint32_t tick_overruns;
     uint16_t load_cell_rate_hz;
     uint32_t load_cell_samples;
     uint32_t load_cell_stale_samples;
@@ -961,21 +984,22 @@ static inline size_t nd_status_pack(const struct nd_status *m, uint8_t *out)
     nd_put_u32(out + 60, m->commands_executed);
     nd_put_u32(out + 64, m->replies_replayed);
     nd_put_u32(out + 68, m->watchdog_trips);
-    nd_put_u16(out + 72, m->load_cell_rate_hz);
-    nd_put_u32(out + 74, m->load_cell_samples);
-    nd_put_u32(out + 78, m->load_cell_stale_samples);
-    nd_put_u32(out + 82, m->load_cell_saturated);
-    nd_put_u8(out + 86, m->load_cell_fault);
-    nd_put_i32(out + 87, m->load_cell_offset_mn);
-    nd_put_u32(out + 91, m->drift_corner_mhz);
-    nd_put_u8(out + 95, m->notch_hz);
-    nd_put_u16(out + 96, m->lowpass_hz);
-    return 98u;
+    nd_put_u32(out + 72, m->tick_overruns);
+    nd_put_u16(out + 76, m->load_cell_rate_hz);
+    nd_put_u32(out + 78, m->load_cell_samples);
+    nd_put_u32(out + 82, m->load_cell_stale_samples);
+    nd_put_u32(out + 86, m->load_cell_saturated);
+    nd_put_u8(out + 90, m->load_cell_fault);
+    nd_put_i32(out + 91, m->load_cell_offset_mn);
+    nd_put_u32(out + 95, m->drift_corner_mhz);
+    nd_put_u8(out + 99, m->notch_hz);
+    nd_put_u16(out + 100, m->lowpass_hz);
+    return 102u;
 }
 /* Reads a payload of len bytes; returns 0 if its length is wrong. */
 static inline int nd_status_unpack(struct nd_status *m, const uint8_t *in, size_t len)
 {
-    if (len != 98u) return 0;
+    if (len != 102u) return 0;
     m->state = nd_get_u8(in + 0);
     m->flags = nd_get_u8(in + 1);
     m->latched_faults = nd_get_u16(in + 2);
@@ -996,15 +1020,16 @@ static inline int nd_status_unpack(struct nd_status *m, const uint8_t *in, size_
     m->commands_executed = nd_get_u32(in + 60);
     m->replies_replayed = nd_get_u32(in + 64);
     m->watchdog_trips = nd_get_u32(in + 68);
-    m->load_cell_rate_hz = nd_get_u16(in + 72);
-    m->load_cell_samples = nd_get_u32(in + 74);
-    m->load_cell_stale_samples = nd_get_u32(in + 78);
-    m->load_cell_saturated = nd_get_u32(in + 82);
-    m->load_cell_fault = nd_get_u8(in + 86);
-    m->load_cell_offset_mn = nd_get_i32(in + 87);
-    m->drift_corner_mhz = nd_get_u32(in + 91);
-    m->notch_hz = nd_get_u8(in + 95);
-    m->lowpass_hz = nd_get_u16(in + 96);
+    m->tick_overruns = nd_get_u32(in + 72);
+    m->load_cell_rate_hz = nd_get_u16(in + 76);
+    m->load_cell_samples = nd_get_u32(in + 78);
+    m->load_cell_stale_samples = nd_get_u32(in + 82);
+    m->load_cell_saturated = nd_get_u32(in + 86);
+    m->load_cell_fault = nd_get_u8(in + 90);
+    m->load_cell_offset_mn = nd_get_i32(in + 91);
+    m->drift_corner_mhz = nd_get_u32(in + 95);
+    m->notch_hz = nd_get_u8(in + 99);
+    m->lowpass_hz = nd_get_u16(in + 100);
     return 1;
 }
 

@@ -401,8 +401,9 @@ def _plot_arguments(p: argparse.ArgumentParser) -> None:
 
 RUN = Command(
     "run",
-    "the PIERCE procedure with live progress; outcome at the end (starts only with the"
-    " needle at home; homes first)",
+    "the PIERCE procedure with live progress; outcome at the end. Starts with the needle"
+    f" at home (within {AT_HOME_TOL_MM:g} mm of 0): an unhomed rig is homed first; a needle"
+    " left deeper is refused (`needlectl home` retracts it)",
     cmd_run,
     _run_arguments,
     operations=(ops.RUN,),

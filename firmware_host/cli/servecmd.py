@@ -7,12 +7,14 @@ import asyncio
 import os
 import secrets
 import signal
+import threading
 
 from firmware_host.cli.command import Command, add_number
 from firmware_host.cli.exits import CliError, Exit
 from firmware_host.cli.output import Output
 
 TOKEN_ENV = "NEEDLECTL_TOKEN"
+LEASE_HOLD_S = 0.05  # well inside the link's 150 ms lease
 
 
 def cmd_serve(ns: argparse.Namespace, out: Output) -> int:
@@ -55,7 +57,22 @@ async def _serve(
 
     assert isinstance(paths, Paths)
     loop = asyncio.get_running_loop()
-    nd = await loop.run_in_executor(None, NeedleDriver.open, port)
+    # From the HELLO until the session's keeper runs, this thread keeps the link's 150 ms
+    # lease: the server's start-up (sockets, page) can outlast it on a loaded machine,
+    # and a lease withheld ends the device's session (SESSION_ENDED) before any client came.
+    up = threading.Event()
+
+    def open_and_hold() -> NeedleDriver:
+        nd = NeedleDriver.open(port)
+
+        def hold() -> None:
+            while not up.wait(LEASE_HOLD_S):
+                nd.keepalive()
+
+        threading.Thread(target=hold, name="lease-until-up", daemon=True).start()
+        return nd
+
+    nd = await loop.run_in_executor(None, open_and_hold)
     server = RigServer(
         nd, port, token=token, allow_remote=ns.allow_remote, client_queue=ns.client_queue
     )
@@ -69,7 +86,10 @@ async def _serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
     try:
-        runners = await server.serve(paths.sock, host, ns.http_port)
+        try:
+            runners = await server.serve(paths.sock, host, ns.http_port)
+        finally:
+            up.set()  # the keeper holds the lease now (or the server never came up)
         web = server.http_url + (f"?token={token}" if token else "")
         write_info(paths, {"port": port, "pid": os.getpid(), "web": server.http_url})
         out.result(

@@ -28,10 +28,12 @@ import signal
 import threading
 from collections import deque
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
+from firmware_host.client import DeviceLimits
 from firmware_host.errors import DeviceFault, LinkLost, NeedleDriverError, Timeout
 from firmware_host.procedure.homing import abort_reason, home_interruptibly
 from firmware_host.procedure.outcome import (
@@ -116,6 +118,7 @@ class _Run:
         self.escalations = 0
         self.cracks = 0
         self.punctures = 0
+        self.limits_before: DeviceLimits | None = None
         self.frozen_value_n: float | None = None
         self.ending = False
         self.frozen_since = self.t0
@@ -314,6 +317,9 @@ class _Run:
             if homed is None:
                 self.check_abort()  # the abort came while homing: end (the rig is stopped)
         lim = self.p.limits
+        # the device's limits before the run: finish() puts them back, or the profile's
+        # (a stall force above a bench's thrust, say) would govern every later jog
+        self.limits_before = st.limits
         nd.set_limits(
             soft_depth_limit_mm=self.soft_limit_mm,
             force_limit_n=lim.force_limit_n,
@@ -516,6 +522,19 @@ class _Run:
         if self.withdraw_failure is not None:
             self.note("withdraw_failed", why=self.withdraw_failure, depth_mm=self.depth_mm)
 
+    def restore_limits(self) -> None:
+        """The limits the device had before the run, once the rig is at rest."""
+        before = self.limits_before
+        if before is None:
+            return
+        self.nd.set_limits(
+            soft_depth_limit_mm=before.soft_depth_limit_mm,
+            force_limit_n=before.force_limit_n,
+            stall_force_n=before.stall_force_n,
+            stall_time_s=before.stall_time_s,
+        )
+        self.note("limits_restored", **asdict(before))
+
     def finish(self) -> None:
         """Bring the rig to rest, best effort, whatever happened."""
         self.ending = True
@@ -535,6 +554,10 @@ class _Run:
         finally:
             if self._unsubscribe is not None:
                 self._unsubscribe()
+        try:
+            self.restore_limits()
+        except NeedleDriverError as exc:
+            self.note("limits_not_restored", error=str(exc))
 
 
 def run_procedure(
@@ -577,6 +600,10 @@ def run_procedure(
         except NeedleDriverError as exc:
             raise _Ended(Result.FAULT, _fault_reason(exc)) from None
         run.finish_crossed()
+        if run.punctures == 0:
+            # the depth was reached but no barrier gave way on the way: say so, or an
+            # operator reads "crossed" for a target short of the lesion
+            reason += " with no puncture on the way (is the target short of the lesion?)"
         if run.withdraw_failure is not None:
             reason += f"; the withdrawal failed: {run.withdraw_failure}"
     except _Ended as end:

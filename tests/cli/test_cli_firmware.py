@@ -42,6 +42,40 @@ def test_info_reports_the_c_firmware(cli: Cli, firmware: Device) -> None:
     assert info["firmware"] == "1.0.0"
 
 
+def test_lines_name_the_firmware_bench_model_not_a_served_simulator(
+    cli: Cli, firmware: Device
+) -> None:
+    proc = cli.run("--port", firmware.path, "status")
+    assert proc.returncode == 0, proc.stderr
+    line = proc.stdout.splitlines()[0]
+    assert line.endswith("SIMULATED (the firmware's bench model ND-POSIX-0001, no lesion)"), line
+    assert "served simulator" not in proc.stdout
+
+
+def test_routine_commands_do_not_fill_the_event_log(cli: Cli, firmware: Device) -> None:
+    # each command ends its session with BYE: no SESSION_ENDED per command (issue 17)
+    for command in ("status", "info", "home", "status"):
+        assert cli.run("--port", firmware.path, command).returncode == 0
+    proc = cli.run("--port", firmware.path, "--json", "events")
+    codes = [json.loads(line)["code"] for line in proc.stdout.splitlines()]
+    assert codes == ["BOOT", "HOMED"], codes
+
+
+def test_a_target_short_of_the_septum_says_nothing_was_punctured(
+    cli: Cli, firmware: Device
+) -> None:
+    port = firmware.path
+    assert cli.run("--port", port, "home").returncode == 0
+    proc = cli.run(
+        *("--port", port, "--yes", "run", "pierce", "--target-mm", str(SEPTUM_MM - 1)),
+        timeout_s=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    line = proc.stdout.splitlines()[-1]
+    assert line.startswith("CROSSED: reached the target depth with no puncture"), line
+    assert "is the target short of the lesion?" in line and "0 punctures" in line, line
+
+
 def test_run_crosses_the_septum_and_stalls_cleanly_at_the_block(
     cli: Cli, firmware: Device, tmp_path: Path
 ) -> None:

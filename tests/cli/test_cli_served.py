@@ -56,8 +56,8 @@ def _start_run(cli: Cli, port: str, marker: str, run_dir: Path) -> subprocess.Po
 def test_a_served_device_keeps_its_state_between_commands(cli: Cli, served: str) -> None:
     port = served
     assert _json(cli, port, "status")["state"] == "UNHOMED"
-    # Each needlectl leaves with the rig at rest: 200 ms later the device ends the session
-    # by itself (SESSION_ENDED), latching nothing — no fault between commands, ever.
+    # Each needlectl leaves with the rig at rest and says BYE: the session ends in order,
+    # unlogged, latching nothing — no fault between commands, ever.
     for _ in range(3):
         s = _json(cli, port, "status")
         assert s["latched_faults"] == [] and s["state"] == "UNHOMED", s
@@ -101,8 +101,8 @@ def test_a_served_device_keeps_its_state_between_commands(cli: Cli, served: str)
     proc = cli.run("--port", port, "--json", "events")
     codes = [json.loads(x)["code"] for x in proc.stdout.splitlines()]
     assert codes[0] == "BOOT" and "HOMED" in codes and "ESTOP" in codes
-    assert codes[-1] in ("HOMED", "FAULT_CLEARED", "SESSION_ENDED")
-    assert "WATCHDOG_TRIP" not in codes and "SESSION_ENDED" in codes, codes
+    assert codes[-1] in ("HOMED", "FAULT_CLEARED")
+    assert "WATCHDOG_TRIP" not in codes and "SESSION_ENDED" not in codes, codes
     assert _json(cli, port, "status")["latched_faults"] == []
 
 

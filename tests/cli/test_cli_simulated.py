@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from firmware_host.simulation import simulated_label, simulation_of
+from protocol import Capabilities
 
 if TYPE_CHECKING:
     from conftest import Cli
@@ -50,9 +51,14 @@ def test_run_line_and_meta_json_say_simulated(cli: Cli, tmp_path: Path) -> None:
     assert meta["command"] == (f"needlectl --port '{PORT}' run pierce --record {run_dir}")
 
 
+ALL = Capabilities(sum(Capabilities))
+
+
 class _Ident:
-    def __init__(self, simulated: bool) -> None:
+    def __init__(self, simulated: bool, capabilities: Capabilities = ALL) -> None:
         self.simulated = simulated
+        self.capabilities = capabilities
+        self.serial_number = "ND-POSIX-0001"
 
 
 def test_a_served_simulator_is_simulated_with_unknown_lesion_and_a_real_rig_is_not() -> None:
@@ -61,3 +67,11 @@ def test_a_served_simulator_is_simulated_with_unknown_lesion_and_a_real_rig_is_n
     assert simulated_label(served).startswith("SIMULATED")
     assert simulation_of("/dev/needle-driver", _Ident(False)) is None
     assert simulated_label(None) == ""
+
+
+def test_a_firmware_bench_model_is_not_mistaken_for_the_simulator() -> None:
+    bench = simulation_of("/dev/pts/7", _Ident(True, ALL & ~Capabilities.FAULT_INJECTION))
+    assert bench == {"bench_model": "ND-POSIX-0001"}
+    assert simulated_label(bench) == (
+        "SIMULATED (the firmware's bench model ND-POSIX-0001, no lesion)"
+    )

@@ -175,15 +175,30 @@ def test_close_sends_stop() -> None:
 
 
 def test_a_query_only_session_sends_no_stop_and_leaves_no_fault() -> None:
-    """info/status/events change nothing: closing sends no STOP, and the device ends the
-    session by itself 200 ms later — SESSION_ENDED, nothing latched (protocol §4)."""
+    """info/status/events change nothing: closing sends no STOP, only BYE — the session
+    ends in order, nothing latched, nothing logged (protocol §4)."""
     nd = NeedleDriver.open("sim://?seed=5")
     fw = _fw(nd)
     nd.status()
     nd.events()
     executed = fw.commands_executed
+    before = [r.code for r in fw.events.records()]
     nd.close()
-    assert fw.commands_executed == executed, "close() sent a command after queries only"
+    sent = [m for _, way, _, _, m in nd.link.frame_log if way == "out"][-1:]
+    assert [type(m).__name__ for m in sent] == ["Bye"], sent
+    assert fw.commands_executed == executed + 1  # the BYE, nothing else
+    fw.run_ticks(400)
+    assert not fw.latched and not fw.session_open
+    assert [r.code for r in fw.events.records()] == before  # no SESSION_ENDED either
+
+
+def test_a_host_that_just_goes_silent_at_rest_ends_the_session_logged() -> None:
+    """No BYE (a host killed at rest): the device ends the session itself 200 ms later
+    — SESSION_ENDED, nothing latched, for the next host to see (protocol §4)."""
+    nd = NeedleDriver.open("sim://?seed=5")
+    fw = _fw(nd)
+    nd.status()
+    nd.link.close()  # gone without a word
     fw.run_ticks(400)
     assert not fw.latched and not fw.session_open
     codes = [r.code for r in fw.events.records()]

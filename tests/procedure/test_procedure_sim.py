@@ -79,6 +79,19 @@ def test_soft_stenosis_is_crossed_and_the_needle_stays_at_target() -> None:
         assert_rig_at_rest(nd)
 
 
+def test_the_device_limits_are_put_back_when_the_run_ends() -> None:
+    # The profile's limits govern the run only: a later jog must not run under them
+    # (issue 17: a 12 N stall force left on a 10 N bench, where it can never fire).
+    with rig("soft-stenosis") as nd:
+        before = nd.status().limits
+        profile = load_profile("pierce")
+        assert profile.limits.stall_force_n != before.stall_force_n  # else proves nothing
+        out = run_procedure(nd, profile, target_depth_mm=target_for("soft-stenosis"))
+        assert out.result is Result.CROSSED, out.reason
+        assert nd.status().limits == before
+        assert "limits_restored" in [e.kind for e in out.events]
+
+
 def test_dense_calcium_needs_holds_and_cracks_and_is_crossed() -> None:
     target = target_for("dense-calcified-cto")
     progress: list[Progress] = []
@@ -309,7 +322,7 @@ def test_a_recorded_run_carries_the_notes_and_plots_them(tmp_path: Any) -> None:
     kinds = [e["kind"] for e in host]
     assert kinds.count("hold_start") == kinds.count("hold_end") == out.holds >= 1
     assert kinds.count("crack") == out.cracks
-    assert kinds[-2:] == ["end", "stopped"]
+    assert kinds[-3:] == ["end", "stopped", "limits_restored"]
     trace = load_run(tmp_path / "run")
     assert len(trace.holds()) == out.holds
     assert trace.outcome == "crossed" and trace.target_depth_mm == target

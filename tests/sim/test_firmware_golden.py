@@ -49,10 +49,10 @@ from sim_device.device import Device, DeviceOptions
 
 # (lesion, seed, extra options) → sha256 of everything the device sent
 GOLDEN: dict[tuple[str, int, str], str] = {
-    ("cohort-2021-01", 11, ""): "121cc6599e7ab801c504b94e42417080e1195a82866fe8a4dcf6f8d3ea29c8d7",
-    ("cohort-2021-07", 22, ""): "fd4942cd86b5f57f45f23af0d293e76e9db7f65346402ca6984e2e49ae381a08",
+    ("cohort-2021-01", 11, ""): "a663b6bf6671595453e9dc71345b1ee80e3497dfc7931c603ddcaf136006f994",
+    ("cohort-2021-07", 22, ""): "e6860fc53b2e60a04c0a128120248e876ba858cccfa87c046dcdc85f044b21fb",
     ("cohort-2021-15", 33, "motor_stall@9.5"): (
-        "7cd2d8b3d183f020d3c3764aacf17dd23053e06dfb8730e5f90bf2089ee1095b"
+        "3c74555f1fac58e2874c2680da76bbed02e2ec65d63cff01097b4cca94abdd24"
     ),
 }
 

@@ -50,6 +50,19 @@
 #define TIMER_CTRL_EN (1u << 0)
 #define PCLK_PER_US (BOARD_CORE_HZ / 1000000u)
 
+/* CMSDK APB watchdog (DDI0479C 4.5) at 25 MHz: its first time-out raises NMI, its second
+ * (no kick in between) resets the system (RESEN) — so it loads half the time-out. The NMI
+ * handler returns: a loop that is only late recovers with its next kick. Its registers
+ * are written only with the lock opened (LOCK = the key; any other value closes it). */
+#define WDOG_BASE 0x40008000u
+#define WDOG_LOAD REG(WDOG_BASE + 0x000u)
+#define WDOG_CTRL REG(WDOG_BASE + 0x008u)
+#define WDOG_INTCLR REG(WDOG_BASE + 0x00Cu) /* any write: clear the interrupt, reload */
+#define WDOG_LOCK REG(WDOG_BASE + 0xC00u)
+#define WDOG_KEY 0x1ACCE551u
+#define WDOG_CTRL_INTEN (1u << 0)
+#define WDOG_CTRL_RESEN (1u << 1)
+
 /* 921600 baud: a real AN385 at 115200 could not carry 1 kHz telemetry (~25 kB/s). QEMU
  * ignores the rate (bytes move as fast as the pty drains) but wants BAUDDIV >= 16. */
 #define UART_BAUD 921600u
@@ -190,3 +203,21 @@ uint64_t hal_time_us(void)
     clock_last = raw;
     return clock_pclk / PCLK_PER_US;
 }
+
+void hal_watchdog_start(uint32_t timeout_ms)
+{
+    WDOG_LOCK = WDOG_KEY;
+    WDOG_LOAD = timeout_ms / 2u * (BOARD_CORE_HZ / 1000u);
+    WDOG_CTRL = WDOG_CTRL_INTEN | WDOG_CTRL_RESEN;
+    WDOG_LOCK = 0u;
+}
+
+void hal_watchdog_kick(void)
+{
+    WDOG_LOCK = WDOG_KEY;
+    WDOG_INTCLR = 1u;
+    WDOG_LOCK = 0u;
+}
+
+/* The watchdog's first time-out: nothing to do — the second one resets. */
+void NMI_Handler(void) {}

@@ -11,6 +11,7 @@ int main(void);
 
 void Reset_Handler(void);
 void Default_Handler(void);
+void NMI_Handler(void); /* board.c: the watchdog's first time-out */
 void SysTick_Handler(void);
 void UART0RX_Handler(void);
 void UART0TX_Handler(void);
@@ -47,7 +48,7 @@ typedef union {
 __attribute__((section(".vectors"), used)) static const vector_t vectors[16 + AN385_IRQS] = {
     {.stack = _estack},
     H(Reset_Handler),
-    D, /* NMI */
+    H(NMI_Handler), /* NMI: the watchdog's first time-out (board.c) */
     D, /* HardFault */
     D, /* MemManage */
     D, /* BusFault */

@@ -7,16 +7,21 @@
  *               [--lc-sample-hz N] [--lc-rail-n F] [--lc-silent-backward-rpm R]
  *
  * SIGTERM or SIGINT ends it; it prints its counters (and the longest tick) on stderr.
+ * SIGUSR1 hangs its main loop (a test of the watchdog below: no tick completes, so the
+ * emulated MCU watchdog resets the core into its boot state — the process and its pty
+ * stay, as a board and its USB-serial adapter would).
  * This file is the port: it may use libc. The core (../../core) uses none of it. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pty.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,9 +32,6 @@
 /* Bytes waiting for a slow host, on top of the pty's own ~17 KiB: together ~1.3 s of 1 kHz
  * telemetry before frames are dropped (whole frames: the core checks the room first). */
 #define TX_RING_BYTES 16384u
-/* A process stopped for longer than this (a debugger, SIGSTOP) does not replay every
- * missed tick: it resynchronises, as a board's timer would after a brown-out. */
-#define MAX_CATCH_UP_TICKS 200
 
 static int master_fd = -1;
 /* A host holds the pty open. Without one the device "sends" into the void, as a UART with
@@ -38,6 +40,12 @@ static int master_fd = -1;
 static int host_connected = 0;
 static struct timespec boot;
 static volatile sig_atomic_t stopping = 0;
+static volatile sig_atomic_t hung = 0;
+/* The emulated MCU watchdog: an interval timer re-armed by every kick; SIGALRM jumps back
+ * to boot (the core state is all re-initialised there, as a reset would). */
+static sigjmp_buf reset_point;
+static uint32_t watchdog_timeout_ms;
+static unsigned watchdog_resets;
 static struct {
     uint8_t buf[TX_RING_BYTES];
     size_t head, len; /* bytes at head .. head+len (mod size) wait to be written */
@@ -52,6 +60,31 @@ static uint64_t mono_us(void)
 }
 
 uint64_t hal_time_us(void) { return mono_us(); }
+
+static void on_watchdog(int sig)
+{
+    (void)sig;
+    siglongjmp(reset_point, 1);
+}
+
+void hal_watchdog_start(uint32_t timeout_ms)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_watchdog;
+    sigaction(SIGALRM, &sa, NULL);
+    watchdog_timeout_ms = timeout_ms;
+    hal_watchdog_kick();
+}
+
+void hal_watchdog_kick(void)
+{
+    struct itimerval t;
+    memset(&t, 0, sizeof t);
+    t.it_value.tv_sec = (time_t)(watchdog_timeout_ms / 1000u);
+    t.it_value.tv_usec = (suseconds_t)(watchdog_timeout_ms % 1000u) * 1000;
+    setitimer(ITIMER_REAL, &t, NULL);
+}
 
 size_t hal_serial_read(uint8_t *buf, size_t max)
 {
@@ -106,6 +139,12 @@ static void on_signal(int sig)
     stopping = 1;
 }
 
+static void on_hang(int sig)
+{
+    (void)sig;
+    hung = 1;
+}
+
 static int usage(const char *msg, const char *arg)
 {
     fprintf(stderr, "nd-firmware: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
@@ -131,7 +170,6 @@ int main(int argc, char **argv)
     struct sigaction sa;
     struct nd_core_stats st;
     int slave_fd, i;
-    uint64_t next_tick_us;
     nd_bench_defaults(&bench);
     nd_bench_board(&board, &bench, "ND-POSIX-0001");
 
@@ -204,29 +242,36 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_hang;
+    sigaction(SIGUSR1, &sa, NULL);
+
     clock_gettime(CLOCK_MONOTONIC, &boot);
     nd_bench_init(&bench);
+    if (sigsetjmp(reset_point, 1)) {
+        /* the watchdog fired: the MCU resets, the rig stays where it is; what the UART
+         * had queued is lost with it */
+        ++watchdog_resets;
+        fprintf(stderr, "nd-firmware: watchdog reset: no control tick for %u ms\n",
+                (unsigned)watchdog_timeout_ms);
+        hung = 0;
+        tx.len = 0;
+        nd_bench_mcu_reset();
+    }
     nd_core_init(&board);
-    next_tick_us = ND_TICK_US;
     while (!stopping) {
-        uint64_t now = mono_us();
+        uint64_t now, next;
         struct pollfd pfd;
         struct timespec wait;
-        int caught_up = 0;
-        while (now >= next_tick_us) {
-            nd_core_tick();
-            next_tick_us += ND_TICK_US;
-            if (++caught_up > MAX_CATCH_UP_TICKS) {
-                next_tick_us = now + ND_TICK_US;
-                break;
-            }
-        }
+        while (hung) pause(); /* a hung loop: only the watchdog gets it out */
+        nd_core_run_ticks();
         check_host();
         flush_tx();
         now = mono_us();
-        if (now >= next_tick_us) continue;
+        next = nd_core_next_tick_us();
+        if (now >= next) continue;
         wait.tv_sec = 0;
-        wait.tv_nsec = (long)(next_tick_us - now) * 1000L;
+        wait.tv_nsec = (long)(next - now) * 1000L;
         if (!host_connected) {
             /* POLLHUP would wake ppoll at once: just sleep to the tick */
             nanosleep(&wait, NULL);
@@ -240,14 +285,17 @@ int main(int argc, char **argv)
             flush_tx();
         }
     }
+    signal(SIGALRM, SIG_IGN); /* exiting: no reset now */
     nd_core_stats(&st);
     fprintf(stderr,
             "nd-firmware: %u ticks, longest %u us; frames ok %u, bad %u; commands %u, "
-            "replayed %u; samples %u; frames dropped (tx full) %u; watchdog trips %u\n",
+            "replayed %u; samples %u; frames dropped (tx full) %u; watchdog trips %u; "
+            "ticks late or dropped %u; watchdog resets %u\n",
             (unsigned)st.ticks, (unsigned)st.max_tick_us, (unsigned)st.frames_ok,
             (unsigned)st.frames_bad, (unsigned)st.commands_executed,
             (unsigned)st.replies_replayed, (unsigned)st.samples_sent,
-            (unsigned)st.frames_dropped_tx, (unsigned)st.watchdog_trips);
+            (unsigned)st.frames_dropped_tx, (unsigned)st.watchdog_trips,
+            (unsigned)st.tick_overruns, watchdog_resets);
     close(master_fd);
     return 0;
 }

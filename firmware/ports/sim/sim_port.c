@@ -46,6 +46,9 @@ void hal_serial_write(const uint8_t *data, size_t n)
 
 /* the control tick is the clock (the core counts its ticks): no time passes within one */
 uint64_t hal_time_us(void) { return cur->dev.now_us; }
+/* The simulator runs every tick itself, in virtual time: no loop to hang, no watchdog. */
+void hal_watchdog_start(uint32_t timeout_ms) { (void)timeout_ms; }
+void hal_watchdog_kick(void) {}
 
 void hal_advance_command_nm(int64_t motor_nm)
 {

@@ -1,0 +1,113 @@
+"""The C firmware's main loop on the posix port (issue 17), driven in real time over its
+pty: a loop held up past the board's bound (200 ticks) drops the ticks it missed instead
+of replaying them unchecked, halts what moved and latches OVERRUN; a loop that hangs is
+reset by the MCU watchdog (emulated with an interval timer) into the boot state, the
+carriage where it stood. Both counted: STATUS.tick_overruns, the port's stderr."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+import serial
+
+from firmware.launch import Device, PortUnavailable, running
+from firmware_host.client import NeedleDriver
+from firmware_host.errors import LinkLost
+from firmware_host.link import LinkConfig
+from protocol.schema import DeviceState, EventCode, FaultFlags
+
+# the bench board's bound (firmware/bench/bench.c): a loop later than this drops ticks
+MAX_LATE_TICKS = 200
+HW_WATCHDOG_S = 1.0
+PATIENT = LinkConfig(silence_timeout_s=3.0)
+
+
+@pytest.fixture
+def firmware() -> Iterator[Device]:
+    try:
+        with running("posix", args=("--start-mm", "1", "--seed", "3")) as dev:
+            yield dev
+    except PortUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+def _advancing(drv: NeedleDriver) -> None:
+    drv.home(speed_mm_s=5.0, timeout_s=20.0)
+    drv.move_to_mm(15.0, speed_mm_s=2.0)
+    assert drv.status().moving
+
+
+def test_a_loop_held_up_past_its_bound_halts_motion_and_latches_overrun(
+    firmware: Device,
+) -> None:
+    # a host that waits out the stopped device (its default: lost after 0.5 s of silence)
+    with NeedleDriver.open(firmware.path, link_config=PATIENT) as drv:
+        _advancing(drv)
+        before = drv.status().counters.tick_overruns
+        # The fault is the process stopped for 0.6 s (600 ticks, 3x the bound): the
+        # sleep is the fault's length, not a wait for a state.
+        os.kill(firmware.proc.pid, signal.SIGSTOP)
+        try:
+            time.sleep(MAX_LATE_TICKS * 3 / 1000)
+        finally:
+            os.kill(firmware.proc.pid, signal.SIGCONT)
+        drv.wait_s(0.1)  # the device's next ticks, after it resumed
+        st = drv.status()
+        assert st.latched_faults & FaultFlags.OVERRUN, st.latched_faults
+        assert st.state == DeviceState.FAULT and not st.moving, st
+        assert st.counters.tick_overruns - before >= MAX_LATE_TICKS * 2, st.counters
+        depth_mm = st.depth_mm
+        drv.wait_s(0.2)
+        assert drv.status().depth_mm == depth_mm  # halted: not one more step
+        fault_events = [e for e in drv.events() if e.code == EventCode.FAULT]
+        assert fault_events and fault_events[-1].value == FaultFlags.OVERRUN
+        drv.clear_fault()
+
+
+def test_a_short_hold_up_is_caught_up_and_counted_without_a_fault(firmware: Device) -> None:
+    with NeedleDriver.open(firmware.path) as drv:
+        _advancing(drv)
+        before = drv.status().counters.tick_overruns
+        os.kill(firmware.proc.pid, signal.SIGSTOP)
+        try:
+            time.sleep(0.03)  # 30 ticks: within the bound
+        finally:
+            os.kill(firmware.proc.pid, signal.SIGCONT)
+        drv.wait_s(0.05)  # the device's next ticks, after it resumed
+        st = drv.status()
+        assert not st.latched_faults and st.moving, st
+        assert st.counters.tick_overruns - before >= 20, st.counters
+        drv.stop()
+
+
+def test_a_hung_loop_is_reset_by_the_watchdog_into_the_boot_state(firmware: Device) -> None:
+    drv = NeedleDriver.open(firmware.path)
+    try:
+        _advancing(drv)
+        uptime_before_s = drv.status().device_time_s
+        os.kill(firmware.proc.pid, signal.SIGUSR1)  # the main loop hangs
+        with pytest.raises(LinkLost, match="device silent"):
+            drv.wait_s(HW_WATCHDOG_S * 3)  # the host hears nothing ...
+    finally:
+        with contextlib.suppress(LinkLost):
+            drv.close()
+    # ... until the watchdog resets the device, which then speaks again (a heartbeat)
+    with serial.Serial(firmware.path, timeout=HW_WATCHDOG_S * 3) as raw:
+        assert raw.read(1), "the device never came back"
+    assert "watchdog reset" in firmware.stderr(), firmware.stderr()
+    with NeedleDriver.open(firmware.path) as drv:
+        st = drv.status()
+        # the boot state: a new device time, nothing moving, not homed, BOOT its first event
+        assert st.device_time_s < uptime_before_s + HW_WATCHDOG_S, st
+        assert not st.moving and not st.homed, st
+        assert [e.code for e in drv.events()][:1] == [EventCode.BOOT]
+        # the carriage stayed where the reset found it: depth counts from there, and the
+        # motor is not driven back to where it stood at the first boot
+        depth_mm = st.depth_mm
+        drv.wait_s(0.3)
+        assert drv.status().depth_mm == depth_mm == pytest.approx(0.0, abs=0.01)
