@@ -88,6 +88,7 @@ MUTANTS: dict[str, str] = {
     "tare_ignored": "TARE is ACKed but its offset is never subtracted",
     "no_tare_at_home": "homing leaves the load cell's offset as it was",
     "drift_filter_off": "the drift high-pass tracks its baseline but never subtracts it",
+    "drift_filter_blinds_limit": "the force limit sees the force after the drift high-pass",
     "sensor_watchdog_disabled": "a load cell that stops converting goes unnoticed",
     "saturation_ignored": "a reading at the load cell's rail passes as a force",
     "fresh_bit_always": "every telemetry sample claims a fresh force",

@@ -56,9 +56,10 @@ void nd_bench_mcu_reset(void);
 /* The board every port of the bench model declares (one source for its IDENTITY): 150 mm
  * of travel, 40 N hard force limit, 20 mm/s, 120 rpm, a 200 ms watchdog, 625 nm per
  * microstep, stall at 9 N until SET_LIMITS, the load cell's rail and rate the bench
- * config's and no stuck-reading check (its noise may be set to 0); a main loop may catch
- * up 200 late ticks (then OVERRUN), the MCU watchdog resets after 1 s; simulated. The
- * port's serial number (up to 16 characters, NUL-padded) is the only other difference. */
+ * config's and no stuck-reading check (its noise may be set to 0); a main loop may
+ * catch up 200 late ticks (then OVERRUN), the MCU watchdog resets after 1 s; simulated.
+ * The port's serial number (up to 16 characters, NUL-padded) is the only other
+ * difference. */
 void nd_bench_board(struct nd_board *board, const struct nd_bench_config *cfg,
                     const char *serial_number);
 

@@ -289,6 +289,7 @@ static void tare(uint8_t id)
     if (!load_cell_may_change(id)) return;
     nd_lc_tare(&D.lc);
     D.force_mn = nd_lc_output(&D.lc); /* the zero shows at once */
+    D.force_abs_mn = nd_lc_absolute(&D.lc);
     ack(id);
 }
 
@@ -305,6 +306,7 @@ static void set_load_cell(uint8_t id, const uint8_t *p)
     if (!nd_lc_configure(&D.lc, m.drift_corner_mhz, m.notch_hz, m.lowpass_hz))
         REFUSE(ND_NAK_REASON_BEYOND_LIMIT, D.lc.sample_hz);
     D.force_mn = nd_lc_output(&D.lc);
+    D.force_abs_mn = nd_lc_absolute(&D.lc);
     ack(id);
 }
 

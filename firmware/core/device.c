@@ -186,6 +186,7 @@ void nd_dev_home_found(void)
     if (!(D.latched & ND_FAULT_FLAGS_LOAD_CELL)) {
         nd_lc_tare(&D.lc);
         D.force_mn = nd_lc_output(&D.lc);
+        D.force_abs_mn = nd_lc_absolute(&D.lc);
     }
 #endif
     nd_dev_event(ND_EVENT_CODE_HOMED, 0);
@@ -198,6 +199,7 @@ void nd_dev_home_found(void)
 static void load_cell_fault(uint8_t reason)
 {
     D.force_mn = ND_FORCE_INVALID_MN;
+    D.force_abs_mn = ND_FORCE_INVALID_MN;
     if (D.latched & ND_FAULT_FLAGS_LOAD_CELL) return;
     D.lc_fault = reason;
     nd_dev_stop_advance();
@@ -234,7 +236,8 @@ static void load_cell_conversion(int32_t raw_mn)
         return;
     }
     D.force_mn = nd_lc_filter(&D.lc, raw_mn);
-    if (D.latched & ND_FAULT_FLAGS_LOAD_CELL) D.force_mn = ND_FORCE_INVALID_MN;
+    D.force_abs_mn = nd_lc_absolute(&D.lc);
+    if (D.latched & ND_FAULT_FLAGS_LOAD_CELL) D.force_mn = D.force_abs_mn = ND_FORCE_INVALID_MN;
 }
 
 static void read_load_cell(void)
@@ -283,9 +286,24 @@ static void read_sensors(void)
     read_load_cell();
 }
 
+/* The force the limits compare: the reported one or the one before the drift high-pass,
+ * whichever is larger — a continuous tare must not take a steady force out of their
+ * sight (it removes drift of mN per minute; the limits are newtons). */
+static int32_t limit_force_mn(void)
+{
+    const int64_t f = D.force_mn, a = D.force_abs_mn;
+    if (D.force_mn == ND_FORCE_INVALID_MN) return ND_FORCE_INVALID_MN;
+#ifdef ND_DEFECT_DRIFT_FILTER_BLINDS_LIMIT /* mutant: the limits see the filtered force */
+    (void)a;
+    return (int32_t)f;
+#else
+    return (int32_t)((a < 0 ? -a : a) > (f < 0 ? -f : f) ? a : f);
+#endif
+}
+
 static void sensor_safety(void)
 {
-    const int32_t f = D.force_mn;
+    const int32_t f = limit_force_mn();
     if (f == ND_FORCE_INVALID_MN) {
         /* latched where it was found (load_cell_fault) */
 #ifdef ND_DEFECT_FORCE_LIMIT_PUSH_ONLY
@@ -329,7 +347,8 @@ static void stall_check(void)
 {
     int64_t motor_moved, enc_moved, error;
     /* force held at the stall threshold while advancing */
-    if (D.adv.vel > 0 && D.force_mn != ND_FORCE_INVALID_MN && D.force_mn >= D.stall_force_mn
+    const int32_t force_mn = limit_force_mn();
+    if (D.adv.vel > 0 && force_mn != ND_FORCE_INVALID_MN && force_mn >= D.stall_force_mn
 #ifdef ND_DEFECT_STALL_FORCE_OFF_ROTATING
         && !D.rot.active /* mutant: the force-held stall is off while the needle turns */
 #endif
@@ -480,9 +499,12 @@ void nd_core_tick_sense(void)
 {
     uint64_t spent;
     read_sensors();
-    if (D.force_mn == ND_FORCE_INVALID_MN || D.force_mn > D.force_limit_mn ||
-        D.force_mn < -D.force_limit_mn || D.depth_um == ND_DEPTH_INVALID_UM)
-        sensor_safety();
+    {
+        const int32_t f = limit_force_mn();
+        if (f == ND_FORCE_INVALID_MN || f > D.force_limit_mn || f < -D.force_limit_mn ||
+            D.depth_um == ND_DEPTH_INVALID_UM)
+            sensor_safety();
+    }
     if (D.adv.active) {
         if (D.homing) homing_check();
         if (D.adv.active && STALL_CUTOFF_ENABLED) stall_check();
@@ -568,6 +590,7 @@ void nd_dev_init(const struct nd_board *board, nd_frame_handler on_frame)
         D.lc_last_mn = raw_mn;
         D.lc_fresh_us = 0; /* boot: the first conversion is due within two periods */
         D.force_mn = raw_mn; /* checked (rail, stuck) from the first tick on */
+        D.force_abs_mn = raw_mn;
     }
     read_encoder();
     nd_dev_update_state();

@@ -70,7 +70,8 @@ struct nd_device {
     /* sensors as last read */
     int64_t depth_nm;
     int32_t depth_um;
-    int32_t force_mn;
+    int32_t force_mn;     /* as reported: the load cell's whole filter chain */
+    int32_t force_abs_mn; /* before its drift high-pass: the force limit and stall see it */
     uint32_t stall_ticks;
     int64_t follow_motor0_nm;
     int64_t follow_enc0_nm;

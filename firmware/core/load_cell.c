@@ -35,14 +35,19 @@ static int64_t round_shift(int64_t v, int64_t unit)
     return (v >= 0 ? v + unit / 2 : v - unit / 2) / unit;
 }
 
+static int32_t clip_mn(int64_t x)
+{
+    return x > INT32_MAX ? INT32_MAX : x < INT32_MIN + 1 ? INT32_MIN + 1 : (int32_t)x;
+}
+
 /* Every filter's state as if its input had been x for ever. */
 static void prime(struct nd_lc_chain *c, int32_t x_mn)
 {
-    const int32_t hp_out = c->hp_alpha_q30 ? 0 : x_mn; /* the high-pass passes no DC */
-    c->out_mn = hp_out;
+    c->absolute_mn = x_mn;
+    c->out_mn = c->hp_alpha_q30 ? 0 : x_mn; /* the high-pass passes no DC */
     c->hp_base_q12 = (int64_t)x_mn * Q12;
-    c->nx1 = c->nx2 = c->ny1 = c->ny2 = (int64_t)hp_out * Q8;
-    c->lp_q12 = (int64_t)hp_out * Q12;
+    c->nx1 = c->nx2 = c->ny1 = c->ny2 = (int64_t)x_mn * Q8;
+    c->lp_q12 = (int64_t)x_mn * Q12;
 }
 
 void nd_lc_init(struct nd_lc_chain *c, uint16_t sample_hz, int32_t first_raw_mn)
@@ -56,6 +61,7 @@ void nd_lc_init(struct nd_lc_chain *c, uint16_t sample_hz, int32_t first_raw_mn)
     c->nb0_q30 = c->nb1_q30 = c->na1_q30 = c->na2_q30 = 0;
     c->offset_mn = 0;
     c->out_mn = first_raw_mn;
+    c->absolute_mn = first_raw_mn;
     c->last_raw_mn = first_raw_mn;
     for (i = 0; i < ND_LC_TARE_SAMPLES; ++i) c->history_mn[i] = first_raw_mn;
     c->history_n = 1;
@@ -105,6 +111,8 @@ void nd_lc_tare(struct nd_lc_chain *c)
 
 int32_t nd_lc_output(const struct nd_lc_chain *c) { return c->out_mn; }
 
+int32_t nd_lc_absolute(const struct nd_lc_chain *c) { return c->absolute_mn; }
+
 int32_t nd_lc_filter(struct nd_lc_chain *c, int32_t raw_mn)
 {
     int64_t x, y;
@@ -117,13 +125,6 @@ int32_t nd_lc_filter(struct nd_lc_chain *c, int32_t raw_mn)
 #else
     x = (int64_t)raw_mn - c->offset_mn;
 #endif
-    if (c->hp_alpha_q30) {
-        /* continuous tare: a baseline that follows slow drift, subtracted */
-        c->hp_base_q12 += (x * Q12 - c->hp_base_q12) * c->hp_alpha_q30 / ONE_Q30;
-#ifndef ND_DEFECT_DRIFT_FILTER_OFF /* mutant: the baseline is tracked, never subtracted */
-        x -= round_shift(c->hp_base_q12, Q12);
-#endif
-    }
     if (c->notch_hz) {
         const int64_t in = x * Q8;
         y = (c->nb0_q30 * (in + c->nx2) + c->nb1_q30 * c->nx1 - c->na1_q30 * c->ny1 -
@@ -138,6 +139,18 @@ int32_t nd_lc_filter(struct nd_lc_chain *c, int32_t raw_mn)
         c->lp_q12 += (x * Q12 - c->lp_q12) * c->lp_alpha_q30 / ONE_Q30;
         x = round_shift(c->lp_q12, Q12);
     }
-    c->out_mn = x > INT32_MAX ? INT32_MAX : x < INT32_MIN + 1 ? INT32_MIN + 1 : (int32_t)x;
+    /* the force before the drift stage: what the force limit also sees, so that the
+     * continuous tare never hides a steady force (Klipper's force_safety_limit, kept
+     * against the reference tare for the same reason) */
+    c->absolute_mn = clip_mn(x);
+    if (c->hp_alpha_q30) { /* last: the stages are linear, the order only decides
+                              * what absolute_mn is */
+        /* continuous tare: a baseline that follows slow drift, subtracted */
+        c->hp_base_q12 += (x * Q12 - c->hp_base_q12) * c->hp_alpha_q30 / ONE_Q30;
+#ifndef ND_DEFECT_DRIFT_FILTER_OFF /* mutant: the baseline is tracked, never subtracted */
+        x -= round_shift(c->hp_base_q12, Q12);
+#endif
+    }
+    c->out_mn = clip_mn(x);
     return c->out_mn;
 }

@@ -1,6 +1,8 @@
 /* load_cell.h: the load cell's signal chain, one fresh conversion at a time, in integers
  * (the core has no floating point): tare offset, drift high-pass (Klipper's "continuous
- * tare"), mains notch, low-pass. Each filter is off until SET_LOAD_CELL turns it on.
+ * tare"), mains notch, low-pass. Each filter is off until SET_LOAD_CELL turns it on. The
+ * drift stage runs last, so the force before it (tared, notched, low-passed: "absolute")
+ * is there for the force limit, which a continuous tare must never blind.
  *
  * Fixed point: first-order filters keep their state in mN * 2^12 with coefficients in
  * Q30 (the product of the largest difference, 2^17 mN * 2^12, and a coefficient stays
@@ -27,7 +29,8 @@ struct nd_lc_chain {
     /* state */
     int32_t offset_mn;
     int32_t last_raw_mn;
-    int32_t out_mn; /* the chain's output for the last conversion */
+    int32_t out_mn;      /* the chain's output for the last conversion */
+    int32_t absolute_mn; /* the same before the drift stage */
     int64_t hp_base_q12;
     int64_t lp_q12;
     int64_t nx1, nx2, ny1, ny2; /* mN * 2^8 */
@@ -46,6 +49,8 @@ bool nd_lc_configure(struct nd_lc_chain *c, uint32_t drift_corner_mhz, uint8_t n
 void nd_lc_tare(struct nd_lc_chain *c);
 /* The filtered force now (after a tare or a new configuration: at once, no new sample). */
 int32_t nd_lc_output(const struct nd_lc_chain *c);
+/* The force before the drift high-pass (= nd_lc_output while it is off). */
+int32_t nd_lc_absolute(const struct nd_lc_chain *c);
 /* One fresh raw conversion in, the filtered force out. */
 int32_t nd_lc_filter(struct nd_lc_chain *c, int32_t raw_mn);
 

@@ -27,7 +27,8 @@ static const struct nd_board board = {
     .nm_per_microstep = ADV_NM_PER_MICROSTEP,
     .default_stall_force_mn = 9000,
     .load_cell_rail_mn = 50000,
-    .load_cell_stuck_ticks = 0, /* an 80 SPS cell repeats each reading for 12 ticks */
+    .load_cell_stuck_samples = 0, /* the bench model's noise may be set to 0 */
+    .load_cell_sample_hz = 80,    /* the HX711 with RATE high */
     .hw_watchdog_ms = BOARD_WATCHDOG_MS,
     .extra_capabilities = 0,
 };

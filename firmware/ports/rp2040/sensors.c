@@ -1,31 +1,30 @@
 /* sensors.c: the HAL's load cell (the HX711 in newtons' units), the home switch, the
  * e-stop input. */
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "board.h"
 #include "hal.h"
 #include "hx711.h"
 
-static int32_t force_mn;
-static bool force_valid;
-
-/* The HAL of today asks for a reading every tick: between conversions the last one is
- * held (12 ticks at 80 SPS); a timeout or a saturated conversion is no valid reading.
- * Issue 18's HAL (new sample / no new sample / fault) maps onto hx711_poll one to one. */
-bool hal_load_cell_read_mn(int32_t *out_mn)
+/* hx711_poll's three answers are the HAL's (hal.h): a new conversion, none yet (the HX711
+ * converts at 80 SPS, the core asks every 1 ms tick), or a fault (no answer in time). An
+ * amplifier at its rail (0x7FFFFF / -0x800000) reports the rail itself, beyond any rated
+ * load: the core latches LOAD_CELL (SATURATED), it is no force. */
+enum nd_lc_read hal_load_cell_read_mn(int32_t *out_mn)
 {
     int32_t raw;
     switch (hx711_poll(hal_time_us(), &raw)) {
     case HX711_NEW_SAMPLE:
-        /* 0x7FFFFF / 0x800000: the amplifier at its rail */
-        force_valid = raw != 0x7FFFFF && raw != -0x800000;
-        force_mn = raw / HX711_COUNTS_PER_MN;
-        break;
-    case HX711_FAULT: force_valid = false; break;
+        if (raw == 0x7FFFFF || raw == -0x800000)
+            *out_mn = raw > 0 ? INT32_MAX : -INT32_MAX;
+        else
+            *out_mn = raw / HX711_COUNTS_PER_MN;
+        return ND_LC_NEW;
+    case HX711_FAULT: return ND_LC_FAULT;
     case HX711_NO_NEW_SAMPLE: break;
     }
-    *out_mn = force_mn;
-    return force_valid;
+    return ND_LC_NONE;
 }
 
 /* Closed to GND at home: low while the carriage is on it. */
@@ -35,8 +34,8 @@ bool hal_home_switch(void) { return !board_gpio_get(PIN_HOME); }
 bool sensors_estop_pressed(void) { return board_gpio_get(PIN_ESTOP); }
 
 /* Wait, at boot only, for the first conversion (the HX711 settles ~400 ms after power-up
- * at 10 SPS, ~50 ms at 80): the core reads the sensors in nd_core_init and a load cell
- * with no reading yet would latch LOAD_CELL at once. */
+ * at 10 SPS, ~50 ms at 80): longer than the core's sensor watchdog allows a silent cell
+ * (two periods), which would latch LOAD_CELL at boot. */
 void sensors_init(void)
 {
     int32_t raw;
@@ -46,8 +45,7 @@ void sensors_init(void)
     for (;;) {
         const enum hx711_result r = hx711_poll(hal_time_us(), &raw);
         if (r == HX711_FAULT) return; /* the core latches LOAD_CELL: a wiring fault */
-        if (r == HX711_NEW_SAMPLE) break;
+        if (r == HX711_NEW_SAMPLE) break; /* the next is 12.5 ms away: within the core's
+                                             * two periods of its sensor watchdog */
     }
-    force_valid = raw != 0x7FFFFF && raw != -0x800000;
-    force_mn = raw / HX711_COUNTS_PER_MN;
 }
