@@ -412,8 +412,11 @@ static void loop_overrun(uint64_t dropped)
 {
     D.ticks += dropped;
     D.tick_overruns += (uint32_t)dropped;
-    /* the sensor was not asked meanwhile: its silence is the loop's, not the sensor's */
-    D.lc_fresh_us += dropped * ND_TICK_US;
+    /* the load cell was not read in the dropped ticks: not its silence (the sensor
+     * watchdog counts from here, its rate window restarts) */
+    D.lc_fresh_us = D.ticks * ND_TICK_US;
+    D.lc_window_us = D.lc_fresh_us;
+    D.lc_window_count = 0;
     if (!(D.adv.active || D.rot.active || D.homing)) return;
     nd_axis_halt(&D.adv);
     nd_axis_halt(&D.rot);
