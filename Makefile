@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test safety demo bench lint clean mutants hil-rp2040
+.PHONY: venv test safety demo bench lint clean mutants hil-m3 hil-rp2040
 
 venv: $(STAMP)
 
@@ -50,6 +50,16 @@ mutants: $(STAMP)
 
 # The whole HIL suite on the firmware under rp2040js (an emulated Raspberry Pi Pico, real
 # time, ~2 minutes); make test runs a subset (tests/hil/test_hil_rp2040.py).
+# The whole HIL suite on the Cortex-M3 image under QEMU (make test runs a subset of it).
+hil-m3: $(STAMP)
+	mkdir -p firmware/build; rm -f firmware/build/m3-pty.txt
+	$(BIN)/python -m firmware.launch m3 > firmware/build/m3-pty.txt & \
+	pid=$$!; \
+	while [ ! -s firmware/build/m3-pty.txt ]; do kill -0 $$pid || exit 1; sleep 0.2; done; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider hil_tests --port $$(head -1 firmware/build/m3-pty.txt) \
+	    --rig-config firmware/ports/mps2-an385/rig.toml; \
+	status=$$?; kill $$pid; wait $$pid; exit $$status
+
 hil-rp2040: $(STAMP)
 	mkdir -p firmware/build; rm -f firmware/build/rp2040-pty.txt
 	$(BIN)/python -m firmware.launch rp2040 > firmware/build/rp2040-pty.txt & \

@@ -66,6 +66,14 @@ SATURATION_RIG = RIG_CONFIG["posix"].with_name("rig-lc-saturation.toml")
 LOW_RAIL_ARGS = ("--lc-rail-n", "2")
 MUST_PASS = ("clean", "full-travel", "lc-saturation")
 VARIANTS = {"posix": (*MUST_PASS, *CAUGHT_BY), "m3": ("clean", M3_DEFECT)}
+# The M3 image under QEMU runs what its port can get wrong on its own — the link, the
+# reply cache over a UART, 1 kHz telemetry, every safety path's timing, the load cell at
+# 80 SPS — here; the whole suite (~2 minutes) is make hil-m3. The core's logic is the
+# posix port's and the simulator's, where the whole suite runs in make test.
+M3_SUBSET = (
+    "test_handshake or test_exactly_once or test_telemetry_1khz_for_10s_without_loss"
+    " or test_safety or test_load_cell"
+)
 # The Raspberry Pi Pico image under rp2040js runs a subset of the suite here (the whole one
 # is ~2 minutes: make hil-rp2040); tests/hil/test_hil_rp2040.py has the rest of its checks.
 RP2040_SUBSET = (
@@ -123,6 +131,8 @@ def _suite(port: str, variant: str, workdir: Path) -> tuple[HilRun, str]:
         defect, select = variant, ["-k", _SELECT[variant]]
     elif port == "rp2040":
         select = ["-k", RP2040_SUBSET]
+    elif port == "m3":
+        select = ["-k", M3_SUBSET]
     if port == "rp2040":
         select.append("--allow-motion")  # its image declares a real rig (simulated = 0)
     # the clean run is the sanitizers' (a memory error anywhere in the core fails it); a
@@ -223,7 +233,7 @@ def test_m3_image_fits_the_smallest_mcus() -> None:
 def test_suite_passes_on_the_cortex_m3_image(runs: Runs) -> None:
     run, _ = runs.result("m3")
     assert run.returncode == 0, run.output[-3000:]
-    assert run.failed() == [] and len(run.outcomes) >= 25
+    assert run.failed() == [] and len(run.outcomes) >= 20
     skipped = {k for k, v in run.outcomes.items() if v == "skipped"}
     assert skipped <= BENCH_SKIPS, run.skip_reasons
     assert run.report is not None
@@ -275,6 +285,7 @@ def test_a_planted_defect_is_caught_on_the_rp2040(runs: Runs) -> None:
     assert run.outcomes.get(CAUGHT_BY[M3_DEFECT]) == "failed", run.outcomes
 
 
+@suite_timeout(1)
 def test_posix_port_saturates_its_low_rated_load_cell(runs: Runs) -> None:
     """The bench whose load cell is rated 2 N (rig-lc-saturation.toml): the septum loads
     it beyond its rail, and the device latches LOAD_CELL (SATURATED) — the bench of

@@ -61,14 +61,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "nd-bench-link: option needs a value: %s\n", argv[i]);
         return 2;
     }
+    /* the harness's HX711 converts at its own 80 SPS: the bench gives the force each time
+     * it is asked (a conversion per call), not at a rate of its own */
+    cfg.lc_sample_hz = 1000;
     nd_bench_init(&cfg);
     memset(&rp, 0, sizeof rp);
     while (fread(&rq, sizeof rq, 1, stdin) == 1) {
-        int32_t f;
+        int32_t f = rp.force_mn; /* none converted (the bench's slip ring): the last held */
+        enum nd_lc_read r;
         hal_advance_command_nm(rq.motor_nm);
         hal_rotate_command_ucdeg(rq.angle_ucdeg);
         (void)hal_encoder_read_nm(&rp.encoder_nm);
-        rp.force_valid = hal_load_cell_read_mn(&f) ? 1u : 0u;
+        r = hal_load_cell_read_mn(&f);
+        rp.force_valid = r != ND_LC_FAULT ? 1u : 0u;
         rp.force_mn = f;
         rp.home = hal_home_switch() ? 1u : 0u;
         if (fwrite(&rp, sizeof rp, 1, stdout) != 1 || fflush(stdout) != 0) return 0;
