@@ -1,15 +1,15 @@
 """The C firmware's main loop on the posix port (issue 17), driven in real time over its
-pty: a loop held up past the board's bound (200 ticks) drops the ticks it missed instead
-of replaying them unchecked, halts what moved and latches OVERRUN; a loop that hangs is
-reset by the MCU watchdog (emulated with an interval timer) into the boot state, the
-carriage where it stood. Both counted: STATUS.tick_overruns, the port's stderr."""
+pty, the late loop made by the port's own fault hook (--fault tick_overrun): a loop held
+up past the board's bound (200 ticks) drops the ticks it missed instead of replaying them
+unchecked, halts what moved and latches OVERRUN; a loop that hangs is reset by the MCU
+watchdog (emulated with an interval timer) into the boot state, the carriage where it
+stood. Both counted: STATUS.tick_overruns, the port's stderr."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -27,37 +27,59 @@ HW_WATCHDOG_S = 1.0
 PATIENT = LinkConfig(silence_timeout_s=3.0)
 
 
-@pytest.fixture
-def firmware() -> Iterator[Device]:
+BENCH = ("--start-mm", "1", "--seed", "3")
+FAULT_AT_S = 3.0  # the late loop, by the bench's fault hook: well inside the advance below
+
+
+@contextlib.contextmanager
+def _firmware(*extra: str) -> Iterator[Device]:
     try:
-        with running("posix", args=("--start-mm", "1", "--seed", "3")) as dev:
+        with running("posix", args=(*BENCH, *extra)) as dev:
             yield dev
     except PortUnavailable as exc:
         pytest.skip(str(exc))
 
 
+@pytest.fixture
+def firmware() -> Iterator[Device]:
+    with _firmware() as dev:
+        yield dev
+
+
+def _late_loop(late_ms: int) -> contextlib.AbstractContextManager[Device]:
+    """The port's own fault hook (firmware/faults, as the single-fault campaign's): at
+    FAULT_AT_S of its uptime the main loop sleeps late_ms once, nothing running meanwhile."""
+    at_ms = str(int(FAULT_AT_S * 1000))
+    return _firmware(
+        "--fault", "tick_overrun", "--fault-at-ms", at_ms, "--fault-param", str(late_ms)
+    )
+
+
 def _advancing(drv: NeedleDriver) -> None:
     drv.home(speed_mm_s=5.0, timeout_s=20.0)
-    drv.move_to_mm(15.0, speed_mm_s=2.0)
+    drv.move_to_mm(15.0, speed_mm_s=2.0)  # 7 s of advance: under way at FAULT_AT_S
     assert drv.status().moving
 
 
+def _through_the_fault(drv: NeedleDriver, late_ms: int) -> int:
+    """Keep the link until the device is 0.1 s past its late loop; the overrun count from
+    before it."""
+    st = drv.status()
+    assert st.device_time_s < FAULT_AT_S, "set up too slowly: the fault came first"
+    drv.wait_s(FAULT_AT_S - st.device_time_s + late_ms / 1000 + 0.1)
+    return int(st.counters.tick_overruns)
+
+
 @pytest.mark.control("RC-LOOPBOUND")
-def test_a_loop_held_up_past_its_bound_halts_motion_and_latches_overrun(
-    firmware: Device,
-) -> None:
-    # a host that waits out the stopped device (its default: lost after 0.5 s of silence)
-    with NeedleDriver.open(firmware.path, link_config=PATIENT) as drv:
+def test_a_loop_held_up_past_its_bound_halts_motion_and_latches_overrun() -> None:
+    late_ms = MAX_LATE_TICKS * 3  # 600 ticks, 3x the bound
+    # a host that waits out the silent device (its default: lost after 0.5 s of silence)
+    with (
+        _late_loop(late_ms) as firmware,
+        NeedleDriver.open(firmware.path, link_config=PATIENT) as drv,
+    ):
         _advancing(drv)
-        before = drv.status().counters.tick_overruns
-        # The fault is the process stopped for 0.6 s (600 ticks, 3x the bound): the
-        # sleep is the fault's length, not a wait for a state.
-        os.kill(firmware.proc.pid, signal.SIGSTOP)
-        try:
-            time.sleep(MAX_LATE_TICKS * 3 / 1000)
-        finally:
-            os.kill(firmware.proc.pid, signal.SIGCONT)
-        drv.wait_s(0.1)  # the device's next ticks, after it resumed
+        before = _through_the_fault(drv, late_ms)
         st = drv.status()
         assert st.latched_faults & FaultFlags.OVERRUN, st.latched_faults
         assert st.state == DeviceState.FAULT and not st.moving, st
@@ -70,16 +92,11 @@ def test_a_loop_held_up_past_its_bound_halts_motion_and_latches_overrun(
         drv.clear_fault()
 
 
-def test_a_short_hold_up_is_caught_up_and_counted_without_a_fault(firmware: Device) -> None:
-    with NeedleDriver.open(firmware.path) as drv:
+def test_a_short_hold_up_is_caught_up_and_counted_without_a_fault() -> None:
+    late_ms = 30  # 30 ticks: within the bound
+    with _late_loop(late_ms) as firmware, NeedleDriver.open(firmware.path) as drv:
         _advancing(drv)
-        before = drv.status().counters.tick_overruns
-        os.kill(firmware.proc.pid, signal.SIGSTOP)
-        try:
-            time.sleep(0.03)  # 30 ticks: within the bound
-        finally:
-            os.kill(firmware.proc.pid, signal.SIGCONT)
-        drv.wait_s(0.05)  # the device's next ticks, after it resumed
+        before = _through_the_fault(drv, late_ms)
         st = drv.status()
         assert not st.latched_faults and st.moving, st
         assert st.counters.tick_overruns - before >= 20, st.counters
