@@ -18,17 +18,33 @@ $(STAMP): pyproject.toml
 
 # make test: the whole suite, its results as JUnit XML, then the safety case judged from
 # them (make safety) — whatever pytest said, so a red run still leaves the matrix to read;
-# make test fails if either does.
-JUNIT := build/test-results/junit.xml
+# make test fails if either does. Two pytest runs side by side: the C firmware's real-time
+# HIL suites (posix, QEMU, rp2040js: ~2.5 minutes of mostly waiting on real time) in one,
+# started first, its output printed when it ends; everything else spread over
+# TEST_WORKERS processes (pytest-xdist, one module per worker at a time: module fixtures
+# are set up once). Plain `pytest` runs all of it in one process.
+RESULTS := build/test-results
+JUNIT := $(RESULTS)/junit.xml
+JUNIT_FIRMWARE := $(RESULTS)/junit-firmware.xml
+FIRMWARE_SUITES := tests/hil/test_hil_firmware.py
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
 test: $(STAMP)
-	rc=0; $(BIN)/python -m pytest -q -p no:cacheprovider --junitxml=$(JUNIT) || rc=$$?; \
-	$(BIN)/python -m safety_case --junit $(JUNIT) --out build/safety/matrix.md || rc=$$((rc ? rc : 1)); \
+	mkdir -p $(RESULTS); rm -f $(JUNIT) $(JUNIT_FIRMWARE); \
+	$(PYTEST) $(FIRMWARE_SUITES) --junitxml=$(JUNIT_FIRMWARE) > $(RESULTS)/firmware.log 2>&1 & \
+	fw=$$!; trap 'kill $$fw 2>/dev/null' INT TERM; \
+	rc=0; $(PYTEST) -n $(TEST_WORKERS) --dist loadscope --ignore=$(FIRMWARE_SUITES) \
+	    --junitxml=$(JUNIT) || rc=$$?; \
+	echo "== the C firmware's real-time suites ($(FIRMWARE_SUITES), beside the rest):"; \
+	wait $$fw || rc=$$((rc ? rc : 1)); cat $(RESULTS)/firmware.log; \
+	$(BIN)/python -m safety_case --junit $(JUNIT) $(JUNIT_FIRMWARE) --out build/safety/matrix.md \
+	    || rc=$$((rc ? rc : 1)); \
 	exit $$rc
 
 # The traceability matrix (build/safety/matrix.md) from docs/safety/ and the JUnit XML of
 # the last make test; red when a risk control has no test, or its test failed or skipped.
 safety: $(STAMP)
-	$(BIN)/python -m safety_case --junit $(JUNIT) --out build/safety/matrix.md
+	$(BIN)/python -m safety_case --junit $(JUNIT) $(JUNIT_FIRMWARE) --out build/safety/matrix.md
 
 demo: $(STAMP)
 	$(BIN)/python -m firmware_host.demo

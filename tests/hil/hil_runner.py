@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from firmware.launch import raise_priority
+
 REPO = Path(__file__).resolve().parents[2]
 # One timeout policy. pytest-timeout's `timeout` in pyproject.toml bounds every test; a test
 # that runs HIL suites in subprocesses is marked suite_timeout(N) instead: N suite runs of
@@ -74,7 +76,14 @@ def run_hil(
         str(junit),
         *args,
     ]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout_s)
+    proc = subprocess.run(
+        cmd,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        preexec_fn=raise_priority,  # the bench's host: its heartbeats on time under load
+    )
     run = HilRun(proc.returncode, proc.stdout + proc.stderr)
     if junit.exists():
         run.outcomes, run.skip_reasons = read_junit(junit)

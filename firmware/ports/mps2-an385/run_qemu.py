@@ -28,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -54,6 +55,7 @@ def start_qemu(
     qemu: str = QEMU,
     timeout: float = 10.0,
     log: BinaryIO | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start QEMU on ``elf``; return the process and the pty its UART0 is on.
 
@@ -74,6 +76,7 @@ def start_qemu(
             stdin=subprocess.DEVNULL,
             stdout=slave,
             stderr=slave,
+            preexec_fn=preexec_fn,  # e.g. a device's priority (firmware.launch.raise_priority)
         )
     except OSError:
         os.close(master)
