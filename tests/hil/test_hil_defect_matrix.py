@@ -42,6 +42,7 @@ def matrix(
                 ["--port", "sim://" if name == "clean" else f"sim://?defect={name}"],
                 workdir,
                 name,
+                realtime=False,
             )
             for name in RUNS
         }

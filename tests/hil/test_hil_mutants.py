@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hil_runner import REPO, SUITE_TIMEOUT_S, read_junit, suite_timeout
+from hil_runner import REPO, SUITE_TIMEOUT_S, lower_priority, read_junit, suite_timeout
 from mutant_run import MUTANTS
 
 CAUGHT_BY = {
@@ -63,6 +63,7 @@ def test_mutant_is_caught(mutant: str, tmp_path: Path) -> None:
             str(junit),
         ],
         cwd=REPO,
+        preexec_fn=lower_priority,  # virtual time: the real-time tests beside it go first
         capture_output=True,
         text=True,
         timeout=SUITE_TIMEOUT_S,

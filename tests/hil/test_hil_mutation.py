@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from hil_runner import REPO, SUITE_TIMEOUT_S, suite_timeout
+from hil_runner import REPO, SUITE_TIMEOUT_S, lower_priority, suite_timeout
 from mutation import FIXED, enclosing_function
 
 
@@ -29,6 +29,7 @@ def test_fixed_mutants_are_killed() -> None:
     proc = subprocess.run(
         [sys.executable, str(REPO / "tests" / "hil" / "mutation.py"), "--fixed"],
         cwd=REPO,
+        preexec_fn=lower_priority,  # virtual time: the real-time tests beside it go first
         capture_output=True,
         text=True,
         timeout=SUITE_TIMEOUT_S * len(FIXED),
