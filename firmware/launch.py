@@ -77,9 +77,15 @@ def check_tools(port: str) -> None:
         )
 
 
-def build(port: str = "posix", defect: str | None = None, sanitize: bool = False) -> Path:
+def build(
+    port: str = "posix",
+    defect: str | None = None,
+    sanitize: bool = False,
+    lc_rail_n: int | None = None,
+) -> Path:
     """Build a port (make is incremental); returns the binary (posix) or the ELF image (m3,
-    rp2040: its .bin and .uf2 beside it)."""
+    rp2040: its .bin and .uf2 beside it). ``lc_rail_n``: the M3 image's bench with its load
+    cell rated that many newtons (its options are compiled in: QEMU passes none)."""
     check_tools(port)
     if defect is not None and defect not in DEFECTS:
         raise ValueError(f"unknown defect {defect!r}; known: {', '.join(DEFECTS)}")
@@ -91,6 +97,11 @@ def build(port: str = "posix", defect: str | None = None, sanitize: bool = False
     if defect is not None:
         args.append(f"DEFECT={defect}")
         suffix += f"-{defect}"
+    if lc_rail_n is not None:
+        if port != "m3":
+            raise ValueError("lc_rail_n is the M3 image's: the other benches take --lc-rail-n")
+        args.append(f"LC_RAIL_N={lc_rail_n}")
+        suffix += f"-rail{lc_rail_n}n"
     # one make at a time in firmware/build: two processes building the same objects at once
     # (parallel test workers, two operators' launches) would interleave their writes
     lock_path = FIRMWARE / "build" / ".make.lock"
@@ -202,8 +213,15 @@ def running(
     sanitize: bool = False,
     args: tuple[str, ...] = (),
 ) -> Iterator[Device]:
-    """Build and start a port; yields it with its pty path; stops it on every exit."""
-    image = build(port, defect, sanitize)
+    """Build and start a port; yields it with its pty path; stops it on every exit. ``args``:
+    the posix bench's options, the rp2040 bench's, or the one the M3 image's bench has
+    (``--lc-rail-n N``, compiled in)."""
+    lc_rail_n = None
+    if port == "m3" and args:
+        if len(args) != 2 or args[0] != "--lc-rail-n" or not args[1].isdigit():
+            raise ValueError(f"the M3 image's bench takes only --lc-rail-n N, not {args}")
+        lc_rail_n, args = int(args[1]), ()
+    image = build(port, defect, sanitize, lc_rail_n)
     with tempfile.TemporaryDirectory(prefix="nd-firmware-") as tmp:
         err_path = Path(tmp) / "stderr.txt"
         with err_path.open("w") as err:

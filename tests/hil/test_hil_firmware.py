@@ -62,10 +62,12 @@ BENCH_SKIPS = {
 FULL_TRAVEL_RIG = RIG_CONFIG["posix"].with_name("rig-full-travel.toml")
 NO_BLOCK_ARGS = ("--block-mm", "-1")
 # The posix bench with a load cell rated for 2 N: the septum loads it beyond its rail.
-SATURATION_RIG = RIG_CONFIG["posix"].with_name("rig-lc-saturation.toml")
+SATURATION_RIG = {
+    port: RIG_CONFIG[port].with_name("rig-lc-saturation.toml") for port in ("posix", "m3")
+}
 LOW_RAIL_ARGS = ("--lc-rail-n", "2")
 MUST_PASS = ("clean", "full-travel", "lc-saturation")
-VARIANTS = {"posix": (*MUST_PASS, *CAUGHT_BY), "m3": ("clean", M3_DEFECT)}
+VARIANTS = {"posix": (*MUST_PASS, *CAUGHT_BY), "m3": ("clean", "lc-saturation", M3_DEFECT)}
 # The M3 image under QEMU runs what its port can get wrong on its own — the link, the
 # reply cache over a UART, 1 kHz telemetry, the safety paths' timing, the load cell at
 # 80 SPS — here; the whole suite (~2 minutes) is make hil-m3. The core's logic is the
@@ -99,7 +101,7 @@ class Runs:
         self._jobs: dict[str, concurrent.futures.Future[tuple[HilRun, str]]] = {}
         for port, variants in (
             ("posix", [*MUST_PASS, *CAUGHT_BY]),
-            ("m3", ["clean", M3_DEFECT]),
+            ("m3", ["clean", "lc-saturation", M3_DEFECT]),
             ("rp2040", ["clean", M3_DEFECT]),
         ):
             if _available(port) is not None:
@@ -110,7 +112,7 @@ class Runs:
 
     def result(self, port: str, variant: str = "clean") -> tuple[HilRun, str]:
         """``variant``: "clean", a defect's name, "full-travel" (posix without a block) or
-        "lc-saturation" (posix with a 2 N load cell)."""
+        "lc-saturation" (posix or m3 with a 2 N load cell)."""
         missing = _available(port)
         if missing is not None:
             pytest.skip(missing)
@@ -129,7 +131,8 @@ def _suite(port: str, variant: str, workdir: Path) -> tuple[HilRun, str]:
     if variant == "full-travel":
         rig, launch_args, select = FULL_TRAVEL_RIG, NO_BLOCK_ARGS, ["-k", "test_hard_travel_limit"]
     elif variant == "lc-saturation":
-        rig, launch_args, select = SATURATION_RIG, LOW_RAIL_ARGS, ["-k", "test_saturation_latches"]
+        rig, launch_args = SATURATION_RIG[port], LOW_RAIL_ARGS
+        select = ["-k", "test_saturation_latches"]
     elif variant != "clean":
         defect, select = variant, ["-k", _SELECT[variant]]
     elif port == "rp2040":
@@ -289,11 +292,13 @@ def test_a_planted_defect_is_caught_on_the_rp2040(runs: Runs) -> None:
 
 
 @suite_timeout(1)
-def test_posix_port_saturates_its_low_rated_load_cell(runs: Runs) -> None:
+@pytest.mark.parametrize("port", ["posix", "m3"])
+def test_the_port_saturates_its_low_rated_load_cell(runs: Runs, port: str) -> None:
     """The bench whose load cell is rated 2 N (rig-lc-saturation.toml): the septum loads
     it beyond its rail, and the device latches LOAD_CELL (SATURATED) — the bench of
-    rig.toml, rated 50 N, can never reach its rail."""
-    run, _ = runs.result("posix", "lc-saturation")
+    rig.toml, rated 50 N, can never reach its rail. On the M3 image the rail is compiled
+    in (make LC_RAIL_N=2)."""
+    run, _ = runs.result(port, "lc-saturation")
     saturation = "test_load_cell.py::test_saturation_latches"
     assert run.outcomes == {saturation: "passed"}, (
         run.outcomes,

@@ -16,6 +16,9 @@ int main(void)
     board_init();
     struct nd_bench_config bench;
     nd_bench_defaults(&bench);
+#ifdef ND_BENCH_LC_RAIL_N
+    bench.rail_mn = ND_BENCH_LC_RAIL_N * 1000; /* make LC_RAIL_N=2: a cell rated 2 N */
+#endif
     nd_bench_init(&bench);
     nd_bench_board(&board, &bench, "ND-M3-QEMU-0001");
     nd_core_init(&board);
