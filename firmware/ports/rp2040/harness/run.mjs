@@ -55,7 +55,8 @@ const HX711_COUNTS_PER_MN = 160;
 const HX711_POWER_DOWN_NS = 60_000;
 const PHYSICS_PERIOD_NS = 250_000; // while the motors move; at rest, per conversion
 const SLICE_NS = 100_000; // host bytes are exchanged between slices of emulated time
-const FLASH_BASE = 0x10000000;
+const BOOT2_B = 256;
+const BOOT2_SRAM = 0x20041f00; // where the bootrom runs boot2 (SRAM's last 256 B)
 
 const mcu = new RP2040();
 mcu.logger = { debug() {}, info() {}, warn() {}, error: (c, m) => log(`${c}: ${m}`) };
@@ -79,9 +80,33 @@ function boot() {
     VTOR: 0, SHPR2: 0, SHPR3: 0,
   });
   core.reset();
-  // no bootrom (it is not redistributable here): start at boot2, as its hand-over would
-  core.SP = 0x20042000;
-  core.PC = FLASH_BASE;
+  // What the bootrom's flash boot does (pico-bootrom, bootrom_main.c: _flash_boot; the
+  // bootrom itself is not in the npm package): the first 256 bytes of flash to the top
+  // of SRAM, run only if their CRC checks — else the chip stays in BOOTSEL mode (here:
+  // exit, and run_rp2040.py says the harness did not start). boot2 is entered with
+  // lr = 0: it then sets up XIP, VTOR and the stack and jumps to Reset_Handler.
+  const boot2 = mcu.flash.subarray(0, BOOT2_B);
+  const stored = new DataView(boot2.buffer, boot2.byteOffset).getUint32(BOOT2_B - 4, true);
+  if (bootromCrc32(boot2.subarray(0, BOOT2_B - 4)) !== stored) {
+    log(`bootrom: boot2 CRC mismatch (stored 0x${stored.toString(16)}): no flash boot, ` +
+      'the chip would show up as the RPI-RP2 drive');
+    process.exit(4);
+  }
+  mcu.sram.set(boot2, BOOT2_SRAM - 0x20000000);
+  core.SP = BOOT2_SRAM; // the bootrom's stack is below the copy
+  core.LR = 0;
+  core.PC = BOOT2_SRAM;
+}
+
+// The bootrom's crc32_small (bootrom_misc.S): CRC-32 MSB first, polynomial 0x04C11DB7,
+// seeded 0xFFFFFFFF, no final xor — over boot2's first 252 bytes.
+function bootromCrc32(bytes) {
+  let crc = 0xffffffff;
+  for (const byte of bytes) {
+    crc ^= byte << 24;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 0x80000000 ? (crc << 1) ^ 0x04c11db7 : crc << 1;
+  }
+  return crc >>> 0;
 }
 
 // ------------------------------------------------------------------ UART0 <-> pty
