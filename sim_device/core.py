@@ -160,6 +160,8 @@ class CoreFirmware:
         b.watchdog_ms = watchdog_ms
         b.nm_per_microstep = hard.nm_per_microstep
         b.default_stall_force_mn = hard.thrust_mn * 9 // 10  # 90 % of the thrust
+        # the core's 5 µm: the simulated carriage follows its command until the thrust
+        b.stall_following_error_nm = 5000
         b.load_cell_rail_mn = hard.load_cell_rail_mn
         b.load_cell_stuck_samples = LOADCELL_STUCK_SAMPLES if loadcell_stuck_check else 0
         b.load_cell_sample_hz = max(1, min(0xFFFF, round(rig.load_cell_sample_hz)))

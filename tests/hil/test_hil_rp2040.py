@@ -37,7 +37,7 @@ from firmware.launch import (
     stop,
 )
 from firmware_host.client import NeedleDriver
-from protocol.schema import EventCode, FaultFlags
+from protocol.schema import DeviceState, EventCode, FaultFlags
 
 PORT_DIR = FIRMWARE / "ports" / "rp2040"
 FLASH_BUDGET_B = 32 * 1024
@@ -163,6 +163,43 @@ def test_the_estop_button_latches_until_released_and_the_drivers_are_set_up() ->
     # at boot both TMC2209s took their five registers over UART1 (the harness checks each
     # datagram's CRC) and run at 16 microsteps, the distance steppers.h assumes
     assert "TMC2209 writes 10 (bad 0), microsteps 16/16" in dev.stderr(), dev.stderr()
+
+
+# The board's following-error limit (main.c: stall_following_error_nm), in µm
+BOARD_FOLLOWING_ERROR_UM = 20
+
+
+@pytest.mark.timeout(60)
+def test_diag_stops_the_advance_into_a_block_and_latches_the_stall() -> None:
+    """The advance driven at 1 mm/s (1 µm a tick) into the bench's solid block: the
+    TMC2209's DIAG (the harness raises it while the load beats the stepper's thrust) cuts
+    the advance off and latches STALL a few µm past the thrust — long before the encoder's
+    following error reaches the board's 20 µm limit, the only other path left (the
+    force-held stall is raised out of reach: 30 N against 10 N of thrust)."""
+    block_mm = 7.0
+    with (
+        running("rp2040", args=("--block-mm", str(block_mm))) as dev,
+        NeedleDriver.open(dev.path) as nd,
+    ):
+        nd.home(speed_mm_s=10.0, timeout_s=10.0)
+        nd.set_limits(stall_force_n=30.0)
+        nd.move_to_mm(block_mm - 0.1, 10.0)
+        nd.wait_idle(5.0, raise_on_fault=True)
+        before = nd.status().counters.last_event_number
+        nd.move_to_mm(block_mm + 0.5, 1.0)
+        st = nd.wait_idle(5.0)
+        events = [e for e in nd.events() if e.number > before]
+    assert st.state is DeviceState.STALLED and st.latched_faults & FaultFlags.STALL, st
+    assert [e.code for e in events] == [EventCode.STALL], events
+    # stopped at the block, not pushed on into it: the motor's count ran a few µm past
+    # the carriage (1 µm a tick), not the 20 the following error needs (the depth is the
+    # carriage: homing zeroes it at the switch within a few µm; the block gives 5 µm at
+    # the thrust)
+    assert block_mm <= st.depth_mm < block_mm + 0.020, st
+    following_error_um = (st.commanded_depth_mm - st.depth_mm) * 1000
+    assert 0 < following_error_um <= BOARD_FOLLOWING_ERROR_UM / 4, st
+    stats = dev.stderr()
+    assert "DIAG stalls 0," not in stats and "DIAG stalls" in stats, stats
 
 
 def _press_the_button(

@@ -17,6 +17,8 @@
 //     rising edges, the 25th pulse ends it; SCK high for more than 60 µs powers it down;
 //   * the TMC2209s' UART (UART1): datagrams checked (sync, address, CRC); the microstep
 //     resolution they set scales each STEP edge (the pins' default until then);
+//   * the advance TMC2209's DIAG (GP16): high while the bench's stepper loses steps (the
+//     load beyond its thrust: StallGuard's stall), low once the motor stops;
 //   * the home switch (GP14, low at home), the e-stop (GP15, high when pressed: SIGUSR1
 //     presses it, SIGUSR2 releases it);
 //   * the watchdog: a reset it causes restarts the core (logged on stderr).
@@ -43,7 +45,7 @@ const DEBUG = process.env.ND_RP2040_DEBUG === '1'; // the rig's every physics st
 
 const PIN = {
   advStep: 2, advDir: 3, rotStep: 6, rotDir: 7, hxSck: 10, hxDout: 11,
-  encA: 12, encB: 13, home: 14, estop: 15,
+  encA: 12, encB: 13, home: 14, estop: 15, advDiag: 16,
 };
 // per full step (1.8°): the advance's 2 mm lead screw, the rotation direct
 const ADV_NM_PER_FULL_STEP = 10_000;
@@ -202,7 +204,8 @@ stepper(PIN.rotStep, PIN.rotDir, (dir) => {
 // ------------------------------------------------------------------ bench model link
 const request = Buffer.alloc(16);
 const reply = Buffer.alloc(16);
-const rig = { encoderNm: 0, forceMn: 0, forceValid: true, home: false };
+const rig = { encoderNm: 0, forceMn: 0, forceValid: true, home: false, stalling: false };
+let diagRises = 0;
 function readExactly(fd, buf) {
   let got = 0;
   while (got < buf.length) {
@@ -229,11 +232,14 @@ function physics() {
   rig.forceMn = reply.readInt32LE(8);
   rig.forceValid = reply[12] !== 0;
   rig.home = reply[13] !== 0;
+  if (reply[14] !== 0 && !rig.stalling) diagRises++;
+  rig.stalling = reply[14] !== 0;
   if (DEBUG) {
     log(`t ${mcu.clock.nanos / 1000} us motor ${Math.round(motor.advNm)} nm ` +
       `carriage ${rig.encoderNm} nm encoder ${encoder.count} counts force ${rig.forceMn} mN`);
   }
   setInput(PIN.home, !rig.home); // closed to GND at home
+  setInput(PIN.advDiag, rig.stalling);
   encoder.target = Math.floor(rig.encoderNm / ENC_NM_PER_COUNT);
   const n = Math.abs(encoder.target - encoder.count);
   if (n > 0) {
@@ -424,7 +430,7 @@ async function main() {
       `(${(emulated / wall).toFixed(3)} of real time), watchdog resets ${resets}, ` +
       `HX711 power-downs ${hx.lateReads}, host bytes in ${hostReads}, ` +
       `TMC2209 writes ${tmcStats.writes} (bad ${tmcStats.bad}), ` +
-      `microsteps ${tmc[0].microsteps}/${tmc[1].microsteps}, ` +
+      `microsteps ${tmc[0].microsteps}/${tmc[1].microsteps}, DIAG stalls ${diagRises}, ` +
       `${(slipNs / 1e9).toFixed(2)} s behind and let go, longest tick ${tick.longest / 1000} us`,
   );
   void instructionsAtReport;
