@@ -22,6 +22,8 @@
 //   * the home switch (GP14, low at home), the e-stop (GP15, high when pressed: SIGUSR1
 //     presses it, SIGUSR2 releases it);
 //   * the watchdog: a reset it causes restarts the core (logged on stderr).
+// Boot, at power-up and after a watchdog reset, is the bootrom's flash boot: boot2's CRC
+// checked (a bad one exits with code 4), boot2 copied to SRAM and entered with lr = 0.
 // Emulated time is held at or behind the wall clock, so a host's timeouts mean what
 // they say; host bytes are fed as the 32-byte RX FIFO has room (no baud timing).
 import fs from 'node:fs';
