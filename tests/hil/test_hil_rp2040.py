@@ -176,21 +176,24 @@ def test_diag_stops_the_advance_into_a_block_and_latches_the_stall() -> None:
     the advance off and latches STALL a few µm past the thrust — long before the encoder's
     following error reaches the board's 20 µm limit, the only other path left (the
     force-held stall is raised out of reach: 30 N against 10 N of thrust)."""
-    block_mm = 7.0
+    block_mm = 2.0  # the carriage starts 0.5 mm from home: little real time to get there
     with (
-        running("rp2040", args=("--block-mm", str(block_mm))) as dev,
+        running("rp2040", args=("--start-mm", "0.5", "--block-mm", str(block_mm))) as dev,
         NeedleDriver.open(dev.path) as nd,
     ):
         nd.home(speed_mm_s=10.0, timeout_s=10.0)
         nd.set_limits(stall_force_n=30.0)
-        nd.move_to_mm(block_mm - 0.1, 10.0)
+        nd.move_to_mm(block_mm - 0.1, 20.0)
         nd.wait_idle(5.0, raise_on_fault=True)
         before = nd.status().counters.last_event_number
         nd.move_to_mm(block_mm + 0.5, 1.0)
         st = nd.wait_idle(5.0)
         events = [e for e in nd.events() if e.number > before]
     assert st.state is DeviceState.STALLED and st.latched_faults & FaultFlags.STALL, st
-    assert [e.code for e in events] == [EventCode.STALL], events
+    # the first event after the move, and the only stall (a host starved by a loaded
+    # machine may let the session end afterwards: SESSION_ENDED, at rest, is no fault)
+    codes = [e.code for e in events]
+    assert codes[:1] == [EventCode.STALL] and codes.count(EventCode.STALL) == 1, events
     # stopped at the block, not pushed on into it: the motor's count ran a few µm past
     # the carriage (1 µm a tick), not the 20 the following error needs (the depth is the
     # carriage: homing zeroes it at the switch within a few µm; the block gives 5 µm at
