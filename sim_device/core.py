@@ -124,6 +124,10 @@ class EventView:
         return out
 
 
+# The simulated board's following-error stall limit (nd_board.stall_following_error_nm).
+STALL_FOLLOWING_ERROR_NM = 5000
+
+
 class CoreFirmware:
     """The firmware core bound to one rig and one virtual clock."""
 
@@ -160,6 +164,8 @@ class CoreFirmware:
         b.watchdog_ms = watchdog_ms
         b.nm_per_microstep = hard.nm_per_microstep
         b.default_stall_force_mn = hard.thrust_mn * 9 // 10  # 90 % of the thrust
+        # the core's 5 µm: the simulated carriage follows its command until the thrust
+        b.stall_following_error_nm = STALL_FOLLOWING_ERROR_NM
         b.load_cell_rail_mn = hard.load_cell_rail_mn
         b.load_cell_stuck_samples = LOADCELL_STUCK_SAMPLES if loadcell_stuck_check else 0
         b.load_cell_sample_hz = max(1, min(0xFFFF, round(rig.load_cell_sample_hz)))
@@ -265,6 +271,14 @@ class CoreFirmware:
         )
 
     # ------------------------------------------------------------ running
+
+    def set_stall_following_error_um(self, limit_um: int) -> None:
+        """Declare the board's following-error stall limit, as another board would (its
+        nd_board.stall_following_error_nm; tests: a port's limit on the simulated rig).
+        The core reads it every tick."""
+        if not 1 <= limit_um <= 1_000_000:
+            raise ValueError(f"stall following error {limit_um} µm must be 1..1000000")
+        self._s.board.stall_following_error_nm = limit_um * 1000
 
     def tick(self) -> None:
         """One 1 ms control period."""

@@ -24,6 +24,7 @@ static struct {
     int64_t angle_ucdeg;
     int64_t turn_ucdeg_tick; /* the last rotation command's step: the rate, per 1 ms tick */
     int32_t force_mn;       /* true axial force */
+    int steps_lost;         /* the last forward command lost steps: the load beat the thrust */
     int punctured;          /* the septum gave way and has not sealed yet */
     uint32_t rng;
     uint32_t lc_acc;        /* conversions due: + lc_sample_hz per 1 ms tick, one per 1000 */
@@ -67,6 +68,9 @@ void nd_bench_board(struct nd_board *b, const struct nd_bench_config *cfg,
          * never that late, a loaded desktop or emulator host may be */
         .max_late_ticks = 200,
         .hw_watchdog_ms = 1000,
+        /* the core's 5 µm: the bench's carriage follows its command exactly until the
+         * thrust is reached, and its encoder counts 100 nm */
+        .stall_following_error_nm = 5000,
     };
     unsigned i;
     *b = bench_board;
@@ -130,6 +134,7 @@ void hal_advance_command_nm(int64_t motor_nm)
     forward = motor_nm > B.last_motor_nm;
     want = B.cfg.start_depth_nm + motor_nm - B.lost_nm;
     B.last_motor_nm = motor_nm;
+    B.steps_lost = 0;
     if (forward) {
         /* the stepper pushes until the load reaches its thrust; beyond it, steps are lost
          * (the carriage stays where the force equals the thrust) */
@@ -142,6 +147,7 @@ void hal_advance_command_nm(int64_t motor_nm)
             }
             B.lost_nm += want - lo;
             want = lo;
+            B.steps_lost = 1;
         }
     }
     B.carriage_nm = want;
@@ -216,6 +222,13 @@ enum nd_lc_read hal_load_cell_read_mn(int32_t *force_mn)
 }
 
 bool hal_home_switch(void) { return B.carriage_nm <= 0; }
+
+/* The posix and Cortex-M3 boards wire no driver stall output: their stall is the
+ * encoder's following error (and the force held at the threshold). The RP2040 harness
+ * makes a TMC2209's DIAG of nd_bench_steps_lost(). */
+bool hal_advance_driver_stalled(void) { return false; }
+
+int nd_bench_steps_lost(void) { return B.steps_lost; }
 
 int64_t nd_bench_carriage_nm(void) { return B.carriage_nm; }
 int32_t nd_bench_true_force_mn(void) { return B.force_mn; }

@@ -69,6 +69,11 @@ void nd_bench_board(struct nd_board *board, const struct nd_bench_config *cfg,
 extern struct nd_fault_hooks nd_bench_fault;
 #endif
 
+/* 1 when the last advance command lost steps (the load beyond the stepper's thrust):
+ * what a stepper driver's stall output (a TMC2209's DIAG) reports; the RP2040 harness
+ * puts it on the DIAG pin. */
+int nd_bench_steps_lost(void);
+
 /* For a port's own diagnostics (not used by the core). */
 int64_t nd_bench_carriage_nm(void);
 int32_t nd_bench_true_force_mn(void);

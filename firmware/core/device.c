@@ -284,6 +284,9 @@ static void read_sensors(void)
 {
     read_encoder();
     read_load_cell();
+    /* every tick, so that a pulse latched while nothing moved is not taken for a stall of
+     * the next move */
+    D.adv_driver_stalled = hal_advance_driver_stalled();
 }
 
 /* The force the limits compare: the reported one or the one before the drift high-pass,
@@ -346,6 +349,16 @@ static void stall(void)
 static void stall_check(void)
 {
     int64_t motor_moved, enc_moved, error;
+    const int64_t error_limit_nm = D.board->stall_following_error_nm > 0
+                                       ? D.board->stall_following_error_nm
+                                       : ND_STALL_FOLLOWING_ERROR_NM;
+    /* the driver saw the motor stall (DIAG): steps are being lost, whatever the encoder
+     * shows yet — it reads the carriage a tick late, and a board whose stepper lags its
+     * command under load needs a following-error limit of several encoder counts */
+    if (D.adv_driver_stalled) {
+        stall();
+        return;
+    }
     /* force held at the stall threshold while advancing */
     const int32_t force_mn = limit_force_mn();
     if (D.adv.vel > 0 && force_mn != ND_FORCE_INVALID_MN && force_mn >= D.stall_force_mn
@@ -364,7 +377,7 @@ static void stall_check(void)
     motor_moved = D.adv.pos - D.follow_motor0_nm;
     enc_moved = D.depth_nm - D.follow_enc0_nm;
     error = motor_moved >= 0 ? motor_moved - enc_moved : enc_moved - motor_moved;
-    if (error > ND_STALL_FOLLOWING_ERROR_NM) stall();
+    if (error > error_limit_nm) stall();
 }
 
 static void hit_limit(int64_t pos_before)

@@ -20,8 +20,9 @@
 #define ND_ROTATE_ACCEL_UCDEG_TICK2 3600 /* 3 600 °/s² */
 #define ND_UCDEG_PER_CDEG 10000
 #define ND_UCDEG_TICK_PER_MRPM 6       /* 1 mrpm = 0.006 °/s = 6e-6 °/ms = 6 ucdeg/tick */
-/* Motor count ahead of the encoder by this much means steps were lost: a few encoder
- * counts, so the cut-off fires within ~10 ms at crossing speeds of ≥ 0.5 mm/s. */
+/* Motor count ahead of the encoder by this much means steps were lost, unless the board
+ * says otherwise (board.stall_following_error_nm): a few encoder counts, so the cut-off
+ * fires within ~10 ms at crossing speeds of >= 0.5 mm/s. */
 #define ND_STALL_FOLLOWING_ERROR_NM 5000
 #define ND_DEFAULT_STALL_TIME_MS 5u
 /* Homing gives up (TRAVEL_LIMIT) after this much travel beyond the hard travel. */
@@ -73,6 +74,7 @@ struct nd_device {
     int32_t force_mn;     /* as reported: the load cell's whole filter chain */
     int32_t force_abs_mn; /* before its drift high-pass: the force limit and stall see it */
     uint32_t stall_ticks;
+    bool adv_driver_stalled; /* hal_advance_driver_stalled() this tick */
     int64_t follow_motor0_nm;
     int64_t follow_enc0_nm;
 

@@ -48,6 +48,13 @@ struct nd_board {
      * long is reset by hardware into the boot state (motion stopped, BOOT reported).
      * 0: the board has none. */
     uint16_t hw_watchdog_ms;
+    /* The advance's motor count ahead of its encoder by more than this is a stall (steps
+     * lost). The board's own: a bench model follows its command exactly and takes a few
+     * encoder counts; a real stepper lags its command under load by up to about a full
+     * step before it slips, plus the carriage's compliance. Too small: every loaded move
+     * stalls; too large: a stall pushes that much further before the cut-off. 0: the
+     * core's ND_STALL_FOLLOWING_ERROR_NM. */
+    int32_t stall_following_error_nm;
 };
 
 /* ------------------------------------------------------------ serial link */
@@ -93,5 +100,11 @@ enum nd_lc_read { ND_LC_NONE = 0, ND_LC_NEW = 1, ND_LC_FAULT = 2 };
 enum nd_lc_read hal_load_cell_read_mn(int32_t *force_mn);
 /* Homing switch: true while the carriage is on it (at or behind depth 0). */
 bool hal_home_switch(void);
+/* The advance's stepper driver reports a stall of its own (a TMC2209's DIAG output:
+ * StallGuard's load measure past its threshold), now or at any time since the last call
+ * (a port latches a short pulse between two ticks). Called once per tick; while the
+ * advance moves, true is a stall like a lost step (the core's second stall signal, beside
+ * the encoder's following error). false on a board without such an output. */
+bool hal_advance_driver_stalled(void);
 
 #endif /* ND_HAL_H */

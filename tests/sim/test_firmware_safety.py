@@ -114,6 +114,23 @@ def test_following_error_alone_cuts_off_a_stall_within_10ms() -> None:
     assert 0 <= stopped_us - onset_us <= 10_000
 
 
+@pytest.mark.parametrize("limit_um", [5, 20])
+def test_the_following_error_limit_is_the_boards(limit_um: int) -> None:
+    # a board declares how far its motor may run ahead of the encoder before that is a
+    # stall (nd_board.stall_following_error_nm; the RP2040's is 20 µm): at 1 µm a tick the
+    # cut-off comes when the rig has lost that much, not a core constant's worth
+    host = homed_host("lesion=uncrossable&seed=2&watchdog_ms=60000")
+    fw = host.port.device
+    fw.set_stall_following_error_um(limit_um)
+    host.command(SetLimits(150_000, 40_000, 40_000, 10_000))  # force path out of reach
+    lost_before_mm = fw.rig.lost_mm
+    host.command(Move(MoveMode.ABSOLUTE, 60_000, 1000))
+    _, _, path = run_into_stall(fw, max_ticks=120_000)
+    assert path == "steps"
+    lost_um = (fw.rig.lost_mm - lost_before_mm) * 1000
+    assert limit_um < lost_um <= limit_um + 3, lost_um
+
+
 @pytest.mark.control("RC-FORCELIMIT")
 def test_force_limit_stops_the_advance_and_latches() -> None:
     host = homed_host("lesion=dense-calcified-cto&seed=3&watchdog_ms=60000")

@@ -31,6 +31,12 @@ static const struct nd_board board = {
     .load_cell_sample_hz = 80,    /* the HX711 with RATE high */
     .hw_watchdog_ms = BOARD_WATCHDOG_MS,
     .extra_capabilities = 0,
+    /* two full steps of the 2 mm lead screw (10 µm each): a loaded stepper lags its
+     * command by up to about one full step before it slips, the carriage and load cell
+     * give a little under thrust, the encoder counts 1 µm. The core's 5 µm stalled fast
+     * loaded moves on such a rig; a stall against a block is cut off by DIAG within a
+     * tick, before the encoder is 20 µm behind (docs/firmware.md, bring-up 7). */
+    .stall_following_error_nm = 20000,
 };
 
 int main(void)

@@ -1,6 +1,7 @@
 /* startup.c: vector table, reset and default handlers for the RP2040's Cortex-M0+.
- * Reset_Handler sets up .data and .bss; boot2 (boot2_emu.S, or the W25Q080 one on
- * silicon) has set VTOR and the stack pointer. */
+ * Reset_Handler sets up .data and .bss; boot2 (boot2/boot2_w25q080.S, entered by the
+ * bootrom — or the emulator's harness doing its part) has set up XIP, VTOR and the stack
+ * pointer. */
 #include <stdint.h>
 #include <string.h>
 

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 
 #include "board.h"
+#include "hal.h"
 #include "rp2040_regs.h"
 
 #define UART1_REG(off) REG(UART1_BASE + (off))
@@ -59,6 +60,20 @@ static void write_reg(uint8_t address, uint8_t reg, uint32_t value)
     for (unsigned i = 0; i < sizeof d; ++i) put(d[i]);
 }
 
+/* The advance driver's DIAG: high while StallGuard sees the motor stall (SG_RESULT below
+ * 2 × SGTHRS, above the TCOOLTHRS speed). Its rising edge stays latched in IO_BANK0's raw
+ * interrupt status (no interrupt enabled: the tick reads it), so a pulse between two ticks
+ * is not missed; the core reads it once per tick (hal.h). The rotation's DIAG is wired
+ * and not read: the core has no rotation stall (a needle that stops turning is no hazard
+ * the advance's cut-off does not already cover). */
+bool hal_advance_driver_stalled(void)
+{
+    const uint32_t edge = IO_EDGE_HIGH(PIN_ADV_DIAG);
+    const bool latched = (REG(IO_INTR(PIN_ADV_DIAG)) & edge) != 0u;
+    REG(IO_INTR(PIN_ADV_DIAG)) = edge; /* write 1 to clear */
+    return latched || board_gpio_get(PIN_ADV_DIAG);
+}
+
 void tmc2209_init(void)
 {
     board_gpio_output(PIN_TMC_TX, true);
@@ -71,6 +86,7 @@ void tmc2209_init(void)
     UART1_REG(UART_CR) = UART_CR_ENABLE;
     board_gpio_input(PIN_ADV_DIAG, BOARD_PULL_DOWN);
     board_gpio_input(PIN_ROT_DIAG, BOARD_PULL_DOWN);
+    REG(IO_INTR(PIN_ADV_DIAG)) = IO_EDGE_HIGH(PIN_ADV_DIAG); /* no stale edge from boot */
     for (uint8_t a = TMC_ADDR_ADVANCE; a <= TMC_ADDR_ROTATION; ++a) {
         write_reg(a, TMC_GCONF, GCONF_VALUE);
         write_reg(a, TMC_CHOPCONF, CHOPCONF_VALUE);

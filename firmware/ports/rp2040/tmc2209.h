@@ -6,6 +6,8 @@
 #ifndef ND_TMC2209_H
 #define ND_TMC2209_H
 
+/* hal_advance_driver_stalled (hal.h), the advance's DIAG, is in tmc2209.c */
+
 #include <stddef.h>
 #include <stdint.h>
 

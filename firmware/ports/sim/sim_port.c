@@ -81,6 +81,10 @@ enum nd_lc_read hal_load_cell_read_mn(int32_t *force_mn)
 
 bool hal_home_switch(void) { return cur->home_switch; }
 
+/* The simulated rig has no stepper driver with a stall output: its stall is the
+ * following error (and the force held at the threshold). */
+bool hal_advance_driver_stalled(void) { return false; }
+
 /* ------------------------------------------------------------ the simulator's side */
 
 /* A reading the rig model gives as a double: rounded half to even (as Python's round),

@@ -9,7 +9,8 @@
  * Requests on stdin, replies on stdout, little-endian, fixed size:
  *   request  int64 motor_nm (from boot), int64 angle_ucdeg
  *   reply    int64 encoder_nm (from boot), int32 force_mn (with noise), uint8 force_valid,
- *            uint8 home, 2 bytes padding
+ *            uint8 home, uint8 steps_lost (the load beat the thrust: the TMC2209's DIAG),
+ *            1 byte padding
  * End of stdin (the harness gone) ends it. */
 #include <stdint.h>
 #include <stdio.h>
@@ -27,7 +28,8 @@ struct reply {
     int32_t force_mn;
     uint8_t force_valid;
     uint8_t home;
-    uint8_t pad[2];
+    uint8_t steps_lost;
+    uint8_t pad;
 };
 
 static int option(const char *name, const char *value, struct nd_bench_config *c)
@@ -76,6 +78,7 @@ int main(int argc, char **argv)
         rp.force_valid = r != ND_LC_FAULT ? 1u : 0u;
         rp.force_mn = f;
         rp.home = hal_home_switch() ? 1u : 0u;
+        rp.steps_lost = nd_bench_steps_lost() ? 1u : 0u;
         if (fwrite(&rp, sizeof rp, 1, stdout) != 1 || fflush(stdout) != 0) return 0;
     }
     return 0;

@@ -17,9 +17,13 @@
 //     rising edges, the 25th pulse ends it; SCK high for more than 60 µs powers it down;
 //   * the TMC2209s' UART (UART1): datagrams checked (sync, address, CRC); the microstep
 //     resolution they set scales each STEP edge (the pins' default until then);
+//   * the advance TMC2209's DIAG (GP16): high while the bench's stepper loses steps (the
+//     load beyond its thrust: StallGuard's stall), low once the motor stops;
 //   * the home switch (GP14, low at home), the e-stop (GP15, high when pressed: SIGUSR1
 //     presses it, SIGUSR2 releases it);
 //   * the watchdog: a reset it causes restarts the core (logged on stderr).
+// Boot, at power-up and after a watchdog reset, is the bootrom's flash boot: boot2's CRC
+// checked (a bad one exits with code 4), boot2 copied to SRAM and entered with lr = 0.
 // Emulated time is held at or behind the wall clock, so a host's timeouts mean what
 // they say; host bytes are fed as the 32-byte RX FIFO has room (no baud timing).
 import fs from 'node:fs';
@@ -43,7 +47,7 @@ const DEBUG = process.env.ND_RP2040_DEBUG === '1'; // the rig's every physics st
 
 const PIN = {
   advStep: 2, advDir: 3, rotStep: 6, rotDir: 7, hxSck: 10, hxDout: 11,
-  encA: 12, encB: 13, home: 14, estop: 15,
+  encA: 12, encB: 13, home: 14, estop: 15, advDiag: 16,
 };
 // per full step (1.8°): the advance's 2 mm lead screw, the rotation direct
 const ADV_NM_PER_FULL_STEP = 10_000;
@@ -55,7 +59,8 @@ const HX711_COUNTS_PER_MN = 160;
 const HX711_POWER_DOWN_NS = 60_000;
 const PHYSICS_PERIOD_NS = 250_000; // while the motors move; at rest, per conversion
 const SLICE_NS = 100_000; // host bytes are exchanged between slices of emulated time
-const FLASH_BASE = 0x10000000;
+const BOOT2_B = 256;
+const BOOT2_SRAM = 0x20041f00; // where the bootrom runs boot2 (SRAM's last 256 B)
 
 const mcu = new RP2040();
 mcu.logger = { debug() {}, info() {}, warn() {}, error: (c, m) => log(`${c}: ${m}`) };
@@ -79,9 +84,33 @@ function boot() {
     VTOR: 0, SHPR2: 0, SHPR3: 0,
   });
   core.reset();
-  // no bootrom (it is not redistributable here): start at boot2, as its hand-over would
-  core.SP = 0x20042000;
-  core.PC = FLASH_BASE;
+  // What the bootrom's flash boot does (pico-bootrom, bootrom_main.c: _flash_boot; the
+  // bootrom itself is not in the npm package): the first 256 bytes of flash to the top
+  // of SRAM, run only if their CRC checks — else the chip stays in BOOTSEL mode (here:
+  // exit, and run_rp2040.py says the harness did not start). boot2 is entered with
+  // lr = 0: it then sets up XIP, VTOR and the stack and jumps to Reset_Handler.
+  const boot2 = mcu.flash.subarray(0, BOOT2_B);
+  const stored = new DataView(boot2.buffer, boot2.byteOffset).getUint32(BOOT2_B - 4, true);
+  if (bootromCrc32(boot2.subarray(0, BOOT2_B - 4)) !== stored) {
+    log(`bootrom: boot2 CRC mismatch (stored 0x${stored.toString(16)}): no flash boot, ` +
+      'the chip would show up as the RPI-RP2 drive');
+    process.exit(4);
+  }
+  mcu.sram.set(boot2, BOOT2_SRAM - 0x20000000);
+  core.SP = BOOT2_SRAM; // the bootrom's stack is below the copy
+  core.LR = 0;
+  core.PC = BOOT2_SRAM;
+}
+
+// The bootrom's crc32_small (bootrom_misc.S): CRC-32 MSB first, polynomial 0x04C11DB7,
+// seeded 0xFFFFFFFF, no final xor — over boot2's first 252 bytes.
+function bootromCrc32(bytes) {
+  let crc = 0xffffffff;
+  for (const byte of bytes) {
+    crc ^= byte << 24;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 0x80000000 ? (crc << 1) ^ 0x04c11db7 : crc << 1;
+  }
+  return crc >>> 0;
 }
 
 // ------------------------------------------------------------------ UART0 <-> pty
@@ -177,7 +206,8 @@ stepper(PIN.rotStep, PIN.rotDir, (dir) => {
 // ------------------------------------------------------------------ bench model link
 const request = Buffer.alloc(16);
 const reply = Buffer.alloc(16);
-const rig = { encoderNm: 0, forceMn: 0, forceValid: true, home: false };
+const rig = { encoderNm: 0, forceMn: 0, forceValid: true, home: false, stalling: false };
+let diagRises = 0;
 function readExactly(fd, buf) {
   let got = 0;
   while (got < buf.length) {
@@ -204,11 +234,14 @@ function physics() {
   rig.forceMn = reply.readInt32LE(8);
   rig.forceValid = reply[12] !== 0;
   rig.home = reply[13] !== 0;
+  if (reply[14] !== 0 && !rig.stalling) diagRises++;
+  rig.stalling = reply[14] !== 0;
   if (DEBUG) {
     log(`t ${mcu.clock.nanos / 1000} us motor ${Math.round(motor.advNm)} nm ` +
       `carriage ${rig.encoderNm} nm encoder ${encoder.count} counts force ${rig.forceMn} mN`);
   }
   setInput(PIN.home, !rig.home); // closed to GND at home
+  setInput(PIN.advDiag, rig.stalling);
   encoder.target = Math.floor(rig.encoderNm / ENC_NM_PER_COUNT);
   const n = Math.abs(encoder.target - encoder.count);
   if (n > 0) {
@@ -399,7 +432,7 @@ async function main() {
       `(${(emulated / wall).toFixed(3)} of real time), watchdog resets ${resets}, ` +
       `HX711 power-downs ${hx.lateReads}, host bytes in ${hostReads}, ` +
       `TMC2209 writes ${tmcStats.writes} (bad ${tmcStats.bad}), ` +
-      `microsteps ${tmc[0].microsteps}/${tmc[1].microsteps}, ` +
+      `microsteps ${tmc[0].microsteps}/${tmc[1].microsteps}, DIAG stalls ${diagRises}, ` +
       `${(slipNs / 1e9).toFixed(2)} s behind and let go, longest tick ${tick.longest / 1000} us`,
   );
   void instructionsAtReport;
