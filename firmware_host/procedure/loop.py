@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from firmware_host.client import DeviceLimits
-from firmware_host.errors import DeviceFault, LinkLost, NeedleDriverError, Timeout
+from firmware_host.errors import DeviceFault, LinkLost, Nak, NeedleDriverError, Timeout
 from firmware_host.procedure.homing import abort_reason, home_interruptibly
 from firmware_host.procedure.outcome import (
     Outcome,
@@ -46,7 +46,7 @@ from firmware_host.procedure.outcome import (
 from firmware_host.procedure.profile import Profile, ProfileError, load_profile
 from firmware_host.procedure.sensor import SensorPlan, SensorRefused, plan_for, sample_hz_of
 from firmware_host.procedure.signals import DropDetector, ForceFilter
-from protocol import DeviceState, EventCode, FaultFlags, SampleFlags
+from protocol import DeviceState, EventCode, FaultFlags, NakReason, SampleFlags
 
 _PROGRESS_PERIOD_S = 0.2
 _AT_TARGET_TOL_MM = 0.005  # one encoder count or so
@@ -316,6 +316,21 @@ class _Run:
                 f"no fresh load-cell sample for {silent_s:.1f} s (the "
                 f"{self.sensor.sample_hz:g} Hz sensor stopped converting?)",
             )
+
+    def ended_by(self, exc: NeedleDriverError) -> _Ended:
+        """How a library error ends the run. A command refused LATCHED_FAULT or ESTOPPED
+        crossed on the wire with the device stopping on its own (a stall at the block
+        latched just before the next advance arrived; more likely on a loaded host, whose
+        view lags): the run ends as what the device did — stalled, its fault in words —
+        not as the refusal."""
+        if isinstance(exc, Nak) and exc.reason in (NakReason.LATCHED_FAULT, NakReason.ESTOPPED):
+            with contextlib.suppress(NeedleDriverError):
+                self.state = int(self.nd.status().state)
+            try:
+                self.check_device()
+            except _Ended as ended:
+                return ended
+        return _Ended(Result.FAULT, _fault_reason(exc))
 
     def check_device(self) -> None:
         if self.device_reset:
@@ -714,7 +729,7 @@ def run_procedure(
         except KeyboardInterrupt as exc:
             raise _Ended(Result.ABORTED, _interrupt_reason(exc)) from None
         except NeedleDriverError as exc:
-            raise _Ended(Result.FAULT, _fault_reason(exc)) from None
+            raise run.ended_by(exc) from None
         run.finish_crossed()
         if run.punctures == 0:
             # the depth was reached but no barrier gave way on the way: say so, or an

@@ -491,3 +491,24 @@ def test_an_abort_while_homing_stops_the_homing_at_once() -> None:
     with rig("soft-stenosis") as nd:
         out = run_procedure(nd, "pierce", target_depth_mm=20.0, abort=abort)
         assert out.reason == "aborted by the operator (SIGTERM)"
+
+
+def test_a_refusal_that_crosses_a_device_stop_ends_as_what_the_device_did() -> None:
+    """The device stops on its own between the host's last look and its next command (a
+    stall latched at the block just before the next advance arrives, seen on the posix
+    bench under load): the command is refused LATCHED_FAULT, and the run ends as what
+    the device did — in its words — not as "device refused Move". Made deterministic
+    here: the device is e-stopped just before the procedure's first advance."""
+    with rig("soft-stenosis") as nd:
+        move = nd.move_to_mm
+
+        def stopped_first(*args: Any, **kwargs: Any) -> Any:
+            if nd.status().homed:  # the advance, not homing's own moves
+                nd.estop()
+            return move(*args, **kwargs)
+
+        nd.move_to_mm = stopped_first  # type: ignore[method-assign]
+        out = pierce(nd, "soft-stenosis")
+        assert out.result is Result.FAULT
+        assert out.reason == "the device is e-stopped", out.reason
+        assert_rig_at_rest(nd)
