@@ -192,16 +192,20 @@ def stop(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout_s: floa
 
 # An emulated MCU gets the CPU a real one has to itself. On a busy machine (a test run beside
 # another) a port descheduled for 100 ms misses 100 ticks, and its own overrun and watchdog
-# checks then fire on the host's load, not on the firmware's behaviour. Raised where the
-# caller may (root, CAP_SYS_NICE); elsewhere the port runs at the caller's priority. Set
-# before exec, so every thread and child of the port (QEMU's, the emulator's) inherits it.
+# checks then judge the machine's load, not the firmware. Linux shares the CPU between
+# sessions first (autogroups) and only then between a session's processes by their nice
+# value: a port in a session of its own gets its share however many busy processes the
+# session that started it runs (any user may do this); where autogroups are off, a raised
+# priority does the same (root or CAP_SYS_NICE; else it runs at the caller's). Set before
+# exec, so every thread and child of the port (QEMU's, the emulator's) inherits both.
 REALTIME_NICE = -10
 
 
-def raise_priority() -> None:
+def real_time_process() -> None:
     """preexec_fn of a process that must keep real time (a port; the HIL suite playing the
-    bench's host, whose heartbeats a bench's own PC sends on time): REALTIME_NICE if
-    allowed."""
+    bench's host, whose heartbeats a bench's own PC sends on time): a session of its own
+    and REALTIME_NICE if allowed."""
+    os.setsid()
     with contextlib.suppress(OSError):
         os.nice(REALTIME_NICE)
 
@@ -233,7 +237,7 @@ def running(
                     stderr=err,
                     text=True,
                     env=env,
-                    preexec_fn=raise_priority,
+                    preexec_fn=real_time_process,
                 )
                 assert proc.stdout is not None
                 path = _read_first_line(proc.stdout, proc)
@@ -246,7 +250,7 @@ def running(
                     stdout=subprocess.PIPE,
                     stderr=err,
                     text=True,
-                    preexec_fn=raise_priority,
+                    preexec_fn=real_time_process,
                 )
                 assert proc.stdout is not None
                 path = _read_first_line(proc.stdout, proc)
@@ -254,7 +258,7 @@ def running(
                 # QEMU names its pty slowly and starts passing host bytes ~1 s after the
                 # pty is opened (it polls for the open): the HIL suite's first HELLO waits
                 proc, path = _qemu_launcher().start_qemu(
-                    image, log=err.buffer, preexec_fn=raise_priority
+                    image, log=err.buffer, preexec_fn=real_time_process
                 )
             device = Device(path, proc, err_path)
             try:

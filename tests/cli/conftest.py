@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.launch import raise_priority, stop
+from firmware.launch import real_time_process, stop
 
 NEEDLECTL = Path(sys.executable).parent / "needlectl"
 
@@ -75,7 +75,7 @@ def served_sim() -> Iterator[tuple[str, subprocess.Popen[str]]]:
     SIGINT as Ctrl-C would."""
     proc = subprocess.Popen(
         [str(NEEDLECTL), "sim", "serve", "--pty", "--lesion", "dense-calcified-cto", "--seed", "1"],
-        preexec_fn=raise_priority,  # the simulated device keeps real time, as a rig would
+        preexec_fn=real_time_process,  # the simulated device keeps real time, as a rig would
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from firmware.launch import raise_priority
+from firmware.launch import real_time_process
 
 REPO = Path(__file__).resolve().parents[2]
 # One timeout policy. pytest-timeout's `timeout` in pyproject.toml bounds every test; a test
@@ -99,7 +99,7 @@ def run_hil(
         text=True,
         timeout=timeout_s,
         # the bench's host: its heartbeats on time under load
-        preexec_fn=raise_priority if realtime else lower_priority,
+        preexec_fn=real_time_process if realtime else lower_priority,
     )
     run = HilRun(proc.returncode, proc.stdout + proc.stderr)
     if junit.exists():

@@ -14,7 +14,7 @@ import pytest
 from hil_runner import REPO, run_hil, suite_timeout
 from identity_proxy import NotSimulatedProxy
 
-from firmware.launch import raise_priority
+from firmware.launch import real_time_process
 
 # Tests that take a second or two in real time (the telemetry test takes 10 s, the full
 # travel 60 s: they run in-process on the virtual clock instead).
@@ -37,7 +37,7 @@ def serve_pty() -> Iterator[ServerFactory]:
         proc = subprocess.Popen(
             [sys.executable, "-m", *head, "serve", "--pty", *args],
             cwd=REPO,
-            preexec_fn=raise_priority,  # the simulated device keeps real time, as a rig would
+            preexec_fn=real_time_process,  # the simulated device keeps real time, as a rig would
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

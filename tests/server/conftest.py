@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import websocket
 
-from firmware.launch import raise_priority, stop
+from firmware.launch import real_time_process, stop
 
 NEEDLECTL = Path(sys.executable).parent / "needlectl"
 LESION = "dense-calcified-cto"  # the run to 48 mm lasts long enough to be stopped
@@ -107,7 +107,7 @@ def runtime_env() -> Iterator[dict[str, str]]:
 def sim_pty(runtime_env: dict[str, str]) -> Iterator[str]:
     proc = subprocess.Popen(
         [str(NEEDLECTL), "sim", "serve", "--pty", "--lesion", LESION, "--seed", "1"],
-        preexec_fn=raise_priority,  # the simulated device keeps real time, as a rig would
+        preexec_fn=real_time_process,  # the simulated device keeps real time, as a rig would
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -76,7 +76,7 @@ def start_qemu(
             stdin=subprocess.DEVNULL,
             stdout=slave,
             stderr=slave,
-            preexec_fn=preexec_fn,  # e.g. a device's priority (firmware.launch.raise_priority)
+            preexec_fn=preexec_fn,  # e.g. a device's priority (firmware.launch.real_time_process)
         )
     except OSError:
         os.close(master)
