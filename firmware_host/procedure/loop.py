@@ -35,6 +35,7 @@ import numpy as np
 
 from firmware_host.client import DeviceLimits
 from firmware_host.errors import DeviceFault, LinkLost, NeedleDriverError, Timeout
+from firmware_host.procedure.drift import DriftWatch, below_floor
 from firmware_host.procedure.homing import abort_reason, home_interruptibly
 from firmware_host.procedure.outcome import (
     Outcome,
@@ -63,12 +64,15 @@ class ProcedureError(ValueError):
 
 
 class _Ended(Exception):
-    """Internal: unwinds the loop with a result."""
+    """Internal: unwinds the loop with a result. ``latch``: a fault only the host can
+    see (the device trusts its reading): the rig is e-stopped, so the device holds it
+    latched — no later run or jog moves until the operator clears it and re-homes."""
 
-    def __init__(self, result: Result, reason: str) -> None:
+    def __init__(self, result: Result, reason: str, *, latch: bool = False) -> None:
         super().__init__(reason)
         self.result = result
         self.reason = reason
+        self.latch = latch
 
 
 _BAD_STATES = {
@@ -126,7 +130,10 @@ class _Run:
         self.drops = DropDetector(
             profile.hold.crack_drop_n, window_s=max(0.05, 2.5 * sensor.period_s)
         )
+        # a reading walking steadily down hides real force (RC-DRIFTWATCH)
+        self.drift = DriftWatch(profile.sensor.max_fall_n_s, sensor.period_s)
         self.fresh_now = False  # a fresh sample arrived since the last pass
+        self.homed = False  # this run homed the rig (the needle at home, the cell tared)
         self.last_fresh_t = self.t0
         self.force_rate_n_s = 0.0  # rise of the filtered force, per fresh sample
         self.force_n = 0.0  # filtered
@@ -233,13 +240,16 @@ class _Run:
         if len(arr) == 0:
             return
         force = arr["force_n"]
+        times_s, flags = arr["device_time_s"], arr["flags"]
         if "force_fresh" in (arr.dtype.names or ()):
             # a held value is the last conversion again: never a new reading
-            force = force[arr["force_fresh"]]
+            fresh = arr["force_fresh"]
+            force, times_s, flags = force[fresh], times_s[fresh], flags[fresh]
         self.fresh_now = len(force) > 0
         if self.fresh_now:
             self.last_fresh_t = self.now()
             self.watch_load_cell(force)
+            self.watch_drift(times_s, force, flags)
             self.peak_force_n = max(self.peak_force_n, float(force.max()))
             before = self.filter.value_n
             f = self.filter.update(force.tolist())
@@ -280,6 +290,27 @@ class _Run:
                 f"load cell reading frozen at {lo:.3f} N for "
                 f"{self.now() - self.frozen_since:.1f} s (stuck sensor?)",
             )
+
+    def watch_drift(self, times_s: Any, force: Any, flags: Any) -> None:
+        """The drift watch (``drift.py``) on each fresh sample, on device time (the host's
+        own clock plays no part): the staircase at rest, the floor while advancing
+        forward; asleep while the needle is drawn back and at the end, when a real
+        force falls or pulls."""
+        if self.ending or self.phase in (Phase.PECK, Phase.WITHDRAW, Phase.STOPPING):
+            self.drift.reset()
+            return
+        # no pull on the needle while it advances, nor at home just after the device
+        # tared the cell there, out of tissue
+        floor = self.phase is Phase.ADVANCE or (self.phase is Phase.SPIN_UP and self.homed)
+        moving = int(SampleFlags.ADVANCING)
+        for t_s, f_n, fl in zip(times_s.tolist(), force.tolist(), flags.tolist(), strict=True):
+            drift = below_floor(f_n) if floor else None
+            if fl & moving:
+                self.drift.reset()
+            elif drift is None:
+                drift = self.drift.update(t_s, f_n)
+            if drift is not None:
+                raise _Ended(Result.FAULT, drift.words(), latch=True)
 
     def _on_device_event(self, event: Any) -> None:
         # on a real port from the link's reader thread: a bool store is atomic
@@ -410,6 +441,7 @@ class _Run:
             )
             if homed is None:
                 self.check_abort()  # the abort came while homing: end (the rig is stopped)
+            self.homed = True  # the device tared the cell at home, out of tissue
         lim = self.p.limits
         # the device's limits before the run: finish() puts them back, or the profile's
         # (a stall force above a bench's thrust, say) would govern every later jog
@@ -724,6 +756,10 @@ def run_procedure(
             reason += f"; the withdrawal failed: {run.withdraw_failure}"
     except _Ended as end:
         result, reason = end.result, end.reason
+        if end.latch:
+            # first, before the orderly stop below: one tick, and latched
+            with contextlib.suppress(NeedleDriverError):
+                driver.estop()
         if result is Result.FAULT and abort is not None and abort.is_set():
             # a stop or e-stop asked for through the abort event (another terminal, the
             # rig server's page) came first: the fault the device then reports (ESTOPPED,
