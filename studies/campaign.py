@@ -27,11 +27,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import itertools
 import json
 import logging
 import multiprocessing
 import random
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -44,6 +46,12 @@ FULL_LESION = "fibrous-cto"
 MARGIN_MM = 3.0
 NOISE_BURST_BYTES = 512
 HOST_FROZEN_S = 2.0
+# the host's wall clock (time.time, datetime.now) stepped forward an hour, and CLOCK_BACK_S
+# later back two (NTP after a dead RTC battery, an operator setting the clock): nothing
+# that times the run may read it (the link, the procedure and the recorder read the
+# monotonic clock; the recording's wall-clock times come from its start)
+CLOCK_JUMP_S = 3600.0
+CLOCK_BACK_S = 0.5
 # the hook faults' parameters: a drift that under-reads by 2 N/s, 1 mm of missed encoder
 # counts, the loop late by 300 ms (beyond the 200 ms watchdog)
 DRIFT_MN_S = -2000
@@ -65,10 +73,15 @@ FAULTS: dict[str, tuple[str, str | None, int]] = {
     "device_reset": ("device reset mid-run", None, 0),
     "uart_noise": (f"{NOISE_BURST_BYTES} B of noise on the UART", None, 0),
     "host_frozen": (f"host frozen {HOST_FROZEN_S:g} s", None, 0),
+    "host_clock_jump": (
+        f"host wall clock +{CLOCK_JUMP_S / 3600:g} h, then -{2 * CLOCK_JUMP_S / 3600:g} h",
+        None,
+        0,
+    ),
 }
-# Faults no control of today's core detects (their controls are issue 18's: tare and a
-# sensor watchdog, RC-TARE / RC-SENSORWD): reported, and not held to 0 unsafe.
-KNOWN_GAPS: dict[str, str] = {"loadcell_drift": "issue 18 (RC-TARE, RC-SENSORWD)"}
+# Faults no control detects yet: reported, and not held to 0 unsafe. (Empty: a drifting
+# load cell, the last, is the procedure's drift watch's, RC-DRIFTWATCH.)
+KNOWN_GAPS: dict[str, str] = {}
 
 # what the host says when the device reset mid-run (firmware_host/procedure/loop.py)
 DEVICE_RESET_WORDS = "the device reset mid-run"
@@ -99,6 +112,8 @@ class TrialResult:
     time_to_safe_s: float | None  # fault -> at rest with the fault latched / reported
     judge: str  # the safety judge's findings ("ok")
     events_lost: int
+    samples_lost: int = 0  # telemetry samples the link counted lost (not judged: a reset
+    # restarts the device's counter)
 
 
 class _Watch:
@@ -125,8 +140,9 @@ class _Watch:
         rig.step = step
 
 
-def _inject(trial: Trial, device: Any, at_us: int) -> Callable[[], bool]:
-    """Schedule the trial's fault at device time ``at_us``; returns "has it acted?"."""
+def _inject(trial: Trial, device: Any, at_us: int, wall: Any = None) -> Callable[[], bool]:
+    """Schedule the trial's fault at device time ``at_us``; returns "has it acted?".
+    ``wall``: the host's wall clock (a time_machine traveller) for a clock jump."""
     fw = device.firmware
     _, hook, param = FAULTS[trial.fault]
     acted = [False]
@@ -149,7 +165,41 @@ def _inject(trial: Trial, device: Any, at_us: int) -> Callable[[], bool]:
     elif trial.fault == "host_frozen":
         _freeze_host(device, at_us, round(HOST_FROZEN_S * 1e6))
         at(lambda: None)
+    elif trial.fault == "host_clock_jump":
+        at(lambda: wall.shift(CLOCK_JUMP_S))
+        fw.at(at_us + round(CLOCK_BACK_S * 1e6), lambda: wall.shift(-2 * CLOCK_JUMP_S))
     return lambda: acted[0]
+
+
+def _recording_problems(folder: Path, rows_received: int) -> list[str]:
+    """What the run folder lost or got wrong: every telemetry row the link delivered is
+    on disk; the host's notes are in the order of its monotonic clock; the wall-clock
+    start and end agree with the monotonic duration (a stepped wall clock must not show).
+    (A row's host_time_s is the device's time mapped through the link's time sync, not a
+    host clock reading: a device clock step — a reset, the simulator's late loop — bends
+    that mapping, and it is not judged here.)"""
+    import datetime as dt
+
+    from firmware_host.recorder import EVENTS_FILE, META_FILE, TELEMETRY_FILE
+
+    out = []
+    meta = json.loads((folder / META_FILE).read_text())
+    with (folder / TELEMETRY_FILE).open() as f:
+        rows = sum(1 for _ in f) - 1
+    if rows != rows_received:
+        out.append(f"recording has {rows} telemetry rows of {rows_received} received")
+    notes = [json.loads(line) for line in (folder / EVENTS_FILE).read_text().splitlines()]
+    host_s = [float(n["host_time_s"]) for n in notes if n.get("source") == "host"]
+    if any(b < a for a, b in itertools.pairwise(host_s)):
+        out.append("recording's host notes go back in time")
+    wall_s = (
+        dt.datetime.fromisoformat(meta["end_time_utc"])
+        - dt.datetime.fromisoformat(meta["start_time_utc"])
+    ).total_seconds()
+    mono_s = float(meta["end_host_time_s"]) - float(meta["start_host_time_s"])
+    if abs(wall_s - mono_s) > 1e-3:
+        out.append(f"recording's wall-clock span {wall_s:.3f} s, monotonic {mono_s:.3f} s")
+    return out
 
 
 def _freeze_host(device: Any, from_us: int, for_us: int) -> None:
@@ -182,6 +232,7 @@ def run_trial(trial: Trial) -> TrialResult:
     from firmware_host.client import NeedleDriver
     from firmware_host.errors import NeedleDriverError
     from firmware_host.procedure import load_profile, run_procedure
+    from firmware_host.recorder import Recorder
     from sim_device.lesions import load_lesion
     from studies.judge import JudgeLimits, SafetyJudge
 
@@ -190,16 +241,26 @@ def run_trial(trial: Trial) -> TrialResult:
     url = f"sim://?lesion={trial.lesion}&seed={trial.seed}"
     if trial.defect:
         url += f"&defect={trial.defect}"
-    with NeedleDriver.open(url) as nd:
+    with contextlib.ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="campaign-")))
+        wall = None
+        if trial.fault == "host_clock_jump":
+            import time_machine  # the wall clock only: time.monotonic is left alone
+
+            wall = stack.enter_context(time_machine.travel(time.time(), tick=True))
+        nd = stack.enter_context(NeedleDriver.open(url))
         port: Any = nd.link.transport.port  # type: ignore[attr-defined]
         device, fw = port.sim, port.device
         at_us = fw.clock.now_us + round(trial.fault_at_s * 1e6)
         limits = JudgeLimits.fixed(profile, nd.identity, target)
         judge = SafetyJudge(nd, limits)
         watch = _Watch(fw, at_us)
-        acted = _inject(trial, device, at_us)
+        acted = _inject(trial, device, at_us, wall)
+        recorder = Recorder(folder, nd, mcap=False)
         try:
-            out = run_procedure(nd, profile, target_depth_mm=target, abort=judge.abort)
+            out = run_procedure(
+                nd, profile, target_depth_mm=target, abort=judge.abort, recorder=recorder
+            )
             outcome, reason = out.result.value, out.reason
         except NeedleDriverError as exc:  # the procedure's own errors are outcomes
             outcome, reason = "error", str(exc)
@@ -208,7 +269,10 @@ def run_trial(trial: Trial) -> TrialResult:
         with contextlib.suppress(NeedleDriverError):
             judge.watch_after()
         verdict = judge.close()
+        recorder.close()
         events_lost = int(nd.link.stats.events_lost)
+        recording = _recording_problems(folder, int(nd.link.stats.telemetry_samples))
+        samples_lost = int(nd.link.stats.telemetry_samples_lost)
     rest_from_us = fw.clock.now_us
     fw.run_ticks(1000)  # the host gone: nothing may move
     moved_late = watch.last_motion_us > rest_from_us
@@ -217,7 +281,7 @@ def run_trial(trial: Trial) -> TrialResult:
     def result(kind: str, why: str = "", to_safe_s: float | None = None) -> TrialResult:
         return TrialResult(
             trial.fault, trial.moment, trial.fault_at_s, kind, why, outcome, reason,
-            latched, to_safe_s, verdict.safety, events_lost,
+            latched, to_safe_s, verdict.safety, events_lost, samples_lost,
         )  # fmt: skip
 
     if not acted():
@@ -227,6 +291,7 @@ def run_trial(trial: Trial) -> TrialResult:
         problems.append("moved after the host was gone")
     if events_lost:
         problems.append(f"{events_lost} events lost")
+    problems += recording
     reached = outcome == "crossed"
     # when the fault was latched (or, after a reset, the run ended saying why)
     if watch.latched_us is not None:

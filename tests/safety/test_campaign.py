@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import pytest
 
+from protocol import FaultFlags
 from studies.campaign import (
     DEVICE_RESET_WORDS,
     FAULTS,
     KNOWN_GAPS,
     NOT_REACHED,
+    RIDDEN,
     SAFE,
     SAFE_BOUND_S,
     UNSAFE,
@@ -56,6 +58,54 @@ def test_a_device_reset_mid_run_ends_it_and_nothing_moves_again(
     assert resets and all(r.verdict == SAFE and r.outcome == "fault" for r in resets)
     assert all(DEVICE_RESET_WORDS in r.reason for r in resets)
     assert all(r.time_to_safe_s is not None and r.time_to_safe_s < 0.1 for r in resets)
+
+
+@pytest.mark.control("RC-DRIFTWATCH")
+def test_a_drifting_load_cell_is_caught_and_latched_in_words(quick: list[TrialResult]) -> None:
+    drifts = [r for r in quick if r.fault == "loadcell_drift"]
+    assert drifts and all(r.verdict == SAFE for r in drifts)
+    assert all("load cell reading drifting" in r.reason for r in drifts)
+    assert all(r.latched & FaultFlags.ESTOP for r in drifts)  # held until cleared
+
+
+@pytest.mark.control("RC-WALLCLOCK")
+def test_the_host_wall_clock_jumping_changes_nothing(quick: list[TrialResult]) -> None:
+    jumps = [r for r in quick if r.fault == "host_clock_jump"]
+    assert jumps and all(r.verdict == RIDDEN and r.outcome == "crossed" for r in jumps)
+    assert all(r.events_lost == 0 and r.samples_lost == 0 for r in jumps)
+
+
+def test_the_drift_watch_off_shows_as_unsafe(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the procedure with its drift watch never fed: the drifting cell is caught late by
+    # the device's force limit (its reading past -15 N), or not at all
+    from firmware_host.procedure import loop
+
+    monkeypatch.setattr(loop._Run, "watch_drift", lambda *_: None)
+    results = run(
+        trials(
+            lesion="soft-stenosis", seed=1, moments=QUICK_MOMENTS, defect=None,
+            faults=["loadcell_drift"],
+        )
+    )  # fmt: skip
+    verdicts = [r.verdict for r in results]
+    # none caught in bound; late in the run the crossing may come before it matters
+    assert UNSAFE in verdicts and SAFE not in verdicts
+
+
+def test_a_recording_stamped_from_the_stepped_wall_clock_shows_as_unsafe(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the recorder's end read from the wall clock at the end (before RC-WALLCLOCK)
+    import datetime as dt
+
+    from firmware_host.recorder import Recorder
+
+    monkeypatch.setattr(Recorder, "_end_time_utc", lambda *_: dt.datetime.now(dt.UTC).isoformat())
+    results = run(
+        trials(lesion="soft-stenosis", seed=1, moments=1, defect=None, faults=["host_clock_jump"])
+    )
+    assert [r.verdict for r in results] == [UNSAFE]
+    assert "wall-clock span" in results[0].why
 
 
 def test_a_planted_defect_in_a_control_shows_as_unsafe() -> None:
