@@ -88,6 +88,35 @@ DEVICE_RESET_WORDS = "the device reset mid-run"
 
 SAFE, RIDDEN, UNSAFE, NOT_REACHED = "safe", "ridden through", "unsafe", "not reached"
 
+# Planted defects of the host's own controls (the core's are its compile-flag variants,
+# sim_device.core_build.VARIANTS): the procedure's drift watch never fed; the recorder's
+# end time read from the wall clock at the end.
+HOST_DEFECTS = ("drift_watch_off", "wall_clock_end")
+
+
+@contextlib.contextmanager
+def _host_defect(name: str | None) -> Any:
+    if name not in HOST_DEFECTS:
+        yield
+        return
+    import datetime as dt
+
+    from firmware_host.procedure import loop
+    from firmware_host.recorder import Recorder
+
+    target, attr, planted = {
+        "drift_watch_off": (loop._Run, "watch_drift", lambda *_: None),
+        "wall_clock_end": (
+            Recorder, "_end_time_utc", lambda *_: dt.datetime.now(dt.UTC).isoformat()
+        ),
+    }[name]  # fmt: skip
+    kept = target.__dict__[attr]
+    setattr(target, attr, planted)
+    try:
+        yield
+    finally:
+        setattr(target, attr, kept)
+
 
 @dataclass(frozen=True)
 class Trial:
@@ -239,9 +268,10 @@ def run_trial(trial: Trial) -> TrialResult:
     profile = load_profile("pierce")
     target = round(load_lesion(trial.lesion).end_mm + MARGIN_MM, 3)
     url = f"sim://?lesion={trial.lesion}&seed={trial.seed}"
-    if trial.defect:
+    if trial.defect and trial.defect not in HOST_DEFECTS:
         url += f"&defect={trial.defect}"
     with contextlib.ExitStack() as stack:
+        stack.enter_context(_host_defect(trial.defect))
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="campaign-")))
         wall = None
         if trial.fault == "host_clock_jump":
@@ -339,10 +369,15 @@ def trials(
     ]
 
 
+def _quiet() -> None:
+    # a frozen host's lost link is the fault itself: its warning (one per run) is noise
+    logging.getLogger("firmware_host").setLevel(logging.ERROR)
+
+
 def run(trial_list: list[Trial], processes: int = 1) -> list[TrialResult]:
     if processes <= 1:
         return [run_trial(t) for t in trial_list]
-    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+    with multiprocessing.get_context("spawn").Pool(processes, initializer=_quiet) as pool:
         return pool.map(run_trial, trial_list, chunksize=1)
 
 
@@ -403,11 +438,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--moments", type=int, default=None, help="moments per fault")
     parser.add_argument("--lesion", default=None, help="the lesion of the PIERCE run")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--defect", default=None, help="a planted defect of the core")
+    parser.add_argument(
+        "--defect",
+        default=None,
+        help="a planted defect: of the core (sim_device.core_build.VARIANTS) or of a host"
+        f" control ({', '.join(HOST_DEFECTS)})",
+    )
     parser.add_argument("--fault", action="append", choices=list(FAULTS), help="only these")
     parser.add_argument("--processes", type=int, default=1, help="local processes")
     parser.add_argument("--json", type=Path, default=None, help="every trial as JSON here")
+    parser.add_argument(
+        "--port",
+        choices=("sim", "posix"),
+        default="sim",
+        help="sim: the simulator, judged from its truth; posix: the posix port in real time,"
+        " judged from the wire (studies/campaign_posix.py)",
+    )
     args = parser.parse_args(argv)
+    if args.port == "posix":
+        return _main_posix(args)
     moments = args.moments or (2 if args.quick else 20)
     if moments < 1:
         parser.error("--moments must be at least 1")
@@ -415,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     from sim_device.core_build import VARIANTS, CoreBuildError
     from sim_device.lesions import LesionError
 
-    if args.defect is not None and args.defect not in VARIANTS:
+    if args.defect is not None and args.defect not in (*VARIANTS, *HOST_DEFECTS):
         print(f"campaign: unknown defect {args.defect!r}", file=sys.stderr)
         return 2
     # a frozen host's lost link is the fault itself: its warning (one per run) is noise here
@@ -440,6 +489,39 @@ def main(argv: list[str] | None = None) -> int:
         f" {len(FAULTS if not args.fault else args.fault)} faults x {moments} moments,"
         f" {s.tried} acted: {s.safe} safe, {s.ridden_through} ridden through,"
         f" {s.unsafe} unsafe (+{s.unsafe_known_gaps} known gaps);"
+        f" worst time to safe state {s.worst_time_to_safe_s:.3f} s ({s.worst});"
+        f" bound {SAFE_BOUND_S:g} s; {time.perf_counter() - wall0:.1f} s wall"
+    )
+    if args.json:
+        args.json.write_text(
+            json.dumps({"summary": asdict(s), "trials": [asdict(r) for r in results]}, indent=1)
+        )
+    return 1 if s.unsafe else 0
+
+
+def _main_posix(args: argparse.Namespace) -> int:
+    from firmware.launch import PortUnavailable
+    from studies import campaign_posix
+
+    if args.moments is not None and args.moments < 1:
+        print("campaign: --moments must be at least 1", file=sys.stderr)
+        return 2
+    if args.defect is not None or args.lesion is not None or args.processes != 1:
+        print("campaign: --port posix takes no --defect, --lesion or --processes", file=sys.stderr)
+        return 2
+    wall0 = time.perf_counter()
+    try:
+        results = campaign_posix.main(args.quick, args.moments, args.fault)
+    except (PortUnavailable, RuntimeError) as exc:
+        print(f"campaign: {exc}".splitlines()[0], file=sys.stderr)
+        return 2
+    s = summarise(results)
+    print(table(results))
+    faults = len({r.fault for r in results})
+    print(
+        f"campaign: posix port, real time, target {campaign_posix.TARGET_MM:g} mm:"
+        f" {faults} faults x {len(results) // max(faults, 1)} moments, {s.tried} acted:"
+        f" {s.safe} safe, {s.ridden_through} ridden through, {s.unsafe} unsafe;"
         f" worst time to safe state {s.worst_time_to_safe_s:.3f} s ({s.worst});"
         f" bound {SAFE_BOUND_S:g} s; {time.perf_counter() - wall0:.1f} s wall"
     )

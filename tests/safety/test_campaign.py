@@ -75,15 +75,12 @@ def test_the_host_wall_clock_jumping_changes_nothing(quick: list[TrialResult]) -
     assert all(r.events_lost == 0 and r.samples_lost == 0 for r in jumps)
 
 
-def test_the_drift_watch_off_shows_as_unsafe(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_drift_watch_off_shows_as_unsafe() -> None:
     # the procedure with its drift watch never fed: the drifting cell is caught late by
     # the device's force limit (its reading past -15 N), or not at all
-    from firmware_host.procedure import loop
-
-    monkeypatch.setattr(loop._Run, "watch_drift", lambda *_: None)
     results = run(
         trials(
-            lesion="soft-stenosis", seed=1, moments=QUICK_MOMENTS, defect=None,
+            lesion="soft-stenosis", seed=1, moments=QUICK_MOMENTS, defect="drift_watch_off",
             faults=["loadcell_drift"],
         )
     )  # fmt: skip
@@ -92,18 +89,14 @@ def test_the_drift_watch_off_shows_as_unsafe(monkeypatch: pytest.MonkeyPatch) ->
     assert UNSAFE in verdicts and SAFE not in verdicts
 
 
-def test_a_recording_stamped_from_the_stepped_wall_clock_shows_as_unsafe(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_recording_stamped_from_the_stepped_wall_clock_shows_as_unsafe() -> None:
     # the recorder's end read from the wall clock at the end (before RC-WALLCLOCK)
-    import datetime as dt
-
-    from firmware_host.recorder import Recorder
-
-    monkeypatch.setattr(Recorder, "_end_time_utc", lambda *_: dt.datetime.now(dt.UTC).isoformat())
     results = run(
-        trials(lesion="soft-stenosis", seed=1, moments=1, defect=None, faults=["host_clock_jump"])
-    )
+        trials(
+            lesion="soft-stenosis", seed=1, moments=1, defect="wall_clock_end",
+            faults=["host_clock_jump"],
+        )
+    )  # fmt: skip
     assert [r.verdict for r in results] == [UNSAFE]
     assert "wall-clock span" in results[0].why
 
