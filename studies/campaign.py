@@ -506,12 +506,17 @@ def _main_posix(args: argparse.Namespace) -> int:
     if args.moments is not None and args.moments < 1:
         print("campaign: --moments must be at least 1", file=sys.stderr)
         return 2
-    if args.defect is not None or args.lesion is not None or args.processes != 1:
-        print("campaign: --port posix takes no --defect, --lesion or --processes", file=sys.stderr)
+    from sim_device.core_build import VARIANTS
+
+    if args.lesion is not None or args.processes != 1:
+        print("campaign: --port posix takes no --lesion or --processes", file=sys.stderr)
+        return 2
+    if args.defect is not None and args.defect not in VARIANTS:
+        print(f"campaign: --port posix: unknown core defect {args.defect!r}", file=sys.stderr)
         return 2
     wall0 = time.perf_counter()
     try:
-        results = campaign_posix.main(args.quick, args.moments, args.fault)
+        results = campaign_posix.main(args.quick, args.moments, args.fault, args.defect)
     except (PortUnavailable, RuntimeError) as exc:
         print(f"campaign: {exc}".splitlines()[0], file=sys.stderr)
         return 2
@@ -519,7 +524,8 @@ def _main_posix(args: argparse.Namespace) -> int:
     print(table(results))
     faults = len({r.fault for r in results})
     print(
-        f"campaign: posix port, real time, target {campaign_posix.TARGET_MM:g} mm:"
+        f"campaign: posix port, real time, target {campaign_posix.TARGET_MM:g} mm"
+        f"{' defect ' + args.defect if args.defect else ''}:"
         f" {faults} faults x {len(results) // max(faults, 1)} moments, {s.tried} acted:"
         f" {s.safe} safe, {s.ridden_through} ridden through, {s.unsafe} unsafe;"
         f" worst time to safe state {s.worst_time_to_safe_s:.3f} s ({s.worst});"

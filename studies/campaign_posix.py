@@ -69,6 +69,7 @@ class PosixTrial:
     fault: str | None  # None: the fault-free baseline
     moment: float
     fault_at_s: float  # device time (since the firmware process started)
+    defect: str | None = None  # a planted defect of the core (its compile-flag build)
 
 
 def _host(path: str, folder: Path, clock_jump_after_s: float | None) -> subprocess.Popen[str]:
@@ -140,7 +141,7 @@ def run_trial(trial: PosixTrial) -> tuple[TrialResult, float]:
                 "--fault-param", str(param)]  # fmt: skip
     with (
         tempfile.TemporaryDirectory(prefix="campaign-posix-") as tmp,
-        running("posix", args=tuple(args)) as dev,
+        running("posix", defect=trial.defect, args=tuple(args)) as dev,
     ):
         boot_s = time.monotonic()  # the device printed its pty just after it booted
         folder = Path(tmp) / "run"
@@ -215,21 +216,25 @@ def run_trial(trial: PosixTrial) -> tuple[TrialResult, float]:
     return result(verdict, "; ".join(problems), max(to_safe_s, 0.0)), length_s
 
 
-def posix_trials(moments: int, faults: list[str], length_s: float) -> list[PosixTrial]:
+def posix_trials(
+    moments: int, faults: list[str], length_s: float, defect: str | None = None
+) -> list[PosixTrial]:
     fractions = [(i + 0.5) / moments for i in range(moments)]
     return [
-        PosixTrial(fault, round(f, 4), round(f * length_s, 3))
+        PosixTrial(fault, round(f, 4), round(f * length_s, 3), defect)
         for fault in faults
         for f in fractions
     ]
 
 
-def main(quick: bool, moments: int | None, faults: list[str] | None) -> list[TrialResult]:
+def main(
+    quick: bool, moments: int | None, faults: list[str] | None, defect: str | None = None
+) -> list[TrialResult]:
     """The baseline, then every trial, one after another (real time: one device at a
     time keeps the machine's load, and so the loop's timing, the same for each)."""
-    base, length_s = run_trial(PosixTrial(None, 0.0, 0.0))
+    base, length_s = run_trial(PosixTrial(None, 0.0, 0.0, defect))
     if base.verdict != RIDDEN:
         raise RuntimeError(f"the fault-free run on the posix port did not cross: {base.reason}")
     chosen = faults or list(QUICK_FAULTS if quick else FAULTS)
     n = moments or (QUICK_MOMENTS if quick else 3)
-    return [run_trial(t)[0] for t in posix_trials(n, chosen, length_s)]
+    return [run_trial(t)[0] for t in posix_trials(n, chosen, length_s, defect)]

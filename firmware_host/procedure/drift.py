@@ -36,6 +36,7 @@ MIN_STEP_S = 0.08  # a step holds at least this long, and at least two fresh sam
 # the lowest reading a forward advance may give: noise is hundredths of a newton, a
 # needle moving forward is never pulled
 ADVANCING_FLOOR_N = -0.3
+FLOOR_SAMPLES = 2
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,23 @@ class Drift:
         )
 
 
-def below_floor(force_n: float) -> Drift | None:
-    """A reading during a forward advance below ``ADVANCING_FLOOR_N``."""
-    if force_n < ADVANCING_FLOOR_N:
-        return Drift(fall_n=-force_n, rate_n_s=0.0, over_s=0.0)
-    return None
+class FloorWatch:
+    """Fresh samples during a forward advance: ``FLOOR_SAMPLES`` in a row below
+    ``ADVANCING_FLOOR_N`` are a drift. Two, not one: the sample that closes an advance
+    (the axis stopping, its flag not yet clear) may carry a gripping tissue's friction at
+    rest, which can read as a light pull."""
+
+    def __init__(self) -> None:
+        self._below = 0
+
+    def reset(self) -> None:
+        self._below = 0
+
+    def update(self, force_n: float) -> Drift | None:
+        self._below = self._below + 1 if force_n < ADVANCING_FLOOR_N else 0
+        if self._below >= FLOOR_SAMPLES:
+            return Drift(fall_n=-force_n, rate_n_s=0.0, over_s=0.0)
+        return None
 
 
 class DriftWatch:

@@ -35,7 +35,7 @@ import numpy as np
 
 from firmware_host.client import DeviceLimits
 from firmware_host.errors import DeviceFault, LinkLost, NeedleDriverError, Timeout
-from firmware_host.procedure.drift import DriftWatch, below_floor
+from firmware_host.procedure.drift import DriftWatch, FloorWatch
 from firmware_host.procedure.homing import abort_reason, home_interruptibly
 from firmware_host.procedure.outcome import (
     Outcome,
@@ -132,6 +132,7 @@ class _Run:
         )
         # a reading walking steadily down hides real force (RC-DRIFTWATCH)
         self.drift = DriftWatch(profile.sensor.max_fall_n_s, sensor.period_s)
+        self.floor = FloorWatch()
         self.fresh_now = False  # a fresh sample arrived since the last pass
         self.homed = False  # this run homed the rig (the needle at home, the cell tared)
         self.last_fresh_t = self.t0
@@ -298,13 +299,16 @@ class _Run:
         force falls or pulls."""
         if self.ending or self.phase in (Phase.PECK, Phase.WITHDRAW, Phase.STOPPING):
             self.drift.reset()
+            self.floor.reset()
             return
         # no pull on the needle while it advances, nor at home just after the device
         # tared the cell there, out of tissue
         floor = self.phase is Phase.ADVANCE or (self.phase is Phase.SPIN_UP and self.homed)
+        if not floor:
+            self.floor.reset()
         moving = int(SampleFlags.ADVANCING)
         for t_s, f_n, fl in zip(times_s.tolist(), force.tolist(), flags.tolist(), strict=True):
-            drift = below_floor(f_n) if floor else None
+            drift = self.floor.update(f_n) if floor else None
             if fl & moving:
                 self.drift.reset()
             elif drift is None:
