@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         except NeedleDriverError as exc:
             outcome, reason = "error", str(exc)
         stop.set()
-        recorder.close()
+        recorder.close()  # what came after (the stream runs on) is not the recording's
         stats = nd.link.stats
         print(
             json.dumps(

@@ -166,7 +166,7 @@ def run_trial(trial: PosixTrial) -> tuple[TrialResult, float]:
             events = nd.events()
         rows = _motion_rows(folder) if (folder / "telemetry.csv").exists() else []
         recording = (
-            _recording_problems(folder, int(host_out.get("samples", 0)))
+            _recording_problems(folder, int(host_out.get("rows", 0)))
             if (folder / "meta.json").exists()
             else ["no recording"]
         )
@@ -195,8 +195,17 @@ def run_trial(trial: PosixTrial) -> tuple[TrialResult, float]:
         if getattr(e.code, "name", "") in LATCH_EVENTS
         and e.device_time_s >= trial.fault_at_s - 0.005
     ]
-    if latch_s:
-        noticed_s: float | None = min(latch_s)
+    # a host frozen with both axes at rest leaves no fault, by design (DESIGN §3): the
+    # device ends the session instead, and refuses motion until a new HELLO
+    ended_s = [
+        float(e.device_time_s)
+        for e in events
+        if fault == "host_frozen"
+        and getattr(e.code, "name", "") == "SESSION_ENDED"
+        and e.device_time_s >= trial.fault_at_s
+    ]
+    if latch_s or ended_s:
+        noticed_s: float | None = min(latch_s + ended_s)
     elif fault == "device_reset" and DEVICE_RESET_WORDS in reason:
         noticed_s = trial.fault_at_s
     else:

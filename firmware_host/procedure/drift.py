@@ -37,6 +37,9 @@ MIN_STEP_S = 0.08  # a step holds at least this long, and at least two fresh sam
 # needle moving forward is never pulled
 ADVANCING_FLOOR_N = -0.3
 FLOOR_SAMPLES = 2
+# what a sample carries when the device has no valid reading (the core's
+# ND_FORCE_INVALID_MN, INT32_MIN mN): no force at all — the device has latched LOAD_CELL
+NO_READING_N = -(2**31) / 1000.0
 
 
 @dataclass(frozen=True)

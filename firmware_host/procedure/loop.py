@@ -35,7 +35,7 @@ import numpy as np
 
 from firmware_host.client import DeviceLimits
 from firmware_host.errors import DeviceFault, LinkLost, NeedleDriverError, Timeout
-from firmware_host.procedure.drift import DriftWatch, FloorWatch
+from firmware_host.procedure.drift import NO_READING_N, DriftWatch, FloorWatch
 from firmware_host.procedure.homing import abort_reason, home_interruptibly
 from firmware_host.procedure.outcome import (
     Outcome,
@@ -290,6 +290,7 @@ class _Run:
                 Result.FAULT,
                 f"load cell reading frozen at {lo:.3f} N for "
                 f"{self.now() - self.frozen_since:.1f} s (stuck sensor?)",
+                latch=True,  # a board without the device's own stuck check latches nothing
             )
 
     def watch_drift(self, times_s: Any, force: Any, flags: Any) -> None:
@@ -308,6 +309,8 @@ class _Run:
             self.floor.reset()
         moving = int(SampleFlags.ADVANCING)
         for t_s, f_n, fl in zip(times_s.tolist(), force.tolist(), flags.tolist(), strict=True):
+            if f_n <= NO_READING_N:
+                continue  # not a force: the device has latched LOAD_CELL
             drift = self.floor.update(f_n) if floor else None
             if fl & moving:
                 self.drift.reset()
@@ -350,6 +353,7 @@ class _Run:
                 Result.FAULT,
                 f"no fresh load-cell sample for {silent_s:.1f} s (the "
                 f"{self.sensor.sample_hz:g} Hz sensor stopped converting?)",
+                latch=True,
             )
 
     def check_device(self) -> None:
@@ -750,7 +754,9 @@ def run_procedure(
         except KeyboardInterrupt as exc:
             raise _Ended(Result.ABORTED, _interrupt_reason(exc)) from None
         except NeedleDriverError as exc:
-            raise _Ended(Result.FAULT, _fault_reason(exc)) from None
+            # a reset mid-homing shows as homing that failed: say what happened
+            why = DEVICE_RESET_REASON if _was_reset(run) else _fault_reason(exc)
+            raise _Ended(Result.FAULT, why) from None
         run.finish_crossed()
         if run.punctures == 0:
             # the depth was reached but no barrier gave way on the way: say so, or an
@@ -808,6 +814,18 @@ def run_procedure(
             else run.withdraw_failure is None
         ),
     )
+
+
+def _was_reset(run: _Run) -> bool:
+    """Did the device reset? (Its BOOT event comes before any session, so it may not
+    have been streamed: a device with no session and no homing has reset.)"""
+    if run.device_reset:
+        return True
+    try:
+        run.check_silent_device()
+    except NeedleDriverError:
+        return False
+    return run.device_reset
 
 
 def _fault_reason(exc: NeedleDriverError) -> str:

@@ -129,3 +129,14 @@ def test_the_campaign_prints_faults_by_moments_and_its_figures(
 def test_a_moment_after_the_run_is_not_counted() -> None:
     late = Trial("encoder_lost", 9.0, "soft-stenosis", 1, None, 10_000.0)
     assert [r.verdict for r in run([late])] == [NOT_REACHED]
+
+
+def test_the_posix_campaign_refuses_what_it_cannot_do_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # (the posix campaign itself is real time, ~13 s a run: not in make test; its figures
+    # and command are in docs/safety/README.md)
+    assert main(["--port", "posix", "--lesion", "fibrous-cto"]) == 2
+    assert main(["--port", "posix", "--defect", "no_such_defect"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all(line.startswith("campaign: --port posix") for line in err)
