@@ -2,21 +2,26 @@
 firmware's C core in the simulator, each run judged from the simulator's truth.
 
     python -m studies.campaign [--quick] [--defect NAME] [--moments N] [--json FILE]
+    python -m studies.campaign --port posix [--quick] ...   (real time: campaign_posix.py)
 
 Faults (``FAULTS``): most go through the fault hooks between the core and its HAL
 (firmware/faults/fault_hooks.h, the same hooks the posix port's bench model has); a
-device reset, UART noise and a frozen host act on the simulated device and its link.
+device reset, UART noise and a frozen host act on the simulated device and its link; the
+host's wall clock jumping acts on the host process (time-machine). Every run is recorded.
 A run is
 
 * **safe** when the needle has come to rest and the fault is latched on the device (or,
   for a reset, the run ended in fault with the host saying why) within ``SAFE_BOUND_S``
   of the fault, nothing moves afterwards, the safety judge (``studies.judge``) found no
-  broken rule, and the host lost no event;
-* **ridden through** when the run reached its target with no broken rule and nothing
-  latched: the fault made no difference to safety (noise the CRC dropped, a late tick
-  the watchdog tolerated, a fault after the crossing's last advance);
+  broken rule, the host lost no event and the recording is whole
+  (``_recording_problems``);
+* **ridden through** when the run reached its target with no broken rule, nothing
+  latched and nothing lost: the fault made no difference to safety (noise the CRC
+  dropped, a late tick the watchdog tolerated, a wall clock nothing reads, a fault after
+  the crossing's last advance);
 * **unsafe** otherwise — the figure that must stay 0. A planted defect in a control
-  (``--defect watchdog_disabled`` …) must show here.
+  (``--defect watchdog_disabled`` …, or a host control's: ``HOST_DEFECTS``) must show
+  here.
 
 Moments are fractions of the fault-free run's length (homing included), so a fault lands
 during homing, advance, hold-and-rotate and crossing alike.
@@ -213,6 +218,8 @@ def _recording_problems(folder: Path, rows_received: int) -> list[str]:
 
     out = []
     meta = json.loads((folder / META_FILE).read_text())
+    if "end_time_utc" not in meta:
+        return ["recording never closed (the host died mid-run?)"]
     with (folder / TELEMETRY_FILE).open() as f:
         rows = sum(1 for _ in f) - 1
     if rows != rows_received:

@@ -156,7 +156,9 @@ def run_trial(trial: PosixTrial) -> tuple[TrialResult, float]:
         length_s = time.monotonic() - boot_s
         line = out.strip().splitlines()[-1] if out.strip() else ""
         host_out: dict[str, Any] = (
-            json.loads(line) if line.startswith("{") else {"outcome": "error", "reason": err}
+            json.loads(line)
+            if line.startswith("{")
+            else {"outcome": "error", "reason": "host process: " + (err.strip()[-200:] or "?")}
         )
         # the host gone: the device asked over the same pty, twice, AFTER_S apart
         with NeedleDriver.open(dev.path) as nd:
