@@ -62,6 +62,7 @@ QUICK_FAULTS = ("loadcell_disconnected", "loadcell_drift", "motor_stalled", "hos
 QUICK_MOMENTS = 1
 LATCH_EVENTS = {"FAULT", "STALL", "WATCHDOG_TRIP", "FORCE_OVER_LIMIT", "ESTOP"}
 AFTER_S = 0.5  # watched once the host is gone: nothing may move
+BASELINE_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -243,9 +244,17 @@ def main(
 ) -> list[TrialResult]:
     """The baseline, then every trial, one after another (real time: one device at a
     time keeps the machine's load, and so the loop's timing, the same for each)."""
-    base, length_s = run_trial(PosixTrial(None, 0.0, 0.0, defect))
-    if base.verdict != RIDDEN:
-        raise RuntimeError(f"the fault-free run on the posix port did not cross: {base.reason}")
+    for _ in range(BASELINE_TRIES):
+        # real time on a shared machine: a fault-free run the load spoils (the loop late,
+        # OVERRUN latched) is run again, as a flaky real-time test is, before giving up
+        base, length_s = run_trial(PosixTrial(None, 0.0, 0.0, defect))
+        if base.verdict == RIDDEN:
+            break
+    else:
+        raise RuntimeError(
+            f"the fault-free run on the posix port did not cross ({BASELINE_TRIES} tries):"
+            f" {base.reason} (latched {base.latched:#x})"
+        )
     chosen = faults or list(QUICK_FAULTS if quick else FAULTS)
     n = moments or (QUICK_MOMENTS if quick else 3)
     return [run_trial(t)[0] for t in posix_trials(n, chosen, length_s, defect)]
