@@ -166,8 +166,9 @@ class Recorder:
                 f.flush()
                 os.fsync(f.fileno())
                 f.close()
-        self.meta["end_time_utc"] = dt.datetime.now(dt.UTC).isoformat()
-        self.meta["end_host_time_s"] = self._now_s()
+        end_s = self._now_s()
+        self.meta["end_time_utc"] = self._end_time_utc(end_s)
+        self.meta["end_host_time_s"] = end_s
         self.meta["rows"] = self.rows_written
         self.meta["events"] = self.events_written
         if self._nd is not None:
@@ -178,6 +179,15 @@ class Recorder:
         self._write_meta()
         if self._mcap:
             self._write_mcap()
+
+    def _end_time_utc(self, end_s: float) -> str:
+        """The wall clock is read once, at the start: it may be stepped mid-run (NTP, an
+        operator, a dead RTC battery), and an end before the start, or a run of an hour
+        that lasted a second, would make the folder lie. The end is the start plus what
+        the monotonic host clock measured (RC-WALLCLOCK)."""
+        start_utc = dt.datetime.fromisoformat(str(self.meta["start_time_utc"]))
+        elapsed = dt.timedelta(seconds=end_s - float(self.meta["start_host_time_s"]))
+        return (start_utc + elapsed).isoformat()
 
     def _write_mcap(self) -> None:
         """The run as MCAP, from the files just closed. Failing it loses nothing: the

@@ -35,6 +35,7 @@ import numpy as np
 
 from firmware_host.client import DeviceLimits
 from firmware_host.errors import DeviceFault, LinkLost, Nak, NeedleDriverError, Timeout
+from firmware_host.procedure.drift import NO_READING_N, DriftWatch, FloorWatch
 from firmware_host.procedure.homing import abort_reason, home_interruptibly
 from firmware_host.procedure.outcome import (
     Outcome,
@@ -63,12 +64,15 @@ class ProcedureError(ValueError):
 
 
 class _Ended(Exception):
-    """Internal: unwinds the loop with a result."""
+    """Internal: unwinds the loop with a result. ``latch``: a fault only the host can
+    see (the device trusts its reading): the rig is e-stopped, so the device holds it
+    latched — no later run or jog moves until the operator clears it and re-homes."""
 
-    def __init__(self, result: Result, reason: str) -> None:
+    def __init__(self, result: Result, reason: str, *, latch: bool = False) -> None:
         super().__init__(reason)
         self.result = result
         self.reason = reason
+        self.latch = latch
 
 
 _BAD_STATES = {
@@ -126,7 +130,11 @@ class _Run:
         self.drops = DropDetector(
             profile.hold.crack_drop_n, window_s=max(0.05, 2.5 * sensor.period_s)
         )
+        # a reading walking steadily down hides real force (RC-DRIFTWATCH)
+        self.drift = DriftWatch(profile.sensor.max_fall_n_s, sensor.period_s)
+        self.floor = FloorWatch()
         self.fresh_now = False  # a fresh sample arrived since the last pass
+        self.homed = False  # this run homed the rig (the needle at home, the cell tared)
         self.last_fresh_t = self.t0
         self.force_rate_n_s = 0.0  # rise of the filtered force, per fresh sample
         self.force_n = 0.0  # filtered
@@ -233,13 +241,16 @@ class _Run:
         if len(arr) == 0:
             return
         force = arr["force_n"]
+        times_s, flags = arr["device_time_s"], arr["flags"]
         if "force_fresh" in (arr.dtype.names or ()):
             # a held value is the last conversion again: never a new reading
-            force = force[arr["force_fresh"]]
+            fresh = arr["force_fresh"]
+            force, times_s, flags = force[fresh], times_s[fresh], flags[fresh]
         self.fresh_now = len(force) > 0
         if self.fresh_now:
             self.last_fresh_t = self.now()
             self.watch_load_cell(force)
+            self.watch_drift(times_s, force, flags)
             self.peak_force_n = max(self.peak_force_n, float(force.max()))
             before = self.filter.value_n
             f = self.filter.update(force.tolist())
@@ -279,7 +290,34 @@ class _Run:
                 Result.FAULT,
                 f"load cell reading frozen at {lo:.3f} N for "
                 f"{self.now() - self.frozen_since:.1f} s (stuck sensor?)",
+                latch=True,  # a board without the device's own stuck check latches nothing
             )
+
+    def watch_drift(self, times_s: Any, force: Any, flags: Any) -> None:
+        """The drift watch (``drift.py``) on each fresh sample, on device time (the host's
+        own clock plays no part): the staircase at rest, the floor while advancing
+        forward; asleep while the needle is drawn back and at the end, when a real
+        force falls or pulls."""
+        if self.ending or self.phase in (Phase.PECK, Phase.WITHDRAW, Phase.STOPPING):
+            self.drift.reset()
+            self.floor.reset()
+            return
+        # no pull on the needle while it advances, nor at home just after the device
+        # tared the cell there, out of tissue
+        floor = self.phase is Phase.ADVANCE or (self.phase is Phase.SPIN_UP and self.homed)
+        if not floor:
+            self.floor.reset()
+        moving = int(SampleFlags.ADVANCING)
+        for t_s, f_n, fl in zip(times_s.tolist(), force.tolist(), flags.tolist(), strict=True):
+            if f_n <= NO_READING_N:
+                continue  # not a force: the device has latched LOAD_CELL
+            drift = self.floor.update(f_n) if floor else None
+            if fl & moving:
+                self.drift.reset()
+            elif drift is None:
+                drift = self.drift.update(t_s, f_n)
+            if drift is not None:
+                raise _Ended(Result.FAULT, drift.words(), latch=True)
 
     def _on_device_event(self, event: Any) -> None:
         # on a real port from the link's reader thread: a bool store is atomic
@@ -315,6 +353,7 @@ class _Run:
                 Result.FAULT,
                 f"no fresh load-cell sample for {silent_s:.1f} s (the "
                 f"{self.sensor.sample_hz:g} Hz sensor stopped converting?)",
+                latch=True,
             )
 
     def ended_by(self, exc: NeedleDriverError) -> _Ended:
@@ -322,7 +361,10 @@ class _Run:
         crossed on the wire with the device stopping on its own (a stall at the block
         latched just before the next advance arrived; more likely on a loaded host, whose
         view lags): the run ends as what the device did — stalled, its fault in words —
-        not as the refusal."""
+        not as the refusal. A reset mid-homing shows as homing that failed: say it was a
+        reset."""
+        if _was_reset(self):
+            return _Ended(Result.FAULT, DEVICE_RESET_REASON)
         if isinstance(exc, Nak) and exc.reason in (NakReason.LATCHED_FAULT, NakReason.ESTOPPED):
             with contextlib.suppress(NeedleDriverError):
                 self.state = int(self.nd.status().state)
@@ -425,6 +467,7 @@ class _Run:
             )
             if homed is None:
                 self.check_abort()  # the abort came while homing: end (the rig is stopped)
+            self.homed = True  # the device tared the cell at home, out of tissue
         lim = self.p.limits
         # the device's limits before the run: finish() puts them back, or the profile's
         # (a stall force above a bench's thrust, say) would govern every later jog
@@ -739,6 +782,10 @@ def run_procedure(
             reason += f"; the withdrawal failed: {run.withdraw_failure}"
     except _Ended as end:
         result, reason = end.result, end.reason
+        if end.latch:
+            # first, before the orderly stop below: one tick, and latched
+            with contextlib.suppress(NeedleDriverError):
+                driver.estop()
         if result is Result.FAULT and abort is not None and abort.is_set():
             # a stop or e-stop asked for through the abort event (another terminal, the
             # rig server's page) came first: the fault the device then reports (ESTOPPED,
@@ -783,6 +830,18 @@ def run_procedure(
             else run.withdraw_failure is None
         ),
     )
+
+
+def _was_reset(run: _Run) -> bool:
+    """Did the device reset? (Its BOOT event comes before any session, so it may not
+    have been streamed: a device with no session and no homing has reset.)"""
+    if run.device_reset:
+        return True
+    try:
+        run.check_silent_device()
+    except NeedleDriverError:
+        return False
+    return run.device_reset
 
 
 def _fault_reason(exc: NeedleDriverError) -> str:

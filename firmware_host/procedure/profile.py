@@ -155,6 +155,15 @@ class Sensor:
         "a load cell too slow for the advance speeds: advance slower (capped to"
         " max_mm_per_sample × its rate), or refuse the run",
     )
+    max_fall_n_s: float = _num(
+        1.0,
+        0.1,
+        20.0,
+        "a reading falling steadily faster than this (4 steps of 80 ms in a row) with the"
+        " advance at rest is a drifting cell: the run ends in a fault and the rig is"
+        " e-stopped (far above a sound cell's thermal drift of mN a minute)",
+        "N/s",
+    )
 
 
 @dataclass(frozen=True)

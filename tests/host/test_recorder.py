@@ -106,3 +106,32 @@ def test_sigkill_loses_only_what_came_since_the_last_flush(tmp_path: Path) -> No
     assert np.all(np.diff(data["host_time_s"]) > 0)
     assert (run / META_FILE).exists() and (run / EVENTS_FILE).exists()
     assert read_events(run)[0]["kind"] == "start"
+
+
+@pytest.mark.control("RC-WALLCLOCK")
+def test_a_wall_clock_stepped_mid_run_leaves_the_record_true(tmp_path: Path) -> None:
+    # the host's wall clock (time.time, datetime.now) stepped forward an hour, then back
+    # two, while recording; time.monotonic is left alone (time-machine mocks the wall
+    # clock only)
+    import datetime as dt
+
+    import time_machine
+
+    with time_machine.travel(dt.datetime.now(dt.UTC), tick=True) as wall:
+        rec = Recorder(tmp_path / "run", port="sim://")
+        wall.shift(3600)
+        rec.write_rows(_rows(0, 10))
+        rec.note("hold", depth_mm=1.0)
+        wall.shift(-7200)
+        rec.note("hold_end", depth_mm=1.0)
+        rec.close(outcome="crossed")
+    meta = json.loads((tmp_path / "run" / META_FILE).read_text())
+    span_s = (
+        dt.datetime.fromisoformat(meta["end_time_utc"])
+        - dt.datetime.fromisoformat(meta["start_time_utc"])
+    ).total_seconds()
+    mono_s = meta["end_host_time_s"] - meta["start_host_time_s"]
+    assert 0.0 <= span_s < 60.0  # the wall clock at the end said an hour before the start
+    assert span_s == pytest.approx(mono_s, abs=1e-3)
+    notes = read_events(tmp_path / "run")
+    assert notes[0]["host_time_s"] <= notes[1]["host_time_s"]

@@ -23,6 +23,7 @@ from firmware_host.procedure import (
     run_procedure,
 )
 from firmware_host.procedure.profile import Profile
+from protocol import FaultFlags
 from sim_device.lesions import load_lesion
 
 MARGIN_MM = 3.0
@@ -297,7 +298,8 @@ def test_same_seed_same_outcome_and_figures() -> None:
 def test_a_frozen_load_cell_ends_the_run_in_fault(device_checks: bool) -> None:
     # The load cell sticks 15 s in, mid-approach. The device's own check latches a fault
     # in 200 ms; with that check off (a firmware without it) the host's second line —
-    # a reading that never changes by one LSB for 0.5 s — ends the run.
+    # a reading that never changes by one LSB for 0.5 s — ends the run and e-stops the
+    # rig, so the device holds it latched all the same.
     target = target_for("dense-calcified-cto")
     with rig("dense-calcified-cto", extra="&fault=loadcell_stuck&fault_at_s=15") as nd:
         firmware(nd).loadcell_stuck_check = device_checks
@@ -309,7 +311,7 @@ def test_a_frozen_load_cell_ends_the_run_in_fault(device_checks: bool) -> None:
             )
         else:
             assert "load cell reading frozen" in out.reason
-            assert firmware(nd).latched == 0
+            assert firmware(nd).latched == FaultFlags.ESTOP
         end_t = next(e.t_s for e in out.events if e.kind == "end")
         assert end_t < 15.0 + 0.5 + 0.1
         assert out.final_depth_mm < target_for("dense-calcified-cto") - 10

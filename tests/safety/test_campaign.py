@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import pytest
 
+from protocol import FaultFlags
 from studies.campaign import (
     DEVICE_RESET_WORDS,
     FAULTS,
     KNOWN_GAPS,
     NOT_REACHED,
+    RIDDEN,
     SAFE,
     SAFE_BOUND_S,
     UNSAFE,
@@ -58,6 +60,47 @@ def test_a_device_reset_mid_run_ends_it_and_nothing_moves_again(
     assert all(r.time_to_safe_s is not None and r.time_to_safe_s < 0.1 for r in resets)
 
 
+@pytest.mark.control("RC-DRIFTWATCH")
+def test_a_drifting_load_cell_is_caught_and_latched_in_words(quick: list[TrialResult]) -> None:
+    drifts = [r for r in quick if r.fault == "loadcell_drift"]
+    assert drifts and all(r.verdict == SAFE for r in drifts)
+    assert all("load cell reading drifting" in r.reason for r in drifts)
+    assert all(r.latched & FaultFlags.ESTOP for r in drifts)  # held until cleared
+
+
+@pytest.mark.control("RC-WALLCLOCK")
+def test_the_host_wall_clock_jumping_changes_nothing(quick: list[TrialResult]) -> None:
+    jumps = [r for r in quick if r.fault == "host_clock_jump"]
+    assert jumps and all(r.verdict == RIDDEN and r.outcome == "crossed" for r in jumps)
+    assert all(r.events_lost == 0 and r.samples_lost == 0 for r in jumps)
+
+
+def test_the_drift_watch_off_shows_as_unsafe() -> None:
+    # the procedure with its drift watch never fed: the drifting cell is caught late by
+    # the device's force limit (its reading past -15 N), or not at all
+    results = run(
+        trials(
+            lesion="soft-stenosis", seed=1, moments=QUICK_MOMENTS, defect="drift_watch_off",
+            faults=["loadcell_drift"],
+        )
+    )  # fmt: skip
+    verdicts = [r.verdict for r in results]
+    # none caught in bound; late in the run the crossing may come before it matters
+    assert UNSAFE in verdicts and SAFE not in verdicts
+
+
+def test_a_recording_stamped_from_the_stepped_wall_clock_shows_as_unsafe() -> None:
+    # the recorder's end read from the wall clock at the end (before RC-WALLCLOCK)
+    results = run(
+        trials(
+            lesion="soft-stenosis", seed=1, moments=1, defect="wall_clock_end",
+            faults=["host_clock_jump"],
+        )
+    )  # fmt: skip
+    assert [r.verdict for r in results] == [UNSAFE]
+    assert "wall-clock span" in results[0].why
+
+
 def test_a_planted_defect_in_a_control_shows_as_unsafe() -> None:
     # the core built without its watchdog: a host frozen mid-run leaves the needle driven
     # with nothing latched (the stall cut-off's defect shows the same way, in the full
@@ -86,3 +129,14 @@ def test_the_campaign_prints_faults_by_moments_and_its_figures(
 def test_a_moment_after_the_run_is_not_counted() -> None:
     late = Trial("encoder_lost", 9.0, "soft-stenosis", 1, None, 10_000.0)
     assert [r.verdict for r in run([late])] == [NOT_REACHED]
+
+
+def test_the_posix_campaign_refuses_what_it_cannot_do_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # (the posix campaign itself is real time, ~13 s a run: not in make test; its figures
+    # and command are in docs/safety/README.md)
+    assert main(["--port", "posix", "--lesion", "fibrous-cto"]) == 2
+    assert main(["--port", "posix", "--defect", "no_such_defect"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all(line.startswith("campaign: --port posix") for line in err)
