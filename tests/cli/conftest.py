@@ -55,6 +55,7 @@ def run_cli(
         input=stdin if stdin is not None else "",
         cwd=cwd,
         check=False,
+        preexec_fn=real_time_process,  # the host keeps real time, as a bench's own PC would
     )
 
 
@@ -96,6 +97,7 @@ def start_until(port: str, marker: str, *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=real_time_process,  # the host keeps real time, as a bench's own PC would
     )
     assert proc.stderr is not None
     for line in proc.stderr:

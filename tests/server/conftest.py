@@ -56,6 +56,7 @@ class Served:
             env=self.env,
             stdin=subprocess.DEVNULL,
             check=False,
+            preexec_fn=real_time_process,  # the host keeps real time, as a bench's PC would
         )
 
     def json(self, *args: str) -> dict[str, Any]:
@@ -71,6 +72,7 @@ class Served:
             stdin=subprocess.DEVNULL,
             text=True,
             env=self.env,
+            preexec_fn=real_time_process,  # the host keeps real time
         )
 
     def ws(self, topics: list[str] | None = None) -> websocket.WebSocket:
@@ -133,6 +135,7 @@ def start_server(port: str, env: dict[str, str], *extra: str) -> Served:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=real_time_process,  # the rig server holds the link: real time
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()  # its first line says where it serves
