@@ -393,7 +393,8 @@ class NeedleDriver(ClosedOnExit):
         """Given the device's newest event number (a STATUS), fetch every event of this
         session not seen yet — a gap in the live numbering, or events after the newest
         seen (a lost *last* event reveals no gap) — and pass them to the listeners, late
-        but in order. Runs on the caller's thread, never in a listener."""
+        but in order. Runs on the caller's thread — inside a callback too (status() from
+        a listener), where a listener may then be called again for an older event."""
         if self._event_baseline is None:
             self._set_event_baseline(last_number)
             return
@@ -693,7 +694,9 @@ class NeedleDriver(ClosedOnExit):
         self.link.keepalive()
 
     def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
-        """Run the link until predicate() (checked after each batch of frames) or timeout."""
+        """Run the link until predicate() (checked after each batch of frames) or timeout.
+        The predicate may make requests (status()); a wait inside a telemetry/event
+        callback raises CallbackWait (docs/architecture.md §6, "Callbacks")."""
         return self.link.wait_until(predicate, timeout_s)
 
     # ---------------------------------------------------------------- internals
