@@ -242,6 +242,18 @@ class Link:
         """True on the thread running the listeners now (inside a telemetry/event callback)."""
         return self._delivering == threading.get_ident()
 
+    def check_may_wait(self) -> None:
+        """Raise CallbackWait inside a telemetry/event callback (see wait_until). Calls
+        that send something before they wait (home) check first, so that a refused call
+        sends nothing."""
+        if self.in_callback:
+            raise CallbackWait(
+                f"{self.name}: a wait (wait_s, wait_until, wait_idle, home) inside a "
+                "telemetry/event callback would wait for frames only the callback's return "
+                "delivers: return from the callback and wait on your own thread (requests "
+                "such as status(), stop(), estop() do work in a callback)"
+            )
+
     def add_listener(self, listener: FrameListener) -> None:
         """Called with every unsolicited frame (telemetry, events, heartbeats), on the
         thread that decoded it (the reader, or a caller reading for itself), in the order
@@ -320,13 +332,7 @@ class Link:
         The predicate may make requests (it runs with no lock of the link held). A wait
         inside a listener is refused with CallbackWait: the listener runs on the thread
         that delivers frames, so nothing it waits for could arrive before it returns."""
-        if self.in_callback:
-            raise CallbackWait(
-                f"{self.name}: a wait (wait_s, wait_until, wait_idle, home) inside a "
-                "telemetry/event callback would wait for frames only the callback's return "
-                "delivers: return from the callback and wait on your own thread (requests "
-                "such as status(), stop(), estop() do work in a callback)"
-            )
+        self.check_may_wait()
         deadline = self.clock.monotonic() + timeout_s
         if self.virtual:
             while True:

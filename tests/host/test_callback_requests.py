@@ -103,6 +103,23 @@ def test_a_wait_inside_a_callback_is_refused_with_the_rule(nd: NeedleDriver) -> 
     assert "\n" not in message
 
 
+@pytest.mark.timeout(10)
+def test_home_inside_a_callback_is_refused_before_anything_is_sent(nd: NeedleDriver) -> None:
+    """home() sends HOME and then waits: refused in a callback, it must not have sent it
+    (a refusal that leaves the rig homing is no refusal)."""
+    after: list[DeviceState] = []
+
+    def on_event(event: DeviceEvent) -> None:
+        with pytest.raises(CallbackWait):
+            nd.home()
+        after.append(nd.status().state)
+
+    nd.add_event_listener(on_event)
+    nd.advance_mm(0.5, 2.0)
+    assert nd.wait_idle(10.0).state is DeviceState.READY
+    assert after == [DeviceState.READY]  # not HOMING
+
+
 # ------------------------------------------------------------------ a real pty, real threads
 
 
