@@ -185,6 +185,7 @@ class Link:
             on_lost=self._set_lost,
             slice_s=cfg.reader_slice_s,
             coalesce_s=cfg.read_coalesce_s,
+            reentrant=True,  # a callback's request reads its own reply (wait_until)
         )
         self._decoder = self._pump.decoder
         self._now: Callable[[], float] = self._pump.now

@@ -61,6 +61,7 @@ class Pump:
         on_lost: Callable[[LinkLost], None] | None = None,
         slice_s: float = 0.05,
         coalesce_s: float = 0.0,
+        reentrant: bool = False,
     ) -> None:
         self.transport = transport
         self.name = transport.name
@@ -84,12 +85,15 @@ class Pump:
         self._on_lost = on_lost
         self.slice_s = slice_s
         self.coalesce_s = coalesce_s
-        # Whoever reads the port and feeds the decoder. Re-entrant: a telemetry or event
-        # callback runs with it held (the frames are delivered from inside the read), and a
-        # request made in that callback reads its own reply — on the same thread, through
-        # this lock again. A plain lock made that thread wait for itself (docs/architecture.md
-        # §4, "Callbacks").
-        self.io_lock = threading.RLock()
+        # Whoever reads the port and feeds the decoder. ``reentrant`` (the link's): a
+        # telemetry or event callback runs with it held (the frames are delivered from inside
+        # the read), and a request made in that callback reads its own reply — on the same
+        # thread, through this lock again; a plain lock made that thread wait for itself
+        # (docs/architecture.md §6, "Callbacks"). Owners whose callbacks never read (the
+        # HIL suite's wire) keep the plain lock.
+        self.io_lock: threading.Lock | threading.RLock = (
+            threading.RLock() if reentrant else threading.Lock()
+        )
         self._write_lock = threading.Lock()
         self._callers_lock = threading.Lock()
         self._callers = 0  # callers reading for themselves (the reader stands aside)
