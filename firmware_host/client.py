@@ -393,7 +393,8 @@ class NeedleDriver(ClosedOnExit):
         """Given the device's newest event number (a STATUS), fetch every event of this
         session not seen yet — a gap in the live numbering, or events after the newest
         seen (a lost *last* event reveals no gap) — and pass them to the listeners, late
-        but in order. Runs on the caller's thread, never in a listener."""
+        but in order. Runs on the caller's thread — inside a callback too (status() from
+        a listener), where a listener may then be called again for an older event."""
         if self._event_baseline is None:
             self._set_event_baseline(last_number)
             return
@@ -553,7 +554,9 @@ class NeedleDriver(ClosedOnExit):
         self._motion(Home(units.mm_s_to_um_s(speed_mm_s)))
 
     def home(self, speed_mm_s: float = 2.0, timeout_s: float = 120.0) -> DeviceStatus:
-        """Home the advance axis; blocks until homed (DeviceFault if a fault stops it)."""
+        """Home the advance axis; blocks until homed (DeviceFault if a fault stops it).
+        Inside a callback: CallbackWait, and no HOME sent (start_home does not wait)."""
+        self.link.check_may_wait()
         self.start_home(speed_mm_s)
         status = self.wait_idle(timeout_s, raise_on_fault=True)
         if not status.homed:
@@ -650,6 +653,7 @@ class NeedleDriver(ClosedOnExit):
 
     def wait_idle(self, timeout_s: float, *, raise_on_fault: bool = False) -> DeviceStatus:
         """Poll until no axis moves; returns the final status (Timeout if it keeps moving)."""
+        self.link.check_may_wait()
         status = wait_until_idle(
             self.status,
             lambda status: status.moving,
@@ -672,6 +676,7 @@ class NeedleDriver(ClosedOnExit):
         _EVENT_CHECK_S (and after a gap in the event numbering) it asks for STATUS,
         which fetches events lost on the way: a device that stops answering while it
         is still heard raises Timeout here as in status()."""
+        self.link.check_may_wait()
         clock = self.clock
         deadline_s = clock.monotonic() + seconds
         while True:
@@ -693,7 +698,9 @@ class NeedleDriver(ClosedOnExit):
         self.link.keepalive()
 
     def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
-        """Run the link until predicate() (checked after each batch of frames) or timeout."""
+        """Run the link until predicate() (checked after each batch of frames) or timeout.
+        The predicate may make requests (status()); a wait inside a telemetry/event
+        callback raises CallbackWait (docs/architecture.md §6, "Callbacks")."""
         return self.link.wait_until(predicate, timeout_s)
 
     # ---------------------------------------------------------------- internals

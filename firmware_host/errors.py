@@ -69,3 +69,10 @@ class LimitError(NeedleDriverError, ValueError):
 def fault_names(latched_faults: int) -> str:
     """'WATCHDOG|STALL' for a FaultFlags bit set ('' for none)."""
     return "|".join(f.name or "" for f in FaultFlags if latched_faults & f)
+
+
+class CallbackWait(NeedleDriverError, RuntimeError):
+    """A wait (wait_s, wait_until, wait_idle, home) was called inside a telemetry, event or
+    link callback. A callback runs on the thread that delivers frames, so the wait would
+    wait for frames only its own return can deliver: refused at once. Requests (status(),
+    stop(), estop()) do work in a callback."""

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from firmware_host.errors import LinkLost, Timeout
+from firmware_host.errors import CallbackWait, LinkLost, Timeout
 from firmware_host.pump import DELIMITER, Pump
 from firmware_host.transports.base import Transport
 from protocol import (
@@ -185,6 +185,7 @@ class Link:
             on_lost=self._set_lost,
             slice_s=cfg.reader_slice_s,
             coalesce_s=cfg.read_coalesce_s,
+            reentrant=True,  # a callback's request reads its own reply (wait_until)
         )
         self._decoder = self._pump.decoder
         self._now: Callable[[], float] = self._pump.now
@@ -195,6 +196,13 @@ class Link:
         self._pending: dict[int, _Pending] = {}
         self._next_seq = 0
         self._listeners: list[FrameListener] = []
+        # Frames for the listeners, in the order decoded. A callback's own request takes in
+        # frames (its reply, and what came before it) while the listeners are busy with an
+        # earlier one: those wait here for the delivery under way, so listeners see the
+        # stream in order and are never re-entered.
+        self._deliveries: collections.deque[Frame] = collections.deque()
+        self._delivering: int | None = None  # the thread running the callbacks, if any
+        self._frames_in_gen = 0  # frames taken in: a waiter's "anything new?"
         self._lost: LinkLost | None = None
         self._last_rx_s: float | None = None  # None until the device first speaks
         self._owner_seen_s = self._now()  # last sign of life of the owner
@@ -230,9 +238,28 @@ class Link:
     def on_beat(self, hook: Callable[[float], None] | None) -> None:
         self._pump.on_beat = hook
 
+    @property
+    def in_callback(self) -> bool:
+        """True on the thread running the listeners now (inside a telemetry/event callback)."""
+        return self._delivering == threading.get_ident()
+
+    def check_may_wait(self) -> None:
+        """Raise CallbackWait inside a telemetry/event callback (see wait_until). Calls
+        that send something before they wait (home) check first, so that a refused call
+        sends nothing."""
+        if self.in_callback:
+            raise CallbackWait(
+                f"{self.name}: a wait (wait_s, wait_until, wait_idle, home) inside a "
+                "telemetry/event callback would wait for frames only the callback's return "
+                "delivers: return from the callback and wait on your own thread (requests "
+                "such as status(), stop(), estop() do work in a callback)"
+            )
+
     def add_listener(self, listener: FrameListener) -> None:
         """Called with every unsolicited frame (telemetry, events, heartbeats), on the
-        thread that decoded it (the reader, or a caller reading for itself)."""
+        thread that decoded it (the reader, or a caller reading for itself), in the order
+        sent. A listener may make requests (its thread reads its own reply); it may not
+        wait (CallbackWait): see wait_until."""
         self._listeners.append(listener)
 
     def remove_listener(self, listener: FrameListener) -> None:
@@ -301,7 +328,12 @@ class Link:
 
     def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
         """Let the link run (frames in, heartbeats out) until predicate() or timeout.
-        The predicate is checked after every batch of frames. True if it came true."""
+        The predicate is checked after every batch of frames. True if it came true.
+
+        The predicate may make requests (it runs with no lock of the link held). A wait
+        inside a listener is refused with CallbackWait: the listener runs on the thread
+        that delivers frames, so nothing it waits for could arrive before it returns."""
+        self.check_may_wait()
         deadline = self.clock.monotonic() + timeout_s
         if self.virtual:
             while True:
@@ -311,37 +343,40 @@ class Link:
                 if now >= deadline:
                     return False
                 self._pump_for(deadline - now)
+        # The predicate runs with no lock held: it may make a request, whose reply this
+        # thread may read itself (notifying the condition on the way). Frames that come
+        # between the predicate and the wait show as a changed _frames_in_gen.
         with self._changed:
             self._waiters += 1
-            try:
-                while True:
-                    if predicate():
-                        return True
-                    self._raise_if_lost()
-                    now = self._now()
-                    self._renew(now)  # waiting in the library is a sign of life
-                    remaining = deadline - now
-                    if remaining <= 0:
-                        # fresh on demand: what arrived while the reader let frames gather
-                        # (read_coalesce_s) is taken in before the waiter looks at it
-                        self._take_in_waiting()
-                        return predicate()
-                    self._changed.wait(min(remaining, self.config.reader_slice_s))
-            finally:
+        try:
+            while True:
+                seen = self._frames_in_gen
+                if predicate():
+                    return True
+                self._raise_if_lost()
+                now = self._now()
+                self._renew(now)  # waiting in the library is a sign of life
+                remaining = deadline - now
+                if remaining <= 0:
+                    # fresh on demand: what arrived while the reader let frames gather
+                    # (read_coalesce_s) is taken in before the waiter looks at it
+                    self._take_in_waiting()
+                    return predicate()
+                with self._changed:
+                    if self._frames_in_gen == seen and self._lost is None:
+                        self._changed.wait(min(remaining, self.config.reader_slice_s))
+        finally:
+            with self._changed:
                 self._waiters -= 1
 
     def _take_in_waiting(self) -> None:
         """Real ports: decode the bytes already waiting on the port, now (not at the
-        reader's next batch). Called with the condition held, from a waiter's thread."""
+        reader's next batch), from a waiter's thread."""
         if self._lost is not None:
             return
-        self._changed.release()  # frames coming in notify this condition
-        try:
+        # (a loss is recorded by the pump; the caller's next step raises it)
+        with contextlib.suppress(LinkLost, OSError, ValueError):
             self._pump.drain()
-        except (LinkLost, OSError, ValueError):
-            pass  # the pump records the loss; the caller's next step raises it
-        finally:
-            self._changed.acquire()
 
     def wait_s(self, seconds: float) -> None:
         """Let time pass with the link kept alive (virtual time on sim://)."""
@@ -467,7 +502,11 @@ class Link:
         return False
 
     def _on_input(self, frames: list[Frame], n_bytes: int) -> None:
-        """Dispatch the frames of one read. Called with the pump's I/O lock held."""
+        """Dispatch the frames of one read. Called with the pump's I/O lock held.
+
+        Replies complete their request at once; the rest goes to the listeners in order. If
+        a listener is running already (this is its own request reading its reply), the
+        frames join the queue that delivery is working through, not a nested one."""
         stats = self.stats
         stats.bytes_in += n_bytes
         dstats = self._decoder.stats
@@ -478,6 +517,7 @@ class Link:
         now = self._now()
         self._last_rx_s = now
         log_append = self.frame_log.append
+        deliveries = self._deliveries
         for frame in frames:
             stats.frames_in += 1
             msg = frame.message
@@ -487,11 +527,20 @@ class Link:
                 continue
             if isinstance(msg, Telemetry) and not self._count_samples(msg):
                 continue  # a duplicated batch
-            for listener in self._listeners:
-                try:
-                    listener(frame)
-                except Exception:
-                    log.exception("telemetry/event listener failed")
+            deliveries.append(frame)
+        if self._delivering is None:
+            self._delivering = threading.get_ident()
+            try:
+                while deliveries:
+                    frame = deliveries.popleft()
+                    for listener in self._listeners:
+                        try:
+                            listener(frame)
+                        except Exception:
+                            log.exception("telemetry/event listener failed")
+            finally:
+                self._delivering = None
+        self._frames_in_gen += 1
         if self._waiters:
             with self._changed:
                 self._changed.notify_all()

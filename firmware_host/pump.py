@@ -61,6 +61,7 @@ class Pump:
         on_lost: Callable[[LinkLost], None] | None = None,
         slice_s: float = 0.05,
         coalesce_s: float = 0.0,
+        reentrant: bool = False,
     ) -> None:
         self.transport = transport
         self.name = transport.name
@@ -84,7 +85,15 @@ class Pump:
         self._on_lost = on_lost
         self.slice_s = slice_s
         self.coalesce_s = coalesce_s
-        self.io_lock = threading.Lock()  # whoever reads the port and feeds the decoder
+        # Whoever reads the port and feeds the decoder. ``reentrant`` (the link's): a
+        # telemetry or event callback runs with it held (the frames are delivered from inside
+        # the read), and a request made in that callback reads its own reply — on the same
+        # thread, through this lock again; a plain lock made that thread wait for itself
+        # (docs/architecture.md §6, "Callbacks"). Owners whose callbacks never read (the
+        # HIL suite's wire) keep the plain lock.
+        self.io_lock: threading.Lock | threading.RLock = (
+            threading.RLock() if reentrant else threading.Lock()
+        )
         self._write_lock = threading.Lock()
         self._callers_lock = threading.Lock()
         self._callers = 0  # callers reading for themselves (the reader stands aside)
@@ -92,6 +101,7 @@ class Pump:
         self._closing = threading.Event()
         self._lost = False
         self._reader: threading.Thread | None = None
+        self._reader_ident: int | None = None
         self._fd = transport.fileno()
 
     # ------------------------------------------------------------ writing
@@ -146,6 +156,10 @@ class Pump:
         # then releases the lock. (The untimed try first: the usual case, and cheaper.)
         if not io_lock.acquire(False) and not io_lock.acquire(timeout=timeout_s):
             return
+        if self._reader_ident == threading.get_ident():
+            # a callback on the reader thread reading for itself: the reader's timers
+            # (heartbeats, silence) are this thread's job meanwhile
+            self.tick(self.now())
         try:
             self._read(timeout_s if timeout_s < self.slice_s else self.slice_s)
         finally:
@@ -203,6 +217,7 @@ class Pump:
         return max(0.0, min(self.slice_s, self.next_heartbeat_s - now))
 
     def _reader_main(self) -> None:
+        self._reader_ident = threading.get_ident()
         fd = self._fd
         now_fn = self.now
         closing = self._closing

@@ -61,20 +61,15 @@ class _PhaseLog:
 
 
 class _MotionClock:
-    """The bar's time on the outcome's clock: the outcome's duration counts from the first
-    motion (after homing), the progress's elapsed_s from the run's start — so the bar
-    shows homing as such, then the time since the first motion (the first progress out
-    of setup is reported at that instant), ending where the outcome's "in X s" does."""
-
-    def __init__(self) -> None:
-        self.motion_at_s: float | None = None
+    """The bar's time on the outcome's clock: homing as such, then the procedure's own
+    time since the first motion (Progress.motion_s, the clock of the outcome's duration),
+    so the bar ends where the outcome's "in X s" does — the same figure the rig server's
+    page shows, whenever it was opened."""
 
     def shown(self, p: RunProgress) -> str:
-        if str(getattr(p.phase, "value", p.phase)) == "setup":
+        if p.motion_s is None:
             return f"homing {p.elapsed_s:5.1f} s"
-        if self.motion_at_s is None:
-            self.motion_at_s = float(p.elapsed_s)
-        return f"t {float(p.elapsed_s) - self.motion_at_s:5.1f} s"
+        return f"t {p.motion_s:5.1f} s"
 
 
 @contextlib.contextmanager

@@ -219,6 +219,7 @@ class _Run:
                 elapsed_s=now - self.t0,
                 holds=self.holds,
                 pecks=self.pecks,
+                motion_s=None if self.t_motion0 is None else now - self.t_motion0,
             )
         )
 

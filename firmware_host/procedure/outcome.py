@@ -35,9 +35,12 @@ class Progress:
     target_depth_mm: float
     force_n: float  # filtered
     force_ceiling_n: float
-    elapsed_s: float
+    elapsed_s: float  # since the run began (homing included)
     holds: int = 0
     pecks: int = 0
+    # Since the first motion after homing: the clock of the outcome's duration_s, so a
+    # display that shows it ends where "in X s" does. None while homing (setup).
+    motion_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -144,6 +144,7 @@ def _greyed(driver: Any) -> bool:
 def test_a_reload_keeps_the_trace_and_a_restarted_server_is_found_again(
     browser: Any, sim_pty: str, runtime_env: dict[str, str]
 ) -> None:
+    from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     wait = WebDriverWait(browser, WAIT_S)
@@ -157,13 +158,24 @@ def test_a_reload_keeps_the_trace_and_a_restarted_server_is_found_again(
         wait_phase_advance(run)
         wait.until(lambda d: (_view(d, "lastDepth") or 0) > 0.5)
         first_t = _view(browser, "trace()")["t"][0]
+        clock_0 = _view(browser, "clock")
+        assert clock_0["homing"] is False and clock_0["s"] > 0.5, clock_0
         browser.refresh()  # the live trace survives: the server sends its last minutes
         wait.until(lambda d: _view(d, "connected") is True and _view(d, "points") > 0)
         trace = _view(browser, "trace()")
         assert max(trace["depth"]) > 0.5  # the run's advance, from before the reload...
         assert trace["t"][0] <= first_t + 0.05  # ...back to where the old page began
+        # the run clock goes on from the run's first motion, not from this page's load
+        wait.until(lambda d: _view(d, "clock") is not None)
+        clock_1 = _view(browser, "clock")
+        assert clock_1["homing"] is False and clock_1["s"] >= clock_0["s"], (clock_0, clock_1)
+        assert f"t {clock_1['s']:.1f} s" in browser.find_element(By.ID, "run").text
         run.send_signal(signal.SIGINT)
         run.communicate(timeout=WAIT_S)
+        # one clock: the last time the page showed is the outcome's (no homing counted)
+        wait.until(lambda d: _view(d, "outcome") is not None)
+        last_s, duration_s = _view(browser, "clock")["s"], _view(browser, "outcomeDurationS")
+        assert last_s <= duration_s <= last_s + 1.0, (last_s, duration_s)
         stop_process(served.proc)
         wait.until(lambda d: _view(d, "lost") is True)
         assert _greyed(browser)
