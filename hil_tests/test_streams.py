@@ -88,6 +88,32 @@ def test_device_heartbeat_when_quiet(hil_device: Dut, hil_figures: dict[str, Any
     dut.set_telemetry(TELEMETRY_RATE_HZ, 10)
 
 
+def test_device_heartbeat_uptime_is_device_time(hil_device: Dut) -> None:
+    """A HEARTBEAT's uptime_ms is the device clock in ms (protocol §4): each one falls
+    between the device_time_us of the STATUS replies sent before and after it. The period
+    check above reads only differences of uptimes, blind to an offset or a wrong scale."""
+    dut = hil_device
+    wire = dut.wire
+    dut.set_telemetry(0)
+    wire.wait_s(0.15)  # the telemetry stream has drained
+    beats = wire.received.heartbeat_uptimes_ms
+    for _ in range(3):  # three windows: a scale error grows with the clock, an offset does not
+        before = dut.status().device_time_us
+        first = len(beats)
+        # a STATUS reply restarts the device's 100 ms quiet: at least three beats in 0.35 s
+        wire.wait_for(lambda first=first: len(beats) - first >= 3, 5.0)
+        after = dut.status().device_time_us
+        got = beats[first:]
+        assert len(got) >= 3, f"{len(got)} device heartbeats in 5 s when quiet (every 100 ms)"
+        lo_ms, hi_ms = before // 1000, after // 1000
+        wrong = [u for u in got if not lo_ms <= u <= hi_ms]
+        assert not wrong, (
+            f"heartbeat uptimes {wrong} ms outside the device time {lo_ms}..{hi_ms} ms of the "
+            "STATUS replies around them"
+        )
+    dut.set_telemetry(TELEMETRY_RATE_HZ, 10)
+
+
 def test_device_heartbeat_before_hello(hil_session: HilSession) -> None:
     """The device heartbeats from boot, before any HELLO (protocol §4): observed at connect,
     before the suite's first HELLO."""
