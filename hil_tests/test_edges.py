@@ -360,6 +360,32 @@ def test_replayed_event_log_is_the_first(hil_device: Dut) -> None:
     assert again.message == first.message, f"replayed {again.message!r} ≠ {first.message!r}"
 
 
+def test_replayed_event_log_keeps_its_count(hil_device: Dut) -> None:
+    """A GET_EVENTS whose max_count cut the page short, resent after more events came: the
+    replay has the first reply's records, no more (the cache keeps what was sent)."""
+    from hil_tests.dut import events_of
+    from protocol import EventLog, GetEvents
+
+    dut = hil_device
+    wire = dut.wire
+    for _ in range(3):
+        dut.estop()
+        dut.clear_fault()
+    last = dut.status().last_event_number
+    count = 2 if last % 256 != 2 else 3  # not a byte of the newest number's
+    seq = wire.send(GetEvents(last - 5, count))
+    (first,) = _replies(dut, seq, 1)
+    assert isinstance(first.message, EventLog) and len(events_of(first.message)) == count, (
+        f"GET_EVENTS({last - 5}, {count}) of {last} events answered {first.message!r}"
+    )
+    dut.estop()
+    dut.clear_fault()
+    wire.resend(GetEvents(last - 5, count), seq)
+    _, again = _replies(dut, seq, 2)
+    assert again.flags & HeaderFlags.REPLAYED
+    assert again.message == first.message, f"replayed {again.message!r} ≠ {first.message!r}"
+
+
 def test_device_initiated_frames_carry_seq_0(hil_device: Dut) -> None:
     """TELEMETRY, EVENT and the device's HEARTBEAT are sent with seq 0 (protocol §2)."""
     dut = hil_device

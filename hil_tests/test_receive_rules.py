@@ -22,6 +22,8 @@ from protocol import (
     MoveMode,
     Nak,
     NakReason,
+    Rotate,
+    RotateMode,
     SampleFlags,
     SetLimits,
     SetTelemetry,
@@ -270,3 +272,47 @@ def test_set_limits_ranges_then_hard_limits_in_field_order(
 def test_move_below_zero_is_beyond_the_lower_limit(hil_homed: Dut, hil_session: HilSession) -> None:
     nak = hil_homed.nak(Move(MoveMode.ABSOLUTE, -1, hil_session.speed_um_s))
     assert (NakReason(nak.reason), nak.detail) == (NakReason.BEYOND_LIMIT, 0)
+
+
+def test_move_stop_and_rotate_stop_with_seq_0_still_stop(
+    hil_homed: Dut, hil_session: HilSession
+) -> None:
+    """MOVE STOP and ROTATE STOP are stops too (protocol §5: never refused): malformed in
+    their seq (0) they are NAKed BAD_ARGUMENT and stop their axis all the same."""
+    s = hil_session
+    dut = hil_homed
+    far = s.test_depth_um
+    dut.ack(Rotate(RotateMode.CONTINUOUS, 30_000, 0))
+    dut.move_to_um(far, s.speed_um_s)
+    dut.wire.wait_s(0.2)
+    _seq0_nak(dut, Move(MoveMode.STOP, 0, 1))
+    dut.wire.wait_s(0.3)  # down its ramp
+    a = dut.status()
+    dut.wire.wait_s(0.1)
+    b = dut.status()
+    assert a.commanded_depth_um == b.commanded_depth_um < far, "a seq-0 MOVE STOP did not stop"
+    assert b.angle_cdeg != a.angle_cdeg, "a seq-0 MOVE STOP stopped the rotation too"
+    _seq0_nak(dut, Rotate(RotateMode.STOP, 0, 0))
+    st = dut.wait_idle(2.0)
+    assert not st.flags & SampleFlags.ROTATING, "a seq-0 ROTATE STOP did not stop"
+    dut.move_to_um(0, s.speed_um_s)
+    dut.wait_idle(far / s.speed_um_s + 5.0)
+
+
+def test_move_bad_mode_or_speed_0_is_bad_argument(hil_homed: Dut) -> None:
+    """MOVE with a mode that is not one of MoveMode's, or at speed 0 (range 1..20000), is
+    NAKed BAD_ARGUMENT with the offending value as detail and moves nothing (built by hand:
+    the codec refuses both)."""
+    dut = hil_homed
+    move_id = MSG_ID[Move]
+    for mode, speed_um_s, detail in ((7, 1000, 7), (MoveMode.ABSOLUTE, 0, 0)):
+        before = dut.status()
+        seq = dut.wire.send_raw(move_id, struct.pack("<BiI", mode, 1000, speed_um_s))
+        (reply,) = _replies(dut, seq, 1)
+        nak = reply.message
+        what = f"MOVE(mode {mode}, 1000 µm, {speed_um_s} µm/s)"
+        assert isinstance(nak, Nak), f"{what} answered {nak!r}"
+        assert (NakReason(nak.reason), nak.detail) == (NakReason.BAD_ARGUMENT, detail), nak
+        dut.wire.wait_s(0.1)
+        after = dut.status()
+        assert after.commanded_depth_um == before.commanded_depth_um, f"{what} moved"

@@ -292,6 +292,7 @@ def test_estop_latency(
     hil_figures["estop_ack_ms_host"] = (wire.clock.monotonic() - t0) * 1000
     ev = dut.wait_event(EventCode.ESTOP, 0.5, events_before)
     assert ev is not None, "no ESTOP event"
+    assert ev.value == 0, f"ESTOP event value {ev.value} (protocol §9: 0)"
     wire.wait_s(0.05)
     samples = tl.since(mark)
     t_stop = advance_stopped_at_us(samples, int(ev.time_us) - 5 * TICK_US)
