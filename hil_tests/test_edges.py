@@ -301,12 +301,48 @@ def test_reversal_mid_move_ramps_within_speed_and_acceleration(
     fastest = int(abs(d[w:] - d[:-w]).max())
     hil_figures["fastest_200ms_um"] = fastest
     assert fastest <= s.speed_um_s * w // 1000 + 1, f"{fastest} µm in {w} ms"
+    hil_figures["max_speed_change_um_ms_per_20ms"] = _check_ramp(d, s.rig.max_accel_mm_s2)
+
+
+def _check_ramp(depths_um: Any, max_accel_mm_s2: float) -> float:
+    """The commanded depth's speed over 20 ms changes to the next 20 ms by no more than the
+    acceleration allows (1 kHz samples); returns the largest change, µm/ms."""
     n = 20  # ms: the speed over 20 ms, its change to the next 20 ms
-    v = (d[n:] - d[:-n]) / n  # µm/ms
+    v = (depths_um[n:] - depths_um[:-n]) / n  # µm/ms
     dv = float(abs(v[n:] - v[:-n]).max())
-    bound = s.rig.max_accel_mm_s2 * 1e-3 * n + 0.3  # + the µm rounding, and a margin
-    hil_figures["max_speed_change_um_ms_per_20ms"] = dv
+    bound = max_accel_mm_s2 * 1e-3 * n + 0.3  # + the µm rounding, and a margin
     assert dv <= bound, f"the speed jumped {dv:.2f} µm/ms within {n} ms (bound {bound:.2f})"
+    return dv
+
+
+def test_stop_mid_move_ramps_down(hil_homed: Dut, hil_session: HilSession) -> None:
+    """STOP halfway out brings the advance to rest down its ramp (protocol §5), not at
+    once: the commanded depth's speed changes by no more than [motion] max_accel_mm_s2
+    allows, and the advance goes on past where STOP found it."""
+    s = hil_session
+    dut = hil_homed
+    if s.rig.max_accel_mm_s2 is None:
+        pytest.skip("needs the advance's ramp: set [motion] max_accel_mm_s2 in the rig file")
+    far = s.test_depth_um
+    tl = dut.wire.received.telemetry
+    mark = tl.mark()
+    dut.move_to_um(far, s.speed_um_s)
+    out = dut.wire.wait_for(
+        lambda: tl.count > 0 and int(tl.batches[-1]["commanded_depth_um"][-1]) >= far // 2,
+        far / s.speed_um_s + 5.0,
+    )
+    assert out, f"the advance never reached {far // 2} µm"
+    at_stop = dut.status().commanded_depth_um
+    dut.ack(Stop())
+    st = dut.wait_idle(far / s.speed_um_s + 5.0)
+    dut.wire.wait_s(0.05)
+    d = tl.since(mark)["commanded_depth_um"].astype("i8")
+    assert at_stop < st.commanded_depth_um < far, (
+        f"STOP at {at_stop} µm came to rest at {st.commanded_depth_um} µm (target {far})"
+    )
+    _check_ramp(d, s.rig.max_accel_mm_s2)
+    dut.move_to_um(0, s.speed_um_s)
+    dut.wait_idle(far / s.speed_um_s + 5.0)
 
 
 def test_limits_at_their_hard_limits_are_accepted(hil_device: Dut, hil_session: HilSession) -> None:

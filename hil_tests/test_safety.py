@@ -235,7 +235,8 @@ def test_watchdog_stops_motion_and_latches(
     wd_ms = s.identity.watchdog_ms
     tl = dut.wire.received.telemetry
     mark = tl.mark()
-    events_before = dut.status().last_event_number
+    st0 = dut.status()
+    events_before = st0.last_event_number
     target = s.test_depth_um
     _start_move(dut, s, target)
     _wait_depth(dut, s, target // 4)
@@ -260,6 +261,8 @@ def test_watchdog_stops_motion_and_latches(
     st = dut.status()
     assert FaultFlags(st.latched_faults) & FaultFlags.WATCHDOG
     assert st.state == DeviceState.FAULT
+    trips = st.watchdog_trips - st0.watchdog_trips
+    assert trips == 1, f"STATUS watchdog_trips rose by {trips} over one trip"
     nak = dut.nak(Move(MoveMode.ABSOLUTE, target, s.speed_um_s))
     assert NakReason(nak.reason) is NakReason.LATCHED_FAULT
     dut.clear_fault()
