@@ -6,6 +6,7 @@ each is shown failing on a planted mutant (tests/hil/test_hil_mutants.py)."""
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import pytest
@@ -36,7 +37,7 @@ from protocol import (
     encode_body,
     frame_body,
 )
-from protocol.schema import Message
+from protocol.schema import MSG_ID, Message
 
 STEP_UM = 1000
 REPLY_CACHE_DEPTH = 32  # protocol §2: the last 32 replies are kept
@@ -358,6 +359,28 @@ def test_limits_at_their_hard_limits_are_accepted(hil_device: Dut, hil_session: 
         ident.force_limit_mn,
     )
     hil_device.set_limits(d)
+
+
+def test_limits_and_telemetry_at_the_low_end_of_their_ranges(
+    hil_device: Dut, hil_session: HilSession
+) -> None:
+    """SET_LIMITS with every field at the bottom of its range (soft limit 0, forces 1 mN,
+    stall time 1 ms) is ACKed and in force; SET_TELEMETRY with batch_samples 0, below its
+    range 1..10, is NAKed BAD_ARGUMENT, detail 0 (built by hand: the codec refuses it)."""
+    dut = hil_device
+    d = hil_session.default_limits()
+    dut.set_limits(Limits(0, 1, 1, 1))  # a 1 mN force limit may trip at once on noise
+    st = dut.status()
+    dut.set_limits(d)
+    if st.latched_faults & FaultFlags.FORCE_LIMIT:
+        dut.clear_fault()
+    lows = (st.soft_depth_limit_um, st.force_limit_mn, st.stall_force_mn, st.stall_time_ms)
+    assert lows == (0, 1, 1, 1), f"limits in force after SET_LIMITS(0, 1, 1, 1): {lows}"
+    seq = dut.wire.send_raw(MSG_ID[SetTelemetry], struct.pack("<HB", 100, 0))
+    (reply,) = _replies(dut, seq, 1)
+    nak = reply.message
+    assert isinstance(nak, Nak), f"SET_TELEMETRY(100 Hz, batch 0) answered {nak!r}"
+    assert (NakReason(nak.reason), nak.detail) == (NakReason.BAD_ARGUMENT, 0), nak
 
 
 def test_home_speed_below_and_beyond_the_max(
