@@ -16,6 +16,7 @@ from hil_tests.dut import REPLY_TIMEOUT_S, Dut, Limits
 from hil_tests.session import HilSession
 from protocol import (
     EVENT_LOG_SIZE,
+    HEADER_BYTES,
     Ack,
     ClearFault,
     DeviceState,
@@ -41,6 +42,7 @@ from protocol.schema import MSG_ID, Message
 
 STEP_UM = 1000
 REPLY_CACHE_DEPTH = 32  # protocol §2: the last 32 replies are kept
+HOME_SPEED_MAX_UM_S = 20_000  # HOME speed_um_s's range 1..20000
 
 
 def _move_rel(s: HilSession) -> Move:
@@ -113,6 +115,39 @@ def test_bad_crc_is_dropped_for_every_command(hil_homed: Dut, hil_session: HilSe
     assert st.commanded_depth_um == st0.commanded_depth_um, "a bad-CRC MOVE was run"
     assert st.angle_cdeg == st0.angle_cdeg, "a bad-CRC ROTATE was run"
     assert not st.latched_faults & FaultFlags.ESTOP, "a bad-CRC ESTOP was run"
+
+
+def test_wrong_length_is_dropped_for_every_command(hil_homed: Dut, hil_session: HilSession) -> None:
+    """A CRC-good command one byte longer or shorter than its message is dropped whatever
+    its id (protocol §1 Receiving, check 6): no reply, nothing run, counted in frames_bad."""
+    dut = hil_homed
+    wire = dut.wire
+    s = hil_session
+    st0 = dut.status()
+    msgs: list[Message] = [
+        Move(MoveMode.RELATIVE, STEP_UM, s.speed_um_s),
+        Rotate(RotateMode.BY_ANGLE, 1_000, 1_000),
+        Home(round(s.rig.homing_speed_mm_s * 1000)),
+        EStop(),
+        Stop(),
+        ClearFault(),
+        SetTelemetry(0, 1),
+        GetStatus(),
+    ]
+    seqs, sent = [], 0
+    for msg in msgs:
+        payload = encode_body(msg, 0)[HEADER_BYTES:]
+        for wrong in (payload + b"\x00", payload[:-1]) if payload else (b"\x00",):
+            seqs.append(wire.send_raw(MSG_ID[type(msg)], wrong))
+            sent += 1
+    wire.wait_s(0.2)
+    answered = [seq for seq in seqs if wire.received.replies.get(seq)]
+    assert not answered, f"{len(answered)} commands of a wrong length were answered"
+    st = dut.status()
+    assert st.frames_bad - st0.frames_bad >= sent, "wrong-length frames not counted bad"
+    assert st.commanded_depth_um == st0.commanded_depth_um, "a wrong-length MOVE was run"
+    assert st.angle_cdeg == st0.angle_cdeg, "a wrong-length ROTATE was run"
+    assert not st.latched_faults & FaultFlags.ESTOP, "a wrong-length ESTOP was run"
 
 
 def test_force_held_stall_while_rotating(
@@ -386,14 +421,18 @@ def test_limits_and_telemetry_at_the_low_end_of_their_ranges(
 def test_home_speed_below_and_beyond_the_max(
     hil_device: Dut, hil_session: HilSession, hil_motion: None
 ) -> None:
-    """HOME at half the hard speed is ACKed; one µm/s above it: NAK BEYOND_LIMIT, detail
-    the hard speed (when the schema's range lets the request through)."""
+    """HOME at half the hard speed is ACKed; one µm/s above it, and at the top of the
+    schema's range: NAK BEYOND_LIMIT, detail the hard speed (when the range lets the
+    request through)."""
     s = hil_session
     dut = hil_device
     top = s.identity.max_speed_um_s
-    if top + 1 <= 20_000:
+    if top + 1 <= HOME_SPEED_MAX_UM_S:
         nak = dut.nak(Home(top + 1))
         assert NakReason(nak.reason) is NakReason.BEYOND_LIMIT and nak.detail == top
+        # the top of the schema's range is in range: refused for the hard speed only
+        nak = dut.nak(Home(HOME_SPEED_MAX_UM_S))
+        assert (NakReason(nak.reason), nak.detail) == (NakReason.BEYOND_LIMIT, top), nak
     dut.ack(Home(max(1, top // 2)))
     dut.stop()
     dut.wait_idle(5.0)
