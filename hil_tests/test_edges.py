@@ -118,7 +118,7 @@ def test_bad_crc_is_dropped_for_every_command(hil_homed: Dut, hil_session: HilSe
 
 
 def test_wrong_length_is_dropped_for_every_command(hil_homed: Dut, hil_session: HilSession) -> None:
-    """A CRC-good command one byte longer or shorter than its message is dropped whatever
+    """A CRC-good frame one byte longer or shorter than its message is dropped whatever
     its id (protocol §1 Receiving, check 6): no reply, nothing run, counted in frames_bad."""
     dut = hil_homed
     wire = dut.wire
@@ -133,6 +133,8 @@ def test_wrong_length_is_dropped_for_every_command(hil_homed: Dut, hil_session: 
         ClearFault(),
         SetTelemetry(0, 1),
         GetStatus(),
+        Ack(0x0B),  # device→host ids too: of the right length NAKed, of a wrong one dropped
+        Nak(0x0B, NakReason.BUSY, 0),
     ]
     seqs, sent = [], 0
     for msg in msgs:
@@ -142,7 +144,7 @@ def test_wrong_length_is_dropped_for_every_command(hil_homed: Dut, hil_session: 
             sent += 1
     wire.wait_s(0.2)
     answered = [seq for seq in seqs if wire.received.replies.get(seq)]
-    assert not answered, f"{len(answered)} commands of a wrong length were answered"
+    assert not answered, f"{len(answered)} frames of a wrong length were answered"
     st = dut.status()
     assert st.frames_bad - st0.frames_bad >= sent, "wrong-length frames not counted bad"
     assert st.commanded_depth_um == st0.commanded_depth_um, "a wrong-length MOVE was run"
