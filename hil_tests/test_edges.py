@@ -21,7 +21,9 @@ from protocol import (
     ClearFault,
     DeviceState,
     EStop,
+    Event,
     EventCode,
+    EventLog,
     FaultFlags,
     GetStatus,
     HeaderFlags,
@@ -43,6 +45,8 @@ from protocol.schema import MSG_ID, Message
 STEP_UM = 1000
 REPLY_CACHE_DEPTH = 32  # protocol §2: the last 32 replies are kept
 HOME_SPEED_MAX_UM_S = 20_000  # HOME speed_um_s's range 1..20000
+EVENT_LOG_MAX_RECORDS = 12  # EVENT_LOG.events: at most 12 records
+EVENT_RECORD_BYTES = 17  # number u32, time_us u64, code u8, value i32
 
 
 def _move_rel(s: HilSession) -> Move:
@@ -135,6 +139,7 @@ def test_wrong_length_is_dropped_for_every_command(hil_homed: Dut, hil_session: 
         GetStatus(),
         Ack(0x0B),  # device→host ids too: of the right length NAKed, of a wrong one dropped
         Nak(0x0B, NakReason.BUSY, 0),
+        Event(1, 0, EventCode.BOOT, 0),
     ]
     seqs, sent = [], 0
     for msg in msgs:
@@ -545,7 +550,8 @@ def test_rotate_beyond_the_hard_rate(hil_device: Dut, hil_session: HilSession) -
 def test_variable_length_device_message_is_unknown_message(hil_device: Dut) -> None:
     """A well-formed TELEMETRY (a device→host message, variable length) sent to the device
     is a valid frame: NAK UNKNOWN_MESSAGE. One whose record count disagrees with its
-    length is malformed: dropped, counted bad, unanswered."""
+    length, or whose count is above its message's maximum (an EVENT_LOG of 13 records), is
+    malformed: dropped, counted bad, unanswered."""
     from protocol import Telemetry
 
     dut = hil_device
@@ -556,9 +562,18 @@ def test_variable_length_device_message_is_unknown_message(hil_device: Dut) -> N
     assert NakReason(reply.message.reason) is NakReason.UNKNOWN_MESSAGE
     st0 = dut.status()
     bad = dut.wire.send_raw(msg_id, bytes(4) + b"\x02")  # says 2 samples, has none
+    # and an EVENT_LOG of one record more than it may carry, its length matching that
+    # count (a TELEMETRY so long would be oversize already)
+    over = EVENT_LOG_MAX_RECORDS + 1
+    too_many = dut.wire.send_raw(
+        MSG_ID[EventLog], bytes(4) + bytes([over]) + bytes(over * EVENT_RECORD_BYTES)
+    )
     dut.wire.wait_s(0.1)
     assert not dut.wire.received.replies.get(bad), "a malformed TELEMETRY was answered"
-    assert dut.status().frames_bad == st0.frames_bad + 1
+    assert not dut.wire.received.replies.get(too_many), (
+        f"an EVENT_LOG of {over} records (at most {EVENT_LOG_MAX_RECORDS}) was answered"
+    )
+    assert dut.status().frames_bad == st0.frames_bad + 2
 
 
 @pytest.mark.control("RC-HOMING")

@@ -8,7 +8,7 @@ import pytest
 
 from hil_tests.dut import Dut
 from hil_tests.session import HilSession
-from protocol import Capabilities, NakReason, Rotate, RotateMode
+from protocol import Capabilities, NakReason, Rotate, RotateMode, SampleFlags
 
 
 def _rate_mrpm(s: HilSession) -> int:
@@ -56,6 +56,19 @@ def test_rotate_oscillate_swings_plus_minus_the_amplitude(
     assert len(moved) and int(moved[0]) > 0, "the first swing went −"
     dut.ack(Rotate(RotateMode.BY_ANGLE, _rate_mrpm(hil_session), int(-angles[-1])))
     dut.wait_idle(10.0)
+
+
+def test_continuous_at_rate_0_ramps_to_rest(
+    hil_device: Dut, hil_session: HilSession, hil_motion: None
+) -> None:
+    """ROTATE CONTINUOUS at rate 0 is ACKed and ramps a turning needle to rest (protocol §5:
+    its rate 0 is a stop, not the BAD_ARGUMENT of BY_ANGLE's and OSCILLATE's)."""
+    dut = hil_device
+    dut.ack(Rotate(RotateMode.CONTINUOUS, _rate_mrpm(hil_session), 0))
+    dut.wire.wait_s(0.2)
+    dut.ack(Rotate(RotateMode.CONTINUOUS, 0, 0))
+    st = dut.wait_idle(2.0)
+    assert not st.flags & SampleFlags.ROTATING
 
 
 @pytest.mark.parametrize(
