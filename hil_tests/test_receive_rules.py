@@ -316,3 +316,15 @@ def test_move_bad_mode_or_speed_0_is_bad_argument(hil_homed: Dut) -> None:
         dut.wire.wait_s(0.1)
         after = dut.status()
         assert after.commanded_depth_um == before.commanded_depth_um, f"{what} moved"
+
+
+def test_invalid_cobs_is_dropped(hil_device: Dut) -> None:
+    """A chunk that is not valid COBS — a code byte pointing past its end — is dropped and
+    counted bad (protocol §1 Receiving, check 3), unanswered; the device goes on answering."""
+    dut = hil_device
+    st0 = dut.status()
+    dut.wire.write(b"\x00" + bytes([0x09, 0x01, 0x0B]) + b"\x00")  # 0x09: 8 bytes follow, 2 do
+    st = dut.status()
+    assert st.frames_bad == st0.frames_bad + 1, (
+        f"frames_bad {st0.frames_bad} → {st.frames_bad} over one invalid COBS chunk"
+    )
