@@ -278,7 +278,8 @@ def test_move_stop_and_rotate_stop_with_seq_0_still_stop(
     hil_homed: Dut, hil_session: HilSession
 ) -> None:
     """MOVE STOP and ROTATE STOP are stops too (protocol §5: never refused): malformed in
-    their seq (0) they are NAKed BAD_ARGUMENT and stop their axis all the same."""
+    their seq (0) they are NAKed BAD_ARGUMENT and stop their axis all the same; their other
+    modes at seq 0 are not run."""
     s = hil_session
     dut = hil_homed
     far = s.test_depth_um
@@ -295,6 +296,14 @@ def test_move_stop_and_rotate_stop_with_seq_0_still_stop(
     _seq0_nak(dut, Rotate(RotateMode.STOP, 0, 0))
     st = dut.wait_idle(2.0)
     assert not st.flags & SampleFlags.ROTATING, "a seq-0 ROTATE STOP did not stop"
+    # only the stops: a seq-0 ROTATE or MOVE of another mode is not run
+    _seq0_nak(dut, Rotate(RotateMode.BY_ANGLE, 30_000, 1_000))
+    _seq0_nak(dut, Move(MoveMode.RELATIVE, 1_000, s.speed_um_s))
+    dut.wire.wait_s(0.1)
+    after = dut.status()
+    assert (after.angle_cdeg, after.commanded_depth_um) == (st.angle_cdeg, st.commanded_depth_um), (
+        "a seq-0 ROTATE BY_ANGLE or MOVE RELATIVE was run"
+    )
     dut.move_to_um(0, s.speed_um_s)
     dut.wait_idle(far / s.speed_um_s + 5.0)
 
