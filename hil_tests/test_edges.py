@@ -25,6 +25,7 @@ from protocol import (
     EventCode,
     EventLog,
     FaultFlags,
+    GetEvents,
     GetStatus,
     HeaderFlags,
     Home,
@@ -597,6 +598,32 @@ def test_a_fresh_device_keeps_its_hard_limits_until_set(hil_session: HilSession)
         dut.move_to_um(1000, s.speed_um_s)
         st = dut.wait_idle(5.0)
         assert st.commanded_depth_um == 1000
+    finally:
+        wire.close()
+
+
+def test_a_fresh_device_keeps_its_first_reply(hil_session: HilSession) -> None:
+    """From boot the reply cache keeps every reply, the very first one too: GET_EVENTS as
+    the first command, a GET_STATUS, then the GET_EVENTS resent with its seq is REPLAYED
+    (a second in-process simulator: a device fresh from boot)."""
+    s = hil_session
+    if not (s.wire.virtual and s.url.startswith("sim://")):
+        pytest.skip("needs a device fresh from boot (the in-process simulator makes one)")
+    from hil_tests.session import open_wire
+
+    wire = open_wire(s.url)
+    try:
+        dut = Dut(wire)
+        ask = GetEvents(1, 1)
+        seq = wire.send(ask)
+        (first,) = _replies(dut, seq, 1)
+        dut.status()
+        wire.resend(ask, seq)
+        _, again = _replies(dut, seq, 2)
+        assert again.flags & HeaderFlags.REPLAYED and again.message == first.message, (
+            f"the first command after boot, resent, answered {again.message!r} "
+            f"(flags {again.flags:#x}), not its cached reply"
+        )
     finally:
         wire.close()
 
