@@ -376,9 +376,14 @@ def test_stop_mid_move_ramps_down(hil_homed: Dut, hil_session: HilSession) -> No
         far / s.speed_um_s + 5.0,
     )
     assert out, f"the advance never reached {far // 2} µm"
-    at_stop = dut.status().commanded_depth_um
+    moving = dut.status()
+    at_stop = moving.commanded_depth_um
     dut.ack(Stop())
     st = dut.wait_idle(far / s.speed_um_s + 5.0)
+    assert moving.flags & SampleFlags.ADVANCING and not st.flags & SampleFlags.ADVANCING, (
+        f"ADVANCING flag moving / at rest: {SampleFlags(moving.flags)!r} / "
+        f"{SampleFlags(st.flags)!r}"
+    )
     dut.wire.wait_s(0.05)
     d = tl.since(mark)["commanded_depth_um"].astype("i8")
     assert at_stop < st.commanded_depth_um < far, (
@@ -493,7 +498,8 @@ def test_replayed_event_log_keeps_its_count(hil_device: Dut) -> None:
 
 
 def test_device_initiated_frames_carry_seq_0(hil_device: Dut) -> None:
-    """TELEMETRY, EVENT and the device's HEARTBEAT are sent with seq 0 (protocol §2)."""
+    """TELEMETRY, EVENT and the device's HEARTBEAT are sent with seq 0 (protocol §2) and
+    header flags 0."""
     dut = hil_device
     dut.estop()
     dut.clear_fault()
@@ -503,6 +509,9 @@ def test_device_initiated_frames_carry_seq_0(hil_device: Dut) -> None:
     dut.wire.wait_s(0.05)
     seqs = dut.wire.received.unsequenced_seqs
     assert seqs == {0}, f"device-initiated frames with seqs {sorted(seqs)}"
+    # no flag either: RETRANSMIT is the host's, REPLAYED a replay's, other bits 0 (§1)
+    flags = dut.wire.received.unsequenced_flags
+    assert flags == {0}, f"device-initiated frames with header flags {sorted(flags)}"
 
 
 def test_sample_flags_follow_the_latches(hil_device: Dut, hil_session: HilSession) -> None:

@@ -67,6 +67,7 @@ def test_command_with_seq_0_is_refused_unexecuted_uncached(hil_device: Dut) -> N
         assert reply.message.command_id == MSG_ID[type(msg)]
         assert reply.message.detail == 0
         assert not reply.flags & HeaderFlags.REPLAYED, "a seq-0 reply came from the cache"
+        assert reply.flags == 0, f"a seq-0 NAK with header flags {reply.flags:#x}"
     wire.received.replies.pop(0, None)
     assert dut.status().telemetry_rate_hz != 0, "SET_TELEMETRY at seq 0 was executed"
 
