@@ -474,7 +474,7 @@ def test_replayed_event_log_is_the_first(hil_device: Dut) -> None:
 def test_replayed_event_log_keeps_its_count(hil_device: Dut) -> None:
     """A GET_EVENTS whose max_count cut the page short, resent after more events came: the
     replay has the first reply's records, no more (the cache keeps what was sent)."""
-    from hil_tests.dut import events_of
+    from hil_tests.wire import events_of
     from protocol import EventLog, GetEvents
 
     dut = hil_device

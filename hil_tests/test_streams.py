@@ -5,6 +5,7 @@ Neither test moves the device: they run on a rig without --allow-motion.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -88,6 +89,10 @@ def test_device_heartbeat_when_quiet(hil_device: Dut, hil_figures: dict[str, Any
     dut.set_telemetry(TELEMETRY_RATE_HZ, 10)
 
 
+def _at_least(items: list[int], n: int) -> bool:
+    return len(items) >= n
+
+
 def test_device_heartbeat_uptime_is_device_time(hil_device: Dut) -> None:
     """A HEARTBEAT's uptime_ms is the device clock in ms (protocol §4): each one falls
     between the device_time_us of the STATUS replies sent before and after it. The period
@@ -101,7 +106,7 @@ def test_device_heartbeat_uptime_is_device_time(hil_device: Dut) -> None:
         before = dut.status().device_time_us
         first = len(beats)
         # a STATUS reply restarts the device's 100 ms quiet: at least three beats in 0.35 s
-        wire.wait_for(lambda first=first: len(beats) - first >= 3, 5.0)
+        wire.wait_for(partial(_at_least, beats, first + 3), 5.0)
         after = dut.status().device_time_us
         got = beats[first:]
         assert len(got) >= 3, f"{len(got)} device heartbeats in 5 s when quiet (every 100 ms)"
