@@ -48,6 +48,7 @@ REPLY_CACHE_DEPTH = 32  # protocol §2: the last 32 replies are kept
 HOME_SPEED_MAX_UM_S = 20_000  # HOME speed_um_s's range 1..20000
 EVENT_LOG_MAX_RECORDS = 12  # EVENT_LOG.events: at most 12 records
 EVENT_RECORD_BYTES = 17  # number u32, time_us u64, code u8, value i32
+TELEMETRY_SAMPLE_BYTES = 23  # of TelemetrySample
 
 
 def _move_rel(s: HilSession) -> Move:
@@ -558,18 +559,20 @@ def test_rotate_beyond_the_hard_rate(hil_device: Dut, hil_session: HilSession) -
 
 
 def test_variable_length_device_message_is_unknown_message(hil_device: Dut) -> None:
-    """A well-formed TELEMETRY (a device→host message, variable length) sent to the device
-    is a valid frame: NAK UNKNOWN_MESSAGE. One whose record count disagrees with its
+    """A well-formed TELEMETRY (a device→host message, variable length: 0 or 1 sample) sent
+    to the device is a valid frame: NAK UNKNOWN_MESSAGE. One whose record count disagrees with its
     length, or whose count is above its message's maximum (an EVENT_LOG of 13 records), is
     malformed: dropped, counted bad, unanswered."""
     from protocol import Telemetry
 
     dut = hil_device
     msg_id = Telemetry.MSG_ID  # type: ignore[attr-defined]
-    seq = dut.wire.send_raw(msg_id, bytes(5))  # first_sample_number 0, 0 samples
-    (reply,) = _replies(dut, seq, 1)
-    assert isinstance(reply.message, Nak), f"answered {reply.message!r}"
-    assert NakReason(reply.message.reason) is NakReason.UNKNOWN_MESSAGE
+    for samples in (0, 1):  # first_sample_number 0, then that many (zeroed) samples
+        payload = bytes(4) + bytes([samples]) + bytes(samples * TELEMETRY_SAMPLE_BYTES)
+        seq = dut.wire.send_raw(msg_id, payload)
+        (reply,) = _replies(dut, seq, 1)
+        assert isinstance(reply.message, Nak), f"{samples} samples: answered {reply.message!r}"
+        assert NakReason(reply.message.reason) is NakReason.UNKNOWN_MESSAGE
     st0 = dut.status()
     bad = dut.wire.send_raw(msg_id, bytes(4) + b"\x02")  # says 2 samples, has none
     # and an EVENT_LOG of one record more than it may carry, its length matching that
