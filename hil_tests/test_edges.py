@@ -142,6 +142,8 @@ def test_wrong_length_is_dropped_for_every_command(hil_homed: Dut, hil_session: 
         Ack(0x0B),  # device→host ids too: of the right length NAKed, of a wrong one dropped
         Nak(0x0B, NakReason.BUSY, 0),
         Event(1, 0, EventCode.BOOT, 0),
+        st0,  # a STATUS and an IDENTITY, as the device sent them
+        s.identity,
     ]
     seqs, sent = [], 0
     for msg in msgs:

@@ -338,3 +338,15 @@ def test_invalid_cobs_is_dropped(hil_device: Dut) -> None:
     assert st.frames_bad == st0.frames_bad + 1, (
         f"frames_bad {st0.frames_bad} → {st.frames_bad} over one invalid COBS chunk"
     )
+
+
+def test_oversize_chunk_is_dropped_and_the_next_frame_taken(hil_device: Dut) -> None:
+    """A chunk longer than any frame (300 bytes, no delimiter) is dropped and counted bad
+    (protocol §1 Receiving, check 2); the frame after it is received as usual."""
+    dut = hil_device
+    st0 = dut.status()
+    dut.wire.write(b"\x00" + b"\x01" * 300 + b"\x00")
+    st = dut.status()  # the next frame: answered
+    assert st.frames_bad == st0.frames_bad + 1, (
+        f"frames_bad {st0.frames_bad} → {st.frames_bad} over one oversize chunk"
+    )

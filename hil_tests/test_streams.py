@@ -70,6 +70,26 @@ def test_telemetry_1khz_for_10s_without_loss(
     assert int(numbers[-1]) < st1.samples_sent <= int(numbers[-1]) + 20 + TELEMETRY_RATE_HZ
 
 
+def test_telemetry_at_100hz_is_spaced_10ms(hil_device: Dut) -> None:
+    """SET_TELEMETRY at 100 Hz from off: one sample every 10 ms of device time from the
+    first one on, not every tick."""
+    dut = hil_device
+    tl = dut.wire.received.telemetry
+    try:
+        dut.set_telemetry(0)
+        dut.wire.wait_s(0.1)  # the 1 kHz stream has drained
+        mark = tl.mark()
+        dut.set_telemetry(100, 10)
+        dut.wire.wait_s(0.5)
+        t = tl.since(mark)["t_us"].astype(np.int64)
+    finally:
+        dut.set_telemetry(TELEMETRY_RATE_HZ, 10)
+    steps = np.diff(t)
+    assert len(t) >= 40 and np.all(steps == 10_000), (
+        f"{len(t)} samples in 0.5 s at 100 Hz, spacing {sorted(set(steps.tolist()))[:5]} µs"
+    )
+
+
 def test_device_heartbeat_when_quiet(hil_device: Dut, hil_figures: dict[str, Any]) -> None:
     """With nothing else to send, the device sends a HEARTBEAT every 100 ms."""
     dut = hil_device
