@@ -197,7 +197,8 @@ def _band_power(force: Any, hz: int) -> float:
 def test_lowpass_and_notch_take_noise_and_hum_out(hil_device: Dut, hil_session: HilSession) -> None:
     """SET_LOAD_CELL's low-pass (5 Hz) takes at least half of the noise of a force at rest
     out; its mains notch (50 Hz) at least three quarters of the power within ±1 Hz of 50 Hz
-    (a hum, or the noise's share there) (§7a). Telemetry at 1 kHz, 1 s each way."""
+    (a hum, or the noise's share there); neither moves the mean force at rest (§7a).
+    Telemetry at 1 kHz, 1 s each way."""
     dut = hil_device
     rate_hz = hil_session.identity.load_cell_sample_hz
     if rate_hz < 4 * MAINS_HZ:  # a slower cell cannot carry a 50 Hz notch
@@ -216,6 +217,12 @@ def test_lowpass_and_notch_take_noise_and_hum_out(hil_device: Dut, hil_session: 
         f"the {LOWPASS_HZ} Hz low-pass left {low_rms:.2f} of {raw_rms:.2f} mN rms at rest"
     )
 
+    # neither takes the steady force out (unit gain at 0 Hz): the means at rest agree
+    for name, force in (("low-pass", low), ("notch", notched)):
+        shift = abs(float(force.mean() - raw.mean()))
+        assert shift <= 5 + 0.1 * abs(float(raw.mean())), (
+            f"the {name} moved the force at rest by {shift:.1f} mN (mean {raw.mean():.1f})"
+        )
     # the notch: the power within ±1 Hz of 50 Hz (hum, or the noise's share of it)
     before, after = _band_power(raw, MAINS_HZ), _band_power(notched, MAINS_HZ)
     assert after <= before / 4, (
