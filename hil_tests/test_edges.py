@@ -371,6 +371,8 @@ def test_stop_mid_move_ramps_down(hil_homed: Dut, hil_session: HilSession) -> No
     if s.rig.max_accel_mm_s2 is None:
         pytest.skip("needs the advance's ramp: set [motion] max_accel_mm_s2 in the rig file")
     far = s.test_depth_um
+    dut.move_to_um(0, s.speed_um_s)  # from 0, wherever an earlier test left the needle
+    dut.wait_idle(far / s.speed_um_s + 5.0)
     tl = dut.wire.received.telemetry
     mark = tl.mark()
     dut.move_to_um(far, s.speed_um_s)
