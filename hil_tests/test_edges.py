@@ -6,6 +6,7 @@ each is shown failing on a planted mutant (tests/hil/test_hil_mutants.py)."""
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import pytest
@@ -15,12 +16,16 @@ from hil_tests.dut import REPLY_TIMEOUT_S, Dut, Limits
 from hil_tests.session import HilSession
 from protocol import (
     EVENT_LOG_SIZE,
+    HEADER_BYTES,
     Ack,
     ClearFault,
     DeviceState,
     EStop,
+    Event,
     EventCode,
+    EventLog,
     FaultFlags,
+    GetEvents,
     GetStatus,
     HeaderFlags,
     Home,
@@ -36,10 +41,14 @@ from protocol import (
     encode_body,
     frame_body,
 )
-from protocol.schema import Message
+from protocol.schema import MSG_ID, Message
 
 STEP_UM = 1000
 REPLY_CACHE_DEPTH = 32  # protocol §2: the last 32 replies are kept
+HOME_SPEED_MAX_UM_S = 20_000  # HOME speed_um_s's range 1..20000
+EVENT_LOG_MAX_RECORDS = 12  # EVENT_LOG.events: at most 12 records
+EVENT_RECORD_BYTES = 17  # number u32, time_us u64, code u8, value i32
+TELEMETRY_SAMPLE_BYTES = 23  # of TelemetrySample
 
 
 def _move_rel(s: HilSession) -> Move:
@@ -112,6 +121,44 @@ def test_bad_crc_is_dropped_for_every_command(hil_homed: Dut, hil_session: HilSe
     assert st.commanded_depth_um == st0.commanded_depth_um, "a bad-CRC MOVE was run"
     assert st.angle_cdeg == st0.angle_cdeg, "a bad-CRC ROTATE was run"
     assert not st.latched_faults & FaultFlags.ESTOP, "a bad-CRC ESTOP was run"
+
+
+def test_wrong_length_is_dropped_for_every_command(hil_homed: Dut, hil_session: HilSession) -> None:
+    """A CRC-good frame one byte longer or shorter than its message is dropped whatever
+    its id (protocol §1 Receiving, check 6): no reply, nothing run, counted in frames_bad."""
+    dut = hil_homed
+    wire = dut.wire
+    s = hil_session
+    st0 = dut.status()
+    msgs: list[Message] = [
+        Move(MoveMode.RELATIVE, STEP_UM, s.speed_um_s),
+        Rotate(RotateMode.BY_ANGLE, 1_000, 1_000),
+        Home(round(s.rig.homing_speed_mm_s * 1000)),
+        EStop(),
+        Stop(),
+        ClearFault(),
+        SetTelemetry(0, 1),
+        GetStatus(),
+        Ack(0x0B),  # device→host ids too: of the right length NAKed, of a wrong one dropped
+        Nak(0x0B, NakReason.BUSY, 0),
+        Event(1, 0, EventCode.BOOT, 0),
+        st0,  # a STATUS and an IDENTITY, as the device sent them
+        s.identity,
+    ]
+    seqs, sent = [], 0
+    for msg in msgs:
+        payload = encode_body(msg, 0)[HEADER_BYTES:]
+        for wrong in (payload + b"\x00", payload[:-1]) if payload else (b"\x00",):
+            seqs.append(wire.send_raw(MSG_ID[type(msg)], wrong))
+            sent += 1
+    wire.wait_s(0.2)
+    answered = [seq for seq in seqs if wire.received.replies.get(seq)]
+    assert not answered, f"{len(answered)} frames of a wrong length were answered"
+    st = dut.status()
+    assert st.frames_bad - st0.frames_bad >= sent, "wrong-length frames not counted bad"
+    assert st.commanded_depth_um == st0.commanded_depth_um, "a wrong-length MOVE was run"
+    assert st.angle_cdeg == st0.angle_cdeg, "a wrong-length ROTATE was run"
+    assert not st.latched_faults & FaultFlags.ESTOP, "a wrong-length ESTOP was run"
 
 
 def test_force_held_stall_while_rotating(
@@ -207,12 +254,12 @@ def test_rotate_by_large_angle(hil_device: Dut, hil_session: HilSession, hil_mot
 
 
 def test_event_log_beyond_its_size(hil_device: Dut) -> None:
-    """More events than the log keeps: the oldest kept is last - size + 1 and every record
+    """More than twice the events the log keeps: the oldest kept is last - size + 1 and every record
     fetched is the event sent live under that number."""
     dut = hil_device
     wire = dut.wire
     last = dut.status().last_event_number
-    while last < EVENT_LOG_SIZE + 20:
+    while last < 2 * EVENT_LOG_SIZE + 20:  # beyond twice: an oldest found modulo the size
         dut.estop()
         dut.clear_fault()
         last += 2
@@ -301,12 +348,55 @@ def test_reversal_mid_move_ramps_within_speed_and_acceleration(
     fastest = int(abs(d[w:] - d[:-w]).max())
     hil_figures["fastest_200ms_um"] = fastest
     assert fastest <= s.speed_um_s * w // 1000 + 1, f"{fastest} µm in {w} ms"
+    hil_figures["max_speed_change_um_ms_per_20ms"] = _check_ramp(d, s.rig.max_accel_mm_s2)
+
+
+def _check_ramp(depths_um: Any, max_accel_mm_s2: float) -> float:
+    """The commanded depth's speed over 20 ms changes to the next 20 ms by no more than the
+    acceleration allows (1 kHz samples); returns the largest change, µm/ms."""
     n = 20  # ms: the speed over 20 ms, its change to the next 20 ms
-    v = (d[n:] - d[:-n]) / n  # µm/ms
+    v = (depths_um[n:] - depths_um[:-n]) / n  # µm/ms
     dv = float(abs(v[n:] - v[:-n]).max())
-    bound = s.rig.max_accel_mm_s2 * 1e-3 * n + 0.3  # + the µm rounding, and a margin
-    hil_figures["max_speed_change_um_ms_per_20ms"] = dv
+    bound = max_accel_mm_s2 * 1e-3 * n + 0.3  # + the µm rounding, and a margin
     assert dv <= bound, f"the speed jumped {dv:.2f} µm/ms within {n} ms (bound {bound:.2f})"
+    return dv
+
+
+def test_stop_mid_move_ramps_down(hil_homed: Dut, hil_session: HilSession) -> None:
+    """STOP halfway out brings the advance to rest down its ramp (protocol §5), not at
+    once: the commanded depth's speed changes by no more than [motion] max_accel_mm_s2
+    allows, and the advance goes on past where STOP found it."""
+    s = hil_session
+    dut = hil_homed
+    if s.rig.max_accel_mm_s2 is None:
+        pytest.skip("needs the advance's ramp: set [motion] max_accel_mm_s2 in the rig file")
+    far = s.test_depth_um
+    dut.move_to_um(0, s.speed_um_s)  # from 0, wherever an earlier test left the needle
+    dut.wait_idle(far / s.speed_um_s + 5.0)
+    tl = dut.wire.received.telemetry
+    mark = tl.mark()
+    dut.move_to_um(far, s.speed_um_s)
+    out = dut.wire.wait_for(
+        lambda: tl.count > 0 and int(tl.batches[-1]["commanded_depth_um"][-1]) >= far // 2,
+        far / s.speed_um_s + 5.0,
+    )
+    assert out, f"the advance never reached {far // 2} µm"
+    moving = dut.status()
+    at_stop = moving.commanded_depth_um
+    dut.ack(Stop())
+    st = dut.wait_idle(far / s.speed_um_s + 5.0)
+    assert moving.flags & SampleFlags.ADVANCING and not st.flags & SampleFlags.ADVANCING, (
+        f"ADVANCING flag moving / at rest: {SampleFlags(moving.flags)!r} / "
+        f"{SampleFlags(st.flags)!r}"
+    )
+    dut.wire.wait_s(0.05)
+    d = tl.since(mark)["commanded_depth_um"].astype("i8")
+    assert at_stop < st.commanded_depth_um < far, (
+        f"STOP at {at_stop} µm came to rest at {st.commanded_depth_um} µm (target {far})"
+    )
+    _check_ramp(d, s.rig.max_accel_mm_s2)
+    dut.move_to_um(0, s.speed_um_s)
+    dut.wait_idle(far / s.speed_um_s + 5.0)
 
 
 def test_limits_at_their_hard_limits_are_accepted(hil_device: Dut, hil_session: HilSession) -> None:
@@ -324,17 +414,43 @@ def test_limits_at_their_hard_limits_are_accepted(hil_device: Dut, hil_session: 
     hil_device.set_limits(d)
 
 
+def test_limits_and_telemetry_at_the_low_end_of_their_ranges(
+    hil_device: Dut, hil_session: HilSession
+) -> None:
+    """SET_LIMITS with every field at the bottom of its range (soft limit 0, forces 1 mN,
+    stall time 1 ms) is ACKed and in force; SET_TELEMETRY with batch_samples 0, below its
+    range 1..10, is NAKed BAD_ARGUMENT, detail 0 (built by hand: the codec refuses it)."""
+    dut = hil_device
+    d = hil_session.default_limits()
+    dut.set_limits(Limits(0, 1, 1, 1))  # a 1 mN force limit may trip at once on noise
+    st = dut.status()
+    dut.set_limits(d)
+    if st.latched_faults & FaultFlags.FORCE_LIMIT:
+        dut.clear_fault()
+    lows = (st.soft_depth_limit_um, st.force_limit_mn, st.stall_force_mn, st.stall_time_ms)
+    assert lows == (0, 1, 1, 1), f"limits in force after SET_LIMITS(0, 1, 1, 1): {lows}"
+    seq = dut.wire.send_raw(MSG_ID[SetTelemetry], struct.pack("<HB", 100, 0))
+    (reply,) = _replies(dut, seq, 1)
+    nak = reply.message
+    assert isinstance(nak, Nak), f"SET_TELEMETRY(100 Hz, batch 0) answered {nak!r}"
+    assert (NakReason(nak.reason), nak.detail) == (NakReason.BAD_ARGUMENT, 0), nak
+
+
 def test_home_speed_below_and_beyond_the_max(
     hil_device: Dut, hil_session: HilSession, hil_motion: None
 ) -> None:
-    """HOME at half the hard speed is ACKed; one µm/s above it: NAK BEYOND_LIMIT, detail
-    the hard speed (when the schema's range lets the request through)."""
+    """HOME at half the hard speed is ACKed; one µm/s above it, and at the top of the
+    schema's range: NAK BEYOND_LIMIT, detail the hard speed (when the range lets the
+    request through)."""
     s = hil_session
     dut = hil_device
     top = s.identity.max_speed_um_s
-    if top + 1 <= 20_000:
+    if top + 1 <= HOME_SPEED_MAX_UM_S:
         nak = dut.nak(Home(top + 1))
         assert NakReason(nak.reason) is NakReason.BEYOND_LIMIT and nak.detail == top
+        # the top of the schema's range is in range: refused for the hard speed only
+        nak = dut.nak(Home(HOME_SPEED_MAX_UM_S))
+        assert (NakReason(nak.reason), nak.detail) == (NakReason.BEYOND_LIMIT, top), nak
     dut.ack(Home(max(1, top // 2)))
     dut.stop()
     dut.wait_idle(5.0)
@@ -360,8 +476,35 @@ def test_replayed_event_log_is_the_first(hil_device: Dut) -> None:
     assert again.message == first.message, f"replayed {again.message!r} ≠ {first.message!r}"
 
 
+def test_replayed_event_log_keeps_its_count(hil_device: Dut) -> None:
+    """A GET_EVENTS whose max_count cut the page short, resent after more events came: the
+    replay has the first reply's records, no more (the cache keeps what was sent)."""
+    from hil_tests.wire import events_of
+    from protocol import EventLog, GetEvents
+
+    dut = hil_device
+    wire = dut.wire
+    for _ in range(3):
+        dut.estop()
+        dut.clear_fault()
+    last = dut.status().last_event_number
+    count = 2 if last % 256 != 2 else 3  # not a byte of the newest number's
+    seq = wire.send(GetEvents(last - 5, count))
+    (first,) = _replies(dut, seq, 1)
+    assert isinstance(first.message, EventLog) and len(events_of(first.message)) == count, (
+        f"GET_EVENTS({last - 5}, {count}) of {last} events answered {first.message!r}"
+    )
+    dut.estop()
+    dut.clear_fault()
+    wire.resend(GetEvents(last - 5, count), seq)
+    _, again = _replies(dut, seq, 2)
+    assert again.flags & HeaderFlags.REPLAYED
+    assert again.message == first.message, f"replayed {again.message!r} ≠ {first.message!r}"
+
+
 def test_device_initiated_frames_carry_seq_0(hil_device: Dut) -> None:
-    """TELEMETRY, EVENT and the device's HEARTBEAT are sent with seq 0 (protocol §2)."""
+    """TELEMETRY, EVENT and the device's HEARTBEAT are sent with seq 0 (protocol §2) and
+    header flags 0."""
     dut = hil_device
     dut.estop()
     dut.clear_fault()
@@ -371,6 +514,9 @@ def test_device_initiated_frames_carry_seq_0(hil_device: Dut) -> None:
     dut.wire.wait_s(0.05)
     seqs = dut.wire.received.unsequenced_seqs
     assert seqs == {0}, f"device-initiated frames with seqs {sorted(seqs)}"
+    # no flag either: RETRANSMIT is the host's, REPLAYED a replay's, other bits 0 (§1)
+    flags = dut.wire.received.unsequenced_flags
+    assert flags == {0}, f"device-initiated frames with header flags {sorted(flags)}"
 
 
 def test_sample_flags_follow_the_latches(hil_device: Dut, hil_session: HilSession) -> None:
@@ -417,22 +563,34 @@ def test_rotate_beyond_the_hard_rate(hil_device: Dut, hil_session: HilSession) -
 
 
 def test_variable_length_device_message_is_unknown_message(hil_device: Dut) -> None:
-    """A well-formed TELEMETRY (a device→host message, variable length) sent to the device
-    is a valid frame: NAK UNKNOWN_MESSAGE. One whose record count disagrees with its
-    length is malformed: dropped, counted bad, unanswered."""
+    """A well-formed TELEMETRY (a device→host message, variable length: 0 or 1 sample) sent
+    to the device is a valid frame: NAK UNKNOWN_MESSAGE. One whose record count disagrees with its
+    length, or whose count is above its message's maximum (an EVENT_LOG of 13 records), is
+    malformed: dropped, counted bad, unanswered."""
     from protocol import Telemetry
 
     dut = hil_device
     msg_id = Telemetry.MSG_ID  # type: ignore[attr-defined]
-    seq = dut.wire.send_raw(msg_id, bytes(5))  # first_sample_number 0, 0 samples
-    (reply,) = _replies(dut, seq, 1)
-    assert isinstance(reply.message, Nak), f"answered {reply.message!r}"
-    assert NakReason(reply.message.reason) is NakReason.UNKNOWN_MESSAGE
+    for samples in (0, 1):  # first_sample_number 0, then that many (zeroed) samples
+        payload = bytes(4) + bytes([samples]) + bytes(samples * TELEMETRY_SAMPLE_BYTES)
+        seq = dut.wire.send_raw(msg_id, payload)
+        (reply,) = _replies(dut, seq, 1)
+        assert isinstance(reply.message, Nak), f"{samples} samples: answered {reply.message!r}"
+        assert NakReason(reply.message.reason) is NakReason.UNKNOWN_MESSAGE
     st0 = dut.status()
     bad = dut.wire.send_raw(msg_id, bytes(4) + b"\x02")  # says 2 samples, has none
+    # and an EVENT_LOG of one record more than it may carry, its length matching that
+    # count (a TELEMETRY so long would be oversize already)
+    over = EVENT_LOG_MAX_RECORDS + 1
+    too_many = dut.wire.send_raw(
+        MSG_ID[EventLog], bytes(4) + bytes([over]) + bytes(over * EVENT_RECORD_BYTES)
+    )
     dut.wire.wait_s(0.1)
     assert not dut.wire.received.replies.get(bad), "a malformed TELEMETRY was answered"
-    assert dut.status().frames_bad == st0.frames_bad + 1
+    assert not dut.wire.received.replies.get(too_many), (
+        f"an EVENT_LOG of {over} records (at most {EVENT_LOG_MAX_RECORDS}) was answered"
+    )
+    assert dut.status().frames_bad == st0.frames_bad + 2
 
 
 @pytest.mark.control("RC-HOMING")
@@ -456,6 +614,32 @@ def test_a_fresh_device_keeps_its_hard_limits_until_set(hil_session: HilSession)
         dut.move_to_um(1000, s.speed_um_s)
         st = dut.wait_idle(5.0)
         assert st.commanded_depth_um == 1000
+    finally:
+        wire.close()
+
+
+def test_a_fresh_device_keeps_its_first_reply(hil_session: HilSession) -> None:
+    """From boot the reply cache keeps every reply, the very first one too: GET_EVENTS as
+    the first command, a GET_STATUS, then the GET_EVENTS resent with its seq is REPLAYED
+    (a second in-process simulator: a device fresh from boot)."""
+    s = hil_session
+    if not (s.wire.virtual and s.url.startswith("sim://")):
+        pytest.skip("needs a device fresh from boot (the in-process simulator makes one)")
+    from hil_tests.session import open_wire
+
+    wire = open_wire(s.url)
+    try:
+        dut = Dut(wire)
+        ask = GetEvents(1, 1)
+        seq = wire.send(ask)
+        (first,) = _replies(dut, seq, 1)
+        dut.status()
+        wire.resend(ask, seq)
+        _, again = _replies(dut, seq, 2)
+        assert again.flags & HeaderFlags.REPLAYED and again.message == first.message, (
+            f"the first command after boot, resent, answered {again.message!r} "
+            f"(flags {again.flags:#x}), not its cached reply"
+        )
     finally:
         wire.close()
 

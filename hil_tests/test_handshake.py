@@ -56,6 +56,7 @@ def test_schema_mismatch_refuses_motion_allows_queries(hil_device: Dut) -> None:
     assert ident.schema_hash == SCHEMA_HASH
     nak = hil_device.nak(Move(MoveMode.RELATIVE, 0, 1000))  # moves nothing, even if run
     assert NakReason(nak.reason) is NakReason.SCHEMA_MISMATCH
+    assert nak.detail == 0, f"SCHEMA_MISMATCH detail {nak.detail} (a NAK's detail: else 0)"
     st = hil_device.status()  # queries still answered
     assert not st.flags & SampleFlags.ARMED
     assert hil_device.hello().session_armed == 1  # the right hash arms again

@@ -43,6 +43,8 @@ MIN_LOAD_MN = 150  # a load the tare and filter tests can tell from noise and of
 LOAD_SETTLE_S = 1.0  # a tissue's grip relaxes after the needle stops (the simulator's: 0.75 s)
 SIM_FAULT_AT_S = 10.0  # a second simulator's rig fault: after its homing, mid-move
 SIM_SLOW_SPEED_UM_S = 1000  # ... a move still under way at that time
+LOWPASS_HZ = 5  # the low-pass test's corner: far below a 1 kHz cell's noise
+MAINS_HZ = 50  # the notch test's mains frequency
 
 
 def _mean_force_at_rest(dut: Dut, seconds: float = REST_RECORD_S) -> float:
@@ -174,6 +176,58 @@ def test_filter_frequencies_below_half_the_sample_rate(
         assert (st.drift_corner_mhz, st.notch_hz, st.lowpass_hz) == (0, 0, max(1, nominal // 2 - 1))
     finally:
         dut.ack(SetLoadCell(0, 0, 0))
+
+
+def _rest_force_mn(dut: Dut, seconds: float) -> Any:
+    """The force of every telemetry sample over ``seconds`` at rest, after 0.2 s to settle."""
+    tl = dut.wire.received.telemetry
+    dut.wire.wait_s(0.2)
+    mark = tl.mark()
+    dut.wire.wait_s(seconds)
+    return tl.since(mark)["force_mn"].astype(np.float64)
+
+
+def _band_power(force: Any, hz: int) -> float:
+    """The power of ``force`` (1 kHz samples, 1 s) in the 1 Hz bins within ±1 Hz of ``hz``."""
+    spectrum = np.fft.rfft(force - force.mean()) / len(force)
+    freqs = np.fft.rfftfreq(len(force), 1 / 1000)
+    return float(np.sum(np.abs(spectrum[np.abs(freqs - hz) <= 1]) ** 2))
+
+
+def test_lowpass_and_notch_take_noise_and_hum_out(hil_device: Dut, hil_session: HilSession) -> None:
+    """SET_LOAD_CELL's low-pass (5 Hz) takes at least half of the noise of a force at rest
+    out; its mains notch (50 Hz) at least three quarters of the power within ±1 Hz of 50 Hz
+    (a hum, or the noise's share there); neither moves the mean force at rest (§7a).
+    Telemetry at 1 kHz, 1 s each way."""
+    dut = hil_device
+    rate_hz = hil_session.identity.load_cell_sample_hz
+    if rate_hz < 4 * MAINS_HZ:  # a slower cell cannot carry a 50 Hz notch
+        pytest.skip(f"a {rate_hz} Hz load cell cannot show a {MAINS_HZ} Hz hum")
+    try:
+        raw = _rest_force_mn(dut, 1.0)
+        dut.ack(SetLoadCell(0, 0, LOWPASS_HZ))
+        low = _rest_force_mn(dut, 1.0)
+        dut.ack(SetLoadCell(0, MAINS_HZ, 0))
+        notched = _rest_force_mn(dut, 1.0)
+    finally:
+        dut.ack(SetLoadCell(0, 0, 0))
+    raw_rms, low_rms = float(np.std(raw)), float(np.std(low))
+    assert raw_rms > 2.0, f"no noise to filter: {raw_rms:.2f} mN rms at rest"
+    assert low_rms <= raw_rms / 2, (
+        f"the {LOWPASS_HZ} Hz low-pass left {low_rms:.2f} of {raw_rms:.2f} mN rms at rest"
+    )
+
+    # neither takes the steady force out (unit gain at 0 Hz): the means at rest agree
+    for name, force in (("low-pass", low), ("notch", notched)):
+        shift = abs(float(force.mean() - raw.mean()))
+        assert shift <= 5 + 0.1 * abs(float(raw.mean())), (
+            f"the {name} moved the force at rest by {shift:.1f} mN (mean {raw.mean():.1f})"
+        )
+    # the notch: the power within ±1 Hz of 50 Hz (hum, or the noise's share of it)
+    before, after = _band_power(raw, MAINS_HZ), _band_power(notched, MAINS_HZ)
+    assert after <= before / 4, (
+        f"the {MAINS_HZ} Hz notch left {after:.1f} of {before:.1f} mN² within ±1 Hz of it"
+    )
 
 
 @pytest.mark.control("RC-TARE")

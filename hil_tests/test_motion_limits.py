@@ -81,9 +81,22 @@ def test_soft_limit_refuses_target_beyond(hil_homed: Dut, hil_session: HilSessio
         assert nak.detail == limit_um
     tl = dut.wire.received.telemetry
     mark = tl.mark()
+    before = dut.status().last_event_number
     dut.move_to_um(limit_um, s.speed_um_s)  # exactly to the limit is allowed
     st = dut.wait_idle(_travel_time_s(limit_um, s))
     assert st.commanded_depth_um == limit_um
+    # a target reached, not a limit hit: TARGET_REACHED, no LIMIT_REACHED, not AT_LIMIT
+    reached = dut.wait_event(EventCode.TARGET_REACHED, 1.0, before)
+    assert reached is not None and reached.value == limit_um, f"TARGET_REACHED: {reached!r}"
+    hit = [
+        e
+        for e in dut.wire.received.events
+        if e.number > before and e.code == EventCode.LIMIT_REACHED
+    ]
+    assert not hit and not st.flags & SampleFlags.AT_LIMIT, (
+        f"a MOVE to exactly the limit reported a limit hit: {hit!r}, "
+        f"flags {SampleFlags(st.flags)!r}"
+    )
     samples = tl.since(mark)
     assert int(samples["commanded_depth_um"].max()) <= limit_um
     assert int(samples["depth_um"].max()) <= limit_um

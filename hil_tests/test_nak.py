@@ -132,6 +132,9 @@ def _busy(dut: Dut, s: HilSession) -> Refused:
     assert dut.status().state == DeviceState.HOMING
     r = _refuse(dut, lambda: dut.nak(Move(MoveMode.ABSOLUTE, 1000, s.speed_um_s)))
     dut.wait_idle(s.rig.homing_timeout_s)
+    assert r.nak.detail == 0, (
+        f"BUSY detail {r.nak.detail} (a NAK's detail: the offending value, else 0)"
+    )
     return r
 
 

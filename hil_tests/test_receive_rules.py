@@ -22,6 +22,8 @@ from protocol import (
     MoveMode,
     Nak,
     NakReason,
+    Rotate,
+    RotateMode,
     SampleFlags,
     SetLimits,
     SetTelemetry,
@@ -65,6 +67,7 @@ def test_command_with_seq_0_is_refused_unexecuted_uncached(hil_device: Dut) -> N
         assert reply.message.command_id == MSG_ID[type(msg)]
         assert reply.message.detail == 0
         assert not reply.flags & HeaderFlags.REPLAYED, "a seq-0 reply came from the cache"
+        assert reply.flags == 0, f"a seq-0 NAK with header flags {reply.flags:#x}"
     wire.received.replies.pop(0, None)
     assert dut.status().telemetry_rate_hz != 0, "SET_TELEMETRY at seq 0 was executed"
 
@@ -270,3 +273,80 @@ def test_set_limits_ranges_then_hard_limits_in_field_order(
 def test_move_below_zero_is_beyond_the_lower_limit(hil_homed: Dut, hil_session: HilSession) -> None:
     nak = hil_homed.nak(Move(MoveMode.ABSOLUTE, -1, hil_session.speed_um_s))
     assert (NakReason(nak.reason), nak.detail) == (NakReason.BEYOND_LIMIT, 0)
+
+
+def test_move_stop_and_rotate_stop_with_seq_0_still_stop(
+    hil_homed: Dut, hil_session: HilSession
+) -> None:
+    """MOVE STOP and ROTATE STOP are stops too (protocol §5: never refused): malformed in
+    their seq (0) they are NAKed BAD_ARGUMENT and stop their axis all the same; their other
+    modes at seq 0 are not run."""
+    s = hil_session
+    dut = hil_homed
+    far = s.test_depth_um
+    dut.ack(Rotate(RotateMode.CONTINUOUS, 30_000, 0))
+    dut.move_to_um(far, s.speed_um_s)
+    dut.wire.wait_s(0.2)
+    _seq0_nak(dut, Move(MoveMode.STOP, 0, 1))
+    dut.wire.wait_s(0.3)  # down its ramp
+    a = dut.status()
+    dut.wire.wait_s(0.1)
+    b = dut.status()
+    assert a.commanded_depth_um == b.commanded_depth_um < far, "a seq-0 MOVE STOP did not stop"
+    assert b.angle_cdeg != a.angle_cdeg, "a seq-0 MOVE STOP stopped the rotation too"
+    _seq0_nak(dut, Rotate(RotateMode.STOP, 0, 0))
+    st = dut.wait_idle(2.0)
+    assert not st.flags & SampleFlags.ROTATING, "a seq-0 ROTATE STOP did not stop"
+    # only the stops: a seq-0 ROTATE or MOVE of another mode is not run
+    _seq0_nak(dut, Rotate(RotateMode.BY_ANGLE, 30_000, 1_000))
+    _seq0_nak(dut, Move(MoveMode.RELATIVE, 1_000, s.speed_um_s))
+    dut.wire.wait_s(0.1)
+    after = dut.status()
+    assert (after.angle_cdeg, after.commanded_depth_um) == (st.angle_cdeg, st.commanded_depth_um), (
+        "a seq-0 ROTATE BY_ANGLE or MOVE RELATIVE was run"
+    )
+    dut.move_to_um(0, s.speed_um_s)
+    dut.wait_idle(far / s.speed_um_s + 5.0)
+
+
+def test_move_bad_mode_or_speed_0_is_bad_argument(hil_homed: Dut) -> None:
+    """MOVE with a mode that is not one of MoveMode's, or at speed 0 (range 1..20000), is
+    NAKed BAD_ARGUMENT with the offending value as detail and moves nothing (built by hand:
+    the codec refuses both)."""
+    dut = hil_homed
+    move_id = MSG_ID[Move]
+    for mode, speed_um_s, detail in ((7, 1000, 7), (MoveMode.ABSOLUTE, 0, 0)):
+        before = dut.status()
+        seq = dut.wire.send_raw(move_id, struct.pack("<BiI", mode, 1000, speed_um_s))
+        (reply,) = _replies(dut, seq, 1)
+        nak = reply.message
+        what = f"MOVE(mode {mode}, 1000 µm, {speed_um_s} µm/s)"
+        assert isinstance(nak, Nak), f"{what} answered {nak!r}"
+        assert (NakReason(nak.reason), nak.detail) == (NakReason.BAD_ARGUMENT, detail), nak
+        dut.wire.wait_s(0.1)
+        after = dut.status()
+        assert after.commanded_depth_um == before.commanded_depth_um, f"{what} moved"
+
+
+def test_invalid_cobs_is_dropped(hil_device: Dut) -> None:
+    """A chunk that is not valid COBS — a code byte pointing past its end — is dropped and
+    counted bad (protocol §1 Receiving, check 3), unanswered; the device goes on answering."""
+    dut = hil_device
+    st0 = dut.status()
+    dut.wire.write(b"\x00" + bytes([0x09, 0x01, 0x0B]) + b"\x00")  # 0x09: 8 bytes follow, 2 do
+    st = dut.status()
+    assert st.frames_bad == st0.frames_bad + 1, (
+        f"frames_bad {st0.frames_bad} → {st.frames_bad} over one invalid COBS chunk"
+    )
+
+
+def test_oversize_chunk_is_dropped_and_the_next_frame_taken(hil_device: Dut) -> None:
+    """A chunk longer than any frame (300 bytes, no delimiter) is dropped and counted bad
+    (protocol §1 Receiving, check 2); the frame after it is received as usual."""
+    dut = hil_device
+    st0 = dut.status()
+    dut.wire.write(b"\x00" + b"\x01" * 300 + b"\x00")
+    st = dut.status()  # the next frame: answered
+    assert st.frames_bad == st0.frames_bad + 1, (
+        f"frames_bad {st0.frames_bad} → {st.frames_bad} over one oversize chunk"
+    )

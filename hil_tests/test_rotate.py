@@ -8,7 +8,7 @@ import pytest
 
 from hil_tests.dut import Dut
 from hil_tests.session import HilSession
-from protocol import Capabilities, NakReason, Rotate, RotateMode
+from protocol import Capabilities, NakReason, Rotate, RotateMode, SampleFlags, Stop
 
 
 def _rate_mrpm(s: HilSession) -> int:
@@ -56,6 +56,38 @@ def test_rotate_oscillate_swings_plus_minus_the_amplitude(
     assert len(moved) and int(moved[0]) > 0, "the first swing went −"
     dut.ack(Rotate(RotateMode.BY_ANGLE, _rate_mrpm(hil_session), int(-angles[-1])))
     dut.wait_idle(10.0)
+
+
+def test_continuous_at_rate_0_ramps_to_rest(
+    hil_device: Dut, hil_session: HilSession, hil_motion: None
+) -> None:
+    """ROTATE CONTINUOUS at rate 0 is ACKed and ramps a turning needle to rest (protocol §5:
+    its rate 0 is a stop, not the BAD_ARGUMENT of BY_ANGLE's and OSCILLATE's)."""
+    dut = hil_device
+    dut.ack(Rotate(RotateMode.CONTINUOUS, _rate_mrpm(hil_session), 0))
+    dut.wire.wait_s(0.2)
+    dut.ack(Rotate(RotateMode.CONTINUOUS, 0, 0))
+    st = dut.wait_idle(2.0)
+    assert not st.flags & SampleFlags.ROTATING
+
+
+def test_stop_ramps_a_reverse_rotation_down(
+    hil_device: Dut, hil_session: HilSession, hil_motion: None
+) -> None:
+    """STOP ramps a rotation turning − to rest as it does one turning + (protocol §5: down
+    its normal ramp, not halted): the angle still changes after STOP's ACK, then rests."""
+    dut = hil_device
+    tl = dut.wire.received.telemetry
+    dut.ack(Rotate(RotateMode.CONTINUOUS, -_rate_mrpm(hil_session), 0))
+    dut.wire.wait_s(0.3)
+    dut.ack(Stop())
+    mark = tl.mark()
+    st = dut.wait_idle(2.0)
+    angles = tl.since(mark)["angle_cdeg"].astype(np.int64)
+    assert not st.flags & SampleFlags.ROTATING
+    assert len(angles) > 1 and int(angles[-1]) < int(angles[0]), (
+        "a rotation turning − stopped at once on STOP, not down its ramp"
+    )
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,9 @@ ESTOP_LATENCY_TICKS = 1
 ROTATE_RATE_MRPM = 30_000
 ROTATION_STOP_LIMIT_MS = 250.0
 ROTATION_RECORD_S = 0.4  # telemetry kept after a fault, to see the rotation come to rest
+# Not the boot default (5 ms) and long enough that a hold counted from the wrong tick, or
+# the default used instead, is far outside the one tick the check allows.
+STALL_TIME_TEST_MS = 40
 
 
 def _start_rotation(dut: Dut) -> None:
@@ -183,6 +186,46 @@ def _check_stall(
     assert dut.status().state == DeviceState.UNHOMED, "a stall must leave the device unhomed"
 
 
+@pytest.mark.control("RC-STALL")
+def test_force_held_stall_after_the_configured_stall_time(
+    hil_homed: Dut, hil_session: HilSession, hil_figures: dict[str, Any]
+) -> None:
+    """The force-held stall fires in the control tick that completes stall_time_ms of
+    force at or above stall_force_mn (protocol §5: counted in 1 ms ticks, so exactly: a
+    tick sooner is a shorter hold than configured, a tick later a longer one). Stall force
+    = ``[force] limit_n``, driving to ``[force] depth_mm``; the stall time is not the
+    default, so a device that ignores the configured one shows it."""
+    s = hil_session
+    dut = hil_homed
+    stall_mn, depth_um = s.force_load()
+    d = s.default_limits()
+    dut.set_limits(Limits(d.soft_depth_limit_um, d.force_limit_mn, stall_mn, STALL_TIME_TEST_MS))
+    tl = dut.wire.received.telemetry
+    mark = tl.mark()
+    before = dut.status().last_event_number
+    _start_move(dut, s, depth_um)
+    ev = dut.wait_event(EventCode.STALL, depth_um / s.speed_um_s + 5.0, before)
+    st = dut.status()
+    assert ev is not None, (
+        f"force driven above the {stall_mn} mN stall force for {STALL_TIME_TEST_MS} ms and no "
+        f"STALL: {DeviceState(st.state).name} at {st.depth_um} µm"
+    )
+    samples = tl.since(mark)
+    onset_us = force_held_since_us(samples, int(ev.time_us), stall_mn)
+    assert onset_us is not None, "STALL came, but the force was below the stall force then"
+    # the sample at the onset is the first tick of the hold: held for T ms at tick T - 1
+    held_ms = (int(ev.time_us) - onset_us + TICK_US) / 1000
+    hil_figures["stall_time_held_ms"] = held_ms
+    assert held_ms == STALL_TIME_TEST_MS, (
+        f"STALL after the force held {held_ms} ms at the stall force, configured "
+        f"stall_time_ms {STALL_TIME_TEST_MS}"
+    )
+    assert st.latched_faults & FaultFlags.STALL and st.state == DeviceState.STALLED
+    dut.set_limits(d)
+    dut.clear_fault()
+    dut.home(round(s.rig.homing_speed_mm_s * 1000), s.rig.homing_timeout_s)
+
+
 @pytest.mark.control("RC-WATCHDOG")
 def test_watchdog_stops_motion_and_latches(
     hil_homed: Dut, hil_session: HilSession, hil_figures: dict[str, Any]
@@ -192,7 +235,8 @@ def test_watchdog_stops_motion_and_latches(
     wd_ms = s.identity.watchdog_ms
     tl = dut.wire.received.telemetry
     mark = tl.mark()
-    events_before = dut.status().last_event_number
+    st0 = dut.status()
+    events_before = st0.last_event_number
     target = s.test_depth_um
     _start_move(dut, s, target)
     _wait_depth(dut, s, target // 4)
@@ -217,6 +261,8 @@ def test_watchdog_stops_motion_and_latches(
     st = dut.status()
     assert FaultFlags(st.latched_faults) & FaultFlags.WATCHDOG
     assert st.state == DeviceState.FAULT
+    trips = st.watchdog_trips - st0.watchdog_trips
+    assert trips == 1, f"STATUS watchdog_trips rose by {trips} over one trip"
     nak = dut.nak(Move(MoveMode.ABSOLUTE, target, s.speed_um_s))
     assert NakReason(nak.reason) is NakReason.LATCHED_FAULT
     dut.clear_fault()
@@ -249,6 +295,7 @@ def test_estop_latency(
     hil_figures["estop_ack_ms_host"] = (wire.clock.monotonic() - t0) * 1000
     ev = dut.wait_event(EventCode.ESTOP, 0.5, events_before)
     assert ev is not None, "no ESTOP event"
+    assert ev.value == 0, f"ESTOP event value {ev.value} (protocol §9: 0)"
     wire.wait_s(0.05)
     samples = tl.since(mark)
     t_stop = advance_stopped_at_us(samples, int(ev.time_us) - 5 * TICK_US)

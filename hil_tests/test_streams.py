@@ -5,6 +5,7 @@ Neither test moves the device: they run on a rig without --allow-motion.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -69,6 +70,26 @@ def test_telemetry_1khz_for_10s_without_loss(
     assert int(numbers[-1]) < st1.samples_sent <= int(numbers[-1]) + 20 + TELEMETRY_RATE_HZ
 
 
+def test_telemetry_at_100hz_is_spaced_10ms(hil_device: Dut) -> None:
+    """SET_TELEMETRY at 100 Hz from off: one sample every 10 ms of device time from the
+    first one on, not every tick."""
+    dut = hil_device
+    tl = dut.wire.received.telemetry
+    try:
+        dut.set_telemetry(0)
+        dut.wire.wait_s(0.1)  # the 1 kHz stream has drained
+        mark = tl.mark()
+        dut.set_telemetry(100, 10)
+        dut.wire.wait_s(0.5)
+        t = tl.since(mark)["t_us"].astype(np.int64)
+    finally:
+        dut.set_telemetry(TELEMETRY_RATE_HZ, 10)
+    steps = np.diff(t)
+    assert len(t) >= 40 and np.all(steps == 10_000), (
+        f"{len(t)} samples in 0.5 s at 100 Hz, spacing {sorted(set(steps.tolist()))[:5]} µs"
+    )
+
+
 def test_device_heartbeat_when_quiet(hil_device: Dut, hil_figures: dict[str, Any]) -> None:
     """With nothing else to send, the device sends a HEARTBEAT every 100 ms."""
     dut = hil_device
@@ -85,6 +106,36 @@ def test_device_heartbeat_when_quiet(hil_device: Dut, hil_figures: dict[str, Any
         hil_figures["device_heartbeat_max_period_ms"] = int(periods.max())
     assert len(got) >= 10, f"{len(got)} device heartbeats in 5 s when quiet (every 100 ms)"
     assert int(periods.max()) <= DEVICE_HEARTBEAT_MS + 2, periods
+    dut.set_telemetry(TELEMETRY_RATE_HZ, 10)
+
+
+def _at_least(items: list[int], n: int) -> bool:
+    return len(items) >= n
+
+
+def test_device_heartbeat_uptime_is_device_time(hil_device: Dut) -> None:
+    """A HEARTBEAT's uptime_ms is the device clock in ms (protocol §4): each one falls
+    between the device_time_us of the STATUS replies sent before and after it. The period
+    check above reads only differences of uptimes, blind to an offset or a wrong scale."""
+    dut = hil_device
+    wire = dut.wire
+    dut.set_telemetry(0)
+    wire.wait_s(0.15)  # the telemetry stream has drained
+    beats = wire.received.heartbeat_uptimes_ms
+    for _ in range(3):  # three windows: a scale error grows with the clock, an offset does not
+        before = dut.status().device_time_us
+        first = len(beats)
+        # a STATUS reply restarts the device's 100 ms quiet: at least three beats in 0.35 s
+        wire.wait_for(partial(_at_least, beats, first + 3), 5.0)
+        after = dut.status().device_time_us
+        got = beats[first:]
+        assert len(got) >= 3, f"{len(got)} device heartbeats in 5 s when quiet (every 100 ms)"
+        lo_ms, hi_ms = before // 1000, after // 1000
+        wrong = [u for u in got if not lo_ms <= u <= hi_ms]
+        assert not wrong, (
+            f"heartbeat uptimes {wrong} ms outside the device time {lo_ms}..{hi_ms} ms of the "
+            "STATUS replies around them"
+        )
     dut.set_telemetry(TELEMETRY_RATE_HZ, 10)
 
 

@@ -128,6 +128,7 @@ class Received:
     heartbeat_uptimes_ms: list[int] = field(default_factory=list)  # the device's HEARTBEATs
     # the seqs seen on TELEMETRY, EVENT and HEARTBEAT frames (protocol §2: always 0)
     unsequenced_seqs: set[int] = field(default_factory=set)
+    unsequenced_flags: set[int] = field(default_factory=set)  # and their header flags (0)
     last: deque[Frame] = field(default_factory=lambda: deque(maxlen=200))
 
 
@@ -218,6 +219,7 @@ class Wire:
                 msg = fr.message
                 if isinstance(msg, Telemetry | Event | Heartbeat):
                     rec.unsequenced_seqs.add(fr.seq)
+                    rec.unsequenced_flags.add(fr.flags)
                 if isinstance(msg, Telemetry):
                     rec.telemetry.add(msg)
                 elif isinstance(msg, Event):

@@ -1,12 +1,13 @@
 """Mutation testing of the firmware's C core against the unchanged HIL suite.
 
     python tests/hil/mutation.py [--files F.c ...] [--sample N] [--seed S] [--fixed]
-                                 [--timeout S] [--json OUT]
+                                 [--safety-only] [--timeout S] [--json OUT] [--rerun JSON]
 
 Mutants of firmware/core/*.c come from universalmutator (``pip install universalmutator``;
 its ``mutate`` generates C mutants by regular-expression rules: operators, constants,
 conditions, deleted statements). ``--fixed`` uses the few hand-written mutants of FIXED
-instead (no tool needed: the quick sample in ``make test``).
+instead (no tool needed: the quick sample in ``make test``). ``--rerun JSON`` runs only
+the survivors of an earlier run's results again: after tests were added for them.
 
 Each mutant is first compiled alone with the core's flags (-Werror): one that does not
 compile is discarded, one whose object code is byte-identical to the original's is
@@ -95,6 +96,14 @@ FIXED: list[tuple[str, str, str]] = [
     ("device.c", "(f > D.force_limit_mn || -f > D.force_limit_mn)", "f > D.force_limit_mn"),
     ("link.c", "if (l->len == 0) return;", "if (l->len == 1) return;"),
     ("commands.c", "if (D.latched & ND_FAULT_FLAGS_ESTOP) {", "if (0) {"),
+    # two survivors of the issue-17 samples on the safety paths, killed by the tests written
+    # for them (the stall time, a seq-0 MOVE STOP); the others: docs/hil.md §5, --rerun
+    ("device.c", "++D.stall_ticks >= D.stall_time_ms", "++D.stall_ticks > D.stall_time_ms"),
+    (
+        "commands.c",
+        "(id == ND_MOVE_ID && p[ND_MOVE_MODE_OFFSET] == ND_MOVE_MODE_STOP) ||",
+        "(0==1) ||",
+    ),
 ]
 
 # a definition's first line at column 0: "type name(" not ending in ";" (or a one-liner)
@@ -231,6 +240,24 @@ def run_one(m: Mutant, baseline: dict[str, bytes], timeout_s: float, work: Path)
         m.detail = failed[0] if failed else f"suite exit {proc.returncode}"
 
 
+def survivors_of(results: Path, mutants: list[Mutant]) -> list[Mutant]:
+    """The mutants that survived in an earlier run's JSON, found again by file, line and
+    text (universalmutator repeats some texts: the first of each is run)."""
+    try:
+        rows = json.loads(results.read_text())
+    except (OSError, ValueError) as exc:
+        sys.exit(f"mutation.py: cannot read {results}: {exc}")
+    wanted = {(r["file"], r["line"], r["mutated"]) for r in rows if r["outcome"] == "survived"}
+    out: dict[tuple[str, int, str], Mutant] = {}
+    for m in mutants:
+        key = (m.file, m.line, m.mutated)
+        if key in wanted and key not in out:
+            out[key] = m
+    if len(out) != len(wanted):
+        sys.exit(f"mutation.py: {len(wanted) - len(out)} survivors of {results} not found")
+    return list(out.values())
+
+
 def score(ms: list[Mutant]) -> tuple[int, int, float]:
     k = sum(m.outcome == "killed" for m in ms)
     s = sum(m.outcome == "survived" for m in ms)
@@ -246,9 +273,17 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--fixed", action="store_true", help="the fixed quick sample (FIXED)")
     ap.add_argument("--timeout", type=float, default=120.0, help="per mutant's suite run")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
+    ap.add_argument(
+        "--rerun",
+        type=Path,
+        default=None,
+        help="only the survivors of an earlier run's --json (after tests were added)",
+    )
     args = ap.parse_args(argv)
     files = args.files or sorted(p.name for p in CORE.glob("*.c"))
     mutants = fixed() if args.fixed else generate(files)
+    if args.rerun:
+        mutants = survivors_of(args.rerun, mutants)
     if args.safety_only:
         mutants = [m for m in mutants if m.safety]
     if args.sample and args.sample < len(mutants):
