@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import fcntl
 import importlib.util
 import os
@@ -201,11 +202,18 @@ def stop(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout_s: floa
 REALTIME_NICE = -10
 
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
 def real_time_process() -> None:
     """preexec_fn of a process that must keep real time (a port; the HIL suite playing the
     bench's host, whose heartbeats a bench's own PC sends on time): a session of its own
-    and REALTIME_NICE if allowed."""
+    and REALTIME_NICE if allowed. In its own session the terminal's Ctrl-C no longer
+    reaches it, so it is told to end (SIGTERM) when the process that started it does,
+    however that one ends: never a port left running with nobody to stop it."""
     os.setsid()
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     with contextlib.suppress(OSError):
         os.nice(REALTIME_NICE)
 

@@ -1,0 +1,47 @@
+"""firmware.launch's ports as processes: each in a session of its own (Linux shares the CPU
+between sessions first: a port keeps real time beside a busy test run), and ended with
+the process that started it — a launcher killed outright (SIGKILL: no `finally` runs)
+leaves no port running with nobody to stop it."""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+
+import pytest
+
+from firmware.launch import FIRMWARE, PortUnavailable, check_tools
+
+
+def test_a_killed_launcher_takes_its_port_with_it() -> None:
+    try:
+        check_tools("posix")
+    except PortUnavailable as exc:
+        pytest.skip(str(exc))
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "firmware.launch", "posix"],
+        cwd=FIRMWARE.parent,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert launcher.stdout is not None
+        assert launcher.stdout.readline().startswith("/dev/")  # the port is up
+        children = subprocess.run(
+            ["pgrep", "-P", str(launcher.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        assert len(children) == 1, children
+        port_pid = int(children[0])
+        assert os.getsid(port_pid) == port_pid  # a session of its own
+        port = os.pidfd_open(port_pid)
+        launcher.kill()
+        launcher.wait()
+        ready, _, _ = select.select([port], [], [], 10.0)  # readable once the port has exited
+        os.close(port)
+        assert ready, "the port outlived its launcher"
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
