@@ -61,7 +61,14 @@ def test_client_over_a_served_pty(served: ServedDevice) -> None:
         )
         rows = nd.telemetry.latest(200)
         assert rows["host_time_s"][-1] <= time.monotonic() + 0.02
-        assert nd.stats.retransmits == 0 and nd.stats.rtt_p99_s is not None
+        assert nd.stats.rtt_p99_s is not None
+        # A reply slower than the retransmit timeout (a loaded machine) is resent, which is
+        # the link's job; what must hold is exactly once. On a lossless pty every resend
+        # reaches the device as a repeat and is answered from its reply cache, never run
+        # again (this STATUS request may be resent too, after its counts were taken).
+        resent = nd.stats.retransmits
+        replayed = nd.status().counters.replies_replayed
+        assert resent <= replayed <= nd.stats.retransmits, (resent, replayed)
 
 
 def test_sigkill_of_the_host_mid_move_stops_the_device(served: ServedDevice) -> None:
