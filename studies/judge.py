@@ -37,13 +37,13 @@ from typing import Any
 
 import numpy as np
 
+# a sample with no valid load-cell reading is no force at all, so no force above a limit:
+# the device latches LOAD_CELL for it (the single-fault campaign counts those)
+from firmware_host.procedure.drift import NO_READING_N
+
 WATCH_AFTER_S = 1.0
 OVERRUN_GRACE_S = 2.0  # time to notice max_duration_s (a control period) and brake
 LATE_ADVANCE_MM = 0.05
-# What a sample carries when the device has no valid load-cell reading (the core's
-# ND_FORCE_INVALID_MN, INT32_MIN mN): no force at all, so no force above a limit — the
-# device latches LOAD_CELL for it (the single-fault campaign counts those).
-NO_READING_N = -(2**31) / 1000.0
 
 
 @dataclass(frozen=True)
