@@ -145,10 +145,12 @@ def hil_device(hil_session: HilSession) -> Iterator[Dut]:
     try:
         dut.stop()
         dut.wait_idle(10.0)
+        # the limits first: a test that failed with a lowered force limit left the needle
+        # loaded beyond it, and clearing before restoring would latch it again at once
+        dut.set_limits(s.default_limits())
         if dut.status().latched_faults:
             dut.clear_fault()
         dut.hello()  # a new session: the reply cache starts empty
-        dut.set_limits(s.default_limits())
         dut.set_telemetry(TELEMETRY_RATE_HZ, 10)
     except (NoReply, LinkClosed) as exc:
         # the device went away (cable, power, link): every further test would fail the same

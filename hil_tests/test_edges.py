@@ -17,6 +17,7 @@ from hil_tests.session import HilSession
 from protocol import (
     EVENT_LOG_SIZE,
     HEADER_BYTES,
+    NO_FORCE_MN,
     Ack,
     ClearFault,
     DeviceState,
@@ -300,8 +301,9 @@ def test_force_limit_when_pulling(
     dut.move_to_um(0, s.speed_um_s)
 
     def pulled() -> bool:
-        got = tl.since(mark)
-        return len(got) > 0 and int(got["force_mn"].min()) < -PULL_SEEN_MN
+        force = tl.since(mark)["force_mn"]
+        force = force[force != NO_FORCE_MN]  # no reading is no pull
+        return len(force) > 0 and int(force.min()) < -PULL_SEEN_MN
 
     if not dut.wire.wait_for(pulled, depth_um / s.speed_um_s + 2.0):
         dut.wait_idle(depth_um / s.speed_um_s + 5.0)

@@ -636,6 +636,9 @@ CRC_XOROUT = 0xFFFFFFFF
 CRC_CHECK = 0xCBF43926  # CRC of b"123456789"
 CRC_RESIDUE = 0x2144DF1C  # CRC over (data + its CRC, little-endian) for a good frame
 
+# force_mn of a sample or STATUS when the device has no reading (§7 Sensor faults: a
+# latched LOAD_CELL, or cleared and no good conversion since): no force at all
+NO_FORCE_MN = -(2**31)
 DEFAULT_WATCHDOG_MS = 200
 HOST_HEARTBEAT_MS = 50
 DEVICE_HEARTBEAT_MS = 100

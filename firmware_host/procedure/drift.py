@@ -31,6 +31,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from protocol import NO_FORCE_MN
+
 STEPS = 4  # consecutive falling steps that make a drift
 MIN_STEP_S = 0.08  # a step holds at least this long, and at least two fresh samples
 # the lowest reading a forward advance may give: noise is hundredths of a newton, a
@@ -38,8 +40,8 @@ MIN_STEP_S = 0.08  # a step holds at least this long, and at least two fresh sam
 ADVANCING_FLOOR_N = -0.3
 FLOOR_SAMPLES = 2
 # what a sample carries when the device has no valid reading (the core's
-# ND_FORCE_INVALID_MN, INT32_MIN mN): no force at all — the device has latched LOAD_CELL
-NO_READING_N = -(2**31) / 1000.0
+# ND_FORCE_INVALID_MN): no force at all — the device has latched LOAD_CELL
+NO_READING_N = NO_FORCE_MN / 1000.0
 
 
 @dataclass(frozen=True)

@@ -47,14 +47,31 @@ class HilRun:
     outcomes: dict[str, str] = field(default_factory=dict)  # "test_x.py::name" -> outcome
     skip_reasons: dict[str, str] = field(default_factory=dict)
     report: dict[str, Any] | None = None
+    failures: dict[str, str] = field(default_factory=dict)  # failed test -> its message
 
     def failed(self) -> list[str]:
         return sorted(k for k, v in self.outcomes.items() if v in ("failed", "error"))
 
+    def why(self, tail_chars: int = 1500) -> str:
+        """What an assertion on this run should say: each failed test's first failure
+        message and the figures it recorded (the cause, where a cascade follows it), then
+        the end of the output."""
+        figures = {
+            test.split("/")[-1]: entry.get("figures", {})
+            for test, entry in (self.report or {}).get("tests", {}).items()
+        }
+        lines = [
+            f"{test}: {self.failures.get(test, '')[:600]}  figures {figures.get(test, {})}"
+            for test in self.failed()
+        ]
+        return "\n".join([*lines, "...", self.output[-tail_chars:]])
 
-def read_junit(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+
+def read_junit(path: Path) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """outcomes, skip reasons and failure messages, keyed "test_x.py::name"."""
     outcomes: dict[str, str] = {}
     reasons: dict[str, str] = {}
+    failures: dict[str, str] = {}
     for case in ET.parse(path).getroot().iter("testcase"):
         module = case.get("classname", "").split(".")[-1]
         key = f"{module}.py::{case.get('name')}"
@@ -64,8 +81,10 @@ def read_junit(path: Path) -> tuple[dict[str, str], dict[str, str]]:
                 outcome = {"failure": "failed"}.get(child.tag, child.tag)
                 if child.tag == "skipped":
                     reasons[key] = child.get("message", "")
+                else:
+                    failures[key] = child.get("message", "")
         outcomes[key] = outcome
-    return outcomes, reasons
+    return outcomes, reasons, failures
 
 
 def run_hil(
@@ -103,7 +122,7 @@ def run_hil(
     )
     run = HilRun(proc.returncode, proc.stdout + proc.stderr)
     if junit.exists():
-        run.outcomes, run.skip_reasons = read_junit(junit)
+        run.outcomes, run.skip_reasons, run.failures = read_junit(junit)
     report = workdir / f"{name}.hil.json"
     if report.exists():
         run.report = json.loads(report.read_text())

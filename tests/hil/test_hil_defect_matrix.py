@@ -56,7 +56,7 @@ def test_every_defect_has_a_catching_test() -> None:
 @suite_timeout()
 def test_clean_simulator_passes(matrix: Matrix) -> None:
     run = matrix["clean"].result()
-    assert run.returncode == 0, run.output[-3000:]
+    assert run.returncode == 0, run.why()
     assert run.failed() == []
     assert len(run.outcomes) >= 25
     # every conformance test ran: nothing is skipped on the in-process simulator

@@ -197,7 +197,7 @@ def test_every_firmware_defect_has_a_catching_test() -> None:
 @suite_timeout(2)
 def test_suite_passes_on_the_posix_port(runs: Runs) -> None:
     run, stderr = runs.result("posix")
-    assert run.returncode == 0, run.output[-3000:]
+    assert run.returncode == 0, run.why()
     assert run.failed() == []
     assert len(run.outcomes) >= 25
     # the skips a bench may make (BENCH_SKIPS)
@@ -241,7 +241,7 @@ def test_m3_image_fits_the_smallest_mcus() -> None:
 @suite_timeout(2)
 def test_suite_passes_on_the_cortex_m3_image(runs: Runs) -> None:
     run, _ = runs.result("m3")
-    assert run.returncode == 0, run.output[-3000:]
+    assert run.returncode == 0, run.why()
     assert run.failed() == [] and len(run.outcomes) >= 12
     skipped = {k for k, v in run.outcomes.items() if v == "skipped"}
     assert skipped <= BENCH_SKIPS, run.skip_reasons
@@ -277,7 +277,7 @@ def test_posix_port_is_driven_to_its_hard_travel(runs: Runs) -> None:
 @suite_timeout(2)
 def test_suite_subset_passes_on_the_rp2040(runs: Runs) -> None:
     run, stderr = runs.result("rp2040")
-    assert run.returncode == 0, run.output[-3000:]
+    assert run.returncode == 0, run.why()
     assert run.failed() == [] and 6 <= len(run.outcomes) <= 15, run.outcomes
     assert run.report is not None
     assert run.report["device"]["serial_number"] == "ND-RP2040-0001"

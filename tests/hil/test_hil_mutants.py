@@ -69,5 +69,5 @@ def test_mutant_is_caught(mutant: str, tmp_path: Path) -> None:
         timeout=SUITE_TIMEOUT_S,
     )
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
-    outcomes, _ = read_junit(junit)
+    outcomes, _, _ = read_junit(junit)
     assert outcomes.get(expected) == "failed", outcomes

@@ -62,7 +62,7 @@ def serve_pty() -> Iterator[ServerFactory]:
 def test_suite_subset_passes_over_a_pty(serve_pty: ServerFactory, tmp_path: Path) -> None:
     path = serve_pty(cli=True)  # needlectl sim serve --pty
     run = run_hil(["--port", path, "-k", SERVED_SUBSET], tmp_path, "served")
-    assert run.returncode == 0, run.output[-3000:]
+    assert run.returncode == 0, run.why()
     passed = [k for k, v in run.outcomes.items() if v == "passed"]
     assert len(passed) >= 15, run.outcomes
     assert run.report is not None
@@ -87,7 +87,7 @@ def test_rig_motion_needs_allow_motion(serve_pty: ServerFactory, tmp_path: Path)
     try:
         subset = "identity_matches or homing or event_gap or NOT_HOMED"
         run = run_hil(["--port", proxy.path, "-k", subset], tmp_path, "rig")
-        assert run.returncode == 0, run.output[-3000:]
+        assert run.returncode == 0, run.why()
         for moving in (
             "test_motion_limits.py::test_homing",
             "test_nak.py::test_nak_reason[NOT_HOMED]",
@@ -102,7 +102,7 @@ def test_rig_motion_needs_allow_motion(serve_pty: ServerFactory, tmp_path: Path)
         assert run.report is not None and run.report["device"]["simulated"] is False
 
         run = run_hil(["--port", proxy.path, "-k", "homing", "--allow-motion"], tmp_path, "rig2")
-        assert run.returncode == 0, run.output[-3000:]
+        assert run.returncode == 0, run.why()
         assert run.outcomes["test_motion_limits.py::test_homing"] == "passed"
     finally:
         proxy.close()
