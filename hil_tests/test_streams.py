@@ -29,14 +29,19 @@ def test_telemetry_1khz_for_10s_without_loss(
     tl = wire.received.telemetry
     dut.set_telemetry(TELEMETRY_RATE_HZ, 10)
     wire.wait_s(0.1)  # let the stream settle: judge whole batches from a known point
+    # the window starts after STATUS is answered: no sample in it was counted in st0
+    # but those of the batch under way (the device sends in order)
+    st0 = dut.status()
     mark = tl.mark()
     lost0, repeated0 = tl.lost, tl.repeated
-    st0 = dut.status()
     want = round(TELEMETRY_RATE_HZ * TELEMETRY_DURATION_S)
     start_count = tl.count
     wire.wait_for(lambda: tl.count - start_count >= want, TELEMETRY_DURATION_S * 1.2 + 1.0)
+    # the window ends before STATUS is asked for: every sample in it was made before the
+    # device counted samples_sent (batches that come in behind the reply are not)
+    end = tl.mark()
     st1 = dut.status()
-    samples = tl.since(mark)
+    samples = tl.since(mark, end)
     n = len(samples)
     numbers = samples["number"].astype(np.int64)
     times = samples["t_us"].astype(np.int64)

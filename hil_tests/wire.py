@@ -110,8 +110,9 @@ class TelemetryLog:
         """A position in the log; ``since(mark)`` gives the samples received after it."""
         return len(self.batches)
 
-    def since(self, mark: int = 0) -> Any:
-        batches = self.batches[mark:]
+    def since(self, mark: int = 0, until: int | None = None) -> Any:
+        """The samples received after ``mark`` (and before the mark ``until``)."""
+        batches = self.batches[mark:until]
         if not batches:
             return np.empty(0, dtype=KEPT_SAMPLE_DTYPE)
         return np.concatenate(batches)
