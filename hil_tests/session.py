@@ -135,6 +135,27 @@ def fresh_simulator(s: HilSession, url: str | None = None) -> Iterator[Dut]:
         wire.close()
 
 
+SIM_FAULT_AT_S = 10.0  # a second simulator's fault: after its homing, mid-move
+SIM_SLOW_SPEED_UM_S = 1000  # ... a move still under way at that time
+
+
+def on_the_simulator(s: HilSession) -> bool:
+    """The in-process simulator: a second one, with a fault in its URL, can be made."""
+    return s.wire.virtual and s.url.startswith("sim://")
+
+
+@contextmanager
+def sim_with_fault(s: HilSession, fault: str, **options: str) -> Iterator[Dut]:
+    """A second simulator whose fault (sim_device's ``fault=``) strikes at SIM_FAULT_AT_S,
+    homed before it and moving slowly when it strikes; ``options``: more URL options."""
+    url = with_options(s.url, fault=fault, fault_at_s=str(SIM_FAULT_AT_S), **options)
+    with fresh_simulator(s, url) as dut:
+        st = dut.status()
+        assert st.device_time_us < SIM_FAULT_AT_S * 1e6, "homing took past the fault time"
+        dut.move_to_um(s.test_depth_um, SIM_SLOW_SPEED_UM_S)
+        yield dut
+
+
 @contextmanager
 def block_device(s: HilSession, homed: Dut) -> Iterator[Dut]:
     """The homed device whose advance meets a solid block at ``[stall] block_depth_mm``:
@@ -143,7 +164,7 @@ def block_device(s: HilSession, homed: Dut) -> Iterator[Dut]:
     SIM_BLOCK_LESION. A served simulator with no rig file has no known block: skipped."""
     if s.rig.source != SIM_DEFAULTS.source:
         yield homed
-    elif s.wire.virtual and s.url.startswith("sim://"):
+    elif on_the_simulator(s):
         with fresh_simulator(s, with_lesion(s.url, SIM_BLOCK_LESION)) as dut:
             yield dut
     else:

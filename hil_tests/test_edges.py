@@ -13,7 +13,7 @@ import pytest
 from cobs import cobs
 
 from hil_tests.dut import REPLY_TIMEOUT_S, Dut, Limits
-from hil_tests.session import HilSession
+from hil_tests.session import HilSession, on_the_simulator
 from protocol import (
     EVENT_LOG_SIZE,
     HEADER_BYTES,
@@ -601,7 +601,7 @@ def test_a_fresh_device_keeps_its_hard_limits_until_set(hil_session: HilSession)
     them is ACKed — and event 1 is BOOT with value 0. Needs a device fresh from boot: a
     second in-process simulator."""
     s = hil_session
-    if not (s.wire.virtual and s.url.startswith("sim://")):
+    if not on_the_simulator(s):
         pytest.skip("needs a device fresh from boot (the in-process simulator makes one)")
     from hil_tests.session import open_wire
 
@@ -625,7 +625,7 @@ def test_a_fresh_device_keeps_its_first_reply(hil_session: HilSession) -> None:
     the first command, a GET_STATUS, then the GET_EVENTS resent with its seq is REPLAYED
     (a second in-process simulator: a device fresh from boot)."""
     s = hil_session
-    if not (s.wire.virtual and s.url.startswith("sim://")):
+    if not on_the_simulator(s):
         pytest.skip("needs a device fresh from boot (the in-process simulator makes one)")
     from hil_tests.session import open_wire
 

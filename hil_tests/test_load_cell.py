@@ -17,8 +17,15 @@ import numpy as np
 import pytest
 
 from hil_tests.dut import Dut, Limits
-from hil_tests.session import HilSession, fresh_simulator, with_options
+from hil_tests.session import (
+    SIM_FAULT_AT_S,
+    HilSession,
+    fresh_simulator,
+    on_the_simulator,
+    sim_with_fault,
+)
 from protocol import (
+    NO_FORCE_MN,
     DeviceState,
     EventCode,
     FaultFlags,
@@ -41,10 +48,9 @@ DRIFT_CORNER_MHZ = 1000  # the drift high-pass at 1 Hz: a time constant of 0.16 
 DRIFT_SETTLE_S = 1.5  # about nine time constants
 MIN_LOAD_MN = 150  # a load the tare and filter tests can tell from noise and offset
 LOAD_SETTLE_S = 1.0  # a tissue's grip relaxes after the needle stops (the simulator's: 0.75 s)
-SIM_FAULT_AT_S = 10.0  # a second simulator's rig fault: after its homing, mid-move
-SIM_SLOW_SPEED_UM_S = 1000  # ... a move still under way at that time
 LOWPASS_HZ = 5  # the low-pass test's corner: far below a 1 kHz cell's noise
 MAINS_HZ = 50  # the notch test's mains frequency
+FILTER_SETTLE_S = 0.3  # the 5 Hz low-pass: ~10 time constants; the notch: ~15 of its own
 
 
 def _mean_force_at_rest(dut: Dut, seconds: float = REST_RECORD_S) -> float:
@@ -83,7 +89,7 @@ def _loadable(s: HilSession, homed: Dut) -> Iterator[Dut]:
     """The homed device whose [force] load is where the rig file says: the session's own
     on a rig; on the in-process simulator a second one, its lesion untouched by the tests
     before (the force tests crack the session's calcium)."""
-    if s.wire.virtual and s.url.startswith("sim://"):
+    if on_the_simulator(s):
         with fresh_simulator(s) as dut:
             yield dut
     else:
@@ -252,6 +258,23 @@ def test_drift_filter_and_tare_under_a_steady_load(
 def _drift_tare_home(dut: Dut, s: HilSession, hil_figures: dict[str, Any]) -> None:
     loaded = _load_needle(dut, s)
     hil_figures["loaded_mn"] = loaded
+    # the low-pass and the mains notch keep a steady load (unit gain at 0 Hz): a filter
+    # that scales or zeroes what it passes shows only under a load (at rest, tared, the
+    # force is near 0 whatever the filter does)
+    for name, setting in (
+        ("lowpass", SetLoadCell(0, 0, LOWPASS_HZ)),
+        ("notch", SetLoadCell(0, MAINS_HZ, 0)),
+    ):
+        if name == "notch" and s.identity.load_cell_sample_hz < 4 * MAINS_HZ:
+            continue  # a slower cell carries no 50 Hz notch
+        dut.ack(setting)
+        dut.wire.wait_s(FILTER_SETTLE_S)
+        through = _mean_force_at_rest(dut)
+        dut.ack(SetLoadCell(0, 0, 0))
+        hil_figures[f"{name}_loaded_mn"] = through
+        assert abs(through - loaded) <= 0.1 * loaded + 5, (
+            f"a steady {loaded:.0f} mN reads {through:.0f} mN through the {name}"
+        )
     # the drift high-pass
     dut.ack(SetLoadCell(DRIFT_CORNER_MHZ, 0, 0))
     dut.wire.wait_s(DRIFT_SETTLE_S)
@@ -297,18 +320,6 @@ def _drift_tare_home(dut: Dut, s: HilSession, hil_figures: dict[str, Any]) -> No
     )
 
 
-@contextmanager
-def _sim_with_fault(s: HilSession, fault: str) -> Iterator[Dut]:
-    """A second simulator whose rig fault strikes at SIM_FAULT_AT_S, homed before it and
-    moving slowly when it strikes."""
-    url = with_options(s.url, fault=fault, fault_at_s=str(SIM_FAULT_AT_S))
-    with fresh_simulator(s, url) as dut:
-        st = dut.status()
-        assert st.device_time_us < SIM_FAULT_AT_S * 1e6, "homing took past the fault time"
-        dut.move_to_um(s.test_depth_um, SIM_SLOW_SPEED_UM_S)
-        yield dut
-
-
 def _check_fault(dut: Dut, reason: LoadCellFault, before: int, timeout_s: float) -> Any:
     ev = dut.wait_event(EventCode.FAULT, timeout_s, before)
     assert ev is not None, f"no FAULT event: the load cell's {reason.name} went unnoticed"
@@ -331,8 +342,8 @@ def test_sensor_watchdog_on_a_silent_cell(
     s = hil_session
     period_us = 1e6 / s.identity.load_cell_sample_hz
     rpm = s.rig.load_cell_silent_backward_rpm
-    if s.wire.virtual and s.url.startswith("sim://"):
-        ctx = _sim_with_fault(s, "loadcell_silent")
+    if on_the_simulator(s):
+        ctx = sim_with_fault(s, "loadcell_silent")
     elif rpm is not None:
         ctx = _bench_turning_backward(hil_homed, s, rpm)
     else:
@@ -378,8 +389,8 @@ def test_saturation_latches(
     in STATUS, the advance stopped."""
     s = hil_session
     depth_mm = s.rig.load_cell_saturation_depth_mm
-    if s.wire.virtual and s.url.startswith("sim://"):
-        ctx = _sim_with_fault(s, "loadcell_disconnected")  # an open bridge reads the rail
+    if on_the_simulator(s):
+        ctx = sim_with_fault(s, "loadcell_disconnected")  # an open bridge reads the rail
         timeout_s = SIM_FAULT_AT_S + 5.0
     elif depth_mm is not None:
         ctx = _bench_overloaded(hil_homed, s, round(depth_mm * 1000))
@@ -392,6 +403,52 @@ def test_saturation_latches(
         st = dut.status()
         hil_figures["saturated"] = st.load_cell_saturated - before.load_cell_saturated
         assert st.load_cell_saturated > before.load_cell_saturated
+
+
+@pytest.mark.control("RC-STUCK")
+def test_a_frozen_reading_latches_stuck(
+    hil_session: HilSession, hil_figures: dict[str, Any]
+) -> None:
+    """A noisy reading repeated to the last bit, conversion after conversion, is a cell
+    frozen (a seized ADC, a broken bridge wire holding one code): LOAD_CELL latched (STUCK)
+    and the advance stopped, while conversions still arrive."""
+    s = hil_session
+    if not on_the_simulator(s):
+        pytest.skip(
+            "needs a way to freeze the load cell's reading: the in-process simulator's fault"
+            " injection"
+        )
+    # noise: the simulator's board declares the check only for a noisy cell (as a bench
+    # whose cell is noisy enough that one code repeating is a fault)
+    with sim_with_fault(s, "loadcell_stuck", noise="1") as dut:
+        before = dut.status().last_event_number
+        ev = _check_fault(dut, LoadCellFault.STUCK, before, SIM_FAULT_AT_S + 5.0)
+        hil_figures["frozen_to_fault_ms"] = (int(ev.time_us) - SIM_FAULT_AT_S * 1e6) / 1000
+
+
+@pytest.mark.control("RC-LOADCELL")
+def test_an_amplifier_fault_latches_no_reading(
+    hil_session: HilSession, hil_figures: dict[str, Any]
+) -> None:
+    """The amplifier reports a fault (not answering, its own error flag): LOAD_CELL latched
+    (NO_READING) at the next read, the advance stopped, and the force reported as no
+    reading at all (NO_FORCE_MN), never as the last value or zero."""
+    s = hil_session
+    if not on_the_simulator(s):
+        pytest.skip(
+            "needs a load-cell amplifier that reports a fault: the in-process simulator's"
+            " fault injection"
+        )
+    with sim_with_fault(s, "loadcell_amp_fault") as dut:
+        before = dut.status().last_event_number
+        ev = _check_fault(dut, LoadCellFault.NO_READING, before, SIM_FAULT_AT_S + 5.0)
+        # the hook fails the first read from its moment on: at the next conversion
+        period_us = 1e6 / s.identity.load_cell_sample_hz
+        latency_us = int(ev.time_us) - SIM_FAULT_AT_S * 1e6
+        hil_figures["amp_fault_to_latch_ms"] = latency_us / 1000
+        assert 0 <= latency_us <= period_us + TICK_US, f"NO_READING {latency_us} µs after"
+        st = dut.status()
+        assert st.force_mn == NO_FORCE_MN, f"force {st.force_mn} mN with no reading"
 
 
 @contextmanager

@@ -14,7 +14,16 @@ from hil_tests.measure import (
     force_held_since_us,
     rotation_stopped_at_us,
 )
-from hil_tests.session import HilSession, block_device
+from hil_tests.session import (
+    SIM_FAULT_AT_S,
+    SIM_SLOW_SPEED_UM_S,
+    HilSession,
+    block_device,
+    fresh_simulator,
+    on_the_simulator,
+    sim_with_fault,
+    with_options,
+)
 from protocol import (
     NO_FORCE_MN,
     Bye,
@@ -43,6 +52,12 @@ ROTATION_RECORD_S = 0.4  # telemetry kept after a fault, to see the rotation com
 # Not the boot default (5 ms) and long enough that a hold counted from the wrong tick, or
 # the default used instead, is far outside the one tick the check allows.
 STALL_TIME_TEST_MS = 40
+# The stall threshold test on the simulator: the needle into its default lesion's soft
+# tissue (from 20 mm), its reading frozen on the way, then pushed on by a creep that loses
+# no step.
+THRESHOLD_DEPTH_UM = 22_000
+THRESHOLD_APPROACH_UM = 1000
+THRESHOLD_CREEP_UM = 200
 
 
 def _start_rotation(dut: Dut) -> None:
@@ -232,6 +247,78 @@ def test_force_held_stall_after_the_configured_stall_time(
     dut.set_limits(d)
     dut.clear_fault()
     dut.home(round(s.rig.homing_speed_mm_s * 1000), s.rig.homing_timeout_s)
+
+
+@pytest.mark.control("RC-STALL")
+def test_a_force_held_exactly_at_the_stall_force_stalls(
+    hil_session: HilSession, hil_figures: dict[str, Any]
+) -> None:
+    """ "At or above" (protocol §5) includes at: a force held at exactly stall_force_mn for
+    the stall time while the advance goes on is a stall; a threshold one mN above it is
+    not. The force is held to the mN by a frozen reading (the in-process simulator's
+    loadcell_stuck, without noise: its board then declares no stuck check) on a needle
+    resting in soft tissue, then pushed on a little (no step lost there)."""
+    s = hil_session
+    if not on_the_simulator(s):
+        pytest.skip("needs a force held to the mN: the in-process simulator's fault injection")
+    url = with_options(s.url, noise="0", fault="loadcell_stuck", fault_at_s=str(SIM_FAULT_AT_S))
+    with fresh_simulator(s, url) as dut:
+        # at the lesion's face, then into it slowly: the reading freezes mid-way
+        dut.move_to_um(THRESHOLD_DEPTH_UM - 2 * THRESHOLD_APPROACH_UM, s.speed_um_s)
+        dut.wait_idle(THRESHOLD_DEPTH_UM / s.speed_um_s + 5.0)
+        start_s = SIM_FAULT_AT_S - THRESHOLD_APPROACH_UM / SIM_SLOW_SPEED_UM_S
+        now_s = dut.status().device_time_us / 1e6
+        assert now_s < start_s, f"the approach done at {now_s} s: too late for the freeze"
+        dut.wire.wait_s(start_s - now_s)
+        dut.move_to_um(THRESHOLD_DEPTH_UM, SIM_SLOW_SPEED_UM_S)
+        dut.wait_idle(2 * THRESHOLD_APPROACH_UM / SIM_SLOW_SPEED_UM_S + 1.0)
+        held_mn = dut.status().force_mn
+        if held_mn < 1:
+            pytest.skip(f"no load on the needle {THRESHOLD_DEPTH_UM} µm deep in this lesion")
+        hil_figures["held_force_mn"] = held_mn
+        d = s.default_limits()
+        for stall_mn, stalls in ((held_mn + 1, False), (held_mn, True)):
+            dut.set_limits(
+                Limits(d.soft_depth_limit_um, d.force_limit_mn, stall_mn, STALL_TIME_TEST_MS)
+            )
+            before = dut.status().last_event_number
+            dut.ack(Move(MoveMode.RELATIVE, THRESHOLD_CREEP_UM, SIM_SLOW_SPEED_UM_S))
+            creep_s = THRESHOLD_CREEP_UM / SIM_SLOW_SPEED_UM_S
+            stall = dut.wait_event(EventCode.STALL, creep_s + 1.0, before)
+            if stalls:
+                assert stall is not None, (
+                    f"a force held at the {stall_mn} mN stall force for {creep_s} s: no STALL"
+                )
+            else:
+                assert stall is None, f"STALL with the force 1 mN below the {stall_mn} mN"
+                dut.wait_idle(creep_s + 1.0)
+        assert FaultFlags(dut.status().latched_faults) == FaultFlags.STALL
+
+
+@pytest.mark.control("RC-ENCODER")
+def test_a_failed_encoder_read_latches_encoder_alone(
+    hil_session: HilSession, hil_figures: dict[str, Any]
+) -> None:
+    """The encoder's read fails mid-move (a quadrature error, a cable): ENCODER latched in
+    that tick, the advance stopped, the device no longer homed — and no other fault (a
+    position it cannot read is not a force)."""
+    s = hil_session
+    if not on_the_simulator(s):
+        pytest.skip("needs an encoder read that fails: the in-process simulator's fault injection")
+    with sim_with_fault(s, "encoder_fault") as dut:
+        before = dut.status().last_event_number
+        ev = dut.wait_event(EventCode.FAULT, SIM_FAULT_AT_S + 5.0, before)
+        assert ev is not None, "the encoder's read failed mid-move and no FAULT came"
+        latency_us = int(ev.time_us) - SIM_FAULT_AT_S * 1e6
+        hil_figures["encoder_fault_to_latch_ms"] = latency_us / 1000
+        assert 0 <= latency_us <= TICK_US, f"ENCODER latched {latency_us} µs after its failure"
+        assert FaultFlags(ev.value) == FaultFlags.ENCODER, FaultFlags(ev.value)
+        dut.wait_idle(5.0)
+        st = dut.status()
+        assert FaultFlags(st.latched_faults) == FaultFlags.ENCODER, FaultFlags(st.latched_faults)
+        assert st.state == DeviceState.FAULT and not st.flags & SampleFlags.HOMED
+        nak = dut.nak(Move(MoveMode.RELATIVE, 100, 1000))
+        assert NakReason(nak.reason) is NakReason.LATCHED_FAULT
 
 
 @pytest.mark.control("RC-WATCHDOG")

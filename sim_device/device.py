@@ -23,7 +23,15 @@ RIG_FAULTS = (
     "encoder_lost",
     "motor_stall",
     "loadcell_silent",  # the amplifier's data line cut at the HAL: no conversion arrives
+    "loadcell_amp_fault",  # the amplifier reports a fault (not answering): a HAL read fails
+    "encoder_fault",  # the encoder's read fails at the HAL (a quadrature error, a cable)
 )
+# The faults above that are the port's, not the rig's: the HAL's fault hooks
+# (firmware/faults/fault_hooks.h, as the single-fault campaign arms them) fail the read
+HAL_HOOK_FAULTS = {
+    "loadcell_amp_fault": "loadcell_disconnected",
+    "encoder_fault": "encoder_lost",
+}
 
 
 class DeviceOptionError(ValueError):
@@ -96,7 +104,7 @@ class DeviceOptions:
 
         fault = params.get("fault") or None
         if fault is not None and fault not in RIG_FAULTS:
-            raise DeviceOptionError(f"unknown rig fault {fault!r}; known: {', '.join(RIG_FAULTS)}")
+            raise DeviceOptionError(f"unknown fault {fault!r}; known: {', '.join(RIG_FAULTS)}")
         defect = params.get("defect") or None
         if defect is not None and defect not in VARIANTS:
             raise DeviceOptionError(
@@ -177,6 +185,8 @@ class Device:
             at_us = round(options.fault_at_s * 1_000_000)
             if fault == "loadcell_silent":  # the port's, not the rig's: nothing converts
                 self.firmware.at(at_us, lambda: setattr(self.firmware, "load_cell_cut", True))
+            elif fault in HAL_HOOK_FAULTS:
+                self.firmware.arm_fault(HAL_HOOK_FAULTS[fault], at_us)
             else:
                 self.firmware.at(at_us, lambda: rig.inject(fault))
 

@@ -241,20 +241,31 @@ def run_one(m: Mutant, baseline: dict[str, bytes], timeout_s: float, work: Path)
 
 
 def survivors_of(results: Path, mutants: list[Mutant]) -> list[Mutant]:
-    """The mutants that survived in an earlier run's JSON, found again by file, line and
-    text (universalmutator repeats some texts: the first of each is run)."""
+    """The mutants that survived in an earlier run's JSON, found again by file, text and
+    function — at the nearest line, so that a survivor is still found after the core
+    gained or lost lines above it (universalmutator repeats some texts: one is run)."""
     try:
         rows = json.loads(results.read_text())
     except (OSError, ValueError) as exc:
         sys.exit(f"mutation.py: cannot read {results}: {exc}")
-    wanted = {(r["file"], r["line"], r["mutated"]) for r in rows if r["outcome"] == "survived"}
     out: dict[tuple[str, int, str], Mutant] = {}
-    for m in mutants:
-        key = (m.file, m.line, m.mutated)
-        if key in wanted and key not in out:
-            out[key] = m
-    if len(out) != len(wanted):
-        sys.exit(f"mutation.py: {len(wanted) - len(out)} survivors of {results} not found")
+    missing = []
+    for r in rows:
+        if r["outcome"] != "survived":
+            continue
+        same = [
+            m
+            for m in mutants
+            if (m.file, m.function, m.original, m.mutated)
+            == (r["file"], r["function"], r["original"], r["mutated"])
+        ]
+        if not same:
+            missing.append(f"{r['file']}:{r['line']} {r['mutated'].strip()}")
+            continue
+        m = min(same, key=lambda m: abs(m.line - r["line"]))
+        out[(m.file, m.line, m.mutated)] = m
+    if missing:
+        sys.exit(f"mutation.py: survivors of {results} not found: {'; '.join(missing)}")
     return list(out.values())
 
 

@@ -61,6 +61,12 @@ BENCH_SKIPS = {
     "test_load_cell.py::test_lowpass_and_notch_take_noise_and_hum_out",
     # the bench's cell is rated 50 N, beyond the thrust: rig-lc-saturation.toml's is 2 N
     "test_load_cell.py::test_saturation_latches",
+    # faults only the in-process simulator makes through the wire (its fault injection):
+    # a frozen reading, an amplifier's fault, a failed encoder read, a force held to the mN
+    "test_load_cell.py::test_a_frozen_reading_latches_stuck",
+    "test_load_cell.py::test_an_amplifier_fault_latches_no_reading",
+    "test_safety.py::test_a_failed_encoder_read_latches_encoder_alone",
+    "test_safety.py::test_a_force_held_exactly_at_the_stall_force_stalls",
 }
 FULL_TRAVEL_RIG = RIG_CONFIG["posix"].with_name("rig-full-travel.toml")
 NO_BLOCK_ARGS = ("--block-mm", "-1")

@@ -47,7 +47,7 @@ def test_importing_the_package_does_not_load_the_simulator() -> None:
         ("seed=abc", "seed"),
         ("colour=red", "unknown sim option"),
         ("defect=nope", "unknown firmware defect"),
-        ("fault=nope", "unknown rig fault"),
+        ("fault=nope", "unknown fault"),
         ("drop=2", "probability"),
     ],
 )
