@@ -68,10 +68,16 @@ def test_homing(
 
 
 @pytest.mark.control("RC-SOFTLIMIT")
-def test_soft_limit_refuses_target_beyond(hil_homed: Dut, hil_session: HilSession) -> None:
+@pytest.mark.parametrize("off_grid_um", [0, 1], ids=["mm", "mm_plus_1um"])
+def test_soft_limit_refuses_target_beyond(
+    hil_homed: Dut, hil_session: HilSession, off_grid_um: int
+) -> None:
+    """MOVE beyond the soft limit is refused; MOVE to exactly it is a target reached, not a
+    limit hit — also for a limit 1 µm off a whole mm, between two motor steps of any rig
+    whose step is coarser than 1 µm (the motor stops on the step at or below it)."""
     s = hil_session
     dut = hil_homed
-    limit_um = max(1000, (s.test_depth_um // 2) // 1000 * 1000)
+    limit_um = max(1000, (s.test_depth_um // 2) // 1000 * 1000) + off_grid_um
     dut.set_limits(_limits(s, limit_um))
     for beyond in (limit_um + 1, limit_um + 1000):
         nak = dut.nak(Move(MoveMode.ABSOLUTE, beyond, s.speed_um_s))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from hil_tests.dut import Dut, Limits
@@ -57,6 +58,7 @@ STALL_TIME_TEST_MS = 40
 # no step.
 THRESHOLD_DEPTH_UM = 22_000
 THRESHOLD_APPROACH_UM = 1000
+LOOP_LATE_MS = 300  # the simulator's loop_late fault (beyond a board's 200-tick bound)
 THRESHOLD_CREEP_UM = 200
 
 
@@ -319,6 +321,43 @@ def test_a_failed_encoder_read_latches_encoder_alone(
         assert st.state == DeviceState.FAULT and not st.flags & SampleFlags.HOMED
         nak = dut.nak(Move(MoveMode.RELATIVE, 100, 1000))
         assert NakReason(nak.reason) is NakReason.LATCHED_FAULT
+
+
+@pytest.mark.control("RC-LOOPBOUND")
+def test_a_late_control_loop_halts_and_latches_overrun(
+    hil_session: HilSession, hil_figures: dict[str, Any]
+) -> None:
+    """The control loop away once for longer than its board allows (a hung driver, an IRQ
+    storm: 300 ms): the ticks it missed ran no safety check, so they are dropped, not
+    replayed — device time jumps by them (a gap in telemetry), the advance moves no further
+    across the gap, OVERRUN is latched and STATUS counts the late ticks."""
+    s = hil_session
+    if not on_the_simulator(s):
+        pytest.skip("needs a control loop made late: the in-process simulator's fault injection")
+    with sim_with_fault(s, "loop_late") as dut:
+        tl = dut.wire.received.telemetry
+        mark = tl.mark()
+        st0 = dut.status()
+        ev = dut.wait_event(EventCode.FAULT, SIM_FAULT_AT_S + 5.0, st0.last_event_number)
+        assert ev is not None, "the control loop came back 300 ms late and no FAULT came"
+        assert FaultFlags(ev.value) == FaultFlags.OVERRUN, FaultFlags(ev.value)
+        dut.wire.wait_s(0.1)
+        st = dut.status()
+        samples = tl.since(mark)
+        times = samples["t_us"].astype(np.int64)
+        gap = int(np.argmax(np.diff(times)))
+        gap_us = int(times[gap + 1] - times[gap])
+        hil_figures["telemetry_gap_ms"] = gap_us / 1000
+        hil_figures["ticks_counted_late"] = st.tick_overruns - st0.tick_overruns
+        assert np.all(np.diff(times) > 0), "device time went backwards over the late loop"
+        assert gap_us >= LOOP_LATE_MS * 1000, f"a {gap_us} µs gap for a loop 300 ms late"
+        cmd = samples["commanded_depth_um"].astype(np.int64)
+        assert int(cmd[gap + 1 :].max()) - int(cmd[gap]) <= 2 * SIM_SLOW_SPEED_UM_S // 1000, (
+            "the advance went on across ticks that ran no safety check"
+        )
+        assert st.tick_overruns - st0.tick_overruns >= LOOP_LATE_MS, "late ticks not counted"
+        assert FaultFlags(st.latched_faults) == FaultFlags.OVERRUN
+        assert st.state == DeviceState.FAULT
 
 
 @pytest.mark.control("RC-WATCHDOG")

@@ -63,6 +63,8 @@ def test_telemetry_1khz_for_10s_without_loss(
         frames_bad=wire.decoder.stats.frames_bad,
     )
     assert n >= want, f"{n} samples in {TELEMETRY_DURATION_S} s at {TELEMETRY_RATE_HZ} Hz"
+    # none sent empty, since the session began (every test's SET_TELEMETRY flushes a batch)
+    assert tl.empty_frames == 0, f"{tl.empty_frames} TELEMETRY frames with no sample"
     assert repeated == 0, f"the sample counter repeated {repeated} numbers (stuck?)"
     assert np.all(np.diff(numbers) == 1), "sample numbers do not count up by one"
     assert lost == 0, f"{lost} samples lost"

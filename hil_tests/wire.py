@@ -75,6 +75,7 @@ class TelemetryLog:
     lost: int = 0  # samples skipped by the counter (first_sample_number ahead of expected)
     repeated: int = 0  # samples whose number was not ahead of the previous (counter stuck)
     next_number: int | None = None
+    empty_frames: int = 0  # TELEMETRY frames with no sample (protocol §7: never sent)
     _last_raw_us: int | None = None
     _wrap_us: int = 0
 
@@ -82,6 +83,7 @@ class TelemetryLog:
         raw = sample_array(msg)
         n = len(raw)
         if n == 0:
+            self.empty_frames += 1
             return
         kept = np.empty(n, dtype=KEPT_SAMPLE_DTYPE)
         for name in SAMPLE_DTYPE.names:

@@ -42,6 +42,7 @@ HOOK_FAULTS: dict[str, tuple[int, str]] = {
     "driver_disabled": (8, ""),
     "tick_overrun": (9, "ms"),
 }
+MAX_LATE_TICKS = 200  # firmware/bench/bench.c's
 _UM_PER_NM = 1e-3
 _DEG_PER_UCDEG = 1e-6
 
@@ -169,6 +170,9 @@ class CoreFirmware:
         b.load_cell_rail_mn = hard.load_cell_rail_mn
         b.load_cell_stuck_samples = LOADCELL_STUCK_SAMPLES if loadcell_stuck_check else 0
         b.load_cell_sample_hz = max(1, min(0xFFFF, round(rig.load_cell_sample_hz)))
+        # a control loop late beyond this drops its ticks and latches OVERRUN: the bench
+        # board's bound (only the fault hook's tick_overrun makes a simulated loop late)
+        b.max_late_ticks = MAX_LATE_TICKS
         b.extra_capabilities = int(Capabilities.USB_BULK | Capabilities.FAULT_INJECTION)
         self._dev = s.dev
         # the transmit buffer, viewed once as char * (unpack gives bytes; a field access costs)

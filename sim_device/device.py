@@ -25,7 +25,9 @@ RIG_FAULTS = (
     "loadcell_silent",  # the amplifier's data line cut at the HAL: no conversion arrives
     "loadcell_amp_fault",  # the amplifier reports a fault (not answering): a HAL read fails
     "encoder_fault",  # the encoder's read fails at the HAL (a quadrature error, a cable)
+    "loop_late",  # the control loop LOOP_LATE_MS late once (a hung driver, an IRQ storm)
 )
+LOOP_LATE_MS = 300  # beyond the board's 200 ticks: the core drops them, latches OVERRUN
 # The faults above that are the port's, not the rig's: the HAL's fault hooks
 # (firmware/faults/fault_hooks.h, as the single-fault campaign arms them) fail the read
 HAL_HOOK_FAULTS = {
@@ -187,6 +189,8 @@ class Device:
                 self.firmware.at(at_us, lambda: setattr(self.firmware, "load_cell_cut", True))
             elif fault in HAL_HOOK_FAULTS:
                 self.firmware.arm_fault(HAL_HOOK_FAULTS[fault], at_us)
+            elif fault == "loop_late":
+                self.firmware.arm_fault("tick_overrun", at_us, LOOP_LATE_MS)
             else:
                 self.firmware.at(at_us, lambda: rig.inject(fault))
 

@@ -439,17 +439,21 @@ static void loop_overrun(uint64_t dropped)
     nd_dev_latch(ND_FAULT_FLAGS_OVERRUN, ND_EVENT_CODE_FAULT, ND_FAULT_FLAGS_OVERRUN);
 }
 
-void nd_core_run_ticks(void)
+void nd_core_late_ticks(uint64_t late)
 {
-    const uint64_t due = hal_time_us() / ND_TICK_US - D.ticks_base;
-    uint64_t late;
-    if (due <= D.ticks) return;
-    late = due - D.ticks - 1; /* every due tick but the newest starts a period or more late */
     if (D.board->max_late_ticks && late > D.board->max_late_ticks) {
         loop_overrun(late);
     } else {
         D.tick_overruns += (uint32_t)late;
     }
+}
+
+void nd_core_run_ticks(void)
+{
+    const uint64_t due = hal_time_us() / ND_TICK_US - D.ticks_base;
+    if (due <= D.ticks) return;
+    /* every due tick but the newest starts a period or more late */
+    nd_core_late_ticks(due - D.ticks - 1);
     while (D.ticks < due) nd_core_tick();
 }
 

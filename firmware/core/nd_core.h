@@ -16,7 +16,8 @@
  *   nd_core_tick_move() then nd_core_tick_sense(): the same tick in its two halves, for a
  *                         port whose rig moves between them (the simulator, ports/sim,
  *                         steps its physics model on the commanded positions and then
- *                         lets the core read the sensors).
+ *                         lets the core read the sensors); such a port tells the core of
+ *                         a late loop with nd_core_late_ticks().
  */
 #ifndef ND_CORE_H
 #define ND_CORE_H
@@ -33,6 +34,11 @@
 void nd_core_init(const struct nd_board *board);
 void nd_core_poll(void);
 void nd_core_run_ticks(void);
+/* The main loop found `late` ticks due besides the next one (nd_core_run_ticks does this
+ * for a port that runs on hal_time_us()): beyond board.max_late_ticks they are dropped —
+ * device time still advances by them — and whatever moved halts, latching OVERRUN; within
+ * it they are counted as late (the caller runs them). Either way STATUS.tick_overruns. */
+void nd_core_late_ticks(uint64_t late);
 /* hal_time_us() at which nd_core_run_ticks has the next tick to run (a port sleeps until
  * then, or until a byte arrives). */
 uint64_t nd_core_next_tick_us(void);

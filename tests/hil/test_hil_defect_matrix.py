@@ -21,7 +21,7 @@ from sim_device.core_build import DEFECTS
 CAUGHT_BY: dict[str, str] = {
     "no_repeat_detection": "test_exactly_once.py::test_lost_reply_resend_executes_once",
     "watchdog_disabled": "test_safety.py::test_watchdog_stops_motion_and_latches",
-    "limit_off_by_one_step": "test_motion_limits.py::test_soft_limit_refuses_target_beyond",
+    "limit_off_by_one_step": "test_motion_limits.py::test_soft_limit_refuses_target_beyond[mm]",
     "stall_cutoff_disabled": "test_safety.py::test_stall_cutoff_latency",
     "telemetry_counter_stuck": "test_streams.py::test_telemetry_1khz_for_10s_without_loss",
     "nak_reason_swapped": "test_nak.py::test_nak_reason[NOT_HOMED]",

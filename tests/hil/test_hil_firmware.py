@@ -40,7 +40,7 @@ from firmware.launch import (
 CAUGHT_BY: dict[str, str] = {
     "no_repeat_detection": "test_exactly_once.py::test_lost_reply_resend_executes_once",
     "watchdog_disabled": "test_safety.py::test_watchdog_stops_motion_and_latches",
-    "limit_off_by_one_step": "test_motion_limits.py::test_soft_limit_refuses_target_beyond",
+    "limit_off_by_one_step": "test_motion_limits.py::test_soft_limit_refuses_target_beyond[mm]",
     "stall_cutoff_disabled": "test_safety.py::test_stall_cutoff_latency",
     # the bench's load cell converts at 80 samples/s: most 1 kHz samples hold its force
     "fresh_bit_always": "test_load_cell.py::test_fresh_bit_marks_each_conversion",
@@ -62,11 +62,13 @@ BENCH_SKIPS = {
     # the bench's cell is rated 50 N, beyond the thrust: rig-lc-saturation.toml's is 2 N
     "test_load_cell.py::test_saturation_latches",
     # faults only the in-process simulator makes through the wire (its fault injection):
-    # a frozen reading, an amplifier's fault, a failed encoder read, a force held to the mN
+    # a frozen reading, an amplifier's fault, a failed encoder read, a force held to the
+    # mN, a late control loop (the posix port's is tests/hil/test_firmware_main_loop.py)
     "test_load_cell.py::test_a_frozen_reading_latches_stuck",
     "test_load_cell.py::test_an_amplifier_fault_latches_no_reading",
     "test_safety.py::test_a_failed_encoder_read_latches_encoder_alone",
     "test_safety.py::test_a_force_held_exactly_at_the_stall_force_stalls",
+    "test_safety.py::test_a_late_control_loop_halts_and_latches_overrun",
 }
 FULL_TRAVEL_RIG = RIG_CONFIG["posix"].with_name("rig-full-travel.toml")
 NO_BLOCK_ARGS = ("--block-mm", "-1")

@@ -142,10 +142,15 @@ double nd_sim_move(struct nd_sim *s)
     double motor_mm;
     uint32_t late_ms;
     select_device(s);
-    /* a late control loop: its clock has run on while it did not (no steps meanwhile) */
+    /* a late control loop (the fault hook): judged by the core as any board's main loop
+     * is (beyond the board's bound: dropped, the motion halted, OVERRUN latched); within
+     * the bound the simulated loop does not run the late ticks again — its clock has run
+     * on while it did not, and the rig has not moved meanwhile either */
     late_ms = nd_fault_overrun_ms(&s->fault, s->dev.now_us);
     if (late_ms) {
-        s->dev.ticks += late_ms;
+        const uint64_t ticks = s->dev.ticks;
+        nd_core_late_ticks(late_ms);
+        if (s->dev.ticks == ticks) s->dev.ticks += late_ms;
         s->dev.now_us = s->dev.ticks * ND_TICK_US;
     }
     nd_core_tick_move();
