@@ -16,7 +16,7 @@ import pytest
 from firmware.launch import Device, PortUnavailable, running
 from firmware_host.client import DeviceStatus, NeedleDriver
 from firmware_host.errors import Nak
-from protocol import FaultFlags, NakReason
+from protocol import EventCode, FaultFlags, NakReason
 from studies.campaign import SAFE_BOUND_S
 
 FAULT_AT_MS = 1500  # device time: after homing (~0.5 s), mid-move
@@ -36,7 +36,7 @@ def poll(nd: NeedleDriver, ready: Callable[[DeviceStatus], bool], timeout_s: flo
 @contextmanager
 def posix(*args: str) -> Iterator[Device]:
     try:
-        with running("posix", args=list(args)) as dev:
+        with running("posix", args=args) as dev:
             yield dev
     except PortUnavailable as exc:
         pytest.skip(str(exc))
@@ -57,8 +57,14 @@ def test_a_hooked_fault_mid_move_is_latched_and_stops_it(fault: str, latched: in
         st = poll(nd, lambda s: bool(s.latched_faults) and not s.moving, timeout_s=5.0)
         assert st.latched_faults & latched and not st.moving
         assert st.depth_mm < 29.0  # stopped short of the target
-        latch = [e for e in nd.events() if e.code.name in ("FAULT", "STALL")]
-        assert latch and 0 <= latch[0].device_time_s - FAULT_AT_MS / 1000 <= SAFE_BOUND_S
+        latch = [e for e in nd.events() if e.code in (EventCode.FAULT, EventCode.STALL)]
+        # The hook strikes at the process's clock (hal_time_us), events carry the tick's
+        # device time: a loop catching up on late ticks runs ticks stamped earlier than
+        # the clock reads, by at most the late ticks it counts (STATUS tick_overruns).
+        lag_s = st.counters.tick_overruns / 1000
+        assert latch, "nothing latched"
+        after_s = latch[0].device_time_s - FAULT_AT_MS / 1000
+        assert -lag_s <= after_s <= SAFE_BOUND_S, (after_s, lag_s)
 
 
 @pytest.mark.control("RC-HOMING")
