@@ -6,6 +6,7 @@ each is shown failing on a planted mutant (tests/hil/test_hil_mutants.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from typing import Any
 
@@ -18,7 +19,10 @@ from protocol import (
     EVENT_LOG_SIZE,
     HEADER_BYTES,
     NO_FORCE_MN,
+    PROTOCOL_VERSION,
+    SCHEMA_HASH,
     Ack,
+    Bye,
     ClearFault,
     DeviceState,
     EStop,
@@ -29,6 +33,7 @@ from protocol import (
     GetEvents,
     GetStatus,
     HeaderFlags,
+    Hello,
     Home,
     Move,
     MoveMode,
@@ -37,8 +42,11 @@ from protocol import (
     Rotate,
     RotateMode,
     SampleFlags,
+    SetLimits,
+    SetLoadCell,
     SetTelemetry,
     Stop,
+    Tare,
     encode_body,
     frame_body,
 )
@@ -140,6 +148,12 @@ def test_wrong_length_is_dropped_for_every_command(hil_homed: Dut, hil_session: 
         ClearFault(),
         SetTelemetry(0, 1),
         GetStatus(),
+        GetEvents(1, 1),
+        SetLimits(*dataclasses.astuple(s.default_limits())),
+        SetLoadCell(0, 0, 0),
+        Tare(),
+        Hello(PROTOCOL_VERSION, SCHEMA_HASH),
+        Bye(),
         Ack(0x0B),  # device→host ids too: of the right length NAKed, of a wrong one dropped
         Nak(0x0B, NakReason.BUSY, 0),
         Event(1, 0, EventCode.BOOT, 0),

@@ -12,6 +12,7 @@ from protocol import (
     Ack,
     DeviceState,
     EStop,
+    Event,
     EventCode,
     FaultFlags,
     Frame,
@@ -118,6 +119,22 @@ def test_device_to_host_id_is_unknown_message_and_cached(hil_device: Dut) -> Non
     assert not first.flags & HeaderFlags.REPLAYED
     assert again.message == first.message
     assert again.flags & HeaderFlags.REPLAYED, "the repeat was not answered from the cache"
+
+
+def test_every_device_to_host_message_is_unknown_message(
+    hil_device: Dut, hil_session: HilSession
+) -> None:
+    """Each fixed-length device→host message, of its right length, is a valid frame the
+    device cannot take: NAK UNKNOWN_MESSAGE naming its id — not dropped as a bad frame
+    (the variable-length ones: test_edges.py)."""
+    dut = hil_device
+    st0 = dut.status()
+    event = Event(1, 0, EventCode.BOOT, 0)
+    for msg in (Ack(0x0B), Nak(0x0B, NakReason.BUSY, 0), event, st0, hil_session.identity):
+        (reply,) = _replies(dut, dut.wire.send(msg), 1)
+        assert isinstance(reply.message, Nak), f"{type(msg).__name__}: {reply.message!r}"
+        assert NakReason(reply.message.reason) is NakReason.UNKNOWN_MESSAGE
+        assert reply.message.command_id == MSG_ID[type(msg)]
 
 
 def test_only_valid_frames_count_as_ok(hil_device: Dut) -> None:

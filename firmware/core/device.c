@@ -515,9 +515,16 @@ void nd_core_tick_move(void)
     step_axes();
 }
 
+/* The longest tick so far, for the port's report (nd_core_stats): a diagnostic, kept
+ * apart from the safety checks — none of them reads it, and the wire does not carry it. */
+static void note_tick_time(void)
+{
+    const uint64_t spent = hal_time_us() - D.tick_t0_us;
+    if (spent > D.max_tick_us) D.max_tick_us = (uint32_t)spent;
+}
+
 void nd_core_tick_sense(void)
 {
-    uint64_t spent;
     read_sensors();
     {
         const int32_t f = limit_force_mn();
@@ -551,8 +558,7 @@ void nd_core_tick_sense(void)
         hb.uptime_ms = (uint32_t)(D.now_us / 1000u);
         nd_dev_send(ND_HEARTBEAT_ID, 0, 0, payload, nd_heartbeat_pack(&hb, payload));
     }
-    spent = hal_time_us() - D.tick_t0_us;
-    if (spent > D.max_tick_us) D.max_tick_us = (uint32_t)spent;
+    note_tick_time();
     hal_watchdog_kick(); /* a tick completed: the loop is alive */
 }
 
