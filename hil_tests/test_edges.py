@@ -452,6 +452,22 @@ def test_limits_and_telemetry_at_the_low_end_of_their_ranges(
     assert (NakReason(nak.reason), nak.detail) == (NakReason.BAD_ARGUMENT, 0), nak
 
 
+def test_move_at_the_lowest_speed_is_accepted(hil_homed: Dut) -> None:
+    """MOVE at 1 µm/s, the bottom of its speed range, is ACKed and creeps (a STOP ends
+    it); at 0 it is BAD_ARGUMENT (test_receive_rules)."""
+    dut = hil_homed
+    start = dut.status().commanded_depth_um
+    dut.ack(Move(MoveMode.RELATIVE, STEP_UM, 1))
+    dut.wire.wait_s(0.5)
+    st = dut.status()
+    dut.stop()
+    dut.wait_idle(5.0)
+    assert st.flags & SampleFlags.ADVANCING, "a MOVE at 1 µm/s did not start"
+    assert 0 <= st.commanded_depth_um - start <= 2, (
+        f"at 1 µm/s for 0.5 s: {st.commanded_depth_um - start} µm"
+    )
+
+
 def test_home_speed_below_and_beyond_the_max(
     hil_device: Dut, hil_session: HilSession, hil_motion: None
 ) -> None:

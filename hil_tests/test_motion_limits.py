@@ -109,6 +109,32 @@ def test_soft_limit_refuses_target_beyond(
 
 
 @pytest.mark.control("RC-SOFTLIMIT")
+def test_a_needle_beyond_a_tightened_limit_backs_out(
+    hil_homed: Dut, hil_session: HilSession
+) -> None:
+    """A soft limit set below a needle at rest (the operator tightens it after a drive)
+    stops it going deeper, never coming back: a MOVE back to 0 is ACKed and runs to the
+    end, no LIMIT_REACHED on the way out."""
+    s = hil_session
+    dut = hil_homed
+    depth_um = s.test_depth_um
+    dut.move_to_um(depth_um, s.speed_um_s)
+    dut.wait_idle(_travel_time_s(depth_um, s))
+    dut.set_limits(_limits(s, max(1000, depth_um // 2 // 1000 * 1000)))
+    before = dut.status().last_event_number
+    dut.move_to_um(0, s.speed_um_s)
+    st = dut.wait_idle(_travel_time_s(depth_um, s))
+    hits = [
+        e
+        for e in dut.wire.received.events
+        if e.number > before and e.code == EventCode.LIMIT_REACHED
+    ]
+    assert not hits and st.commanded_depth_um == 0, (
+        f"backing out from beyond the limit stopped at {st.commanded_depth_um} µm: {hits!r}"
+    )
+
+
+@pytest.mark.control("RC-SOFTLIMIT")
 def test_soft_limit_tightened_mid_move_stops_there(
     hil_homed: Dut, hil_session: HilSession, hil_figures: dict[str, Any]
 ) -> None:

@@ -182,6 +182,14 @@ def _schema_mismatch(dut: Dut, s: HilSession) -> Refused:
     return r
 
 
+NO_VALUE_REASONS = {
+    NakReason.NOT_ARMED,
+    NakReason.SCHEMA_MISMATCH,
+    NakReason.ESTOPPED,
+    NakReason.BUSY,
+    NakReason.NOT_HOMED,
+    NakReason.UNKNOWN_MESSAGE,
+}
 SCENARIOS: dict[NakReason, Scenario] = {
     NakReason.BAD_ARGUMENT: _bad_argument,
     NakReason.NOT_HOMED: _not_homed,
@@ -206,6 +214,9 @@ def test_nak_reason(
     assert NakReason(nak.reason) is reason, (
         f"expected NAK {reason.name}, got {NakReason(nak.reason).name} (detail {nak.detail})"
     )
+    # a reason that names no value says 0 (protocol §5: "detail" 0 unless a value is named)
+    if reason in NO_VALUE_REASONS:
+        assert nak.detail == 0, f"NAK {reason.name} with detail {nak.detail}, not 0"
     # refused means not run: nothing counted as executed, nothing moved
     _check_unexecuted(refused, f"NAK {reason.name}")
 

@@ -209,6 +209,15 @@ def _check_stall(
     _check_rotation_stopped(samples, int(ev.time_us), "stall", hil_figures)
     dut.clear_fault()
     assert dut.status().state == DeviceState.UNHOMED, "a stall must leave the device unhomed"
+    # ... and at rest nothing stalls again: the steps lost at the block stay lost, but the
+    # cut-off watches an advance, not a needle at rest
+    after = dut.status().last_event_number
+    dut.wire.wait_s(0.2)
+    st = dut.status()
+    assert st.last_event_number == after and st.state == DeviceState.UNHOMED, (
+        f"at rest after the stall was cleared: {DeviceState(st.state).name}, "
+        f"latched {FaultFlags(st.latched_faults)!r}"
+    )
 
 
 @pytest.mark.control("RC-STALL")
@@ -297,6 +306,36 @@ def test_a_force_held_exactly_at_the_stall_force_stalls(
         assert FaultFlags(dut.status().latched_faults) == FaultFlags.STALL
 
 
+@pytest.mark.control("RC-STALL")
+def test_a_motor_that_stops_turning_is_cut_off_and_stays_cut_off(
+    hil_session: HilSession, hil_figures: dict[str, Any]
+) -> None:
+    """The advance motor stops turning mid-move (a broken coupling, a dead driver) while
+    its count goes on: the encoder stops following, the following-error stall cuts the
+    advance off within the rig's latency bound; cleared, the device stays at rest,
+    unhomed — the error it left is not a new stall (the cut-off watches an advance)."""
+    s = hil_session
+    if not on_the_simulator(s):
+        pytest.skip("needs a motor made to stop turning: the in-process simulator's faults")
+    with sim_with_fault(s, "motor_stall") as dut:
+        before = dut.status().last_event_number
+        ev = dut.wait_event(EventCode.STALL, SIM_FAULT_AT_S + 5.0, before)
+        assert ev is not None, "the motor stopped turning mid-move and no STALL came"
+        latency_ms = (int(ev.time_us) - SIM_FAULT_AT_S * 1e6) / 1000
+        hil_figures["dead_motor_to_stall_ms"] = latency_ms
+        limit_ms = s.rig.stall_latency_limit_ms or STALL_LATENCY_LIMIT_MS
+        assert 0 <= latency_ms <= limit_ms, f"STALL {latency_ms} ms after the motor stopped"
+        dut.wait_idle(5.0)
+        dut.clear_fault()
+        after = dut.status().last_event_number
+        dut.wire.wait_s(0.2)
+        st = dut.status()
+        assert st.last_event_number == after and st.state == DeviceState.UNHOMED, (
+            f"at rest after the stall was cleared: {DeviceState(st.state).name}, "
+            f"latched {FaultFlags(st.latched_faults)!r}"
+        )
+
+
 @pytest.mark.control("RC-ENCODER")
 def test_a_failed_encoder_read_latches_encoder_alone(
     hil_session: HilSession, hil_figures: dict[str, Any]
@@ -335,6 +374,7 @@ def test_a_late_control_loop_halts_and_latches_overrun(
     if not on_the_simulator(s):
         pytest.skip("needs a control loop made late: the in-process simulator's fault injection")
     with sim_with_fault(s, "loop_late") as dut:
+        dut.ack(Rotate(RotateMode.CONTINUOUS, ROTATE_RATE_MRPM, 0))  # both axes moving
         tl = dut.wire.received.telemetry
         mark = tl.mark()
         st0 = dut.status()
@@ -354,6 +394,11 @@ def test_a_late_control_loop_halts_and_latches_overrun(
         cmd = samples["commanded_depth_um"].astype(np.int64)
         assert int(cmd[gap + 1 :].max()) - int(cmd[gap]) <= 2 * SIM_SLOW_SPEED_UM_S // 1000, (
             "the advance went on across ticks that ran no safety check"
+        )
+        # the rotation too halted at once, not down its ramp: no turn after the gap
+        angle = samples["angle_cdeg"].astype(np.int64)
+        assert int(angle[-1]) == int(angle[gap + 1]), (
+            f"the needle turned {int(angle[-1] - angle[gap + 1])} cdeg after the late loop"
         )
         assert st.tick_overruns - st0.tick_overruns >= LOOP_LATE_MS, "late ticks not counted"
         assert FaultFlags(st.latched_faults) == FaultFlags.OVERRUN

@@ -97,6 +97,28 @@ def test_telemetry_at_100hz_is_spaced_10ms(hil_device: Dut) -> None:
     )
 
 
+def test_telemetry_at_300hz_keeps_its_rate(hil_device: Dut, hil_figures: dict[str, Any]) -> None:
+    """SET_TELEMETRY at a rate that does not divide the 1 kHz tick (300 Hz): samples 3 or
+    4 ms apart and 300 a second on average — what is left over at each sample carried to
+    the next, not dropped."""
+    dut = hil_device
+    tl = dut.wire.received.telemetry
+    try:
+        dut.set_telemetry(0)
+        dut.wire.wait_s(0.1)  # the 1 kHz stream has drained
+        mark = tl.mark()
+        dut.set_telemetry(300, 10)
+        dut.wire.wait_s(1.0)
+        t = tl.since(mark)["t_us"].astype(np.int64)
+    finally:
+        dut.set_telemetry(TELEMETRY_RATE_HZ, 10)
+    steps = set(np.diff(t).tolist())
+    assert len(t) > 100 and steps <= {3000, 4000}, f"{len(t)} samples, spacing {steps} µs"
+    rate_hz = (len(t) - 1) / ((int(t[-1]) - int(t[0])) / 1e6)
+    hil_figures["rate_hz"] = round(rate_hz, 2)
+    assert abs(rate_hz - 300) <= 3, f"{rate_hz:.1f} samples/s at 300 Hz"
+
+
 def test_device_heartbeat_when_quiet(hil_device: Dut, hil_figures: dict[str, Any]) -> None:
     """With nothing else to send, the device sends a HEARTBEAT every 100 ms."""
     dut = hil_device

@@ -69,6 +69,7 @@ BENCH_SKIPS = {
     "test_safety.py::test_a_failed_encoder_read_latches_encoder_alone",
     "test_safety.py::test_a_force_held_exactly_at_the_stall_force_stalls",
     "test_safety.py::test_a_late_control_loop_halts_and_latches_overrun",
+    "test_safety.py::test_a_motor_that_stops_turning_is_cut_off_and_stays_cut_off",
 }
 FULL_TRAVEL_RIG = RIG_CONFIG["posix"].with_name("rig-full-travel.toml")
 NO_BLOCK_ARGS = ("--block-mm", "-1")
