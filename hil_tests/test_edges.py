@@ -56,6 +56,7 @@ STEP_UM = 1000
 REPLY_CACHE_DEPTH = 32  # protocol §2: the last 32 replies are kept
 HOME_SPEED_MAX_UM_S = 20_000  # HOME speed_um_s's range 1..20000
 EVENT_LOG_MAX_RECORDS = 12  # EVENT_LOG.events: at most 12 records
+TELEMETRY_MAX_SAMPLES = 10  # TELEMETRY.samples: at most 10
 EVENT_RECORD_BYTES = 17  # number u32, time_us u64, code u8, value i32
 TELEMETRY_SAMPLE_BYTES = 23  # of TelemetrySample
 
@@ -595,7 +596,7 @@ def test_rotate_beyond_the_hard_rate(hil_device: Dut, hil_session: HilSession) -
 
 
 def test_variable_length_device_message_is_unknown_message(hil_device: Dut) -> None:
-    """A well-formed TELEMETRY (a device→host message, variable length: 0 or 1 sample) sent
+    """A well-formed TELEMETRY (a device→host message, variable length: 0, 1, 10 samples) sent
     to the device is a valid frame: NAK UNKNOWN_MESSAGE. One whose record count disagrees with its
     length, or whose count is above its message's maximum (an EVENT_LOG of 13 records), is
     malformed: dropped, counted bad, unanswered."""
@@ -603,7 +604,8 @@ def test_variable_length_device_message_is_unknown_message(hil_device: Dut) -> N
 
     dut = hil_device
     msg_id = Telemetry.MSG_ID  # type: ignore[attr-defined]
-    for samples in (0, 1):  # first_sample_number 0, then that many (zeroed) samples
+    # first_sample_number 0, then that many (zeroed) samples: none, one, the most (10)
+    for samples in (0, 1, TELEMETRY_MAX_SAMPLES):
         payload = bytes(4) + bytes([samples]) + bytes(samples * TELEMETRY_SAMPLE_BYTES)
         seq = dut.wire.send_raw(msg_id, payload)
         (reply,) = _replies(dut, seq, 1)

@@ -134,7 +134,8 @@ def test_device_heartbeat_when_quiet(hil_device: Dut, hil_figures: dict[str, Any
     if len(periods):
         hil_figures["device_heartbeat_max_period_ms"] = int(periods.max())
     assert len(got) >= 10, f"{len(got)} device heartbeats in 5 s when quiet (every 100 ms)"
-    assert int(periods.max()) <= DEVICE_HEARTBEAT_MS + 2, periods
+    # on its own clock, whose ticks are whole ms: one every 100 ms exactly, never later
+    assert int(periods.max()) <= DEVICE_HEARTBEAT_MS, periods
     dut.set_telemetry(TELEMETRY_RATE_HZ, 10)
 
 
