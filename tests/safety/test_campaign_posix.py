@@ -20,6 +20,11 @@ from protocol import EventCode, FaultFlags, NakReason
 from studies.campaign import SAFE_BOUND_S
 
 FAULT_AT_MS = 1500  # device time: after homing (~0.5 s), mid-move
+# The host here is this test's own process, in the test run's session, not a real-time
+# one: under a second test run it may be silent 200 ms, and the device's watchdog would
+# end the move before its fault (it did: WATCHDOG while homing). These tests are about the
+# hooks; the watchdog is proved by the HIL suite's lanes, whose host keeps real time.
+HOST_WATCHDOG_ARGS = ("--watchdog-ms", "5000")
 
 
 def poll(nd: NeedleDriver, ready: Callable[[DeviceStatus], bool], timeout_s: float) -> DeviceStatus:
@@ -36,7 +41,7 @@ def poll(nd: NeedleDriver, ready: Callable[[DeviceStatus], bool], timeout_s: flo
 @contextmanager
 def posix(*args: str) -> Iterator[Device]:
     try:
-        with running("posix", args=args) as dev:
+        with running("posix", args=(*HOST_WATCHDOG_ARGS, *args)) as dev:
             yield dev
     except PortUnavailable as exc:
         pytest.skip(str(exc))
