@@ -201,16 +201,18 @@ def _check_stall(
     st = dut.status()
     assert st.state == DeviceState.STALLED
     assert FaultFlags(st.latched_faults) & FaultFlags.STALL
-    limit_ms = s.rig.stall_latency_limit_ms
-    if limit_ms is None:
-        limit_ms = STALL_LATENCY_LIMIT_MS
+    limit_ms = _stall_latency_limit_ms(s)
     hil_figures["stall_latency_limit_ms"] = limit_ms
     assert latency_ms <= limit_ms, f"stall cut off {latency_ms} ms after onset (limit {limit_ms})"
     _check_rotation_stopped(samples, int(ev.time_us), "stall", hil_figures)
     dut.clear_fault()
     assert dut.status().state == DeviceState.UNHOMED, "a stall must leave the device unhomed"
-    # ... and at rest nothing stalls again: the steps lost at the block stay lost, but the
-    # cut-off watches an advance, not a needle at rest
+    _check_no_stall_at_rest(dut)
+
+
+def _check_no_stall_at_rest(dut: Dut) -> None:
+    """A stall cleared, nothing stalls again at rest: the steps lost stay lost, but the
+    cut-off watches an advance, not a needle at rest."""
     after = dut.status().last_event_number
     dut.wire.wait_s(0.2)
     st = dut.status()
@@ -218,6 +220,21 @@ def _check_stall(
         f"at rest after the stall was cleared: {DeviceState(st.state).name}, "
         f"latched {FaultFlags(st.latched_faults)!r}"
     )
+
+
+def _stall_latency_limit_ms(s: HilSession) -> float:
+    """The rig file's [stall] latency_limit_ms, else the suite's own bound."""
+    limit_ms = s.rig.stall_latency_limit_ms
+    return STALL_LATENCY_LIMIT_MS if limit_ms is None else limit_ms
+
+
+def _event_after_the_fault(dut: Dut, code: EventCode, what: str) -> tuple[Any, float]:
+    """The first ``code`` event after a second simulator's fault (sim_with_fault) struck,
+    and its delay from the fault's moment in device time (ms)."""
+    before = dut.status().last_event_number
+    ev = dut.wait_event(code, SIM_FAULT_AT_S + 5.0, before)
+    assert ev is not None, f"{what} mid-move and no {code.name} came"
+    return ev, (int(ev.time_us) - SIM_FAULT_AT_S * 1e6) / 1000
 
 
 @pytest.mark.control("RC-STALL")
@@ -318,22 +335,13 @@ def test_a_motor_that_stops_turning_is_cut_off_and_stays_cut_off(
     if not on_the_simulator(s):
         pytest.skip("needs a motor made to stop turning: the in-process simulator's faults")
     with sim_with_fault(s, "motor_stall") as dut:
-        before = dut.status().last_event_number
-        ev = dut.wait_event(EventCode.STALL, SIM_FAULT_AT_S + 5.0, before)
-        assert ev is not None, "the motor stopped turning mid-move and no STALL came"
-        latency_ms = (int(ev.time_us) - SIM_FAULT_AT_S * 1e6) / 1000
+        _, latency_ms = _event_after_the_fault(dut, EventCode.STALL, "the motor stopped turning")
         hil_figures["dead_motor_to_stall_ms"] = latency_ms
-        limit_ms = s.rig.stall_latency_limit_ms or STALL_LATENCY_LIMIT_MS
+        limit_ms = _stall_latency_limit_ms(s)
         assert 0 <= latency_ms <= limit_ms, f"STALL {latency_ms} ms after the motor stopped"
         dut.wait_idle(5.0)
         dut.clear_fault()
-        after = dut.status().last_event_number
-        dut.wire.wait_s(0.2)
-        st = dut.status()
-        assert st.last_event_number == after and st.state == DeviceState.UNHOMED, (
-            f"at rest after the stall was cleared: {DeviceState(st.state).name}, "
-            f"latched {FaultFlags(st.latched_faults)!r}"
-        )
+        _check_no_stall_at_rest(dut)
 
 
 @pytest.mark.control("RC-ENCODER")
@@ -347,12 +355,11 @@ def test_a_failed_encoder_read_latches_encoder_alone(
     if not on_the_simulator(s):
         pytest.skip("needs an encoder read that fails: the in-process simulator's fault injection")
     with sim_with_fault(s, "encoder_fault") as dut:
-        before = dut.status().last_event_number
-        ev = dut.wait_event(EventCode.FAULT, SIM_FAULT_AT_S + 5.0, before)
-        assert ev is not None, "the encoder's read failed mid-move and no FAULT came"
-        latency_us = int(ev.time_us) - SIM_FAULT_AT_S * 1e6
-        hil_figures["encoder_fault_to_latch_ms"] = latency_us / 1000
-        assert 0 <= latency_us <= TICK_US, f"ENCODER latched {latency_us} µs after its failure"
+        ev, latency_ms = _event_after_the_fault(dut, EventCode.FAULT, "the encoder's read failed")
+        hil_figures["encoder_fault_to_latch_ms"] = latency_ms
+        assert 0 <= latency_ms <= TICK_US / 1000, (
+            f"ENCODER latched {latency_ms} ms after its failure"
+        )
         assert FaultFlags(ev.value) == FaultFlags.ENCODER, FaultFlags(ev.value)
         dut.wait_idle(5.0)
         st = dut.status()

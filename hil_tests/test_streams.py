@@ -77,20 +77,25 @@ def test_telemetry_1khz_for_10s_without_loss(
     assert int(numbers[-1]) < st1.samples_sent <= int(numbers[-1]) + 20 + TELEMETRY_RATE_HZ
 
 
-def test_telemetry_at_100hz_is_spaced_10ms(hil_device: Dut) -> None:
-    """SET_TELEMETRY at 100 Hz from off: one sample every 10 ms of device time from the
-    first one on, not every tick."""
-    dut = hil_device
+def _sample_times_us(dut: Dut, rate_hz: int, seconds: float) -> Any:
+    """The device times of the samples of ``seconds`` of telemetry at ``rate_hz``, started
+    from off; the suite's 1 kHz afterwards."""
     tl = dut.wire.received.telemetry
     try:
         dut.set_telemetry(0)
         dut.wire.wait_s(0.1)  # the 1 kHz stream has drained
         mark = tl.mark()
-        dut.set_telemetry(100, 10)
-        dut.wire.wait_s(0.5)
-        t = tl.since(mark)["t_us"].astype(np.int64)
+        dut.set_telemetry(rate_hz, 10)
+        dut.wire.wait_s(seconds)
+        return tl.since(mark)["t_us"].astype(np.int64)
     finally:
         dut.set_telemetry(TELEMETRY_RATE_HZ, 10)
+
+
+def test_telemetry_at_100hz_is_spaced_10ms(hil_device: Dut) -> None:
+    """SET_TELEMETRY at 100 Hz from off: one sample every 10 ms of device time from the
+    first one on, not every tick."""
+    t = _sample_times_us(hil_device, 100, 0.5)
     steps = np.diff(t)
     assert len(t) >= 40 and np.all(steps == 10_000), (
         f"{len(t)} samples in 0.5 s at 100 Hz, spacing {sorted(set(steps.tolist()))[:5]} µs"
@@ -101,17 +106,7 @@ def test_telemetry_at_300hz_keeps_its_rate(hil_device: Dut, hil_figures: dict[st
     """SET_TELEMETRY at a rate that does not divide the 1 kHz tick (300 Hz): samples 3 or
     4 ms apart and 300 a second on average — what is left over at each sample carried to
     the next, not dropped."""
-    dut = hil_device
-    tl = dut.wire.received.telemetry
-    try:
-        dut.set_telemetry(0)
-        dut.wire.wait_s(0.1)  # the 1 kHz stream has drained
-        mark = tl.mark()
-        dut.set_telemetry(300, 10)
-        dut.wire.wait_s(1.0)
-        t = tl.since(mark)["t_us"].astype(np.int64)
-    finally:
-        dut.set_telemetry(TELEMETRY_RATE_HZ, 10)
+    t = _sample_times_us(hil_device, 300, 1.0)
     steps = set(np.diff(t).tolist())
     assert len(t) > 100 and steps <= {3000, 4000}, f"{len(t)} samples, spacing {steps} µs"
     rate_hz = (len(t) - 1) / ((int(t[-1]) - int(t[0])) / 1e6)
