@@ -489,13 +489,35 @@ def main(argv: list[str] | None = None) -> int:
     except (LesionError, CoreBuildError) as exc:
         print(f"campaign: {exc}", file=sys.stderr)
         return 2
+    n_faults = len(FAULTS if not args.fault else args.fault)
+    return _report(
+        results,
+        f"{lesion} seed {args.seed}",
+        n_faults,
+        moments,
+        args,
+        wall0,
+        known_gaps=True,
+    )
+
+
+def _report(
+    results: list[TrialResult],
+    where: str,
+    n_faults: int,
+    moments: int,
+    args: argparse.Namespace,
+    wall0: float,
+    known_gaps: bool,
+) -> int:
+    """The table, the one-line summary, the JSON if asked; exit 1 if any run was unsafe."""
     s = summarise(results)
     print(table(results))
+    gaps = f" (+{s.unsafe_known_gaps} known gaps)" if known_gaps else ""
     print(
-        f"campaign: {lesion} seed {args.seed}{' defect ' + args.defect if args.defect else ''}:"
-        f" {len(FAULTS if not args.fault else args.fault)} faults x {moments} moments,"
-        f" {s.tried} acted: {s.safe} safe, {s.ridden_through} ridden through,"
-        f" {s.unsafe} unsafe (+{s.unsafe_known_gaps} known gaps);"
+        f"campaign: {where}{' defect ' + args.defect if args.defect else ''}:"
+        f" {n_faults} faults x {moments} moments, {s.tried} acted:"
+        f" {s.safe} safe, {s.ridden_through} ridden through, {s.unsafe} unsafe{gaps};"
         f" worst time to safe state {s.worst_time_to_safe_s:.3f} s ({s.worst});"
         f" bound {SAFE_BOUND_S:g} s; {time.perf_counter() - wall0:.1f} s wall"
     )
@@ -527,22 +549,16 @@ def _main_posix(args: argparse.Namespace) -> int:
     except (PortUnavailable, RuntimeError) as exc:
         print(f"campaign: {exc}".splitlines()[0], file=sys.stderr)
         return 2
-    s = summarise(results)
-    print(table(results))
     faults = len({r.fault for r in results})
-    print(
-        f"campaign: posix port, real time, target {campaign_posix.TARGET_MM:g} mm"
-        f"{' defect ' + args.defect if args.defect else ''}:"
-        f" {faults} faults x {len(results) // max(faults, 1)} moments, {s.tried} acted:"
-        f" {s.safe} safe, {s.ridden_through} ridden through, {s.unsafe} unsafe;"
-        f" worst time to safe state {s.worst_time_to_safe_s:.3f} s ({s.worst});"
-        f" bound {SAFE_BOUND_S:g} s; {time.perf_counter() - wall0:.1f} s wall"
+    return _report(
+        results,
+        f"posix port, real time, target {campaign_posix.TARGET_MM:g} mm",
+        faults,
+        len(results) // max(faults, 1),
+        args,
+        wall0,
+        known_gaps=False,
     )
-    if args.json:
-        args.json.write_text(
-            json.dumps({"summary": asdict(s), "trials": [asdict(r) for r in results]}, indent=1)
-        )
-    return 1 if s.unsafe else 0
 
 
 if __name__ == "__main__":

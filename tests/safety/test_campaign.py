@@ -89,14 +89,14 @@ def test_the_drift_watch_off_shows_as_unsafe() -> None:
     assert UNSAFE in verdicts and SAFE not in verdicts
 
 
+def _one_planted_trial(defect: str, fault: str) -> list[TrialResult]:
+    """One moment of one fault on soft-stenosis, with a control's defect planted."""
+    return run(trials(lesion="soft-stenosis", seed=1, moments=1, defect=defect, faults=[fault]))
+
+
 def test_a_recording_stamped_from_the_stepped_wall_clock_shows_as_unsafe() -> None:
     # the recorder's end read from the wall clock at the end (before RC-WALLCLOCK)
-    results = run(
-        trials(
-            lesion="soft-stenosis", seed=1, moments=1, defect="wall_clock_end",
-            faults=["host_clock_jump"],
-        )
-    )  # fmt: skip
+    results = _one_planted_trial("wall_clock_end", "host_clock_jump")
     assert [r.verdict for r in results] == [UNSAFE]
     assert "wall-clock span" in results[0].why
 
@@ -105,12 +105,7 @@ def test_a_planted_defect_in_a_control_shows_as_unsafe() -> None:
     # the core built without its watchdog: a host frozen mid-run leaves the needle driven
     # with nothing latched (the stall cut-off's defect shows the same way, in the full
     # campaign: docs/safety/README.md)
-    results = run(
-        trials(
-            lesion="soft-stenosis", seed=1, moments=1, defect="watchdog_disabled",
-            faults=["host_frozen"],
-        )
-    )  # fmt: skip
+    results = _one_planted_trial("watchdog_disabled", "host_frozen")
     assert [r.verdict for r in results] == [UNSAFE]
     assert "no fault latched" in results[0].why
 
