@@ -52,6 +52,10 @@ LOAD_SETTLE_S = 1.0  # a tissue's grip relaxes after the needle stops (the simul
 LOWPASS_HZ = 5  # the low-pass test's corner: far below a 1 kHz cell's noise
 MAINS_HZ = 50  # the notch test's mains frequency
 FILTER_SETTLE_S = 0.3  # the 5 Hz low-pass: ~10 time constants; the notch: ~15 of its own
+FIRST_WINDOW_S = 0.05  # a filter started in its steady state: its first 50 ms, 1/3 of the
+# 5 Hz low-pass's and the 1 Hz drift filter's rise or fall when started from zero
+SLOW_DRIFT_CORNER_MHZ = 1  # a continuous tare at 1 mHz (160 s): it passes a change of load
+MAX_BATCH_SAMPLES = 10  # the most samples a TELEMETRY frame carries (protocol §7)
 
 
 def _mean_force_at_rest(dut: Dut, seconds: float = REST_RECORD_S) -> float:
@@ -63,6 +67,26 @@ def _mean_force_at_rest(dut: Dut, seconds: float = REST_RECORD_S) -> float:
     fresh = samples[(samples["force_flags"] & ForceFlags.FRESH) != 0]
     assert len(fresh), f"no fresh force sample in {seconds} s at rest"
     return float(np.mean(fresh["force_mn"].astype(np.int64)))
+
+
+def _first_fresh_mean(dut: Dut, sample_hz: int) -> float:
+    """The mean force of the fresh samples made in the first FIRST_WINDOW_S (at least two
+    conversions) after every command sent so far had run: STATUS's samples_sent is the
+    number of the first sample not yet sent when it ran, and a batch under way holds at
+    most MAX_BATCH_SAMPLES made before it."""
+    window_s = max(FIRST_WINDOW_S, 2.0 / sample_hz)
+    tl = dut.wire.received.telemetry
+    mark = tl.mark()
+    first_number = dut.status().samples_sent + MAX_BATCH_SAMPLES
+    dut.wire.wait_s(2 * window_s + 0.1)
+    samples = tl.since(mark)
+    after = samples[samples["number"] >= first_number]
+    assert len(after), "no telemetry after STATUS"
+    t_us = after["t_us"].astype(np.int64)
+    fresh = (after["force_flags"] & ForceFlags.FRESH) != 0
+    window = after[(t_us - t_us[0] < window_s * 1e6) & fresh]
+    assert len(window), f"no fresh force sample in the {window_s * 1000:.0f} ms after STATUS"
+    return float(np.mean(window["force_mn"].astype(np.int64)))
 
 
 def _load_needle(dut: Dut, s: HilSession) -> float:
@@ -254,9 +278,11 @@ def test_drift_filter_and_tare_under_a_steady_load(
     force within a few time constants — but not out of the force limit's sight — and turned
     off the load reads again (filtered, not gone); TARE makes the force read zero and moves
     the offset by the load; back at the switch the HOME zeroes it again — without that
-    tare the force there would read minus the load. Filters and tare change only at rest:
-    BUSY while homing. (One drive into the load for all of it: on a rig each drive costs
-    seconds of real time.)"""
+    tare the force there would read minus the load. Every filter starts in its steady
+    state for the load (its first 50 ms read it already), and a slow continuous tare
+    passes a change of load (the way home, off the load, reads minus it). Filters and tare
+    change only at rest: BUSY while homing. (One drive into the load for all of it: on a
+    rig each drive costs seconds of real time.)"""
     s = hil_session
     with _loadable(s, hil_homed) as dut:
         try:
@@ -266,6 +292,7 @@ def test_drift_filter_and_tare_under_a_steady_load(
 
 
 def _drift_tare_home(dut: Dut, s: HilSession, hil_figures: dict[str, Any]) -> None:
+    sample_hz = s.identity.load_cell_sample_hz
     loaded = _load_needle(dut, s)
     hil_figures["loaded_mn"] = loaded
     # the low-pass and the mains notch keep a steady load (unit gain at 0 Hz): a filter
@@ -275,18 +302,28 @@ def _drift_tare_home(dut: Dut, s: HilSession, hil_figures: dict[str, Any]) -> No
         ("lowpass", SetLoadCell(0, 0, LOWPASS_HZ)),
         ("notch", SetLoadCell(0, MAINS_HZ, 0)),
     ):
-        if name == "notch" and s.identity.load_cell_sample_hz < 4 * MAINS_HZ:
+        if name == "notch" and sample_hz < 4 * MAINS_HZ:
             continue  # a slower cell carries no 50 Hz notch
         dut.ack(setting)
+        # started in its steady state for the last conversion (protocol §7): the load
+        # reads through it from the first conversion on, no rise from zero
+        first = _first_fresh_mean(dut, sample_hz)
         dut.wire.wait_s(FILTER_SETTLE_S)
         through = _mean_force_at_rest(dut)
         dut.ack(SetLoadCell(0, 0, 0))
         hil_figures[f"{name}_loaded_mn"] = through
-        assert abs(through - loaded) <= 0.1 * loaded + 5, (
-            f"a steady {loaded:.0f} mN reads {through:.0f} mN through the {name}"
-        )
-    # the drift high-pass
+        hil_figures[f"{name}_first_mn"] = first
+        for when, mn in (("from its start", first), ("settled", through)):
+            assert abs(mn - loaded) <= 0.1 * loaded + 5, (
+                f"a steady {loaded:.0f} mN reads {mn:.0f} mN through the {name} {when}"
+            )
+    # the drift high-pass: turning it on is itself a tare, from the first conversion on
     dut.ack(SetLoadCell(DRIFT_CORNER_MHZ, 0, 0))
+    first = _first_fresh_mean(dut, sample_hz)
+    hil_figures["drift_first_mn"] = first
+    assert abs(first) < loaded / 4, (
+        f"a steady {loaded:.0f} mN read {first:.0f} mN just after the drift filter went on"
+    )
     dut.wire.wait_s(DRIFT_SETTLE_S)
     filtered = _mean_force_at_rest(dut)
     hil_figures["filtered_mn"] = filtered
@@ -316,6 +353,13 @@ def _drift_tare_home(dut: Dut, s: HilSession, hil_figures: dict[str, Any]) -> No
     assert abs(tared) < loaded / 4, f"{loaded:.0f} mN read {tared:.0f} mN after TARE"
     shift = dut.status().load_cell_offset_mn - offset0
     assert abs(shift - loaded) < loaded / 4, f"TARE moved the offset by {shift} mN"
+    # a slow continuous tare passes a change of load: the way home leaves the load, and
+    # the force reads minus it (the tare's offset holds it) until HOME's own tare
+    dut.ack(SetLoadCell(SLOW_DRIFT_CORNER_MHZ, 0, 0))
+    first = _first_fresh_mean(dut, sample_hz)
+    assert abs(first) < loaded / 4, f"{first:.0f} mN just after a tared drift filter went on"
+    tl = dut.wire.received.telemetry
+    mark = tl.mark()
     # the tare at the end of HOME
     dut.ack(Home(round(s.rig.homing_speed_mm_s * 1000)))
     for refused in (Tare(), SetLoadCell(DRIFT_CORNER_MHZ, 0, 0)):
@@ -323,6 +367,14 @@ def _drift_tare_home(dut: Dut, s: HilSession, hil_figures: dict[str, Any]) -> No
         assert NakReason(nak.reason) is NakReason.BUSY, f"{refused!r} while homing"
     st = dut.wait_idle(s.rig.homing_timeout_s)
     assert st.state == DeviceState.READY and st.flags & SampleFlags.HOMED
+    homing = tl.since(mark)
+    homing = homing[(homing["force_flags"] & ForceFlags.FRESH) != 0]
+    unloaded = float(np.median(homing["force_mn"].astype(np.int64)))
+    hil_figures["homing_with_slow_drift_filter_mn"] = unloaded
+    assert unloaded < -loaded / 2, (
+        f"unloaded on the way home, a {SLOW_DRIFT_CORNER_MHZ} mHz drift filter read {unloaded:.0f} "
+        f"mN, not about -{loaded:.0f} mN: it took the change of load out"
+    )
     at_home = _mean_force_at_rest(dut)
     hil_figures["home_after_tare_mn"] = at_home
     assert abs(at_home) < loaded / 4, (
