@@ -8,6 +8,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 SWEEP = """
 name = "cli"
 seeds = [1]
@@ -70,10 +72,25 @@ def test_a_failed_dask_connection_leaves_no_stray_table(cli: Any, tmp_path: Path
     assert not (tmp_path / "cli-results").exists()
 
 
-def test_a_bad_dask_address_is_one_line_before_anything_runs(cli: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("local:zero", "local:N needs N workers"),
+        # Dask's own words were "missing port number in address ''" and "invalid literal
+        # for int() with base 10: 'x'", naming no --dask, after the sweep had begun
+        ("tcp://", "a scheduler address is tcp://HOST:PORT"),
+        ("tcp://127.0.0.1", "a scheduler address is tcp://HOST:PORT"),
+        ("tcp://127.0.0.1:x", "a scheduler address is tcp://HOST:PORT"),
+        ("tcp://127.0.0.1:99999", "a scheduler address is tcp://HOST:PORT"),
+    ],
+)
+def test_a_bad_dask_address_is_one_line_before_anything_runs(
+    cli: Any, tmp_path: Path, address: str, message: str
+) -> None:
     (tmp_path / "s.toml").write_text(SWEEP)
-    proc = cli.run("sim", "sweep", "s.toml", "--dask", "local:zero", cwd=tmp_path)
-    assert "local:N needs N workers" in cli.one_line_error(proc, 2)
+    proc = cli.run("sim", "sweep", "s.toml", "--dask", address, cwd=tmp_path)
+    line = cli.one_line_error(proc, 2)  # one line: the sweep never said it began
+    assert line.startswith(f"needlectl: --dask {address}: ") and message in line
     assert not (tmp_path / "cli-results").exists()
 
 
