@@ -94,6 +94,17 @@ def test_a_bad_dask_address_is_one_line_before_anything_runs(
     assert not (tmp_path / "cli-results").exists()
 
 
+def test_a_bad_lesion_file_keeps_the_sweep_files_name(cli: Any, tmp_path: Path) -> None:
+    """A sweep naming a lesion file that does not parse: the line says which sweep file
+    named it and points to the sweep's help (it said only "bad lesion: LESION.toml: ..."
+    and pointed to `needlectl sim lesions`)."""
+    (tmp_path / "bad.toml").write_text('name = "bad"\n[[segment]]\ntissue = "x"\n')
+    (tmp_path / "s.toml").write_text('name = "cli"\nlesions = ["bad.toml"]\n')
+    line = cli.one_line_error(cli.run("sim", "sweep", "s.toml", cwd=tmp_path), 2)
+    assert line.startswith("needlectl: s.toml: lesions: bad.toml: segment 1"), line
+    assert line.endswith("see `needlectl sim sweep --help`")
+
+
 def test_a_scheduler_without_workers_is_said_and_given_up_on(cli: Any, tmp_path: Path) -> None:
     """A real TCP Dask scheduler with no worker: the sweep says it waits for one, for how
     long, then gives up in one line — it never sits silent."""
