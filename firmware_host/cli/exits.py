@@ -117,13 +117,16 @@ def classify(
 ) -> tuple[Exit, str]:
     """(exit code, one-line message naming what was wrong and what to do); ``command``
     (e.g. "sim sweep") names the help to read."""
-    # A simulator URL naming a bad lesion reaches us as a PortError caused by a
-    # LesionError (or the simulator's option error): that is bad input, not a link.
-    for cause in _chain(exc)[1:]:
+    names = _class_names(exc)
+    # A simulator URL naming a bad lesion reaches us as a PortError (or the simulator's
+    # option error) caused by a LesionError (or the option error): bad input, not a link.
+    # Only from those: another error that caught a lesion's (a sweep file naming a bad
+    # lesion file) has said where it was found, and that is not to be lost.
+    wraps_a_sim_url = "PortError" in names or "DeviceOptionError" in names
+    for cause in _chain(exc)[1:] if wraps_a_sim_url else ():
         cause_names = _class_names(cause)
         if "LesionError" in cause_names or "DeviceOptionError" in cause_names:
             return classify(cause, port, command)
-    names = _class_names(exc)
     msg = _first_line(exc)
     sim_hint = ""
     if port is not None and port.startswith("sim://"):

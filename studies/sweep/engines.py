@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
+from urllib.parse import urlsplit
 
 from studies.sweep.job import Job, run_job
 
@@ -65,7 +66,22 @@ def parse_dask_address(address: str) -> tuple[str, int | None]:
         raise EngineError(
             f"--dask {address}: give a scheduler address (tcp://HOST:8786) or local:N"
         )
+    scheme = address.partition("://")[0]
+    if scheme in _HOST_PORT_SCHEMES:  # Dask connects to HOST:PORT, the port required
+        parts = urlsplit(address)
+        try:
+            port = parts.port
+        except ValueError:  # not a number, or beyond 65535
+            port = None
+        if not parts.hostname or not port or parts.path.strip("/") or parts.query:
+            raise EngineError(
+                f"--dask {address}: a scheduler address is {scheme}://HOST:PORT"
+                f" (e.g. {scheme}://127.0.0.1:8786)"
+            )
     return address, None
+
+
+_HOST_PORT_SCHEMES = ("tcp", "tls", "ws", "wss")
 
 
 WORKER_WAIT_S = 60.0  # a scheduler with no worker: how long to wait for one

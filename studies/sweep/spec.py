@@ -186,13 +186,17 @@ def _lesion_cases(path: Path, data: dict[str, Any]) -> list[LesionCase]:
         params = fam.get("params", {})
         if not isinstance(params, dict):
             raise SweepError(f"{where}: params must be a table")
-        try:
+        try:  # its messages begin with where: the file is named once
             drawn = draw_params(params, count, seed, where=f"{where} ({fname})")
-            for k, p in enumerate(drawn):
-                member = f"{fname}-{k:05d}"
-                cases.append(LesionCase(member, fname, build_lesion(member, p), p))
         except FamilyError as exc:
-            raise SweepError(f"{src}: {exc}") from None
+            raise SweepError(str(exc)) from None
+        for k, p in enumerate(drawn):
+            member = f"{fname}-{k:05d}"
+            try:  # its messages name the member only
+                lesion = build_lesion(member, p)
+            except FamilyError as exc:
+                raise SweepError(f"{where} ({fname}): {exc}") from None
+            cases.append(LesionCase(member, fname, lesion, p))
     if not cases:
         raise SweepError(f"{src}: no lesions: give lesions = [...] or a [[family]]")
     return cases

@@ -8,6 +8,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 SWEEP = """
 name = "cli"
 seeds = [1]
@@ -70,11 +72,37 @@ def test_a_failed_dask_connection_leaves_no_stray_table(cli: Any, tmp_path: Path
     assert not (tmp_path / "cli-results").exists()
 
 
-def test_a_bad_dask_address_is_one_line_before_anything_runs(cli: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("local:zero", "local:N needs N workers"),
+        # Dask's own words were "missing port number in address ''" and "invalid literal
+        # for int() with base 10: 'x'", naming no --dask, after the sweep had begun
+        ("tcp://", "a scheduler address is tcp://HOST:PORT"),
+        ("tcp://127.0.0.1", "a scheduler address is tcp://HOST:PORT"),
+        ("tcp://127.0.0.1:x", "a scheduler address is tcp://HOST:PORT"),
+        ("tcp://127.0.0.1:99999", "a scheduler address is tcp://HOST:PORT"),
+    ],
+)
+def test_a_bad_dask_address_is_one_line_before_anything_runs(
+    cli: Any, tmp_path: Path, address: str, message: str
+) -> None:
     (tmp_path / "s.toml").write_text(SWEEP)
-    proc = cli.run("sim", "sweep", "s.toml", "--dask", "local:zero", cwd=tmp_path)
-    assert "local:N needs N workers" in cli.one_line_error(proc, 2)
+    proc = cli.run("sim", "sweep", "s.toml", "--dask", address, cwd=tmp_path)
+    line = cli.one_line_error(proc, 2)  # one line: the sweep never said it began
+    assert line.startswith(f"needlectl: --dask {address}: ") and message in line
     assert not (tmp_path / "cli-results").exists()
+
+
+def test_a_bad_lesion_file_keeps_the_sweep_files_name(cli: Any, tmp_path: Path) -> None:
+    """A sweep naming a lesion file that does not parse: the line says which sweep file
+    named it and points to the sweep's help (it said only "bad lesion: LESION.toml: ..."
+    and pointed to `needlectl sim lesions`)."""
+    (tmp_path / "bad.toml").write_text('name = "bad"\n[[segment]]\ntissue = "x"\n')
+    (tmp_path / "s.toml").write_text('name = "cli"\nlesions = ["bad.toml"]\n')
+    line = cli.one_line_error(cli.run("sim", "sweep", "s.toml", cwd=tmp_path), 2)
+    assert line.startswith("needlectl: s.toml: lesions: bad.toml: segment 1"), line
+    assert line.endswith("see `needlectl sim sweep --help`")
 
 
 def test_a_scheduler_without_workers_is_said_and_given_up_on(cli: Any, tmp_path: Path) -> None:

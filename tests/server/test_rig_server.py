@@ -336,3 +336,28 @@ def test_a_session_the_device_ended_while_the_server_was_silent_is_reopened(
     watcher.close()
     d = served.json("home")
     assert d["homed"] is True and d["latched_faults"] == []
+
+
+def test_the_page_has_a_fixed_port_and_a_busy_one_is_one_line(
+    sim_pty: str, runtime_env: dict[str, str]
+) -> None:
+    """The page finds a restarted server again only on a stable port: 7461 unless told
+    otherwise (never a new random one); that port taken is one line, exit 3."""
+    from firmware_host.cli.app import build_parser
+
+    assert build_parser().parse_args(["serve"]).http_port == 7461
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [str(NEEDLECTL), "--port", sim_pty, "serve", "--http-port", str(port)],
+            capture_output=True,
+            text=True,
+            env=runtime_env,
+            timeout=30,
+            check=False,
+        )
+    assert proc.returncode == 3, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert f"HTTP port {port} is busy" in line and "--http-port" in line

@@ -8,6 +8,8 @@ and an idle trace's y-range follows the data; without the token there is no page
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import signal
 import socket
@@ -115,6 +117,7 @@ def test_the_page_traces_a_run_stops_it_and_shows_a_lost_server(
     assert cells[3].startswith("simulated rig ") and served.port in cells[3], cells
     assert cells[4] == "pierce"
     assert float(cells[5]) > 0 and float(cells[6]) > 0 and "client" in cells[7]
+    assert cells[7].endswith(f", user {pwd.getpwuid(os.getuid()).pw_name}"), cells
     links = {a.text: a.get_attribute("href") for a in row.find_elements(By.TAG_NAME, "a")}
     assert set(links) == {"plot", "CSV", "MCAP"}
     for href in links.values():
@@ -224,6 +227,26 @@ def test_an_800px_window_estop_stop_and_readouts(browser: Any, served: Served) -
     buttons = browser.find_elements(By.TAG_NAME, "button")
     area = {b.get_attribute("id"): b.size["width"] * b.size["height"] for b in buttons}
     assert max(area, key=lambda k: area[k]) == "estop"
+    # the axes: what the charts draw, caught at the canvas (ticks, units, time window)
+    browser.execute_script(
+        "window.drawn = {force: [], depth: []};"
+        "const fill = CanvasRenderingContext2D.prototype.fillText;"
+        "CanvasRenderingContext2D.prototype.fillText = function (text, x, y) {"
+        "  (window.drawn[this.canvas.id] || []).push(String(text));"
+        "  return fill.apply(this, arguments); };"
+    )
+    wait.until(lambda d: all(len(v) > 8 for v in d.execute_script("return window.drawn;").values()))
+    drawn = browser.execute_script("return window.drawn;")
+    for chart, unit in (("force", "force (N)"), ("depth", "depth (mm)")):
+        texts = set(drawn[chart])
+        assert {unit, "time (s before the latest sample; device clock)"} <= texts, texts
+        assert {"-20 s", "-15 s", "-10 s", "-5 s", "0 s"} <= texts, texts  # the window
+        values = sorted({float(t) for t in texts if t.replace(".", "").lstrip("-").isdigit()})
+        assert len(values) >= 2, texts  # y ticks (two at least, labelled)...
+        lo, hi = _view(browser, f"range.{chart}")
+        assert all(lo <= v <= hi for v in values), (values, lo, hi)  # ...within the range
+    windows = browser.find_elements(By.CSS_SELECTOR, ".window")
+    assert [w.text for w in windows] == ["20", "20"]  # the window stated above each chart
     # idle: the y-range follows the trace, not the 40 N / soft-limit lines far away
     lo, hi = _view(browser, "range.force")
     assert hi - lo < 5 and hi < 40

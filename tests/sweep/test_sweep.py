@@ -174,16 +174,29 @@ def test_a_family_member_has_the_calcium_it_was_drawn_with() -> None:
         ),
         (
             "[[family]]\nname = 'f'\nparams = { calcium_flor_n = 3 }\n",
-            "unknown parameter(s) calcium_flor_n",
+            "family 1 (f): unknown parameter(s) calcium_flor_n",
+        ),
+        (
+            "[[family]]\nname = 'f'\nparams = { calcium_floor_n = [5, 1] }\n",
+            "family 1 (f): calcium_floor_n = [5, 1]: hi must be >= lo",
+        ),
+        ("[[family]]\nname = 'f'\ncount = 0\n", "family 1 (f): count must be >= 1"),
+        (
+            "[[family]]\nname = 'f'\n"
+            "params = { length_mm = 5.0, calcium_blocks = 30, calcium_fraction = 0.9 }\n",
+            "family 1 (f): f-00000: 30 calcium blocks",
         ),
     ],
 )
 def test_a_bad_sweep_file_is_one_line_naming_the_problem(
     tmp_path: Path, text: str, message: str
 ) -> None:
+    path = write(tmp_path, text)
     with pytest.raises(SweepError) as err:
-        load_sweep(write(tmp_path, text))
+        load_sweep(path)
     assert message in str(err.value) and "\n" not in str(err.value)
+    # the file named once, first (issue 21: "sweep.toml: sweep.toml: family 1 ...")
+    assert str(err.value).startswith(f"{path}: ") and str(err.value).count(str(path)) == 1
 
 
 def test_a_registered_lesion_is_loadable_by_name_only_while_registered() -> None:
