@@ -390,6 +390,10 @@ function runFor(deltaNs) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const started = process.hrtime.bigint();
+// the emulator's own speed, whatever the throttle: emulated seconds per CPU second of this
+// process (every thread: the JIT and the collector too) — what it would run at with a
+// core to itself; the wall-clock ratio says what it got
+const cpuAtStart = process.cpuUsage();
 const MAX_LAG_NS = 5e6;
 let wallOffsetNs = 0; // wall time given up while the emulator was behind
 let slipNs = 0;
@@ -427,9 +431,12 @@ async function main() {
   }
   const emulated = mcu.clock.nanos / 1e9;
   const wall = (wallNs() + wallOffsetNs) / 1e9;
+  const cpu = process.cpuUsage(cpuAtStart);
+  const cpuS = (cpu.user + cpu.system) / 1e6;
   log(
     `stopped: ${emulated.toFixed(2)} s emulated in ${wall.toFixed(2)} s ` +
-      `(${(emulated / wall).toFixed(3)} of real time), watchdog resets ${resets}, ` +
+      `(${(emulated / wall).toFixed(3)} of real time; ${cpuS.toFixed(2)} s of CPU: ` +
+      `${(emulated / cpuS).toFixed(2)}× real time per CPU second), watchdog resets ${resets}, ` +
       `HX711 power-downs ${hx.lateReads}, host bytes in ${hostReads}, ` +
       `TMC2209 writes ${tmcStats.writes} (bad ${tmcStats.bad}), ` +
       `microsteps ${tmc[0].microsteps}/${tmc[1].microsteps}, DIAG stalls ${diagRises}, ` +
