@@ -75,7 +75,8 @@ hil-m3: $(STAMP)
 	status=$$?; kill $$pid; wait $$pid; exit $$status
 
 # The whole HIL suite on the firmware under rp2040js (an emulated Raspberry Pi Pico, real
-# time, ~2 minutes); make test runs a subset (tests/hil/test_hil_rp2040.py).
+# time, ~2.5 minutes; make test runs a subset in tests/hil/test_hil_firmware.py). The last
+# line, the harness's as it stops: the emulator's speed against real time and its CPU.
 hil-rp2040: $(STAMP)
 	mkdir -p firmware/build; rm -f firmware/build/rp2040-pty.txt
 	$(BIN)/python -m firmware.launch rp2040 > firmware/build/rp2040-pty.txt & \

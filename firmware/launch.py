@@ -6,7 +6,9 @@
 
 builds the port (make), starts it, prints the pty path as the first line (as
 ``needlectl sim serve --pty`` does) and runs until Ctrl-C / SIGTERM, when the device
-process is stopped and reaped. The tests use :func:`build` and :func:`running`.
+process is stopped and reaped, and the port's last line on stderr (its summary: the
+RP2040 emulator's speed against real time) is passed on. The tests use :func:`build`
+and :func:`running`.
 
 A port whose tools are missing raises :class:`PortUnavailable` with the one line that
 says what to install (the tests skip with it).
@@ -295,15 +297,16 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     try:
         with running(ns.port, ns.defect, ns.sanitize, tuple(ns.args)) as dev:
-            print(dev.path, flush=True)
             stopped = False
 
             def on_signal(signum: int, frame: object) -> None:
                 nonlocal stopped
                 stopped = True
 
+            # before the pty is named: a caller may stop it as soon as it has read it
             signal.signal(signal.SIGTERM, on_signal)
             signal.signal(signal.SIGINT, on_signal)
+            print(dev.path, flush=True)
             while not stopped:
                 try:
                     dev.proc.wait(timeout=0.5)  # the device gone by itself ends it too
@@ -313,6 +316,11 @@ def main(argv: list[str] | None = None) -> int:
     except (PortUnavailable, RuntimeError, ValueError) as exc:
         print(f"firmware.launch: {exc}".splitlines()[0], file=sys.stderr)
         return 2
+    # the port's summary as it stopped, its last line on stderr (the RP2040 harness's:
+    # emulated time against the wall clock and the CPU, watchdog resets, HX711 power-downs)
+    last = [line for line in dev.stderr().splitlines() if line.strip()][-1:]
+    if last:
+        print(f"firmware.launch: {last[0]}", file=sys.stderr)
     return 0
 
 

@@ -1,7 +1,8 @@
 """needlectl against the reference firmware in C (firmware/, posix port) as an operator
 drives a rig: info, home, and a PIERCE run with --target-mm that crosses the bench's septum
 and is stopped cleanly by the device's stall cut-off at its block — the same commands and
-output as on the simulator, checked through the recording."""
+output as on the simulator, checked through the recording. The PIERCE run on the Raspberry
+Pi Pico image under rp2040js too (the same bench at its pins)."""
 
 from __future__ import annotations
 
@@ -76,11 +77,36 @@ def test_a_target_short_of_the_septum_says_nothing_was_punctured(
     assert "is the target short of the lesion?" in line and "0 punctures" in line, line
 
 
+@pytest.fixture
+def rp2040() -> Iterator[Device]:
+    """The Raspberry Pi Pico image under rp2040js with the same short bench at its pins."""
+    try:
+        with running("rp2040", args=BENCH) as dev:
+            yield dev
+    except PortUnavailable as exc:
+        pytest.skip(str(exc))
+
+
 def test_run_crosses_the_septum_and_stalls_cleanly_at_the_block(
     cli: Cli, firmware: Device, tmp_path: Path
 ) -> None:
-    port = firmware.path
-    home = cli.run("--port", port, "--json", "home")
+    _pierce_crosses_the_septum_and_stalls_at_the_block(cli, firmware.path, tmp_path)
+
+
+def test_run_on_the_rp2040_crosses_the_septum_and_stalls_cleanly_at_the_block(
+    cli: Cli, rp2040: Device, tmp_path: Path
+) -> None:
+    """The same run on the emulated Pico: its HX711 converts at 80 SPS and its advance moves
+    in microsteps (one every 1.25 ms at the procedure's 0.5 mm/s) — the harness's bench
+    read a request between two microsteps as a needle at rest and turned the punctured
+    septum's grip into a -0.3 N pull, which the drift watch took for a failing cell (the
+    run ended in a FAULT at 21.8 mm of the default bench)."""
+    _pierce_crosses_the_septum_and_stalls_at_the_block(cli, rp2040.path, tmp_path)
+
+
+def _pierce_crosses_the_septum_and_stalls_at_the_block(cli: Cli, port: str, tmp_path: Path) -> None:
+    # --yes: the Pico's image declares a real rig (simulated = 0)
+    home = cli.run("--port", port, "--yes", "--json", "home")
     assert home.returncode == 0 and json.loads(home.stdout)["homed"] is True, home.stderr
     run_dir = tmp_path / "run"
     proc = cli.run(

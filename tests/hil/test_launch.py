@@ -50,3 +50,33 @@ def test_a_killed_launcher_takes_its_port_with_it() -> None:
         if launcher.poll() is None:
             launcher.kill()
             launcher.wait()
+
+
+def test_a_stopped_port_s_summary_is_passed_on() -> None:
+    """`python -m firmware.launch PORT` stopped: the port's last line on stderr (posix: its
+    counters; the RP2040 harness: emulated time against the wall clock and the CPU) is
+    printed, not lost with the port's temporary stderr file — `make hil-rp2040`'s figure
+    of the emulator's speed."""
+    try:
+        check_tools("posix")
+    except PortUnavailable as exc:
+        pytest.skip(str(exc))
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "firmware.launch", "posix"],
+        cwd=FIRMWARE.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert launcher.stdout is not None
+        assert launcher.stdout.readline().startswith("/dev/")  # the port is up
+        launcher.terminate()
+        _, err = launcher.communicate(timeout=20)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+    assert launcher.returncode == 0, err
+    assert err.strip().splitlines()[-1].startswith("firmware.launch: nd-firmware: "), err
+    assert " ticks, longest " in err, err

@@ -11,6 +11,14 @@
  *   reply    int64 encoder_nm (from boot), int32 force_mn (with noise), uint8 force_valid,
  *            uint8 home, uint8 steps_lost (the load beat the thrust: the TMC2209's DIAG),
  *            1 byte padding
+ * A request with the advance motor where the last one left it is a read of the sensors
+ * only (the harness asks at every HX711 conversion, and every 250 µs while a motor
+ * steps): the bench is not told the motor again, so its force stays what the last
+ * motion made it, with a fresh draw of the noise, and no steps are lost. The bench reads
+ * a command equal to the last as a motor at rest; told so between two microsteps of a
+ * slow advance (one every 1.25 ms at 0.5 mm/s), the punctured septum's grip turned
+ * against a needle still going forward: -0.3 N on every conversion, which the
+ * procedure's drift watch rightly takes for a failing cell.
  * End of stdin (the harness gone) ends it. */
 #include <stdint.h>
 #include <stdio.h>
@@ -51,6 +59,8 @@ int main(int argc, char **argv)
     struct nd_bench_config cfg;
     struct request rq;
     struct reply rp;
+    int64_t last_motor_nm = 0;
+    int told = 0;
     int i;
     nd_bench_defaults(&cfg);
     for (i = 1; i + 1 < argc; i += 2) {
@@ -71,14 +81,17 @@ int main(int argc, char **argv)
     while (fread(&rq, sizeof rq, 1, stdin) == 1) {
         int32_t f = rp.force_mn; /* none converted (the bench's slip ring): the last held */
         enum nd_lc_read r;
-        hal_advance_command_nm(rq.motor_nm);
+        const int stepped = !told || rq.motor_nm != last_motor_nm;
+        if (stepped) hal_advance_command_nm(rq.motor_nm);
+        told = 1;
+        last_motor_nm = rq.motor_nm;
         hal_rotate_command_ucdeg(rq.angle_ucdeg);
         (void)hal_encoder_read_nm(&rp.encoder_nm);
         r = hal_load_cell_read_mn(&f);
         rp.force_valid = r != ND_LC_FAULT ? 1u : 0u;
         rp.force_mn = f;
         rp.home = hal_home_switch() ? 1u : 0u;
-        rp.steps_lost = nd_bench_steps_lost() ? 1u : 0u;
+        rp.steps_lost = stepped && nd_bench_steps_lost() ? 1u : 0u; /* no step, none lost */
         if (fwrite(&rp, sizeof rp, 1, stdout) != 1 || fflush(stdout) != 0) return 0;
     }
     return 0;
