@@ -2,6 +2,7 @@
 
     python tests/hil/mutation.py [--files F.c ...] [--sample N] [--seed S] [--fixed]
                                  [--safety-only] [--timeout S] [--json OUT] [--rerun JSON]
+                                 [--port sim|posix]
 
 Mutants of firmware/core/*.c come from universalmutator (``pip install universalmutator``;
 its ``mutate`` generates C mutants by regular-expression rules: operators, constants,
@@ -15,6 +16,11 @@ equivalent (trivial compiler equivalence) and not run. The others are built into
 simulator's core (sim_device/core_build.py, ND_CORE_DIR) and the whole HIL suite runs on
 ``sim://`` against it in virtual time, stopping at its first failure: a failure (or a
 crash, or a hang past --timeout) kills the mutant; a green suite lets it survive.
+
+``--port posix`` runs each mutant on the posix port instead (the mutated core built into
+it from a copy of firmware/, the whole suite against its rig file in real time, a few
+minutes each): the spot check of survivors that the simulator's virtual time, its ideal
+sensor or its in-process link could have let through — ``--port posix --rerun JSON``.
 
 The score is killed / (killed + survived), over the whole core and over the safety paths
 (SAFETY_FUNCTIONS: limits, stall, watchdog, e-stop and stop, exactly once, frame checks).
@@ -206,7 +212,60 @@ def _object(directory: Path, name: str) -> bytes | None:
     return obj.read_bytes() if proc.returncode == 0 else None
 
 
-def run_one(m: Mutant, baseline: dict[str, bytes], timeout_s: float, work: Path) -> None:
+def _simulator_suite(core: Path, work: Path, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """The whole suite on ``sim://``, the simulator's core built from ``core``: virtual time."""
+    env = dict(os.environ, ND_CORE_DIR=str(core), ND_CORE_BUILD_DIR=str(work / "build"))
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "hil_tests"]
+    try:
+        return subprocess.run(
+            cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout_s
+        )
+    finally:
+        shutil.rmtree(work / "build", ignore_errors=True)
+
+
+def _posix_suite(core: Path, work: Path, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """The whole suite on the posix port built with ``core`` (firmware/Makefile, in a copy of
+    the firmware tree), against its rig file: real time, as make test runs the clean port.
+    The spot check of survivors the simulator's virtual time could have let through."""
+    sys.path.insert(0, str(REPO))
+    from firmware.launch import real_time_process, stop
+
+    firmware = work / "firmware"
+    shutil.rmtree(firmware, ignore_errors=True)
+    firmware.mkdir()
+    shutil.copy(REPO / "firmware" / "Makefile", firmware)
+    shutil.copytree(core, firmware / "core")
+    for part in ("bench", "faults", "ports/posix"):
+        shutil.copytree(REPO / "firmware" / part, firmware / part)
+    build = subprocess.run(["make", "-C", str(firmware), "posix"], capture_output=True, text=True)
+    if build.returncode != 0:
+        return subprocess.CompletedProcess(build.args, 2, "", "building the posix port failed")
+    port = subprocess.Popen(
+        [str(firmware / "build" / "posix" / "nd-firmware")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        preexec_fn=real_time_process,
+    )
+    try:
+        assert port.stdout is not None
+        pty = port.stdout.readline().strip()
+        rig = REPO / "firmware" / "ports" / "posix" / "rig.toml"
+        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "hil_tests"]
+        cmd += ["--port", pty, "--rig-config", str(rig)]
+        return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout_s)
+    finally:
+        stop(port)
+        shutil.rmtree(firmware, ignore_errors=True)
+
+
+SUITES = {"sim": _simulator_suite, "posix": _posix_suite}
+
+
+def run_one(
+    m: Mutant, baseline: dict[str, bytes], timeout_s: float, work: Path, port: str = "sim"
+) -> None:
     core = work / "core"
     if core.exists():
         shutil.rmtree(core)
@@ -219,21 +278,17 @@ def run_one(m: Mutant, baseline: dict[str, bytes], timeout_s: float, work: Path)
     if obj == baseline[m.file]:
         m.outcome, m.detail = "equivalent", "object code identical to the original's"
         return
-    env = dict(os.environ, ND_CORE_DIR=str(core), ND_CORE_BUILD_DIR=str(work / "build"))
-    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "hil_tests"]
     try:
-        proc = subprocess.run(
-            cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout_s
-        )
+        proc = SUITES[port](core, work, timeout_s)
     except subprocess.TimeoutExpired:
         m.outcome, m.detail = "killed", f"the suite hung (> {timeout_s:.0f} s)"
         return
-    finally:
-        shutil.rmtree(work / "build", ignore_errors=True)
     if proc.returncode == 0:
         m.outcome = "survived"
     elif "building the simulator's C core failed" in proc.stdout + proc.stderr:
         m.outcome, m.detail = "uncompilable", "the simulator's build failed"
+    elif "building the posix port failed" in proc.stderr:
+        m.outcome, m.detail = "uncompilable", "the posix port's build failed"
     else:
         failed = re.findall(r"^FAILED (\S+)", proc.stdout, re.M)
         m.outcome = "killed"
@@ -282,7 +337,13 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--safety-only", action="store_true", help="only the safety paths")
     ap.add_argument("--fixed", action="store_true", help="the fixed quick sample (FIXED)")
-    ap.add_argument("--timeout", type=float, default=120.0, help="per mutant's suite run")
+    ap.add_argument("--timeout", type=float, default=None, help="per mutant's suite run")
+    ap.add_argument(
+        "--port",
+        choices=sorted(SUITES),
+        default="sim",
+        help="sim (virtual time, default) or posix (real time: a spot check of survivors)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     ap.add_argument(
         "--rerun",
@@ -311,7 +372,8 @@ def main(argv: list[str]) -> int:
             assert obj is not None, f"{name} does not compile as it is"
             baseline[name] = obj
         for n, m in enumerate(mutants, 1):
-            run_one(m, baseline, args.timeout, work)
+            timeout_s = args.timeout or (600.0 if args.port == "posix" else 120.0)
+            run_one(m, baseline, timeout_s, work, args.port)
             where = f"{m.file}:{m.line} {m.function}"
             print(f"[{n}/{len(mutants)}] {m.outcome:12s} {where}: {m.mutated}", flush=True)
     k, s, pct = score(mutants)
