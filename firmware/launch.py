@@ -316,12 +316,19 @@ def main(argv: list[str] | None = None) -> int:
     except (PortUnavailable, RuntimeError, ValueError) as exc:
         print(f"firmware.launch: {exc}".splitlines()[0], file=sys.stderr)
         return 2
-    # the port's summary as it stopped, its last line on stderr (the RP2040 harness's:
-    # emulated time against the wall clock and the CPU, watchdog resets, HX711 power-downs)
-    last = [line for line in dev.stderr().splitlines() if line.strip()][-1:]
-    if last:
-        print(f"firmware.launch: {last[0]}", file=sys.stderr)
+    summary = port_summary(dev.stderr())
+    if summary:
+        print(f"firmware.launch: {summary}", file=sys.stderr)
     return 0
+
+
+def port_summary(stderr: str) -> str | None:
+    """The port's summary as it stopped: its last line on stderr (the RP2040 harness's:
+    emulated time against the wall clock and the CPU, watchdog resets, HX711 power-downs;
+    the posix port's counters) — not QEMU's own "terminating on signal" after the M3's."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    ours = [line for line in lines if not line.startswith("qemu-")]
+    return ours[-1] if ours else None
 
 
 if __name__ == "__main__":

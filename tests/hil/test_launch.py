@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from firmware.launch import FIRMWARE, REALTIME_NICE, PortUnavailable, check_tools
+from firmware.launch import (
+    FIRMWARE,
+    REALTIME_NICE,
+    PortUnavailable,
+    check_tools,
+    port_summary,
+)
 
 
 def test_a_killed_launcher_takes_its_port_with_it() -> None:
@@ -80,3 +86,11 @@ def test_a_stopped_port_s_summary_is_passed_on() -> None:
     assert launcher.returncode == 0, err
     assert err.strip().splitlines()[-1].startswith("firmware.launch: nd-firmware: "), err
     assert " ticks, longest " in err, err
+
+
+def test_qemu_s_own_last_words_are_no_summary() -> None:
+    # the M3 image prints nothing as it stops; QEMU's line is QEMU's, not the port's
+    qemu = "qemu-system-arm: terminating on signal 15 from pid 16779 (.venv/bin/python)"
+    assert port_summary(qemu + "\n") is None
+    rp2040 = "rp2040: stopped: 19.94 s emulated in 20.23 s (0.986 of real time)"
+    assert port_summary(f"boot\n{rp2040}\n\n") == rp2040
