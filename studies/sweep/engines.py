@@ -54,6 +54,9 @@ def run_local(jobs: Sequence[Job], workers: int, on_row: OnRow) -> None:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+_HOST_PORT_SCHEMES = ("tcp", "tls", "ws", "wss")  # Dask connects to HOST:PORT
+
+
 def parse_dask_address(address: str) -> tuple[str, int | None]:
     """``local:N`` → ("local", N); ``tcp://host:port`` (or any scheduler address) → (address,
     None)."""
@@ -79,9 +82,6 @@ def parse_dask_address(address: str) -> tuple[str, int | None]:
                 f" (e.g. {scheme}://127.0.0.1:8786)"
             )
     return address, None
-
-
-_HOST_PORT_SCHEMES = ("tcp", "tls", "ws", "wss")
 
 
 WORKER_WAIT_S = 60.0  # a scheduler with no worker: how long to wait for one
