@@ -469,6 +469,39 @@ def test_move_at_the_lowest_speed_is_accepted(hil_homed: Dut) -> None:
     )
 
 
+def test_a_move_with_nothing_to_move_is_reached_before_its_ack(
+    hil_homed: Dut, hil_session: HilSession
+) -> None:
+    """A MOVE RELATIVE 0 at rest, after an arrival, has nothing to move: its TARGET_REACHED
+    is sent at once, before the ACK (protocol §5) — a host that waits for the event only
+    after the ACK would wait for ever. The wire is read in order, so the event is in when
+    the ACK is (the order the frames came in, not when the suite looked)."""
+    dut = hil_homed
+    s = hil_session
+    depth_um = min(s.test_depth_um, STEP_UM)
+    before = dut.status().last_event_number
+    dut.move_to_um(depth_um, s.speed_um_s)
+    arrived = dut.wait_event(EventCode.TARGET_REACHED, depth_um / s.speed_um_s + 5.0, before)
+    assert arrived is not None, f"no TARGET_REACHED at {depth_um} µm"
+    dut.wait_idle(5.0)
+    reply = dut.request(Move(MoveMode.RELATIVE, 0, s.speed_um_s))
+    assert isinstance(reply.message, Ack), f"MOVE RELATIVE 0 at rest: {reply.message!r}"
+    dut.wire.wait_s(0.1)  # a TARGET_REACHED sent late comes in too, to be told from none
+    frames = list(dut.wire.received.last)
+    reached = [
+        i
+        for i, f in enumerate(frames)
+        if isinstance(f.message, Event)
+        and f.message.code == EventCode.TARGET_REACHED
+        and f.message.number > arrived.number
+    ]
+    ack_at = next(i for i, f in enumerate(frames) if f is reply)
+    assert reached, "a MOVE RELATIVE 0 at rest: no TARGET_REACHED"
+    assert reached[0] < ack_at, "a MOVE RELATIVE 0 at rest: TARGET_REACHED after its ACK"
+    value = frames[reached[0]].message.value  # type: ignore[union-attr]
+    assert value == depth_um, f"TARGET_REACHED {value} µm, not {depth_um}"
+
+
 def test_home_speed_below_and_beyond_the_max(
     hil_device: Dut, hil_session: HilSession, hil_motion: None
 ) -> None:
