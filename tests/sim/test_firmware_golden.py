@@ -49,8 +49,8 @@ from sim_device.device import Device, DeviceOptions
 
 # (lesion, seed, extra options) → sha256 of everything the device sent
 GOLDEN: dict[tuple[str, int, str], str] = {
-    ("cohort-2021-01", 11, ""): "a663b6bf6671595453e9dc71345b1ee80e3497dfc7931c603ddcaf136006f994",
-    ("cohort-2021-07", 22, ""): "e6860fc53b2e60a04c0a128120248e876ba858cccfa87c046dcdc85f044b21fb",
+    ("cohort-2021-01", 11, ""): "50e5252615c7cf3ae65d571c9501926749698c1404bf02f655ecc6326fbbbc17",
+    ("cohort-2021-07", 22, ""): "2739ff442bd2cbc003eb28fcf4a6307be661fcb07f2f2135fc53b76600856c3c",
     ("cohort-2021-15", 33, "motor_stall@9.5"): (
         "3c74555f1fac58e2874c2680da76bbed02e2ec65d63cff01097b4cca94abdd24"
     ),
