@@ -49,8 +49,8 @@ from sim_device.device import Device, DeviceOptions
 
 # (lesion, seed, extra options) → sha256 of everything the device sent
 GOLDEN: dict[tuple[str, int, str], str] = {
-    ("cohort-2021-01", 11, ""): "50e5252615c7cf3ae65d571c9501926749698c1404bf02f655ecc6326fbbbc17",
-    ("cohort-2021-07", 22, ""): "2739ff442bd2cbc003eb28fcf4a6307be661fcb07f2f2135fc53b76600856c3c",
+    ("cohort-2021-01", 11, ""): "ffbd5b62ee6931dca57e13a85762f338ef87a49d435a5c045a1bd54f1e6b05a7",
+    ("cohort-2021-07", 22, ""): "70796b1e068f8f9090c696d5cbc565adc77af97225edbf86333c3dfd97c52f53",
     ("cohort-2021-15", 33, "motor_stall@9.5"): (
         "3c74555f1fac58e2874c2680da76bbed02e2ec65d63cff01097b4cca94abdd24"
     ),
