@@ -119,6 +119,7 @@ def run_one(task: Task) -> dict[str, Any]:
         "violations": verdict.violations,
         "safety": verdict.safety,
         "true_cracks": int(judge.rig.cracks),
+        "true_punctures": int(judge.rig.punctures),
         "sim_s": round(end_t - t0, 3),
         "wall_s": round(wall_s, 3),
         "cpu_s": round(cpu_s, 3),
