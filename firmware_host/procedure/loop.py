@@ -57,6 +57,11 @@ HOME_SPEED_MM_S = 2.0  # the library's homing speed (NeedleDriver.home's default
 _HOME_TIMEOUT_S = 120.0
 LOAD_CELL_FROZEN_S = 0.5
 LOAD_CELL_FROZEN_SAMPLES = 20
+# The puncture detector tells a cap's fall (done within a sample or two) from a tissue's
+# relaxation (~150 ms) by the samples after it: a sensor slower than 40 Hz sees a whole
+# relaxation within two samples, as sudden as a puncture (an HX711 at 10 Hz noted the tip
+# leaving calcium as one), so with it the detector is off and only crack_drop_n drops count.
+PUNCTURE_MAX_PERIOD_S = 0.025
 
 
 class ProcedureError(ValueError):
@@ -139,7 +144,7 @@ class _Run:
         self.punct_filter = ForceFilter(hold.puncture_filter_s, sensor.period_s)
         self.punct_drops = (
             PunctureDetector(hold.puncture_drop_n, window_s=max(0.01, 2.0 * sensor.period_s))
-            if hold.puncture_drop_n > 0
+            if hold.puncture_drop_n > 0 and sensor.period_s <= PUNCTURE_MAX_PERIOD_S
             else None
         )
         self.puncture_drop_n: float | None = None  # a drop it saw since the last pass
@@ -846,6 +851,11 @@ def run_procedure(
             # the depth was reached but no barrier gave way on the way: say so, or an
             # operator reads "crossed" for a target short of the lesion
             reason += " with no puncture on the way (is the target short of the lesion?)"
+            if run.punct_drops is None and prof.hold.puncture_drop_n > 0:
+                reason += (
+                    f"; the {sensor.sample_hz:g} Hz load cell is too slow to see a young"
+                    " cap's puncture"
+                )
         if run.withdraw_failure is not None:
             reason += f"; the withdrawal failed: {run.withdraw_failure}"
     except _Ended as end:

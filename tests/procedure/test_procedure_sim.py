@@ -164,6 +164,14 @@ def test_without_the_puncture_detector_a_young_cap_goes_unnoted() -> None:
         assert out.punctures == 0 and "no puncture on the way" in out.reason
 
 
+def test_a_load_cell_too_slow_for_the_puncture_detector_is_named_in_the_reason() -> None:
+    with rig("cohort-2021-07", extra="&load_cell=hx711-10") as nd:
+        out = pierce(nd, "cohort-2021-07")
+        assert out.result is Result.CROSSED and firmware(nd).rig.punctures == 1
+        assert out.punctures == 0
+        assert "the 10 Hz load cell is too slow to see a young cap's puncture" in out.reason
+
+
 SOFT_ONLY = """\
 name = "soft-and-fibrous"
 start_mm = 15.0
@@ -193,6 +201,8 @@ length_mm = 3.0
         ("cohort-2021-10", "&noise=2&load_cell=hx711-80"),
         ("SOFT_ONLY", "&noise=2"),  # tissue changes at a steady speed, nothing to puncture
         ("SOFT_ONLY", "&noise=2&load_cell=hx711-80"),
+        # at 10 Hz the tip leaving calcium looked as sudden as a puncture: detector off
+        ("cohort-2021-04", "&load_cell=hx711-10"),
     ],
 )
 def test_no_puncture_is_noted_on_a_lesion_without_a_cap(
