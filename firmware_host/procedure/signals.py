@@ -78,9 +78,9 @@ class PunctureDetector:
     force then holds or climbs again with the cutting; a tissue's viscoelastic relaxation
     (the tip leaving a segment) falls as far in the window after as in the one before.
     So a candidate fall is confirmed only if, over the window that starts one window
-    after it, the signal falls by less than ``settle_fraction`` × ``drop_n``; it is
-    reported then (two windows late) with its size: the peak before it to the value one
-    window after."""
+    after it, the signal falls by less than ``settle_fraction`` × its fall in the window
+    before (from the candidate to one window later; at least ``drop_n``); it is reported
+    then (two windows late) with its size: the peak before it to one window after."""
 
     def __init__(
         self,
@@ -97,6 +97,7 @@ class PunctureDetector:
         self._quiet_until = -1e18
         self._peak: float | None = None  # a candidate: the peak before its fall
         self._t_candidate = 0.0
+        self._v_candidate = 0.0
         self._ref: float | None = None  # the value one window after the candidate
         self._t_ref = 0.0
         self._low = 0.0  # the lowest value in the window after _ref
@@ -114,6 +115,7 @@ class PunctureDetector:
         peak = max(v for _, v in h)
         if peak - value >= self.drop_n:
             self._peak, self._t_candidate, self._ref = peak, t_s, None
+            self._v_candidate = value
             h.clear()
         return None
 
@@ -129,7 +131,9 @@ class PunctureDetector:
         peak, ref = self._peak, self._ref
         self._peak = None
         self._history.append((t_s, value))
-        if ref - self._low < self.settle_fraction * self.drop_n:
+        # over: this window's fall is less than half the window's before (a relaxation's
+        # next window falls almost as far, e^(-window/τ)), or under half of drop_n (noise)
+        if ref - self._low < self.settle_fraction * max(self.drop_n, self._v_candidate - ref):
             self._history.clear()
             self._quiet_until = t_s + self.refractory_s
             return peak - ref
