@@ -42,7 +42,8 @@ procedure (slow advance, rotation, 1 kHz telemetry, pumped every 10 ms).
 JSON keys: ``crossed`` (cohort lesions crossed, base condition), ``total`` (18),
 ``near_edge`` (cohort lesions whose calcium floor is within 1 N of the ceiling, with
 ``near_edge_lesions``), ``safety_violations`` (rules broken, all runs, all
-conditions), ``goal_met``, ``rows``, plus ``conditions`` and ``cost``.
+conditions), ``goal_met``, ``rows``, plus ``conditions`` (each with its punctures
+noted and true, cohort and archetypes, and its false punctures) and ``cost``.
 """
 
 from __future__ import annotations
@@ -104,6 +105,21 @@ def print_table(
         f"{edge['ceiling_n']:g} N ceiling: {edge['count']}/{edge['of']}"
         + (f" ({', '.join(edge['lesions'])})" if edge["lesions"] else "")
         + f"; the hardest floor is {edge['hardest_floor_n']:g} N."
+    )
+    print()
+    print(
+        f"{'condition':<22} {'punctures noted/true':>21} {'archetypes':>11} {'false punctures':>16}"
+    )
+    for c, s in by_cond.items():
+        false_runs = ", ".join(s["false_puncture_runs"])
+        print(
+            f"{c:<22} {s['cohort_punctures_noted']:>14}/{s['cohort_punctures_true']:<6} "
+            f"{s['archetype_punctures_noted']:>5}/{s['archetype_punctures_true']:<5} "
+            f"{s['false_punctures']:>16}" + (f" ({false_runs})" if false_runs else "")
+        )
+    print(
+        "  noted: punctures the procedure noted, at most the simulator's count per run; false:"
+        " noted beyond the truth (a crack while advancing counts as one)"
     )
     bad = [r for r in rows if r["violations"]]
     for r in bad:

@@ -61,7 +61,10 @@ PARAMS: dict[str, ParamRange] = {
         180.0, 360.0, "°", "estimate: concentric (360°) to eccentric-calcium's 180° arc"
     ),
     "cap_puncture_n": ParamRange(
-        2.0, 3.5, "N", "domain notes: soft-tissue puncture 0.5–3 N, a cap at the top of it"
+        0.6,
+        1.5,
+        "N",
+        "Thind et al.: proximal caps of rabbit CTOs 2–15 weeks old, 0.61–1.52 N (as cohort-2021)",
     ),
 }
 

@@ -11,7 +11,7 @@ A lesion file (format documented in docs/simulator.md):
     [[segment]]
     tissue = "cap"                  # lumen | soft | fibrous | cap | calcium
     length_mm = 1.0                 # or start_mm / end_mm (depth from the home switch)
-    puncture_force_n = 3.0          # optional: overrides the tissue's default
+    puncture_force_n = 1.2          # optional: overrides the tissue's default
 
     [load_cell]                     # optional: the bench's sensor (sim_device/load_cells.py)
     part = "hx711-80"

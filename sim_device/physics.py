@@ -42,7 +42,7 @@ TISSUE_DEFAULTS: Mapping[str, Mapping[str, float]] = {
         "friction_n_per_mm": 0.03,
         "tip_force_n": 0.8,
         "stiffness_n_per_mm": 4.0,
-        "puncture_force_n": 3.0,
+        "puncture_force_n": 1.0,
     },
     # calcium: a spring that cracks chunk by chunk; tip_force_n is the cut
     # through the cracked (crushed) chunk

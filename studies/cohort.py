@@ -119,6 +119,7 @@ def run_one(task: Task) -> dict[str, Any]:
         "violations": verdict.violations,
         "safety": verdict.safety,
         "true_cracks": int(judge.rig.cracks),
+        "true_punctures": int(judge.rig.punctures),
         "sim_s": round(end_t - t0, 3),
         "wall_s": round(wall_s, 3),
         "cpu_s": round(cpu_s, 3),
@@ -196,6 +197,21 @@ def summarise(rows: list[dict[str, Any]], conds: list[str]) -> dict[str, Any]:
             "archetypes": sum(r["kind"] == "archetype" for r in rs),
             "uncrossable": unc[0]["outcome"] if unc else None,
             "safety_violations": sum(r["violations"] for r in rs),
+            # punctures: noted by the procedure (at most the truth, per run) against the
+            # simulator's truth, in the cohort; and every run (cohort or archetype) that
+            # noted more than the truth had — a false puncture
+            "cohort_punctures_noted": sum(min(r["punctures"], r["true_punctures"]) for r in coh),
+            "cohort_punctures_true": sum(r["true_punctures"] for r in coh),
+            "archetype_punctures_noted": sum(
+                min(r["punctures"], r["true_punctures"]) for r in rs if r["kind"] == "archetype"
+            ),
+            "archetype_punctures_true": sum(
+                r["true_punctures"] for r in rs if r["kind"] == "archetype"
+            ),
+            "false_punctures": sum(max(0, r["punctures"] - r["true_punctures"]) for r in rs),
+            "false_puncture_runs": sorted(
+                r["lesion"] for r in rs if r["punctures"] > r["true_punctures"]
+            ),
         }
     return by_cond
 

@@ -46,7 +46,7 @@ from firmware_host.procedure.outcome import (
 )
 from firmware_host.procedure.profile import Profile, ProfileError, load_profile
 from firmware_host.procedure.sensor import SensorPlan, SensorRefused, plan_for, sample_hz_of
-from firmware_host.procedure.signals import DropDetector, ForceFilter
+from firmware_host.procedure.signals import DropDetector, ForceFilter, PunctureDetector
 from protocol import DeviceState, EventCode, FaultFlags, NakReason, SampleFlags
 
 _PROGRESS_PERIOD_S = 0.2
@@ -57,6 +57,11 @@ HOME_SPEED_MM_S = 2.0  # the library's homing speed (NeedleDriver.home's default
 _HOME_TIMEOUT_S = 120.0
 LOAD_CELL_FROZEN_S = 0.5
 LOAD_CELL_FROZEN_SAMPLES = 20
+# The puncture detector tells a cap's fall (done within a sample or two) from a tissue's
+# relaxation (~150 ms) by the samples after it: a sensor slower than 40 Hz sees a whole
+# relaxation within two samples, as sudden as a puncture (an HX711 at 10 Hz noted the tip
+# leaving calcium as one), so with it the detector is off and only crack_drop_n drops count.
+PUNCTURE_MAX_PERIOD_S = 0.025
 
 
 class ProcedureError(ValueError):
@@ -130,6 +135,21 @@ class _Run:
         self.drops = DropDetector(
             profile.hold.crack_drop_n, window_s=max(0.05, 2.5 * sensor.period_s)
         )
+        # the puncture detector: a faster filter and a drop sized for a sub-newton cap, on
+        # fresh samples (device time), armed only while advancing at a steady speed. Its
+        # window is short (10 ms, or 2 sample periods of a slower sensor), and a fall counts
+        # only if it is over a window later: a puncture is a fracture, done within a sample
+        # or two; a tissue's viscoelastic relaxation (the tip leaving a segment) goes on
+        hold = profile.hold
+        self.punct_filter = ForceFilter(hold.puncture_filter_s, sensor.period_s)
+        self.punct_drops = (
+            PunctureDetector(hold.puncture_drop_n, window_s=max(0.01, 2.0 * sensor.period_s))
+            if hold.puncture_drop_n > 0 and sensor.period_s <= PUNCTURE_MAX_PERIOD_S
+            else None
+        )
+        self.puncture_drop_n: float | None = None  # a drop it saw since the last pass
+        self.speed_changed_t = self.t0  # when the commanded advance speed last changed
+        self.punct_quiet_until = self.t0  # host time: the crack detector just fired
         # a reading walking steadily down hides real force (RC-DRIFTWATCH)
         self.drift = DriftWatch(profile.sensor.max_fall_n_s, sensor.period_s)
         self.floor = FloorWatch()
@@ -253,6 +273,7 @@ class _Run:
             self.watch_load_cell(force)
             self.watch_drift(times_s, force, flags)
             self.peak_force_n = max(self.peak_force_n, float(force.max()))
+            self.watch_punctures(times_s, force)
             before = self.filter.value_n
             f = self.filter.update(force.tolist())
             self.force_n = f if f is not None else 0.0
@@ -266,6 +287,39 @@ class _Run:
         states = arr["state"]
         bad = [int(s) for s in states if int(s) in _BAD_STATES]
         self.state = bad[0] if bad else int(states[-1])
+
+    def puncture_armed(self) -> bool:
+        """The puncture detector listens only while the advance runs at a steady commanded
+        speed: not in a hold, a peck or at the end, and not within ``puncture_settle_s``
+        of the procedure's own speed changes (each moves the cutting force)."""
+        now = self.now()
+        return (
+            not self.ending
+            and self.phase is Phase.ADVANCE
+            and self.hold_start is None
+            and self.commanded_speed_mm_s > 0.0
+            and now - self.speed_changed_t >= self.p.hold.puncture_settle_s
+            and now >= self.punct_quiet_until
+        )
+
+    def watch_punctures(self, times_s: Any, force: Any) -> None:
+        """Feed the fresh samples through the puncture filter; while armed, through its
+        drop detector too (the first drop seen is kept for ``watch_cracks``)."""
+        det = self.punct_drops
+        if det is None:
+            return
+        armed = self.puncture_armed()
+        filt = self.punct_filter
+        for t_s, f_n in zip(times_s.tolist(), force.tolist(), strict=True):
+            if f_n <= NO_READING_N:
+                continue  # not a force: the device has latched LOAD_CELL
+            v = filt.update((f_n,))
+            if armed and v is not None:
+                drop = det.update(t_s, v)
+                if drop is not None and self.puncture_drop_n is None:
+                    self.puncture_drop_n = drop
+        if not armed:
+            det.reset()
 
     def watch_load_cell(self, force: Any) -> None:
         """A live load cell is never perfectly still (noise spans several LSBs); a reading
@@ -434,7 +488,12 @@ class _Run:
     def advance_to_target(self) -> None:
         speed = self.advance_speed_mm_s()
         self.nd.move_to_mm(self.target_mm, speed)
-        self.commanded_speed_mm_s = speed
+        self.set_commanded_speed(speed)
+
+    def set_commanded_speed(self, speed_mm_s: float) -> None:
+        if speed_mm_s != self.commanded_speed_mm_s:
+            self.speed_changed_t = self.now()
+        self.commanded_speed_mm_s = speed_mm_s
 
     def adjust_speed(self) -> None:
         if self.advance_speed_mm_s() != self.commanded_speed_mm_s:
@@ -444,7 +503,7 @@ class _Run:
         # MOVE STOP: the advance brakes to rest while the rotation axis is left alone
         # (STOP would halt both); a pause, so the device reports no TARGET_REACHED
         self.nd.stop_advance()
-        self.commanded_speed_mm_s = 0.0
+        self.set_commanded_speed(0.0)
 
     def stop_rig(self) -> None:
         self.nd.stop()
@@ -569,10 +628,23 @@ class _Run:
         """Note a sudden fall of the filtered force: during a hold (advance paused, the
         needle turning under load) calcium cracking; while advancing, a cap giving way
         under the needle — a puncture, not a crack. The filtered force moves only with
-        fresh samples (``sense``), so a held value never makes a drop."""
+        fresh samples (``sense``), so a held value never makes a drop. A young cap's
+        puncture (0.6–1.5 N, its drop far under ``crack_drop_n``) is seen by the puncture
+        detector instead (``watch_punctures``: ``puncture_drop_n``, a steady speed); one
+        fall is one mark, whichever detector sees it first."""
         drop = self.drops.update(self.now(), self.force_n)
-        if drop is None:
+        small, self.puncture_drop_n = self.puncture_drop_n, None
+        if drop is None and small is None:
             return False
+        # one fall is one mark: whichever detector saw it first quiets the other
+        if drop is None:
+            assert small is not None
+            drop = small
+            self.drops.hold_off(self.now())
+        else:
+            self.punct_quiet_until = self.now() + self.drops.refractory_s
+            if self.punct_drops is not None:
+                self.punct_drops.reset()
         if self.hold_start is not None:
             self.cracks += 1
             self.note("crack", drop_n=drop, depth_mm=self.depth_mm, force_n=self.force_n)
@@ -779,6 +851,11 @@ def run_procedure(
             # the depth was reached but no barrier gave way on the way: say so, or an
             # operator reads "crossed" for a target short of the lesion
             reason += " with no puncture on the way (is the target short of the lesion?)"
+            if run.punct_drops is None and prof.hold.puncture_drop_n > 0:
+                reason += (
+                    f"; the {sensor.sample_hz:g} Hz load cell is too slow to see a young"
+                    " cap's puncture"
+                )
         if run.withdraw_failure is not None:
             reason += f"; the withdrawal failed: {run.withdraw_failure}"
     except _Ended as end:

@@ -77,8 +77,10 @@ class Outcome:
     # Steps of the profile's bounded escalation taken, and the ceiling in force at the end.
     escalations: int = 0
     # Sudden force drops while advancing: a cap (or septum) giving way under the needle.
-    # (From force alone; checked against the simulator on 22 lesions: 18 of 19 drops while
-    # advancing were punctures, 155 of 155 during holds calcium cracks — docs/procedure.md.)
+    # (From force alone; checked against the simulator on 24 lesions: 5 of 6 drops while
+    # advancing were punctures, 163 of 163 during holds calcium cracks. Caps as soft as the
+    # published 0.6–1.5 N — the cohort's — give too small a drop and go unnoted:
+    # docs/procedure.md, "Noise".)
     punctures: int = 0
     force_ceiling_n: float = 0.0
 

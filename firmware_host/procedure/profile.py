@@ -100,6 +100,27 @@ class Hold:
     crack_drop_n: float = _num(
         1.0, 0.1, 20.0, "a filtered force drop this large within 50 ms is noted as a crack", "N"
     )
+    puncture_drop_n: float = _num(
+        0.15,
+        0.0,
+        20.0,
+        "while advancing at a steady commanded speed, a drop this large of the fast-filtered"
+        " force within 10 ms (or 2 sample periods), over by the next such window, is noted as"
+        " a puncture: sized for sub-newton caps, above the sensor's noise (0: off, only"
+        " crack_drop_n drops)",
+        "N",
+    )
+    puncture_filter_s: float = _num(
+        0.005, 0.001, 0.1, "time constant of the puncture detector's low-pass filter", "s"
+    )
+    puncture_settle_s: float = _num(
+        0.5,
+        0.0,
+        10.0,
+        "the puncture detector sleeps this long after each change of the commanded advance"
+        " speed (a speed change moves the cutting force by tenths of a newton)",
+        "s",
+    )
 
 
 @dataclass(frozen=True)

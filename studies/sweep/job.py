@@ -54,6 +54,7 @@ def run_job(job: Job) -> dict[str, Any]:
                 judge.watch_after()
             verdict = judge.close()
             true_cracks = int(judge.rig.cracks)
+            true_punctures = int(judge.rig.punctures)
             sensor_hz = float(judge.rig.load_cell_sample_hz)  # the part the rig simulated
     return {
         **job.inputs,
@@ -71,6 +72,7 @@ def run_job(job: Job) -> dict[str, Any]:
         "cracks": out.cracks,
         "punctures": out.punctures,
         "true_cracks": true_cracks,
+        "true_punctures": true_punctures,
         "load_cell_sample_hz": sensor_hz,
         "escalations": out.escalations,
         "final_ceiling_n": out.force_ceiling_n,

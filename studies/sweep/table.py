@@ -54,6 +54,7 @@ COLUMNS: dict[str, type] = {
     "cracks": int,
     "punctures": int,
     "true_cracks": int,
+    "true_punctures": int,
     "load_cell_sample_hz": float,
     "escalations": int,
     "final_ceiling_n": float,

@@ -137,6 +137,88 @@ def test_a_cap_giving_way_is_a_puncture_not_a_crack() -> None:
                 assert out.cracks >= 3, lesion
 
 
+@pytest.mark.parametrize("lesion", ["cohort-2021-07", "cohort-2021-05", "cohort-2021-15"])
+def test_a_young_caps_puncture_is_noted(lesion: str) -> None:
+    """cohort-2021's caps give way at 0.61–1.50 N during the 2 mm/s approach, a drop far
+    under crack_drop_n: the puncture detector (puncture_drop_n, fresh samples, a steady
+    commanded speed) notes each, once, against the simulator's truth. The youngest three."""
+    with rig(lesion, extra="&noise=2") as nd:
+        out = pierce(nd, lesion)
+        truth = firmware(nd).rig
+        assert out.result is Result.CROSSED, out.reason
+        assert truth.punctures == 1
+        assert out.punctures == 1, [e for e in out.events if e.kind == "puncture"]
+        assert "no puncture" not in out.reason
+        (note,) = [e for e in out.events if e.kind == "puncture"]
+        cap = load_lesion(lesion).segments[0]
+        assert cap.start_mm < note.fields["depth_mm"] < cap.end_mm
+
+
+def test_without_the_puncture_detector_a_young_cap_goes_unnoted() -> None:
+    # the control: the same run with puncture_drop_n = 0 (only crack_drop_n drops)
+    p = load_profile("pierce")
+    off = dataclasses.replace(p, hold=dataclasses.replace(p.hold, puncture_drop_n=0.0))
+    with rig("cohort-2021-07") as nd:
+        out = run_procedure(nd, off, target_depth_mm=target_for("cohort-2021-07"))
+        assert out.result is Result.CROSSED and firmware(nd).rig.punctures == 1
+        assert out.punctures == 0 and "no puncture on the way" in out.reason
+
+
+def test_a_load_cell_too_slow_for_the_puncture_detector_is_named_in_the_reason() -> None:
+    with rig("cohort-2021-07", extra="&load_cell=hx711-10") as nd:
+        out = pierce(nd, "cohort-2021-07")
+        assert out.result is Result.CROSSED and firmware(nd).rig.punctures == 1
+        assert out.punctures == 0
+        assert "the 10 Hz load cell is too slow to see a young cap's puncture" in out.reason
+
+
+SOFT_ONLY = """\
+name = "soft-and-fibrous"
+start_mm = 15.0
+[[segment]]
+tissue = "soft"
+length_mm = 4.0
+[[segment]]
+tissue = "fibrous"
+length_mm = 4.0
+[[segment]]
+tissue = "soft"
+length_mm = 3.0
+[[segment]]
+tissue = "lumen"
+length_mm = 2.0
+[[segment]]
+tissue = "fibrous"
+length_mm = 3.0
+"""
+
+
+@pytest.mark.parametrize(
+    ("lesion", "extra"),
+    [
+        ("cohort-2021-04", "&noise=2"),  # soft + calcium, no cap
+        ("eccentric-calcium", "&noise=2&load_cell=hx711-80"),
+        ("cohort-2021-10", "&noise=2&load_cell=hx711-80"),
+        ("SOFT_ONLY", "&noise=2"),  # tissue changes at a steady speed, nothing to puncture
+        ("SOFT_ONLY", "&noise=2&load_cell=hx711-80"),
+        # at 10 Hz the tip leaving calcium looked as sudden as a puncture: detector off
+        ("cohort-2021-04", "&load_cell=hx711-10"),
+    ],
+)
+def test_no_puncture_is_noted_on_a_lesion_without_a_cap(
+    tmp_path: Any, lesion: str, extra: str
+) -> None:
+    if lesion == "SOFT_ONLY":
+        path = tmp_path / "soft.toml"
+        path.write_text(SOFT_ONLY)
+        lesion = str(path)
+    with rig(lesion, extra=extra) as nd:
+        out = run_procedure(nd, "pierce", target_depth_mm=load_lesion(lesion).end_mm + 3.0)
+        assert out.result is Result.CROSSED, out.reason
+        assert firmware(nd).rig.punctures == 0
+        assert out.punctures == 0, [e for e in out.events if e.kind == "puncture"]
+
+
 def test_uncrossable_ends_stalled_with_the_rig_stopped() -> None:
     target = target_for("uncrossable")
     with rig("uncrossable") as nd:

@@ -49,8 +49,8 @@ from sim_device.device import Device, DeviceOptions
 
 # (lesion, seed, extra options) → sha256 of everything the device sent
 GOLDEN: dict[tuple[str, int, str], str] = {
-    ("cohort-2021-01", 11, ""): "a663b6bf6671595453e9dc71345b1ee80e3497dfc7931c603ddcaf136006f994",
-    ("cohort-2021-07", 22, ""): "e6860fc53b2e60a04c0a128120248e876ba858cccfa87c046dcdc85f044b21fb",
+    ("cohort-2021-01", 11, ""): "ffbd5b62ee6931dca57e13a85762f338ef87a49d435a5c045a1bd54f1e6b05a7",
+    ("cohort-2021-07", 22, ""): "70796b1e068f8f9090c696d5cbc565adc77af97225edbf86333c3dfd97c52f53",
     ("cohort-2021-15", 33, "motor_stall@9.5"): (
         "3c74555f1fac58e2874c2680da76bbed02e2ec65d63cff01097b4cca94abdd24"
     ),

@@ -157,6 +157,52 @@ def test_validation_errors_are_one_clear_line(
     assert text.startswith(str(path))
 
 
+def test_a_segment_overrides_its_tissues_cutting_force(tmp_path: Path) -> None:
+    # cohort-2021's CTOs carry a body softer than its cap: tip_force_n per segment
+    text = GOOD.replace('tissue = "fibrous"\n', 'tissue = "fibrous"\ntip_force_n = 0.25\n')
+    text = text.replace('tissue = "cap"\n', 'tissue = "cap"\ntip_force_n = 0.2\n')
+    lesion = load_lesion(str(write(tmp_path, text)))
+    cap, _, body = lesion.segments
+    assert cap.params["tip_force_n"] == 0.2 and body.params["tip_force_n"] == 0.25
+    assert TISSUE_DEFAULTS["fibrous"]["tip_force_n"] == 1.2  # the default is untouched
+    assert load_lesion(str(write(tmp_path, GOOD))).segments[2].params["tip_force_n"] == 1.2
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("-0.4", r"segment 3: tip_force_n must be >= 0, got -0.4"),
+        ('"soft"', r"segment 3: tip_force_n must be a number, got 'soft'"),
+        ("nan", r"segment 3: tip_force_n must be finite"),
+        ("true", r"segment 3: tip_force_n must be a number, got True"),
+    ],
+)
+def test_a_bad_cutting_force_override_is_one_clear_line(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    text = GOOD.replace('tissue = "fibrous"\n', f'tissue = "fibrous"\ntip_force_n = {value}\n')
+    path = write(tmp_path, text)
+    with pytest.raises(LesionError, match=message) as err:
+        load_lesion(str(path))
+    assert "\n" not in str(err.value) and str(err.value).startswith(str(path))
+
+
+def test_cohort_ctos_bodies_are_softer_than_their_caps() -> None:
+    # docs/simulator.md §5: a CTO's body (and the rest of its cap after the puncture) cuts
+    # at 0.3 x its cap's puncture force, so the puncture is a force drop (Okamura 2004)
+    for lesion in cohort():
+        if not lesion.is_cto:
+            continue
+        cap = lesion.segments[0]
+        assert cap.tissue == "cap", lesion.name
+        puncture_n = cap.params["puncture_force_n"]
+        cut_n = round(0.3 * puncture_n, 2)
+        for seg in lesion.segments:
+            if seg.tissue in ("cap", "fibrous"):
+                assert seg.params["tip_force_n"] == pytest.approx(cut_n), lesion.name
+                assert seg.params["tip_force_n"] < 0.5 * puncture_n
+
+
 def test_no_segments(tmp_path: Path) -> None:
     path = write(tmp_path, 'name = "x"\nstart_mm = 1.0\n')
     with pytest.raises(LesionError, match="missing field 'segment'"):

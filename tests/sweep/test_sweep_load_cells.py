@@ -66,5 +66,6 @@ def test_each_run_uses_its_part(tmp_path: Path) -> None:
     assert row["load_cell"] == "hx711-80" and row["outcome"] == "crossed"
     assert row["load_cell_sample_hz"] == 80.0  # the rig ran that part
     assert row["violations"] == 0
-    assert 0.3 < row["puncture_overshoot_mm"] < 2.0  # its cap's lurch
+    # its 0.61 N cap's lurch (0.15 mm at 4 N/mm) + one 80 Hz sample's advance
+    assert 0.1 < row["puncture_overshoot_mm"] < 2.0
     assert row["peak_wind_rev"] > 1.0  # continuous rotation twists the tissue
