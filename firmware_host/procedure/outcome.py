@@ -76,11 +76,11 @@ class Outcome:
     deepest_depth_mm: float = 0.0
     # Steps of the profile's bounded escalation taken, and the ceiling in force at the end.
     escalations: int = 0
-    # Sudden force drops while advancing: a cap (or septum) giving way under the needle.
-    # (From force alone; checked against the simulator on 24 lesions: 5 of 6 drops while
-    # advancing were punctures, 163 of 163 during holds calcium cracks. Caps as soft as the
-    # published 0.6–1.5 N — the cohort's — give too small a drop and go unnoted:
-    # docs/procedure.md, "Noise".)
+    # Sudden force drops while advancing: a cap (or septum) giving way under the needle —
+    # crack_drop_n's, or the puncture detector's sized for the published 0.6–1.5 N caps.
+    # (From force alone; checked against the simulator's truth: the cohort's 15 of 15 and
+    # the archetypes' 5 of 5 in every condition, one false — soft-stenosis's crack while
+    # advancing; off with a load cell below 40 samples/s: docs/procedure.md, "Noise".)
     punctures: int = 0
     force_ceiling_n: float = 0.0
 
