@@ -290,9 +290,11 @@ def _report_run(
                 nd,
                 f"{outcome.result.value.upper()}: {outcome.reason}; {_where(outcome)}"
                 f" in {outcome.duration_s:.1f} s, peak force"
-                f" {outcome.peak_force_n:.2f} N, {outcome.holds} holds"
-                f" ({outcome.hold_time_s:.1f} s), {outcome.pecks} pecks, {outcome.cracks}"
-                f" cracks, {outcome.punctures} punctures, {outcome.stalls} stalls",
+                f" {outcome.peak_force_n:.2f} N, {_counted(outcome.holds, 'hold')}"
+                f" ({outcome.hold_time_s:.1f} s), {_counted(outcome.pecks, 'peck')},"
+                f" {_counted(outcome.cracks, 'crack')},"
+                f" {_counted(outcome.punctures, 'puncture')},"
+                f" {_counted(outcome.stalls, 'stall')}",
             )
         )
         if record_dir is not None:
@@ -300,6 +302,11 @@ def _report_run(
     if code != Exit.OK:
         raise CliError(_failure_line(outcome, signum, latched, record_dir), code)
     return Exit.OK
+
+
+def _counted(n: int, noun: str) -> str:
+    """``1 puncture``, ``0 punctures``, ``8 cracks``: the outcome line in plain English."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _where(outcome: Outcome) -> str:

@@ -138,6 +138,8 @@ def test_demo_module_runs_records_and_plots(tmp_path: Path) -> None:
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert (run_dir / "plot.png").read_bytes()[:8] == PNG_MAGIC
     assert "CROSSED" in proc.stdout and str(run_dir / "plot.png") in proc.stdout
+    # the demo's lesion has one cap (seed 1: deterministic): counted in plain English
+    assert ", 1 puncture, 0 stalls" in proc.stdout, proc.stdout
 
 
 @pytest.mark.parametrize(
