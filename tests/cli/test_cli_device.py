@@ -80,7 +80,13 @@ def rig_server(cli: Cli) -> Iterator[tuple[str, dict[str, str]]]:
     env["NEEDLECTL_RUNS_DIR"] = os.path.join(runtime, "runs")
     procs: list[subprocess.Popen[str]] = []
     try:
-        sim = _popen(cli, env, "sim", "serve", "--pty", "--lesion", "soft-stenosis", "--seed", "1")
+        # the link watchdog at 2 s, not 200 ms: these tests are about what each command
+        # reports, and a server starved beside a second test run tripped it mid-jog (the
+        # watchdog is the HIL suite's and tests/server's dead-man tests')
+        sim = _popen(
+            cli, env, "sim", "serve", "--pty", "--lesion", "soft-stenosis", "--seed", "1",
+            "--watchdog-ms", "2000",
+        )  # fmt: skip
         procs.append(sim)
         port = sim.stdout.readline().strip()  # its first line is its pty
         assert port.startswith("/dev/"), (port, sim.stderr.read())
