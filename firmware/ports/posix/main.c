@@ -259,9 +259,6 @@ int main(int argc, char **argv)
     tcsetattr(master_fd, TCSANOW, &raw);
     close(slave_fd);
     fcntl(master_fd, F_SETFL, fcntl(master_fd, F_GETFL) | O_NONBLOCK);
-    printf("%s\n", ptsname(master_fd));
-    fflush(stdout);
-
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
@@ -272,6 +269,11 @@ int main(int argc, char **argv)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_hang;
     sigaction(SIGUSR2, &sa, NULL);
+
+    /* the pty named only now: a caller may stop the port as soon as it has read it, and a
+     * SIGTERM before the handlers were set ended it without its counters */
+    printf("%s\n", ptsname(master_fd));
+    fflush(stdout);
 
     clock_gettime(CLOCK_MONOTONIC, &boot);
     nd_bench_init(&bench);
