@@ -5,10 +5,12 @@ leaves no port running with nobody to stop it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,10 @@ from firmware.launch import (
 )
 
 
-def test_a_killed_launcher_takes_its_port_with_it() -> None:
+@contextlib.contextmanager
+def _posix_launcher() -> Iterator[subprocess.Popen[str]]:
+    """`python -m firmware.launch posix`, its port up (the pty read); killed at the end
+    if the test left it running."""
     try:
         check_tools("posix")
     except PortUnavailable as exc:
@@ -31,11 +36,24 @@ def test_a_killed_launcher_takes_its_port_with_it() -> None:
         [sys.executable, "-m", "firmware.launch", "posix"],
         cwd=FIRMWARE.parent,
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
     try:
         assert launcher.stdout is not None
         assert launcher.stdout.readline().startswith("/dev/")  # the port is up
+        yield launcher
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+        launcher.wait()
+        for stream in (launcher.stdout, launcher.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_a_killed_launcher_takes_its_port_with_it() -> None:
+    with _posix_launcher() as launcher:
         children = subprocess.run(
             ["pgrep", "-P", str(launcher.pid)], capture_output=True, text=True, check=False
         ).stdout.split()
@@ -52,10 +70,6 @@ def test_a_killed_launcher_takes_its_port_with_it() -> None:
         ready, _, _ = select.select([port], [], [], 10.0)  # readable once the port has exited
         os.close(port)
         assert ready, "the port outlived its launcher"
-    finally:
-        if launcher.poll() is None:
-            launcher.kill()
-            launcher.wait()
 
 
 def test_a_stopped_port_s_summary_is_passed_on() -> None:
@@ -63,26 +77,9 @@ def test_a_stopped_port_s_summary_is_passed_on() -> None:
     counters; the RP2040 harness: emulated time against the wall clock and the CPU) is
     printed, not lost with the port's temporary stderr file — `make hil-rp2040`'s figure
     of the emulator's speed."""
-    try:
-        check_tools("posix")
-    except PortUnavailable as exc:
-        pytest.skip(str(exc))
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "firmware.launch", "posix"],
-        cwd=FIRMWARE.parent,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert launcher.stdout is not None
-        assert launcher.stdout.readline().startswith("/dev/")  # the port is up
+    with _posix_launcher() as launcher:
         launcher.terminate()
         _, err = launcher.communicate(timeout=20)
-    finally:
-        if launcher.poll() is None:
-            launcher.kill()
-            launcher.wait()
     assert launcher.returncode == 0, err
     assert err.strip().splitlines()[-1].startswith("firmware.launch: nd-firmware: "), err
     assert " ticks, longest " in err, err
