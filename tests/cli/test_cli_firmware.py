@@ -25,13 +25,19 @@ BLOCK_MM = 8.0
 BENCH = ("--membrane-mm", "4", "--block-mm", "8", "--start-mm", "1", "--seed", "7")
 
 
-@pytest.fixture
-def firmware() -> Iterator[Device]:
+def _on_the_short_bench(port: str) -> Iterator[Device]:
+    """A port of the C firmware with the short bench; the test skips where its tools are
+    missing."""
     try:
-        with running("posix", args=BENCH) as dev:
+        with running(port, args=BENCH) as dev:
             yield dev
     except PortUnavailable as exc:
         pytest.skip(str(exc))
+
+
+@pytest.fixture
+def firmware() -> Iterator[Device]:
+    yield from _on_the_short_bench("posix")
 
 
 def test_info_reports_the_c_firmware(cli: Cli, firmware: Device) -> None:
@@ -80,11 +86,7 @@ def test_a_target_short_of_the_septum_says_nothing_was_punctured(
 @pytest.fixture
 def rp2040() -> Iterator[Device]:
     """The Raspberry Pi Pico image under rp2040js with the same short bench at its pins."""
-    try:
-        with running("rp2040", args=BENCH) as dev:
-            yield dev
-    except PortUnavailable as exc:
-        pytest.skip(str(exc))
+    yield from _on_the_short_bench("rp2040")
 
 
 def test_run_crosses_the_septum_and_stalls_cleanly_at_the_block(
